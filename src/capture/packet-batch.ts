@@ -1,0 +1,131 @@
+// A PacketBatch is how packets travel through probe: one buffer holding a run of records
+// laid out exactly like classic pcap records in little-endian order, so a batch can be
+// written to a pcap file or a PCAP-over-IP socket with a single write and no per-packet work.
+//
+//   record: ts_sec:u32le  ts_frac:u32le  caplen:u32le  len:u32le  data[caplen]
+//
+// ts_frac is microseconds or nanoseconds, as `precision` says, for every record of the batch.
+// Records are packed back to back with no padding (pcap has none).
+
+/** Size of the per-record header inside a batch (same as a classic pcap record header). */
+export const BATCH_RECORD_HEADER_BYTES = 16;
+
+export type TimestampPrecision = "micro" | "nano";
+
+/**
+ * Owned packet records (the buffer is not shared with libpcap; consumers may keep it).
+ * Consumers must treat `bytes` as read-only: one batch is handed to many consumers.
+ */
+export interface PacketBatch {
+  /** The records, back to back; `bytes.byteLength` is the end of the last record. */
+  readonly bytes: Uint8Array;
+  /** Number of records in `bytes`. */
+  readonly count: number;
+  /** LINKTYPE_* of every record. */
+  readonly linktype: number;
+  readonly precision: TimestampPrecision;
+}
+
+/** One record as decoded fields; `data` is a view into the batch (borrowed, valid while the batch is). */
+export interface PacketRecordView {
+  tsSec: number;
+  tsFrac: number;
+  caplen: number;
+  len: number;
+  /** Offset of the packet data inside the batch bytes. */
+  dataOffset: number;
+}
+
+/** Calls `visit` for each record; the view object is reused between calls (no allocation per packet). */
+export function forEachRecord(batch: PacketBatch, visit: (view: PacketRecordView, bytes: Uint8Array) => void): void {
+  const bytes = batch.bytes;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view: PacketRecordView = { tsSec: 0, tsFrac: 0, caplen: 0, len: 0, dataOffset: 0 };
+  let offset = 0;
+  for (let i = 0; i < batch.count; i++) {
+    view.tsSec = dv.getUint32(offset, true);
+    view.tsFrac = dv.getUint32(offset + 4, true);
+    view.caplen = dv.getUint32(offset + 8, true);
+    view.len = dv.getUint32(offset + 12, true);
+    view.dataOffset = offset + BATCH_RECORD_HEADER_BYTES;
+    visit(view, bytes);
+    offset = view.dataOffset + view.caplen;
+  }
+}
+
+/** Byte offsets of every record header in the batch, for consumers that index records. */
+export function recordOffsets(batch: PacketBatch): Uint32Array {
+  const offsets = new Uint32Array(batch.count);
+  const dv = new DataView(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
+  let offset = 0;
+  for (let i = 0; i < batch.count; i++) {
+    offsets[i] = offset;
+    offset += BATCH_RECORD_HEADER_BYTES + dv.getUint32(offset + 8, true);
+  }
+  return offsets;
+}
+
+/**
+ * Accumulates records into a growing buffer and cuts it into PacketBatch objects.
+ * Each `take()` hands out an owned buffer; the builder starts a fresh one.
+ */
+export class PacketBatchBuilder {
+  private buffer: Uint8Array;
+  private view: DataView;
+  private used = 0;
+  private records = 0;
+
+  constructor(
+    readonly linktype: number,
+    readonly precision: TimestampPrecision,
+    private readonly initialBytes = 256 * 1024,
+  ) {
+    this.buffer = new Uint8Array(initialBytes);
+    this.view = new DataView(this.buffer.buffer);
+  }
+
+  get count(): number {
+    return this.records;
+  }
+
+  get byteLength(): number {
+    return this.used;
+  }
+
+  /** Appends one record; `data` is copied (it may be a borrowed view). */
+  push(tsSec: number, tsFrac: number, len: number, data: Uint8Array): void {
+    const need = this.used + BATCH_RECORD_HEADER_BYTES + data.byteLength;
+    if (need > this.buffer.byteLength) this.grow(need);
+    const at = this.used;
+    this.view.setUint32(at, tsSec >>> 0, true);
+    this.view.setUint32(at + 4, tsFrac >>> 0, true);
+    this.view.setUint32(at + 8, data.byteLength, true);
+    this.view.setUint32(at + 12, len >>> 0, true);
+    this.buffer.set(data, at + BATCH_RECORD_HEADER_BYTES);
+    this.used = need;
+    this.records++;
+  }
+
+  /** Hands out the records gathered so far as an owned batch, or null when empty. */
+  take(): PacketBatch | null {
+    if (this.records === 0) return null;
+    const batch: PacketBatch = {
+      bytes: this.buffer.subarray(0, this.used),
+      count: this.records,
+      linktype: this.linktype,
+      precision: this.precision,
+    };
+    this.buffer = new Uint8Array(Math.max(this.initialBytes, 0));
+    this.view = new DataView(this.buffer.buffer);
+    this.used = 0;
+    this.records = 0;
+    return batch;
+  }
+
+  private grow(need: number): void {
+    const next = new Uint8Array(Math.max(need, this.buffer.byteLength * 2));
+    next.set(this.buffer.subarray(0, this.used));
+    this.buffer = next;
+    this.view = new DataView(next.buffer);
+  }
+}
