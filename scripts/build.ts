@@ -1,0 +1,19 @@
+// Builds dist/probe: one executable with the Bun runtime, the capture worker and QuickJS's
+// embedded wasm inside. The worker is a second entrypoint so `new Worker(...)` finds it.
+import { $ } from "bun";
+
+const root = new URL("..", import.meta.url).pathname;
+const entrypoints = ["src/cli/main.ts", "src/capture/libpcap/capture-worker.ts"];
+const result = await Bun.build({
+  entrypoints: entrypoints.map((e) => root + e),
+  compile: { outfile: `${root}dist/probe` },
+  minify: true,
+  sourcemap: "none",
+  define: { "process.env.PROBE_BUILD_TIME": JSON.stringify(new Date().toISOString()) },
+});
+if (!result.success) {
+  for (const log of result.logs) console.error(log);
+  process.exit(1);
+}
+await $`${root}dist/probe --version`.quiet();
+console.error(`built dist/probe (${(Bun.file(`${root}dist/probe`).size / 1e6).toFixed(1)} MB)`);

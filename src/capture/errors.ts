@@ -1,0 +1,25 @@
+// Typed capture errors: every libpcap failure becomes a CaptureError with a stable code,
+// libpcap's own text, and advice an operator can act on.
+
+export type CaptureErrorCode =
+  | "library-missing"
+  | "no-such-device"
+  | "permission"
+  | "interface-down"
+  | "bad-filter"
+  | "bad-file"
+  | "capture-failed";
+
+export class CaptureError extends Error {
+  override readonly name = "CaptureError";
+  constructor(
+    readonly code: CaptureErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What to tell an operator who lacks capture privileges. */
+export const PERMISSION_ADVICE =
+  "run as root, or grant the binary capture rights: setcap cap_net_raw,cap_net_admin=eip <path-to-probe>";

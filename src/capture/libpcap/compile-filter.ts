@@ -1,0 +1,41 @@
+// Compiling tcpdump-syntax filters without a live handle (pcap_open_dead), for userland
+// matching of files and per-consumer filters. Compilation does no I/O, so any thread may call it.
+import { ptr, read, type Pointer } from "bun:ffi";
+import { CaptureError } from "../errors.ts";
+import { PCAP_NETMASK_UNKNOWN } from "./constants.ts";
+import { BPF_PROGRAM_STRUCT_BYTES, cString, libpcap } from "./ffi.ts";
+import type { BpfInstruction } from "./pcap-handle.ts";
+
+/** Compiles `expression` for `linktype`; throws CaptureError("bad-filter") with libpcap's text. */
+export function compileFilter(expression: string, linktype: number, snaplen: number): BpfInstruction[] {
+  const lib = libpcap();
+  const dead = lib.pcap_open_dead_with_tstamp_precision(linktype, snaplen, 0);
+  if (!dead) throw new CaptureError("capture-failed", "pcap_open_dead failed");
+  const program = new Uint8Array(BPF_PROGRAM_STRUCT_BYTES);
+  try {
+    if (lib.pcap_compile(dead, ptr(program), ptr(cString(expression)), 1, PCAP_NETMASK_UNKNOWN) !== 0) {
+      throw new CaptureError("bad-filter", `bad filter expression '${expression}': ${lib.pcap_geterr(dead)}`);
+    }
+    const view = new DataView(program.buffer);
+    const count = view.getUint32(0, true);
+    const insns = Number(view.getBigUint64(8, true)) as Pointer;
+    const instructions: BpfInstruction[] = [];
+    for (let i = 0; i < count; i++) {
+      instructions.push({
+        code: read.u16(insns, i * 8),
+        jt: read.u8(insns, i * 8 + 2),
+        jf: read.u8(insns, i * 8 + 3),
+        k: read.u32(insns, i * 8 + 4),
+      });
+    }
+    lib.pcap_freecode(ptr(program));
+    return instructions;
+  } finally {
+    lib.pcap_close(dead);
+  }
+}
+
+/** libpcap's own version string, for `probe --version`. */
+export function libpcapVersion(): string {
+  return libpcap().pcap_lib_version().toString();
+}

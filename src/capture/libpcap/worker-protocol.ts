@@ -1,0 +1,23 @@
+// Messages between the main thread and the capture worker. Plain data only (structured clone),
+// with batch buffers transferred rather than copied.
+import type { TimestampPrecision } from "../packet-batch.ts";
+import type { CaptureErrorCode } from "../errors.ts";
+import type { BpfInstruction, HandleInfo, KernelStats, LiveOpenOptions } from "./pcap-handle.ts";
+
+export type WorkerFilter = { kind: "expression"; expression: string } | { kind: "program"; instructions: BpfInstruction[] };
+
+export type ToWorker =
+  | { type: "open-live"; options: LiveOpenOptions; filter?: WorkerFilter; batchBytes: number; flushIntervalMs: number }
+  | { type: "open-file"; path: string; precision: TimestampPrecision; filter?: WorkerFilter; batchBytes: number }
+  | { type: "set-filter"; id: number; filter: WorkerFilter }
+  | { type: "stats"; id: number }
+  /** Sent after the consumer has taken a batch: lets a file reader resume (back-pressure). */
+  | { type: "credit"; batches: number }
+  | { type: "stop" };
+
+export type FromWorker =
+  | { type: "opened"; info: HandleInfo }
+  | { type: "batch"; buffer: ArrayBuffer; byteLength: number; count: number }
+  | { type: "reply"; id: number; stats?: KernelStats; error?: { code: CaptureErrorCode; message: string } }
+  | { type: "failed"; code: CaptureErrorCode; message: string }
+  | { type: "ended"; reason: "stopped" | "end-of-file"; stats?: KernelStats };
