@@ -23,8 +23,12 @@ export interface CaptureStats {
 export type CaptureEndReason = "stopped" | "end-of-file" | "failed";
 
 export interface CaptureHandlers {
-  /** Called on the main thread with owned batches, in capture order. */
-  onBatch(batch: PacketBatch): void;
+  /**
+   * Called on the main thread with owned batches, in capture order. File and synthetic
+   * sources wait for a returned promise before reading on (back-pressure, nothing lost);
+   * live sources never wait: the kernel would drop meanwhile, so consumers queue or drop.
+   */
+  onBatch(batch: PacketBatch): void | Promise<void>;
   /** Called once when the source ends for any reason; `error` is set when it failed. */
   onEnd(reason: CaptureEndReason, error?: Error): void;
 }

@@ -129,3 +129,12 @@ export class PacketBatchBuilder {
     this.view = new DataView(next.buffer);
   }
 }
+
+/** The first `count` records of a batch, as a view sharing its bytes (no copy). */
+export function takeRecords(batch: PacketBatch, count: number): PacketBatch {
+  if (count >= batch.count) return batch;
+  const dv = new DataView(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
+  let offset = 0;
+  for (let i = 0; i < count; i++) offset += BATCH_RECORD_HEADER_BYTES + dv.getUint32(offset + 8, true);
+  return { ...batch, bytes: batch.bytes.subarray(0, offset), count };
+}

@@ -1,7 +1,89 @@
-import { LiveCaptureSource } from "../capture/live-capture-source.ts";
-if (process.argv[2] === "--version") { console.log("probe 0.1.0"); process.exit(0); }
-const src = new LiveCaptureSource({ interface: "lo", filter: "udp port 9999" });
-let n = 0;
-await src.start({ onBatch(b) { n += b.count; }, onEnd() {} });
-await Bun.sleep(300);
-console.log(await src.stop(), n);
+#!/usr/bin/env bun
+// probe's entry point: picks the command, runs it, and turns failures into one clear line
+// on standard error and the documented exit status.
+import { CaptureError } from "../capture/errors.ts";
+import { libpcapVersion } from "../capture/libpcap/compile-filter.ts";
+import { runCapture } from "./commands/capture.ts";
+import { runList } from "./commands/list.ts";
+import { ExitCode, UsageError } from "./usage-error.ts";
+import { PROBE_VERSION } from "./version.ts";
+
+export const MAIN_HELP = `Usage: probe [COMMAND] [OPTIONS]
+
+probe captures packets and hands them to remote consumers: files, pipes, RPCAP clients,
+PCAP-over-IP readers, udpstr collectors.
+
+Commands:
+  list                 list capture interfaces with their addresses (like tcpdump -D)
+  capture              capture from an interface or a file into a pcap/pcapng file or stdout
+  (none)               live capture summary of the default interface, one line a second
+
+Run 'probe COMMAND --help' for a command's options.
+
+Global options:
+  -h, --help           this text
+  -V, --version        probe's version and the libpcap it loaded
+
+Environment:
+  PROBE_LIBPCAP        path of the libpcap shared object (default libpcap.so.0.8, Debian
+                       package libpcap0.8)
+
+Exit status: 0 success, 1 runtime failure (capture, file, network), 2 bad command line.
+Capturing needs root or: setcap cap_net_raw,cap_net_admin=eip /path/to/probe
+`;
+
+type Command = (argv: string[]) => number | Promise<number>;
+
+async function loadCommand(name: string): Promise<Command | undefined> {
+  switch (name) {
+    case "list":
+      return runList;
+    case "capture":
+      return runCapture;
+    case "summary":
+      return (await import("./commands/summary.ts")).runSummary;
+    default:
+      return undefined;
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === "-h" || first === "--help" || first === "help") {
+    process.stdout.write(MAIN_HELP);
+    return ExitCode.OK;
+  }
+  if (first === "-V" || first === "--version") {
+    let pcapVersion: string;
+    try {
+      pcapVersion = libpcapVersion();
+    } catch (error) {
+      pcapVersion = `libpcap not loaded (${(error as Error).message})`;
+    }
+    process.stdout.write(`probe ${PROBE_VERSION}\n${pcapVersion}\n`);
+    return ExitCode.OK;
+  }
+  if (first === undefined || first.startsWith("-")) {
+    // No command: the default job.
+    return (await loadCommand("summary"))!(argv);
+  }
+  const command = await loadCommand(first);
+  if (!command) throw new UsageError(`unknown command '${first}'`);
+  return command(rest);
+}
+
+try {
+  const status = await main(process.argv.slice(2));
+  process.exit(status);
+} catch (error) {
+  if (error instanceof UsageError) {
+    process.stderr.write(`probe: ${error.message}\nTry 'probe --help'.\n`);
+    process.exit(ExitCode.USAGE);
+  }
+  if (error instanceof CaptureError) {
+    process.stderr.write(`probe: ${error.message}\n`);
+    process.exit(ExitCode.FAILURE);
+  }
+  process.stderr.write(`probe: ${(error as Error).stack ?? error}\n`);
+  process.exit(ExitCode.FAILURE);
+}

@@ -1,0 +1,176 @@
+// `probe capture`: capture from an interface or replay a file, optionally filter, and write
+// a pcap/pcapng file or standard output. Ctrl-C ends it with a complete file and a summary.
+import type { CaptureSource, CaptureStats } from "../../capture/capture-source.ts";
+import { FileReplaySource } from "../../capture/file-replay-source.ts";
+import { LiveCaptureSource } from "../../capture/live-capture-source.ts";
+import { takeRecords, type PacketBatch } from "../../capture/packet-batch.ts";
+import { captureConfigSchema, type CaptureConfig } from "../../config/capture-config.ts";
+import { CaptureFileWriter } from "../../outputs/capture-file/capture-file-writer.ts";
+import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
+import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { UsageError, ExitCode } from "../usage-error.ts";
+import { validated } from "../validated.ts";
+
+export const CAPTURE_HELP = `Usage: probe capture (-i INTERFACE | -r FILE) [options] -w FILE|- [FILTER...]
+
+Capture packets from a live interface or replay a capture file, and write them as a
+pcap or pcapng file (or to standard output with -w -, e.g. | tshark -r -).
+
+Options:
+  -i, --interface NAME    capture on NAME (see 'probe list')
+  -r, --read FILE         read a pcap or pcapng file instead of capturing
+  -w, --write FILE|-      write to FILE, or '-' for standard output (required)
+  -f, --filter EXPR       tcpdump filter expression; words after the options are
+                          joined into the filter too, as with tcpdump
+  -s, --snaplen N         bytes kept per packet (default 262144)
+  -c, --count N           stop after N packets
+  -F, --format FMT        pcap (default) or pcapng
+  -B, --buffer-size KiB   kernel capture buffer in KiB (default: libpcap's, 2 MiB)
+  -p, --no-promiscuous    do not put the interface into promiscuous mode
+  -Q, --direction DIR     in, out or inout (default)
+      --immediate         libpcap immediate mode (lowest latency, smaller bursts)
+      --nano              nanosecond timestamps (pcap magic a1b23c4d)
+      --realtime          replay -r FILE at the pace of its timestamps
+  -q, --quiet             no summary on standard error
+  -h, --help              this text
+
+On Ctrl-C (SIGINT) or SIGTERM the file is completed and a summary is printed on standard
+error: packets captured, received by filter, dropped by kernel (as tcpdump prints them).
+Exit status: 0 success, 1 capture or file error, 2 bad command line.
+`;
+
+const options = {
+  interface: { type: "string", short: "i" },
+  read: { type: "string", short: "r" },
+  write: { type: "string", short: "w" },
+  filter: { type: "string", short: "f" },
+  snaplen: { type: "string", short: "s" },
+  count: { type: "string", short: "c" },
+  format: { type: "string", short: "F" },
+  "buffer-size": { type: "string", short: "B" },
+  "no-promiscuous": { type: "boolean", short: "p" },
+  direction: { type: "string", short: "Q" },
+  immediate: { type: "boolean" },
+  nano: { type: "boolean" },
+  realtime: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
+  const { values: v, positionals } = parseCommandLine("capture", argv, options);
+  if (v.help) return "help";
+  if (v.filter !== undefined && positionals.length > 0) {
+    throw new UsageError("capture: give the filter either with -f or as trailing words, not both");
+  }
+  return validated("capture", captureConfigSchema, {
+    interface: v.interface,
+    readFile: v.read,
+    writeTarget: v.write ?? "",
+    filter: v.filter ?? positionals.join(" "),
+    snaplen: parseInteger("-s", v.snaplen, 1, 262144),
+    count: parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER),
+    format: v.format,
+    promiscuous: !v["no-promiscuous"],
+    bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
+    immediate: v.immediate ?? false,
+    precision: v.nano ? "nano" : "micro",
+    direction: v.direction,
+    realtime: v.realtime ?? false,
+    quiet: v.quiet ?? false,
+  });
+}
+
+export async function runCapture(argv: string[]): Promise<number> {
+  const config = parseCaptureConfig(argv);
+  if (config === "help") {
+    process.stdout.write(CAPTURE_HELP);
+    return ExitCode.OK;
+  }
+  const live = config.interface !== undefined;
+  const source: CaptureSource = live
+    ? new LiveCaptureSource({
+        interface: config.interface!,
+        ...(config.filter ? { filter: config.filter } : {}),
+        snaplen: config.snaplen,
+        promiscuous: config.promiscuous,
+        bufferBytes: config.bufferKiB * 1024,
+        immediate: config.immediate,
+        precision: config.precision,
+        direction: config.direction,
+      })
+    : new FileReplaySource({
+        path: config.readFile!,
+        ...(config.filter ? { filter: config.filter } : {}),
+        snaplen: config.snaplen,
+        realtime: config.realtime,
+      });
+
+  let writer: CaptureFileWriter | undefined;
+  let captured = 0;
+  let stopRequested = false;
+  let finish!: (error?: Error) => void;
+  const finished = new Promise<Error | undefined>((resolve) => (finish = resolve));
+  const writerReady = Promise.withResolvers<CaptureFileWriter>();
+  // Live packets queue (bounded, drops counted) so a slow disk or pipe never stalls capture.
+  const queue = new ConsumerQueue({ write: async (batch) => (await writerReady.promise).write(batch) }, undefined, (error) =>
+    finish(error),
+  );
+
+  const accept = (batch: PacketBatch): void | Promise<void> => {
+    if (stopRequested) return;
+    if (config.count !== undefined && captured + batch.count >= config.count) {
+      batch = takeRecords(batch, config.count - captured);
+      stopRequested = true;
+      queueMicrotask(() => finish());
+    }
+    captured += batch.count;
+    if (live) {
+      queue.offer(batch);
+      return;
+    }
+    return writerReady.promise.then((w) => w.write(batch));
+  };
+
+  const info = await source.start({ onBatch: accept, onEnd: (_reason, error) => finish(error) });
+  if (info.warning) process.stderr.write(`probe: warning: ${info.warning}\n`);
+  writer = await CaptureFileWriter.open({
+    target: config.writeTarget,
+    format: config.format,
+    linktype: info.linktype,
+    snaplen: Math.min(info.snaplen, config.snaplen),
+    precision: config.precision,
+    interfaceName: info.description,
+  });
+  writerReady.resolve(writer);
+  if (live && !config.quiet) {
+    process.stderr.write(
+      `probe: listening on ${info.description}, link-type ${info.linktype}, snapshot length ${info.snaplen} bytes\n`,
+    );
+  }
+
+  const onSignal = () => finish();
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const failure = await finished;
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+
+  stopRequested = true;
+  const stats: CaptureStats = await source.stop();
+  await queue.drained();
+  await writer.close();
+  if (!config.quiet) printSummary(live, captured, queue.counters.droppedPackets, stats);
+  if (failure) throw failure;
+  return ExitCode.OK;
+}
+
+function printSummary(live: boolean, captured: number, queueDropped: number, stats: CaptureStats): void {
+  const lines = [`${captured} packet${captured === 1 ? "" : "s"} captured`];
+  if (live && stats.kernel) {
+    lines.push(`${stats.kernel.received} packets received by filter`);
+    lines.push(`${stats.kernel.dropped} packets dropped by kernel`);
+  }
+  if (queueDropped > 0) lines.push(`${queueDropped} packets dropped by probe (output too slow)`);
+  process.stderr.write(`${lines.join("\n")}\n`);
+}

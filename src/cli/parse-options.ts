@@ -1,0 +1,24 @@
+// A thin layer over node:util parseArgs: strict parsing with errors turned into UsageErrors
+// that name the command, so every subcommand reports bad flags the same way.
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "./usage-error.ts";
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+export function parseCommandLine<T extends Options>(command: string, argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, "");
+    throw new UsageError(`${command}: ${message}`);
+  }
+}
+
+/** Parses a decimal integer flag value within [min, max]. */
+export function parseInteger(flag: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} wants a whole number, not '${text}'`);
+  const value = Number(text);
+  if (value < min || value > max) throw new UsageError(`${flag} must be between ${min} and ${max}, not ${value}`);
+  return value;
+}

@@ -1,0 +1,33 @@
+// The capture command's settings as one zod schema: flags are parsed into this shape once,
+// validated, and frozen; nothing downstream reads argv.
+import { z } from "zod";
+
+/** libpcap's MAXIMUM_SNAPLEN; tcpdump's default -s. */
+export const MAX_SNAPLEN = 262144;
+
+export const captureConfigSchema = z
+  .object({
+    interface: z.string().min(1).optional(),
+    readFile: z.string().min(1).optional(),
+    writeTarget: z.string().min(1, "-w FILE (or -w - for standard output) is required"),
+    filter: z.string().default(""),
+    snaplen: z.number().int().min(1).max(MAX_SNAPLEN).default(MAX_SNAPLEN),
+    count: z.number().int().min(1).optional(),
+    format: z.enum(["pcap", "pcapng"]).default("pcap"),
+    promiscuous: z.boolean().default(true),
+    /** Kernel buffer in KiB, like tcpdump -B. */
+    bufferKiB: z.number().int().min(0).max(4 * 1024 * 1024).default(0),
+    immediate: z.boolean().default(false),
+    precision: z.enum(["micro", "nano"]).default("micro"),
+    direction: z.enum(["inout", "in", "out"]).default("inout"),
+    /** Replay a file at the pace of its timestamps instead of as fast as possible. */
+    realtime: z.boolean().default(false),
+    quiet: z.boolean().default(false),
+    hooks: z.array(z.string()).default([]),
+    hookFail: z.enum(["pass", "drop"]).default("pass"),
+  })
+  .refine((c) => (c.interface === undefined) !== (c.readFile === undefined), {
+    message: "give exactly one of -i INTERFACE or -r FILE",
+  });
+
+export type CaptureConfig = Readonly<z.infer<typeof captureConfigSchema>>;

@@ -1,0 +1,125 @@
+// CaptureHub: one capture, many consumers. Consumers asking for the same interface, filter,
+// snaplen and options share one libpcap handle; each has its own bounded ConsumerQueue, so a
+// stalled consumer drops (counted for it alone) and never delays capture or the others.
+import type { CaptureInfo, CaptureSource, CaptureStats } from "../capture/capture-source.ts";
+import { LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
+import type { PacketBatch } from "../capture/packet-batch.ts";
+import { ConsumerQueue, type BatchSink, type ConsumerCounters } from "./consumer-queue.ts";
+
+export interface SubscribeOptions {
+  /** Per-consumer queue bound in bytes. */
+  maxQueueBytes?: number;
+  /** Called when the shared capture ends (interface gone, error, hub closed). */
+  onEnd?: (error?: Error) => void;
+  onSinkError?: (error: Error) => void;
+}
+
+export interface Subscription {
+  readonly info: CaptureInfo;
+  readonly counters: ConsumerCounters;
+  /** Kernel and delivery stats of the shared capture this consumer is on. */
+  captureStats(): Promise<CaptureStats>;
+  /** Resolves once everything queued for this consumer has been written. */
+  drained(): Promise<void>;
+  /** Leaves the shared capture; the last consumer to leave stops it. Idempotent. */
+  unsubscribe(): Promise<void>;
+}
+
+type Consumer = { queue: ConsumerQueue; options: SubscribeOptions };
+
+class SharedCapture {
+  readonly consumers = new Set<Consumer>();
+  info!: CaptureInfo;
+  opening!: Promise<CaptureInfo>;
+  ended = false;
+
+  constructor(readonly key: string, readonly source: CaptureSource, private readonly onEmpty: () => void) {}
+
+  open(): Promise<CaptureInfo> {
+    this.opening = this.source.start({
+      onBatch: (batch: PacketBatch) => {
+        for (const consumer of this.consumers) consumer.queue.offer(batch);
+      },
+      onEnd: (_reason, error) => {
+        this.ended = true;
+        for (const consumer of this.consumers) consumer.options.onEnd?.(error);
+        this.onEmpty();
+      },
+    });
+    return this.opening.then((info) => (this.info = info));
+  }
+}
+
+export type SourceFactory = (options: LiveCaptureOptions) => CaptureSource;
+
+export class CaptureHub {
+  private readonly captures = new Map<string, SharedCapture>();
+
+  constructor(private readonly createSource: SourceFactory = (options) => new LiveCaptureSource(options)) {}
+
+  /** Number of distinct native captures open now (for tests and status output). */
+  get captureCount(): number {
+    return this.captures.size;
+  }
+
+  async subscribe(capture: LiveCaptureOptions, sink: BatchSink, options: SubscribeOptions = {}): Promise<Subscription> {
+    const key = captureKey(capture);
+    let shared = this.captures.get(key);
+    if (!shared) {
+      const created: SharedCapture = new SharedCapture(key, this.createSource(capture), () => {
+        if (this.captures.get(key) === created) this.captures.delete(key);
+      });
+      shared = created;
+      this.captures.set(key, created);
+      try {
+        await created.open();
+      } catch (error) {
+        if (this.captures.get(key) === created) this.captures.delete(key);
+        throw error;
+      }
+    } else {
+      await shared.opening;
+    }
+    const consumer: Consumer = { queue: new ConsumerQueue(sink, options.maxQueueBytes, options.onSinkError), options };
+    shared.consumers.add(consumer);
+    const owner = shared;
+    let left = false;
+    return {
+      info: owner.info,
+      counters: consumer.queue.counters,
+      captureStats: () => owner.source.stats(),
+      drained: () => consumer.queue.drained(),
+      unsubscribe: async () => {
+        if (left) return;
+        left = true;
+        consumer.queue.close();
+        owner.consumers.delete(consumer);
+        if (owner.consumers.size === 0 && !owner.ended) {
+          if (this.captures.get(owner.key) === owner) this.captures.delete(owner.key);
+          await owner.source.stop();
+        }
+      },
+    };
+  }
+
+  /** Stops every capture. */
+  async close(): Promise<void> {
+    const all = [...this.captures.values()];
+    this.captures.clear();
+    await Promise.all(all.map((shared) => shared.source.stop()));
+  }
+}
+
+/** Two requests share a handle exactly when everything that shapes the capture is equal. */
+function captureKey(o: LiveCaptureOptions): string {
+  return JSON.stringify([
+    o.interface,
+    o.filter ?? "",
+    o.snaplen ?? 0,
+    o.promiscuous ?? true,
+    o.bufferBytes ?? 0,
+    o.immediate ?? false,
+    o.precision ?? "micro",
+    o.direction ?? "inout",
+  ]);
+}

@@ -1,0 +1,94 @@
+// ConsumerQueue: one consumer's bounded queue of batches. Capture never waits for a consumer:
+// offer() either queues the batch or drops it and counts the drop for this consumer alone.
+import type { PacketBatch } from "../capture/packet-batch.ts";
+
+/** Where a queue delivers; a returned promise means "not ready for the next batch until it settles". */
+export interface BatchSink {
+  write(batch: PacketBatch): void | Promise<void>;
+}
+
+export interface ConsumerCounters {
+  /** Packets handed to the sink. */
+  deliveredPackets: number;
+  /** Packets dropped because the queue was over its byte bound. */
+  droppedPackets: number;
+  droppedBatches: number;
+  /** Bytes waiting in the queue now. */
+  queuedBytes: number;
+}
+
+/** Default per-consumer bound: ~2 s of 100 Mbit/s, enough to ride out a GC pause or a slow link. */
+export const DEFAULT_CONSUMER_QUEUE_BYTES = 32 * 1024 * 1024;
+
+export class ConsumerQueue {
+  private readonly queue: PacketBatch[] = [];
+  private pumping = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  readonly counters: ConsumerCounters = { deliveredPackets: 0, droppedPackets: 0, droppedBatches: 0, queuedBytes: 0 };
+
+  constructor(
+    private readonly sink: BatchSink,
+    private readonly maxQueueBytes = DEFAULT_CONSUMER_QUEUE_BYTES,
+    private readonly onSinkError: (error: Error) => void = () => {},
+  ) {}
+
+  /** Queues the batch, or drops it (counted) when the queue is full. Never blocks. */
+  offer(batch: PacketBatch): boolean {
+    if (this.closed) return false;
+    const size = batch.bytes.byteLength;
+    // An empty queue always takes one batch, so an oversized batch is not dropped forever.
+    if (this.queue.length > 0 && this.counters.queuedBytes + size > this.maxQueueBytes) {
+      this.counters.droppedPackets += batch.count;
+      this.counters.droppedBatches++;
+      return false;
+    }
+    this.queue.push(batch);
+    this.counters.queuedBytes += size;
+    if (!this.pumping) void this.pump();
+    return true;
+  }
+
+  /** Resolves when everything queued so far has been written (for an orderly end of file). */
+  drained(): Promise<void> {
+    if (this.queue.length === 0 && !this.pumping) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops delivering; what is still queued is discarded and counted as dropped. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const batch of this.queue) this.counters.droppedPackets += batch.count;
+    this.queue.length = 0;
+    this.counters.queuedBytes = 0;
+    this.wakeIdle();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (!this.closed) {
+        const batch = this.queue.shift();
+        if (!batch) break;
+        const pending = this.sink.write(batch);
+        if (pending) await pending;
+        this.counters.queuedBytes -= batch.bytes.byteLength;
+        this.counters.deliveredPackets += batch.count;
+      }
+    } catch (error) {
+      this.close();
+      this.onSinkError(error as Error);
+    } finally {
+      this.pumping = false;
+      this.wakeIdle();
+    }
+  }
+
+  private wakeIdle(): void {
+    if (this.pumping || this.queue.length > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
