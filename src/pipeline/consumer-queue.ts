@@ -13,8 +13,10 @@ export interface ConsumerCounters {
   /** Packets dropped because the queue was over its byte bound. */
   droppedPackets: number;
   droppedBatches: number;
-  /** Bytes waiting in the queue now. */
+  /** Bytes held now: queued plus the batch the sink is writing. */
   queuedBytes: number;
+  /** Packets held now, likewise; delivered + dropped + queued = offered. */
+  queuedPackets: number;
 }
 
 /** Default per-consumer bound: ~2 s of 100 Mbit/s, enough to ride out a GC pause or a slow link. */
@@ -25,7 +27,13 @@ export class ConsumerQueue {
   private pumping = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
-  readonly counters: ConsumerCounters = { deliveredPackets: 0, droppedPackets: 0, droppedBatches: 0, queuedBytes: 0 };
+  readonly counters: ConsumerCounters = {
+    deliveredPackets: 0,
+    droppedPackets: 0,
+    droppedBatches: 0,
+    queuedBytes: 0,
+    queuedPackets: 0,
+  };
 
   constructor(
     private readonly sink: BatchSink,
@@ -37,14 +45,16 @@ export class ConsumerQueue {
   offer(batch: PacketBatch): boolean {
     if (this.closed) return false;
     const size = batch.bytes.byteLength;
-    // An empty queue always takes one batch, so an oversized batch is not dropped forever.
-    if (this.queue.length > 0 && this.counters.queuedBytes + size > this.maxQueueBytes) {
+    // A consumer holding nothing always takes one batch, so a batch larger than the bound is
+    // not dropped forever; the bound is therefore max(maxQueueBytes, one batch).
+    if (this.counters.queuedBytes > 0 && this.counters.queuedBytes + size > this.maxQueueBytes) {
       this.counters.droppedPackets += batch.count;
       this.counters.droppedBatches++;
       return false;
     }
     this.queue.push(batch);
     this.counters.queuedBytes += size;
+    this.counters.queuedPackets += batch.count;
     if (!this.pumping) void this.pump();
     return true;
   }
@@ -59,9 +69,12 @@ export class ConsumerQueue {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const batch of this.queue) this.counters.droppedPackets += batch.count;
+    for (const batch of this.queue) {
+      this.counters.droppedPackets += batch.count;
+      this.counters.queuedPackets -= batch.count;
+      this.counters.queuedBytes -= batch.bytes.byteLength;
+    }
     this.queue.length = 0;
-    this.counters.queuedBytes = 0;
     this.wakeIdle();
   }
 
@@ -74,6 +87,7 @@ export class ConsumerQueue {
         const pending = this.sink.write(batch);
         if (pending) await pending;
         this.counters.queuedBytes -= batch.bytes.byteLength;
+        this.counters.queuedPackets -= batch.count;
         this.counters.deliveredPackets += batch.count;
       }
     } catch (error) {

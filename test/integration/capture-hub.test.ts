@@ -1,0 +1,94 @@
+// One capture, many consumers: consumers with the same interface/filter/snaplen share one
+// libpcap handle, and a stalled consumer drops (counted for it alone) while the others get all.
+import { afterEach, expect, test } from "bun:test";
+import type { PacketBatch } from "../../src/capture/packet-batch.ts";
+import { SyntheticSource } from "../../src/capture/synthetic-source.ts";
+import { CaptureHub } from "../../src/pipeline/capture-hub.ts";
+import { ConsumerQueue } from "../../src/pipeline/consumer-queue.ts";
+import { openLoopbackFlow, type LoopbackFlow } from "../support/loopback-traffic.ts";
+import { waitFor } from "../support/probe-binary.ts";
+
+let hub: CaptureHub | undefined;
+let flow: LoopbackFlow | undefined;
+afterEach(async () => {
+  await hub?.close();
+  flow?.close();
+  hub = undefined;
+  flow = undefined;
+});
+
+const collector = () => {
+  const batches: PacketBatch[] = [];
+  return { batches, packets: () => batches.reduce((n, b) => n + b.count, 0), sink: { write: (b: PacketBatch) => void batches.push(b) } };
+};
+
+test("three consumers share one handle; a stalled one drops alone", async () => {
+  hub = new CaptureHub();
+  flow = await openLoopbackFlow();
+  const spec = { interface: "lo", filter: `udp dst port ${flow.port}`, snaplen: 2000 };
+  const a = collector();
+  const b = collector();
+  const stalled = { write: () => new Promise<void>(() => {}) }; // never accepts a second batch
+  const subA = await hub.subscribe(spec, a.sink);
+  const subB = await hub.subscribe(spec, b.sink);
+  const subStalled = await hub.subscribe(spec, stalled, { maxQueueBytes: 4096 });
+  expect(hub.captureCount).toBe(1);
+
+  const total = 2000;
+  for (let sent = 0; sent < total; sent += 100) {
+    await flow.send(Array(100).fill(500));
+    await Bun.sleep(5); // spread over several batches so the stalled queue overflows
+  }
+  await waitFor(() => a.packets() >= total && b.packets() >= total, 15_000, "both healthy consumers");
+  expect(a.packets()).toBe(total);
+  expect(b.packets()).toBe(total);
+  expect(subA.counters.droppedPackets).toBe(0);
+  expect(subB.counters.droppedPackets).toBe(0);
+  expect(subStalled.counters.droppedPackets).toBeGreaterThan(0);
+  // Every packet is accounted for: the first batch sits in the stalled sink, the rest dropped.
+  const c = subStalled.counters;
+  expect(c.deliveredPackets + c.droppedPackets + c.queuedPackets).toBe(total);
+  expect(c.queuedPackets).toBe(a.batches[0]!.count);
+  const stats = await subA.captureStats();
+  expect(stats.kernel!.dropped).toBe(0);
+
+  await subStalled.unsubscribe();
+  await subA.unsubscribe();
+  expect(hub.captureCount).toBe(1);
+  await subB.unsubscribe();
+  expect(hub.captureCount).toBe(0);
+});
+
+test("a different filter gets its own handle", async () => {
+  hub = new CaptureHub();
+  const s1 = await hub.subscribe({ interface: "lo", filter: "udp port 1" }, collector().sink);
+  const s2 = await hub.subscribe({ interface: "lo", filter: "udp port 2" }, collector().sink);
+  expect(hub.captureCount).toBe(2);
+  await s1.unsubscribe();
+  await s2.unsubscribe();
+  expect(hub.captureCount).toBe(0);
+});
+
+test("ConsumerQueue counts exactly the packets it could not hold", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const written: PacketBatch[] = [];
+  const queue = new ConsumerQueue({ write: async (b) => { written.push(b); await gate; } }, 3000);
+  const batches: PacketBatch[] = [];
+  const source = new SyntheticSource({ count: 50, frameBytes: 100, packetsPerBatch: 10 });
+  const ended = Promise.withResolvers<void>();
+  await source.start({ onBatch: (b) => void batches.push(b), onEnd: () => ended.resolve() });
+  await ended.promise;
+  expect(batches.length).toBe(5); // 10 packets x (16 + 100) bytes = 1160 bytes each
+  for (const b of batches) queue.offer(b);
+  // The batch in the sink counts against the bound: two batches (2320 bytes) fit in 3000,
+  // the other three are dropped.
+  expect(queue.counters.droppedPackets).toBe(30);
+  expect(queue.counters.droppedBatches).toBe(3);
+  expect(queue.counters.queuedPackets).toBe(20);
+  release();
+  await queue.drained();
+  expect(queue.counters.deliveredPackets).toBe(20);
+  expect(queue.counters.queuedBytes).toBe(0);
+  expect(written.length).toBe(2);
+});
