@@ -16,6 +16,7 @@ PCAP-over-IP readers, udpstr collectors.
 Commands:
   list                 list capture interfaces with their addresses (like tcpdump -D)
   capture              capture from an interface or a file into a pcap/pcapng file or stdout
+  pcap-over-ip         serve a live capture to PCAP-over-IP readers (tshark -i TCP@host:57012)
   (none)               live capture summary of the default interface, one line a second
 
 Run 'probe COMMAND --help' for a command's options.
@@ -40,6 +41,8 @@ async function loadCommand(name: string): Promise<Command | undefined> {
       return runList;
     case "capture":
       return runCapture;
+    case "pcap-over-ip":
+      return (await import("./commands/pcap-over-ip.ts")).runPcapOverIp;
     case "summary":
       return (await import("./commands/summary.ts")).runSummary;
     default:

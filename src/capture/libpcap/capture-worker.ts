@@ -20,7 +20,7 @@ let stopping = false;
 let credit = FILE_BATCHES_IN_FLIGHT;
 let wakeForCredit: (() => void) | null = null;
 
-function post(message: FromWorker, transfer?: Transferable[]): void {
+function post(message: FromWorker, transfer?: ArrayBuffer[]): void {
   if (transfer) self.postMessage(message, transfer);
   else self.postMessage(message);
 }

@@ -14,7 +14,7 @@ export function compileFilter(expression: string, linktype: number, snaplen: num
   const program = new Uint8Array(BPF_PROGRAM_STRUCT_BYTES);
   try {
     if (lib.pcap_compile(dead, ptr(program), ptr(cString(expression)), 1, PCAP_NETMASK_UNKNOWN) !== 0) {
-      throw new CaptureError("bad-filter", `bad filter expression '${expression}': ${lib.pcap_geterr(dead)}`);
+      throw new CaptureError("bad-filter", `bad filter expression '${expression}': ${String(lib.pcap_geterr(dead))}`);
     }
     const view = new DataView(program.buffer);
     const count = view.getUint32(0, true);
@@ -37,5 +37,5 @@ export function compileFilter(expression: string, linktype: number, snaplen: num
 
 /** libpcap's own version string, for `probe --version`. */
 export function libpcapVersion(): string {
-  return libpcap().pcap_lib_version().toString();
+  return String(libpcap().pcap_lib_version());
 }

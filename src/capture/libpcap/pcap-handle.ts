@@ -105,8 +105,8 @@ export class PcapHandle {
       if (options.precision === "nano") lib.pcap_set_tstamp_precision(handle, PcapTstampPrecision.NANO);
       const status = lib.pcap_activate(handle);
       let warning: string | undefined;
-      if (status < 0) throw activationError(options.interface, status, lib.pcap_geterr(handle).toString());
-      if (status > 0) warning = `${pcapStatusName(status)}: ${lib.pcap_geterr(handle).toString()}`;
+      if (status < 0) throw activationError(options.interface, status, String(lib.pcap_geterr(handle)));
+      if (status > 0) warning = `${pcapStatusName(status)}: ${String(lib.pcap_geterr(handle))}`;
       if (options.direction !== "inout" && lib.pcap_setdirection(handle, directionCodes[options.direction]) !== 0) {
         throw new CaptureError("capture-failed", `${options.interface}: cannot set direction: ${lib.pcap_geterr(handle)}`);
       }
@@ -120,7 +120,7 @@ export class PcapHandle {
         precision: options.precision,
       };
       if (warning) info.warning = warning;
-      return new PcapHandle(handle, info, fd);
+      return new PcapHandle(handle as Pointer, info, fd);
     } catch (error) {
       lib.pcap_close(handle);
       throw error;
@@ -137,7 +137,7 @@ export class PcapHandle {
       ptr(err.buffer),
     );
     if (!handle) throw new CaptureError("bad-file", `${path}: ${err.text()}`);
-    return new PcapHandle(handle, { linktype: lib.pcap_datalink(handle), snaplen: lib.pcap_snapshot(handle), precision }, -1);
+    return new PcapHandle(handle as Pointer, { linktype: lib.pcap_datalink(handle), snaplen: lib.pcap_snapshot(handle), precision }, -1);
   }
 
   /** Compiles and installs a tcpdump-syntax filter; libpcap's message plus the expression on error. */

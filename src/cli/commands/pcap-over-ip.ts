@@ -1,0 +1,196 @@
+// `probe pcap-over-ip`: serve one capture as a PCAP-over-IP (or PCAP-over-TLS) stream to
+// listeners' clients and to --connect peers.
+import { combineFilters } from "../../capture/combine-filters.ts";
+import { chooseDefaultInterface } from "../../capture/default-interface.ts";
+import { listInterfaces } from "../../capture/libpcap/devices.ts";
+import { parseCidr, parseHostPort, isLoopbackAddress, type HostPort } from "../../config/addresses.ts";
+import { pcapOverIpConfigSchema, type PcapOverIpConfig } from "../../config/pcap-over-ip-config.ts";
+import { stderrLogger, type Logger } from "../../logging/index.ts";
+import { formatHostPort, PcapOverIpServer, PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
+import { CaptureHub } from "../../pipeline/capture-hub.ts";
+import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { ExitCode, UsageError } from "../usage-error.ts";
+import { validated } from "../validated.ts";
+
+export const PCAP_OVER_IP_HELP = `Usage: probe pcap-over-ip [-i INTERFACE] [options]
+
+Serve a live capture as a PCAP-over-IP stream: every consumer that connects gets a classic
+pcap global header, then records as they are captured. Readers: tshark -i TCP@HOST:PORT,
+Wireshark, NetworkMiner, Arkime, Zeek's pcapovertcp, nc HOST PORT | tcpdump -r -.
+
+Capture:
+  -i, --interface NAME     interface (default: first up, running, non-loopback one)
+  -f, --filter EXPR        tcpdump filter expression
+  -s, --snaplen N          bytes kept per packet (default 262144)
+  -B, --buffer-size KiB    kernel capture buffer
+      --nanoseconds        nanosecond timestamps (pcap magic a1b23c4d)
+
+Serving:
+      --listen ADDR:PORT   listen here (repeatable). Without --listen and --connect:
+                           127.0.0.1:${PCAP_OVER_IP_DEFAULT_PORT}. PCAP-over-IP has no authentication:
+                           a non-loopback address is your explicit choice.
+      --connect HOST:PORT  dial out to a listening consumer and push the stream
+                           (repeatable); redialled with backoff (0.5 s up to 30 s)
+      --allow CIDR         only peers in CIDR may connect (repeatable)
+      --tls-cert FILE      serve PCAP-over-TLS with this certificate...
+      --tls-key FILE       ...and key
+      --tls-ca FILE        require client certificates signed by this CA (mutual TLS)
+      --connect-tls        use TLS for --connect (server checked against --tls-ca)
+      --connect-insecure   with --connect-tls: do not verify the server certificate
+      --slow-consumer P    drop (default): a consumer that falls behind loses batches,
+                           counted for it alone; disconnect: it is disconnected
+      --queue-bytes N      how far a consumer may fall behind (default 16 MiB)
+
+The listeners' own traffic and the --connect peers' are left out of the capture (the
+exclusion is logged), so probe never captures its own stream.
+`;
+
+const options = {
+  interface: { type: "string", short: "i" },
+  filter: { type: "string", short: "f" },
+  snaplen: { type: "string", short: "s" },
+  "buffer-size": { type: "string", short: "B" },
+  nanoseconds: { type: "boolean" },
+  listen: { type: "string", multiple: true },
+  connect: { type: "string", multiple: true },
+  allow: { type: "string", multiple: true },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "tls-ca": { type: "string" },
+  "connect-tls": { type: "boolean" },
+  "connect-insecure": { type: "boolean" },
+  "slow-consumer": { type: "string" },
+  "queue-bytes": { type: "string" },
+  from: { type: "string", multiple: true },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function hostPorts(flag: string, values: string[] | undefined, defaultPort: number): HostPort[] {
+  return (values ?? []).map((text) => {
+    try {
+      return parseHostPort(text, defaultPort);
+    } catch (error) {
+      throw new UsageError(`${flag}: ${(error as Error).message}`);
+    }
+  });
+}
+
+export function parsePcapOverIpConfig(argv: string[]): PcapOverIpConfig | "help" {
+  const { values: v, positionals } = parseCommandLine("pcap-over-ip", argv, options);
+  if (v.help) return "help";
+  if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("pcap-over-ip: filter given twice");
+  for (const cidr of v.allow ?? []) {
+    try {
+      parseCidr(cidr);
+    } catch (error) {
+      throw new UsageError(`--allow: ${(error as Error).message}`);
+    }
+  }
+  return validated("pcap-over-ip", pcapOverIpConfigSchema, {
+    interface: v.interface,
+    from: v.from,
+    filter: v.filter ?? positionals.join(" "),
+    snaplen: parseInteger("-s", v.snaplen, 1, 262144),
+    bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
+    listen: hostPorts("--listen", v.listen, PCAP_OVER_IP_DEFAULT_PORT),
+    connect: hostPorts("--connect", v.connect, PCAP_OVER_IP_DEFAULT_PORT),
+    allow: v.allow,
+    nanoseconds: v.nanoseconds,
+    tlsCert: v["tls-cert"],
+    tlsKey: v["tls-key"],
+    tlsCa: v["tls-ca"],
+    connectTls: v["connect-tls"],
+    connectInsecure: v["connect-insecure"],
+    slowConsumer: v["slow-consumer"],
+    queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40),
+  });
+}
+
+export interface RunningPcapOverIp {
+  server: PcapOverIpServer;
+  stop(): Promise<void>;
+  ended: Promise<Error | undefined>;
+}
+
+/** Starts serving; shared by the command and the default serve mode. */
+export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub, log: Logger): Promise<RunningPcapOverIp> {
+  const listen = config.listen.length === 0 && config.connect.length === 0
+    ? [{ host: "127.0.0.1", port: PCAP_OVER_IP_DEFAULT_PORT }]
+    : config.listen;
+  for (const address of listen) {
+    if (!isLoopbackAddress(address.host)) {
+      log.warn(`serving on ${formatHostPort(address.host, address.port)}: PCAP-over-IP has no authentication${config.allow.length ? "" : "; consider --allow or TLS"}`);
+    }
+  }
+  const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey, ...(config.tlsCa ? { ca: config.tlsCa } : {}) } : undefined;
+  const server = new PcapOverIpServer({
+    listen,
+    connect: config.connect,
+    allow: config.allow.map(parseCidr),
+    ...(tls ? { tls } : {}),
+    ...(config.connectTls ? { connectTls: { ...(config.tlsCa ? { ca: config.tlsCa } : {}), insecure: config.connectInsecure } } : {}),
+    precision: config.nanoseconds ? "nano" : "micro",
+    maxQueueBytes: config.queueBytes,
+    slowConsumer: config.slowConsumer,
+    log,
+  });
+  await server.listen();
+  const exclusion = server.ownTrafficFilter();
+  const filter = combineFilters(config.filter, exclusion);
+  if (exclusion) log.info(`leaving own traffic out of the capture: ${exclusion}`);
+  const iface = config.interface ?? chooseDefaultInterface(listInterfaces());
+  const ended = Promise.withResolvers<Error | undefined>();
+  let subscription;
+  try {
+    subscription = await hub.subscribe(
+      {
+        interface: iface,
+        ...(filter ? { filter } : {}),
+        snaplen: config.snaplen,
+        bufferBytes: config.bufferKiB * 1024,
+        precision: config.nanoseconds ? "nano" : "micro",
+      },
+      { write: (batch) => server.offer(batch) },
+      { onEnd: (error) => ended.resolve(error) },
+    );
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  server.attach(subscription.info);
+  server.connectOut();
+  log.info(`capturing on ${iface}${config.filter ? ` with filter '${config.filter}'` : ""}`);
+  for (const l of server.listening) {
+    const host = l.host === "0.0.0.0" || l.host === "::" ? "127.0.0.1" : l.host;
+    log.info(`read it with: tshark -i TCP@${formatHostPort(host, l.port)}   or: nc ${host} ${l.port} | tcpdump -n -r -`);
+  }
+  const sub = subscription;
+  return {
+    server,
+    ended: ended.promise,
+    async stop() {
+      await sub.unsubscribe();
+      await server.stop();
+    },
+  };
+}
+
+export async function runPcapOverIp(argv: string[]): Promise<number> {
+  const config = parsePcapOverIpConfig(argv);
+  if (config === "help") {
+    process.stdout.write(PCAP_OVER_IP_HELP);
+    return ExitCode.OK;
+  }
+  if (config.from.length > 0) throw new UsageError("pcap-over-ip: --from (merging remote streams) is not available yet");
+  const log = stderrLogger();
+  const hub = new CaptureHub();
+  const running = await startPcapOverIp(config, hub, log);
+  const signal = Promise.withResolvers<void>();
+  process.on("SIGINT", () => signal.resolve());
+  process.on("SIGTERM", () => signal.resolve());
+  const failure = await Promise.race([signal.promise.then(() => undefined), running.ended]);
+  await running.stop();
+  await hub.close();
+  if (failure) throw failure;
+  return ExitCode.OK;
+}

@@ -1,0 +1,34 @@
+// Settings of `probe pcap-over-ip`, validated once with zod and frozen.
+import { z } from "zod";
+import { MAX_SNAPLEN } from "./capture-config.ts";
+
+const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
+
+/** Per-consumer queue bound: how far one consumer may fall behind before the policy applies. */
+export const DEFAULT_PCAP_OVER_IP_QUEUE_BYTES = 16 * 1024 * 1024;
+
+export const pcapOverIpConfigSchema = z
+  .object({
+    interface: z.string().min(1).optional(),
+    from: z.array(z.string()).default([]),
+    filter: z.string().default(""),
+    snaplen: z.number().int().min(1).max(MAX_SNAPLEN).default(MAX_SNAPLEN),
+    listen: z.array(hostPort).default([]),
+    connect: z.array(hostPort).default([]),
+    allow: z.array(z.string()).default([]),
+    nanoseconds: z.boolean().default(false),
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional(),
+    tlsCa: z.string().optional(),
+    connectTls: z.boolean().default(false),
+    connectInsecure: z.boolean().default(false),
+    slowConsumer: z.enum(["drop", "disconnect"]).default("drop"),
+    queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_PCAP_OVER_IP_QUEUE_BYTES),
+    bufferKiB: z.number().int().min(0).default(0),
+    hooks: z.array(z.string()).default([]),
+  })
+  .refine((c) => !(c.interface && c.from.length > 0), { message: "give -i INTERFACE or --from URL..., not both" })
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: "--tls-cert and --tls-key go together" })
+  .refine((c) => c.tlsCa === undefined || c.tlsCert !== undefined, { message: "--tls-ca needs --tls-cert and --tls-key" });
+
+export type PcapOverIpConfig = Readonly<z.infer<typeof pcapOverIpConfigSchema>>;

@@ -1,0 +1,211 @@
+// PcapOverIpServer: serves one capture to any number of PCAP-over-IP consumers — listeners
+// (plain TCP or TLS, optionally mutual TLS) and outbound --connect peers redialled with
+// backoff. It is one consumer of the capture and fans each batch out to per-peer queues.
+import type { Socket, TCPSocketListener } from "bun";
+import type { CaptureInfo } from "../../capture/capture-source.ts";
+import type { PacketBatch, TimestampPrecision } from "../../capture/packet-batch.ts";
+import { addressAllowed, type Cidr, type HostPort } from "../../config/addresses.ts";
+import type { Logger } from "../../logging/index.ts";
+import { encodePcapGlobalHeader } from "../../protocols/pcap/index.ts";
+import { StreamConsumer, type SlowConsumerPolicy } from "./stream-consumer.ts";
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  /** When set, clients must present a certificate signed by this CA (mutual TLS). */
+  ca?: string;
+}
+
+export interface PcapOverIpServerOptions {
+  listen: readonly HostPort[];
+  connect: readonly HostPort[];
+  /** Peers allowed to connect to a listener; empty = everyone who can reach it. */
+  allow: readonly Cidr[];
+  tls?: TlsFiles;
+  /** TLS for --connect (server certificate checked against this CA unless insecure). */
+  connectTls?: { ca?: string; insecure?: boolean };
+  precision: TimestampPrecision;
+  maxQueueBytes: number;
+  slowConsumer: SlowConsumerPolicy;
+  log: Logger;
+}
+
+/** NETRESEC's default PCAP-over-IP port. */
+export const PCAP_OVER_IP_DEFAULT_PORT = 57012;
+/** First and longest wait before redialling a --connect peer that went away. */
+export const CONNECT_BACKOFF_INITIAL_MS = 500;
+export const CONNECT_BACKOFF_MAX_MS = 30_000;
+
+type PeerData = { consumer?: StreamConsumer };
+
+export class PcapOverIpServer {
+  private readonly listeners: TCPSocketListener<PeerData>[] = [];
+  private readonly consumers = new Set<StreamConsumer>();
+  private header: Uint8Array | null = null;
+  private stopped = false;
+  private readonly redialTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Totals of consumers that have gone, so stats survive disconnects. */
+  readonly totals = { consumersServed: 0, refused: 0 };
+
+  constructor(private readonly options: PcapOverIpServerOptions) {}
+
+  /** Bound addresses after listen() (port 0 resolved). */
+  get listening(): HostPort[] {
+    return this.listeners.map((l) => ({ host: l.hostname, port: l.port }));
+  }
+
+  get connectedConsumers(): readonly StreamConsumer[] {
+    return [...this.consumers];
+  }
+
+  /** Opens the listeners (so their real ports are known before the capture filter is built). */
+  async listen(): Promise<void> {
+    const tls = this.options.tls;
+    for (const address of this.options.listen) {
+      const listener = Bun.listen<PeerData>({
+        hostname: address.host,
+        port: address.port,
+        ...(tls
+          ? {
+              tls: {
+                cert: Bun.file(tls.cert),
+                key: Bun.file(tls.key),
+                ...(tls.ca ? { ca: Bun.file(tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
+              },
+            }
+          : {}),
+        socket: {
+          open: (socket) => this.accept(socket),
+          data: () => {}, // consumers send nothing we need; anything they send is ignored
+          drain: (socket) => socket.data.consumer?.onDrain(),
+          close: (socket) => socket.data.consumer?.close("peer closed the connection"),
+          error: (socket, error) => socket.data.consumer?.close(`socket error: ${error.message}`),
+          handshake: (socket, success, authorizationError) => {
+            if (!success || authorizationError) {
+              this.options.log.warn(`TLS handshake with ${socket.remoteAddress} refused: ${authorizationError?.message ?? "failed"}`);
+              socket.end();
+            }
+          },
+        },
+      });
+      this.listeners.push(listener);
+      this.options.log.info(`serving PCAP-over-${tls ? "TLS" : "IP"} on ${formatHostPort(listener.hostname, listener.port)}`);
+    }
+  }
+
+  /** Starts dialling the --connect peers. */
+  connectOut(): void {
+    for (const peer of this.options.connect) this.dial(peer, CONNECT_BACKOFF_INITIAL_MS);
+  }
+
+  /** Called once the capture is open: every consumer starts with this header. */
+  attach(info: CaptureInfo): void {
+    this.header = encodePcapGlobalHeader({
+      linktype: info.linktype,
+      snaplen: info.snaplen,
+      precision: this.options.precision,
+      littleEndian: true,
+    });
+    const header = this.header;
+    for (const consumer of this.consumers) consumer.sendHeader(header);
+  }
+
+  /** The capture's sink: one batch to every consumer's own queue. Never blocks. */
+  offer(batch: PacketBatch): void {
+    for (const consumer of this.consumers) consumer.offer(batch);
+  }
+
+  /**
+   * A filter expression that leaves this server's own traffic out of the capture, so it does
+   * not sniff its own stream and snowball: listener ports and --connect peers.
+   */
+  ownTrafficFilter(): string {
+    const clauses = [
+      ...this.listening.map((l) => `tcp port ${l.port}`),
+      ...this.options.connect.map((c) => `(host ${c.host} and tcp port ${c.port})`),
+    ];
+    return clauses.length ? `not (${clauses.join(" or ")})` : "";
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.redialTimers) clearTimeout(timer);
+    this.redialTimers.clear();
+    for (const consumer of [...this.consumers]) consumer.close("server stopping");
+    for (const listener of this.listeners) listener.stop(true);
+  }
+
+  private accept(socket: Socket<PeerData>): void {
+    const peer = formatHostPort(socket.remoteAddress, (socket as unknown as { remotePort?: number }).remotePort ?? 0);
+    if (this.options.allow.length > 0 && !addressAllowed(socket.remoteAddress, this.options.allow)) {
+      this.totals.refused++;
+      this.options.log.warn(`refused ${peer}: not in --allow`);
+      socket.end();
+      return;
+    }
+    this.addConsumer(socket, peer);
+  }
+
+  private addConsumer(socket: Socket<PeerData>, peer: string, onGone?: () => void): StreamConsumer {
+    const consumer = new StreamConsumer(socket as Socket<unknown>, {
+      peer,
+      precision: this.options.precision,
+      maxQueueBytes: this.options.maxQueueBytes,
+      slowConsumer: this.options.slowConsumer,
+      onClosed: (gone, why) => {
+        this.consumers.delete(gone);
+        const c = gone.counters;
+        this.options.log.info(`consumer ${gone.peer} gone (${why}): ${c.deliveredPackets} packets sent, ${c.droppedPackets} dropped`);
+        onGone?.();
+      },
+    });
+    socket.data = { consumer };
+    this.consumers.add(consumer);
+    this.totals.consumersServed++;
+    this.options.log.info(`consumer ${peer} connected`);
+    if (this.header) consumer.sendHeader(this.header);
+    return consumer;
+  }
+
+  private dial(peer: HostPort, backoffMs: number): void {
+    if (this.stopped) return;
+    const redial = (nextBackoffMs: number) => {
+      if (this.stopped) return;
+      const timer = setTimeout(() => {
+        this.redialTimers.delete(timer);
+        this.dial(peer, Math.min(nextBackoffMs * 2, CONNECT_BACKOFF_MAX_MS));
+      }, nextBackoffMs);
+      this.redialTimers.add(timer);
+    };
+    const target = formatHostPort(peer.host, peer.port);
+    const connectTls = this.options.connectTls;
+    Bun.connect<PeerData>({
+      hostname: peer.host,
+      port: peer.port,
+      ...(connectTls
+        ? { tls: { ...(connectTls.ca ? { ca: Bun.file(connectTls.ca) } : {}), rejectUnauthorized: !connectTls.insecure } }
+        : {}),
+      socket: {
+        open: (socket) => {
+          // A successful connection resets the backoff for the next time it drops.
+          this.addConsumer(socket, target, () => redial(CONNECT_BACKOFF_INITIAL_MS));
+        },
+        data: () => {},
+        drain: (socket) => socket.data?.consumer?.onDrain(),
+        close: (socket) => socket.data?.consumer?.close("peer closed the connection"),
+        error: (socket, error) => socket.data?.consumer?.close(`socket error: ${error.message}`),
+        connectError: (_socket, error) => {
+          this.options.log.warn(`cannot connect to ${target}: ${error.message}; retrying in ${backoffMs} ms`);
+          redial(backoffMs);
+        },
+      },
+    }).catch((error: Error) => {
+      this.options.log.warn(`cannot connect to ${target}: ${error.message}; retrying in ${backoffMs} ms`);
+      redial(backoffMs);
+    });
+  }
+}
+
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
