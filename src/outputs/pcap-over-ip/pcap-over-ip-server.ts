@@ -75,7 +75,10 @@ export class PcapOverIpServer {
             }
           : {}),
         socket: {
-          open: (socket) => this.accept(socket),
+          // Under TLS nothing may be written before the handshake, so the consumer starts there.
+          open: (socket) => {
+            if (!tls) this.accept(socket);
+          },
           data: () => {}, // consumers send nothing we need; anything they send is ignored
           drain: (socket) => socket.data.consumer?.onDrain(),
           close: (socket) => socket.data.consumer?.close("peer closed the connection"),
@@ -84,7 +87,9 @@ export class PcapOverIpServer {
             if (!success || authorizationError) {
               this.options.log.warn(`TLS handshake with ${socket.remoteAddress} refused: ${authorizationError?.message ?? "failed"}`);
               socket.end();
+              return;
             }
+            this.accept(socket);
           },
         },
       });
@@ -186,8 +191,17 @@ export class PcapOverIpServer {
         ? { tls: { ...(connectTls.ca ? { ca: Bun.file(connectTls.ca) } : {}), rejectUnauthorized: !connectTls.insecure } }
         : {}),
       socket: {
+        // A successful connection resets the backoff for the next time it drops. Under TLS
+        // the stream starts once the handshake has succeeded.
         open: (socket) => {
-          // A successful connection resets the backoff for the next time it drops.
+          if (!connectTls) this.addConsumer(socket, target, () => redial(CONNECT_BACKOFF_INITIAL_MS));
+        },
+        handshake: (socket, success, authorizationError) => {
+          if (!success || authorizationError) {
+            this.options.log.warn(`TLS handshake with ${target} failed: ${authorizationError?.message ?? "failed"}`);
+            socket.end();
+            return;
+          }
           this.addConsumer(socket, target, () => redial(CONNECT_BACKOFF_INITIAL_MS));
         },
         data: () => {},
