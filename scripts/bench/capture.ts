@@ -1,0 +1,81 @@
+// Capture benchmark (npm run bench -- capture): the same bounded loopback load captured by
+// `probe capture -i lo -w /dev/null` and by `tcpdump -i lo -w /dev/null`, then a large file
+// replayed by `probe capture -r` and `tcpdump -r`, all in one run on this machine.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SyntheticSource } from "../../src/capture/synthetic-source.ts";
+import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-writer.ts";
+import { finish, watchPeakRss, parseSummary, printTable, probeBinary, udpLoad, type Measurement } from "./support/measure.ts";
+
+const LIVE_PACKETS = Number(process.env.BENCH_LIVE_PACKETS ?? 400_000);
+const LIVE_PAYLOAD_BYTES = 100;
+const FILE_PACKETS = Number(process.env.BENCH_FILE_PACKETS ?? 2_000_000);
+
+async function liveRun(name: string, argv: string[], port: number): Promise<Measurement> {
+  const sink = await Bun.udpSocket({ hostname: "127.0.0.1", port });
+  const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
+  const rss = watchPeakRss(proc.pid);
+  const stderrText = new Response(proc.stderr).text();
+  await Bun.sleep(700); // capture open
+  const load = await udpLoad(port, LIVE_PACKETS, LIVE_PAYLOAD_BYTES);
+  await Bun.sleep(500);
+  proc.kill("SIGINT");
+  const usage = await finish(proc, rss);
+  sink.close();
+  const summary = parseSummary(await stderrText);
+  return {
+    name,
+    packets: summary.captured,
+    seconds: load.seconds,
+    cpuSeconds: usage.cpuSeconds,
+    peakRssMiB: usage.peakRssMiB,
+    kernelDrops: summary.drops,
+    note: `${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s`,
+  };
+}
+
+async function fileRun(name: string, argv: string[], packets: number): Promise<Measurement> {
+  const started = performance.now();
+  const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
+  const usage = await finish(proc, watchPeakRss(proc.pid, 5));
+  const seconds = (performance.now() - started) / 1000;
+  if (usage.exitCode !== 0) throw new Error(`${name} failed: ${await new Response(proc.stderr).text()}`);
+  return { name, packets, seconds, cpuSeconds: usage.cpuSeconds, peakRssMiB: usage.peakRssMiB };
+}
+
+async function makeBigFile(path: string, packets: number): Promise<void> {
+  const writer = await CaptureFileWriter.open({ target: path, format: "pcap", linktype: 1, snaplen: 262144, precision: "micro" });
+  // Sizes cycle through small and large frames like mixed traffic.
+  const sizes = [60, 60, 120, 590, 1514, 60, 350, 1514];
+  const source = new SyntheticSource({ count: packets, frameBytes: (i) => sizes[i % sizes.length]!, packetsPerBatch: 4096 });
+  const done = Promise.withResolvers<void>();
+  await source.start({ onBatch: (b) => writer.write(b), onEnd: () => done.resolve() });
+  await done.promise;
+  await writer.close();
+}
+
+export async function benchCapture(): Promise<void> {
+  const port = 40000 + Math.floor(Math.random() * 10000);
+  const filter = `udp dst port ${port}`;
+  const live: Measurement[] = [];
+  live.push(await liveRun("tcpdump -i lo -w /dev/null", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port));
+  live.push(await liveRun("probe capture -i lo -w /dev/null", [probeBinary, "capture", "-i", "lo", "-w", "/dev/null", filter], port));
+  printTable(`live capture on lo: ${LIVE_PACKETS} UDP packets of ${LIVE_PAYLOAD_BYTES} payload bytes, max rate`, live);
+
+  const dir = mkdtempSync(join(tmpdir(), "probe-bench-"));
+  try {
+    const big = join(dir, "big.pcap");
+    await makeBigFile(big, FILE_PACKETS);
+    const file: Measurement[] = [];
+    file.push(await fileRun("tcpdump -r big.pcap -w /dev/null", ["tcpdump", "-r", big, "-w", "/dev/null"], FILE_PACKETS));
+    file.push(await fileRun("probe capture -r big.pcap -w /dev/null", [probeBinary, "capture", "-q", "-r", big, "-w", "/dev/null"], FILE_PACKETS));
+    file.push(await fileRun("tcpdump -r big.pcap -w /dev/null udp", ["tcpdump", "-r", big, "-w", "/dev/null", "udp"], FILE_PACKETS));
+    file.push(await fileRun("probe capture -r big.pcap -w /dev/null udp", [probeBinary, "capture", "-q", "-r", big, "-w", "/dev/null", "udp"], FILE_PACKETS));
+    printTable(`file replay: ${FILE_PACKETS} packets (${(Bun.file(big).size / 1e6).toFixed(0)} MB)`, file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) await benchCapture();

@@ -1,0 +1,90 @@
+// Shared benchmark plumbing: run a command under a bounded load, collect its CPU time and
+// peak RSS from the kernel's rusage, and print aligned comparison tables.
+import type { Subprocess } from "bun";
+
+export const repoRoot = new URL("../../..", import.meta.url).pathname;
+export const probeBinary = `${repoRoot}dist/probe`;
+export const bunBinary = process.execPath;
+
+export interface Measurement {
+  name: string;
+  packets: number;
+  seconds: number;
+  cpuSeconds: number;
+  peakRssMiB: number;
+  kernelDrops?: number;
+  note?: string;
+}
+
+/**
+ * Peak RSS of a running process, sampled from /proc/PID/status VmHWM. rusage's ru_maxrss is
+ * no use here: it survives exec, so a child forked from this (large) Bun process reports the
+ * parent's high-water mark (measured: `sleep 0.1` showed 16 MiB).
+ */
+export function watchPeakRss(pid: number, intervalMs = 20): { stop(): number } {
+  let peakKiB = 0;
+  const sample = () => {
+    try {
+      const status = require("node:fs").readFileSync(`/proc/${pid}/status`, "utf8") as string;
+      const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+      if (hwm > peakKiB) peakKiB = hwm;
+    } catch {
+      // process gone
+    }
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return peakKiB / 1024;
+    },
+  };
+}
+
+/** Waits for exit: CPU (user+system) seconds from rusage, peak RSS from VmHWM samples. */
+export async function finish(proc: Subprocess, rss: { stop(): number }): Promise<{ cpuSeconds: number; peakRssMiB: number; exitCode: number }> {
+  const exitCode = await proc.exited;
+  const peakRssMiB = rss.stop();
+  const usage = proc.resourceUsage();
+  if (!usage) throw new Error("no resource usage");
+  // Bun reports cpuTime in microseconds.
+  return { cpuSeconds: Number(usage.cpuTime.total) / 1e6, peakRssMiB, exitCode };
+}
+
+export function printTable(title: string, rows: Measurement[]): void {
+  console.log(`\n## ${title}`);
+  const header = ["what", "packets", "packets/s", "CPU s per 1M pkts", "peak RSS MiB", "kernel drops", "note"];
+  const lines = rows.map((r) => [
+    r.name,
+    String(r.packets),
+    r.seconds > 0 ? Math.round(r.packets / r.seconds).toLocaleString("en-US") : "-",
+    r.packets > 0 ? ((r.cpuSeconds / r.packets) * 1e6).toFixed(2) : "-",
+    r.peakRssMiB.toFixed(1),
+    r.kernelDrops === undefined ? "-" : String(r.kernelDrops),
+    r.note ?? "",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  console.log(fmt(header));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const l of lines) console.log(fmt(l));
+}
+
+/** Sends a bounded UDP load to 127.0.0.1:port from a separate process; resolves with its report. */
+export async function udpLoad(port: number, count: number, size: number, rate = 0): Promise<{ sent: number; seconds: number }> {
+  const proc = Bun.spawn([bunBinary, `${repoRoot}scripts/bench/support/udp-load.ts`, String(port), String(count), String(size), String(rate), "60"], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const out = await new Response(proc.stdout).text();
+  await proc.exited;
+  return JSON.parse(out.trim());
+}
+
+/** Parses tcpdump-style summary lines from stderr. */
+export function parseSummary(stderr: string): { captured: number; drops: number } {
+  const captured = Number(/(\d+) packets? captured/.exec(stderr)?.[1] ?? NaN);
+  const drops = Number(/(\d+) packets? dropped by kernel/.exec(stderr)?.[1] ?? NaN);
+  return { captured, drops };
+}
