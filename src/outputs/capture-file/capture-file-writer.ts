@@ -55,7 +55,7 @@ export class CaptureFileWriter implements BatchSink {
     const bytes =
       o.format === "pcap"
         ? pcapRecordsFromBatch(batch, o.precision)
-        : encodePcapngPacketsFromBatch(batch, 0, { comments: o.comments?.(batch) });
+        : encodePcapngPacketsFromBatch(batch, 0, { comments: o.comments?.(batch), precision: o.precision });
     this.packetsWritten += batch.count;
     this.writeBytes(bytes);
     return this.flush();
