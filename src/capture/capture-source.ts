@@ -2,7 +2,8 @@
 // interface, a replayed file, a synthetic generator, or (later) a remote stream. Outputs and
 // the pipeline depend only on this interface, so files stand in for interfaces in tests.
 import type { PacketBatch, TimestampPrecision } from "./packet-batch.ts";
-import type { BpfInstruction, KernelStats } from "./libpcap/pcap-handle.ts";
+import type { BpfInstruction } from "./bpf/index.ts";
+import type { KernelStats } from "./libpcap/pcap-handle.ts";
 
 export interface CaptureInfo {
   linktype: number;

@@ -3,7 +3,8 @@
 import { CaptureError, type CaptureErrorCode } from "./errors.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
 import type { PacketBatch } from "./packet-batch.ts";
-import type { BpfInstruction, CaptureDirection, KernelStats, LiveOpenOptions } from "./libpcap/pcap-handle.ts";
+import type { BpfInstruction } from "./bpf/index.ts";
+import type { CaptureDirection, KernelStats, LiveOpenOptions } from "./libpcap/pcap-handle.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./libpcap/worker-protocol.ts";
 import { startCaptureWorker } from "./libpcap/worker-entry.ts";
 

@@ -4,6 +4,7 @@
 import { ptr, read, type Pointer } from "bun:ffi";
 import { CaptureError, PERMISSION_ADVICE } from "../errors.ts";
 import type { TimestampPrecision } from "../packet-batch.ts";
+import type { BpfInstruction } from "../bpf/index.ts";
 import {
   PCAP_NETMASK_UNKNOWN,
   PcapDirection,
@@ -23,13 +24,6 @@ import {
   POLLIN,
 } from "./ffi.ts";
 
-/** A BPF instruction as RPCAP and `tcpdump -ddd` carry it. */
-export interface BpfInstruction {
-  code: number;
-  jt: number;
-  jf: number;
-  k: number;
-}
 
 export type CaptureDirection = "inout" | "in" | "out";
 

@@ -2,7 +2,8 @@
 // with batch buffers transferred rather than copied.
 import type { TimestampPrecision } from "../packet-batch.ts";
 import type { CaptureErrorCode } from "../errors.ts";
-import type { BpfInstruction, HandleInfo, KernelStats, LiveOpenOptions } from "./pcap-handle.ts";
+import type { BpfInstruction } from "../bpf/index.ts";
+import type { HandleInfo, KernelStats, LiveOpenOptions } from "./pcap-handle.ts";
 
 export type WorkerFilter = { kind: "expression"; expression: string } | { kind: "program"; instructions: BpfInstruction[] };
 
