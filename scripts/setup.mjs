@@ -8,7 +8,7 @@
 //                  capinfos, socat, nft, ip, openssl, setpriv)
 // Plain Node with no dependencies: it runs before node_modules exists.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -90,6 +90,8 @@ if (args.has("--test-tools")) {
   }
 }
 aptInstall(aptMissing);
+// bun test writes its JUnit report here (npm test) and does not create the folder itself.
+if (args.has("--test-tools")) mkdirSync(join(root, ".test-results"), { recursive: true });
 
 // 3. The compiled binary.
 if (args.has("--build")) {
