@@ -1,18 +1,19 @@
 // Userland packet filtering for sources the kernel does not filter (files, remote streams,
 // per-consumer filters): a tcpdump expression compiled by libpcap, run by our BPF interpreter.
-import { compileBpfRecordMatcher } from "./bpf/index.ts";
+import { compileBpfRecordMatcher, type BpfProgram } from "./bpf/index.ts";
 import { compileFilter } from "./libpcap/compile-filter.ts";
 import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "./packet-batch.ts";
 
 export type BatchFilter = (batch: PacketBatch) => PacketBatch;
 
 /**
- * Compiles `expression` for `linktype` and returns a function that keeps only matching records
- * (BPF return value > 0) and truncates them to the returned length like the kernel does.
- * Output batches are new buffers (owned); an all-matching batch is returned as is.
+ * Compiles `filter` (a tcpdump expression for `linktype`, or a BPF program, which is validated)
+ * and returns a function that keeps only matching records (BPF return value > 0), truncated to
+ * the returned length like the kernel does. Output batches are new buffers (owned); a batch
+ * whose records all match whole is returned as is.
  */
-export function createBatchFilter(expression: string, linktype: number, snaplen: number): BatchFilter {
-  const program = compileFilter(expression, linktype, snaplen);
+export function createBatchFilter(filter: string | BpfProgram, linktype: number, snaplen: number): BatchFilter {
+  const program = typeof filter === "string" ? compileFilter(filter, linktype, snaplen) : filter;
   const match = compileBpfRecordMatcher(program); // validates first
   return (batch) => {
     const bytes = batch.bytes;

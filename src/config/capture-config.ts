@@ -22,6 +22,8 @@ export const captureConfigSchema = z
     direction: z.enum(["inout", "in", "out"]).default("inout"),
     /** Replay a file at the pace of its timestamps instead of as fast as possible. */
     realtime: z.boolean().default(false),
+    /** Who reads -r FILE: our streaming reader or libpcap's pcap_open_offline. */
+    reader: z.enum(["probe", "libpcap"]).default("probe"),
     quiet: z.boolean().default(false),
     hooks: z.array(z.string()).default([]),
     hookFail: z.enum(["pass", "drop"]).default("pass"),

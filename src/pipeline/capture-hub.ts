@@ -4,9 +4,16 @@
 import type { CaptureInfo, CaptureSource, CaptureStats } from "../capture/capture-source.ts";
 import { LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
 import type { PacketBatch } from "../capture/packet-batch.ts";
+import type { BpfProgram } from "../capture/bpf/index.ts";
+import { createBatchFilter, type BatchFilter } from "../capture/packet-filter.ts";
 import { ConsumerQueue, type BatchSink, type ConsumerCounters } from "./consumer-queue.ts";
 
 export interface SubscribeOptions {
+  /**
+   * A filter for this consumer alone, run in userland on what the shared capture delivers
+   * (so consumers with different interests can still share one handle).
+   */
+  filter?: string | BpfProgram;
   /** Per-consumer queue bound in bytes. */
   maxQueueBytes?: number;
   /** Called when the shared capture ends (interface gone, error, hub closed). */
@@ -25,7 +32,7 @@ export interface Subscription {
   unsubscribe(): Promise<void>;
 }
 
-type Consumer = { queue: ConsumerQueue; options: SubscribeOptions };
+type Consumer = { queue: ConsumerQueue; options: SubscribeOptions; filter?: BatchFilter };
 
 class SharedCapture {
   readonly consumers = new Set<Consumer>();
@@ -38,7 +45,10 @@ class SharedCapture {
   open(): Promise<CaptureInfo> {
     this.opening = this.source.start({
       onBatch: (batch: PacketBatch) => {
-        for (const consumer of this.consumers) consumer.queue.offer(batch);
+        for (const consumer of this.consumers) {
+          const mine = consumer.filter ? consumer.filter(batch) : batch;
+          if (mine.count > 0) consumer.queue.offer(mine);
+        }
       },
       onEnd: (_reason, error) => {
         this.ended = true;
@@ -81,6 +91,9 @@ export class CaptureHub {
       await shared.opening;
     }
     const consumer: Consumer = { queue: new ConsumerQueue(sink, options.maxQueueBytes, options.onSinkError), options };
+    if (options.filter !== undefined && options.filter !== "") {
+      consumer.filter = createBatchFilter(options.filter, shared.info.linktype, shared.info.snaplen);
+    }
     shared.consumers.add(consumer);
     const owner = shared;
     let left = false;

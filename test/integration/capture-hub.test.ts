@@ -92,3 +92,43 @@ test("ConsumerQueue counts exactly the packets it could not hold", async () => {
   expect(queue.counters.queuedBytes).toBe(0);
   expect(written.length).toBe(2);
 });
+
+test("per-consumer userland filters on one shared handle", async () => {
+  hub = new CaptureHub();
+  flow = await openLoopbackFlow();
+  const other = await openLoopbackFlow();
+  try {
+    const spec = { interface: "lo", filter: `udp and (dst port ${flow.port} or dst port ${other.port})` };
+    const all = collector();
+    const onlyFlow = collector();
+    const onlyOther = collector();
+    await hub.subscribe(spec, all.sink);
+    await hub.subscribe(spec, onlyFlow.sink, { filter: `udp dst port ${flow.port}` });
+    await hub.subscribe(spec, onlyOther.sink, { filter: `udp dst port ${other.port} and len > 100` });
+    expect(hub.captureCount).toBe(1);
+    await flow.send([10, 20, 30]);
+    await other.send([40, 200]);
+    await waitFor(() => all.packets() >= 5, 10_000, "all packets");
+    await Bun.sleep(100);
+    expect(onlyFlow.packets()).toBe(3);
+    expect(onlyOther.packets()).toBe(1);
+  } finally {
+    other.close();
+  }
+});
+
+test("opening and stopping captures leaks no file descriptors", async () => {
+  const fds = () => require("node:fs").readdirSync("/proc/self/fd").length;
+  hub = new CaptureHub();
+  const first = await hub.subscribe({ interface: "lo", filter: "udp port 7" }, collector().sink);
+  await first.unsubscribe();
+  await Bun.sleep(50);
+  const before = fds();
+  for (let i = 0; i < 15; i++) {
+    const sub = await hub.subscribe({ interface: "lo", filter: `udp port ${i + 1}` }, collector().sink);
+    await sub.unsubscribe();
+  }
+  await Bun.sleep(100);
+  expect(fds()).toBe(before);
+  expect(hub.captureCount).toBe(0);
+});

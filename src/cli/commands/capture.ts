@@ -2,6 +2,7 @@
 // a pcap/pcapng file or standard output. Ctrl-C ends it with a complete file and a summary.
 import type { CaptureSource, CaptureStats } from "../../capture/capture-source.ts";
 import { FileReplaySource } from "../../capture/file-replay-source.ts";
+import { LibpcapFileSource } from "../../capture/libpcap-file-source.ts";
 import { LiveCaptureSource } from "../../capture/live-capture-source.ts";
 import { takeRecords, type PacketBatch } from "../../capture/packet-batch.ts";
 import { captureConfigSchema, type CaptureConfig } from "../../config/capture-config.ts";
@@ -31,6 +32,8 @@ Options:
       --immediate         libpcap immediate mode (lowest latency, smaller bursts)
       --nano              nanosecond timestamps (pcap magic a1b23c4d)
       --realtime          replay -r FILE at the pace of its timestamps
+      --reader R          who reads -r FILE: probe (default, streaming TypeScript
+                          reader, strict checks) or libpcap (pcap_open_offline)
   -q, --quiet             no summary on standard error
   -h, --help              this text
 
@@ -53,6 +56,7 @@ const options = {
   immediate: { type: "boolean" },
   nano: { type: "boolean" },
   realtime: { type: "boolean" },
+  reader: { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -77,6 +81,7 @@ export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
     precision: v.nano ? "nano" : "micro",
     direction: v.direction,
     realtime: v.realtime ?? false,
+    reader: v.reader,
     quiet: v.quiet ?? false,
   });
 }
@@ -98,6 +103,12 @@ export async function runCapture(argv: string[]): Promise<number> {
         immediate: config.immediate,
         precision: config.precision,
         direction: config.direction,
+      })
+    : config.reader === "libpcap"
+    ? new LibpcapFileSource({
+        path: config.readFile!,
+        ...(config.filter ? { filter: config.filter } : {}),
+        precision: config.precision,
       })
     : new FileReplaySource({
         path: config.readFile!,
