@@ -16,6 +16,7 @@ PCAP-over-IP readers, udpstr collectors.
 Commands:
   list                 list capture interfaces with their addresses (like tcpdump -D)
   capture              capture from an interface or a file into a pcap/pcapng file or stdout
+  rpcapd               RPCAP daemon for tcpdump/Wireshark -i rpcap://host/iface (libpcap's flags)
   pcap-over-ip         serve a live capture to PCAP-over-IP readers (tshark -i TCP@host:57012)
   (none)               live capture summary of the default interface, one line a second
 
@@ -43,6 +44,8 @@ async function loadCommand(name: string): Promise<Command | undefined> {
       return runCapture;
     case "pcap-over-ip":
       return (await import("./commands/pcap-over-ip.ts")).runPcapOverIp;
+    case "rpcapd":
+      return (await import("./commands/rpcapd.ts")).runRpcapd;
     case "summary":
       return (await import("./commands/summary.ts")).runSummary;
     default:

@@ -1,0 +1,224 @@
+// `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
+// options, ExtraHop's -i/-t, a users file, and a shared capture behind every session.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { parseHostPort } from "../../config/addresses.ts";
+import {
+  formatRpcapdConfigFile,
+  parseRpcapdConfigFile,
+  RPCAP_DEFAULT_ACTIVE_PORT,
+  RPCAP_DEFAULT_PORT,
+  rpcapdConfigSchema,
+  UDPSTR_DEFAULT_MTU,
+  type RpcapdConfig,
+} from "../../config/rpcapd-config.ts";
+import { Authenticator, loadHostList } from "../../daemon/auth/index.ts";
+import { RpcapDaemon } from "../../daemon/rpcapd.ts";
+import { stderrLogger } from "../../logging/index.ts";
+import { CaptureHub } from "../../pipeline/capture-hub.ts";
+import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
+import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { ExitCode, UsageError } from "../usage-error.ts";
+import { validated } from "../validated.ts";
+
+export const RPCAPD_HELP = `Usage: probe rpcapd [options]
+
+An RPCAP daemon: libpcap clients (tcpdump/Wireshark -i rpcap://HOST:2002/IFACE, rpcaps:// for
+TLS) capture on this host through it. Flags follow libpcap's rpcapd.
+
+  -b, --bind ADDR          listen on ADDR (default: every IPv4 and IPv6 address)
+  -p, --port PORT          listen on PORT (default ${RPCAP_DEFAULT_PORT})
+  -4, --ipv4               IPv4 only
+  -l, --host-list FILE     only hosts in FILE may connect (one per line), checked before AUTH
+  -n, --null-auth          allow NULL authentication (no password)
+  -a, --active-client HOST,PORT
+      --active HOST:PORT   dial out to a collector (repeatable; port defaults to ${RPCAP_DEFAULT_ACTIVE_PORT})
+                           and serve it; redialled every 30 s while unreachable
+  -v, --active-only        do not listen; active connections only
+  -d, --daemon             run in the background
+  -s, --save-config FILE   write the current configuration to FILE (rpcapd's format)
+  -f, --config FILE        load configuration (ActiveClient, PassiveClient, NullAuthPermit)
+                           from FILE; SIGHUP reloads it without dropping live sessions
+  -S, --tls                TLS on control and data connections (rpcaps://)
+  -K, --tls-key FILE       private key (default key.pem)
+  -X, --tls-cert FILE      certificate (default cert.pem)
+  -i, --interface IFACE    (ExtraHop) capture only IFACE: listed first as ';preselected',
+                           any other OPEN is refused
+  -t, --udpstr-mtu MTU     (ExtraHop) pack UDP data channels as udpstr datagrams of at most
+                           MTU bytes (${UDPSTR_DEFAULT_MTU} for a 1500-byte link). Off unless given, so
+                           stock libpcap clients keep working; -t 0 = plain RPCAP over UDP.
+                           NOTE: libpcap 1.11's -t means a fixed data port; here that is
+                           --data-port.
+      --data-port PORT     fixed port for passive TCP data connections (default: ephemeral)
+      --users FILE         password file: 'user:hash' lines made by 'probe passwd USER';
+                           without it, system accounts (/etc/shadow) are used like rpcapd
+      --auth-timeout-ms N  a connection must authenticate within N ms (default 90000)
+      --idle-timeout-ms N  close an idle authenticated connection after N ms (default 180000)
+      --max-sessions N     concurrent control connections (default 64)
+  -h, --help               this text
+
+Every failed authentication is answered "Authentication failed" and costs that peer a
+growing pause; the reason is logged. OPEN accepts local interfaces only.
+`;
+
+const options = {
+  bind: { type: "string", short: "b" },
+  port: { type: "string", short: "p" },
+  ipv4: { type: "boolean", short: "4" },
+  "host-list": { type: "string", short: "l" },
+  "null-auth": { type: "boolean", short: "n" },
+  "active-client": { type: "string", short: "a", multiple: true },
+  active: { type: "string", multiple: true },
+  "active-only": { type: "boolean", short: "v" },
+  daemon: { type: "boolean", short: "d" },
+  "save-config": { type: "string", short: "s" },
+  config: { type: "string", short: "f" },
+  tls: { type: "boolean", short: "S" },
+  "tls-key": { type: "string", short: "K" },
+  "tls-cert": { type: "string", short: "X" },
+  interface: { type: "string", short: "i" },
+  "udpstr-mtu": { type: "string", short: "t" },
+  "data-port": { type: "string" },
+  users: { type: "string" },
+  "auth-timeout-ms": { type: "string" },
+  "idle-timeout-ms": { type: "string" },
+  "max-sessions": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
+  const { values: v, positionals } = parseCommandLine("rpcapd", argv, options);
+  if (v.help) return "help";
+  if (positionals.length > 0) throw new UsageError(`rpcapd: unexpected argument '${positionals[0]}'`);
+  const active = [
+    ...(v["active-client"] ?? []).map((text) => {
+      const [host, port] = text.split(",");
+      return { host: host ?? "", port: port ? Number(port) : RPCAP_DEFAULT_ACTIVE_PORT };
+    }),
+    ...(v.active ?? []).map((text) => {
+      try {
+        return parseHostPort(text, RPCAP_DEFAULT_ACTIVE_PORT);
+      } catch (error) {
+        throw new UsageError(`--active: ${(error as Error).message}`);
+      }
+    }),
+  ];
+  return validated("rpcapd", rpcapdConfigSchema, {
+    bindAddress: v.bind,
+    port: parseInteger("-p", v.port, 0, 65535),
+    ipv4Only: v.ipv4,
+    hostListFile: v["host-list"],
+    nullAuth: v["null-auth"],
+    active,
+    activeOnly: v["active-only"],
+    daemonize: v.daemon,
+    saveConfigFile: v["save-config"],
+    configFile: v.config,
+    tls: v.tls,
+    tlsKey: v["tls-key"],
+    tlsCert: v["tls-cert"],
+    preselectedInterface: v.interface,
+    udpstrMtu: parseInteger("-t", v["udpstr-mtu"], 0, 65000),
+    dataPort: parseInteger("--data-port", v["data-port"], 0, 65535),
+    usersFile: v.users,
+    authTimeoutMs: parseInteger("--auth-timeout-ms", v["auth-timeout-ms"], 100, 86_400_000),
+    idleTimeoutMs: parseInteger("--idle-timeout-ms", v["idle-timeout-ms"], 100, 86_400_000),
+    maxSessions: parseInteger("--max-sessions", v["max-sessions"], 1, 100_000),
+  });
+}
+
+/** The config file's settings merged over the command line's (rpcapd: the file wins). */
+function withConfigFile(config: RpcapdConfig): RpcapdConfig {
+  if (!config.configFile) return config;
+  let text: string;
+  try {
+    text = readFileSync(config.configFile, "utf8");
+  } catch (error) {
+    throw new UsageError(`-f ${config.configFile}: ${(error as Error).message}`);
+  }
+  let file;
+  try {
+    file = parseRpcapdConfigFile(text);
+  } catch (error) {
+    throw new UsageError(`${config.configFile}: ${(error as Error).message}`);
+  }
+  return Object.freeze({ ...config, active: file.active, passiveClients: file.passiveClients, nullAuth: file.nullAuth });
+}
+
+async function accessControl(config: RpcapdConfig) {
+  const hosts = [...config.passiveClients];
+  if (config.hostListFile) {
+    if (!existsSync(config.hostListFile)) throw new UsageError(`-l ${config.hostListFile}: no such file`);
+    hosts.push(...readFileSync(config.hostListFile, "utf8").split(/[\s,]+/).filter((h) => h && !h.startsWith("#")));
+  }
+  const isHostAllowed = hosts.length > 0 ? await loadHostList(hosts) : undefined;
+  const authenticator = await Authenticator.create({
+    nullAuth: config.nullAuth,
+    ...(config.usersFile ? { usersFile: config.usersFile } : {}),
+  });
+  return { isHostAllowed, authenticator };
+}
+
+export async function runRpcapd(argv: string[]): Promise<number> {
+  const parsed = parseRpcapdConfig(argv);
+  if (parsed === "help") {
+    process.stdout.write(RPCAPD_HELP);
+    return ExitCode.OK;
+  }
+  if (parsed.daemonize) return daemonize(argv);
+  let config = withConfigFile(parsed);
+  if (config.saveConfigFile) {
+    writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
+  }
+  const log = stderrLogger("probe-rpcapd");
+  const hub = new CaptureHub();
+  const access = await accessControl(config);
+  const daemon = new RpcapDaemon({
+    ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
+    active: config.active,
+    ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
+    ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}),
+    authenticator: access.authenticator,
+    ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
+    udpstrMtu: config.udpstrMtu,
+    createUdpstrPacker: (mtu) => new UdpstrPacker({ mtu }),
+    dataPort: config.dataPort,
+    authTimeoutMs: config.authTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    activeRetryMs: config.activeRetryMs,
+    dataQueueBytes: config.dataQueueBytes,
+    maxControlPlen: config.maxControlPlen,
+    maxSessions: config.maxSessions,
+    hub,
+    log,
+  });
+  if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
+  await daemon.start();
+  process.on("SIGHUP", async () => {
+    try {
+      config = withConfigFile(parsed);
+      const access = await accessControl(config);
+      daemon.reconfigure({ active: config.active, authenticator: access.authenticator, ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}) });
+    } catch (error) {
+      log.error(`reload failed, keeping the running configuration: ${(error as Error).message}`);
+    }
+  });
+  const stop = Promise.withResolvers<void>();
+  process.on("SIGINT", () => stop.resolve());
+  process.on("SIGTERM", () => stop.resolve());
+  await stop.promise;
+  await daemon.stop();
+  await hub.close();
+  return ExitCode.OK;
+}
+
+/** -d: start again detached (without -d), stdio to /dev/null, and return at once. */
+function daemonize(argv: string[]): number {
+  const rest = argv.filter((a) => a !== "-d" && a !== "--daemon");
+  const self = process.execPath.endsWith("/bun") || process.execPath.endsWith("/bun.exe")
+    ? [process.execPath, Bun.main]
+    : [process.execPath];
+  const child = Bun.spawn([...self, "rpcapd", ...rest], { stdio: ["ignore", "ignore", "ignore"], detached: true } as Parameters<typeof Bun.spawn>[1]);
+  child.unref();
+  process.stderr.write(`probe rpcapd running in the background, pid ${child.pid}\n`);
+  return ExitCode.OK;
+}

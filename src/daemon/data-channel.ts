@@ -1,0 +1,233 @@
+// RPCAP data channels: where a session's captured packets go. TCP (the daemon listens on a
+// fresh or fixed port and accepts the one client, or connects out for SERVEROPEN/active mode),
+// optionally TLS; or UDP, one PACKET message per datagram, or udpstr-packed when -t MTU is set.
+// Each channel encodes a whole batch into one buffer and writes it at once (libpcap's daemon
+// does one send() per packet).
+import type { Socket, TCPSocketListener } from "bun";
+import type { PacketBatch } from "../capture/packet-batch.ts";
+import { SocketWriter } from "../outputs/socket-writer.ts";
+import { encodePacketMessages } from "../protocols/rpcap/index.ts";
+
+export interface DataChannel {
+  readonly kind: "tcp" | "udp" | "udpstr";
+  /** Encodes and sends one batch; a promise means "wait before the next" (TCP back-pressure). */
+  write(batch: PacketBatch): void | Promise<void>;
+  /** Packets handed to the network so far (svrcapt). */
+  readonly packetsSent: number;
+  /** Datagrams the kernel refused (EAGAIN/ENOBUFS) after retries: counted, never blocking. */
+  readonly sendFailures: number;
+  close(): void;
+}
+
+/** How long a passive TCP data listener waits for the client to connect. */
+export const DATA_ACCEPT_TIMEOUT_MS = 10_000;
+
+type TcpData = { channel?: TcpDataChannel };
+
+class TcpDataChannel implements DataChannel {
+  readonly kind = "tcp";
+  readonly sendFailures = 0;
+  packetsSent = 0;
+  private npkt = 1;
+  private readonly writer: SocketWriter;
+  closed = false;
+
+  constructor(private readonly socket: Socket<TcpData>, private readonly onPeerGone: () => void) {
+    this.writer = new SocketWriter(socket as Socket<unknown>);
+    socket.data = { channel: this };
+  }
+
+  write(batch: PacketBatch): void | Promise<void> {
+    if (this.closed) return;
+    const { bytes } = encodePacketMessages(batch, this.npkt);
+    this.npkt = (this.npkt + batch.count) % 2 ** 32;
+    this.packetsSent += batch.count;
+    return this.writer.write(bytes);
+  }
+
+  drain(): void {
+    this.writer.onDrain();
+  }
+
+  peerClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.writer.onClose();
+    this.onPeerGone();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.writer.onClose();
+    this.socket.end();
+  }
+}
+
+const tcpHandlers = {
+  data: () => {}, // the client sends nothing on the data channel
+  drain: (s: Socket<TcpData>) => s.data?.channel?.drain(),
+  close: (s: Socket<TcpData>) => s.data?.channel?.peerClosed(),
+  error: (s: Socket<TcpData>) => s.data?.channel?.peerClosed(),
+};
+
+export interface TlsOptions {
+  cert: string;
+  key: string;
+}
+
+/**
+ * Passive TCP: listens on `port` (0 = ephemeral) of `host` and accepts exactly one connection,
+ * from `expectedPeer` only. Resolves the port at once; `accepted` settles when the client connects.
+ */
+export function listenForDataClient(options: {
+  host: string;
+  port: number;
+  expectedPeer: string;
+  tls?: TlsOptions;
+  onPeerGone: () => void;
+}): { port: number; accepted: Promise<DataChannel>; cancel(): void } {
+  let listener: TCPSocketListener<TcpData> | undefined;
+  const accepted = Promise.withResolvers<DataChannel>();
+  let done = false;
+  const finish = () => {
+    done = true;
+    clearTimeout(timer);
+    listener?.stop(false);
+  };
+  const take = (socket: Socket<TcpData>) => {
+    if (done) return void socket.end();
+    if (normalise(socket.remoteAddress) !== normalise(options.expectedPeer)) {
+      socket.end(); // not our client: someone else scanning the port
+      return;
+    }
+    finish();
+    accepted.resolve(new TcpDataChannel(socket, options.onPeerGone));
+  };
+  listener = Bun.listen<TcpData>({
+    hostname: options.host,
+    port: options.port,
+    ...(options.tls ? { tls: { cert: Bun.file(options.tls.cert), key: Bun.file(options.tls.key) } } : {}),
+    socket: {
+      ...tcpHandlers,
+      open: (socket) => {
+        if (!options.tls) take(socket);
+      },
+      handshake: (socket, success) => {
+        if (success) take(socket);
+        else socket.end();
+      },
+    },
+  });
+  const timer = setTimeout(() => {
+    if (done) return;
+    finish();
+    accepted.reject(new Error(`data connection not made within ${DATA_ACCEPT_TIMEOUT_MS} ms`));
+  }, DATA_ACCEPT_TIMEOUT_MS);
+  accepted.promise.catch(() => {});
+  return {
+    port: listener.port,
+    accepted: accepted.promise,
+    cancel() {
+      if (done) return;
+      finish();
+      accepted.reject(new Error("cancelled"));
+    },
+  };
+}
+
+/** SERVEROPEN or active mode: the daemon connects to the client's data port. */
+export async function connectToDataClient(options: {
+  host: string;
+  port: number;
+  tls?: boolean;
+  onPeerGone: () => void;
+}): Promise<DataChannel> {
+  const ready = Promise.withResolvers<DataChannel>();
+  await Bun.connect<TcpData>({
+    hostname: options.host,
+    port: options.port,
+    ...(options.tls ? { tls: { rejectUnauthorized: false } } : {}),
+    socket: {
+      ...tcpHandlers,
+      open: (socket) => {
+        if (!options.tls) ready.resolve(new TcpDataChannel(socket, options.onPeerGone));
+      },
+      handshake: (socket, success) => {
+        if (success) ready.resolve(new TcpDataChannel(socket, options.onPeerGone));
+        else {
+          socket.end();
+          ready.reject(new Error("TLS handshake on the data connection failed"));
+        }
+      },
+      connectError: (_s, error) => ready.reject(error),
+    },
+  });
+  return ready.promise;
+}
+
+/** UDP: plain RPCAP (one PACKET message per datagram) or udpstr packing. */
+export async function openUdpDataChannel(options: {
+  host: string;
+  port: number;
+  /** Packs datagrams (udpstr); undefined = plain RPCAP over UDP. */
+  packer?: { pack(batch: PacketBatch, firstNpkt: number): Uint8Array[]; flush(): Uint8Array[] };
+  kind: "udp" | "udpstr";
+}): Promise<DataChannel> {
+  const socket = await Bun.udpSocket({ hostname: options.host.includes(":") ? "::" : "0.0.0.0" });
+  let npkt = 1;
+  let packetsSent = 0;
+  let sendFailures = 0;
+  let closed = false;
+  const sendAll = (datagrams: Uint8Array[]) => {
+    // sendMany takes [data, port, host, data, port, host, ...]; it returns how many went out.
+    const args: (Uint8Array | number | string)[] = [];
+    for (const d of datagrams) args.push(d, options.port, options.host);
+    let sent = 0;
+    for (let attempt = 0; attempt < 3 && sent < datagrams.length; attempt++) {
+      try {
+        sent += socket.sendMany(sent === 0 ? args : args.slice(sent * 3));
+      } catch {
+        break;
+      }
+    }
+    sendFailures += datagrams.length - sent;
+  };
+  return {
+    kind: options.kind,
+    get packetsSent() {
+      return packetsSent;
+    },
+    get sendFailures() {
+      return sendFailures;
+    },
+    write(batch) {
+      if (closed) return;
+      if (options.packer) {
+        sendAll(options.packer.pack(batch, npkt));
+        // A partly filled datagram goes out when no packet is waiting: each batch is such a moment.
+        sendAll(options.packer.flush());
+      } else {
+        const { bytes, ends } = encodePacketMessages(batch, npkt);
+        const datagrams: Uint8Array[] = [];
+        let start = 0;
+        for (const end of ends) {
+          datagrams.push(bytes.subarray(start, end));
+          start = end;
+        }
+        sendAll(datagrams);
+      }
+      npkt = (npkt + batch.count) % 2 ** 32;
+      packetsSent += batch.count;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      socket.close();
+    },
+  };
+}
+
+function normalise(address: string): string {
+  return address.replace(/^::ffff:/i, "");
+}

@@ -1,0 +1,266 @@
+// RpcapDaemon: the transport around RpcapSession. Passive listeners (plain or TLS) with the
+// host list enforced before AUTH, active connections to collectors redialled forever, a cap
+// on concurrent sessions, and reconfiguration (SIGHUP) without dropping live sessions.
+import type { Socket, TCPSocketListener } from "bun";
+import { listInterfaces } from "../capture/libpcap/devices.ts";
+import { LiveCaptureSource } from "../capture/live-capture-source.ts";
+import type { Logger } from "../logging/index.ts";
+import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
+import type { CaptureHub } from "../pipeline/capture-hub.ts";
+import { ProtocolError } from "../protocols/errors.ts";
+import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer } from "../protocols/rpcap/index.ts";
+import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
+import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
+
+export interface RpcapdOptions {
+  /** Listen here (host undefined = every address); omitted in active-only mode. */
+  listen?: { host?: string; port: number; ipv4Only: boolean };
+  active: { host: string; port: number }[];
+  tls?: { cert: string; key: string };
+  /** Peers allowed to open passive connections; undefined = everyone. */
+  isHostAllowed?: (address: string) => boolean;
+  authenticator: SessionAuthenticator;
+  preselectedInterface?: string;
+  /** udpstr MTU for UDP data channels; 0 = plain RPCAP datagrams. */
+  udpstrMtu: number;
+  createUdpstrPacker?: (mtu: number) => { pack(batch: import("../capture/packet-batch.ts").PacketBatch, firstNpkt: number): Uint8Array[]; flush(): Uint8Array[] };
+  /** Fixed port for passive TCP data connections (libpcap#1120); 0 = ephemeral. */
+  dataPort: number;
+  authTimeoutMs: number;
+  idleTimeoutMs: number;
+  activeRetryMs: number;
+  dataQueueBytes: number;
+  maxControlPlen: number;
+  maxSessions: number;
+  hub: CaptureHub;
+  log: Logger;
+}
+
+/** Control replies a peer may leave unread before it is cut off. */
+const MAX_UNREAD_CONTROL_BYTES = 1024 * 1024;
+
+type ControlData = { session?: RpcapSession; framer?: RpcapFramer; writer?: OrderedSocketWriter };
+
+export class RpcapDaemon {
+  private listener: TCPSocketListener<ControlData> | null = null;
+  private readonly sessions = new Set<RpcapSession>();
+  private activeTargets: { host: string; port: number }[] = [];
+  private readonly activeTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private readonly activeConnected = new Set<string>();
+  private stopped = false;
+
+  constructor(private options: RpcapdOptions) {
+    this.activeTargets = [...options.active];
+  }
+
+  get port(): number | undefined {
+    return this.listener?.port;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  async start(): Promise<void> {
+    const listen = this.options.listen;
+    if (listen) {
+      const host = listen.host ?? (listen.ipv4Only ? "0.0.0.0" : "::");
+      const tls = this.options.tls;
+      this.listener = Bun.listen<ControlData>({
+        hostname: host,
+        port: listen.port,
+        ...(tls ? { tls: { cert: Bun.file(tls.cert), key: Bun.file(tls.key) } } : {}),
+        socket: this.handlers(false, tls !== undefined),
+      });
+      this.options.log.info(`rpcapd listening on ${host.includes(":") ? `[${host}]` : host}:${this.listener.port}${tls ? " (TLS)" : ""}`);
+    }
+    for (const target of this.activeTargets) this.dialActive(target);
+  }
+
+  /** Applies new settings (SIGHUP): live sessions keep running; active targets are re-synced. */
+  reconfigure(update: Pick<RpcapdOptions, "active" | "isHostAllowed" | "authenticator">): void {
+    this.options = { ...this.options, ...update };
+    const wanted = new Set(update.active.map(keyOf));
+    for (const [key, timer] of this.activeTimers) {
+      if (!wanted.has(key)) {
+        clearTimeout(timer);
+        this.activeTimers.delete(key);
+      }
+    }
+    const known = new Set(this.activeTargets.map(keyOf));
+    this.activeTargets = [...update.active];
+    for (const target of update.active) if (!known.has(keyOf(target))) this.dialActive(target);
+    this.options.log.info(`configuration reloaded: ${update.active.length} active collector(s), ${this.sessions.size} live session(s) kept`);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.activeTimers.values()) clearTimeout(timer);
+    this.activeTimers.clear();
+    for (const session of [...this.sessions]) session.close("daemon stopping");
+    this.listener?.stop(true);
+  }
+
+  private handlers(active: boolean, tls: boolean, onGone?: () => void) {
+    const start = (socket: Socket<ControlData>) => this.startSession(socket, active, tls);
+    return {
+      open: (socket: Socket<ControlData>) => {
+        socket.data = {};
+        if (!tls) start(socket);
+      },
+      handshake: (socket: Socket<ControlData>, success: boolean, error: Error | null) => {
+        if (!success || error) {
+          this.options.log.warn(`TLS handshake with ${socket.remoteAddress} failed: ${error?.message ?? "refused"}`);
+          socket.end();
+          return;
+        }
+        start(socket);
+      },
+      data: (socket: Socket<ControlData>, chunk: Buffer) => {
+        const { framer, session } = socket.data ?? {};
+        if (!framer || !session) return;
+        let messages;
+        try {
+          messages = framer.push(chunk);
+        } catch (error) {
+          if (error instanceof ProtocolError) session.framingError(error, chunk[0] ?? 0);
+          else session.close(`framing failed: ${(error as Error).message}`);
+          return;
+        }
+        if (messages.length > 0) session.receive(messages);
+      },
+      drain: (socket: Socket<ControlData>) => socket.data?.writer?.onDrain(),
+      close: (socket: Socket<ControlData>) => {
+        socket.data?.session?.close("peer closed the control connection");
+        onGone?.();
+      },
+      error: (socket: Socket<ControlData>, error: Error) => {
+        socket.data?.session?.close(`socket error: ${error.message}`);
+      },
+    };
+  }
+
+  private startSession(socket: Socket<ControlData>, active: boolean, tls: boolean): void {
+    const peer = socket.remoteAddress;
+    if (!active && this.options.isHostAllowed && !this.options.isHostAllowed(peer)) {
+      this.options.log.warn(`refused ${peer}: not in the host list`);
+      socket.write(encodeError(0, RpcapErrorCode.HOSTNOAUTH, "The host is not allowed to connect to this server"));
+      socket.end();
+      return;
+    }
+    if (this.sessions.size >= this.options.maxSessions) {
+      this.options.log.warn(`refused ${peer}: ${this.sessions.size} sessions already (limit ${this.options.maxSessions})`);
+      socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
+      socket.end();
+      return;
+    }
+    let session: RpcapSession | undefined;
+    const writer = new OrderedSocketWriter(socket as Socket<unknown>, MAX_UNREAD_CONTROL_BYTES, () =>
+      session?.close("peer does not read its control connection"),
+    );
+    session = new RpcapSession(
+      { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: normalise(peer), tls, active },
+      this.environment(),
+      (closed) => this.sessions.delete(closed),
+    );
+    const framer = new RpcapFramer((type) => maxRequestPlen(type, this.options.maxControlPlen));
+    socket.data = { session, framer, writer };
+    this.sessions.add(session);
+    this.options.log.info(`session ${session.id} from ${peer}${active ? " (active)" : ""}`);
+  }
+
+  private environment(): SessionEnvironment {
+    const o = this.options;
+    const env: SessionEnvironment = {
+      hub: o.hub,
+      authenticator: o.authenticator,
+      listInterfaces: () => listInterfaces(),
+      probeLinktype: async (device) => {
+        const probe = new LiveCaptureSource({ interface: device, snaplen: 64 });
+        const info = await probe.start({ onBatch: () => {}, onEnd: () => {} });
+        await probe.stop();
+        return info.linktype;
+      },
+      openDataChannel: (request) => this.openDataChannel(request),
+      idleTimeoutMs: o.idleTimeoutMs,
+      authTimeoutMs: o.authTimeoutMs,
+      dataQueueBytes: o.dataQueueBytes,
+      log: o.log,
+    };
+    if (o.preselectedInterface) env.preselectedInterface = o.preselectedInterface;
+    return env;
+  }
+
+  private async openDataChannel(request: DataChannelRequest): Promise<{ channel: Promise<DataChannel>; replyPortdata: number }> {
+    if (request.udp) {
+      const mtu = this.options.udpstrMtu;
+      const packer = mtu > 0 ? this.options.createUdpstrPacker?.(mtu) : undefined;
+      if (mtu > 0 && !packer) throw new Error("udpstr packing is not available");
+      const channel = await openUdpDataChannel({
+        host: request.peerAddress,
+        port: request.portdata,
+        ...(packer ? { packer } : {}),
+        kind: packer ? "udpstr" : "udp",
+      });
+      return { channel: Promise.resolve(channel), replyPortdata: 0 };
+    }
+    if (request.serverOpens) {
+      const channel = connectToDataClient({ host: request.peerAddress, port: request.portdata, tls: request.tls, onPeerGone: request.onPeerGone });
+      return { channel, replyPortdata: 0 };
+    }
+    const listen = this.options.listen;
+    const host = listen?.host ?? (listen?.ipv4Only ? "0.0.0.0" : "::");
+    const server = listenForDataClient({
+      host,
+      port: this.options.dataPort,
+      expectedPeer: request.peerAddress,
+      ...(request.tls && this.options.tls ? { tls: this.options.tls } : {}),
+      onPeerGone: request.onPeerGone,
+    });
+    return { channel: server.accepted, replyPortdata: server.port };
+  }
+
+  private dialActive(target: { host: string; port: number }): void {
+    if (this.stopped) return;
+    const key = keyOf(target);
+    const retry = () => {
+      this.activeConnected.delete(key);
+      if (this.stopped || !this.activeTargets.some((t) => keyOf(t) === key)) return;
+      const timer = setTimeout(() => {
+        this.activeTimers.delete(key);
+        this.dialActive(target);
+      }, this.options.activeRetryMs);
+      this.activeTimers.set(key, timer);
+    };
+    const tls = this.options.tls !== undefined;
+    const handlers = this.handlers(true, tls, retry);
+    Bun.connect<ControlData>({
+      hostname: target.host,
+      port: target.port,
+      ...(tls ? { tls: { rejectUnauthorized: false } } : {}),
+      socket: {
+        ...handlers,
+        open: (socket) => {
+          this.activeConnected.add(key);
+          this.options.log.info(`connected to collector ${key}`);
+          handlers.open(socket);
+        },
+        connectError: (_socket, error) => {
+          this.options.log.warn(`cannot reach collector ${key}: ${error.message}; retrying in ${this.options.activeRetryMs} ms`);
+          retry();
+        },
+      },
+    }).catch((error: Error) => {
+      this.options.log.warn(`cannot reach collector ${key}: ${error.message}; retrying in ${this.options.activeRetryMs} ms`);
+      retry();
+    });
+  }
+}
+
+function keyOf(target: { host: string; port: number }): string {
+  return `${target.host}:${target.port}`;
+}
+
+function normalise(address: string): string {
+  return address.replace(/^::ffff:/i, "");
+}

@@ -1,0 +1,318 @@
+// RpcapClient: the client side of RPCAP over a Bun socket, used by `probe capture -i
+// rpcap://...` and by the tests. Requests go one at a time; each awaits its reply or an ERROR.
+// Data arrives on a TCP data connection (the client connects, or listens for SERVEROPEN) or
+// a UDP socket, and is decoded into PacketBatches.
+import type { Socket, TCPSocketListener } from "bun";
+import type { BpfInstruction } from "../../capture/bpf/index.ts";
+import { PacketBatchBuilder, type PacketBatch } from "../../capture/packet-batch.ts";
+import { ProtocolError } from "../errors.ts";
+import {
+  decodeAuthReply,
+  decodeErrorText,
+  decodeFindAllIfReply,
+  decodeOpenReply,
+  decodePacketPayload,
+  decodeStartCapReply,
+  decodeStatsReply,
+  encodeAuthRequest,
+  encodeMessage,
+  encodeSamplingRequestPayload,
+  encodeStartCapRequestPayload,
+  encodeUpdateFilterPayload,
+  type AuthReply,
+  type RpcapMessage,
+  type RpcapStats,
+  type WireInterface,
+} from "./codec.ts";
+import { RpcapFramer } from "./framer.ts";
+import { RPCAP_HEADER_BYTES, RPCAP_REPLY_BIT, RpcapAuthType, RpcapMessageType, rpcapErrorName, rpcapMessageName, StartCapFlag } from "./wire.ts";
+
+/** An ERROR message from the server, with its PCAP_ERR_* code. */
+export class RpcapServerError extends Error {
+  override readonly name = "RpcapServerError";
+  constructor(readonly code: number, message: string) {
+    super(message);
+  }
+}
+
+/** Largest reply we accept (FINDALLIF on a host with many interfaces stays far below). */
+const CLIENT_MAX_PLEN = 16 * 1024 * 1024;
+/** How long a request may wait for its reply. */
+export const CLIENT_REPLY_TIMEOUT_MS = 15_000;
+
+export interface RpcapClientOptions {
+  host: string;
+  port: number;
+  tls?: boolean;
+  /** An already-connected socket's data handler is wired by acceptActive(); otherwise we dial. */
+}
+
+export interface StartCaptureOptions {
+  snaplen?: number;
+  promiscuous?: boolean;
+  filter?: readonly BpfInstruction[];
+  /** UDP data channel (the server sends to our port). */
+  udp?: boolean;
+  /** Ask the server to connect to us (we listen). */
+  serverOpen?: boolean;
+  readTimeoutMs?: number;
+  onBatch(batch: PacketBatch, npkts: number[]): void;
+  /** For udpstr servers: datagrams are handed here raw instead of decoded as PACKET messages. */
+  onDatagram?: (datagram: Uint8Array) => void;
+  onDataClosed?: () => void;
+}
+
+type Pending = { resolve(m: RpcapMessage): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> };
+
+export class RpcapClient {
+  private socket: Socket<undefined> | null = null;
+  private readonly framer = new RpcapFramer(() => CLIENT_MAX_PLEN);
+  private pending: Pending | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private dataCleanup: (() => void) | null = null;
+  /** Unsolicited messages (e.g. an ERROR when the capture ends). */
+  readonly unsolicited: RpcapMessage[] = [];
+  version = 0;
+  linktype = 1;
+
+  private constructor(private readonly options: RpcapClientOptions) {}
+
+  /** Dials the daemon (passive mode). */
+  static async connect(options: RpcapClientOptions): Promise<RpcapClient> {
+    const client = new RpcapClient(options);
+    const ready = Promise.withResolvers<void>();
+    client.socket = await Bun.connect({
+      hostname: options.host,
+      port: options.port,
+      ...(options.tls ? { tls: { rejectUnauthorized: false } } : {}),
+      socket: {
+        open: () => {
+          if (!options.tls) ready.resolve();
+        },
+        handshake: (_s, ok, error) => (ok ? ready.resolve() : ready.reject(error ?? new Error("TLS handshake failed"))),
+        data: (_s, chunk) => client.onData(chunk),
+        close: () => client.onClose(),
+        error: (_s, error) => client.onClose(error),
+        connectError: (_s, error) => ready.reject(error),
+      },
+    });
+    await ready.promise;
+    return client;
+  }
+
+  /** Active mode: listens for a daemon that dials in; resolves with a client per connection. */
+  static listenForActive(host: string, port: number, onClient: (client: RpcapClient) => void): TCPSocketListener<{ client: RpcapClient }> {
+    return Bun.listen<{ client: RpcapClient }>({
+      hostname: host,
+      port,
+      socket: {
+        open: (socket) => {
+          const client = new RpcapClient({ host: socket.remoteAddress, port: 0 });
+          client.socket = socket as unknown as Socket<undefined>;
+          socket.data = { client };
+          onClient(client);
+        },
+        data: (socket, chunk) => socket.data.client.onData(chunk),
+        close: (socket) => socket.data.client.onClose(),
+        error: (socket, error) => socket.data.client.onClose(error),
+      },
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Raw write for tests that misbehave on purpose. */
+  writeRaw(bytes: Uint8Array): void {
+    this.socket?.write(bytes);
+  }
+
+  /** Sends a request and waits for the reply of the expected type (or throws RpcapServerError). */
+  request(type: number, payload?: Uint8Array, value = 0): Promise<RpcapMessage> {
+    const run = () =>
+      new Promise<RpcapMessage>((resolve, reject) => {
+        if (this.closed || !this.socket) return reject(new Error("connection closed"));
+        const timer = setTimeout(() => {
+          this.pending = null;
+          reject(new Error(`no reply to ${rpcapMessageName(type)} within ${CLIENT_REPLY_TIMEOUT_MS} ms`));
+        }, CLIENT_REPLY_TIMEOUT_MS);
+        this.pending = {
+          resolve: (m) => {
+            if (m.header.type === RpcapMessageType.ERROR) {
+              reject(new RpcapServerError(m.header.value, `${rpcapErrorName(m.header.value)}: ${decodeErrorText(m.payload)}`));
+            } else if (m.header.type !== (type | RPCAP_REPLY_BIT)) {
+              reject(new ProtocolError("unexpected-reply", `expected ${rpcapMessageName(type | RPCAP_REPLY_BIT)}, got ${rpcapMessageName(m.header.type)}`));
+            } else resolve(m);
+          },
+          reject,
+          timer,
+        };
+        this.socket.write(encodeMessage(this.version, type, value, payload));
+      });
+    const next = this.chain.then(run, run);
+    this.chain = next.catch(() => {});
+    return next;
+  }
+
+  async authenticate(username?: string, password?: string): Promise<AuthReply> {
+    const payload = username === undefined
+      ? encodeAuthRequest({ authType: RpcapAuthType.NULL, username: "", password: "" })
+      : encodeAuthRequest({ authType: RpcapAuthType.PWD, username, password: password ?? "" });
+    const reply = await this.request(RpcapMessageType.AUTH_REQ, payload);
+    return decodeAuthReply(reply.payload);
+  }
+
+  async findAllInterfaces(): Promise<WireInterface[]> {
+    const reply = await this.request(RpcapMessageType.FINDALLIF_REQ);
+    return decodeFindAllIfReply(reply.header.value, reply.payload);
+  }
+
+  async open(device: string): Promise<{ linktype: number; tzoff: number }> {
+    const reply = await this.request(RpcapMessageType.OPEN_REQ, new TextEncoder().encode(device));
+    const result = decodeOpenReply(reply.payload);
+    this.linktype = result.linktype;
+    return result;
+  }
+
+  /** STARTCAP and the data channel; packets arrive through options.onBatch. */
+  async startCapture(options: StartCaptureOptions): Promise<{ bufsize: number; dataPort: number }> {
+    const flags = (options.promiscuous ? StartCapFlag.PROMISC : 0) | (options.udp ? StartCapFlag.DGRAM : 0) | (options.serverOpen ? StartCapFlag.SERVEROPEN : 0);
+    const sink = new PacketMessageSink(this.linktype, options);
+    let portdata = 0;
+    if (options.udp) {
+      const udp = await Bun.udpSocket({
+        hostname: this.options.host.includes(":") ? "::" : "0.0.0.0",
+        socket: { data: (_s, data) => (options.onDatagram ? options.onDatagram(new Uint8Array(data)) : sink.datagram(new Uint8Array(data))) },
+      });
+      portdata = udp.port;
+      this.dataCleanup = () => udp.close();
+    } else if (options.serverOpen) {
+      const listener = Bun.listen({
+        hostname: "0.0.0.0",
+        port: 0,
+        socket: { data: (_s, chunk) => sink.stream(chunk), close: () => options.onDataClosed?.() },
+      });
+      portdata = listener.port;
+      this.dataCleanup = () => listener.stop(true);
+    }
+    const payload = encodeStartCapRequestPayload({
+      snaplen: options.snaplen ?? 65535,
+      readTimeoutMs: options.readTimeoutMs ?? 250,
+      flags,
+      portdata,
+      program: options.filter ?? [],
+    });
+    const reply = decodeStartCapReply((await this.request(RpcapMessageType.STARTCAP_REQ, payload)).payload);
+    if (!options.udp && !options.serverOpen) {
+      const data = await Bun.connect({
+        hostname: this.options.host,
+        port: reply.portdata,
+        ...(this.options.tls ? { tls: { rejectUnauthorized: false } } : {}),
+        socket: { data: (_s, chunk) => sink.stream(chunk), close: () => options.onDataClosed?.() },
+      });
+      this.dataCleanup = () => data.end();
+    }
+    return { bufsize: reply.bufsize, dataPort: reply.portdata };
+  }
+
+  async updateFilter(program: readonly BpfInstruction[]): Promise<void> {
+    await this.request(RpcapMessageType.UPDATEFILTER_REQ, encodeUpdateFilterPayload(program));
+  }
+
+  async stats(): Promise<RpcapStats> {
+    return decodeStatsReply((await this.request(RpcapMessageType.STATS_REQ)).payload);
+  }
+
+  async setSampling(method: number, value: number): Promise<void> {
+    await this.request(RpcapMessageType.SETSAMPLING_REQ, encodeSamplingRequestPayload(method, value));
+  }
+
+  async endCapture(): Promise<void> {
+    await this.request(RpcapMessageType.ENDCAP_REQ);
+    this.dataCleanup?.();
+    this.dataCleanup = null;
+  }
+
+  /** Sends CLOSE and ends the connection. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.socket?.write(encodeMessage(this.version, RpcapMessageType.CLOSE, 0));
+    this.socket?.end();
+    this.onClose();
+  }
+
+  private onData(chunk: Buffer): void {
+    let messages: RpcapMessage[];
+    try {
+      messages = this.framer.push(chunk);
+    } catch (error) {
+      this.onClose(error as Error);
+      return;
+    }
+    for (const m of messages) {
+      const waiter = this.pending;
+      if (waiter) {
+        this.pending = null;
+        clearTimeout(waiter.timer);
+        waiter.resolve(m);
+      } else this.unsolicited.push(m);
+    }
+  }
+
+  private onClose(error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dataCleanup?.();
+    this.dataCleanup = null;
+    const waiter = this.pending;
+    this.pending = null;
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error ?? new Error("connection closed by the server"));
+    }
+  }
+}
+
+/** Decodes PACKET messages from a TCP stream or single datagrams into batches. */
+class PacketMessageSink {
+  private readonly framer = new RpcapFramer((type) => (type === RpcapMessageType.PACKET ? 20 + 262144 : 0));
+  failed: Error | null = null;
+
+  constructor(private readonly linktype: number, private readonly options: StartCaptureOptions) {}
+
+  stream(chunk: Buffer): void {
+    if (this.failed) return;
+    try {
+      this.deliver(this.framer.push(chunk));
+    } catch (error) {
+      this.failed = error as Error;
+    }
+  }
+
+  datagram(bytes: Uint8Array): void {
+    try {
+      const framer = new RpcapFramer((type) => (type === RpcapMessageType.PACKET ? bytes.byteLength : 0));
+      this.deliver(framer.push(bytes));
+    } catch {
+      // a bad datagram is skipped; the next one stands alone
+    }
+  }
+
+  private deliver(messages: RpcapMessage[]): void {
+    if (messages.length === 0) return;
+    const builder = new PacketBatchBuilder(this.linktype, "micro", 64 * 1024);
+    const npkts: number[] = [];
+    for (const m of messages) {
+      if (m.header.type !== RpcapMessageType.PACKET) continue;
+      const { header, data } = decodePacketPayload(m.payload);
+      builder.push(header.tsSec, header.tsUsec, header.len, data);
+      npkts.push(header.npkt);
+    }
+    const batch = builder.take();
+    if (batch) this.options.onBatch(batch, npkts);
+  }
+}
+
+export { RPCAP_HEADER_BYTES };
