@@ -287,6 +287,7 @@ export class RpcapSession {
       flags: d.flags,
       addresses: d.addresses.map((a) => {
         const out: WireInterface["addresses"][number] = { addr: a.addr };
+        if (a.scopeId) out.scopeId = a.scopeId;
         if (a.netmask) out.netmask = a.netmask;
         if (a.broadaddr) out.broadaddr = a.broadaddr;
         if (a.dstaddr) out.dstaddr = a.dstaddr;

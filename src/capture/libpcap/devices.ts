@@ -8,6 +8,8 @@ import { errorBuffer, libpcap, PcapAddrLayout, PcapIfLayout, readCString } from 
 export interface InterfaceAddress {
   family: "inet" | "inet6";
   addr: string;
+  /** IPv6 sin6_scope_id (interface index of a link-local address), when not 0. */
+  scopeId?: number;
   netmask?: string;
   broadaddr?: string;
   dstaddr?: string;
@@ -59,6 +61,7 @@ function readAddresses(first: Pointer): InterfaceAddress[] {
     const addr = readSockaddr(read.ptr(node, PcapAddrLayout.addr) as Pointer);
     if (!addr) continue; // AF_PACKET and friends: not an IP address
     const entry: InterfaceAddress = { family: addr.family, addr: addr.text };
+    if (addr.scopeId) entry.scopeId = addr.scopeId;
     const netmask = readSockaddr(read.ptr(node, PcapAddrLayout.netmask) as Pointer);
     const broadaddr = readSockaddr(read.ptr(node, PcapAddrLayout.broadaddr) as Pointer);
     const dstaddr = readSockaddr(read.ptr(node, PcapAddrLayout.dstaddr) as Pointer);
@@ -70,7 +73,7 @@ function readAddresses(first: Pointer): InterfaceAddress[] {
   return addresses;
 }
 
-function readSockaddr(sa: Pointer): { family: "inet" | "inet6"; text: string } | undefined {
+function readSockaddr(sa: Pointer): { family: "inet" | "inet6"; text: string; scopeId?: number } | undefined {
   if (!sa) return undefined;
   const family = read.u16(sa, 0);
   if (family === LinuxAddressFamily.INET) {
@@ -80,7 +83,7 @@ function readSockaddr(sa: Pointer): { family: "inet" | "inet6"; text: string } |
   if (family === LinuxAddressFamily.INET6) {
     const bytes = new Uint8Array(16);
     for (let i = 0; i < 16; i++) bytes[i] = read.u8(sa, 8 + i);
-    return { family: "inet6", text: formatIPv6(bytes) };
+    return { family: "inet6", text: formatIPv6(bytes), scopeId: read.u32(sa, 24) };
   }
   return undefined;
 }

@@ -140,6 +140,8 @@ export function decodeAuthReply(payload: Uint8Array): AuthReply {
 
 export interface WireAddress {
   addr: string;
+  /** sin6_scope_id of an IPv6 link-local addr (the interface index); absent when 0. */
+  scopeId?: number;
   netmask?: string;
   broadaddr?: string;
   dstaddr?: string;
@@ -168,7 +170,8 @@ export function encodeFindAllIfReplyPayload(interfaces: readonly WireInterface[]
     w.u16(name.byteLength, BE).u16(desc.byteLength, BE).u32(i.flags >>> 0, BE).u16(i.addresses.length, BE).zeros(2);
     w.raw(name).raw(desc);
     for (const a of i.addresses) {
-      for (const text of [a.addr, a.netmask, a.broadaddr, a.dstaddr]) writeSockaddr(w, text);
+      writeSockaddr(w, a.addr, a.scopeId ?? 0);
+      for (const text of [a.netmask, a.broadaddr, a.dstaddr]) writeSockaddr(w, text, 0);
     }
   }
   return w.finish();
@@ -193,9 +196,11 @@ export function decodeFindAllIfReply(count: number, payload: Uint8Array): WireIn
     r.need(naddr * 4 * RPCAP_SOCKADDR_BYTES, `${naddr} addresses`);
     const addresses: WireAddress[] = [];
     for (let a = 0; a < naddr; a++) {
-      const [addr, netmask, broadaddr, dstaddr] = [0, 1, 2, 3].map(() => readSockaddr(r));
-      if (addr === undefined) continue; // an address family we do not know (libpcap skips it too)
-      const entry: WireAddress = { addr };
+      const [first, ...rest] = [0, 1, 2, 3].map(() => readSockaddr(r));
+      const [netmask, broadaddr, dstaddr] = rest.map((x) => x?.text);
+      if (first === undefined) continue; // an address family we do not know (libpcap skips it too)
+      const entry: WireAddress = { addr: first.text };
+      if (first.scopeId) entry.scopeId = first.scopeId;
       if (netmask !== undefined) entry.netmask = netmask;
       if (broadaddr !== undefined) entry.broadaddr = broadaddr;
       if (dstaddr !== undefined) entry.dstaddr = dstaddr;
@@ -207,30 +212,32 @@ export function decodeFindAllIfReply(count: number, payload: Uint8Array): WireIn
 }
 
 /** rpcap_sockaddr: family:u16 (2 or 23, big-endian), then sockaddr_in / sockaddr_in6 layout, zero-padded. */
-function writeSockaddr(w: ByteWriter, text: string | undefined): void {
+function writeSockaddr(w: ByteWriter, text: string | undefined, scopeId: number): void {
   const start = w.offset;
   if (text !== undefined && text.includes(":")) {
-    w.u16(RpcapAddressFamily.INET6, BE).u16(0, BE).u32(0, BE).raw(ipv6Bytes(text)).u32(0, BE);
+    w.u16(RpcapAddressFamily.INET6, BE).u16(0, BE).u32(0, BE).raw(ipv6Bytes(text)).u32(scopeId, BE);
   } else if (text !== undefined) {
     w.u16(RpcapAddressFamily.INET, BE).u16(0, BE).raw(Uint8Array.from(text.split(".").map(Number)));
   }
   w.zeros(RPCAP_SOCKADDR_BYTES - (w.offset - start));
 }
 
-function readSockaddr(r: ByteReader): string | undefined {
+function readSockaddr(r: ByteReader): { text: string; scopeId: number } | undefined {
   const start = r.offset;
+  r.need(RPCAP_SOCKADDR_BYTES, "sockaddr");
   const family = r.u16(BE, "sockaddr family");
-  let text: string | undefined;
+  let result: { text: string; scopeId: number } | undefined;
   if (family === RpcapAddressFamily.INET) {
     r.skip(2);
-    text = Array.from(r.bytesView(4, "IPv4 address")).join(".");
+    result = { text: Array.from(r.bytesView(4, "IPv4 address")).join("."), scopeId: 0 };
   } else if (family === RpcapAddressFamily.INET6) {
     r.skip(6);
-    text = formatIPv6Bytes(r.bytesView(16, "IPv6 address"));
+    const text = formatIPv6Bytes(r.bytesView(16, "IPv6 address"));
+    result = { text, scopeId: r.u32(BE, "scope id") };
   }
   r.offset = start;
   r.skip(RPCAP_SOCKADDR_BYTES, "sockaddr");
-  return text;
+  return result;
 }
 
 function ipv6Bytes(text: string): Uint8Array {
