@@ -180,7 +180,10 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     authenticator: access.authenticator,
     ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
     udpstrMtu: config.udpstrMtu,
-    createUdpstrPacker: (mtu) => new UdpstrPacker({ mtu }),
+    createUdpstrPacker: (mtu) => {
+      const packer = new UdpstrPacker({ mtuBytes: mtu });
+      return { pack: (batch, firstNpkt) => packer.push(batch, firstNpkt), flush: () => packer.flush() };
+    },
     dataPort: config.dataPort,
     authTimeoutMs: config.authTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,

@@ -1,0 +1,38 @@
+// A deliberately dumb RPCAP peer for misbehaviour tests: writes whatever bytes it is told,
+// frames whatever comes back, and notes when the daemon closes the connection.
+import type { Socket } from "bun";
+import { RpcapFramer, type RpcapMessage } from "../../src/protocols/rpcap/index.ts";
+import { waitFor } from "./probe-binary.ts";
+
+export interface RawPeer {
+  messages: RpcapMessage[];
+  closed: boolean;
+  write(bytes: Uint8Array): void;
+  /** Waits for the n-th message (1-based) or throws. */
+  nth(n: number, timeoutMs?: number): Promise<RpcapMessage>;
+  waitClosed(timeoutMs?: number): Promise<void>;
+  end(): void;
+}
+
+export async function rawPeer(port: number, host = "127.0.0.1"): Promise<RawPeer> {
+  const framer = new RpcapFramer(() => 1 << 24);
+  const peer = { messages: [] as RpcapMessage[], closed: false } as RawPeer;
+  let socket!: Socket<undefined>;
+  socket = await Bun.connect({
+    hostname: host,
+    port,
+    socket: {
+      data: (_s, chunk) => peer.messages.push(...framer.push(chunk)),
+      close: () => (peer.closed = true),
+      error: () => (peer.closed = true),
+    },
+  });
+  peer.write = (bytes) => void socket.write(bytes);
+  peer.end = () => socket.end();
+  peer.nth = async (n, timeoutMs = 5000) => {
+    await waitFor(() => peer.messages.length >= n, timeoutMs, `message ${n}`);
+    return peer.messages[n - 1]!;
+  };
+  peer.waitClosed = (timeoutMs = 5000) => waitFor(() => peer.closed, timeoutMs, "daemon closing the connection");
+  return peer;
+}
