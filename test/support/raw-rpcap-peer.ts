@@ -22,9 +22,9 @@ export async function rawPeer(port: number, host = "127.0.0.1"): Promise<RawPeer
     hostname: host,
     port,
     socket: {
-      data: (_s, chunk) => peer.messages.push(...framer.push(chunk)),
-      close: () => (peer.closed = true),
-      error: () => (peer.closed = true),
+      data: (_s, chunk) => void peer.messages.push(...framer.push(chunk)),
+      close: () => void (peer.closed = true),
+      error: () => void (peer.closed = true),
     },
   });
   peer.write = (bytes) => void socket.write(bytes);

@@ -4,6 +4,7 @@ import type { CaptureSource, CaptureStats } from "../../capture/capture-source.t
 import { FileReplaySource } from "../../capture/file-replay-source.ts";
 import { LibpcapFileSource } from "../../capture/libpcap-file-source.ts";
 import { LiveCaptureSource } from "../../capture/live-capture-source.ts";
+import { parseRpcapUrl, RpcapCaptureSource } from "../../capture/remote/rpcap-source.ts";
 import { takeRecords, type PacketBatch } from "../../capture/packet-batch.ts";
 import { captureConfigSchema, type CaptureConfig } from "../../config/capture-config.ts";
 import { CaptureFileWriter } from "../../outputs/capture-file/capture-file-writer.ts";
@@ -18,7 +19,9 @@ Capture packets from a live interface or replay a capture file, and write them a
 pcap or pcapng file (or to standard output with -w -, e.g. | tshark -r -).
 
 Options:
-  -i, --interface NAME    capture on NAME (see 'probe list')
+  -i, --interface NAME    capture on NAME (see 'probe list'), or on a remote interface
+                          behind an RPCAP daemon: rpcap://[USER:PASS@]HOST[:PORT]/IFACE
+                          (rpcaps:// for TLS; NULL authentication without USER)
   -r, --read FILE         read a pcap or pcapng file instead of capturing
   -w, --write FILE|-      write to FILE, or '-' for standard output (required)
   -f, --filter EXPR       tcpdump filter expression; words after the options are
@@ -86,6 +89,14 @@ export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
   });
 }
 
+function parseRpcapUrlOrUsage(text: string) {
+  try {
+    return parseRpcapUrl(text);
+  } catch (error) {
+    throw new UsageError(`-i: ${(error as Error).message}`);
+  }
+}
+
 export async function runCapture(argv: string[]): Promise<number> {
   const config = parseCaptureConfig(argv);
   if (config === "help") {
@@ -93,7 +104,15 @@ export async function runCapture(argv: string[]): Promise<number> {
     return ExitCode.OK;
   }
   const live = config.interface !== undefined;
-  const source: CaptureSource = live
+  const rpcap = config.interface ? parseRpcapUrlOrUsage(config.interface) : undefined;
+  const source: CaptureSource = rpcap
+    ? new RpcapCaptureSource({
+        address: rpcap,
+        ...(config.filter ? { filter: config.filter } : {}),
+        snaplen: config.snaplen,
+        promiscuous: config.promiscuous,
+      })
+    : live
     ? new LiveCaptureSource({
         interface: config.interface!,
         ...(config.filter ? { filter: config.filter } : {}),
