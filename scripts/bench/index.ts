@@ -1,8 +1,10 @@
 // npm run bench [-- NAME...]: runs the named benchmarks (default: all) and prints their tables.
 import { benchCapture } from "./capture.ts";
+import { benchRpcap } from "./rpcap.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
+  rpcap: benchRpcap,
 };
 
 const wanted = process.argv.slice(2);

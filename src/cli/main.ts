@@ -18,7 +18,9 @@ Commands:
   capture              capture from an interface or a file into a pcap/pcapng file or stdout
   rpcapd               RPCAP daemon for tcpdump/Wireshark -i rpcap://host/iface (libpcap's flags)
   pcap-over-ip         serve a live capture to PCAP-over-IP readers (tshark -i TCP@host:57012)
-  (none)               live capture summary of the default interface, one line a second
+  (none)               serve the default interface over PCAP-over-IP (127.0.0.1:57012) and
+                       RPCAP (127.0.0.1:2002) at once; 'probe --help-serve' for options
+  summary              live capture summary, one line a second
 
 Run 'probe COMMAND --help' for a command's options.
 
@@ -55,6 +57,9 @@ async function loadCommand(name: string): Promise<Command | undefined> {
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
+  if (first === "--help-serve") {
+    return (await import("./commands/serve.ts")).runServe(["--help"]);
+  }
   if (first === "-h" || first === "--help" || first === "help") {
     process.stdout.write(MAIN_HELP);
     return ExitCode.OK;
@@ -70,8 +75,8 @@ async function main(argv: string[]): Promise<number> {
     return ExitCode.OK;
   }
   if (first === undefined || first.startsWith("-")) {
-    // No command: the default job.
-    return (await loadCommand("summary"))!(argv);
+    // No command: the default job, serving RPCAP and PCAP-over-IP.
+    return (await import("./commands/serve.ts")).runServe(argv);
   }
   const command = await loadCommand(first);
   if (!command) throw new UsageError(`unknown command '${first}'`);

@@ -88,3 +88,11 @@ export function parseSummary(stderr: string): { captured: number; drops: number 
   const drops = Number(/(\d+) packets? dropped by kernel/.exec(stderr)?.[1] ?? NaN);
   return { captured, drops };
 }
+
+/** CPU seconds (user + system) a live process has used so far, from /proc/PID/stat. */
+export function cpuSecondsOf(pid: number): number {
+  const stat = require("node:fs").readFileSync(`/proc/${pid}/stat`, "utf8") as string;
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  return ticks / 100; // USER_HZ is 100 on Linux
+}

@@ -1,14 +1,14 @@
-// The default job until the serve mode lands: a live capture summary of one interface,
-// one line a second (packets/s, bytes/s, kernel drops), until Ctrl-C.
+// `probe summary`: a live capture summary of one interface, one line a second (packets/s,
+// bytes/s, kernel drops), until Ctrl-C or --seconds.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
 import { LiveCaptureSource } from "../../capture/live-capture-source.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { ExitCode } from "../usage-error.ts";
 
-export const SUMMARY_HELP = `Usage: probe [-i INTERFACE] [-f FILTER] [--seconds N]
+export const SUMMARY_HELP = `Usage: probe summary [-i INTERFACE] [-f FILTER] [--seconds N]
 
-With no command, probe captures on INTERFACE (default: the first interface that is up,
+probe summary captures on INTERFACE (default: the first interface that is up,
 running and not loopback) and prints one line a second: packets and bytes in that second,
 totals, and packets dropped by the kernel. Stops on Ctrl-C or after --seconds.
 `;
@@ -16,7 +16,7 @@ totals, and packets dropped by the kernel. Stops on Ctrl-C or after --seconds.
 const SUMMARY_INTERVAL_MS = 1000;
 
 export async function runSummary(argv: string[]): Promise<number> {
-  const { values } = parseCommandLine("probe", argv, {
+  const { values } = parseCommandLine("summary", argv, {
     interface: { type: "string", short: "i" },
     filter: { type: "string", short: "f" },
     seconds: { type: "string" },
