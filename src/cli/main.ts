@@ -20,6 +20,8 @@ Commands:
   pcap-over-ip         serve a live capture to PCAP-over-IP readers (tshark -i TCP@host:57012)
   (none)               serve the default interface over PCAP-over-IP (127.0.0.1:57012) and
                        RPCAP (127.0.0.1:2002) at once; 'probe --help-serve' for options
+  forward              send packets as ExtraHop udpstr datagrams to a collector
+  collect              receive udpstr, reassemble, account for every loss, write or serve
   summary              live capture summary, one line a second
 
 Run 'probe COMMAND --help' for a command's options.
@@ -48,6 +50,10 @@ async function loadCommand(name: string): Promise<Command | undefined> {
       return (await import("./commands/pcap-over-ip.ts")).runPcapOverIp;
     case "rpcapd":
       return (await import("./commands/rpcapd.ts")).runRpcapd;
+    case "forward":
+      return (await import("./commands/forward.ts")).runForward;
+    case "collect":
+      return (await import("./commands/collect.ts")).runCollect;
     case "summary":
       return (await import("./commands/summary.ts")).runSummary;
     default:

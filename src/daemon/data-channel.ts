@@ -6,6 +6,7 @@
 import type { Socket, TCPSocketListener } from "bun";
 import type { PacketBatch } from "../capture/packet-batch.ts";
 import { SocketWriter } from "../outputs/socket-writer.ts";
+import { setSocketBuffer } from "../capture/libpcap/ffi.ts";
 import { encodePacketMessages } from "../protocols/rpcap/index.ts";
 
 export interface DataChannel {
@@ -16,8 +17,14 @@ export interface DataChannel {
   readonly packetsSent: number;
   /** Datagrams the kernel refused (EAGAIN/ENOBUFS) after retries: counted, never blocking. */
   readonly sendFailures: number;
+  /** Datagrams (UDP) or writes (TCP) and bytes handed to the kernel. */
+  readonly datagramsSent?: number;
+  readonly bytesSent?: number;
   close(): void;
 }
+
+/** sendMany attempts for one batch's datagrams before the rest count as dropped. */
+const UDP_SEND_ATTEMPTS = 3;
 
 /** How long a passive TCP data listener waits for the client to connect. */
 export const DATA_ACCEPT_TIMEOUT_MS = 10_000;
@@ -173,24 +180,34 @@ export async function openUdpDataChannel(options: {
   /** Packs datagrams (udpstr); undefined = plain RPCAP over UDP. */
   packer?: { pack(batch: PacketBatch, firstNpkt: number): Uint8Array[]; flush(): Uint8Array[] };
   kind: "udp" | "udpstr";
+  /** SO_SNDBUF in bytes (0 = the kernel default). */
+  sendBufferBytes?: number;
 }): Promise<DataChannel> {
   const socket = await Bun.udpSocket({ hostname: options.host.includes(":") ? "::" : "0.0.0.0" });
+  // Bun exposes the fd at run time (checked on 1.4.4) but not in its types.
+  if (options.sendBufferBytes) setSocketBuffer((socket as unknown as { fd: number }).fd, "send", options.sendBufferBytes);
   let npkt = 1;
   let packetsSent = 0;
   let sendFailures = 0;
+  let datagramsSent = 0;
+  let bytesSent = 0;
   let closed = false;
   const sendAll = (datagrams: Uint8Array[]) => {
     // sendMany takes [data, port, host, data, port, host, ...]; it returns how many went out.
     const args: (Uint8Array | number | string)[] = [];
     for (const d of datagrams) args.push(d, options.port, options.host);
     let sent = 0;
-    for (let attempt = 0; attempt < 3 && sent < datagrams.length; attempt++) {
+    // EAGAIN/ENOBUFS show as a short count (or a throw): retry the rest a few times at once,
+    // then count what is left as dropped. Capture never waits on a full socket buffer.
+    for (let attempt = 0; attempt < UDP_SEND_ATTEMPTS && sent < datagrams.length; attempt++) {
       try {
         sent += socket.sendMany(sent === 0 ? args : args.slice(sent * 3));
       } catch {
-        break;
+        // counted below
       }
     }
+    for (let i = 0; i < sent; i++) bytesSent += datagrams[i]!.byteLength;
+    datagramsSent += sent;
     sendFailures += datagrams.length - sent;
   };
   return {
@@ -200,6 +217,12 @@ export async function openUdpDataChannel(options: {
     },
     get sendFailures() {
       return sendFailures;
+    },
+    get datagramsSent() {
+      return datagramsSent;
+    },
+    get bytesSent() {
+      return bytesSent;
     },
     write(batch) {
       if (closed) return;

@@ -1,7 +1,7 @@
 // The one place probe touches libpcap's C ABI: symbol table, dlopen at run time, and the
 // struct layouts (x86_64/aarch64 LP64) that the rest of the libpcap folder reads through.
 // libpcap is loaded lazily so that commands which never capture run without it.
-import { dlopen, FFIType, CString, type Pointer } from "bun:ffi";
+import { dlopen, FFIType, CString, ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
 
 /** Environment variable that overrides which libpcap shared object is loaded. */
@@ -45,6 +45,8 @@ const pcapSymbols = {
 const libcSymbols = {
   poll: { args: [P, u32, i32], returns: i32 },
   memcpy: { args: [P, P, u32], returns: P },
+  setsockopt: { args: [i32, i32, i32, P, u32], returns: i32 },
+  getsockopt: { args: [i32, i32, i32, P, P], returns: i32 },
 } as const;
 
 type PcapLibrary = ReturnType<typeof dlopen<typeof pcapSymbols>>["symbols"];
@@ -116,3 +118,25 @@ export const BPF_INSN_BYTES = 8;
 export const PCAP_STAT_STRUCT_BYTES = 16;
 // struct pollfd { int fd; short events; short revents; }
 export const POLLIN = 0x1;
+
+/** SOL_SOCKET / SO_SNDBUF / SO_RCVBUF (and their FORCE variants, which root may use past rmem_max). */
+const SocketOption = { SOL_SOCKET: 1, SO_SNDBUF: 7, SO_RCVBUF: 8, SO_SNDBUFFORCE: 32, SO_RCVBUFFORCE: 33 } as const;
+
+/**
+ * Sets a socket's kernel send or receive buffer (Bun's UDP sockets expose their fd but no
+ * option for it). Tries the FORCE variant first (root may exceed net.core.*mem_max), then the
+ * plain one. Returns the size the kernel reports afterwards (Linux doubles the request).
+ */
+export function setSocketBuffer(fd: number, which: "send" | "receive", bytes: number): number {
+  const c = libcSymbolsLoaded();
+  const value = new Int32Array([bytes]);
+  const force = which === "send" ? SocketOption.SO_SNDBUFFORCE : SocketOption.SO_RCVBUFFORCE;
+  const plain = which === "send" ? SocketOption.SO_SNDBUF : SocketOption.SO_RCVBUF;
+  if (c.setsockopt(fd, SocketOption.SOL_SOCKET, force, ptr(value), 4) !== 0) {
+    c.setsockopt(fd, SocketOption.SOL_SOCKET, plain, ptr(value), 4);
+  }
+  const out = new Int32Array(1);
+  const length = new Uint32Array([4]);
+  c.getsockopt(fd, SocketOption.SOL_SOCKET, plain, ptr(out), ptr(length));
+  return out[0] ?? 0;
+}
