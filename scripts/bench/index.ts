@@ -1,10 +1,17 @@
 // npm run bench [-- NAME...]: runs the named benchmarks (default: all) and prints their tables.
 import { benchCapture } from "./capture.ts";
 import { benchRpcap } from "./rpcap.ts";
+import { benchUdpstr } from "./udpstr.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
   rpcap: benchRpcap,
+  udpstr: benchUdpstr,
+  // hooks.ts runs at its top level; start it as its own process.
+  hooks: async () => {
+    const proc = Bun.spawn([process.execPath, new URL("./hooks.ts", import.meta.url).pathname], { stdout: "inherit", stderr: "inherit" });
+    await proc.exited;
+  },
 };
 
 const wanted = process.argv.slice(2);
