@@ -1,0 +1,19 @@
+// Remote capture sources: packets read from another machine instead of a local interface.
+// Exported here: PCAP-over-IP (tcp://, TCP@, tls://) as a CaptureSource with optional reconnect.
+export {
+  DEFAULT_HEADER_TIMEOUT_MS,
+  KEEPALIVE_INITIAL_DELAY_MS,
+  PcapOverIpSource,
+  RECONNECT_INITIAL_DELAY_MS,
+  RECONNECT_MAX_DELAY_MS,
+  type PcapOverIpSourceCounters,
+  type PcapOverIpSourceOptions,
+  type ReconnectOptions,
+} from "./pcap-over-ip-source.ts";
+export { RemoteSourceError, RemoteSourceErrorCode, type RemoteSourceErrorCodeName } from "./remote-source-error.ts";
+export {
+  formatRemoteSourceUrl,
+  parseRemoteSourceUrl,
+  type RemoteSourceAddress,
+  type RemoteSourceKind,
+} from "./remote-source-url.ts";
