@@ -83,7 +83,7 @@ async function startProbe(sinkPort: number) {
 
 function startPipelines(count: number) {
   return async (sinkPort: number) => {
-    const shells = [];
+    const shells: ReturnType<typeof Bun.spawn>[] = [];
     const ports: number[] = [];
     for (let i = 0; i < count; i++) {
       const port = 48000 + Math.floor(Math.random() * 1000) + i * 1000;

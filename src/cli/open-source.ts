@@ -5,6 +5,7 @@ import { FileReplaySource } from "../capture/file-replay-source.ts";
 import { LibpcapFileSource } from "../capture/libpcap-file-source.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import { parseRpcapUrl, RpcapCaptureSource } from "../capture/remote/rpcap-source.ts";
+import { parseRemoteSourceUrl, PcapOverIpSource } from "../capture/remote/index.ts";
 import { UsageError } from "./usage-error.ts";
 
 export interface SourceOptions {
@@ -30,6 +31,13 @@ export function openSource(o: SourceOptions): { source: CaptureSource; live: boo
     } catch (error) {
       throw new UsageError(`-i: ${(error as Error).message}`);
     }
+    let stream;
+    try {
+      stream = parseRemoteSourceUrl(o.interface);
+    } catch (error) {
+      throw new UsageError(`-i: ${(error as Error).message}`);
+    }
+    if (stream) return { live: true, source: new PcapOverIpSource({ address: stream, ...filter }) };
     if (rpcap) {
       return {
         live: true,

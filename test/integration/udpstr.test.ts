@@ -121,9 +121,9 @@ describe("real loss between two network namespaces (nftables numgen drop)", () =
     expect(delivered! + recordsLost!).toBeGreaterThanOrEqual(sizes.length - 2);
     expect(delivered! + recordsLost!).toBeLessThanOrEqual(sizes.length);
     // Every delivered record equals its original.
-    const originals = new Map((await records(input)).map((r) => [r.data, r]));
+    const originals = new Map((await records(input)).map((r) => [r.data, r] as const));
     const got = await records(output);
-    expect(got.length).toBe(delivered);
+    expect(got.length).toBe(delivered!);
     for (const r of got) expect(originals.get(r.data)).toEqual(r);
   });
 });

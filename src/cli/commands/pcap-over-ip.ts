@@ -8,6 +8,8 @@ import { pcapOverIpConfigSchema, type PcapOverIpConfig } from "../../config/pcap
 import { stderrLogger, type Logger } from "../../logging/index.ts";
 import { formatHostPort, PcapOverIpServer, PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
+import { MergedSource } from "../../pipeline/merge/index.ts";
+import { parseRemoteSourceUrl, PcapOverIpSource } from "../../capture/remote/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
@@ -24,6 +26,12 @@ Capture:
   -s, --snaplen N          bytes kept per packet (default 262144)
   -B, --buffer-size KiB    kernel capture buffer
       --nanoseconds        nanosecond timestamps (pcap magic a1b23c4d)
+
+Merging (instead of -i):
+      --from URL           read a PCAP-over-IP stream (tcp://H:P, TCP@H:P, tls://H:P);
+                           repeat to merge several in timestamp order (1 s reordering
+                           window); a source that drops is redialled, the rest go on;
+                           sources of different link types are refused
 
 Serving:
       --listen ADDR:PORT   listen here (repeatable). Without --listen and --connect:
@@ -181,8 +189,8 @@ export async function runPcapOverIp(argv: string[]): Promise<number> {
     process.stdout.write(PCAP_OVER_IP_HELP);
     return ExitCode.OK;
   }
-  if (config.from.length > 0) throw new UsageError("pcap-over-ip: --from (merging remote streams) is not available yet");
   const log = stderrLogger();
+  if (config.from.length > 0) return serveMerged(config, log);
   const hub = new CaptureHub();
   const running = await startPcapOverIp(config, hub, log);
   const signal = Promise.withResolvers<void>();
@@ -191,6 +199,62 @@ export async function runPcapOverIp(argv: string[]): Promise<number> {
   const failure = await Promise.race([signal.promise.then(() => undefined), running.ended]);
   await running.stop();
   await hub.close();
+  if (failure) throw failure;
+  return ExitCode.OK;
+}
+
+/**
+ * --from URL...: read several PCAP-over-IP streams, merge them in timestamp order within a
+ * bounded window, and serve the result. A source that drops is reconnected with backoff; the
+ * merge goes on with the others meanwhile.
+ */
+async function serveMerged(config: PcapOverIpConfig, log: Logger): Promise<number> {
+  const sources = config.from.map((text) => {
+    let address;
+    try {
+      address = parseRemoteSourceUrl(text);
+    } catch (error) {
+      throw new UsageError(`--from: ${(error as Error).message}`);
+    }
+    if (!address) throw new UsageError(`--from: '${text}' is not tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT`);
+    return new PcapOverIpSource({
+      address,
+      reconnect: true,
+      log,
+      ...(config.tlsCa ? { tlsCa: config.tlsCa } : {}),
+      ...(config.connectInsecure ? { insecure: true } : {}),
+      ...(config.filter ? { filter: config.filter } : {}),
+    });
+  });
+  const merged = new MergedSource(sources, { log, precision: config.nanoseconds ? "nano" : "micro" });
+  const listen = config.listen.length === 0 && config.connect.length === 0 ? [{ host: "127.0.0.1", port: PCAP_OVER_IP_DEFAULT_PORT }] : config.listen;
+  const server = new PcapOverIpServer({
+    listen,
+    connect: config.connect,
+    allow: config.allow.map(parseCidr),
+    ...(config.tlsCert && config.tlsKey ? { tls: { cert: config.tlsCert, key: config.tlsKey, ...(config.tlsCa ? { ca: config.tlsCa } : {}) } } : {}),
+    precision: config.nanoseconds ? "nano" : "micro",
+    maxQueueBytes: config.queueBytes,
+    slowConsumer: config.slowConsumer,
+    log,
+  });
+  await server.listen();
+  const ended = Promise.withResolvers<Error | undefined>();
+  let info;
+  try {
+    info = await merged.start({ onBatch: (batch) => server.offer(batch), onEnd: (_reason, error) => ended.resolve(error) });
+  } catch (error) {
+    await server.stop();
+    throw new UsageError(`pcap-over-ip: ${(error as Error).message}`);
+  }
+  server.attach(info);
+  server.connectOut();
+  log.info(`merging ${sources.length} streams (${config.from.join(", ")})`);
+  process.on("SIGINT", () => ended.resolve(undefined));
+  process.on("SIGTERM", () => ended.resolve(undefined));
+  const failure = await ended.promise;
+  await merged.stop();
+  await server.stop();
   if (failure) throw failure;
   return ExitCode.OK;
 }
