@@ -3,10 +3,11 @@
 // hot reload, and format the per-hook counters printed at exit.
 import { basename } from "node:path";
 import type { HookConfig } from "../config/hook-config.ts";
-import type { HookCountersSnapshot, HookFailPolicy, HookReloadHandle, HookSettings } from "../hooks/index.ts";
+import type { HookCountersSnapshot, HookFailPolicy, HookReloadHandle, HookRunner, HookSettings } from "../hooks/index.ts";
 import type { Logger } from "../logging/index.ts";
 import { HookStage } from "../pipeline/hook-stage.ts";
 import { parseInteger } from "./parse-options.ts";
+import { CommandFailure } from "./usage-error.ts";
 
 /** parseArgs definitions; spread them into a command's own options. */
 export const HOOK_CLI_OPTIONS = {
@@ -62,7 +63,7 @@ export function hookConfigFromFlags(values: HookFlagValues): Record<keyof HookCo
  * level throws or loops). main.ts prints its message and exits 1, as for an unreadable -r file
  * or a filter libpcap refuses: the command line is well formed, a file it names is not usable.
  */
-export class HookSetupError extends Error {
+export class HookSetupError extends CommandFailure {
   override readonly name = "HookSetupError";
 }
 
@@ -82,7 +83,7 @@ export interface ActiveHooks {
   readonly stage: HookStage;
   /** Present when reload was asked for: reloadAll() is what SIGHUP does. */
   readonly reload: HookReloadHandle | undefined;
-  /** One line per hook (`hook tag.js: 24 packets, 24 passed, ...`), chain order. */
+  /** One line per hook (`hook tag.js: 24 packets, 24 passed, ...`), chain order. Call before close(). */
   summaryLines(): string[];
   /** Stops reloading and disposes every hook (the stage drops what it is given afterwards). Idempotent. */
   close(): void;
@@ -104,26 +105,25 @@ export async function startHooks(options: StartHooksOptions): Promise<ActiveHook
     hookCompileBudgetMs: config.hookCompileBudgetMs,
     hookMaxStackBytes: config.hookMaxStackBytes,
   };
-  const runners: InstanceType<typeof hooks.HookRunner>[] = [];
-  const fail = (message: string): never => {
+  const runners: HookRunner[] = [];
+  try {
+    for (const path of config.hooks) {
+      let source: string;
+      try {
+        source = await Bun.file(path).text();
+      } catch (error) {
+        throw new HookSetupError(`hook ${path}: cannot read it: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      try {
+        runners.push(await hooks.HookRunner.create({ name: basename(path), filename: path, source, settings, logger }));
+      } catch (error) {
+        if (error instanceof hooks.HookCompileError) throw new HookSetupError(`hook ${path} does not compile (${error.code}): ${error.message}`);
+        throw error;
+      }
+    }
+  } catch (error) {
     for (const runner of runners) runner.dispose();
-    throw new HookSetupError(message);
-  };
-  for (const path of config.hooks) {
-    let source: string;
-    try {
-      source = await Bun.file(path).text();
-    } catch (error) {
-      fail(`hook ${path}: cannot read it: ${error instanceof Error ? error.message : String(error)}`);
-      return undefined; // unreachable: fail() throws
-    }
-    try {
-      runners.push(await hooks.HookRunner.create({ name: basename(path), filename: path, source, settings, logger }));
-    } catch (error) {
-      if (error instanceof hooks.HookCompileError) fail(`hook ${path} does not compile (${error.code}): ${error.message}`);
-      for (const runner of runners) runner.dispose();
-      throw error;
-    }
+    throw error;
   }
   const chain = new hooks.HookChain(runners);
   const stage = new HookStage(chain, options.interfaceName === undefined ? {} : { interfaceName: options.interfaceName });

@@ -5,7 +5,7 @@ import { CaptureError } from "../capture/errors.ts";
 import { libpcapVersion } from "../capture/libpcap/compile-filter.ts";
 import { runCapture } from "./commands/capture.ts";
 import { runList } from "./commands/list.ts";
-import { ExitCode, UsageError } from "./usage-error.ts";
+import { CommandFailure, ExitCode, UsageError } from "./usage-error.ts";
 import { PROBE_VERSION } from "./version.ts";
 
 export const MAIN_HELP = `Usage: probe [COMMAND] [OPTIONS]
@@ -22,6 +22,8 @@ Commands:
                        RPCAP (127.0.0.1:2002) at once; 'probe --help-serve' for options
   forward              send packets as ExtraHop udpstr datagrams to a collector
   collect              receive udpstr, reassemble, account for every loss, write or serve
+  hook test            run a packet hook (JavaScript, docs/hooks.md) over a capture file
+  passwd USER          read a password on stdin, print a 'user:hash' line for rpcapd --users
   summary              live capture summary, one line a second
 
 Run 'probe COMMAND --help' for a command's options.
@@ -54,6 +56,10 @@ async function loadCommand(name: string): Promise<Command | undefined> {
       return (await import("./commands/forward.ts")).runForward;
     case "collect":
       return (await import("./commands/collect.ts")).runCollect;
+    case "hook":
+      return (await import("./commands/hook.ts")).runHook;
+    case "passwd":
+      return (await import("./commands/passwd.ts")).runPasswd;
     case "summary":
       return (await import("./commands/summary.ts")).runSummary;
     default:
@@ -97,7 +103,7 @@ try {
     process.stderr.write(`probe: ${error.message}\nTry 'probe --help'.\n`);
     process.exit(ExitCode.USAGE);
   }
-  if (error instanceof CaptureError) {
+  if (error instanceof CaptureError || error instanceof CommandFailure) {
     process.stderr.write(`probe: ${error.message}\n`);
     process.exit(ExitCode.FAILURE);
   }

@@ -5,6 +5,14 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
+/**
+ * A runtime failure with a message an operator can act on (a file that cannot be read or used):
+ * main.ts prints the message alone, no stack, and exits with ExitCode.FAILURE.
+ */
+export class CommandFailure extends Error {
+  override readonly name: string = "CommandFailure";
+}
+
 /** Exit statuses, documented in `probe --help`. */
 export const ExitCode = {
   OK: 0,

@@ -1,6 +1,7 @@
 // The capture command's settings as one zod schema: flags are parsed into this shape once,
 // validated, and frozen; nothing downstream reads argv.
 import { z } from "zod";
+import { hookConfigSchema } from "./hook-config.ts";
 
 /** libpcap's MAXIMUM_SNAPLEN; tcpdump's default -s. */
 export const MAX_SNAPLEN = 262144;
@@ -25,9 +26,9 @@ export const captureConfigSchema = z
     /** Who reads -r FILE: our streaming reader or libpcap's pcap_open_offline. */
     reader: z.enum(["probe", "libpcap"]).default("probe"),
     quiet: z.boolean().default(false),
-    hooks: z.array(z.string()).default([]),
-    hookFail: z.enum(["pass", "drop"]).default("pass"),
   })
+  // hooks (files, in order), hookFail, hookMemoryLimitBytes, hookBatchBudgetMs...
+  .extend(hookConfigSchema.shape)
   .refine((c) => (c.interface === undefined) !== (c.readFile === undefined), {
     message: "give exactly one of -i INTERFACE or -r FILE",
   });

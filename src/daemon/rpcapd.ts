@@ -108,8 +108,10 @@ export class RpcapDaemon {
         socket.data = {};
         if (!tls) start(socket);
       },
+      // No client certificates are requested, so only a failed handshake counts; Bun reports
+      // "unable to get issuer certificate" as authorizationError for every certless client.
       handshake: (socket: Socket<ControlData>, success: boolean, error: Error | null) => {
-        if (!success || error) {
+        if (!success) {
           this.options.log.warn(`TLS handshake with ${socket.remoteAddress} failed: ${error?.message ?? "refused"}`);
           socket.end();
           return;

@@ -1,5 +1,7 @@
 // `probe capture`: capture from an interface or replay a file, optionally filter, and write
-// a pcap/pcapng file or standard output. Ctrl-C ends it with a complete file and a summary.
+// a pcap/pcapng file or standard output, through operator hooks if given (--hook). Ctrl-C
+// ends it with a complete file and a summary.
+import { basename } from "node:path";
 import type { CaptureSource, CaptureStats } from "../../capture/capture-source.ts";
 import { FileReplaySource } from "../../capture/file-replay-source.ts";
 import { LibpcapFileSource } from "../../capture/libpcap-file-source.ts";
@@ -8,7 +10,9 @@ import { parseRpcapUrl, RpcapCaptureSource } from "../../capture/remote/rpcap-so
 import { takeRecords, type PacketBatch } from "../../capture/packet-batch.ts";
 import { captureConfigSchema, type CaptureConfig } from "../../config/capture-config.ts";
 import { CaptureFileWriter } from "../../outputs/capture-file/capture-file-writer.ts";
-import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
+import { stderrLogger } from "../../logging/index.ts";
+import { ConsumerQueue, type BatchSink } from "../../pipeline/consumer-queue.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks, type ActiveHooks } from "../hook-options.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { UsageError, ExitCode } from "../usage-error.ts";
 import { validated } from "../validated.ts";
@@ -40,9 +44,17 @@ Options:
   -q, --quiet             no summary on standard error
   -h, --help              this text
 
+Hooks (JavaScript run on every packet in a sandbox; 'probe hook test' tries one on a file):
+${HOOK_OPTIONS_HELP}  Hooks see packets after the filter; -c counts packets before hooks. With -F pcapng
+  the tags hooks give a packet become its comments (tshark -e frame.comment). On a live
+  capture hooks run behind the output queue: a slow hook makes probe drop packets
+  (counted in the summary) instead of stalling the capture.
+
 On Ctrl-C (SIGINT) or SIGTERM the file is completed and a summary is printed on standard
-error: packets captured, received by filter, dropped by kernel (as tcpdump prints them).
-Exit status: 0 success, 1 capture or file error, 2 bad command line.
+error: packets captured, received by filter, dropped by kernel (as tcpdump prints them),
+and with hooks one line of counters per hook.
+Exit status: 0 success, 1 capture or file error (including a hook file that does not
+compile), 2 bad command line.
 `;
 
 const options = {
@@ -62,6 +74,7 @@ const options = {
   reader: { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
+  ...HOOK_CLI_OPTIONS,
 } as const;
 
 export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
@@ -86,6 +99,7 @@ export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
     realtime: v.realtime ?? false,
     reader: v.reader,
     quiet: v.quiet ?? false,
+    ...hookConfigFromFlags(v),
   });
 }
 
@@ -105,6 +119,27 @@ export async function runCapture(argv: string[]): Promise<number> {
   }
   const live = config.interface !== undefined;
   const rpcap = config.interface ? parseRpcapUrlOrUsage(config.interface) : undefined;
+  // Hooks compile before the capture opens: a hook that does not compile ends the command
+  // (exit 1) without a capture having started or an output file having been truncated.
+  const hooks = await startHooks({
+    config,
+    logger: stderrLogger("probe"),
+    // For rpcap:// only the remote device: the URL may hold a password, and hooks see this name.
+    interfaceName: rpcap ? rpcap.device : (config.interface ?? basename(config.readFile!)),
+  });
+  try {
+    return await captureWithHooks(config, live, rpcap, hooks);
+  } finally {
+    hooks?.close();
+  }
+}
+
+async function captureWithHooks(
+  config: CaptureConfig,
+  live: boolean,
+  rpcap: ReturnType<typeof parseRpcapUrl> | undefined,
+  hooks: ActiveHooks | undefined,
+): Promise<number> {
   const source: CaptureSource = rpcap
     ? new RpcapCaptureSource({
         address: rpcap,
@@ -142,10 +177,10 @@ export async function runCapture(argv: string[]): Promise<number> {
   let finish!: (error?: Error) => void;
   const finished = new Promise<Error | undefined>((resolve) => (finish = resolve));
   const writerReady = Promise.withResolvers<CaptureFileWriter>();
-  // Live packets queue (bounded, drops counted) so a slow disk or pipe never stalls capture.
-  const queue = new ConsumerQueue({ write: async (batch) => (await writerReady.promise).write(batch) }, undefined, (error) =>
-    finish(error),
-  );
+  const toWriter: BatchSink = { write: async (batch) => (await writerReady.promise).write(batch) };
+  // Live packets queue (bounded, drops counted) so a slow disk, pipe or hook never stalls
+  // capture: the hooks run in the queue's sink, after it, one batch at a time.
+  const queue = new ConsumerQueue(hooks ? hooks.stage.sinkInto(toWriter) : toWriter, undefined, (error) => finish(error));
 
   const accept = (batch: PacketBatch): void | Promise<void> => {
     if (stopRequested) return;
@@ -159,7 +194,11 @@ export async function runCapture(argv: string[]): Promise<number> {
       queue.offer(batch);
       return;
     }
-    return writerReady.promise.then((w) => w.write(batch));
+    // A file is read only as fast as this promise settles, so the hooks can run inline.
+    return writerReady.promise.then((w) => {
+      const out = hooks ? hooks.stage.apply(batch).batch : batch;
+      if (out.count > 0) return w.write(out);
+    });
   };
 
   const info = await source.start({ onBatch: accept, onEnd: (_reason, error) => finish(error) });
@@ -171,6 +210,7 @@ export async function runCapture(argv: string[]): Promise<number> {
     snaplen: Math.min(info.snaplen, config.snaplen),
     precision: config.precision,
     interfaceName: info.description,
+    ...(hooks && config.format === "pcapng" ? { comments: hooks.stage.comments } : {}),
   });
   writerReady.resolve(writer);
   if (live && !config.quiet) {
@@ -190,17 +230,22 @@ export async function runCapture(argv: string[]): Promise<number> {
   const stats: CaptureStats = await source.stop();
   await queue.drained();
   await writer.close();
-  if (!config.quiet) printSummary(live, captured, queue.counters.droppedPackets, stats);
+  if (!config.quiet) printSummary(live, captured, queue.counters.droppedPackets, stats, hooks);
   if (failure) throw failure;
   return ExitCode.OK;
 }
 
-function printSummary(live: boolean, captured: number, queueDropped: number, stats: CaptureStats): void {
+function printSummary(live: boolean, captured: number, queueDropped: number, stats: CaptureStats, hooks: ActiveHooks | undefined): void {
   const lines = [`${captured} packet${captured === 1 ? "" : "s"} captured`];
   if (live && stats.kernel) {
     lines.push(`${stats.kernel.received} packets received by filter`);
     lines.push(`${stats.kernel.dropped} packets dropped by kernel`);
   }
-  if (queueDropped > 0) lines.push(`${queueDropped} packets dropped by probe (output too slow)`);
+  if (queueDropped > 0) lines.push(`${queueDropped} packets dropped by probe (output${hooks ? " or hooks" : ""} too slow)`);
+  if (hooks) {
+    const { packetsIn, packetsOut } = hooks.stage.counters;
+    lines.push(`${packetsOut} packets written after hooks (${packetsIn - packetsOut} dropped by hooks)`);
+    lines.push(...hooks.summaryLines());
+  }
   process.stderr.write(`${lines.join("\n")}\n`);
 }

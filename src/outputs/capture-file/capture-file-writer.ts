@@ -25,7 +25,7 @@ export interface CaptureFileOptions {
   /** pcapng only: interface name recorded in the IDB. */
   interfaceName?: string;
   /** pcapng only: per-record comments (hook tags) for a batch, by record index. */
-  comments?: (batch: PacketBatch) => ((index: number) => string[] | undefined) | undefined;
+  comments?: (batch: PacketBatch) => ((index: number) => readonly string[] | undefined) | undefined;
 }
 
 /** Identifies the writer in pcapng's shb_userappl. */

@@ -83,8 +83,10 @@ export class PcapOverIpServer {
           drain: (socket) => socket.data.consumer?.onDrain(),
           close: (socket) => socket.data.consumer?.close("peer closed the connection"),
           error: (socket, error) => socket.data.consumer?.close(`socket error: ${error.message}`),
+          // authorizationError only matters when client certificates are required (--tls-ca):
+          // without it Bun reports "unable to get issuer certificate" for every client.
           handshake: (socket, success, authorizationError) => {
-            if (!success || authorizationError) {
+            if (!success || (tls?.ca && authorizationError)) {
               this.options.log.warn(`TLS handshake with ${socket.remoteAddress} refused: ${authorizationError?.message ?? "failed"}`);
               socket.end();
               return;
@@ -197,7 +199,7 @@ export class PcapOverIpServer {
           if (!connectTls) this.addConsumer(socket, target, () => redial(CONNECT_BACKOFF_INITIAL_MS));
         },
         handshake: (socket, success, authorizationError) => {
-          if (!success || authorizationError) {
+          if (!success || (!connectTls?.insecure && authorizationError)) {
             this.options.log.warn(`TLS handshake with ${target} failed: ${authorizationError?.message ?? "failed"}`);
             socket.end();
             return;

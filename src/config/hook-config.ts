@@ -1,0 +1,20 @@
+// Hook settings as every command that runs hooks takes them: the hook files, in order, plus
+// hookSettingsSchema's limits and failure policy, for merging into a command's own schema.
+import { z } from "zod";
+// settings.ts directly, not hooks/index.ts: the index loads QuickJS (~35 ms), which a command
+// that validates its flags but runs no hook should not pay for.
+import { hookSettingsSchema } from "../hooks/settings.ts";
+
+/**
+ * Hooks in one chain. Each has its own QuickJS instance, whose WebAssembly memory may grow to
+ * 16 MiB + hookMemoryLimitBytes + 8 MiB (docs/hooks.md), and each adds its CPU budget to
+ * every batch: 16 is more than any sensible chain and bounds both at a size a host survives.
+ */
+export const MAX_HOOK_FILES = 16;
+
+export const hookConfigSchema = hookSettingsSchema.extend({
+  /** Hook files, applied in this order (`--hook FILE`, repeatable). */
+  hooks: z.array(z.string().min(1)).max(MAX_HOOK_FILES, `at most ${MAX_HOOK_FILES} hooks`).default([]),
+});
+
+export type HookConfig = Readonly<z.infer<typeof hookConfigSchema>>;

@@ -1,0 +1,173 @@
+// rpcapd's allowed-host list (-l, and the config file's PassiveClient lines): names or
+// addresses resolved once at load, then peers matched by address before AUTH is read.
+import { lookup as dnsLookup } from "node:dns/promises";
+import { readFileSync } from "node:fs";
+
+/**
+ * Separators between hosts: rpcap-protocol.h's RPCAP_HOSTLIST_SEP (" ,;\n\r") plus tab, so a
+ * file may list one host a line or several on a line, as rpcapd's `-l` string and fileconf.c do.
+ */
+const HOST_SEPARATORS = /[ ,;\n\r\t]+/;
+
+/**
+ * Most entries accepted in a host list. rpcapd keeps the list in a 64000-byte buffer
+ * (MAX_HOST_LIST, rpcapd/config_params.h); 4096 names is far beyond any real list and bounds
+ * the DNS lookups made at load.
+ */
+export const MAX_HOST_LIST_ENTRIES = 4_096;
+
+/** Resolves a name to addresses; node:dns's lookup by default, injected by tests. */
+export type HostLookup = (host: string) => Promise<string[]>;
+
+const defaultLookup: HostLookup = async (host) => (await dnsLookup(host, { all: true })).map((a) => a.address);
+
+/**
+ * Splits host-list text into entries: '#' starts a comment to the end of its line; entries are
+ * separated by white space, ',' or ';'. Throws when there are more than
+ * {@link MAX_HOST_LIST_ENTRIES}.
+ */
+export function parseHostList(text: string): string[] {
+  const hosts: string[] = [];
+  for (const line of text.split("\n")) {
+    const content = line.replace(/#.*/, "");
+    for (const host of content.split(HOST_SEPARATORS)) if (host) hosts.push(host);
+  }
+  if (hosts.length > MAX_HOST_LIST_ENTRIES) {
+    throw new Error(`host list has ${hosts.length} entries; at most ${MAX_HOST_LIST_ENTRIES} are accepted`);
+  }
+  return hosts;
+}
+
+function parseIpv4(text: string): number[] | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  const bytes: number[] = [];
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part)) return undefined;
+    const value = Number(part);
+    if (value > 255) return undefined;
+    bytes.push(value);
+  }
+  return bytes;
+}
+
+/** Sixteen bytes of an IPv6 address in any RFC 4291 text form (with '::' and a dotted tail). */
+function parseIpv6(text: string): number[] | undefined {
+  if (!text.includes(":")) return undefined;
+  let head = text;
+  let tail: number[] = [];
+  const lastColon = text.lastIndexOf(":");
+  if (text.slice(lastColon + 1).includes(".")) {
+    const v4 = parseIpv4(text.slice(lastColon + 1));
+    if (!v4) return undefined;
+    tail = v4;
+    head = `${text.slice(0, lastColon + 1)}0:0`;
+  }
+  const halves = head.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (part: string | undefined) => (part ? part.split(":") : []);
+  const left = groups(halves[0]);
+  const right = groups(halves[1]);
+  const missing = 8 - left.length - right.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const all = [...left, ...Array<string>(halves.length === 1 ? 0 : missing).fill("0"), ...right];
+  const bytes: number[] = [];
+  for (const group of all) {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(group)) return undefined;
+    const value = parseInt(group, 16);
+    bytes.push(value >> 8, value & 0xff);
+  }
+  if (tail.length === 4) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
+
+const IPV4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/**
+ * A canonical key for an address, or undefined when the text is not an IP address. IPv4 and
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d, what a dual-stack listener reports for IPv4 peers) give the
+ * same key; IPv6 is written as 32 hex digits; a zone ("%eth0") is dropped, as rpcapd's
+ * sock_cmpaddr compares sin6_addr only.
+ */
+export function canonicalAddress(text: string): string | undefined {
+  const v4 = parseIpv4(text);
+  if (v4) return v4.join(".");
+  const v6 = parseIpv6(text.replace(/%.*$/, "").replace(/^\[(.*)\]$/, "$1"));
+  if (!v6) return undefined;
+  if (IPV4_MAPPED_PREFIX.every((byte, i) => v6[i] === byte)) return v6.slice(12).join(".");
+  return v6.map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A loaded host list: the addresses it allows, and what could not be resolved (for the log). */
+export interface HostList {
+  /** True when `peerAddress` (as a socket reports it) is one of the listed hosts' addresses. */
+  allows(peerAddress: string): boolean;
+  /** Canonical keys of every allowed address (see {@link canonicalAddress}). */
+  readonly addresses: ReadonlySet<string>;
+  /** Entries whose lookup failed, with the error; they allow nobody. */
+  readonly unresolved: readonly { host: string; reason: string }[];
+}
+
+/**
+ * Resolves every entry once (addresses are taken as they are; names through DNS or /etc/hosts).
+ * rpcapd resolved on every connection; resolving at load keeps DNS out of the accept path, and
+ * SIGHUP reloads pick up changes. A name that fails to resolve is reported, not fatal: the list
+ * stays closed to everyone else, so a DNS outage at start cannot open the daemon.
+ */
+export async function resolveHostList(hosts: readonly string[], lookup: HostLookup = defaultLookup): Promise<HostList> {
+  if (hosts.length > MAX_HOST_LIST_ENTRIES) {
+    throw new Error(`host list has ${hosts.length} entries; at most ${MAX_HOST_LIST_ENTRIES} are accepted`);
+  }
+  const addresses = new Set<string>();
+  const unresolved: { host: string; reason: string }[] = [];
+  await Promise.all(
+    hosts.map(async (host) => {
+      const literal = canonicalAddress(host);
+      if (literal) {
+        addresses.add(literal);
+        return;
+      }
+      try {
+        const found = await lookup(host);
+        if (found.length === 0) unresolved.push({ host, reason: "no addresses" });
+        for (const address of found) {
+          const key = canonicalAddress(address);
+          if (key) addresses.add(key);
+        }
+      } catch (error) {
+        unresolved.push({ host, reason: (error as Error).message });
+      }
+    }),
+  );
+  const frozen: ReadonlySet<string> = addresses;
+  return Object.freeze({
+    addresses: frozen,
+    unresolved: Object.freeze(unresolved),
+    allows(peerAddress: string): boolean {
+      const key = canonicalAddress(peerAddress);
+      return key !== undefined && frozen.has(key);
+    },
+  });
+}
+
+/** Options of {@link loadHostList} and {@link loadHostListFile}. */
+export interface LoadHostListOptions {
+  lookup?: HostLookup;
+  /** Told about each entry that did not resolve. */
+  warn?: (message: string) => void;
+}
+
+/**
+ * The daemon's `isHostAllowed` predicate for these entries (e.g. the -l file's and the config
+ * file's PassiveClient hosts), resolved once now.
+ */
+export async function loadHostList(hosts: readonly string[], options: LoadHostListOptions = {}): Promise<(peerAddress: string) => boolean> {
+  const list = await resolveHostList(hosts, options.lookup);
+  for (const { host, reason } of list.unresolved) options.warn?.(`host list: cannot resolve '${host}': ${reason}; it will not be allowed`);
+  return (peerAddress) => list.allows(peerAddress);
+}
+
+/** Reads a host-list file ({@link parseHostList}'s format) and resolves it. */
+export async function loadHostListFile(path: string, options: LoadHostListOptions = {}): Promise<(peerAddress: string) => boolean> {
+  return loadHostList(parseHostList(readFileSync(path, "utf8")), options);
+}
