@@ -11,9 +11,9 @@ import {
   UDPSTR_DEFAULT_MTU,
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
-import { Authenticator, loadHostList } from "../../daemon/auth/index.ts";
+import { Authenticator, loadHostList, parseHostList } from "../../daemon/auth/index.ts";
 import { RpcapDaemon } from "../../daemon/rpcapd.ts";
-import { stderrLogger } from "../../logging/index.ts";
+import { stderrLogger, type Logger } from "../../logging/index.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
@@ -144,17 +144,19 @@ function withConfigFile(config: RpcapdConfig): RpcapdConfig {
   return Object.freeze({ ...config, active: file.active, passiveClients: file.passiveClients, nullAuth: file.nullAuth });
 }
 
-async function accessControl(config: RpcapdConfig) {
+async function accessControl(config: RpcapdConfig, log: Logger) {
   const hosts = [...config.passiveClients];
   if (config.hostListFile) {
+    // Unlike libpcap's rpcapd (which takes -l's argument as the list itself despite its help
+    // text), -l names a file: hosts separated by spaces, commas, semicolons or newlines.
     if (!existsSync(config.hostListFile)) throw new UsageError(`-l ${config.hostListFile}: no such file`);
-    hosts.push(...readFileSync(config.hostListFile, "utf8").split(/[\s,]+/).filter((h) => h && !h.startsWith("#")));
+    hosts.push(...parseHostList(readFileSync(config.hostListFile, "utf8")));
   }
-  const isHostAllowed = hosts.length > 0 ? await loadHostList(hosts) : undefined;
-  const authenticator = await Authenticator.create({
-    nullAuth: config.nullAuth,
-    ...(config.usersFile ? { usersFile: config.usersFile } : {}),
-  });
+  const isHostAllowed = hosts.length > 0 ? await loadHostList(hosts, { warn: (m: string) => log.warn(m) }) : undefined;
+  const authenticator = await Authenticator.create(
+    { nullAuth: config.nullAuth, ...(config.usersFile ? { usersFile: config.usersFile } : {}) },
+    { log },
+  );
   return { isHostAllowed, authenticator };
 }
 
@@ -171,7 +173,7 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   }
   const log = stderrLogger("probe-rpcapd");
   const hub = new CaptureHub();
-  const access = await accessControl(config);
+  const access = await accessControl(config, log);
   const daemon = new RpcapDaemon({
     ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
     active: config.active,
@@ -199,7 +201,7 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   process.on("SIGHUP", async () => {
     try {
       config = withConfigFile(parsed);
-      const access = await accessControl(config);
+      const access = await accessControl(config, log);
       daemon.reconfigure({ active: config.active, authenticator: access.authenticator, ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}) });
     } catch (error) {
       log.error(`reload failed, keeping the running configuration: ${(error as Error).message}`);
