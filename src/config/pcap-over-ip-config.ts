@@ -1,6 +1,7 @@
 // Settings of `probe pcap-over-ip`, validated once with zod and frozen.
 import { z } from "zod";
 import { MAX_SNAPLEN } from "./capture-config.ts";
+import { hookConfigSchema } from "./hook-config.ts";
 
 const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
 
@@ -25,8 +26,8 @@ export const pcapOverIpConfigSchema = z
     slowConsumer: z.enum(["drop", "disconnect"]).default("drop"),
     queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_PCAP_OVER_IP_QUEUE_BYTES),
     bufferKiB: z.number().int().min(0).default(0),
-    hooks: z.array(z.string()).default([]),
   })
+  .extend(hookConfigSchema.shape)
   .refine((c) => !(c.interface && c.from.length > 0), { message: "give -i INTERFACE or --from URL..., not both" })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: "--tls-cert and --tls-key go together" })
   .refine((c) => c.tlsCa === undefined || c.tlsCert !== undefined, { message: "--tls-ca needs --tls-cert and --tls-key" });

@@ -1,6 +1,7 @@
 // Settings of `probe rpcapd`: rpcapd's flags and config-file keys merged once into a frozen,
 // zod-validated object. Timeouts and limits are named with units and reasons.
 import { z } from "zod";
+import { hookConfigSchema } from "./hook-config.ts";
 
 /** IANA-registered RPCAP port where the daemon listens (rpcap-protocol.h RPCAP_DEFAULT_NETPORT). */
 export const RPCAP_DEFAULT_PORT = 2002;
@@ -59,8 +60,7 @@ export const rpcapdConfigSchema = z.object({
   dataQueueBytes: z.number().int().min(64 * 1024).default(DEFAULT_DATA_QUEUE_BYTES),
   maxControlPlen: z.number().int().min(1024).default(DEFAULT_MAX_CONTROL_PLEN),
   maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
-  hooks: z.array(z.string()).default([]),
-});
+}).extend(hookConfigSchema.shape);
 
 export type RpcapdConfig = Readonly<z.infer<typeof rpcapdConfigSchema>>;
 

@@ -11,6 +11,9 @@ import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { MergedSource } from "../../pipeline/merge/index.ts";
 import { parseRemoteSourceUrl, PcapOverIpSource } from "../../capture/remote/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks, type ActiveHooks } from "../hook-options.ts";
+import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
+import type { PacketBatch } from "../../capture/packet-batch.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 
@@ -49,6 +52,8 @@ Serving:
                            counted for it alone; disconnect: it is disconnected
       --queue-bytes N      how far a consumer may fall behind (default 16 MiB)
 
+Hooks (every packet goes through them before any consumer sees it):
+${HOOK_OPTIONS_HELP}
 The listeners' own traffic and the --connect peers' are left out of the capture (the
 exclusion is logged), so probe never captures its own stream.
 `;
@@ -71,6 +76,7 @@ const options = {
   "queue-bytes": { type: "string" },
   from: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
+  ...HOOK_CLI_OPTIONS,
 } as const;
 
 function hostPorts(flag: string, values: string[] | undefined, defaultPort: number): HostPort[] {
@@ -111,6 +117,7 @@ export function parsePcapOverIpConfig(argv: string[]): PcapOverIpConfig | "help"
     connectInsecure: v["connect-insecure"],
     slowConsumer: v["slow-consumer"],
     queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40),
+    ...hookConfigFromFlags(v),
   });
 }
 
@@ -121,7 +128,7 @@ export interface RunningPcapOverIp {
 }
 
 /** Starts serving; shared by the command and the default serve mode. */
-export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub, log: Logger): Promise<RunningPcapOverIp> {
+export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub, log: Logger, hooks?: ActiveHooks): Promise<RunningPcapOverIp> {
   const listen = config.listen.length === 0 && config.connect.length === 0
     ? [{ host: "127.0.0.1", port: PCAP_OVER_IP_DEFAULT_PORT }]
     : config.listen;
@@ -158,7 +165,9 @@ export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub,
         bufferBytes: config.bufferKiB * 1024,
         precision: config.nanoseconds ? "nano" : "micro",
       },
-      { write: (batch) => server.offer(batch) },
+      // Hooks run in this subscription's queue, so a slow hook drops (counted) instead of
+      // stalling the capture; every consumer then gets the hooked packets.
+      hooks ? hooks.stage.sinkInto({ write: (batch) => server.offer(batch) }) : { write: (batch) => server.offer(batch) },
       { onEnd: (error) => ended.resolve(error) },
     );
   } catch (error) {
@@ -190,9 +199,19 @@ export async function runPcapOverIp(argv: string[]): Promise<number> {
     return ExitCode.OK;
   }
   const log = stderrLogger();
-  if (config.from.length > 0) return serveMerged(config, log);
+  const hooks = await startHooks({ config, logger: log });
+  try {
+    if (config.from.length > 0) return await serveMerged(config, log, hooks);
+    return await serveCapture(config, log, hooks);
+  } finally {
+    if (hooks) for (const line of hooks.summaryLines()) log.info(line);
+    hooks?.close();
+  }
+}
+
+async function serveCapture(config: PcapOverIpConfig, log: Logger, hooks: ActiveHooks | undefined): Promise<number> {
   const hub = new CaptureHub();
-  const running = await startPcapOverIp(config, hub, log);
+  const running = await startPcapOverIp(config, hub, log, hooks);
   const signal = Promise.withResolvers<void>();
   process.on("SIGINT", () => signal.resolve());
   process.on("SIGTERM", () => signal.resolve());
@@ -208,7 +227,7 @@ export async function runPcapOverIp(argv: string[]): Promise<number> {
  * bounded window, and serve the result. A source that drops is reconnected with backoff; the
  * merge goes on with the others meanwhile.
  */
-async function serveMerged(config: PcapOverIpConfig, log: Logger): Promise<number> {
+async function serveMerged(config: PcapOverIpConfig, log: Logger, hooks: ActiveHooks | undefined): Promise<number> {
   const sources = config.from.map((text) => {
     let address;
     try {
@@ -242,7 +261,9 @@ async function serveMerged(config: PcapOverIpConfig, log: Logger): Promise<numbe
   const ended = Promise.withResolvers<Error | undefined>();
   let info;
   try {
-    info = await merged.start({ onBatch: (batch) => server.offer(batch), onEnd: (_reason, error) => ended.resolve(error) });
+    const sink = hooks ? hooks.stage.sinkInto({ write: (batch) => server.offer(batch) }) : { write: (batch: PacketBatch) => server.offer(batch) };
+    const queue = new ConsumerQueue(sink);
+    info = await merged.start({ onBatch: (batch) => void queue.offer(batch), onEnd: (_reason, error) => ended.resolve(error) });
   } catch (error) {
     await server.stop();
     throw new UsageError(`pcap-over-ip: ${(error as Error).message}`);

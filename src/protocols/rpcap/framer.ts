@@ -1,27 +1,59 @@
-// RpcapFramer: turns a TCP byte stream into whole RPCAP messages. Keeps a chunk list and a
-// byte total; decodes the 8-byte header as soon as it is there and checks plen against the
-// per-type cap BEFORE waiting for the body (a 4 GiB plen is refused at once). After the first
-// error it emits nothing more.
+// RpcapFramer: turns an RPCAP byte stream (TCP control or data channel) into whole messages.
+// It keeps a chunk list and a byte total, decodes the 8-byte header as soon as it is there and
+// checks plen against the per-type cap BEFORE waiting for the body, so a 4 GiB plen is refused
+// at once instead of buffering forever. After the first error it emits nothing more (every
+// later push rethrows that error). No timers here: the transport owns the idle timeout and can
+// read `pendingHeader` / `bufferedBytes` to decide.
 import { ProtocolError } from "../errors.ts";
-import type { RpcapHeader, RpcapMessage } from "./codec.ts";
-import { RPCAP_HEADER_BYTES } from "./wire.ts";
+import { decodeHeader, type RpcapHeader, type RpcapMessage } from "./codec.ts";
+import { maxDataPlen, maxReplyPlen, maxRequestPlen, RPCAP_HEADER_BYTES, rpcapMessageName, RPCAP_MAX_SNAPLEN_BYTES } from "./wire.ts";
 
 export class RpcapFramer {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
   private header: RpcapHeader | null = null;
   private failed: ProtocolError | null = null;
-  /** Bytes consumed so far, for error offsets. */
+  /** Stream bytes consumed so far, so error offsets are positions in the whole stream. */
   private consumed = 0;
 
-  /** `maxPlen(type)` is the largest payload that type may declare. */
+  /** `maxPlen(type)` is the largest payload a message of that type may declare, in bytes. */
   constructor(private readonly maxPlen: (type: number) => number) {}
 
+  /** A daemon's control channel: requests, capped per type and by `globalCapBytes`. */
+  static forDaemonControl(globalCapBytes: number): RpcapFramer {
+    return new RpcapFramer((type) => maxRequestPlen(type, globalCapBytes));
+  }
+
+  /** A client's control channel: replies and errors, capped per type and by `globalCapBytes`. */
+  static forClientControl(globalCapBytes: number): RpcapFramer {
+    return new RpcapFramer((type) => maxReplyPlen(type, globalCapBytes));
+  }
+
+  /** A client's TCP data channel: PACKET messages up to pkthdr + `maxCaplenBytes`; others empty. */
+  static forDataChannel(maxCaplenBytes = RPCAP_MAX_SNAPLEN_BYTES): RpcapFramer {
+    return new RpcapFramer((type) => maxDataPlen(type, maxCaplenBytes));
+  }
+
+  /** Bytes received but not yet emitted as part of a message. */
   get bufferedBytes(): number {
     return this.buffered;
   }
 
-  /** Feeds bytes (copied as needed; the caller may reuse `chunk`); returns complete messages. */
+  /** The header of a message whose payload is still awaited (for timeouts and logs). */
+  get pendingHeader(): RpcapHeader | null {
+    return this.header;
+  }
+
+  /** The error that stopped this framer, if any. */
+  get error(): ProtocolError | null {
+    return this.failed;
+  }
+
+  /**
+   * Feeds bytes and returns the messages they complete, in order. `chunk` may be a borrowed
+   * view (it is copied); emitted payloads are owned. Throws the ProtocolError that stops the
+   * stream, and rethrows it on every later call.
+   */
   push(chunk: Uint8Array): RpcapMessage[] {
     if (this.failed) throw this.failed;
     if (chunk.byteLength > 0) {
@@ -32,16 +64,17 @@ export class RpcapFramer {
     for (;;) {
       if (!this.header) {
         if (this.buffered < RPCAP_HEADER_BYTES) break;
-        const h = this.take(RPCAP_HEADER_BYTES);
-        const view = new DataView(h.buffer, h.byteOffset, 8);
-        const header = { ver: h[0]!, type: h[1]!, value: view.getUint16(2), plen: view.getUint32(4) };
+        const headerAt = this.consumed;
+        const header = decodeHeader(this.take(RPCAP_HEADER_BYTES));
         const cap = this.maxPlen(header.type);
         if (header.plen > cap) {
           this.failed = new ProtocolError(
             "plen-too-large",
-            `message type 0x${header.type.toString(16)} declares ${header.plen} payload bytes; at most ${cap} accepted`,
-            this.consumed - RPCAP_HEADER_BYTES + 4,
+            `${rpcapMessageName(header.type)} declares ${header.plen} payload bytes; at most ${cap} accepted`,
+            headerAt + 4,
           );
+          this.chunks = [];
+          this.buffered = 0;
           throw this.failed;
         }
         this.header = header;
@@ -53,17 +86,26 @@ export class RpcapFramer {
     return out;
   }
 
-  /** The header of a message whose payload is still awaited (for timeouts and logs). */
-  get pendingHeader(): RpcapHeader | null {
-    return this.header;
+  /**
+   * Call when the peer closed the stream: throws "truncated" (offset = where the unfinished
+   * message starts) if it ended inside a message.
+   */
+  end(): void {
+    if (this.failed) throw this.failed;
+    if (this.header || this.buffered > 0) {
+      const start = this.header ? this.consumed - RPCAP_HEADER_BYTES : this.consumed;
+      this.failed = new ProtocolError("truncated", `stream ended inside a message (${this.buffered} bytes pending)`, start);
+      throw this.failed;
+    }
   }
 
+  /** Removes `count` buffered bytes: a view when one chunk holds them, else one copy. */
   private take(count: number): Uint8Array {
     this.consumed += count;
     this.buffered -= count;
-    const first = this.chunks[0];
     if (count === 0) return new Uint8Array(0);
-    if (first && first.byteLength >= count) {
+    const first = this.chunks[0]!;
+    if (first.byteLength >= count) {
       const out = first.subarray(0, count);
       if (first.byteLength === count) this.chunks.shift();
       else this.chunks[0] = first.subarray(count);
