@@ -5,6 +5,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import { listInterfaces } from "../capture/libpcap/devices.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import type { Logger } from "../logging/index.ts";
+import type { PacketBatch } from "../capture/packet-batch.ts";
 import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
 import type { CaptureHub } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../protocols/errors.ts";
@@ -23,7 +24,7 @@ export interface RpcapdOptions {
   preselectedInterface?: string;
   /** udpstr MTU for UDP data channels; 0 = plain RPCAP datagrams. */
   udpstrMtu: number;
-  createUdpstrPacker?: (mtu: number) => { pack(batch: import("../capture/packet-batch.ts").PacketBatch, firstNpkt: number): Uint8Array[]; flush(): Uint8Array[] };
+  createUdpstrPacker?: (mtu: number) => { pack(batch: PacketBatch, firstNpkt: number): Uint8Array[]; flush(): Uint8Array[] };
   /** Fixed port for passive TCP data connections (libpcap#1120); 0 = ephemeral. */
   dataPort: number;
   authTimeoutMs: number;
@@ -33,6 +34,8 @@ export interface RpcapdOptions {
   maxControlPlen: number;
   maxSessions: number;
   hub: CaptureHub;
+  /** Operator hooks applied to every session's packets. */
+  transformBatch?: (batch: PacketBatch) => PacketBatch;
   log: Logger;
 }
 
@@ -190,6 +193,7 @@ export class RpcapDaemon {
       log: o.log,
     };
     if (o.preselectedInterface) env.preselectedInterface = o.preselectedInterface;
+    if (o.transformBatch) env.transformBatch = o.transformBatch;
     return env;
   }
 

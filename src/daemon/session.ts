@@ -73,6 +73,8 @@ export interface SessionEnvironment {
   idleTimeoutMs: number;
   authTimeoutMs: number;
   dataQueueBytes: number;
+  /** Operator hooks (--hook), applied to every batch before it is sent to this client. */
+  transformBatch?: (batch: PacketBatch) => PacketBatch;
   log: Logger;
 }
 
@@ -428,7 +430,8 @@ export class RpcapSession {
             activeSampling = this.sampling;
             activeSampler = sampler();
           }
-          const kept = activeSampler.apply(batch);
+          const hooked = this.env.transformBatch ? this.env.transformBatch(batch) : batch;
+          const kept = activeSampler.apply(hooked);
           if (kept.count === 0) return;
           this.svrcaptTotal += kept.count;
           return channel.write(kept);

@@ -3,10 +3,8 @@
 // ends it with a complete file and a summary.
 import { basename } from "node:path";
 import type { CaptureSource, CaptureStats } from "../../capture/capture-source.ts";
-import { FileReplaySource } from "../../capture/file-replay-source.ts";
-import { LibpcapFileSource } from "../../capture/libpcap-file-source.ts";
-import { LiveCaptureSource } from "../../capture/live-capture-source.ts";
-import { parseRpcapUrl, RpcapCaptureSource } from "../../capture/remote/rpcap-source.ts";
+import { parseRpcapUrl } from "../../capture/remote/rpcap-source.ts";
+import { openSource } from "../open-source.ts";
 import { takeRecords, type PacketBatch } from "../../capture/packet-batch.ts";
 import { captureConfigSchema, type CaptureConfig } from "../../config/capture-config.ts";
 import { CaptureFileWriter } from "../../outputs/capture-file/capture-file-writer.ts";
@@ -23,9 +21,10 @@ Capture packets from a live interface or replay a capture file, and write them a
 pcap or pcapng file (or to standard output with -w -, e.g. | tshark -r -).
 
 Options:
-  -i, --interface NAME    capture on NAME (see 'probe list'), or on a remote interface
+  -i, --interface NAME    capture on NAME (see 'probe list'); or on a remote interface
                           behind an RPCAP daemon: rpcap://[USER:PASS@]HOST[:PORT]/IFACE
-                          (rpcaps:// for TLS; NULL authentication without USER)
+                          (rpcaps:// for TLS; NULL authentication without USER); or read
+                          a PCAP-over-IP stream: tcp://HOST:PORT, TCP@HOST:PORT, tls://HOST:PORT
   -r, --read FILE         read a pcap or pcapng file instead of capturing
   -w, --write FILE|-      write to FILE, or '-' for standard output (required)
   -f, --filter EXPR       tcpdump filter expression; words after the options are
@@ -128,7 +127,7 @@ export async function runCapture(argv: string[]): Promise<number> {
     interfaceName: rpcap ? rpcap.device : (config.interface ?? basename(config.readFile!)),
   });
   try {
-    return await captureWithHooks(config, live, rpcap, hooks);
+    return await captureWithHooks(config, live, hooks);
   } finally {
     hooks?.close();
   }
@@ -137,39 +136,9 @@ export async function runCapture(argv: string[]): Promise<number> {
 async function captureWithHooks(
   config: CaptureConfig,
   live: boolean,
-  rpcap: ReturnType<typeof parseRpcapUrl> | undefined,
   hooks: ActiveHooks | undefined,
 ): Promise<number> {
-  const source: CaptureSource = rpcap
-    ? new RpcapCaptureSource({
-        address: rpcap,
-        ...(config.filter ? { filter: config.filter } : {}),
-        snaplen: config.snaplen,
-        promiscuous: config.promiscuous,
-      })
-    : live
-    ? new LiveCaptureSource({
-        interface: config.interface!,
-        ...(config.filter ? { filter: config.filter } : {}),
-        snaplen: config.snaplen,
-        promiscuous: config.promiscuous,
-        bufferBytes: config.bufferKiB * 1024,
-        immediate: config.immediate,
-        precision: config.precision,
-        direction: config.direction,
-      })
-    : config.reader === "libpcap"
-    ? new LibpcapFileSource({
-        path: config.readFile!,
-        ...(config.filter ? { filter: config.filter } : {}),
-        precision: config.precision,
-      })
-    : new FileReplaySource({
-        path: config.readFile!,
-        ...(config.filter ? { filter: config.filter } : {}),
-        snaplen: config.snaplen,
-        realtime: config.realtime,
-      });
+  const { source } = openSource(config);
 
   let writer: CaptureFileWriter | undefined;
   let captured = 0;

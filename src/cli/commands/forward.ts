@@ -7,6 +7,10 @@ import { stderrLogger } from "../../logging/index.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
 import { openSource } from "../open-source.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
+import { hookConfigSchema } from "../../config/hook-config.ts";
+import { validated } from "../validated.ts";
+import type { PacketBatch } from "../../capture/packet-batch.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
@@ -27,7 +31,7 @@ datagram for small packets. A partly filled datagram is sent as soon as no packe
                        1500-byte link minus IPv4 and UDP headers; 37..${UDPSTR_MAX_MTU})
       --sndbuf BYTES   UDP send buffer (SO_SNDBUF)
   -q, --quiet          no summary
-At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
+${HOOK_OPTIONS_HELP}At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
 was full (EAGAIN/ENOBUFS: counted, never blocking the capture).
 `;
 
@@ -46,6 +50,7 @@ export async function runForward(argv: string[]): Promise<number> {
     sndbuf: { type: "string" },
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
+    ...HOOK_CLI_OPTIONS,
   });
   if (v.help) {
     process.stdout.write(FORWARD_HELP);
@@ -69,6 +74,8 @@ export async function runForward(argv: string[]): Promise<number> {
     realtime: v.realtime ?? false,
   });
   const log = stderrLogger("probe-forward");
+  const hookConfig = validated("forward", hookConfigSchema, hookConfigFromFlags(v));
+  const hooks = await startHooks({ config: hookConfig, logger: log });
   const packer = new UdpstrPacker({ mtuBytes: mtu });
   const channel = await openUdpDataChannel({
     host: target.host,
@@ -78,11 +85,15 @@ export async function runForward(argv: string[]): Promise<number> {
     packer: { pack: (batch, npkt) => packer.push(batch, npkt), flush: () => packer.flush() },
   });
   const ended = Promise.withResolvers<Error | undefined>();
-  const queue = new ConsumerQueue({ write: (batch) => channel.write(batch) });
+  const toChannel = { write: (batch: PacketBatch) => channel.write(batch) };
+  const queue = new ConsumerQueue(hooks ? hooks.stage.sinkInto(toChannel) : toChannel);
   const info = await source.start({
     onBatch: (batch) => {
       if (live) queue.offer(batch);
-      else return channel.write(batch);
+      else {
+        const out = hooks ? hooks.stage.apply(batch).batch : batch;
+        if (out.count > 0) return channel.write(out);
+      }
     },
     onEnd: (_reason, error) => ended.resolve(error),
   });
@@ -99,6 +110,8 @@ export async function runForward(argv: string[]): Promise<number> {
         `${channel.sendFailures} datagrams dropped (socket buffer full), ${queue.counters.droppedPackets} packets dropped (queue)\n`,
     );
   }
+  if (hooks && !v.quiet) for (const line of hooks.summaryLines()) process.stderr.write(`${line}\n`);
+  hooks?.close();
   if (failure) throw failure;
   return ExitCode.OK;
 }

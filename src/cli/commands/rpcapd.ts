@@ -17,6 +17,8 @@ import { stderrLogger, type Logger } from "../../logging/index.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
+import type { PacketBatch } from "../../capture/packet-batch.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 
@@ -55,7 +57,7 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
       --idle-timeout-ms N  close an idle authenticated connection after N ms (default 180000)
       --max-sessions N     concurrent control connections (default 64)
   -h, --help               this text
-
+${HOOK_OPTIONS_HELP}
 Every failed authentication is answered "Authentication failed" and costs that peer a
 growing pause; the reason is logged. OPEN accepts local interfaces only.
 `;
@@ -83,6 +85,7 @@ const options = {
   "idle-timeout-ms": { type: "string" },
   "max-sessions": { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...HOOK_CLI_OPTIONS,
 } as const;
 
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
@@ -123,6 +126,7 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
     authTimeoutMs: parseInteger("--auth-timeout-ms", v["auth-timeout-ms"], 100, 86_400_000),
     idleTimeoutMs: parseInteger("--idle-timeout-ms", v["idle-timeout-ms"], 100, 86_400_000),
     maxSessions: parseInteger("--max-sessions", v["max-sessions"], 1, 100_000),
+    ...hookConfigFromFlags(v),
   });
 }
 
@@ -174,6 +178,7 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   const log = stderrLogger("probe-rpcapd");
   const hub = new CaptureHub();
   const access = await accessControl(config, log);
+  const hooks = await startHooks({ config, logger: log });
   const daemon = new RpcapDaemon({
     ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
     active: config.active,
@@ -194,6 +199,7 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     maxControlPlen: config.maxControlPlen,
     maxSessions: config.maxSessions,
     hub,
+    ...(hooks ? { transformBatch: (batch: PacketBatch) => hooks.stage.apply(batch).batch } : {}),
     log,
   });
   if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
@@ -213,6 +219,8 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   await stop.promise;
   await daemon.stop();
   await hub.close();
+  if (hooks) for (const line of hooks.summaryLines()) log.info(line);
+  hooks?.close();
   return ExitCode.OK;
 }
 

@@ -20,6 +20,10 @@ import { stderrLogger } from "../../logging/index.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { parseCommandLine } from "../parse-options.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
+import { hookConfigSchema } from "../../config/hook-config.ts";
+import { validated } from "../validated.ts";
+import type { PacketBatch } from "../../capture/packet-batch.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { startPcapOverIp } from "./pcap-over-ip.ts";
 
@@ -39,6 +43,7 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
       --no-rpcap             serve PCAP-over-IP only
       --users FILE           RPCAP password file (then NULL authentication is refused)
   -h, --help                 this text
+${HOOK_OPTIONS_HELP}Hooks apply to both outputs.
 For everything else use 'probe pcap-over-ip' and 'probe rpcapd'.
 `;
 
@@ -51,6 +56,7 @@ export async function runServe(argv: string[]): Promise<number> {
     "no-rpcap": { type: "boolean" },
     users: { type: "string" },
     help: { type: "boolean", short: "h" },
+    ...HOOK_CLI_OPTIONS,
   });
   if (v.help) {
     process.stdout.write(SERVE_HELP);
@@ -68,12 +74,15 @@ export async function runServe(argv: string[]): Promise<number> {
   const rpcapAddress = parse("--rpcap", v.rpcap, RPCAP_DEFAULT_PORT);
   const iface = v.interface ?? chooseDefaultInterface(listInterfaces());
   const log = stderrLogger();
+  const hookConfig = validated("probe", hookConfigSchema, hookConfigFromFlags(v));
+  const hooks = await startHooks({ config: hookConfig, logger: log, interfaceName: iface });
   const hub = new CaptureHub();
 
   const poip = await startPcapOverIp(
     pcapOverIpConfigSchema.parse({ interface: iface, filter: v.filter ?? "", listen: [poipAddress] }),
     hub,
     log,
+    hooks,
   );
   let rpcap: RpcapDaemon | undefined;
   if (!v["no-rpcap"]) {
@@ -91,6 +100,7 @@ export async function runServe(argv: string[]): Promise<number> {
       maxControlPlen: DEFAULT_MAX_CONTROL_PLEN,
       maxSessions: DEFAULT_MAX_SESSIONS,
       hub,
+      ...(hooks ? { transformBatch: (batch: PacketBatch) => hooks.stage.apply(batch).batch } : {}),
       log,
     });
     try {
@@ -118,6 +128,8 @@ export async function runServe(argv: string[]): Promise<number> {
   await rpcap?.stop();
   await poip.stop();
   await hub.close();
+  if (hooks) for (const line of hooks.summaryLines()) log.info(line);
+  hooks?.close();
   if (failure) throw failure;
   return ExitCode.OK;
 }
