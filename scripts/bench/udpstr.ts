@@ -8,7 +8,7 @@ import { PacketBatchBuilder, type PacketBatch } from "../../src/capture/packet-b
 import { syntheticFrame } from "../../src/capture/synthetic-source.ts";
 import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-writer.ts";
 import { encodePacketMessages } from "../../src/protocols/rpcap/index.ts";
-import { UdpstrPacker } from "../../src/protocols/udpstr/index.ts";
+import { IovLayout, UdpstrPacker } from "../../src/protocols/udpstr/index.ts";
 import { probeBinary } from "./support/measure.ts";
 
 const MTU = 1472;
@@ -37,29 +37,30 @@ export async function benchUdpstr(): Promise<void> {
   for (const frameBytes of [64, 200, 1500]) {
     const batch = batchOf(frameBytes, BATCH);
     const rounds = PACKETS / BATCH;
-    // udpstr
-    const packer = new UdpstrPacker({ mtuBytes: MTU });
-    let datagrams = 0;
-    let ipPackets = 0;
-    let wire = 0;
-    const started = process.cpuUsage();
-    for (let r = 0; r < rounds; r++) {
-      for (const d of packer.push(batch, r * BATCH + 1)) {
-        datagrams++;
-        const w = onWire(d.byteLength);
-        ipPackets += w.packets;
-        wire += w.wireBytes;
-      }
+    const ideal = Math.ceil((PACKETS * (20 + frameBytes)) / (MTU - 8));
+    const row = (scheme: string, dg: number, ip: number, w: number, seconds: number) =>
+      console.log(`| ${frameBytes} | ${scheme} | ${dg.toLocaleString("en-US")} | ${ip.toLocaleString("en-US")} | ${(w / PACKETS).toFixed(1)} | ${((dg / ideal - 1) * 100).toFixed(2)}% | ${seconds.toFixed(2)} |`);
+    for (const layout of [IovLayout.SINGLE_THREADED, IovLayout.DENSE]) {
+      const packer = new UdpstrPacker({ mtuBytes: MTU, iovLayout: layout });
+      let datagrams = 0;
+      let ipPackets = 0;
+      let wire = 0;
+      const started = process.cpuUsage();
+      for (let r = 0; r < rounds; r++) {
+        for (const d of packer.push(batch, r * BATCH + 1)) {
+          datagrams++;
+          const w = onWire(d.byteLength);
+          ipPackets += w.packets;
+          wire += w.wireBytes;
+        }
     }
     for (const d of packer.flush()) {
       datagrams++;
       wire += onWire(d.byteLength).wireBytes;
     }
     const cpu = process.cpuUsage(started);
-    const ideal = Math.ceil((PACKETS * (20 + frameBytes)) / (MTU - 8));
-    const row = (scheme: string, dg: number, ip: number, w: number, seconds: number) =>
-      console.log(`| ${frameBytes} | ${scheme} | ${dg.toLocaleString("en-US")} | ${ip.toLocaleString("en-US")} | ${(w / PACKETS).toFixed(1)} | ${((dg / ideal - 1) * 100).toFixed(2)}% | ${seconds.toFixed(2)} |`);
-    row("udpstr", datagrams, ipPackets, wire, (cpu.user + cpu.system) / 1e6);
+    row(layout === IovLayout.DENSE ? "udpstr dense (probe forward)" : "udpstr ExtraHop-exact (rpcapd -t)", datagrams, ipPackets, wire, (cpu.user + cpu.system) / 1e6);
+    }
     // plain RPCAP over UDP: one message per datagram
     let plainIp = 0;
     let plainWire = 0;
@@ -79,30 +80,41 @@ export async function benchUdpstr(): Promise<void> {
     console.log(`| ${frameBytes} | ideal | ${ideal.toLocaleString("en-US")} | ${ideal.toLocaleString("en-US")} | ${((ideal * (MTU + IP_UDP)) / PACKETS).toFixed(1)} | 0% | - |`);
   }
 
-  // End to end on lo: probe forward -r FILE (as fast as the socket takes it) -> probe collect.
+  // End to end on lo: probe forward -r FILE --realtime (the file's timestamps set the rate)
+  // -> probe collect; the sender is lossless at a rate when the collector counts no loss.
   const dir = mkdtempSync(join(tmpdir(), "probe-bench-udpstr-"));
   try {
-    const file = join(dir, "in.pcap");
-    const count = 200_000;
-    const writer = await CaptureFileWriter.open({ target: file, format: "pcap", linktype: 1, snaplen: 262144, precision: "micro" });
-    await writer.write(batchOf(200, count));
-    await writer.close();
-    const port = 46000 + Math.floor(Math.random() * 1000);
-    const collect = Bun.spawn([probeBinary, "collect", "--report-seconds", "0", "--udpstr-listen", `127.0.0.1:${port}`, "-w", "/dev/null"], { stderr: "pipe" });
-    const collectLog = new Response(collect.stderr).text();
-    await Bun.sleep(500);
-    const t0 = performance.now();
-    const forward = Bun.spawn([probeBinary, "forward", "--udpstr", `127.0.0.1:${port}`, "-r", file, "--sndbuf", String(8 << 20)], { stderr: "pipe" });
-    const forwardLog = await new Response(forward.stderr).text();
-    await forward.exited;
-    const seconds = (performance.now() - t0) / 1000;
-    const forwardCpu = forward.resourceUsage()!.cpuTime.total;
-    await Bun.sleep(500);
-    collect.kill("SIGINT");
-    await collect.exited;
-    console.log(`\nforward -> collect on lo, ${count} packets of 200 bytes at full speed: ${Math.round(count / seconds).toLocaleString("en-US")} packets/s, forwarder ${(Number(forwardCpu) / 1e6 / (count / 1e6)).toFixed(2)} CPU s per 1M packets (incl. start-up)`);
-    console.log(`  forward: ${forwardLog.trim().split("\n").at(-1)}`);
-    console.log(`  collect: ${(await collectLog).trim().split("\n").at(-1)}`);
+    console.log("\n## forward -> collect on lo, 100,000 packets of 200 bytes, paced by --realtime");
+    console.log("| rate (pkts/s) | achieved pkts/s | forwarder CPU s per 1M pkts | datagrams | collector report |");
+    console.log("|---|---|---|---|---|");
+    for (const rate of [50_000, 100_000, 200_000]) {
+      const count = 100_000;
+      const file = join(dir, `in-${rate}.pcap`);
+      const writer = await CaptureFileWriter.open({ target: file, format: "pcap", linktype: 1, snaplen: 262144, precision: "micro" });
+      const builder = new PacketBatchBuilder(1, "micro", count * 220);
+      const frame = syntheticFrame(0, 200);
+      for (let i = 0; i < count; i++) {
+        const us = Math.floor((i * 1e6) / rate);
+        builder.push(1_700_000_000 + Math.floor(us / 1e6), us % 1e6, 200, frame);
+      }
+      await writer.write(builder.take()!);
+      await writer.close();
+      const port = 46000 + Math.floor(Math.random() * 1000);
+      const collect = Bun.spawn([probeBinary, "collect", "--report-seconds", "0", "--udpstr-listen", `127.0.0.1:${port}`, "-w", "/dev/null"], { stderr: "pipe" });
+      const collectLog = new Response(collect.stderr).text();
+      await Bun.sleep(500);
+      const t0 = performance.now();
+      const forward = Bun.spawn([probeBinary, "forward", "--realtime", "--udpstr", `127.0.0.1:${port}`, "-r", file], { stderr: "pipe" });
+      const forwardLog = await new Response(forward.stderr).text();
+      await forward.exited;
+      const seconds = (performance.now() - t0) / 1000;
+      const forwardCpu = Number(forward.resourceUsage()!.cpuTime.total) / 1e6;
+      await Bun.sleep(2000); // let the collector drain its socket before it reports
+      collect.kill("SIGINT");
+      await collect.exited;
+      const datagrams = /in (\d+) datagrams/.exec(forwardLog)?.[1] ?? "?";
+      console.log(`| ${rate.toLocaleString("en-US")} | ${Math.round(count / seconds).toLocaleString("en-US")} | ${(forwardCpu / (count / 1e6)).toFixed(2)} | ${datagrams} | ${(await collectLog).trim().split("\n").at(-1)} |`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

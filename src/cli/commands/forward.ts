@@ -5,7 +5,7 @@ import { UDPSTR_DEFAULT_MTU, UDPSTR_MAX_MTU } from "../../config/rpcapd-config.t
 import { openUdpDataChannel } from "../../daemon/data-channel.ts";
 import { stderrLogger } from "../../logging/index.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
-import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
+import { IovLayout, UdpstrPacker } from "../../protocols/udpstr/index.ts";
 import { openSource } from "../open-source.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
 import { hookConfigSchema } from "../../config/hook-config.ts";
@@ -76,7 +76,9 @@ export async function runForward(argv: string[]): Promise<number> {
   const log = stderrLogger("probe-forward");
   const hookConfig = validated("forward", hookConfigSchema, hookConfigFromFlags(v));
   const hooks = await startHooks({ config: hookConfig, logger: log });
-  const packer = new UdpstrPacker({ mtuBytes: mtu });
+  // Dense packing: datagrams are udpstr any collector reads, but not limited by ExtraHop's
+  // 32-slot iovec, so small packets fill datagrams to the MTU.
+  const packer = new UdpstrPacker({ mtuBytes: mtu, iovLayout: IovLayout.DENSE });
   const channel = await openUdpDataChannel({
     host: target.host,
     port: target.port,

@@ -83,6 +83,8 @@ export class UdpstrPacker {
   /** Largest datagram this packer produces, in bytes. */
   readonly mtuBytes: number;
   readonly iovLayout: IovLayout;
+  /** Slots in the iovec array a datagram is gathered from (ExtraHop: 32). */
+  private readonly iovSlots: number;
   /** Datagrams produced so far (push and flush). */
   datagramsProduced = 0;
   /** Records accepted so far. */
@@ -108,6 +110,8 @@ export class UdpstrPacker {
     this.threshold = mtu - UDPSTR_FLUSH_THRESHOLD_BYTES;
     // Single-threaded: pkthdr and packet data are separate iovecs; send thread: one contiguous.
     this.slotsPerRecord = this.iovLayout === IovLayout.SINGLE_THREADED ? 2 : 1;
+    // Dense: no iovec array to run out of.
+    this.iovSlots = this.iovLayout === IovLayout.DENSE ? Number.MAX_SAFE_INTEGER : UDPSTR_IOV_SLOTS;
     this.cursor = { fill: UDPSTR_HEADER_BYTES, iovCount: 1, firsthdr: UDPSTR_FIRSTHDR_NONE, seqno: firstSeqno };
     this.pending = new Uint8Array(mtu);
   }
@@ -197,7 +201,7 @@ export class UdpstrPacker {
         c.iovCount = 2; // ExtraHop keeps the tail of the data iovec as iov[1]
       }
       // Step 4: only reachable with one slot per record (send-thread layout).
-      if (c.iovCount === UDPSTR_IOV_SLOTS) this.flushIfAny(c, out, plan);
+      if (c.iovCount === this.iovSlots) this.flushIfAny(c, out, plan);
       npkt = nextU32(npkt); // npkt is a u32 on the wire and wraps, like ExtraHop's counter
     });
   }

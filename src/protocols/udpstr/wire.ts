@@ -83,6 +83,12 @@ export const UDPSTR_IOV_SLOTS = 32;
 export const IovLayout = {
   SINGLE_THREADED: "single-threaded",
   SEND_THREAD: "send-thread",
+  /**
+   * Not ExtraHop's: no slot limit, so tiny packets fill datagrams to the MTU (within ~1% of the
+   * ideal count). The datagrams are valid udpstr for any receiver; `probe forward` uses it,
+   * while `probe rpcapd -t` keeps SINGLE_THREADED to be byte-identical to ExtraHop's daemon.
+   */
+  DENSE: "dense",
 } as const;
 export type IovLayout = (typeof IovLayout)[keyof typeof IovLayout];
 
