@@ -2,29 +2,11 @@
 // by `probe pcap-over-ip` and by the classic pipeline `tcpdump -U -w - | socat - TCP-LISTEN`,
 // with 1 and 8 consumers: packets each consumer received, server CPU per million packets
 // (all processes of the pipeline), peak RSS.
-import { readdirSync, readFileSync } from "node:fs";
 import { CaptureFileReader } from "../../src/protocols/pcap/index.ts";
-import { cpuSecondsOf, printTable, probeBinary, udpLoad, watchPeakRss, type Measurement } from "./support/measure.ts";
+import { cpuOfTree, descendants, printTable, probeBinary, udpLoad, watchPeakRss, type Measurement } from "./support/measure.ts";
 
 const PACKETS = Number(process.env.BENCH_POIP_PACKETS ?? 200_000);
 const PAYLOAD = 200;
-
-/** Every process below `root` (children, grandchildren), for a pipeline's total CPU. */
-function descendants(root: number): number[] {
-  const parents = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch {}
-  }
-  const out = [root];
-  for (let i = 0; i < out.length; i++) for (const [pid, ppid] of parents) if (ppid === out[i]) out.push(pid);
-  return out;
-}
-
-const cpuOfTree = (pids: number[]) => pids.reduce((n, pid) => { try { return n + cpuSecondsOf(pid); } catch { return n; } }, 0);
 
 async function consumer(port: number): Promise<{ packets: () => number; close(): void }> {
   const reader = new CaptureFileReader();

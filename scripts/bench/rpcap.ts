@@ -4,7 +4,7 @@
 // (a libpcap rpcapd build) the same load goes through it in the same run.
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
-import { cpuSecondsOf, printTable, probeBinary, udpLoad, watchPeakRss, type Measurement } from "./support/measure.ts";
+import { cpuOfTree, descendants, printTable, probeBinary, udpLoad, watchPeakRss, type Measurement } from "./support/measure.ts";
 
 const PACKETS = Number(process.env.BENCH_RPCAP_PACKETS ?? 300_000);
 const PAYLOAD_BYTES = 100;
@@ -43,11 +43,12 @@ async function runDaemon(name: string, argv: string[], port: number, rate: numbe
       },
     });
     await Bun.sleep(300);
-    const cpuBefore = cpuSecondsOf(daemon.pid);
+    const tree = descendants(daemon.pid); // includes a forked per-connection child
+    const cpuBefore = cpuOfTree(tree);
     const load = await udpLoad(sinkPort, PACKETS, PAYLOAD_BYTES, rate);
     const deadline = Date.now() + 5000;
     while (received < load.sent && Date.now() < deadline) await Bun.sleep(50);
-    const cpu = cpuSecondsOf(daemon.pid) - cpuBefore;
+    const cpu = cpuOfTree(tree) - cpuBefore;
     client.close();
     sink.close();
     return {
@@ -73,7 +74,10 @@ export async function benchRpcap(): Promise<void> {
     const reference = process.env.RPCAPD_REF;
     if (reference) {
       const refPort = port + 1000;
-      rows.push(await runDaemon(`reference rpcapd (${label})`, [reference, "-n", "-4", "-b", "127.0.0.1", "-p", String(refPort)], refPort, rate));
+      // setsid: libpcap's rpcapd answers SIGTERM by killing its whole process group, which
+      // would otherwise be ours. Its per-connection child is forked, so CPU is read for the
+      // process tree.
+      rows.push(await runDaemon(`reference rpcapd (${label})`, ["setsid", reference, "-n", "-4", "-b", "127.0.0.1", "-p", String(refPort)], refPort, rate));
     }
   }
   printTable(`RPCAP: ${PACKETS} UDP packets of ${PAYLOAD_BYTES} payload bytes on lo through the daemon to our client (CPU = daemon only)`, rows);

@@ -96,3 +96,32 @@ export function cpuSecondsOf(pid: number): number {
   const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
   return ticks / 100; // USER_HZ is 100 on Linux
 }
+
+/** Every process below `root` (children, grandchildren), for a pipeline's or a forking daemon's CPU. */
+export function descendants(root: number): number[] {
+  const fs = require("node:fs") as typeof import("node:fs");
+  const parents = new Map<number, number>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const [pid, ppid] of parents) if (ppid === out[i]) out.push(pid);
+  return out;
+}
+
+/** CPU seconds of a set of processes (those that have exited count 0). */
+export function cpuOfTree(pids: number[]): number {
+  return pids.reduce((n, pid) => {
+    try {
+      return n + cpuSecondsOf(pid);
+    } catch {
+      return n;
+    }
+  }, 0);
+}
