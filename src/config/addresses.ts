@@ -1,6 +1,7 @@
 // Parsing of the address forms operators type: HOST:PORT (with [IPv6]:PORT), rpcapd's
 // "HOST,PORT", and CIDR blocks for --allow, with matching of peer addresses against them.
 import { isIP } from "node:net";
+import { parseIPv4, parseIPv6 } from "../protocols/ip-address.ts";
 
 export interface HostPort {
   host: string;
@@ -73,23 +74,5 @@ function prefixMatches(a: Uint8Array, b: Uint8Array, prefix: number): boolean {
 }
 
 function addressBytes(address: string): Uint8Array {
-  if (isIP(address) === 4) return Uint8Array.from(address.split(".").map(Number));
-  const [head = "", tail] = address.split("::");
-  const parse = (part: string) => (part ? part.split(":") : []);
-  let groups = parse(head);
-  let tailGroups = tail === undefined ? [] : parse(tail);
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two groups.
-  const expand = (list: string[]) =>
-    list.flatMap((g) => (g.includes(".") ? (() => { const b = g.split(".").map(Number); return [((b[0]! << 8) | b[1]!).toString(16), ((b[2]! << 8) | b[3]!).toString(16)]; })() : [g]));
-  groups = expand(groups);
-  tailGroups = expand(tailGroups);
-  const zeros = tail === undefined ? 0 : 8 - groups.length - tailGroups.length;
-  const all = [...groups, ...Array(zeros).fill("0"), ...tailGroups];
-  const bytes = new Uint8Array(16);
-  all.forEach((g, i) => {
-    const v = parseInt(g, 16);
-    bytes[i * 2] = v >> 8;
-    bytes[i * 2 + 1] = v & 0xff;
-  });
-  return bytes;
+  return isIP(address) === 4 ? parseIPv4(address) : parseIPv6(address);
 }

@@ -2,6 +2,7 @@
 // addresses, turned into plain objects so nothing outside this folder sees a pointer.
 import { read, ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
+import { formatIPv6 } from "../../protocols/ip-address.ts";
 import { LinuxAddressFamily, PcapIfFlag } from "./constants.ts";
 import { errorBuffer, libpcap, PcapAddrLayout, PcapIfLayout, readCString } from "./ffi.ts";
 
@@ -86,28 +87,4 @@ function readSockaddr(sa: Pointer): { family: "inet" | "inet6"; text: string; sc
     return { family: "inet6", text: formatIPv6(bytes), scopeId: read.u32(sa, 24) };
   }
   return undefined;
-}
-
-/** RFC 5952 text form: lower case, longest run of zero groups (length >= 2) as "::". */
-export function formatIPv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength && j - i >= 2) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
 }
