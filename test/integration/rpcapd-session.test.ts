@@ -203,6 +203,36 @@ describe("authentication and access", () => {
   });
 });
 
+describe("timeouts and sampling by time", () => {
+  test("an authenticated connection with no capture is closed at the idle timeout with error 14", async () => {
+    const { port } = await setup({ idleTimeoutMs: 300 });
+    const peer = await rawPeer(port);
+    peer.write(encodeMessage(0, T.AUTH_REQ, 0, encodeAuthRequest({ authType: 0, username: "", password: "" })));
+    expect((await peer.nth(1)).header.type).toBe(T.AUTH_REPLY);
+    const m = await peer.nth(2, 3000);
+    expect([m.header.type, m.header.value]).toEqual([T.ERROR, E.RUNTIMETIMEOUT]);
+    await peer.waitClosed();
+  });
+
+  test("SETSAMPLING first-after-N-ms keeps one packet per interval", async () => {
+    const { port, flow } = await setup();
+    const client = await RpcapClient.connect({ host: "127.0.0.1", port });
+    cleanups.push(() => client.close());
+    await client.authenticate();
+    await client.open("lo");
+    await client.setSampling(SamplingMethod.FIRST_AFTER_N_MS, 10_000);
+    const sink = collector();
+    await client.startCapture({ filter: compileFilter(`udp dst port ${flow.port}`, 1, 65535), onBatch: sink.onBatch });
+    await Bun.sleep(150);
+    await flow.send([1, 2, 3, 4, 5], { gapMs: 2 });
+    await waitFor(() => sink.payloads.length >= 1, 5000, "first packet");
+    await Bun.sleep(300);
+    // All five fall inside one 10 s interval: only the first is forwarded.
+    expect(sink.payloads).toEqual([flow.sent[0]!]);
+    expect((await client.stats()).svrcapt).toBe(1);
+  });
+});
+
 describe("misbehaving peers", () => {
   test("silent peer and one-byte-at-a-time peer are dropped at the initial timeout", async () => {
     const { port } = await setup({ authTimeoutMs: 400 });
