@@ -1,7 +1,7 @@
 // Parsing of the address forms operators type: HOST:PORT (with [IPv6]:PORT), rpcapd's
 // "HOST,PORT", and CIDR blocks for --allow, with matching of peer addresses against them.
 import { isIP } from "node:net";
-import { parseIPv4, parseIPv6 } from "../protocols/ip-address.ts";
+import { parseIPv4, parseIPv6, unmapIPv4 } from "../protocols/ip-address.ts";
 
 export interface HostPort {
   host: string;
@@ -52,8 +52,7 @@ export function parseCidr(text: string): Cidr {
 
 /** True when `address` (as Bun reports a peer: IPv4, IPv6, or IPv4-mapped IPv6) is inside one block. */
 export function addressAllowed(address: string, allowed: readonly Cidr[]): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  const plain = mapped ? mapped[1]! : address;
+  const plain = unmapIPv4(address);
   const family = isIP(plain);
   if (family === 0) return false;
   const bytes = addressBytes(plain);

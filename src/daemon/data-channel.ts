@@ -7,6 +7,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import type { PacketBatch } from "../capture/packet-batch.ts";
 import { SocketWriter } from "../outputs/socket-writer.ts";
 import { setSocketBuffer } from "../capture/libpcap/ffi.ts";
+import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodePacketMessages } from "../protocols/rpcap/index.ts";
 
 export interface DataChannel {
@@ -104,7 +105,7 @@ export function listenForDataClient(options: {
   };
   const take = (socket: Socket<TcpData>) => {
     if (done) return void socket.end();
-    if (normalise(socket.remoteAddress) !== normalise(options.expectedPeer)) {
+    if (unmapIPv4(socket.remoteAddress) !== unmapIPv4(options.expectedPeer)) {
       socket.end(); // not our client: someone else scanning the port
       return;
     }
@@ -249,8 +250,4 @@ export async function openUdpDataChannel(options: {
       socket.close();
     },
   };
-}
-
-function normalise(address: string): string {
-  return address.replace(/^::ffff:/i, "");
 }

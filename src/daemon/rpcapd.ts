@@ -9,6 +9,7 @@ import type { PacketBatch } from "../capture/packet-batch.ts";
 import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
 import type { CaptureHub } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../protocols/errors.ts";
+import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer } from "../protocols/rpcap/index.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
@@ -164,7 +165,7 @@ export class RpcapDaemon {
       session?.close("peer does not read its control connection"),
     );
     session = new RpcapSession(
-      { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: normalise(peer), tls, active },
+      { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active },
       this.environment(),
       (closed) => this.sessions.delete(closed),
     );
@@ -265,8 +266,4 @@ export class RpcapDaemon {
 
 function keyOf(target: { host: string; port: number }): string {
   return `${target.host}:${target.port}`;
-}
-
-function normalise(address: string): string {
-  return address.replace(/^::ffff:/i, "");
 }

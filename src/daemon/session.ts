@@ -3,7 +3,6 @@
 // subscription and data channel and releases them in close(), the one exit. A peer's fault
 // gets an RPCAP error echoing its version and costs only this session.
 import { validateBpfProgram, type BpfProgram } from "../capture/bpf/index.ts";
-import { CaptureError } from "../capture/errors.ts";
 import type { CaptureInterface } from "../capture/libpcap/devices.ts";
 import type { PacketBatch } from "../capture/packet-batch.ts";
 import type { Logger } from "../logging/index.ts";
@@ -101,7 +100,6 @@ interface SessionCapture {
   snaplen: number;
   promiscuous: boolean;
   direction: "inout" | "in" | "out";
-  /** Packets dropped because this session's data channel was too slow (its queue overflowed). */
 }
 
 /** Messages that may wait while one is handled (e.g. during a failed-auth pause). */
@@ -371,8 +369,7 @@ export class RpcapSession {
     } catch (error) {
       void opened.channel.then((c) => c.close(), () => {});
       if (this.state.kind === "closed") return;
-      const code = error instanceof CaptureError && error.code === "bad-filter" ? RpcapErrorCode.STARTCAPTURE : RpcapErrorCode.STARTCAPTURE;
-      return this.sendError(ver, code, (error as Error).message);
+      return this.sendError(ver, RpcapErrorCode.STARTCAPTURE, (error as Error).message);
     }
     if (this.state !== state) {
       await subscription.unsubscribe();

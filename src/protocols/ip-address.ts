@@ -1,6 +1,15 @@
 // IP addresses as text and bytes (RFC 4291 parsing, RFC 5952 formatting), shared by the RPCAP
 // sockaddr codec, the interface list, and the CIDR matching of --allow.
 
+/**
+ * The IPv4 address inside an IPv4-mapped IPv6 one ("::ffff:10.1.2.3" -> "10.1.2.3"), as a
+ * dual-stack listener reports IPv4 peers; any other text is returned unchanged.
+ */
+export function unmapIPv4(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped ? mapped[1]! : address;
+}
+
 /** Dotted quad to 4 bytes; RangeError on anything else. */
 export function parseIPv4(text: string): Uint8Array {
   const parts = text.split(".");
