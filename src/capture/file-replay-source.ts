@@ -6,7 +6,7 @@ import { streamCaptureFile } from "../protocols/pcap/index.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
 import { CaptureError } from "./errors.ts";
 import { createBatchFilter, type BatchFilter } from "./packet-filter.ts";
-import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "./packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, selectRecords, type PacketBatch } from "./packet-batch.ts";
 
 export interface FileReplayOptions {
   path: string;
@@ -119,28 +119,7 @@ function fileError(path: string, error: unknown): Error {
 
 /** Cuts records longer than `snaplen` (new buffer only when something is cut). */
 function truncateRecords(batch: PacketBatch, snaplen: number): PacketBatch {
-  const view = new DataView(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
-  let offset = 0;
-  let needsCut = false;
-  for (let i = 0; i < batch.count; i++) {
-    const caplen = view.getUint32(offset + 8, true);
-    if (caplen > snaplen) needsCut = true;
-    offset += BATCH_RECORD_HEADER_BYTES + caplen;
-  }
-  if (!needsCut) return batch;
-  const out = new Uint8Array(batch.bytes.byteLength);
-  const outView = new DataView(out.buffer);
-  let from = 0;
-  let to = 0;
-  for (let i = 0; i < batch.count; i++) {
-    const caplen = view.getUint32(from + 8, true);
-    const keep = Math.min(caplen, snaplen);
-    out.set(batch.bytes.subarray(from, from + BATCH_RECORD_HEADER_BYTES + keep), to);
-    outView.setUint32(to + 8, keep, true);
-    from += BATCH_RECORD_HEADER_BYTES + caplen;
-    to += BATCH_RECORD_HEADER_BYTES + keep;
-  }
-  return { ...batch, bytes: out.subarray(0, to) };
+  return selectRecords(batch, () => snaplen);
 }
 
 /** Real-time pacing: the first record plays now, each later one at its offset from the first. */

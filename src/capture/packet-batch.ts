@@ -138,3 +138,45 @@ export function takeRecords(batch: PacketBatch, count: number): PacketBatch {
   for (let i = 0; i < count; i++) offset += BATCH_RECORD_HEADER_BYTES + dv.getUint32(offset + 8, true);
   return { ...batch, bytes: batch.bytes.subarray(0, offset), count };
 }
+
+/**
+ * Decides, per record, how many captured bytes to keep: `keep(view, recordOffset, caplen)`
+ * returns a negative number to drop the record, or the bytes to keep (clamped to caplen, so a
+ * BPF snap length or a smaller snaplen shortens it; a caplen-0 record can be kept). Returns `batch` itself when every record is
+ * kept whole, else a new owned batch. The one place filters, sampling and truncation copy.
+ */
+export function selectRecords(
+  batch: PacketBatch,
+  keep: (view: DataView, recordOffset: number, caplen: number) => number,
+): PacketBatch {
+  const bytes = batch.bytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // First pass: decide; remember (offset, kept caplen) pairs.
+  const kept: number[] = [];
+  let keptBytes = 0;
+  let unchanged = true;
+  let offset = 0;
+  for (let i = 0; i < batch.count; i++) {
+    const caplen = view.getUint32(offset + 8, true);
+    const wanted = keep(view, offset, caplen);
+    if (wanted >= 0) {
+      const size = Math.min(caplen, wanted);
+      if (size !== caplen) unchanged = false;
+      kept.push(offset, size);
+      keptBytes += BATCH_RECORD_HEADER_BYTES + size;
+    } else unchanged = false;
+    offset += BATCH_RECORD_HEADER_BYTES + caplen;
+  }
+  if (unchanged) return batch;
+  const out = new Uint8Array(keptBytes);
+  const outView = new DataView(out.buffer);
+  let at = 0;
+  for (let i = 0; i < kept.length; i += 2) {
+    const from = kept[i]!;
+    const size = kept[i + 1]!;
+    out.set(bytes.subarray(from, from + BATCH_RECORD_HEADER_BYTES + size), at);
+    outView.setUint32(at + 8, size, true);
+    at += BATCH_RECORD_HEADER_BYTES + size;
+  }
+  return { ...batch, bytes: out, count: kept.length / 2 };
+}

@@ -2,7 +2,7 @@
 // per-consumer filters): a tcpdump expression compiled by libpcap, run by our BPF interpreter.
 import { compileBpfRecordMatcher, type BpfProgram } from "./bpf/index.ts";
 import { compileFilter } from "./libpcap/compile-filter.ts";
-import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "./packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, selectRecords, type PacketBatch } from "./packet-batch.ts";
 
 export type BatchFilter = (batch: PacketBatch) => PacketBatch;
 
@@ -15,37 +15,10 @@ export type BatchFilter = (batch: PacketBatch) => PacketBatch;
 export function createBatchFilter(filter: string | BpfProgram, linktype: number, snaplen: number): BatchFilter {
   const program = typeof filter === "string" ? compileFilter(filter, linktype, snaplen) : filter;
   const match = compileBpfRecordMatcher(program); // validates first
-  return (batch) => {
-    const bytes = batch.bytes;
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    // First pass: decide, remember kept (offset, keptCaplen) pairs.
-    const kept: number[] = [];
-    let keptBytes = 0;
-    let offset = 0;
-    let allKeptWhole = true;
-    for (let i = 0; i < batch.count; i++) {
-      const caplen = view.getUint32(offset + 8, true);
-      const len = view.getUint32(offset + 12, true);
-      const verdict = match(bytes, offset + BATCH_RECORD_HEADER_BYTES, caplen, len);
-      if (verdict > 0) {
-        const keep = Math.min(caplen, verdict);
-        if (keep !== caplen) allKeptWhole = false;
-        kept.push(offset, keep);
-        keptBytes += BATCH_RECORD_HEADER_BYTES + keep;
-      } else allKeptWhole = false;
-      offset += BATCH_RECORD_HEADER_BYTES + caplen;
-    }
-    if (allKeptWhole) return batch;
-    const out = new Uint8Array(keptBytes);
-    const outView = new DataView(out.buffer);
-    let at = 0;
-    for (let i = 0; i < kept.length; i += 2) {
-      const from = kept[i]!;
-      const keep = kept[i + 1]!;
-      out.set(bytes.subarray(from, from + BATCH_RECORD_HEADER_BYTES + keep), at);
-      outView.setUint32(at + 8, keep, true);
-      at += BATCH_RECORD_HEADER_BYTES + keep;
-    }
-    return { ...batch, bytes: out, count: kept.length / 2 };
-  };
+  return (batch) =>
+    selectRecords(batch, (view, offset, caplen) => {
+      // bpf_filter semantics: 0 rejects, anything else accepts and is the snap length.
+      const verdict = match(batch.bytes, offset + BATCH_RECORD_HEADER_BYTES, caplen, view.getUint32(offset + 12, true));
+      return verdict > 0 ? verdict : -1;
+    });
 }
