@@ -75,6 +75,26 @@ describe("forward -> collect", () => {
   });
 });
 
+describe("collect --serve-pcap-over-ip", () => {
+  test("records forwarded as udpstr reach a PCAP-over-IP reader", async () => {
+    const sizes = Array.from({ length: 50 }, (_, i) => 42 + i * 20);
+    const input = join(dir, "serve-in.pcap");
+    await writeFrames(input, sizes);
+    const udpPort = 45000 + Math.floor(Math.random() * 5000);
+    const servePort = udpPort + 1;
+    const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${udpPort}`, "--serve-pcap-over-ip", `127.0.0.1:${servePort}`]);
+    const { connectStreamClient } = await import("../support/pcap-stream-client.ts");
+    const reader = await connectStreamClient(servePort);
+    await waitFor(() => reader.bytesReceived >= 24, 5000, "pcap header");
+    expect((await runProbe(["forward", "--udpstr", `127.0.0.1:${udpPort}`, "-r", input])).exitCode).toBe(0);
+    await waitFor(() => reader.packets.length === sizes.length, 5000, "served packets");
+    expect(reader.packets.map((p) => p.len)).toEqual(sizes);
+    reader.close();
+    collector.proc.kill("SIGINT");
+    await collector.proc.exited;
+  });
+});
+
 describe("real loss between two network namespaces (nftables numgen drop)", () => {
   const ns = ["probe-us-a", "probe-us-b"];
   const sh = (cmd: string) => runTool(["sh", "-c", cmd]);

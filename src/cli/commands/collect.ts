@@ -7,7 +7,7 @@ import { parseHostPort } from "../../config/addresses.ts";
 import { pcapOverIpConfigSchema } from "../../config/pcap-over-ip-config.ts";
 import { stderrLogger } from "../../logging/index.ts";
 import { CaptureFileWriter } from "../../outputs/capture-file/capture-file-writer.ts";
-import { PcapOverIpServer } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
+import { listenPcapOverIp } from "./pcap-over-ip.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { UdpstrReassembler, type UdpstrReassemblerCounters } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
@@ -81,17 +81,7 @@ export async function runCollect(argv: string[]): Promise<number> {
     write = (batch) => writer.write(batch);
     close = () => writer.close();
   } else {
-    const config = pcapOverIpConfigSchema.parse({});
-    const server = new PcapOverIpServer({
-      listen: [parseHostPort(v["serve-pcap-over-ip"]!)],
-      connect: [],
-      allow: [],
-      precision: "micro",
-      maxQueueBytes: config.queueBytes,
-      slowConsumer: "drop",
-      log,
-    });
-    await server.listen();
+    const server = await listenPcapOverIp(pcapOverIpConfigSchema.parse({ listen: [parseHostPort(v["serve-pcap-over-ip"]!)] }), log);
     server.attach(info);
     write = (batch) => server.offer(batch);
     close = () => server.stop();

@@ -127,8 +127,11 @@ export interface RunningPcapOverIp {
   ended: Promise<Error | undefined>;
 }
 
-/** Starts serving; shared by the command and the default serve mode. */
-export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub, log: Logger, hooks?: ActiveHooks): Promise<RunningPcapOverIp> {
+/**
+ * The server a PcapOverIpConfig describes, listening: default loopback listener, a warning for
+ * any other address, TLS for listeners and --connect. Shared by every command that serves.
+ */
+export async function listenPcapOverIp(config: PcapOverIpConfig, log: Logger): Promise<PcapOverIpServer> {
   const listen = config.listen.length === 0 && config.connect.length === 0
     ? [{ host: "127.0.0.1", port: PCAP_OVER_IP_DEFAULT_PORT }]
     : config.listen;
@@ -150,6 +153,12 @@ export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub,
     log,
   });
   await server.listen();
+  return server;
+}
+
+/** Starts serving a live capture; shared by the command and the default serve mode. */
+export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub, log: Logger, hooks?: ActiveHooks): Promise<RunningPcapOverIp> {
+  const server = await listenPcapOverIp(config, log);
   const exclusion = server.ownTrafficFilter();
   const filter = combineFilters(config.filter, exclusion);
   if (exclusion) log.info(`leaving own traffic out of the capture: ${exclusion}`);
@@ -246,18 +255,7 @@ async function serveMerged(config: PcapOverIpConfig, log: Logger, hooks: ActiveH
     });
   });
   const merged = new MergedSource(sources, { log, precision: config.nanoseconds ? "nano" : "micro" });
-  const listen = config.listen.length === 0 && config.connect.length === 0 ? [{ host: "127.0.0.1", port: PCAP_OVER_IP_DEFAULT_PORT }] : config.listen;
-  const server = new PcapOverIpServer({
-    listen,
-    connect: config.connect,
-    allow: config.allow.map(parseCidr),
-    ...(config.tlsCert && config.tlsKey ? { tls: { cert: config.tlsCert, key: config.tlsKey, ...(config.tlsCa ? { ca: config.tlsCa } : {}) } } : {}),
-    precision: config.nanoseconds ? "nano" : "micro",
-    maxQueueBytes: config.queueBytes,
-    slowConsumer: config.slowConsumer,
-    log,
-  });
-  await server.listen();
+  const server = await listenPcapOverIp(config, log);
   const ended = Promise.withResolvers<Error | undefined>();
   let info;
   try {
