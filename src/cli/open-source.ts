@@ -1,5 +1,6 @@
 // Turns the source flags every capturing command shares (-i IFACE | rpcap://... | -r FILE,
 // -f, -s, ...) into a CaptureSource, so each command names its source the same way.
+import { basename } from "node:path";
 import type { CaptureSource } from "../capture/capture-source.ts";
 import { FileReplaySource } from "../capture/file-replay-source.ts";
 import { LibpcapFileSource } from "../capture/libpcap-file-source.ts";
@@ -22,7 +23,11 @@ export interface SourceOptions {
   reader?: "probe" | "libpcap";
 }
 
-export function openSource(o: SourceOptions): { source: CaptureSource; live: boolean } {
+/**
+ * The source, whether it is live (drops rather than waits), and the name hooks see as
+ * pkt.interfaceName: the device, never a URL (an rpcap:// URL may hold a password).
+ */
+export function openSource(o: SourceOptions): { source: CaptureSource; live: boolean; name: string } {
   const filter = o.filter ? { filter: o.filter } : {};
   if (o.interface !== undefined) {
     let rpcap;
@@ -37,15 +42,17 @@ export function openSource(o: SourceOptions): { source: CaptureSource; live: boo
     } catch (error) {
       throw new UsageError(`-i: ${(error as Error).message}`);
     }
-    if (stream) return { live: true, source: new PcapOverIpSource({ address: stream, ...filter }) };
+    if (stream) return { live: true, name: `${stream.kind}://${stream.host}:${stream.port}`, source: new PcapOverIpSource({ address: stream, ...filter }) };
     if (rpcap) {
       return {
         live: true,
+        name: rpcap.device,
         source: new RpcapCaptureSource({ address: rpcap, ...filter, snaplen: o.snaplen, promiscuous: o.promiscuous ?? true }),
       };
     }
     return {
       live: true,
+      name: o.interface,
       source: new LiveCaptureSource({
         interface: o.interface,
         ...filter,
@@ -60,7 +67,7 @@ export function openSource(o: SourceOptions): { source: CaptureSource; live: boo
   }
   if (o.readFile === undefined) throw new UsageError("give -i INTERFACE or -r FILE");
   if (o.reader === "libpcap") {
-    return { live: false, source: new LibpcapFileSource({ path: o.readFile, ...filter, precision: o.precision ?? "micro" }) };
+    return { live: false, name: basename(o.readFile), source: new LibpcapFileSource({ path: o.readFile, ...filter, precision: o.precision ?? "micro" }) };
   }
-  return { live: false, source: new FileReplaySource({ path: o.readFile, ...filter, snaplen: o.snaplen, realtime: o.realtime ?? false }) };
+  return { live: false, name: basename(o.readFile), source: new FileReplaySource({ path: o.readFile, ...filter, snaplen: o.snaplen, realtime: o.realtime ?? false }) };
 }

@@ -1,9 +1,7 @@
 // `probe capture`: capture from an interface or replay a file, optionally filter, and write
 // a pcap/pcapng file or standard output, through operator hooks if given (--hook). Ctrl-C
 // ends it with a complete file and a summary.
-import { basename } from "node:path";
 import type { CaptureSource, CaptureStats } from "../../capture/capture-source.ts";
-import { parseRpcapUrl } from "../../capture/remote/rpcap-source.ts";
 import { openSource } from "../open-source.ts";
 import { takeRecords, type PacketBatch } from "../../capture/packet-batch.ts";
 import { captureConfigSchema, type CaptureConfig } from "../../config/capture-config.ts";
@@ -102,32 +100,18 @@ export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
   });
 }
 
-function parseRpcapUrlOrUsage(text: string) {
-  try {
-    return parseRpcapUrl(text);
-  } catch (error) {
-    throw new UsageError(`-i: ${(error as Error).message}`);
-  }
-}
-
 export async function runCapture(argv: string[]): Promise<number> {
   const config = parseCaptureConfig(argv);
   if (config === "help") {
     process.stdout.write(CAPTURE_HELP);
     return ExitCode.OK;
   }
-  const live = config.interface !== undefined;
-  const rpcap = config.interface ? parseRpcapUrlOrUsage(config.interface) : undefined;
-  // Hooks compile before the capture opens: a hook that does not compile ends the command
-  // (exit 1) without a capture having started or an output file having been truncated.
-  const hooks = await startHooks({
-    config,
-    logger: stderrLogger("probe"),
-    // For rpcap:// only the remote device: the URL may hold a password, and hooks see this name.
-    interfaceName: rpcap ? rpcap.device : (config.interface ?? basename(config.readFile!)),
-  });
+  // Building the source opens nothing yet. Hooks compile before the capture opens: a hook
+  // that does not compile ends the command (exit 1) before an output file is truncated.
+  const { source, live, name } = openSource(config);
+  const hooks = await startHooks({ config, logger: stderrLogger("probe"), interfaceName: name });
   try {
-    return await captureWithHooks(config, live, hooks);
+    return await captureWithHooks(config, source, live, hooks);
   } finally {
     hooks?.close();
   }
@@ -135,11 +119,10 @@ export async function runCapture(argv: string[]): Promise<number> {
 
 async function captureWithHooks(
   config: CaptureConfig,
+  source: CaptureSource,
   live: boolean,
   hooks: ActiveHooks | undefined,
 ): Promise<number> {
-  const { source } = openSource(config);
-
   let writer: CaptureFileWriter | undefined;
   let captured = 0;
   let stopRequested = false;

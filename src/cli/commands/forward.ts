@@ -66,7 +66,7 @@ export async function runForward(argv: string[]): Promise<number> {
   }
   const mtu = parseInteger("--mtu", v.mtu, MIN_MTU, UDPSTR_MAX_MTU) ?? UDPSTR_DEFAULT_MTU;
   const sndbuf = parseInteger("--sndbuf", v.sndbuf, 0, 1 << 30) ?? 0;
-  const { source, live } = openSource({
+  const { source, live, name } = openSource({
     interface: v.interface,
     readFile: v.read,
     filter: v.filter ?? positionals.join(" "),
@@ -75,7 +75,7 @@ export async function runForward(argv: string[]): Promise<number> {
   });
   const log = stderrLogger("probe-forward");
   const hookConfig = validated("forward", hookConfigSchema, hookConfigFromFlags(v));
-  const hooks = await startHooks({ config: hookConfig, logger: log });
+  const hooks = await startHooks({ config: hookConfig, logger: log, interfaceName: name });
   // Dense packing: datagrams are udpstr any collector reads, but not limited by ExtraHop's
   // 32-slot iovec, so small packets fill datagrams to the MTU.
   const packer = new UdpstrPacker({ mtuBytes: mtu, iovLayout: IovLayout.DENSE });
