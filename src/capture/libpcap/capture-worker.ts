@@ -15,6 +15,9 @@ const POLL_SLICE_MS = 20;
 /** A file replay keeps at most this many batches in flight before waiting for credit. */
 const FILE_BATCHES_IN_FLIGHT = 4;
 
+/** libc's memcpy, looked up once: it runs for every captured packet. */
+const memcpy = libcSymbolsLoaded().memcpy;
+
 let handle: PcapHandle | null = null;
 let stopping = false;
 let credit = FILE_BATCHES_IN_FLIGHT;
@@ -52,7 +55,7 @@ class BatchAccumulator implements RecordSink {
     this.view.setUint32(at + 4, tsFrac, true);
     this.view.setUint32(at + 8, caplen, true);
     this.view.setUint32(at + 12, len, true);
-    if (caplen > 0) libcSymbolsLoaded().memcpy((this.base + at + BATCH_RECORD_HEADER_BYTES) as Pointer, data, caplen);
+    if (caplen > 0) memcpy((this.base + at + BATCH_RECORD_HEADER_BYTES) as Pointer, data, caplen);
     this.used = at + BATCH_RECORD_HEADER_BYTES + caplen;
     this.count++;
     return this.used >= this.flushBytes;

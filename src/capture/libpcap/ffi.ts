@@ -3,6 +3,7 @@
 // libpcap is loaded lazily so that commands which never capture run without it.
 import { dlopen, FFIType, CString, ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
+import { PCAP_ERRBUF_SIZE } from "./constants.ts";
 
 /** Environment variable that overrides which libpcap shared object is loaded. */
 export const LIBPCAP_PATH_ENV = "PROBE_LIBPCAP";
@@ -95,7 +96,7 @@ export function readCString(pointer: Pointer | number | null): string {
 
 /** An errbuf of PCAP_ERRBUF_SIZE bytes and a reader for it. */
 export function errorBuffer(): { buffer: Uint8Array; text(): string } {
-  const buffer = new Uint8Array(256);
+  const buffer = new Uint8Array(PCAP_ERRBUF_SIZE);
   return {
     buffer,
     text() {
