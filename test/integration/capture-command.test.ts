@@ -6,8 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { runProbe, runTool, spawnProbe, waitFor, probeCommand } from "../support/probe-binary.ts";
+import { VECTORS_DIR } from "../support/fixtures.ts";
 
-const vectors = new URL("../../../shared/vectors/", import.meta.url).pathname;
+const vectors = `${VECTORS_DIR}/`;
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "probe-capture-"));

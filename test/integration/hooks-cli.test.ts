@@ -7,8 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { probeCommand, repoRoot, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { VECTORS_DIR } from "../support/fixtures.ts";
 
-const vectors = new URL("../../../shared/vectors/", import.meta.url).pathname;
+const vectors = `${VECTORS_DIR}/`;
 const VECTOR = `${vectors}rpcap-passive-udp.pcap`;
 const EXAMPLES = `${repoRoot}examples/hooks/`;
 

@@ -6,8 +6,9 @@ import type { Subprocess } from "bun";
 import type { CaptureEndReason, CaptureHandlers } from "../../src/capture/capture-source.ts";
 import { forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/capture/packet-batch.ts";
 import { encodePcapGlobalHeader, encodePcapRecordHeader } from "../../src/protocols/pcap/index.ts";
+import { VECTORS_DIR } from "../support/fixtures.ts";
 
-export const vectorsDir = new URL("../../../shared/vectors/", import.meta.url).pathname;
+export const vectorsDir = `${VECTORS_DIR}/`;
 export const ETHERNET = 1;
 export const RAW = 101;
 

@@ -54,7 +54,7 @@ test("tshark decodes a whole session of ours with no malformed frame", async () 
   const flow = await openLoopbackFlow();
   const file = join(dir, "session.pcap");
   // --immediate-mode and a large buffer: without them the last kernel block is still unread
-  // at SIGINT and the file loses its tail (see ../shared/vectors/README.md).
+  // at SIGINT and the file loses its tail (see test/fixtures/README.md).
   const tcpdump = Bun.spawn(["tcpdump", "-i", "lo", "--immediate-mode", "-B", "131072", "-U", "-s", "0", "-w", file, "tcp and host 127.0.0.1"], { stderr: "pipe" });
   try {
     await Bun.sleep(800);

@@ -10,6 +10,7 @@ import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { connectStreamClient } from "../support/pcap-stream-client.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { vectorPath } from "../support/fixtures.ts";
 
 let dir: string;
 let dropBig: string;
@@ -119,7 +120,7 @@ describe("hooks on every forwarding command", () => {
 
   test("forward --hook: the collector receives only what the hook passes", async () => {
     const input = join(dir, "in.pcap");
-    await runTool(["editcap", "-F", "pcap", new URL("../../../shared/vectors/rpcap-passive-udp.pcap", import.meta.url).pathname, input]);
+    await runTool(["editcap", "-F", "pcap", vectorPath("rpcap-passive-udp.pcap"), input]);
     const out = join(dir, "collected.pcap");
     const p = port();
     const c = start(["collect", "--report-seconds", "0", "--udpstr-listen", `127.0.0.1:${p}`, "-w", out], /receiving udpstr/);
@@ -138,7 +139,7 @@ describe("hooks on every forwarding command", () => {
 
 describe("PCAP-over-IP as input", () => {
   test("probe capture -i tcp://HOST:PORT reads a stream (socat serving a file)", async () => {
-    const file = new URL("../../../shared/vectors/rpcap-active.pcap", import.meta.url).pathname;
+    const file = vectorPath("rpcap-active.pcap");
     const p = port();
     const socat = Bun.spawn(["socat", "-u", `FILE:${file}`, `TCP-LISTEN:${p},reuseaddr,bind=127.0.0.1`], { stderr: "ignore" });
     procs.push(socat);

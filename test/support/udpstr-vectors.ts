@@ -4,9 +4,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodePcapGlobalHeader, decodePcapRecordHeader, PCAP_GLOBAL_HEADER_BYTES, PCAP_RECORD_HEADER_BYTES } from "../../src/protocols/pcap/index.ts";
+import { VECTORS_DIR } from "./fixtures.ts";
 
-/** The shared vectors folder (../shared/vectors relative to the repository root). */
-export const VECTORS_DIR = join(import.meta.dir, "..", "..", "..", "shared", "vectors");
+/** The recorded vectors folder (test/fixtures/vectors). */
+export { VECTORS_DIR };
 
 const ETHERNET_HEADER_BYTES = 14;
 const ETHERTYPE_IPV4 = 0x0800;

@@ -1,9 +1,10 @@
 // The TCP byte streams (per connection and direction, reassembled by TCP sequence number so
 // retransmissions and overlaps count once) and the UDP datagrams of a shared vector capture
-// (../shared/vectors), extracted with tshark. Used by the RPCAP and udpstr vector tests.
+// (test/fixtures/vectors), extracted with tshark. Used by the RPCAP and udpstr vector tests.
 import { runTool } from "./probe-binary.ts";
+import { VECTORS_DIR } from "./fixtures.ts";
 
-export const vectorsDir = new URL("../../../shared/vectors/", import.meta.url).pathname;
+export const vectorsDir = `${VECTORS_DIR}/`;
 
 /** One direction of one TCP connection. */
 export interface VectorTcpStream {

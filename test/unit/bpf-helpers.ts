@@ -3,8 +3,9 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { VECTORS_DIR } from "../support/fixtures.ts";
 
-export const VECTORS_DIR = join(import.meta.dir, "../../../shared/vectors");
+export { VECTORS_DIR };
 
 export interface PcapRecord {
   tsSec: number;

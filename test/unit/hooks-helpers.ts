@@ -4,8 +4,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PacketBatchBuilder, type PacketBatch } from "../../src/capture/packet-batch.ts";
+import { VECTORS_DIR } from "../support/fixtures.ts";
 
-export const VECTORS = join(import.meta.dir, "../../../shared/vectors");
+export const VECTORS = VECTORS_DIR;
 export const EXAMPLES = join(import.meta.dir, "../../examples/hooks");
 
 /** Reads a little-endian microsecond classic pcap into one batch (what the vectors are). */

@@ -7,8 +7,9 @@ import { HookChain, HookRunner } from "../../src/hooks/index.ts";
 import { ConsumerQueue } from "../../src/pipeline/consumer-queue.ts";
 import { HookStage } from "../../src/pipeline/hook-stage.ts";
 import { readCaptureFile } from "../../src/protocols/pcap/index.ts";
+import { vectorPath } from "../support/fixtures.ts";
 
-const VECTOR = join(import.meta.dir, "../../../shared/vectors/rpcap-passive-udp.pcap");
+const VECTOR = vectorPath("rpcap-passive-udp.pcap");
 
 const stages: HookStage[] = [];
 afterEach(() => {

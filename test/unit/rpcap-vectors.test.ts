@@ -1,5 +1,5 @@
 // RPCAP against real bytes: libpcap's rpcapd and clients (and ExtraHop's rpcapd control
-// channel) recorded in ../shared/vectors. Every message of every manifest frames and decodes
+// channel) recorded in test/fixtures/vectors. Every message of every manifest frames and decodes
 // to the manifest's header fields and payload facts, re-encodes byte for byte where we have an
 // encoder, and the data channels' PACKETs re-encode from a PacketBatch to the exact bytes.
 import { describe, expect, test } from "bun:test";

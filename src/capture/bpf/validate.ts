@@ -10,7 +10,7 @@
 //     bits and then abort()s in bpf_filter() on e.g. RET|X); LSH/RSH by an immediate >= 32;
 //     JA may only go forward (libpcap userland sign-extends k to allow "ip6 protochain");
 //     a scratch word must be stored on every path before it is loaded (check_load_and_stores).
-//   * The libpcap 1.10.7 fixes listed in /work/shared/spec/rpcap.md: invalid opcode
+//   * The libpcap 1.10.7 fixes listed in docs/spec/rpcap.md: invalid opcode
 //     (CVE-2026-31911), scratch index > 15 (CVE-2026-0799), running off the end or jumping outside
 //     the program (CVE-2026-31912), backward `ja` looping forever (CVE-2026-6554), division or
 //     modulo by an immediate zero (CVE-2026-6244). (Those ids come from the spec; libpcap's CHANGES

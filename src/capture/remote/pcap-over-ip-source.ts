@@ -1,7 +1,7 @@
 // PcapOverIpSource: a PCAP-over-IP stream read as a CaptureSource. We connect to a server
 // (NETRESEC's tools, PolarProxy, `tcpdump -U -w - | nc -l`, socat serving a file, another probe)
 // and read a classic pcap file off the socket: the 24-byte global header, then records.
-// Source for the behaviour: /work/shared/spec/pcap-over-ip.md (there is no formal spec).
+// Source for the behaviour: docs/spec/pcap-over-ip.md (there is no formal spec).
 //
 // Parsing is the pcap streaming reader's (src/protocols/pcap CaptureFileReader): it checks the
 // magic, caplen <= snaplen, caplen <= len and a size cap before waiting for any record body, and

@@ -5,7 +5,7 @@
 //   tls://HOST:PORT      the stream wrapped in TLS ("PCAP-over-TLS", NetworkMiner's "Use SSL")
 //
 // HOST may be a name, an IPv4 address or an IPv6 address in brackets ([::1]:57012).
-// Source: /work/shared/spec/pcap-over-ip.md. The port is always required: NETRESEC's tools
+// Source: docs/spec/pcap-over-ip.md. The port is always required: NETRESEC's tools
 // default to 57012 and Wireshark to 19000, so no default would be right for everyone.
 import { isIP } from "node:net";
 

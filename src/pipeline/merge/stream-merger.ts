@@ -1,7 +1,7 @@
 // MergedSource: several CaptureSources (typically PCAP-over-IP streams from different hosts)
 // merged into one timestamp-ordered stream, itself a CaptureSource so everything downstream
 // (hub, outputs, hooks) is unchanged. Nothing known does this (people chain dumpcap -i TCP@...,
-// editcap and netcat: /work/shared/spec/pcap-over-ip.md); the ordering rules are MergeWindow's.
+// editcap and netcat: docs/spec/pcap-over-ip.md); the ordering rules are MergeWindow's.
 //
 // Sources and failures: every source is started at once; one that cannot start, or that ends
 // or fails later, is logged and the merge goes on with the others. Reconnecting is the source's

@@ -1,7 +1,7 @@
 // RPCAP version 0 wire vocabulary: message types, error codes, flags, sizes, limits and timeouts.
 // Sources: the-tcpdump-group/libpcap @f26ae497 rpcap-protocol.h (structs, codes), rpcapd/daemon.c
 // (timeouts, RPCAP_BPF_MAXINSNS, PCAP_BUF_SIZE for OPEN), pcap-rpcap.c (client-side checks),
-// pcap/pcap.h (PCAP_SAMP_*), Wireshark epan/dissectors/packet-rpcap.c, ../shared/spec/rpcap.md.
+// pcap/pcap.h (PCAP_SAMP_*), Wireshark epan/dissectors/packet-rpcap.c, docs/spec/rpcap.md.
 //
 // Every integer on the wire is big-endian, with one exception: AUTH_REPLY's byte_order_magic is
 // written in the SERVER's native byte order so the client learns whether the server swaps.

@@ -2,7 +2,7 @@
 // so a collector cannot tell probe from the original daemon. Pure: no sockets, timers or Bun APIs.
 //
 // The algorithm, read from ExtraHop/rpcapd @9b0a405 rpcapd/daemon.c (daemon_udpstr_write and
-// daemon_udpstr_flush) and checked byte for byte against ../shared/vectors/udpstr-extrahop*.pcap.
+// daemon_udpstr_flush) and checked byte for byte against test/fixtures/vectors/udpstr-extrahop*.pcap.
 // `fill` is the size of the datagram being built, 8-byte header included (ExtraHop's iov_len);
 // `T = mtu - 28` is the flush threshold (UDPSTR_FLUSH_THRESHOLD_BYTES). Between records
 // fill < T always holds, so a 20-byte record header is never split. For each record:

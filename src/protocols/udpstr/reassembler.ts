@@ -2,7 +2,7 @@
 // complete records out as a little-endian PacketBatch (microsecond timestamps) plus their npkt.
 // Pure: no sockets, timers, logging or Bun APIs. Never throws for anything a peer sends.
 //
-// Rules (../shared/spec/udpstr.md "Receiver rules"):
+// Rules (docs/spec/udpstr.md "Receiver rules"):
 // - seqno must grow by one per datagram (u32, wrapping). A jump ahead is a loss of that many
 //   datagrams; a seqno a little behind is a late (reordered or duplicated) datagram and is
 //   dropped; one far behind (UDPSTR_LATE_WINDOW_DATAGRAMS) means the sender restarted its

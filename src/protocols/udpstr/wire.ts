@@ -2,7 +2,7 @@
 // Sources: ExtraHop/rpcapd @9b0a405, winpcap/wpcap/libpcap/pcap-remote.h (struct
 // rpcap_udpstr_header, UDPSTR_FIRSTHDR_NONE, RPCAP_MSG_UDPSTR_PACKET) and
 // winpcap/wpcap/libpcap/rpcapd/daemon.c (daemon_udpstr_write/flush, daemon_build_udp);
-// ../shared/spec/udpstr.md; the udpstr vectors in ../shared/vectors (README section 7).
+// docs/spec/udpstr.md; the udpstr vectors in test/fixtures/vectors (test/fixtures/README.md).
 //
 // Every integer is big-endian. Each UDP datagram is
 //
