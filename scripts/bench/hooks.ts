@@ -3,7 +3,7 @@
 // Usage: bun run scripts/bench/hooks.ts [seconds-per-case]
 // Targets (issue 6): no-op >= 1M packets/s, redact.js >= 300k packets/s. Prints, never asserts.
 import { join } from "node:path";
-import { PacketBatchBuilder, type PacketBatch } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { syntheticFrame } from "../../src/capture/synthetic-source.ts";
 import { HookRunner } from "../../src/hooks/index.ts";
 

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PacketBatchBuilder, type PacketBatch } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { syntheticFrame } from "../../src/capture/synthetic-source.ts";
 import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-writer.ts";
 import { encodePacketMessages } from "../../src/protocols/rpcap/index.ts";

@@ -1,8 +1,8 @@
 // CaptureSource: what every producer of packets looks like to the rest of probe — a live
 // interface, a replayed file, a synthetic generator, or (later) a remote stream. Outputs and
 // the pipeline depend only on this interface, so files stand in for interfaces in tests.
-import type { PacketBatch, TimestampPrecision } from "./packet-batch.ts";
-import type { BpfInstruction } from "./bpf/index.ts";
+import type { PacketBatch, TimestampPrecision } from "../packet/packet-batch.ts";
+import type { BpfInstruction } from "../packet/bpf/index.ts";
 import type { KernelStats } from "./libpcap/pcap-handle.ts";
 
 export interface CaptureInfo {

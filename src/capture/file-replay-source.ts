@@ -1,12 +1,13 @@
 // FileReplaySource: a pcap or pcapng file as a CaptureSource, read in chunks by the pure
 // TypeScript reader (src/protocols/pcap), as fast as the consumer takes it or paced by the
 // file's own timestamps (--realtime). Filters run in userland (BPF interpreter).
-import { ProtocolError } from "../protocols/errors.ts";
+import { ProtocolError } from "../packet/protocol-error.ts";
 import { streamCaptureFile } from "../protocols/pcap/index.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
 import { CaptureError } from "./errors.ts";
 import { createBatchFilter, type BatchFilter } from "./packet-filter.ts";
-import { BATCH_RECORD_HEADER_BYTES, selectRecords, type PacketBatch } from "./packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, selectRecords, type PacketBatch } from "../packet/packet-batch.ts";
+import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 
 export interface FileReplayOptions {
   path: string;
@@ -43,7 +44,7 @@ export class FileReplaySource implements CaptureSource {
     if (!firstInterface) throw new CaptureError("bad-file", `${path}: the file describes no interface`);
     const info: CaptureInfo = {
       linktype: firstInterface.linktype,
-      snaplen: Math.min(firstInterface.snaplen || 262144, this.options.snaplen ?? 262144),
+      snaplen: Math.min(firstInterface.snaplen || MAXIMUM_SNAPLEN, this.options.snaplen ?? MAXIMUM_SNAPLEN),
       precision: firstInterface.precision,
       description: this.description,
     };

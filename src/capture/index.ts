@@ -1,7 +1,7 @@
 // Packet capture: the CaptureSource interface and its implementations (live libpcap capture
 // in a worker, file replay, libpcap file reading, synthetic packets), PacketBatch, and filters.
 export * from "./capture-source.ts";
-export * from "./packet-batch.ts";
+export * from "../packet/packet-batch.ts";
 export { CaptureError, PERMISSION_ADVICE, type CaptureErrorCode } from "./errors.ts";
 export { LiveCaptureSource, DEFAULT_SNAPLEN, DEFAULT_BATCH_BYTES, DEFAULT_FLUSH_INTERVAL_MS, type LiveCaptureOptions } from "./live-capture-source.ts";
 export { FileReplaySource, type FileReplayOptions } from "./file-replay-source.ts";

@@ -3,7 +3,7 @@
 // refuses, and a cross-check of it. Filters are applied by libpcap (pcap_setfilter).
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
 import { CaptureWorkerClient, DEFAULT_BATCH_BYTES, toWorkerFilter } from "./live-capture-source.ts";
-import type { TimestampPrecision } from "./packet-batch.ts";
+import type { TimestampPrecision } from "../packet/packet-batch.ts";
 import type { ToWorker } from "./libpcap/worker-protocol.ts";
 
 export interface LibpcapFileOptions {

@@ -2,11 +2,12 @@
 // main thread (which serves sockets) never blocks. Batches arrive transferred, not copied.
 import { CaptureError, type CaptureErrorCode } from "./errors.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
-import type { PacketBatch } from "./packet-batch.ts";
-import type { BpfInstruction } from "./bpf/index.ts";
+import type { PacketBatch } from "../packet/packet-batch.ts";
+import type { BpfInstruction } from "../packet/bpf/index.ts";
 import type { CaptureDirection, KernelStats, LiveOpenOptions } from "./libpcap/pcap-handle.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./libpcap/worker-protocol.ts";
 import { startCaptureWorker } from "./libpcap/worker-entry.ts";
+import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 
 export interface LiveCaptureOptions {
   interface: string;
@@ -29,7 +30,7 @@ export interface LiveCaptureOptions {
 }
 
 /** tcpdump's default snapshot length (MAXIMUM_SNAPLEN in libpcap). */
-export const DEFAULT_SNAPLEN = 262144;
+export const DEFAULT_SNAPLEN = MAXIMUM_SNAPLEN;
 /** Batches are cut at 256 KiB: large enough to amortise per-batch costs, small enough for latency. */
 export const DEFAULT_BATCH_BYTES = 256 * 1024;
 /** Upper bound on how long a packet waits in a partly filled batch under steady load. */

@@ -1,8 +1,8 @@
 // Userland packet filtering for sources the kernel does not filter (files, remote streams,
 // per-consumer filters): a tcpdump expression compiled by libpcap, run by our BPF interpreter.
-import { compileBpfRecordMatcher, type BpfProgram } from "./bpf/index.ts";
+import { compileBpfRecordMatcher, type BpfProgram } from "../packet/bpf/index.ts";
 import { compileFilter } from "./libpcap/compile-filter.ts";
-import { BATCH_RECORD_HEADER_BYTES, selectRecords, type PacketBatch } from "./packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, selectRecords, type PacketBatch } from "../packet/packet-batch.ts";
 
 export type BatchFilter = (batch: PacketBatch) => PacketBatch;
 

@@ -1,8 +1,9 @@
 // SyntheticSource: generated Ethernet/IPv4/UDP packets with a known payload pattern, for
 // tests and benchmarks that need a packet source without a network or a file.
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
-import { PacketBatchBuilder } from "./packet-batch.ts";
+import { PacketBatchBuilder } from "../packet/packet-batch.ts";
 import { LINKTYPE_ETHERNET } from "./libpcap/constants.ts";
+import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 
 export interface SyntheticOptions {
   /** Total packets to produce. */
@@ -52,7 +53,7 @@ export class SyntheticSource implements CaptureSource {
 
   async start(handlers: CaptureHandlers): Promise<CaptureInfo> {
     this.done = this.run(handlers);
-    return { linktype: LINKTYPE_ETHERNET, snaplen: 262144, precision: "micro", description: this.description };
+    return { linktype: LINKTYPE_ETHERNET, snaplen: MAXIMUM_SNAPLEN, precision: "micro", description: this.description };
   }
 
   private async run(handlers: CaptureHandlers): Promise<void> {

@@ -2,9 +2,11 @@
 // validated, and frozen; nothing downstream reads argv.
 import { z } from "zod";
 import { hookConfigSchema } from "./hook-config.ts";
+import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 
 /** libpcap's MAXIMUM_SNAPLEN; tcpdump's default -s. */
-export const MAX_SNAPLEN = 262144;
+/** The largest -s accepted (libpcap's MAXIMUM_SNAPLEN). */
+export const MAX_SNAPLEN = MAXIMUM_SNAPLEN;
 
 export const captureConfigSchema = z
   .object({

@@ -4,7 +4,7 @@
 // Each channel encodes a whole batch into one buffer and writes it at once (libpcap's daemon
 // does one send() per packet).
 import type { Socket, TCPSocketListener } from "bun";
-import type { PacketBatch } from "../capture/packet-batch.ts";
+import type { PacketBatch } from "../packet/packet-batch.ts";
 import { SocketWriter } from "../outputs/socket-writer.ts";
 import { setSocketBuffer } from "../capture/libpcap/ffi.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";

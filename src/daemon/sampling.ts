@@ -1,7 +1,7 @@
 // RPCAP SETSAMPLING applied for real (libpcap's rpcapd accepts it and does nothing on Linux):
 // method 1 keeps one packet in every `value`; method 2 keeps the first packet after each
 // `value` milliseconds. Runs on the session's batches before they are encoded.
-import { selectRecords, type PacketBatch } from "../capture/packet-batch.ts";
+import { selectRecords, type PacketBatch } from "../packet/packet-batch.ts";
 
 export type Sampling = { method: "none" } | { method: "one-every-n"; n: number } | { method: "first-after-ms"; ms: number };
 

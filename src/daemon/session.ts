@@ -2,12 +2,12 @@
 // framer; replies go out through the ControlChannel; the session owns its capture
 // subscription and data channel and releases them in close(), the one exit. A peer's fault
 // gets an RPCAP error echoing its version and costs only this session.
-import { validateBpfProgram, type BpfProgram } from "../capture/bpf/index.ts";
+import { validateBpfProgram, type BpfProgram } from "../packet/bpf/index.ts";
 import type { CaptureInterface } from "../capture/libpcap/devices.ts";
-import type { PacketBatch } from "../capture/packet-batch.ts";
+import type { PacketBatch } from "../packet/packet-batch.ts";
 import type { Logger } from "../logging/index.ts";
 import type { CaptureHub, Subscription } from "../pipeline/capture-hub.ts";
-import { ProtocolError } from "../protocols/errors.ts";
+import { ProtocolError } from "../packet/protocol-error.ts";
 import {
   decodeAuthRequest,
   decodeFilterBlock,

@@ -1,8 +1,8 @@
 // `probe hook test FILE.js -r IN.pcap [-w OUT.pcap] [-v]`: runs one hook over batches read from
 // a file and reports, per packet, what the hook decided; the CLI wires the reader and writer.
 import { basename } from "node:path";
-import type { PacketBatch } from "../capture/packet-batch.ts";
-import { BATCH_RECORD_HEADER_BYTES, forEachRecord } from "../capture/packet-batch.ts";
+import type { PacketBatch } from "../packet/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, forEachRecord } from "../packet/packet-batch.ts";
 import type { Logger } from "../logging/index.ts";
 import { FAILURE_KIND, failureName, PACKET_OUTCOME, type FailureKind, type HookCountersSnapshot } from "./hook-counters.ts";
 import { HookRunner } from "./hook-runtime.ts";

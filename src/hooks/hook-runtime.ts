@@ -4,8 +4,8 @@
 //
 // Ownership: the input batch is only read; the VM works on its own copy. The result batch is
 // either the input batch itself (nothing changed) or a newly allocated owned batch.
-import type { PacketBatch } from "../capture/packet-batch.ts";
-import { BATCH_RECORD_HEADER_BYTES } from "../capture/packet-batch.ts";
+import type { PacketBatch } from "../packet/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES } from "../packet/packet-batch.ts";
 import { silentLogger, type Logger } from "../logging/index.ts";
 import { countChecksumOutcomes, fixChecksumsPacked } from "./checksums.ts";
 import {

@@ -1,7 +1,7 @@
 // HookChain: the pipeline stage that applies several operator hooks in order to each batch,
 // carrying every record's tags through later hooks' drops, for outputs that write comments.
 import { basename } from "node:path";
-import type { PacketBatch } from "../capture/packet-batch.ts";
+import type { PacketBatch } from "../packet/packet-batch.ts";
 import type { Logger } from "../logging/index.ts";
 import { PACKET_OUTCOME, type HookCountersSnapshot } from "./hook-counters.ts";
 import { HookRunner } from "./hook-runtime.ts";

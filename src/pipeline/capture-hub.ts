@@ -3,8 +3,8 @@
 // stalled consumer drops (counted for it alone) and never delays capture or the others.
 import type { CaptureInfo, CaptureSource, CaptureStats } from "../capture/capture-source.ts";
 import { LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
-import type { PacketBatch } from "../capture/packet-batch.ts";
-import type { BpfProgram } from "../capture/bpf/index.ts";
+import type { PacketBatch } from "../packet/packet-batch.ts";
+import type { BpfProgram } from "../packet/bpf/index.ts";
 import { createBatchFilter, type BatchFilter } from "../capture/packet-filter.ts";
 import { ConsumerQueue, type BatchSink, type ConsumerCounters } from "./consumer-queue.ts";
 

@@ -1,6 +1,6 @@
 // ConsumerQueue: one consumer's bounded queue of batches. Capture never waits for a consumer:
 // offer() either queues the batch or drops it and counts the drop for this consumer alone.
-import type { PacketBatch } from "../capture/packet-batch.ts";
+import type { PacketBatch } from "../packet/packet-batch.ts";
 
 /** Where a queue delivers; a returned promise means "not ready for the next batch until it settles". */
 export interface BatchSink {

@@ -6,7 +6,7 @@
 // Ownership: the input batch is only read (HookRunner works on its own copy), so one batch can
 // go to several consumers with different stages. The result batch is the input batch itself
 // when no hook changed anything, or a new owned batch.
-import type { PacketBatch } from "../capture/packet-batch.ts";
+import type { PacketBatch } from "../packet/packet-batch.ts";
 // Types only: importing the hooks' runtime here would load QuickJS into every command that
 // uses the pipeline, hooks or not.
 import type { HookChain, HookCountersSnapshot, HookStageResult } from "../hooks/index.ts";

@@ -1,7 +1,7 @@
 // One capture, many consumers: consumers with the same interface/filter/snaplen share one
 // libpcap handle, and a stalled consumer drops (counted for it alone) while the others get all.
 import { afterEach, expect, test } from "bun:test";
-import type { PacketBatch } from "../../src/capture/packet-batch.ts";
+import type { PacketBatch } from "../../src/packet/packet-batch.ts";
 import { SyntheticSource } from "../../src/capture/synthetic-source.ts";
 import { CaptureHub } from "../../src/pipeline/capture-hub.ts";
 import { ConsumerQueue } from "../../src/pipeline/consumer-queue.ts";

@@ -2,7 +2,7 @@
 // is compared packet by packet with what the source delivers.
 import { afterEach, describe, expect, test } from "bun:test";
 import { LiveCaptureSource } from "../../src/capture/live-capture-source.ts";
-import { forEachRecord, type PacketBatch } from "../../src/capture/packet-batch.ts";
+import { forEachRecord, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { listInterfaces } from "../../src/capture/libpcap/devices.ts";
 import { CaptureError } from "../../src/capture/errors.ts";

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { PcapOverIpSource, RemoteSourceError, parseRemoteSourceUrl, type PcapOverIpSourceOptions } from "../../src/capture/remote/index.ts";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
 import {
   ETHERNET,

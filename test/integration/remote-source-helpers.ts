@@ -4,7 +4,7 @@
 import type { Socket, TCPSocketListener } from "bun";
 import type { Subprocess } from "bun";
 import type { CaptureEndReason, CaptureHandlers } from "../../src/capture/capture-source.ts";
-import { forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/capture/packet-batch.ts";
+import { forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/packet/packet-batch.ts";
 import { encodePcapGlobalHeader, encodePcapRecordHeader } from "../../src/protocols/pcap/index.ts";
 import { VECTORS_DIR } from "../support/fixtures.ts";
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PacketBatchBuilder } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder } from "../../src/packet/packet-batch.ts";
 import {
   AUTH_REPLY_MESSAGE,
   encodeAuthRequest,

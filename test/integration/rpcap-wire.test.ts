@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RpcapCaptureSource } from "../../src/capture/remote/rpcap-source.ts";
-import type { PacketBatch } from "../../src/capture/packet-batch.ts";
+import type { PacketBatch } from "../../src/packet/packet-batch.ts";
 import { RpcapFramer, RpcapMessageType as T } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { runTool, waitFor } from "../support/probe-binary.ts";

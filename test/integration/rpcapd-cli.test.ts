@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
-import { forEachRecord } from "../../src/capture/packet-batch.ts";
+import { forEachRecord } from "../../src/packet/packet-batch.ts";
 import { RpcapClient, RpcapServerError } from "../../src/protocols/rpcap/index.ts";
 import { UdpstrReassembler } from "../../src/protocols/udpstr/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";

@@ -3,7 +3,7 @@
 // costs nothing to the daemon or to another client.
 import { afterEach, describe, expect, test } from "bun:test";
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
-import { forEachRecord, type PacketBatch } from "../../src/capture/packet-batch.ts";
+import { forEachRecord, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import {
   decodeErrorText,
   encodeAuthRequest,

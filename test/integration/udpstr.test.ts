@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { syntheticFrame } from "../../src/capture/synthetic-source.ts";
-import { PacketBatchBuilder } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder } from "../../src/packet/packet-batch.ts";
 import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-writer.ts";
 import { readCaptureFile } from "../../src/protocols/pcap/index.ts";
-import { forEachRecord } from "../../src/capture/packet-batch.ts";
+import { forEachRecord } from "../../src/packet/packet-batch.ts";
 import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 
 let dir: string;

@@ -1,8 +1,8 @@
 // A PCAP-over-IP consumer for tests: connects (TCP or TLS), feeds everything it receives to
 // the project's streaming pcap reader, and collects the packets; can stop reading on demand.
 import type { Socket } from "bun";
-import type { PacketBatch } from "../../src/capture/packet-batch.ts";
-import { forEachRecord } from "../../src/capture/packet-batch.ts";
+import type { PacketBatch } from "../../src/packet/packet-batch.ts";
+import { forEachRecord } from "../../src/packet/packet-batch.ts";
 import { CaptureFileReader } from "../../src/protocols/pcap/index.ts";
 
 export interface StreamClient {

@@ -16,9 +16,9 @@ import {
   validateBpfProgram,
   writeBpfInstructions,
   type BpfInstruction,
-} from "../../src/capture/bpf/index.ts";
-import { ByteWriter } from "../../src/protocols/byte-writer.ts";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+} from "../../src/packet/bpf/index.ts";
+import { ByteWriter } from "../../src/packet/byte-writer.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 import { VECTORS_DIR, prng, readPcap, run } from "./bpf-helpers.ts";
 
 const hex = (text: string) => Uint8Array.from(text.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));

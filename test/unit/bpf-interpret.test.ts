@@ -11,7 +11,7 @@ import {
   interpretBpfProgram,
   type BpfInstruction,
   type BpfProgram,
-} from "../../src/capture/bpf/index.ts";
+} from "../../src/packet/bpf/index.ts";
 
 const I = (code: number, k = 0, jt = 0, jf = 0): BpfInstruction => ({ code, jt, jf, k });
 const RET_A = I(Op.RET_A);

@@ -11,8 +11,8 @@ import {
   interpretBpfProgram,
   validateBpfProgram,
   type BpfInstruction,
-} from "../../src/capture/bpf/index.ts";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+} from "../../src/packet/bpf/index.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 import { prng } from "./bpf-helpers.ts";
 
 const judge = dlopen(process.env.PROBE_LIBPCAP || "libpcap.so.0.8", {

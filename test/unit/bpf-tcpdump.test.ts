@@ -13,8 +13,8 @@ import {
   parseBpfCStyle,
   parseBpfDecimal,
   validateBpfProgram,
-} from "../../src/capture/bpf/index.ts";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+} from "../../src/packet/bpf/index.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 import {
   VECTORS_DIR,
   buildPcap,

@@ -11,8 +11,8 @@ import {
   validateBpfProgram,
   type BpfInstruction,
   type BpfProgram,
-} from "../../src/capture/bpf/index.ts";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+} from "../../src/packet/bpf/index.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 import { prng } from "./bpf-helpers.ts";
 
 const I = (code: number, k = 0, jt = 0, jf = 0): BpfInstruction => ({ code, jt, jf, k });

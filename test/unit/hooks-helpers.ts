@@ -3,7 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PacketBatchBuilder, type PacketBatch } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { VECTORS_DIR } from "../support/fixtures.ts";
 
 export const VECTORS = VECTORS_DIR;

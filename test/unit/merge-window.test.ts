@@ -1,6 +1,6 @@
 // MergeWindow: the pure k-way merge with a bounded reordering window (time is passed in).
 import { describe, expect, test } from "bun:test";
-import { PacketBatchBuilder, forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder, forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/packet/packet-batch.ts";
 import { MergeWindow, isMergedBatch, type MergedBatch, type MergeWindowOptions } from "../../src/pipeline/merge/index.ts";
 
 interface Rec {

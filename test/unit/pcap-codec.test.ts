@@ -1,7 +1,7 @@
 // Classic pcap codec tables: global and record headers in both byte orders (decode, exact encode,
 // round trip, error rows with code and offset) and the batch-to-file helpers.
 import { describe, expect, test } from "bun:test";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 import {
   decodePcapGlobalHeader,
   decodePcapRecordHeader,

@@ -3,7 +3,7 @@
 // file offset; nothing after the first error; bounded random and mutated input.
 import { describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 import {
   CaptureFileReader,
   EpbDirection,
@@ -16,7 +16,7 @@ import {
   pcapRecordsFromBatch,
   readCaptureFile,
 } from "../../src/protocols/pcap/index.ts";
-import type { PacketBatch } from "../../src/capture/packet-batch.ts";
+import type { PacketBatch } from "../../src/packet/packet-batch.ts";
 import {
   VECTORS_DIR,
   concat,

@@ -1,7 +1,7 @@
 // pcapng codec tables: exact encodes of SHB/IDB/EPB/SPB, decodes in both byte orders, round
 // trips, error rows with code and offset (block lengths: CVE-2019-15165), timestamp resolution.
 import { describe, expect, test } from "bun:test";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 import {
   EpbDirection,
   InterfaceClock,

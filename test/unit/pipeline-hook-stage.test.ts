@@ -2,7 +2,7 @@
 // chains, the queue sink that never runs a hook inside the offering call, and dispose failing closed.
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { forEachRecord, type PacketBatch } from "../../src/capture/packet-batch.ts";
+import { forEachRecord, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { HookChain, HookRunner } from "../../src/hooks/index.ts";
 import { ConsumerQueue } from "../../src/pipeline/consumer-queue.ts";
 import { HookStage } from "../../src/pipeline/hook-stage.ts";

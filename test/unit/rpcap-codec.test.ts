@@ -2,7 +2,7 @@
 // code and offset), the PACKET hot-path encoders, and bounded random bytes into every decoder.
 // Expected bytes are written by hand from rpcap-protocol.h's structs, not produced by the codec.
 import { describe, expect, test } from "bun:test";
-import type { PacketBatch } from "../../src/capture/packet-batch.ts";
+import type { PacketBatch } from "../../src/packet/packet-batch.ts";
 import {
   AUTH_REPLY_MESSAGE,
   decodeAuthReply,

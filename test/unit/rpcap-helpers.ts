@@ -1,8 +1,8 @@
 // Shared helpers of the RPCAP codec tests: hex in and out, ProtocolError assertions, a seeded
 // random source for the bounded random-bytes tests.
 import { expect } from "bun:test";
-import { PacketBatchBuilder, type PacketBatch, type TimestampPrecision } from "../../src/capture/packet-batch.ts";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+import { PacketBatchBuilder, type PacketBatch, type TimestampPrecision } from "../../src/packet/packet-batch.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 
 export const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
 export const bytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h.replace(/\s+/g, ""), "hex"));

@@ -4,7 +4,7 @@
 // encoder, and the data channels' PACKETs re-encode from a PacketBatch to the exact bytes.
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { PacketBatchBuilder } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder } from "../../src/packet/packet-batch.ts";
 import {
   AUTH_REPLY_MESSAGE,
   decodeAuthReply,

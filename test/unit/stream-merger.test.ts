@@ -2,7 +2,7 @@
 // per-source back-pressure, consumer failure, stop. (Real sockets: test/integration/stream-merger.test.ts.)
 import { describe, expect, test } from "bun:test";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../../src/capture/capture-source.ts";
-import { PacketBatchBuilder, forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder, forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/packet/packet-batch.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
 import { MergeError, MergedSource, isMergedBatch, type MergedBatch } from "../../src/pipeline/merge/index.ts";
 

@@ -1,7 +1,7 @@
 // udpstr codec tables: the 8-byte datagram header and the 20-byte rpcap_pkthdr, decoded from
 // real ExtraHop bytes, encoded exactly, round-tripped, and rejected with stable codes and offsets.
 import { describe, expect, test } from "bun:test";
-import { ProtocolError } from "../../src/protocols/errors.ts";
+import { ProtocolError } from "../../src/packet/protocol-error.ts";
 import {
   UDPSTR_FIRSTHDR_NONE,
   UDPSTR_MIN_MTU_BYTES,

@@ -1,7 +1,7 @@
 // The dense udpstr layout (probe forward): no iovec slot limit, so tiny records fill datagrams
 // to the MTU, and the stream still reassembles exactly.
 import { expect, test } from "bun:test";
-import { PacketBatchBuilder, forEachRecord } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder, forEachRecord } from "../../src/packet/packet-batch.ts";
 import { IovLayout, UdpstrPacker, UdpstrReassembler } from "../../src/protocols/udpstr/index.ts";
 
 test("1000 tiny packets: dense layout is within 1% of the ideal datagram count and round-trips", () => {

@@ -2,7 +2,7 @@
 // reference parser of a loss-free udpstr datagram sequence (written from the spec, not from the
 // reassembler), and a generic sender that cuts a record stream at arbitrary points.
 import { expect } from "bun:test";
-import { PacketBatchBuilder, type PacketBatch, type TimestampPrecision } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder, type PacketBatch, type TimestampPrecision } from "../../src/packet/packet-batch.ts";
 
 export const LINKTYPE_ETHERNET = 1;
 

@@ -1,7 +1,7 @@
 // udpstr packer: byte-identical to ExtraHop's rpcapd on the recorded vectors, exact datagram
 // tables for hand-computed cases, the iovec-slot limit, and properties over seeded random input.
 import { describe, expect, test } from "bun:test";
-import { PacketBatchBuilder, type PacketBatch } from "../../src/capture/packet-batch.ts";
+import { PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { IovLayout, UDPSTR_FIRSTHDR_NONE, UdpstrPacker } from "../../src/protocols/udpstr/index.ts";
 import { loadUdpstrVector, type UdpstrVector } from "../support/udpstr-vectors.ts";
 import {

@@ -1,7 +1,7 @@
 // udpstr reassembler: the three ExtraHop vectors decoded to the original frames, packer round
 // trips, every split point of a generic sender, exact loss and reordering tables, and hostile input.
 import { describe, expect, test } from "bun:test";
-import { forEachRecord } from "../../src/capture/packet-batch.ts";
+import { forEachRecord } from "../../src/packet/packet-batch.ts";
 import {
   IovLayout,
   UDPSTR_FIRSTHDR_NONE,
@@ -502,7 +502,7 @@ describe("API", () => {
   });
 
   test("a nano builder is refused", async () => {
-    const { PacketBatchBuilder } = await import("../../src/capture/packet-batch.ts");
+    const { PacketBatchBuilder } = await import("../../src/packet/packet-batch.ts");
     expect(() => new UdpstrReassembler({ linktype: 1, builder: new PacketBatchBuilder(1, "nano") })).toThrow(RangeError);
   });
 });

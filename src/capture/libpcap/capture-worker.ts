@@ -3,10 +3,11 @@
 // then transferred (not copied) to the main thread.
 import { ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
-import { BATCH_RECORD_HEADER_BYTES } from "../packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES } from "../../packet/packet-batch.ts";
 import { libcSymbolsLoaded } from "./ffi.ts";
 import { PcapHandle, type RecordSink } from "./pcap-handle.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./worker-protocol.ts";
+import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
 declare const self: Worker;
 
@@ -29,7 +30,7 @@ function post(message: FromWorker, transfer?: ArrayBuffer[]): void {
 }
 
 /** libpcap's MAXIMUM_SNAPLEN: no record libpcap hands us is longer than this. */
-const MAXIMUM_CAPLEN = 262144;
+const MAXIMUM_CAPLEN = MAXIMUM_SNAPLEN;
 
 /**
  * Copies records into one ArrayBuffer in the PacketBatch layout. The buffer has room for one

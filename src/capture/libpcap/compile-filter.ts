@@ -4,7 +4,7 @@ import { ptr, read, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
 import { PCAP_NETMASK_UNKNOWN } from "./constants.ts";
 import { BPF_PROGRAM_STRUCT_BYTES, cString, libpcap } from "./ffi.ts";
-import type { BpfInstruction } from "../bpf/index.ts";
+import type { BpfInstruction } from "../../packet/bpf/index.ts";
 
 /** Compiles `expression` for `linktype`; throws CaptureError("bad-filter") with libpcap's text. */
 export function compileFilter(expression: string, linktype: number, snaplen: number): BpfInstruction[] {

@@ -3,8 +3,8 @@
 // Its read calls block or poll, so it lives inside the capture worker, never on the main thread.
 import { ptr, read, type Pointer } from "bun:ffi";
 import { CaptureError, PERMISSION_ADVICE } from "../errors.ts";
-import type { TimestampPrecision } from "../packet-batch.ts";
-import type { BpfInstruction } from "../bpf/index.ts";
+import type { TimestampPrecision } from "../../packet/packet-batch.ts";
+import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import {
   PCAP_NETMASK_UNKNOWN,
   PcapDirection,

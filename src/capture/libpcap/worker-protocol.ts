@@ -1,8 +1,8 @@
 // Messages between the main thread and the capture worker. Plain data only (structured clone),
 // with batch buffers transferred rather than copied.
-import type { TimestampPrecision } from "../packet-batch.ts";
+import type { TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { CaptureErrorCode } from "../errors.ts";
-import type { BpfInstruction } from "../bpf/index.ts";
+import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { HandleInfo, KernelStats, LiveOpenOptions } from "./pcap-handle.ts";
 
 export type WorkerFilter = { kind: "expression"; expression: string } | { kind: "program"; instructions: BpfInstruction[] };

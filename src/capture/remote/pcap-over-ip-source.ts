@@ -17,13 +17,13 @@
 //        "bad-stream" carrying the ProtocolError; with reconnect on, retriable endings dial
 //        again with exponential backoff and the new stream must have the first one's linktype.
 import type { Socket, SocketHandler, TLSOptions } from "bun";
-import type { BpfInstruction } from "../bpf/index.ts";
+import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
-import type { PacketBatch } from "../packet-batch.ts";
+import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { createBatchFilter, type BatchFilter } from "../packet-filter.ts";
 import type { Logger } from "../../logging/index.ts";
 import { silentLogger } from "../../logging/index.ts";
-import { ProtocolError } from "../../protocols/errors.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
 import {
   CaptureFileReader,
   DEFAULT_MAX_BLOCK_BYTES,

@@ -3,10 +3,11 @@
 // The URL may carry credentials (rpcap://user:password@host/eth0); without them NULL auth is
 // tried. rpcaps:// uses TLS on control and data connections.
 import { RpcapClient } from "../../protocols/rpcap/index.ts";
-import type { BpfInstruction } from "../bpf/index.ts";
+import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
 import { CaptureError } from "../errors.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
+import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
 export interface RpcapSourceAddress {
   tls: boolean;
@@ -77,7 +78,7 @@ export class RpcapCaptureSource implements CaptureSource {
     try {
       await client.authenticate(a.username, a.password);
       const { linktype } = await client.open(a.device);
-      const snaplen = this.options.snaplen ?? 262144;
+      const snaplen = this.options.snaplen ?? MAXIMUM_SNAPLEN;
       const filter = this.options.filter;
       const program = typeof filter === "string" ? (filter ? compileFilter(filter, linktype, snaplen) : []) : [...(filter ?? [])];
       await client.startCapture({
@@ -101,7 +102,7 @@ export class RpcapCaptureSource implements CaptureSource {
 
   async setFilter(filter: string | readonly BpfInstruction[]): Promise<void> {
     if (!this.client) throw new CaptureError("capture-failed", "not capturing");
-    const program = typeof filter === "string" ? compileFilter(filter, this.client.linktype, this.options.snaplen ?? 262144) : [...filter];
+    const program = typeof filter === "string" ? compileFilter(filter, this.client.linktype, this.options.snaplen ?? MAXIMUM_SNAPLEN) : [...filter];
     await this.client.updateFilter(program);
   }
 

@@ -3,7 +3,7 @@
 // ends it with a complete file and a summary.
 import type { CaptureSource, CaptureStats } from "../../capture/capture-source.ts";
 import { openSource } from "../open-source.ts";
-import { takeRecords, type PacketBatch } from "../../capture/packet-batch.ts";
+import { takeRecords, type PacketBatch } from "../../packet/packet-batch.ts";
 import { captureConfigSchema, type CaptureConfig } from "../../config/capture-config.ts";
 import { CaptureFileWriter } from "../../outputs/capture-file/capture-file-writer.ts";
 import { stderrLogger } from "../../logging/index.ts";
@@ -12,6 +12,7 @@ import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks, t
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { UsageError, ExitCode } from "../usage-error.ts";
 import { validated } from "../validated.ts";
+import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
 export const CAPTURE_HELP = `Usage: probe capture (-i INTERFACE | -r FILE) [options] -w FILE|- [FILTER...]
 
@@ -85,7 +86,7 @@ export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
     readFile: v.read,
     writeTarget: v.write ?? "",
     filter: v.filter ?? positionals.join(" "),
-    snaplen: parseInteger("-s", v.snaplen, 1, 262144),
+    snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
     count: parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER),
     format: v.format,
     promiscuous: !v["no-promiscuous"],

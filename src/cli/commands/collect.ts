@@ -12,6 +12,7 @@ import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { UdpstrReassembler, type UdpstrReassemblerCounters } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
+import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
 export const COLLECT_HELP = `Usage: probe collect --udpstr-listen ADDR:PORT (-w FILE|- | --serve-pcap-over-ip ADDR:PORT)
 
@@ -72,12 +73,12 @@ export async function runCollect(argv: string[]): Promise<number> {
   const linktype = parseInteger("--linktype", v.linktype, 0, 0xffff) ?? LINKTYPE_ETHERNET;
   const reportSeconds = parseInteger("--report-seconds", v["report-seconds"], 0, 86400) ?? 5;
   const log = stderrLogger("probe-collect");
-  const info = { linktype, snaplen: 262144, precision: "micro" as const, description: `udpstr ${v["udpstr-listen"]}` };
+  const info = { linktype, snaplen: MAXIMUM_SNAPLEN, precision: "micro" as const, description: `udpstr ${v["udpstr-listen"]}` };
 
-  let write: (batch: import("../../capture/packet-batch.ts").PacketBatch) => void | Promise<void>;
+  let write: (batch: import("../../packet/packet-batch.ts").PacketBatch) => void | Promise<void>;
   let close: () => Promise<void>;
   if (v.write !== undefined) {
-    const writer = await CaptureFileWriter.open({ target: v.write, format: (v.format as "pcap" | "pcapng") ?? "pcap", linktype, snaplen: 262144, precision: "micro" });
+    const writer = await CaptureFileWriter.open({ target: v.write, format: (v.format as "pcap" | "pcapng") ?? "pcap", linktype, snaplen: MAXIMUM_SNAPLEN, precision: "micro" });
     write = (batch) => writer.write(batch);
     close = () => writer.close();
   } else {

@@ -10,9 +10,10 @@ import { openSource } from "../open-source.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
 import { hookConfigSchema } from "../../config/hook-config.ts";
 import { validated } from "../validated.ts";
-import type { PacketBatch } from "../../capture/packet-batch.ts";
+import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
+import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
 export const FORWARD_HELP = `Usage: probe forward --udpstr HOST:PORT (-i INTERFACE | -r FILE) [options] [FILTER...]
 
@@ -70,7 +71,7 @@ export async function runForward(argv: string[]): Promise<number> {
     interface: v.interface,
     readFile: v.read,
     filter: v.filter ?? positionals.join(" "),
-    snaplen: parseInteger("-s", v.snaplen, 1, 262144) ?? 262144,
+    snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN) ?? MAXIMUM_SNAPLEN,
     realtime: v.realtime ?? false,
   });
   const log = stderrLogger("probe-forward");

@@ -2,11 +2,11 @@
 // putting it on live traffic. Prints the verdict counts (and with -v one line per packet),
 // and writes what the hook let through, with its tags as pcapng comments.
 import { extname } from "node:path";
-import type { PacketBatch } from "../../capture/packet-batch.ts";
+import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { hookConfigSchema } from "../../config/hook-config.ts";
 import { stderrLogger } from "../../logging/index.ts";
 import { CaptureFileWriter, type CaptureFileFormat } from "../../outputs/capture-file/capture-file-writer.ts";
-import { ProtocolError } from "../../protocols/errors.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
 import { streamCaptureFile } from "../../protocols/pcap/index.ts";
 import { HookSetupError, hookConfigFromFlags } from "../hook-options.ts";
 import { parseCommandLine } from "../parse-options.ts";

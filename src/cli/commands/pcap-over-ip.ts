@@ -13,9 +13,10 @@ import { parseRemoteSourceUrl, PcapOverIpSource } from "../../capture/remote/ind
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks, type ActiveHooks } from "../hook-options.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
-import type { PacketBatch } from "../../capture/packet-batch.ts";
+import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
+import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
 export const PCAP_OVER_IP_HELP = `Usage: probe pcap-over-ip [-i INTERFACE] [options]
 
@@ -104,7 +105,7 @@ export function parsePcapOverIpConfig(argv: string[]): PcapOverIpConfig | "help"
     interface: v.interface,
     from: v.from,
     filter: v.filter ?? positionals.join(" "),
-    snaplen: parseInteger("-s", v.snaplen, 1, 262144),
+    snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
     bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
     listen: hostPorts("--listen", v.listen, PCAP_OVER_IP_DEFAULT_PORT),
     connect: hostPorts("--connect", v.connect, PCAP_OVER_IP_DEFAULT_PORT),

@@ -18,7 +18,7 @@ import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
-import type { PacketBatch } from "../../capture/packet-batch.ts";
+import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 

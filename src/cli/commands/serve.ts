@@ -23,7 +23,7 @@ import { parseCommandLine } from "../parse-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
 import { hookConfigSchema } from "../../config/hook-config.ts";
 import { validated } from "../validated.ts";
-import type { PacketBatch } from "../../capture/packet-batch.ts";
+import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { startPcapOverIp } from "./pcap-over-ip.ts";
 

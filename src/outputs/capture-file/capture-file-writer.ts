@@ -2,7 +2,7 @@
 // for `-w -`). Each batch is one write followed by a flush, so a reader on a pipe
 // (`probe capture -w - | tshark -r -`) sees packets as they are captured.
 import type { FileSink } from "bun";
-import type { PacketBatch, TimestampPrecision } from "../../capture/packet-batch.ts";
+import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { BatchSink } from "../../pipeline/consumer-queue.ts";
 import {
   encodePcapGlobalHeader,

@@ -3,7 +3,7 @@
 // backoff. It is one consumer of the capture and fans each batch out to per-peer queues.
 import type { Socket, TCPSocketListener } from "bun";
 import type { CaptureInfo } from "../../capture/capture-source.ts";
-import type { PacketBatch, TimestampPrecision } from "../../capture/packet-batch.ts";
+import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
 import { addressAllowed, type Cidr, type HostPort } from "../../config/addresses.ts";
 import type { Logger } from "../../logging/index.ts";
 import { encodePcapGlobalHeader } from "../../protocols/pcap/index.ts";

@@ -2,7 +2,7 @@
 // batch one write. Its own bounded queue; when it falls behind, the slow-consumer policy says
 // whether its batches are dropped (counted) or it is disconnected. Never affects the others.
 import type { Socket } from "bun";
-import type { PacketBatch, TimestampPrecision } from "../../capture/packet-batch.ts";
+import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { pcapRecordsFromBatch } from "../../protocols/pcap/index.ts";
 import { SocketWriter } from "../socket-writer.ts";

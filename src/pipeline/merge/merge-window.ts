@@ -20,7 +20,8 @@
 // exactly. Output precision is chosen by the caller; records of the other precision are
 // converted on the way out (micro to nano multiplies by 1000; nano to micro truncates, as
 // libpcap does when it reads a nano file for a micro consumer).
-import { BATCH_RECORD_HEADER_BYTES, PacketBatchBuilder, type PacketBatch, type TimestampPrecision } from "../../capture/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, PacketBatchBuilder, type PacketBatch, type TimestampPrecision } from "../../packet/packet-batch.ts";
+import { NANOS_PER_MICRO } from "../../packet/timestamps.ts";
 
 /** A batch of merged records that says which source each record came from. */
 export interface MergedBatch extends PacketBatch {
@@ -78,7 +79,6 @@ interface Lane {
   ended: boolean;
 }
 
-const NANOS_PER_MICRO = 1000;
 
 export class MergeWindow {
   private readonly lanes: Lane[];

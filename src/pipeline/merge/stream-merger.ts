@@ -23,8 +23,8 @@
 // it (a global bound could deadlock: everyone waits for the one source that is blocked).
 // Sources that never wait (live captures) are bounded by `maxHeldBytes` in the window.
 import type { CaptureEndReason, CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../../capture/capture-source.ts";
-import type { BpfInstruction } from "../../capture/bpf/index.ts";
-import type { PacketBatch, TimestampPrecision } from "../../capture/packet-batch.ts";
+import type { BpfInstruction } from "../../packet/bpf/index.ts";
+import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
 import { silentLogger, type Logger } from "../../logging/index.ts";
 import { MergeError } from "./merge-error.ts";
 import { MAX_MERGE_SOURCES, MergeWindow, type MergeWindowCounters, type MergedBatch } from "./merge-window.ts";

@@ -12,13 +12,13 @@
 // length against its minimum and the cap). The first error is thrown from push() after the
 // batches completed before it were emitted, and every later call throws it again (STYLE 13).
 // Pure: no I/O, no Bun APIs (read-capture-file.ts binds files).
-import { ProtocolError } from "../errors.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
 import {
   BATCH_RECORD_HEADER_BYTES,
   PacketBatchBuilder,
   type PacketBatch,
   type TimestampPrecision,
-} from "../../capture/packet-batch.ts";
+} from "../../packet/packet-batch.ts";
 import { classifyPcapMagic, decodePcapGlobalHeader, type PcapGlobalHeader } from "./pcap-codec.ts";
 import {
   InterfaceClock,

@@ -2,10 +2,10 @@
 // and the writer helpers that turn a PacketBatch (already little-endian pcap records) into file bytes.
 // Wire map and sources: see wire.ts (draft-ietf-opsawg-pcap; libpcap pcap/pcap.h, sf-pcap.c).
 // Pure: no I/O, no Bun APIs.
-import { ByteReader } from "../byte-reader.ts";
-import { ByteWriter } from "../byte-writer.ts";
-import { ProtocolError } from "../errors.ts";
-import { BATCH_RECORD_HEADER_BYTES, type PacketBatch, type TimestampPrecision } from "../../capture/packet-batch.ts";
+import { ByteReader } from "../../packet/byte-reader.ts";
+import { ByteWriter } from "../../packet/byte-writer.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
+import { BATCH_RECORD_HEADER_BYTES, type PacketBatch, type TimestampPrecision } from "../../packet/packet-batch.ts";
 import {
   PCAP_GLOBAL_HEADER_BYTES,
   PCAP_RECORD_HEADER_BYTES,

@@ -10,10 +10,10 @@
 //   SPB  0x00000003 len  len:u32 data(pad 4)                                         len
 //
 // Timestamps are 64-bit counts of if_tsresol units since 1970 (plus if_tsoffset seconds).
-import { ByteReader } from "../byte-reader.ts";
-import { ByteWriter } from "../byte-writer.ts";
-import { ProtocolError } from "../errors.ts";
-import { BATCH_RECORD_HEADER_BYTES, type PacketBatch, type TimestampPrecision } from "../../capture/packet-batch.ts";
+import { ByteReader } from "../../packet/byte-reader.ts";
+import { ByteWriter } from "../../packet/byte-writer.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
+import { BATCH_RECORD_HEADER_BYTES, type PacketBatch, type TimestampPrecision } from "../../packet/packet-batch.ts";
 import {
   DEFAULT_MAX_BLOCK_BYTES,
   DEFAULT_TSRESOL,

@@ -1,7 +1,7 @@
 // Binds CaptureFileReader to files and streams: an async generator of batches for any size of
 // file, and readCaptureFile() which gathers a whole (small) file for tests and tools.
-import { ProtocolError } from "../errors.ts";
-import type { PacketBatch, TimestampPrecision } from "../../capture/packet-batch.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
+import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
 import { CaptureFileReader, type CaptureFileFormat, type CaptureFileReaderOptions, type CaptureInterfaceInfo } from "./file-reader.ts";
 
 /** Everything read from a capture file. */

@@ -184,8 +184,7 @@ export const NANO_TSRESOL = 9;
 export const TSRESOL_BASE2_FLAG = 0x80;
 
 /** Units per second of the two batch precisions. */
-export const MICROS_PER_SECOND = 1_000_000;
-export const NANOS_PER_SECOND = 1_000_000_000;
+export { MICROS_PER_SECOND, NANOS_PER_SECOND } from "../../packet/timestamps.ts";
 
 /** A value rounded up to the next multiple of 4 (pcapng pads every field to 32 bits). */
 export function pad4(length: number): number {

@@ -3,9 +3,9 @@
 // Data arrives on a TCP data connection (the client connects, or listens for SERVEROPEN) or
 // a UDP socket, and is decoded into PacketBatches.
 import type { Socket, TCPSocketListener } from "bun";
-import type { BpfInstruction } from "../../capture/bpf/index.ts";
-import { PacketBatchBuilder, type PacketBatch } from "../../capture/packet-batch.ts";
-import { ProtocolError } from "../errors.ts";
+import type { BpfInstruction } from "../../packet/bpf/index.ts";
+import { PacketBatchBuilder, type PacketBatch } from "../../packet/packet-batch.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
 import {
   decodeAuthReply,
   decodeErrorText,

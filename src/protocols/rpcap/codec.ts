@@ -20,11 +20,11 @@
 // Payload decoders take (bytes, offset = 0, end = bytes.byteLength): the payload is
 // bytes[offset, end), and a ProtocolError's offset is an index into `bytes`. Results that hold
 // bytes (PACKET data) are views of the input (borrowed); strings are copies.
-import { decodeBpfInstructions, writeBpfInstructions, type BpfInstruction } from "../../capture/bpf/index.ts";
-import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "../../capture/packet-batch.ts";
-import { ByteReader } from "../byte-reader.ts";
-import { ByteWriter } from "../byte-writer.ts";
-import { ProtocolError } from "../errors.ts";
+import { decodeBpfInstructions, writeBpfInstructions, type BpfInstruction } from "../../packet/bpf/index.ts";
+import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "../../packet/packet-batch.ts";
+import { ByteReader } from "../../packet/byte-reader.ts";
+import { ByteWriter } from "../../packet/byte-writer.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../ip-address.ts";
 
 export { formatIPv6, parseIPv4, parseIPv6 };

@@ -4,7 +4,7 @@
 // at once instead of buffering forever. After the first error it emits nothing more (every
 // later push rethrows that error). No timers here: the transport owns the idle timeout and can
 // read `pendingHeader` / `bufferedBytes` to decide.
-import { ProtocolError } from "../errors.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
 import { decodeHeader, type RpcapHeader, type RpcapMessage } from "./codec.ts";
 import { maxDataPlen, maxReplyPlen, maxRequestPlen, RPCAP_HEADER_BYTES, rpcapMessageName, RPCAP_MAX_SNAPLEN_BYTES } from "./wire.ts";
 

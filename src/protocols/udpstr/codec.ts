@@ -1,8 +1,8 @@
 // udpstr codec: the 8-byte datagram header and the 20-byte record header (rpcap_pkthdr).
 // Wire map and sources: see wire.ts (ExtraHop/rpcapd pcap-remote.h and daemon.c).
 // Pure: no sockets, timers, logging or Bun APIs. Decoders throw ProtocolError(code, offset).
-import { ByteReader } from "../byte-reader.ts";
-import { ProtocolError } from "../errors.ts";
+import { ByteReader } from "../../packet/byte-reader.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
 import {
   UDPSTR_FIRSTHDR_NONE,
   UDPSTR_HEADER_BYTES,

@@ -18,7 +18,7 @@
 // flush() sends whatever is buffered (nothing when only the header is). ExtraHop's single-threaded
 // daemon flushes only when pcap_dispatch() returns 0 (read timeout), its send thread whenever its
 // ring is empty; the caller decides when to call flush() (e.g. when no more packets are ready).
-import { forEachRecord, type PacketBatch } from "../../capture/packet-batch.ts";
+import { forEachRecord, type PacketBatch } from "../../packet/packet-batch.ts";
 import { writeUdpstrHeader, writeUdpstrPkthdr } from "./codec.ts";
 import {
   IovLayout,

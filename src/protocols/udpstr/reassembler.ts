@@ -17,8 +17,8 @@
 //   (ExtraHop daemon_build_udp: `npkt = ++pcap_dispatched`), so after any discontinuity the npkt
 //   of the first header read again tells how many were lost: recordsLost += npkt - lastNpkt - 1,
 //   where lastNpkt is the last record whose header we read (delivered, or cut and counted then).
-import { PacketBatchBuilder, type PacketBatch } from "../../capture/packet-batch.ts";
-import { ProtocolError } from "../errors.ts";
+import { PacketBatchBuilder, type PacketBatch } from "../../packet/packet-batch.ts";
+import { ProtocolError } from "../../packet/protocol-error.ts";
 import { checkUdpstrPkthdr, decodeUdpstrDatagramHeader, decodeUdpstrPkthdr, type UdpstrPkthdr } from "./codec.ts";
 import {
   U32_HALF_RANGE,

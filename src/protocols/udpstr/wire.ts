@@ -131,5 +131,4 @@ export function udpstrMessageName(type: number): string {
 }
 
 /** Microseconds per second: the wire carries ts_usec, batches may carry nanoseconds. */
-export const MICROS_PER_SECOND = 1_000_000;
-export const NANOS_PER_MICRO = 1_000;
+export { MICROS_PER_SECOND, NANOS_PER_MICRO } from "../../packet/timestamps.ts";

@@ -3,7 +3,7 @@
 // Formats follow libpcap's bpf_dump() (bpf_dump.c): "%u\n" then "%u %u %u %u\n" for -ddd,
 // "{ 0x%x, %d, %d, 0x%08x },\n" for -dd. Parse errors are ProtocolError with the character
 // offset of the start of the offending line.
-import { ProtocolError } from "../../protocols/errors.ts";
+import { ProtocolError } from "../protocol-error.ts";
 import type { BpfInstruction, BpfProgram } from "./opcodes.ts";
 import { BpfFault, DEFAULT_BPF_MAX_INSTRUCTIONS } from "./validate.ts";
 

@@ -22,7 +22,7 @@
 //
 // Consequence worth knowing: "ip6 protochain N" compiles to a backward `ja`; libpcap's rpcapd
 // accepts it and filters it in userland, probe refuses it (the spec asks for forward-only jumps).
-import { ProtocolError } from "../../protocols/errors.ts";
+import { ProtocolError } from "../protocol-error.ts";
 import {
   BPF_MEMWORDS,
   BpfClass,

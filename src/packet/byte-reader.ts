@@ -1,6 +1,6 @@
 // A bounds-checked reader over a byte view: every read checks what remains first and throws
 // ProtocolError("truncated") with the offset instead of reading past the end.
-import { ProtocolError } from "./errors.ts";
+import { ProtocolError } from "./protocol-error.ts";
 
 export class ByteReader {
   private readonly view: DataView;

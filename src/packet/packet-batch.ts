@@ -7,6 +7,12 @@
 // ts_frac is microseconds or nanoseconds, as `precision` says, for every record of the batch.
 // Records are packed back to back with no padding (pcap has none).
 
+/**
+ * The largest snapshot length probe captures or accepts: libpcap's MAXIMUM_SNAPLEN (pcap-int.h),
+ * what tcpdump uses by default. Snaplen options, codecs' caplen checks and buffers use this one.
+ */
+export const MAXIMUM_SNAPLEN = 262144;
+
 /** Size of the per-record header inside a batch (same as a classic pcap record header). */
 export const BATCH_RECORD_HEADER_BYTES = 16;
 

@@ -4,9 +4,9 @@
 //   offset 0  code:u16   offset 2  jt:u8   offset 3  jf:u8   offset 4  k:i32 (kept here as u32)
 //
 // Pure functions over bytes; decoders throw ProtocolError with the byte offset.
-import { ByteReader } from "../../protocols/byte-reader.ts";
-import { ByteWriter } from "../../protocols/byte-writer.ts";
-import { ProtocolError } from "../../protocols/errors.ts";
+import { ByteReader } from "../byte-reader.ts";
+import { ByteWriter } from "../byte-writer.ts";
+import { ProtocolError } from "../protocol-error.ts";
 import type { BpfInstruction, BpfProgram } from "./opcodes.ts";
 import { BpfFault, DEFAULT_BPF_MAX_INSTRUCTIONS } from "./validate.ts";
 
