@@ -30,6 +30,43 @@ export interface PacketBatch {
   /** LINKTYPE_* of every record. */
   readonly linktype: number;
   readonly precision: TimestampPrecision;
+  /** Per-record metadata added by inputs and stages; absent when no record has any. */
+  readonly meta?: RecordMeta;
+}
+
+/**
+ * Per-record metadata that travels beside the records (the record bytes stay classic pcap, so a
+ * batch is still one write to a pcap file or socket). Every array is indexed by record number and
+ * has `count` entries. Stages that drop or cut records keep it aligned (selectRecords does).
+ */
+export interface RecordMeta {
+  /** Index of the pipeline input each record came from: the pcapng interface id. */
+  readonly inputs?: Uint16Array;
+  /** pcapng EPB flags word per record (bits 0-1 direction: 1 inbound, 2 outbound; see EPB_FLAG_*). */
+  readonly flags?: Uint32Array;
+  /** Comments per record: hook tags, checksum verdicts, rotation reasons (pcapng opt_comment). */
+  readonly comments?: readonly (readonly string[] | undefined)[];
+}
+
+/** EPB flags direction bits (pcapng spec, epb_flags bits 0-1), as tshark's frame.packet_flags_direction. */
+export const EPB_FLAG_INBOUND = 1;
+export const EPB_FLAG_OUTBOUND = 2;
+export const EPB_FLAG_DIRECTION_MASK = 3;
+
+/** The metadata of the records at `indices` (in order), or undefined when `meta` is. */
+export function pickMeta(meta: RecordMeta | undefined, indices: ArrayLike<number>): RecordMeta | undefined {
+  if (!meta) return undefined;
+  const n = indices.length;
+  const pick = <T extends Uint16Array | Uint32Array>(from: T | undefined, make: (n: number) => T): T | undefined => {
+    if (!from) return undefined;
+    const out = make(n);
+    for (let i = 0; i < n; i++) out[i] = from[indices[i]!]!;
+    return out;
+  };
+  const inputs = pick(meta.inputs, (k) => new Uint16Array(k));
+  const flags = pick(meta.flags, (k) => new Uint32Array(k));
+  const comments = meta.comments ? Array.from({ length: n }, (_, i) => meta.comments![indices[i]!]) : undefined;
+  return { ...(inputs ? { inputs } : {}), ...(flags ? { flags } : {}), ...(comments ? { comments } : {}) };
 }
 
 /** One record as decoded fields; `data` is a view into the batch (borrowed, valid while the batch is). */
@@ -142,7 +179,8 @@ export function takeRecords(batch: PacketBatch, count: number): PacketBatch {
   const dv = new DataView(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
   let offset = 0;
   for (let i = 0; i < count; i++) offset += BATCH_RECORD_HEADER_BYTES + dv.getUint32(offset + 8, true);
-  return { ...batch, bytes: batch.bytes.subarray(0, offset), count };
+  const meta = batch.meta ? pickMeta(batch.meta, Array.from({ length: count }, (_, i) => i)) : undefined;
+  return { ...batch, bytes: batch.bytes.subarray(0, offset), count, ...(meta ? { meta } : {}) };
 }
 
 /**
@@ -157,7 +195,7 @@ export function selectRecords(
 ): PacketBatch {
   const bytes = batch.bytes;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  // First pass: decide; remember (offset, kept caplen) pairs.
+  // First pass: decide; remember (offset, kept caplen, record index) triples.
   const kept: number[] = [];
   let keptBytes = 0;
   let unchanged = true;
@@ -168,7 +206,7 @@ export function selectRecords(
     if (wanted >= 0) {
       const size = Math.min(caplen, wanted);
       if (size !== caplen) unchanged = false;
-      kept.push(offset, size);
+      kept.push(offset, size, i);
       keptBytes += BATCH_RECORD_HEADER_BYTES + size;
     } else unchanged = false;
     offset += BATCH_RECORD_HEADER_BYTES + caplen;
@@ -177,12 +215,13 @@ export function selectRecords(
   const out = new Uint8Array(keptBytes);
   const outView = new DataView(out.buffer);
   let at = 0;
-  for (let i = 0; i < kept.length; i += 2) {
+  for (let i = 0; i < kept.length; i += 3) {
     const from = kept[i]!;
     const size = kept[i + 1]!;
     out.set(bytes.subarray(from, from + BATCH_RECORD_HEADER_BYTES + size), at);
     outView.setUint32(at + 8, size, true);
     at += BATCH_RECORD_HEADER_BYTES + size;
   }
-  return { ...batch, bytes: out, count: kept.length / 2 };
+  const meta = batch.meta ? pickMeta(batch.meta, kept.filter((_, i) => i % 3 === 2)) : undefined;
+  return { ...batch, bytes: out, count: kept.length / 3, ...(meta ? { meta } : {}) };
 }
