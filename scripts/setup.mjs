@@ -5,7 +5,8 @@
 //   (always)       libpcap0.8 through apt-get, the one native library probe loads at run time
 //   --build        dist/probe, rebuilt when any file under src/ is newer than the binary
 //   --test-tools   the third-party judges and helpers the tests use (tshark, tcpdump,
-//                  capinfos, socat, nft, ip, openssl, setpriv)
+//                  capinfos, editcap, mergecap, socat, nft, ip, openssl, setpriv, libtrace's
+//                  traceanon/tracepktdump, systemd-analyze, python3-prometheus-client)
 // Plain Node with no dependencies: it runs before node_modules exists.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
@@ -83,11 +84,16 @@ if (!hasLibrary("libpcap.so.0.8")) aptMissing.push("libpcap0.8");
 if (args.has("--test-tools")) {
   const tools = {
     tshark: "tshark", tcpdump: "tcpdump", capinfos: "wireshark-common", editcap: "wireshark-common",
-    socat: "socat", nft: "nftables", ip: "iproute2", openssl: "openssl", setpriv: "util-linux",
+    mergecap: "wireshark-common", socat: "socat", nft: "nftables", ip: "iproute2", openssl: "openssl",
+    setpriv: "util-linux", traceanon: "libtrace-tools", tracepktdump: "libtrace-tools",
+    "systemd-analyze": "systemd", "/usr/bin/python3": "python3",
   };
   for (const [command, pkg] of Object.entries(tools)) {
     if (!has(command) && !aptMissing.includes(pkg)) aptMissing.push(pkg);
   }
+  // Debian's Prometheus text parser judges the metrics endpoint; it is a module of Debian's python3.
+  const prometheus = spawnSync("/usr/bin/python3", ["-c", "import prometheus_client"], { stdio: "ignore" });
+  if (prometheus.status !== 0) aptMissing.push("python3-prometheus-client");
 }
 aptInstall(aptMissing);
 // bun test writes its JUnit report here (npm test) and does not create the folder itself.
