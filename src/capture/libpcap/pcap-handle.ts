@@ -40,12 +40,21 @@ export interface LiveOpenOptions {
   direction: CaptureDirection;
 }
 
+/**
+ * Who reads a live interface: "ring" maps Linux's TPACKET_V3 ring and walks it from JavaScript
+ * (src/capture/linux-ring); "libpcap" calls pcap_next_ex per packet.
+ */
+export type CaptureEngine = "ring" | "libpcap";
+
 export interface HandleInfo {
   linktype: number;
   snaplen: number;
   precision: TimestampPrecision;
   /** Set when pcap_activate() returned a warning (e.g. promiscuous mode not supported). */
   warning?: string;
+  /** The engine that reads a live interface, and why it is not the one asked for. */
+  engine?: CaptureEngine;
+  engineNote?: string;
 }
 
 export interface KernelStats {
