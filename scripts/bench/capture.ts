@@ -1,6 +1,8 @@
 // Capture benchmark (npm run bench -- capture): the same bounded loopback load captured by
-// `probe capture -i lo -w /dev/null` and by `tcpdump -i lo -w /dev/null`, then a large file
-// replayed by `probe capture -r` and `tcpdump -r`, all in one run on this machine.
+// `tcpdump -i lo -w /dev/null` and by `probe capture -i lo -w /dev/null` with each capture engine
+// (the TPACKET_V3 ring read directly, and libpcap), plus each one's cost with no traffic at all
+// (start-up and idle, which the per-packet figures include), then a large file replayed by
+// `probe capture -r` and `tcpdump -r`, all in one run on this machine.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,13 +14,13 @@ const LIVE_PACKETS = Number(process.env.BENCH_LIVE_PACKETS ?? 400_000);
 const LIVE_PAYLOAD_BYTES = 100;
 const FILE_PACKETS = Number(process.env.BENCH_FILE_PACKETS ?? 2_000_000);
 
-async function liveRun(name: string, argv: string[], port: number): Promise<Measurement> {
+async function liveRun(name: string, argv: string[], port: number, packets = LIVE_PACKETS): Promise<Measurement> {
   const sink = await Bun.udpSocket({ hostname: "127.0.0.1", port });
   const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
   const rss = watchPeakRss(proc.pid);
   const stderrText = new Response(proc.stderr).text();
   await Bun.sleep(700); // capture open
-  const load = await udpLoad(port, LIVE_PACKETS, LIVE_PAYLOAD_BYTES);
+  const load = packets > 0 ? await udpLoad(port, packets, LIVE_PAYLOAD_BYTES) : await Bun.sleep(2000).then(() => ({ sent: 0, seconds: 2 }));
   await Bun.sleep(500);
   proc.kill("SIGINT");
   const usage = await finish(proc, rss);
@@ -31,7 +33,7 @@ async function liveRun(name: string, argv: string[], port: number): Promise<Meas
     cpuSeconds: usage.cpuSeconds,
     peakRssMiB: usage.peakRssMiB,
     kernelDrops: summary.drops,
-    note: `${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s`,
+    note: packets > 0 ? `${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s` : `no traffic for ${load.seconds} s: ${usage.cpuSeconds.toFixed(3)} CPU s in all`,
   };
 }
 
@@ -60,7 +62,15 @@ export async function benchCapture(): Promise<void> {
   const filter = `udp dst port ${port}`;
   const live: Measurement[] = [];
   live.push(await liveRun("tcpdump -i lo -w /dev/null", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port));
-  live.push(await liveRun("probe capture -i lo -w /dev/null", [probeBinary, "capture", "-i", "lo", "-w", "/dev/null", filter], port));
+  for (const engine of ["ring", "libpcap"]) {
+    const argv = [probeBinary, "capture", "--capture-engine", engine, "-i", "lo", "-w", "/dev/null", filter];
+    live.push(await liveRun(`probe capture -i lo -w /dev/null (${engine})`, argv, port));
+  }
+  live.push(await liveRun("tcpdump, no traffic", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port, 0));
+  for (const engine of ["ring", "libpcap"]) {
+    const argv = [probeBinary, "capture", "--capture-engine", engine, "-i", "lo", "-w", "/dev/null", filter];
+    live.push(await liveRun(`probe (${engine}), no traffic`, argv, port, 0));
+  }
   printTable(`live capture on lo: ${LIVE_PACKETS} UDP packets of ${LIVE_PAYLOAD_BYTES} payload bytes, max rate`, live);
 
   const dir = mkdtempSync(join(tmpdir(), "probe-bench-"));

@@ -21,6 +21,7 @@ export interface SourceOptions {
   direction?: "inout" | "in" | "out";
   realtime?: boolean;
   reader?: "probe" | "libpcap";
+  captureEngine?: "ring" | "libpcap";
 }
 
 /**
@@ -62,6 +63,7 @@ export function openSource(o: SourceOptions): { source: CaptureSource; live: boo
         immediate: o.immediate ?? false,
         precision: o.precision ?? "micro",
         direction: o.direction ?? "inout",
+        ...(o.captureEngine ? { engine: o.captureEngine } : {}),
       }),
     };
   }

@@ -27,6 +27,8 @@ export const captureConfigSchema = z
     realtime: z.boolean().default(false),
     /** Who reads -r FILE: our streaming reader or libpcap's pcap_open_offline. */
     reader: z.enum(["probe", "libpcap"]).default("probe"),
+    /** Who reads -i INTERFACE: the TPACKET_V3 ring read directly, or libpcap (src/capture). */
+    captureEngine: z.enum(["ring", "libpcap"]).default("ring"),
     quiet: z.boolean().default(false),
   })
   // hooks (files, in order), hookFail, hookMemoryLimitBytes, hookBatchBudgetMs...

@@ -85,7 +85,7 @@ export class PcapHandle {
   readonly info: HandleInfo;
   private readonly selectableFd: number;
 
-  private constructor(handle: Pointer, info: HandleInfo, selectableFd: number) {
+  private constructor(handle: Pointer, info: HandleInfo, selectableFd: number, private readonly name = "") {
     this.handle = handle;
     this.info = info;
     this.selectableFd = selectableFd;
@@ -123,7 +123,7 @@ export class PcapHandle {
         precision: options.precision,
       };
       if (warning) info.warning = warning;
-      return new PcapHandle(handle as Pointer, info, fd);
+      return new PcapHandle(handle as Pointer, info, fd, options.interface);
     } catch (error) {
       lib.pcap_close(handle);
       throw error;
@@ -216,7 +216,8 @@ export class PcapHandle {
       }
       if (status === 0) return "idle";
       if (status === PcapStatus.BREAK) return "end"; // PCAP_ERROR_BREAK: end of file or breakloop
-      throw new CaptureError("capture-failed", `pcap_next_ex: ${lib.pcap_geterr(handle)}`);
+      const where = this.name ? `${this.name}: ` : "";
+      throw new CaptureError("capture-failed", `${where}pcap_next_ex: ${lib.pcap_geterr(handle)}`);
     }
   }
 

@@ -75,6 +75,9 @@ export const RING_BLOCK_BYTES = 256 * 1024;
 export const DEFAULT_RING_BYTES = 4 * 1024 * 1024;
 /** Fewer blocks than this and the kernel has nowhere to write while we read one. */
 const MINIMUM_RING_BLOCKS = 2;
+/** How long an interface that reported ENETDOWN is watched for removal before calling it down. */
+const INTERFACE_GONE_CHECK_MS = 200;
+const INTERFACE_GONE_POLL_MS = 10;
 /** PACKET_FANOUT_HASH: the kernel spreads flows over the group's sockets by flow hash. */
 const PACKET_FANOUT_HASH = 0;
 
@@ -106,8 +109,18 @@ function sysfsField(name: string, field: string): string | undefined {
   }
 }
 
-function interfaceExists(name: string): boolean {
-  return existsSync(`/sys/class/net/${name}`);
+/**
+ * The kernel reports ENETDOWN while a deleted interface still has its sysfs entry (NETDEV_DOWN
+ * comes before unregistering), so look a few times before calling it "down" rather than "gone".
+ * Blocks the worker for at most INTERFACE_GONE_CHECK_MS, once, as the capture ends.
+ */
+function interfaceVanishes(name: string): boolean {
+  const deadline = performance.now() + INTERFACE_GONE_CHECK_MS;
+  for (;;) {
+    if (!existsSync(`/sys/class/net/${name}`)) return true;
+    if (performance.now() >= deadline) return false;
+    Bun.sleepSync(INTERFACE_GONE_POLL_MS);
+  }
 }
 
 /** sock_fprog + sock_filter array for SO_ATTACH_FILTER; the arrays must outlive the call only. */
@@ -127,6 +140,35 @@ function encodeSocketFilter(instructions: readonly BpfInstruction[]): { program:
   return { program, insns };
 }
 
+/** Classic BPF opcodes for the direction prefix (linux/filter.h, SKF_AD_PKTTYPE ancillary load). */
+const BPF_LD_W_ABS = 0x20;
+const BPF_LD_IMM = 0x00;
+const BPF_JMP_JEQ_K = 0x15;
+const BPF_RET_K = 0x06;
+/** SKF_AD_OFF + SKF_AD_PKTTYPE as an unsigned 32-bit k: loads skb->pkt_type into A. */
+const SKF_AD_PKTTYPE_K = (-0x1000 + 4) >>> 0;
+
+/**
+ * The program attached in the kernel: a four-instruction prefix that drops the frames libpcap
+ * would skip in userland by direction (outgoing copies on loopback, and -Q in/out), so they never
+ * take ring space or worker time, then the caller's program. The prefix leaves A = 0 and X = 0 as
+ * a program expects at entry; the caller's jumps are relative, so prepending keeps them valid.
+ * Returns the caller's program unchanged when every direction is kept.
+ */
+export function kernelProgram(program: readonly BpfInstruction[], keepIncoming: boolean, keepOutgoing: boolean): BpfInstruction[] {
+  if (keepIncoming && keepOutgoing) return [...program];
+  // jeq #OUTGOING: jt goes to the outgoing verdict, jf to the incoming one.
+  const outgoing = keepOutgoing ? 1 : 0;
+  const incoming = keepIncoming ? 1 : 0;
+  return [
+    { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: SKF_AD_PKTTYPE_K },
+    { code: BPF_JMP_JEQ_K, jt: outgoing ? 1 : 0, jf: incoming ? 1 : 0, k: PacketType.OUTGOING },
+    { code: BPF_RET_K, jt: 0, jf: 0, k: 0 },
+    { code: BPF_LD_IMM, jt: 0, jf: 0, k: 0 },
+    ...program,
+  ];
+}
+
 export class RingSocket {
   private fd: number;
   private ringAddress: Pointer | null;
@@ -139,6 +181,7 @@ export class RingSocket {
   /** The same memory as Int32 for Atomics on block_status (the kernel writes it concurrently). */
   private ringAtomic: Int32Array | null;
   private blockIndex = 0;
+  private filterAttached = false;
   private readonly pollfd = new Int32Array(2);
   private readonly totals = { received: 0, dropped: 0 };
   private readonly ifDroppedAtOpen: number;
@@ -231,6 +274,8 @@ export class RingSocket {
   start(): void {
     const c = ringLibc();
     const name = this.options.interface;
+    // Without a filter from the caller, still drop in the kernel what direction skips.
+    if (!this.filterAttached && !(this.keepIncoming && this.keepOutgoing)) this.setFilterProgram([]);
     const ifindex = Number(sysfsField(name, "ifindex"));
     if (!ifindex) throw new CaptureError("no-such-device", `${name}: no such interface; 'probe list' shows the interfaces`);
     const address = new Uint8Array(SOCKADDR_LL_BYTES);
@@ -269,12 +314,14 @@ export class RingSocket {
   setFilterProgram(instructions: readonly BpfInstruction[]): void {
     this.live();
     // An empty program would be refused; it means "everything", as in libpcap.
-    const program = instructions.length > 0 ? instructions : [{ code: 0x06, jt: 0, jf: 0, k: this.options.snaplen }];
+    const user = instructions.length > 0 ? instructions : [{ code: BPF_RET_K, jt: 0, jf: 0, k: this.options.snaplen }];
+    const program = kernelProgram(user, this.keepIncoming, this.keepOutgoing);
     const encoded = encodeSocketFilter(program);
     if (ringLibc().setsockopt(this.fd, SOL_SOCKET, SO_ATTACH_FILTER, ptr(encoded.program), SOCK_FPROG_BYTES) !== 0) {
       const errno = lastErrno();
-      throw new CaptureError("bad-filter", `cannot install BPF program (${program.length} instructions): ${errnoText(errno)}`);
+      throw new CaptureError("bad-filter", `cannot install BPF program (${user.length} instructions): ${errnoText(errno)}`);
     }
+    this.filterAttached = true;
   }
 
   /**
@@ -293,7 +340,7 @@ export class RingSocket {
       const errno = this.socketError();
       const name = this.options.interface;
       if (errno === Errno.ENETDOWN || errno === Errno.ENODEV || errno === Errno.ENXIO) {
-        if (!interfaceExists(name)) throw new CaptureError("no-such-device", `${name}: the interface vanished (it was removed)`);
+        if (interfaceVanishes(name)) throw new CaptureError("no-such-device", `${name}: the interface vanished (it was removed)`);
         throw new CaptureError("interface-down", `${name}: the interface went down`);
       }
       if (errno !== 0) throw new CaptureError("capture-failed", `${name}: packet socket error: ${errnoText(errno)}`);

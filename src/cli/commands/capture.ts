@@ -39,6 +39,9 @@ Options:
       --realtime          replay -r FILE at the pace of its timestamps
       --reader R          who reads -r FILE: probe (default, streaming TypeScript
                           reader, strict checks) or libpcap (pcap_open_offline)
+      --capture-engine E  who reads -i INTERFACE: ring (default: Linux's packet ring
+                          read directly, least CPU) or libpcap; ring falls back to
+                          libpcap for 'any', non-Ethernet links and --immediate
   -q, --quiet             no summary on standard error
   -h, --help              this text
 
@@ -70,6 +73,7 @@ const options = {
   nano: { type: "boolean" },
   realtime: { type: "boolean" },
   reader: { type: "string" },
+  "capture-engine": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
   ...HOOK_CLI_OPTIONS,
@@ -96,6 +100,7 @@ export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
     direction: v.direction,
     realtime: v.realtime ?? false,
     reader: v.reader,
+    captureEngine: v["capture-engine"],
     quiet: v.quiet ?? false,
     ...hookConfigFromFlags(v),
   });
@@ -170,6 +175,7 @@ async function captureWithHooks(
     process.stderr.write(
       `probe: listening on ${info.description}, link-type ${info.linktype}, snapshot length ${info.snaplen} bytes\n`,
     );
+    if (info.engineNote) process.stderr.write(`probe: ${info.engineNote}\n`);
   }
 
   const onSignal = () => finish();
