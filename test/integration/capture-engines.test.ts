@@ -161,8 +161,9 @@ async function captureWithTcpdump(o: TrioOptions): Promise<Record<"tcpdump" | Ca
       await startCapture(
         "tcpdump",
         // Immediate mode: with its default 1 s buffer timeout tcpdump may still hold the packets
-        // in a kernel block when SIGINT comes, and it exits without reading them.
-        [...prefix, "tcpdump", "-i", o.interface, "-U", "--immediate-mode", ...(o.nano ? ["--time-stamp-precision=nano"] : []), ...flags, "-w", tcpdumpPath, o.filter],
+        // in a kernel block when SIGINT comes, and it exits without reading them. Immediate mode
+        // gives each packet a 64 KiB slot on lo, so the ring is made large (-B, KiB) to be lossless.
+        [...prefix, "tcpdump", "-i", o.interface, "-U", "--immediate-mode", "-B", "65536", ...(o.nano ? ["--time-stamp-precision=nano"] : []), ...flags, "-w", tcpdumpPath, o.filter],
         tcpdumpPath,
       ),
     );
@@ -349,7 +350,13 @@ function openFds(): string[] {
   });
 }
 
-const packetSockets = () => openFds().filter((target) => target.startsWith("socket:")).length;
+/** This process's AF_PACKET sockets: fds whose socket inode /proc/net/packet lists. */
+function packetSockets(): number {
+  const lines = readFileSync("/proc/net/packet", "utf8").trim().split("\n");
+  const inodeColumn = lines[0]!.trim().split(/\s+/).indexOf("Inode");
+  const inodes = new Set(lines.slice(1).map((line) => `socket:[${line.trim().split(/\s+/)[inodeColumn]}]`));
+  return openFds().filter((target) => inodes.has(target)).length;
+}
 const threadCount = () => readdirSync("/proc/self/task").length;
 
 describe.each(ENGINES)("a vanishing interface (%s engine)", (engine) => {
