@@ -407,3 +407,37 @@ describe("probe capture on a vanishing interface", () => {
     }, 30_000);
   }
 });
+
+describe("where the ring engine hands over to libpcap", () => {
+  test("the 'any' device: libpcap's cooked link type, with a note saying why", async () => {
+    const source = new LiveCaptureSource({ interface: "any", engine: "ring", filter: "udp port 9" });
+    const info = await source.start({ onBatch: () => {}, onEnd: () => {} });
+    await source.stop();
+    expect(info.engine).toBe("libpcap");
+    expect(info.linktype).toBe(113); // LINKTYPE_LINUX_SLL
+    expect(info.engineNote).toContain("any");
+  });
+
+  test("a 'vlan' filter expression (libpcap compiles it into in-kernel tag tests only for its own handle)", async () => {
+    const source = new LiveCaptureSource({ interface: "lo", engine: "ring", filter: "vlan and udp port 9" });
+    const info = await source.start({ onBatch: () => {}, onEnd: () => {} });
+    await source.stop();
+    expect(info.engine).toBe("libpcap");
+    expect(info.engineNote).toContain("vlan");
+  });
+
+  test("setFilter with 'vlan' on a running ring capture is refused as bad-filter, and the capture goes on", async () => {
+    const source = new LiveCaptureSource({ interface: "lo", engine: "ring", filter: "udp port 9" });
+    const info = await source.start({ onBatch: () => {}, onEnd: () => {} });
+    try {
+      expect(info.engine).toBe("ring");
+      const error = await source.setFilter("vlan 42").catch((e) => e);
+      expect(error).toBeInstanceOf(CaptureError);
+      expect(error.code).toBe("bad-filter");
+      expect(error.message).toContain("--capture-engine libpcap");
+      await source.setFilter("udp port 10");
+    } finally {
+      await source.stop();
+    }
+  });
+});

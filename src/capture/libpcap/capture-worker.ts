@@ -7,7 +7,7 @@ import { CaptureError } from "../errors.ts";
 import { libcSymbolsLoaded } from "./ffi.ts";
 import { PcapHandle, type RecordSink } from "./pcap-handle.ts";
 import { BatchBuilder } from "../batch-builder.ts";
-import { RingSocket, RingUnsupported } from "../linux-ring/ring-socket.ts";
+import { needsLibpcapVlanHandling, RingSocket, RingUnsupported } from "../linux-ring/ring-socket.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./worker-protocol.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
@@ -99,6 +99,9 @@ async function runLive(message: Extract<ToWorker, { type: "open-live" }>): Promi
 function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket {
   const o = message.options;
   if (o.immediate) throw new RingUnsupported("immediate mode needs libpcap's TPACKET_V2 ring");
+  if (message.filter?.kind === "expression" && needsLibpcapVlanHandling(message.filter.expression)) {
+    throw new RingUnsupported("'vlan' filters need libpcap's in-kernel VLAN tag tests");
+  }
   const ring = RingSocket.open({
     interface: o.interface,
     snaplen: o.snaplen,
@@ -134,7 +137,7 @@ async function runRing(ring: RingSocket, message: Extract<ToWorker, { type: "ope
     if (blocks === 0) ring.waitReadable(waitBudgetMs(batch, flushIntervalMs));
     await yieldToEvents();
   }
-  ring.readInto(batch, Number.MAX_SAFE_INTEGER);
+  ring.readInto(batch, RING_BLOCKS_PER_TURN); // what is already in the ring, bounded
   batch.flush();
   const stats = ring.stats();
   ring.close();

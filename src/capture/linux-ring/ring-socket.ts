@@ -104,6 +104,11 @@ export class RingUnsupported extends Error {
   override readonly name = "RingUnsupported";
 }
 
+/** True for tcpdump expressions that only libpcap's own Linux handle compiles correctly. */
+export function needsLibpcapVlanHandling(expression: string): boolean {
+  return /\bvlan\b/i.test(expression);
+}
+
 /** Reads /sys/class/net/NAME/FIELD, or undefined when the interface does not exist. */
 function sysfsField(name: string, field: string): string | undefined {
   try {
@@ -306,8 +311,16 @@ export class RingSocket {
     }
   }
 
-  /** Compiles a tcpdump expression with libpcap (for Ethernet and this snaplen) and attaches it. */
+  /**
+   * Compiles a tcpdump expression with libpcap (for Ethernet and this snaplen) and attaches it.
+   * An expression with `vlan` is refused: libpcap compiles it into in-kernel VLAN tag tests
+   * (SKF_AD_VLAN_TAG) only for its own activated Linux handles, and the in-packet tests that
+   * pcap_open_dead gives would never match, since the kernel strips tags before the filter.
+   */
   setFilterExpression(expression: string): void {
+    if (needsLibpcapVlanHandling(expression)) {
+      throw new CaptureError("bad-filter", `filter '${expression}': 'vlan' filters need --capture-engine libpcap`);
+    }
     this.setFilterProgram(compileFilter(expression, LINKTYPE_ETHERNET, this.options.snaplen));
   }
 
