@@ -13,8 +13,7 @@ const VLAN_TAG_BYTES = 4;
 export type BatchPoster = (buffer: ArrayBuffer, byteLength: number, count: number) => void;
 
 export class BatchBuilder {
-  /** Borrowed by the engines for writing; never leaves the worker. */
-  readonly staging: ArrayBuffer;
+  /** The staging bytes (borrowed by the engines for writing; never leave the worker). */
   readonly bytes: Uint8Array;
   readonly view: DataView;
   used = 0;
@@ -22,18 +21,27 @@ export class BatchBuilder {
   /** performance.now() when the oldest record still in the staging buffer was added; 0 when empty. */
   firstPendingAt = 0;
 
+  /** Staging bytes a builder with this flush threshold needs: room for one maximum record past it. */
+  static stagingBytesFor(flushBytes: number): number {
+    return flushBytes + BATCH_RECORD_HEADER_BYTES + MAXIMUM_SNAPLEN + VLAN_TAG_BYTES;
+  }
+
   /**
    * @param flushBytes a batch is handed over once it holds this many bytes
    * @param post receives each finished batch (an owned copy)
+   * @param staging where records are gathered, at least stagingBytesFor(flushBytes) long; a
+   *   fresh buffer when absent. The ring engine passes memory that shares one ArrayBuffer with
+   *   its ring, so frames are copied with copyWithin (no view object per packet).
    */
   constructor(
     readonly flushBytes: number,
     private readonly post: BatchPoster,
+    staging?: Uint8Array,
   ) {
-    // Room for one maximum record past the threshold, so an append never overruns.
-    this.staging = new ArrayBuffer(flushBytes + BATCH_RECORD_HEADER_BYTES + MAXIMUM_SNAPLEN + VLAN_TAG_BYTES);
-    this.bytes = new Uint8Array(this.staging);
-    this.view = new DataView(this.staging);
+    const size = BatchBuilder.stagingBytesFor(flushBytes);
+    if (staging && staging.byteLength < size) throw new RangeError(`staging of ${staging.byteLength} bytes < ${size}`);
+    this.bytes = staging ?? new Uint8Array(size);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
   }
 
   /** True once the batch should be handed over for its size. */
@@ -62,7 +70,7 @@ export class BatchBuilder {
   /** Hands the pending records over as an owned, exactly sized buffer; no-op when empty. */
   flush(): void {
     if (this.count === 0) return;
-    const owned = this.staging.slice(0, this.used);
+    const owned = this.bytes.slice(0, this.used).buffer;
     const count = this.count;
     this.used = 0;
     this.count = 0;

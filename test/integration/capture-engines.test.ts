@@ -304,7 +304,7 @@ describe("kernel drop counters", () => {
   test("ring engine: PACKET_STATISTICS drops move when the ring overflows, and received = delivered + dropped", async () => {
     const flow = await openLoopbackFlow();
     // The smallest ring: two 256 KiB blocks, ~230 frames of 1,042 bytes each.
-    const ring = RingSocket.open({ interface: "lo", snaplen: 262144, promiscuous: false, bufferBytes: 1, precision: "micro", direction: "inout", retireBlockMs: 10 });
+    const ring = RingSocket.open({ interface: "lo", snaplen: 262144, promiscuous: false, bufferBytes: 1, precision: "micro", direction: "inout", retireBlockMs: 10, batchBytes: 256 * 1024 });
     try {
       ring.setFilterExpression(`udp dst port ${flow.port}`);
       ring.start();
@@ -313,9 +313,8 @@ describe("kernel drop counters", () => {
       const stats = ring.stats();
       expect(stats.dropped).toBeGreaterThan(0);
       expect(stats.received).toBe(SENT);
-      const { BatchBuilder } = await import("../../src/capture/batch-builder.ts");
       let delivered = 0;
-      const batch = new BatchBuilder(256 * 1024, (_b, _l, count) => (delivered += count));
+      const batch = ring.newBatchBuilder((_b, _l, count) => (delivered += count));
       ring.readInto(batch, 100);
       batch.flush();
       expect(delivered + stats.dropped).toBe(SENT);

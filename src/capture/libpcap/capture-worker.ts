@@ -110,6 +110,7 @@ function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket
     precision: o.precision,
     direction: o.direction,
     retireBlockMs: message.flushIntervalMs,
+    batchBytes: message.batchBytes,
     ...(message.fanoutGroup !== undefined ? { fanoutGroup: message.fanoutGroup } : {}),
   });
   try {
@@ -129,7 +130,7 @@ function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket
 async function runRing(ring: RingSocket, message: Extract<ToWorker, { type: "open-live" }>): Promise<void> {
   handle = ring;
   post({ type: "opened", info: { ...ring.info, engine: "ring" } });
-  const batch = new BatchBuilder(message.batchBytes, postBatch);
+  const batch = ring.newBatchBuilder(postBatch);
   const flushIntervalMs = message.flushIntervalMs;
   while (!stopping) {
     const blocks = ring.readInto(batch, RING_BLOCKS_PER_TURN);

@@ -16,7 +16,7 @@
 import { ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { existsSync, readFileSync } from "node:fs";
 import { CaptureError, PERMISSION_ADVICE } from "../errors.ts";
-import type { BatchBuilder } from "../batch-builder.ts";
+import { BatchBuilder, type BatchPoster } from "../batch-builder.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { CaptureDirection, HandleInfo, KernelStats } from "../libpcap/pcap-handle.ts";
@@ -29,7 +29,10 @@ import {
   Errno,
   ETH_P_8021Q,
   ETH_P_ALL_NETWORK_ORDER,
+  MAP_ANONYMOUS,
+  MAP_FIXED,
   MAP_LOCKED,
+  MAP_PRIVATE,
   MAP_SHARED,
   PACKET_MR_PROMISC,
   PACKET_MREQ_BYTES,
@@ -97,6 +100,8 @@ export interface RingOpenOptions {
   retireBlockMs: number;
   /** Join a PACKET_FANOUT group (flow hash) so several workers share one interface. */
   fanoutGroup?: number;
+  /** Flush threshold of the batches this ring fills; sizes the staging area mapped beside it. */
+  batchBytes: number;
 }
 
 /** Thrown when the ring cannot serve this interface but libpcap can (the worker falls back). */
@@ -178,12 +183,31 @@ export function kernelProgram(program: readonly BpfInstruction[], keepIncoming: 
   ];
 }
 
+/**
+ * One mapping holds the ring and, right after it, the staging area where batches are gathered:
+ * an anonymous reservation of both sizes with the ring mapped over its start (MAP_FIXED). As one
+ * ArrayBuffer, frames move from ring to batch with Uint8Array.copyWithin, a memmove that makes no
+ * view object per packet (measured: ~15 ns against ~55 ns for set(subarray()) per 142-byte frame).
+ */
+interface RingRegion {
+  address: Pointer;
+  /** Ring plus staging, page-rounded. */
+  bytes: number;
+  ringBytes: number;
+  blockBytes: number;
+  blockCount: number;
+}
+
+const PAGE_BYTES = 4096;
+
 export class RingSocket {
   private fd: number;
-  private ringAddress: Pointer | null;
+  private regionAddress: Pointer | null;
+  private readonly regionBytes: number;
   private readonly ringBytes: number;
   private readonly blockBytes: number;
   private readonly blockCount: number;
+  private regionBuffer: ArrayBuffer | null;
   private ring8: Uint8Array | null;
   private ring16: Uint16Array | null;
   private ring32: Uint32Array | null;
@@ -202,15 +226,17 @@ export class RingSocket {
   private constructor(
     private readonly options: RingOpenOptions,
     fd: number,
-    ring: { address: Pointer; bytes: number; blockBytes: number; blockCount: number },
+    ring: RingRegion,
     loopback: boolean,
   ) {
     this.fd = fd;
-    this.ringAddress = ring.address;
-    this.ringBytes = ring.bytes;
+    this.regionAddress = ring.address;
+    this.regionBytes = ring.bytes;
+    this.ringBytes = ring.ringBytes;
     this.blockBytes = ring.blockBytes;
     this.blockCount = ring.blockCount;
     const buffer = toArrayBuffer(ring.address, 0, ring.bytes);
+    this.regionBuffer = buffer;
     this.ring8 = new Uint8Array(buffer);
     this.ring16 = new Uint16Array(buffer);
     this.ring32 = new Uint32Array(buffer);
@@ -243,8 +269,7 @@ export class RingSocket {
     // interface, so no other interface's traffic lands in the ring before the filter is on.
     const fd = c.socket(AF_PACKET, SOCK_RAW, 0);
     if (fd < 0) throw RingSocket.errnoError(name, "socket(AF_PACKET)", lastErrno());
-    let address: Pointer | null = null;
-    let bytes = 0;
+    let region: RingRegion | null = null;
     try {
       RingSocket.setIntOption(fd, SOL_PACKET, PacketOption.PACKET_VERSION, TPACKET_V3, name, "PACKET_VERSION");
       // A block must hold the largest frame (snaplen or MTU, plus headers) or the kernel cuts it.
@@ -264,13 +289,13 @@ export class RingSocket {
       if (c.setsockopt(fd, SOL_PACKET, PacketOption.PACKET_RX_RING, ptr(request), TpacketReq3Layout.bytes) !== 0) {
         throw RingSocket.errnoError(name, `PACKET_RX_RING (${blockCount} blocks of ${blockBytes} bytes)`, lastErrno());
       }
-      bytes = blockBytes * blockCount;
-      address = RingSocket.map(fd, bytes, name);
-      const loopback = hatype === ArpHardware.LOOPBACK;
-      const socket = new RingSocket(options, fd, { address, bytes, blockBytes, blockCount }, loopback);
-      return socket;
+      const ringBytes = blockBytes * blockCount;
+      const stagingBytes = Math.ceil(BatchBuilder.stagingBytesFor(options.batchBytes) / PAGE_BYTES) * PAGE_BYTES;
+      const bytes = ringBytes + stagingBytes;
+      region = { address: RingSocket.map(fd, ringBytes, bytes, name), bytes, ringBytes, blockBytes, blockCount };
+      return new RingSocket(options, fd, region, hatype === ArpHardware.LOOPBACK);
     } catch (error) {
-      if (address) c.munmap(address, bytes);
+      if (region) c.munmap(region.address, region.bytes);
       c.close(fd);
       throw error;
     }
@@ -309,6 +334,16 @@ export class RingSocket {
       const value = (this.options.fanoutGroup & 0xffff) | (PACKET_FANOUT_HASH << 16);
       RingSocket.setIntOption(this.fd, SOL_PACKET, PacketOption.PACKET_FANOUT, value, name, "PACKET_FANOUT");
     }
+  }
+
+  /**
+   * A BatchBuilder whose staging area is the memory mapped right after the ring, so readInto
+   * copies frames with copyWithin. One builder per ring at a time; it must not be used after
+   * close() (its bytes are unmapped then).
+   */
+  newBatchBuilder(post: BatchPoster): BatchBuilder {
+    const staging = new Uint8Array(this.regionBuffer!, this.ringBytes, this.regionBytes - this.ringBytes);
+    return new BatchBuilder(this.options.batchBytes, post, staging);
   }
 
   /**
@@ -381,6 +416,9 @@ export class RingSocket {
     const keepOutgoing = this.keepOutgoing;
     const nano = this.nano;
     const out8 = batch.bytes;
+    // Same ArrayBuffer as the ring (newBatchBuilder): copy with copyWithin at this offset.
+    const shared = out8.buffer === this.regionBuffer;
+    const outBase = out8.byteOffset;
     let blocks = 0;
     while (blocks < maxBlocks) {
       const base = this.blockIndex * this.blockBytes;
@@ -414,7 +452,8 @@ export class RingSocket {
           const nsec = ring32[h + 2]!;
           const at = batch.beginRecord(sec, nano ? nsec : Math.floor(nsec / 1000), caplen, len);
           if (!vlan) {
-            out8.set(ring8.subarray(data, data + caplen), at);
+            if (shared) ring8.copyWithin(outBase + at, data, data + caplen);
+            else out8.set(ring8.subarray(data, data + caplen), at);
           } else {
             // pcap-linux.c: memmove the MAC addresses 4 bytes forward and write TPID + TCI.
             const tpid = status & TpStatus.VLAN_TPID_VALID ? ring16[(frame + H.vlanTpid) >>> 1]! : ETH_P_8021Q;
@@ -462,8 +501,9 @@ export class RingSocket {
     const c = ringLibc();
     this.ring8 = this.ring16 = this.ring32 = null;
     this.ringAtomic = null;
-    if (this.ringAddress) c.munmap(this.ringAddress, this.ringBytes);
-    this.ringAddress = null;
+    this.regionBuffer = null;
+    if (this.regionAddress) c.munmap(this.regionAddress, this.regionBytes);
+    this.regionAddress = null;
     c.close(this.fd);
     this.fd = -1;
   }
@@ -484,15 +524,24 @@ export class RingSocket {
     if (this.fd < 0) throw new CaptureError("capture-failed", "capture ring already closed");
   }
 
-  private static map(fd: number, bytes: number, name: string): Pointer {
+  /**
+   * Reserves `regionBytes` of anonymous memory and maps the ring over its start (MAP_FIXED), so
+   * ring and staging area are one span (see RingRegion). Returns the span's address.
+   */
+  private static map(fd: number, ringBytes: number, regionBytes: number, name: string): Pointer {
     const c = ringLibc();
+    const failed = (address: Pointer | bigint | null) => !address || Number(address) >= 2 ** 63; // MAP_FAILED is (void *)-1
+    const reserved = c.mmap(null, regionBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (failed(reserved)) throw RingSocket.errnoError(name, `mmap of ${regionBytes} bytes`, lastErrno());
+    const base = Number(reserved) as Pointer;
     // MAP_LOCKED as libpcap asks; without CAP_IPC_LOCK or over RLIMIT_MEMLOCK, map unlocked.
-    for (const flags of [MAP_SHARED | MAP_LOCKED, MAP_SHARED]) {
-      const address = c.mmap(null, bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
-      // MAP_FAILED is (void *)-1, which arrives as 2^64 - 1.
-      if (address && Number(address) < 2 ** 63) return Number(address) as Pointer;
+    for (const flags of [MAP_SHARED | MAP_FIXED | MAP_LOCKED, MAP_SHARED | MAP_FIXED]) {
+      const ring = c.mmap(base, ringBytes, PROT_READ | PROT_WRITE, flags, fd, 0);
+      if (!failed(ring) && Number(ring) === base) return base;
     }
-    throw RingSocket.errnoError(name, `mmap of a ${bytes}-byte ring`, lastErrno());
+    const errno = lastErrno();
+    c.munmap(base, regionBytes);
+    throw RingSocket.errnoError(name, `mmap of a ${ringBytes}-byte ring`, errno);
   }
 
   private static setIntOption(fd: number, level: number, option: number, value: number, name: string, what: string): void {

@@ -97,6 +97,9 @@ export const SOCK_FILTER_BYTES = 8;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 1;
+export const MAP_PRIVATE = 2;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
 /** MAP_LOCKED keeps the ring from being swapped, as libpcap asks. */
 export const MAP_LOCKED = 0x2000;
 
