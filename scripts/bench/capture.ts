@@ -61,9 +61,12 @@ async function makeBigFile(path: string, packets: number): Promise<void> {
 
 /**
  * PACKET_FANOUT: the same load captured by one ring worker, then by two workers sharing the
- * interface by flow hash (scripts/bench/support/fanout-capture.ts), several flows so the hash
+ * interface by flow hash (scripts/bench/support/fanout-capture.ts), eight flows so the hash
  * can spread them. Measures what a second worker costs and whether it loses less.
  */
+/** Flows (sender processes, one port each) in the fanout run: enough that the flow hash spreads them. */
+const FANOUT_FLOWS = 8;
+
 async function benchFanout(port: number): Promise<void> {
   const rows: Measurement[] = [];
   for (const workers of [1, 2]) {
@@ -72,8 +75,9 @@ async function benchFanout(port: number): Promise<void> {
     const rss = watchPeakRss(proc.pid);
     const out = new Response(proc.stdout).text();
     await Bun.sleep(1500);
-    const sinks = await Promise.all([0, 1, 2, 3].map((i) => Bun.udpSocket({ hostname: "127.0.0.1", port: port + i })));
-    const loads = await Promise.all([0, 1, 2, 3].map((i) => udpLoad(port + i, LIVE_PACKETS / 4, LIVE_PAYLOAD_BYTES)));
+    const flows = Array.from({ length: FANOUT_FLOWS }, (_, i) => i);
+    const sinks = await Promise.all(flows.map((i) => Bun.udpSocket({ hostname: "127.0.0.1", port: port + i })));
+    const loads = await Promise.all(flows.map((i) => udpLoad(port + i, LIVE_PACKETS / FANOUT_FLOWS, LIVE_PAYLOAD_BYTES)));
     await Bun.sleep(500);
     proc.kill("SIGINT");
     const usage = await finish(proc, rss);
@@ -88,7 +92,7 @@ async function benchFanout(port: number): Promise<void> {
       cpuSeconds: usage.cpuSeconds,
       peakRssMiB: usage.peakRssMiB,
       kernelDrops: report.dropped,
-      note: `${sent} sent by 4 senders; per worker ${report.delivered.join("/")}`,
+      note: `${sent} sent by ${FANOUT_FLOWS} senders; per worker ${report.delivered.join("/")}`,
     });
   }
   printTable("PACKET_FANOUT on lo, 2 cores (Bun process running LiveCaptureSource directly, no output)", rows);

@@ -1,5 +1,5 @@
 // PACKET_FANOUT helper for the capture benchmark: WORKERS LiveCaptureSources (ring engine) on lo
-// in one fanout group, filtered to UDP ports PORT..PORT+3, counting packets until SIGINT, then
+// in one fanout group, filtered to UDP ports PORT..PORT+7, counting packets until SIGINT, then
 // printing {"delivered":[per worker], "dropped": n} as JSON.
 // Usage: bun fanout-capture.ts WORKERS PORT
 import { LiveCaptureSource } from "../../../src/capture/live-capture-source.ts";
@@ -10,7 +10,7 @@ const port = Number(portText);
 const group = 0x5000 + (process.pid & 0xfff);
 const delivered = Array<number>(workers).fill(0);
 const sources = Array.from({ length: workers }, () =>
-  new LiveCaptureSource({ interface: "lo", engine: "ring", filter: `udp dst portrange ${port}-${port + 3}`, fanoutGroup: group }),
+  new LiveCaptureSource({ interface: "lo", engine: "ring", filter: `udp dst portrange ${port}-${port + 7}`, fanoutGroup: group }),
 );
 await Promise.all(sources.map((source, i) => source.start({ onBatch: (b) => void (delivered[i]! += b.count), onEnd: () => {} })));
 const stop = Promise.withResolvers<void>();
