@@ -440,3 +440,24 @@ describe("where the ring engine hands over to libpcap", () => {
     }
   });
 });
+
+describe("PACKET_FANOUT (ring engine)", () => {
+  test("two sources in one fanout group share the traffic: every packet once, none twice", async () => {
+    const flows = await Promise.all(Array.from({ length: 8 }, () => openLoopbackFlow()));
+    const group = 0x4300 + (process.pid & 0xff);
+    const counts = [0, 0];
+    const filter = flows.map((f) => `udp dst port ${f.port}`).join(" or ");
+    const sources = counts.map(() => new LiveCaptureSource({ interface: "lo", engine: "ring", filter, fanoutGroup: group }));
+    try {
+      await Promise.all(sources.map((source, i) => source.start({ onBatch: (b) => void (counts[i]! += b.count), onEnd: () => {} })));
+      for (const flow of flows) await flow.send(Array(20).fill(64));
+      const deadline = Date.now() + 10_000;
+      while (counts[0]! + counts[1]! < 160 && Date.now() < deadline) await Bun.sleep(20);
+      await Bun.sleep(100);
+      expect(counts[0]! + counts[1]!).toBe(160);
+    } finally {
+      await Promise.all(sources.map((source) => source.stop()));
+      for (const flow of flows) flow.close();
+    }
+  });
+});
