@@ -7,7 +7,7 @@ import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import type { Logger } from "../logging/index.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
-import type { CaptureHub } from "../pipeline/capture-hub.ts";
+import type { SharedCaptures } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer } from "../protocols/rpcap/index.ts";
@@ -34,9 +34,8 @@ export interface RpcapdOptions {
   dataQueueBytes: number;
   maxControlPlen: number;
   maxSessions: number;
-  hub: CaptureHub;
-  /** Operator hooks applied to every session's packets. */
-  transformBatch?: (batch: PacketBatch) => PacketBatch;
+  /** Where sessions subscribe: the pipeline's captures, its stages already applied. */
+  hub: SharedCaptures;
   log: Logger;
 }
 
@@ -194,7 +193,6 @@ export class RpcapDaemon {
       log: o.log,
     };
     if (o.preselectedInterface) env.preselectedInterface = o.preselectedInterface;
-    if (o.transformBatch) env.transformBatch = o.transformBatch;
     return env;
   }
 

@@ -6,7 +6,7 @@ import { validateBpfProgram, type BpfProgram } from "../packet/bpf/index.ts";
 import type { CaptureInterface } from "../capture/libpcap/devices.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import type { Logger } from "../logging/index.ts";
-import type { CaptureHub, Subscription } from "../pipeline/capture-hub.ts";
+import type { SharedCaptures, Subscription } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import {
   decodeAuthRequest,
@@ -62,7 +62,8 @@ export interface ControlChannel {
 
 /** What the session needs from the daemon around it; injected so tests can swap pieces. */
 export interface SessionEnvironment {
-  hub: CaptureHub;
+  /** The pipeline's shared captures: its stages (hooks...) have run once before a batch gets here. */
+  hub: SharedCaptures;
   authenticator: SessionAuthenticator;
   listInterfaces(): CaptureInterface[];
   /** Opens the device briefly to learn its link type (and surface permission errors) at OPEN. */
@@ -72,8 +73,6 @@ export interface SessionEnvironment {
   idleTimeoutMs: number;
   authTimeoutMs: number;
   dataQueueBytes: number;
-  /** Operator hooks (--hook), applied to every batch before it is sent to this client. */
-  transformBatch?: (batch: PacketBatch) => PacketBatch;
   log: Logger;
 }
 
@@ -427,8 +426,7 @@ export class RpcapSession {
             activeSampling = this.sampling;
             activeSampler = sampler();
           }
-          const hooked = this.env.transformBatch ? this.env.transformBatch(batch) : batch;
-          const kept = activeSampler.apply(hooked);
+          const kept = activeSampler.apply(batch);
           if (kept.count === 0) return;
           this.svrcaptTotal += kept.count;
           return channel.write(kept);

@@ -1,24 +1,20 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
-// options, ExtraHop's -i/-t, a users file, and a shared capture behind every session.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+// options, ExtraHop's -i/-t, a users file, and shared captures behind every session. The flags
+// become a PipelineSpec with no inputs (clients open their own) and one rpcapd output.
+import { writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
-  parseRpcapdConfigFile,
   RPCAP_DEFAULT_ACTIVE_PORT,
   RPCAP_DEFAULT_PORT,
   rpcapdConfigSchema,
   UDPSTR_DEFAULT_MTU,
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
-import { Authenticator, loadHostList, parseHostList } from "../../daemon/auth/index.ts";
-import { RpcapDaemon } from "../../daemon/rpcapd.ts";
-import { stderrLogger, type Logger } from "../../logging/index.ts";
-import { CaptureHub } from "../../pipeline/capture-hub.ts";
-import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
+import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
-import type { PacketBatch } from "../../packet/packet-batch.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, hooksStageFromFlags } from "../hook-options.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 
@@ -58,6 +54,9 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
       --max-sessions N     concurrent control connections (default 64)
   -h, --help               this text
 ${HOOK_OPTIONS_HELP}
+${PRINT_PIPELINE_HELP}
+Hooks run once per captured batch of each opened interface, before that capture's sessions;
+each client's filter, snaplen and sampling apply to it alone, after the hooks.
 Every failed authentication is answered "Authentication failed" and costs that peer a
 growing pause; the reason is logged. OPEN accepts local interfaces only.
 `;
@@ -85,6 +84,7 @@ const options = {
   "idle-timeout-ms": { type: "string" },
   "max-sessions": { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
 } as const;
 
@@ -130,38 +130,34 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
   });
 }
 
-/** The config file's settings merged over the command line's (rpcapd: the file wins). */
-function withConfigFile(config: RpcapdConfig): RpcapdConfig {
-  if (!config.configFile) return config;
-  let text: string;
-  try {
-    text = readFileSync(config.configFile, "utf8");
-  } catch (error) {
-    throw new UsageError(`-f ${config.configFile}: ${(error as Error).message}`);
-  }
-  let file;
-  try {
-    file = parseRpcapdConfigFile(text);
-  } catch (error) {
-    throw new UsageError(`${config.configFile}: ${(error as Error).message}`);
-  }
-  return Object.freeze({ ...config, active: file.active, passiveClients: file.passiveClients, nullAuth: file.nullAuth });
-}
-
-async function accessControl(config: RpcapdConfig, log: Logger) {
-  const hosts = [...config.passiveClients];
-  if (config.hostListFile) {
-    // Unlike libpcap's rpcapd (which takes -l's argument as the list itself despite its help
-    // text), -l names a file: hosts separated by spaces, commas, semicolons or newlines.
-    if (!existsSync(config.hostListFile)) throw new UsageError(`-l ${config.hostListFile}: no such file`);
-    hosts.push(...parseHostList(readFileSync(config.hostListFile, "utf8")));
-  }
-  const isHostAllowed = hosts.length > 0 ? await loadHostList(hosts, { warn: (m: string) => log.warn(m) }) : undefined;
-  const authenticator = await Authenticator.create(
-    { nullAuth: config.nullAuth, ...(config.usersFile ? { usersFile: config.usersFile } : {}) },
-    { log },
-  );
-  return { isHostAllowed, authenticator };
+/** The pipeline of an rpcapd configuration: no inputs (sessions open theirs), hooks, the daemon. */
+export function rpcapdSpec(config: RpcapdConfig, hooks: PipelineSpec["stages"][number] | undefined): PipelineSpec {
+  return specFromFlags("rpcapd", {
+    inputs: [],
+    stages: hooks ? [hooks] : [],
+    outputs: [
+      {
+        kind: "rpcapd",
+        ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
+        active: config.active,
+        ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
+        ...(config.configFile ? { configFile: config.configFile } : {}),
+        ...(config.hostListFile ? { hostListFile: config.hostListFile } : {}),
+        passiveClients: config.passiveClients,
+        nullAuth: config.nullAuth,
+        ...(config.usersFile ? { usersFile: config.usersFile } : {}),
+        ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
+        udpstrMtu: config.udpstrMtu,
+        dataPort: config.dataPort,
+        authTimeoutMs: config.authTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+        activeRetryMs: config.activeRetryMs,
+        dataQueueBytes: config.dataQueueBytes,
+        maxControlPlen: config.maxControlPlen,
+        maxSessions: config.maxSessions,
+      },
+    ],
+  });
 }
 
 export async function runRpcapd(argv: string[]): Promise<number> {
@@ -171,57 +167,13 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     return ExitCode.OK;
   }
   if (parsed.daemonize) return daemonize(argv);
-  let config = withConfigFile(parsed);
-  if (config.saveConfigFile) {
-    writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
+  const { values } = parseCommandLine("rpcapd", argv, options);
+  const spec = rpcapdSpec(parsed, hooksStageFromFlags(values));
+  if (parsed.saveConfigFile && !values["print-pipeline"]) {
+    writeFileSync(parsed.saveConfigFile, formatRpcapdConfigFile({ active: [...parsed.active], passiveClients: [...parsed.passiveClients], nullAuth: parsed.nullAuth }));
   }
-  const log = stderrLogger("probe-rpcapd");
-  const hub = new CaptureHub();
-  const access = await accessControl(config, log);
-  const hooks = await startHooks({ config, logger: log });
-  const daemon = new RpcapDaemon({
-    ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
-    active: config.active,
-    ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
-    ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}),
-    authenticator: access.authenticator,
-    ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
-    udpstrMtu: config.udpstrMtu,
-    createUdpstrPacker: (mtu) => {
-      const packer = new UdpstrPacker({ mtuBytes: mtu });
-      return { pack: (batch, firstNpkt) => packer.push(batch, firstNpkt), flush: () => packer.flush() };
-    },
-    dataPort: config.dataPort,
-    authTimeoutMs: config.authTimeoutMs,
-    idleTimeoutMs: config.idleTimeoutMs,
-    activeRetryMs: config.activeRetryMs,
-    dataQueueBytes: config.dataQueueBytes,
-    maxControlPlen: config.maxControlPlen,
-    maxSessions: config.maxSessions,
-    hub,
-    ...(hooks ? { transformBatch: (batch: PacketBatch) => hooks.stage.apply(batch).batch } : {}),
-    log,
-  });
-  if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
-  await daemon.start();
-  process.on("SIGHUP", async () => {
-    try {
-      config = withConfigFile(parsed);
-      const access = await accessControl(config, log);
-      daemon.reconfigure({ active: config.active, authenticator: access.authenticator, ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}) });
-    } catch (error) {
-      log.error(`reload failed, keeping the running configuration: ${(error as Error).message}`);
-    }
-  });
-  const stop = Promise.withResolvers<void>();
-  process.on("SIGINT", () => stop.resolve());
-  process.on("SIGTERM", () => stop.resolve());
-  await stop.promise;
-  await daemon.stop();
-  await hub.close();
-  if (hooks) for (const line of hooks.summaryLines()) log.info(line);
-  hooks?.close();
-  return ExitCode.OK;
+  if (parsed.activeOnly && parsed.active.length === 0 && !parsed.configFile) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
+  return runPipeline(spec, { printPipeline: values["print-pipeline"] ?? false, logName: "probe-rpcapd" });
 }
 
 /** -d: start again detached (without -d), stdio to /dev/null, and return at once. */

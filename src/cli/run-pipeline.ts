@@ -1,0 +1,59 @@
+// Running a command's pipeline: the one place for --print-pipeline, signals (SIGINT/SIGTERM
+// stop with a complete file and a summary; SIGHUP rereads configuration), the summary on
+// standard error, and the end of the run. Exit statuses are main.ts's (from error categories).
+import { formatPipeline } from "../config/pipeline-file.ts";
+import { stderrLogger, type Logger } from "../logging/index.ts";
+import { PipelineRunner } from "../pipeline/runner.ts";
+import { checkPipelineSpec, type PipelineSpec, type PipelineSpecInput } from "../pipeline/spec.ts";
+import { ExitCode, UsageError } from "./usage-error.ts";
+
+/** The flag every pipeline command takes. */
+export const PRINT_PIPELINE_OPTION = { "print-pipeline": { type: "boolean" } } as const;
+export const PRINT_PIPELINE_HELP = `      --print-pipeline    print the pipeline this command line makes (YAML; 'probe run FILE'
+                          runs it) and exit
+`;
+
+/** Validates a spec a command built from its flags; an issue names the setting. */
+export function specFromFlags(command: string, raw: PipelineSpecInput): PipelineSpec {
+  const checked = checkPipelineSpec(raw);
+  if ("issues" in checked) {
+    throw new UsageError(checked.issues.map((i) => `${command}: ${i.path.join(".")}${i.path.length ? ": " : ""}${i.message}`).join("\n"));
+  }
+  return checked.spec;
+}
+
+export interface RunPipelineOptions {
+  /** Print the spec and return instead of running it. */
+  printPipeline?: boolean;
+  /** Logger prefix ("probe", "probe-rpcapd"...). */
+  logName?: string;
+  /** Called once everything is running (banners that name the bound ports). */
+  onStarted?(runner: PipelineRunner, log: Logger): void;
+}
+
+export async function runPipeline(spec: PipelineSpec, options: RunPipelineOptions = {}): Promise<number> {
+  if (options.printPipeline) {
+    process.stdout.write(formatPipeline(spec));
+    return ExitCode.OK;
+  }
+  const log = stderrLogger(options.logName);
+  const runner = await PipelineRunner.start(spec, { log });
+  options.onStarted?.(runner, log);
+  const signalled = Promise.withResolvers<void>();
+  const onStop = () => signalled.resolve();
+  const onHangup = () => runner.reload();
+  process.on("SIGINT", onStop);
+  process.on("SIGTERM", onStop);
+  process.on("SIGHUP", onHangup);
+  const end = await Promise.race([runner.ended, signalled.promise.then(() => undefined)]);
+  process.off("SIGINT", onStop);
+  process.off("SIGTERM", onStop);
+  process.off("SIGHUP", onHangup);
+  await runner.stop();
+  if (!spec.quiet) {
+    const lines = runner.summaryLines();
+    if (lines.length > 0) process.stderr.write(`${lines.join("\n")}\n`);
+  }
+  if (end?.reason === "failed") throw end.error;
+  return ExitCode.OK;
+}

@@ -1,0 +1,253 @@
+// PipelineRunner: the one path a packet takes through probe.
+//
+//   inputs ──(one, or several merged in timestamp order)──▶ stop-after count
+//     ──▶ [live: bounded stage queue] ──▶ stages, ONCE per batch ──▶ every output
+//
+// Outputs bound their own queues (a slow consumer drops, counted, and never stalls the others);
+// replayed files instead wait for the slowest output and lose nothing. Every command builds a
+// PipelineSpec and runs it here; `probe run FILE` does the same from a file.
+import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
+import type { Logger } from "../logging/index.ts";
+import type { PipelineOutput, StreamDescription, StreamInput } from "../outputs/output.ts";
+import { takeRecords, type PacketBatch } from "../packet/packet-batch.ts";
+import { asUserFacing } from "../packet/probe-error.ts";
+import { ConsumerQueue } from "./consumer-queue.ts";
+import { DEFAULT_MERGE_WINDOW_MS, isMergedBatch, MergedSource } from "./merge/index.ts";
+import { buildInput, buildOutput, buildStages, type BuiltInput } from "./registry.ts";
+import { inputName, type PipelineSpec } from "./spec.ts";
+import { StageChain, yieldToEventLoop } from "./stage-chain.ts";
+
+/**
+ * Merge window when every input is a file: a file always delivers its next record, so waiting
+ * for it costs no latency, only memory, which MergedSource bounds per input (8 MiB high-water
+ * mark). One day (under setTimeout's 2^31 ms limit) makes the order exactly mergecap's.
+ */
+export const FILE_MERGE_WINDOW_MS = 86_400_000;
+
+export interface RunnerOptions {
+  log: Logger;
+  /** Reload hook files on change and SIGHUP (default true). */
+  reloadHooks?: boolean;
+}
+
+/** Why the run ended by itself (signals are the caller's). */
+export type RunEnd = { reason: "end-of-input" | "count" } | { reason: "failed"; error: Error };
+
+export class PipelineRunner {
+  private source: CaptureSource | undefined;
+  private merged: MergedSource | undefined;
+  private inputs: BuiltInput[] = [];
+  private stageQueue: ConsumerQueue | undefined;
+  private live = false;
+  private received = 0;
+  private stopping = false;
+  private finalStats: CaptureStats | undefined;
+  private readonly endSignal = Promise.withResolvers<RunEnd>();
+  /** Settles when the inputs end, the count is reached, or an output fails. */
+  readonly ended: Promise<RunEnd> = this.endSignal.promise;
+  stream: StreamDescription | undefined;
+
+  private constructor(
+    readonly spec: PipelineSpec,
+    private readonly stages: StageChain,
+    readonly outputs: readonly PipelineOutput[],
+    private readonly options: RunnerOptions,
+  ) {}
+
+  /**
+   * Builds and starts everything, in the order that keeps failures cheap: stages first (a hook
+   * that does not compile ends the run before a file is truncated), then outputs (listeners
+   * bound, so their ports go into the captures' own-traffic filter), then inputs, then the
+   * outputs start with the stream's description. Any failure stops what was started.
+   */
+  static async start(spec: PipelineSpec, options: RunnerOptions): Promise<PipelineRunner> {
+    const log = options.log;
+    const reload = options.reloadHooks ?? true;
+    const inputNames = spec.inputs.map(inputName);
+    const stages = new StageChain(await buildStages(spec.stages, { inputNames, log, reload }));
+    let runner: PipelineRunner | undefined;
+    const prepared: PipelineOutput[] = [];
+    const ownTraffic: string[] = [];
+    try {
+      const createStages = spec.stages.length > 0
+        ? (device: string) => buildStages(spec.stages, { inputNames: [device], log, reload: false })
+        : undefined;
+      for (const outputSpec of spec.outputs) {
+        const built = await buildOutput(outputSpec, {
+          log,
+          spec,
+          createStages,
+          fail: (error) => runner?.fail(error),
+          inputStats: () => runner?.inputStats() ?? Promise.resolve({ delivered: 0 }),
+        });
+        prepared.push(built.output);
+        if (built.ownTraffic) ownTraffic.push(built.ownTraffic);
+      }
+      runner = new PipelineRunner(spec, stages, prepared, options);
+      await runner.startInputs(ownTraffic.map((e) => `(${e})`).join(" and "));
+    } catch (error) {
+      await Promise.allSettled(prepared.map((o) => o.stop()));
+      await runner?.source?.stop().catch(() => undefined);
+      stages.close();
+      throw error;
+    }
+    return runner;
+  }
+
+  /** Packets that came in (before the stages). */
+  get packetsIn(): number {
+    return this.received;
+  }
+
+  /** Kernel and delivery stats of the input (the merge's when several). */
+  async inputStats(): Promise<CaptureStats> {
+    return this.finalStats ?? (await this.source?.stats()) ?? { delivered: 0 };
+  }
+
+  /** SIGHUP: outputs that can reread their configuration do (hooks reload themselves). */
+  reload(): void {
+    for (const output of this.outputs) {
+      const reloadable = output as PipelineOutput & { reload?: () => Promise<void> };
+      void reloadable.reload?.();
+    }
+  }
+
+  /** Stops the inputs, lets what is queued through the stages and out, stops the outputs. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.source) this.finalStats = await this.source.stop();
+    await this.stageQueue?.drained();
+    await Promise.allSettled(this.outputs.map((o) => o.stop()));
+    this.stages.close();
+  }
+
+  /** What happened, for standard error at the end (after stop()). */
+  summaryLines(): string[] {
+    const lines: string[] = [];
+    if (this.source) {
+      lines.push(`${this.received} packet${this.received === 1 ? "" : "s"} captured`);
+      const kernel = this.finalStats?.kernel;
+      if (this.live && kernel) {
+        lines.push(`${kernel.received} packets received by filter`);
+        lines.push(`${kernel.dropped} packets dropped by kernel`);
+      }
+    }
+    const stageDrops = this.stageQueue?.counters.droppedPackets ?? 0;
+    if (stageDrops > 0) lines.push(`${stageDrops} packets dropped by probe (stages too slow)`);
+    if (this.merged) {
+      const c = this.merged.counters;
+      if (c.outOfOrder > 0) lines.push(`${c.outOfOrder} packets arrived later than the ${this.mergeWindowMs()} ms merge window and went out of order`);
+    }
+    for (const input of this.inputs) if (input.summaryLine) lines.push(input.summaryLine());
+    lines.push(...this.stages.summaryLines());
+    for (const output of this.outputs) lines.push(...(output.summaryLines?.() ?? []));
+    return lines;
+  }
+
+  private fail(error: Error): void {
+    this.endSignal.resolve({ reason: "failed", error });
+  }
+
+  private mergeWindowMs(): number {
+    return this.spec.merge.windowMs ?? (this.inputs.every((i) => !i.live) ? FILE_MERGE_WINDOW_MS : DEFAULT_MERGE_WINDOW_MS);
+  }
+
+  private async startInputs(ownTraffic: string): Promise<void> {
+    const spec = this.spec;
+    if (spec.inputs.length === 0) {
+      // Only an rpcapd output: its sessions open their own captures.
+      this.stream = { inputs: [], precision: spec.precision };
+      for (const output of this.outputs) await output.start(this.stream);
+      return;
+    }
+    const context = { precision: spec.precision, ownTraffic, log: this.options.log };
+    this.inputs = spec.inputs.map((input) => buildInput(input, context));
+    this.live = this.inputs.some((i) => i.live);
+    const several = this.inputs.length > 1;
+    if (several) {
+      this.merged = new MergedSource(this.inputs.map((i) => i.source), {
+        windowMs: this.mergeWindowMs(),
+        allowMixedLinktypes: true,
+        precision: spec.precision,
+        log: this.options.log,
+      });
+    }
+    const source = this.merged ?? this.inputs[0]!.source;
+    this.source = source;
+    if (this.live) {
+      // Live inputs never wait: batches queue (bounded, drops counted) in front of the stages.
+      this.stageQueue = new ConsumerQueue({ write: (batch) => this.process(batch) }, undefined, (error) => this.fail(error));
+    }
+    const outputsReady = Promise.withResolvers<void>();
+    this.gate = outputsReady.promise;
+    let info;
+    try {
+      info = await source.start({
+        onBatch: (batch) => this.accept(batch),
+        onEnd: (reason, error) => {
+          if (error) this.fail(error);
+          else if (!this.stopping) this.endSignal.resolve({ reason: "end-of-input" });
+          void reason;
+        },
+      });
+    } catch (error) {
+      const where = several ? undefined : source.description;
+      throw asUserFacing(error, where) ?? error;
+    }
+    if (info.warning && !info.warning.includes("different link types")) this.options.log.warn(info.warning);
+    const infos = this.merged ? this.merged.sourceInfos : [info];
+    const inputs: StreamInput[] = spec.inputs.map((input, i) => {
+      const known = infos[i];
+      return {
+        name: inputName(input),
+        linktype: known?.linktype ?? info.linktype,
+        snaplen: known?.snaplen ?? info.snaplen,
+        description: known?.description ?? this.inputs[i]!.source.description,
+      };
+    });
+    this.stream = { inputs, precision: info.precision };
+    for (const output of this.outputs) await output.start(this.stream);
+    this.gateOpen = true;
+    outputsReady.resolve();
+  }
+
+  private gate: Promise<void> = Promise.resolve();
+  private gateOpen = false;
+
+  /** A batch from the input: counted, cut at the stop-after count, queued (live) or processed (files). */
+  private accept(batch: PacketBatch): void | Promise<void> {
+    if (this.stopping) return;
+    const limit = this.spec.stopAfterPackets;
+    if (limit !== undefined) {
+      if (this.received >= limit) return;
+      if (this.received + batch.count >= limit) {
+        batch = takeRecords(batch, limit - this.received);
+        queueMicrotask(() => this.endSignal.resolve({ reason: "count" }));
+      }
+    }
+    this.received += batch.count;
+    if (isMergedBatch(batch)) batch = { ...batch, meta: { ...batch.meta, inputs: batch.sourceIndexes } };
+    if (this.stageQueue) {
+      this.stageQueue.offer(batch);
+      return;
+    }
+    return this.process(batch);
+  }
+
+  /** The stages, once, then every output; resolves when the outputs took it (files wait on this). */
+  private async process(batch: PacketBatch): Promise<void> {
+    if (!this.gateOpen) await this.gate;
+    if (!this.stages.empty) {
+      if (this.live) await yieldToEventLoop();
+      batch = this.stages.apply(batch);
+      if (batch.count === 0) return;
+    }
+    let pending: Promise<void>[] | undefined;
+    for (const output of this.outputs) {
+      const result = output.write(batch);
+      if (result && !this.live) (pending ??= []).push(result);
+    }
+    if (pending) await Promise.all(pending);
+  }
+}
