@@ -7,10 +7,11 @@
 // replayed files instead wait for the slowest output and lose nothing. Every command builds a
 // PipelineSpec and runs it here; `probe run FILE` does the same from a file.
 import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
+import { RemoteSourceError } from "../capture/remote/remote-source-error.ts";
 import type { Logger } from "../logging/index.ts";
 import type { PipelineOutput, StreamDescription, StreamInput } from "../outputs/output.ts";
 import { takeRecords, type PacketBatch } from "../packet/packet-batch.ts";
-import { asUserFacing } from "../packet/probe-error.ts";
+import { asUserFacing, ProbeError } from "../packet/probe-error.ts";
 import { ConsumerQueue } from "./consumer-queue.ts";
 import { DEFAULT_MERGE_WINDOW_MS, isMergedBatch, MergedSource } from "./merge/index.ts";
 import { buildInput, buildOutput, buildStages, type BuiltInput } from "./registry.ts";
@@ -193,7 +194,22 @@ export class PipelineRunner {
       });
     } catch (error) {
       const where = several ? undefined : source.description;
+      // A remote stream that cannot be reached or is not a pcap stream is the peer's doing.
+      if (error instanceof RemoteSourceError) throw new ProbeError(error.code, "runtime", error.message, { cause: error });
       throw asUserFacing(error, where) ?? error;
+    }
+    if (this.merged) {
+      // An input that could not start at all ends the run (a missing file, a refused stream),
+      // unless it is a stream that redials by itself.
+      for (const status of this.merged.sourceStatuses) {
+        const input = spec.inputs[status.index]!;
+        const redials = input.kind === "pcap-over-ip" && input.reconnect;
+        if (status.state === "failed" && !status.info && !redials) {
+          await this.merged.stop();
+          const error = status.error ?? new Error("failed");
+          throw asUserFacing(error, status.description) ?? new ProbeError("input-failed", "runtime", `${status.description}: ${error.message}`, { cause: error });
+        }
+      }
     }
     if (info.warning && !info.warning.includes("different link types")) this.options.log.warn(info.warning);
     const infos = this.merged ? this.merged.sourceInfos : [info];
@@ -206,8 +222,17 @@ export class PipelineRunner {
         description: known?.description ?? this.inputs[i]!.source.description,
       };
     });
-    this.stream = { inputs, precision: info.precision };
-    for (const output of this.outputs) await output.start(this.stream);
+    // Outputs write the spec's precision; batches of the other precision are converted there.
+    this.stream = { inputs, precision: spec.precision };
+    try {
+      for (const output of this.outputs) await output.start(this.stream);
+    } catch (error) {
+      // Batches already waiting at the gate are let go (and dropped) so the inputs can stop.
+      this.stopping = true;
+      outputsReady.resolve();
+      await source.stop();
+      throw error;
+    }
     this.gateOpen = true;
     outputsReady.resolve();
   }
@@ -238,6 +263,7 @@ export class PipelineRunner {
   /** The stages, once, then every output; resolves when the outputs took it (files wait on this). */
   private async process(batch: PacketBatch): Promise<void> {
     if (!this.gateOpen) await this.gate;
+    if (!this.gateOpen) return;
     if (!this.stages.empty) {
       if (this.live) await yieldToEventLoop();
       batch = this.stages.apply(batch);

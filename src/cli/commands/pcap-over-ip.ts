@@ -150,7 +150,7 @@ export async function runPcapOverIp(argv: string[]): Promise<number> {
     printPipeline: command.printPipeline,
     onStarted: (_runner, log) => {
       const first = spec.inputs[0]!;
-      if (spec.inputs.length > 1 || first.kind !== "interface") log.info(`merging ${spec.inputs.length} stream(s)`);
+      if (spec.inputs.length > 1 || first.kind !== "interface") log.info(`merging ${spec.inputs.length} streams (${spec.inputs.map((i) => (i.kind === "pcap-over-ip" ? i.url : i.kind)).join(", ")})`);
       else log.info(`capturing on ${first.device}${first.filter ? ` with filter '${first.filter}'` : ""}`);
     },
   });
