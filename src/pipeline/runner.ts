@@ -85,7 +85,9 @@ export class PipelineRunner {
         if (built.ownTraffic) ownTraffic.push(built.ownTraffic);
       }
       runner = new PipelineRunner(spec, stages, prepared, options);
-      await runner.startInputs(ownTraffic.map((e) => `(${e})`).join(" and "));
+      const exclusion = ownTraffic.length === 1 ? ownTraffic[0]! : ownTraffic.map((e) => `(${e})`).join(" and ");
+      if (exclusion && spec.inputs.some((i) => i.kind === "interface")) log.info(`leaving own traffic out of the capture: ${exclusion}`);
+      await runner.startInputs(exclusion);
     } catch (error) {
       await Promise.allSettled(prepared.map((o) => o.stop()));
       await runner?.source?.stop().catch(() => undefined);
@@ -120,8 +122,12 @@ export class PipelineRunner {
     if (this.source) this.finalStats = await this.source.stop();
     await this.stageQueue?.drained();
     await Promise.allSettled(this.outputs.map((o) => o.stop()));
+    // Counted before the hooks are released (a released hook reports itself disabled).
+    this.stageSummary = this.stages.summaryLines();
     this.stages.close();
   }
+
+  private stageSummary: string[] | undefined;
 
   /** What happened, for standard error at the end (after stop()). */
   summaryLines(): string[] {
@@ -141,7 +147,7 @@ export class PipelineRunner {
       if (c.outOfOrder > 0) lines.push(`${c.outOfOrder} packets arrived later than the ${this.mergeWindowMs()} ms merge window and went out of order`);
     }
     for (const input of this.inputs) if (input.summaryLine) lines.push(input.summaryLine());
-    lines.push(...this.stages.summaryLines());
+    lines.push(...(this.stageSummary ?? this.stages.summaryLines()));
     for (const output of this.outputs) lines.push(...(output.summaryLines?.() ?? []));
     return lines;
   }

@@ -154,7 +154,7 @@ describe("several inputs", () => {
     expect(counts.size).toBe(3);
   });
 
-  test("-r with -i mixed, and pcap output of inputs with different link types refused", async () => {
+  test("-r inputs of different link types: pcap output refused with a clear line, pcapng accepted", async () => {
     const raw = join(dir, "raw.pcap");
     // The same packets as link type 101 (raw IP): editcap strips nothing, so use -T rawip on a copy.
     await runTool(["editcap", "-T", "rawip", a, raw]);

@@ -124,7 +124,7 @@ export async function createHooksStage(
     counters: () => ({ packets_in: stage.counters.packetsIn, packets_out: stage.counters.packetsOut }),
     summaryLines: () => {
       const { packetsIn, packetsOut } = stage.counters;
-      return [`${packetsOut} packets passed the hooks (${packetsIn - packetsOut} dropped by hooks)`, ...hooks.summaryLines()];
+      return [`${packetsOut} packets written after hooks (${packetsIn - packetsOut} dropped by hooks)`, ...hooks.summaryLines()];
     },
     close: () => hooks.close(),
   };
