@@ -172,7 +172,7 @@ export class RpcapdOutput implements PipelineOutput {
     const options = withConfigFile(spec);
     if (!options.listen && options.active.length === 0) throw new ProbeError("no-active", "usage", "rpcapd: -v needs at least one -a HOST,PORT");
     const access = await accessControl(options, context.log);
-    const captures = new PipelineCaptures(joinable, new CaptureHub(undefined, createStages), context.inputStats);
+    const captures = new PipelineCaptures(joinable, new CaptureHub(undefined, createStages, (line) => context.log.info(line)), context.inputStats);
     const daemon = new RpcapDaemon({
       ...(options.listen ? { listen: { ...(options.listen.host ? { host: options.listen.host } : {}), port: options.listen.port, ipv4Only: options.listen.ipv4Only } } : {}),
       active: [...options.active],

@@ -102,11 +102,22 @@ class SharedCapture {
     }
   }
 
-  /** Releases the stages (hooks' sandboxes); idempotent. */
+  /** Releases the stages (hooks' sandboxes), reporting their counters first; idempotent. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.stages && !this.stages.empty && this.report) {
+      const drops = this.stageDrops;
+      const lines = [...(drops > 0 ? [`${drops} packets dropped by probe (stages too slow)`] : []), ...this.stages.summaryLines()];
+      for (const line of lines) this.report(`${this.source.description}: ${line}`);
+    }
     this.stageQueue?.close();
     this.stages?.close();
   }
+
+  private closed = false;
+  /** Where the stages' summary goes when this capture ends (the daemon's log). */
+  report: ((line: string) => void) | undefined;
 }
 
 export type SourceFactory = (options: LiveCaptureOptions) => CaptureSource;
@@ -119,6 +130,8 @@ export class CaptureHub implements SharedCaptures {
   constructor(
     private readonly createSource: SourceFactory = (options) => new LiveCaptureSource(options),
     private readonly createStages?: StagesFactory,
+    /** Receives each shared capture's stage summary when it ends. */
+    private readonly report?: (line: string) => void,
   ) {}
 
   /** Number of distinct native captures open now (for tests and status output). */
@@ -146,6 +159,7 @@ export class CaptureHub implements SharedCaptures {
       const created: SharedCapture = new SharedCapture(key, this.createSource(capture), () => {
         if (this.captures.get(key) === created) this.captures.delete(key);
       }, stages);
+      created.report = this.report;
       shared = created;
       this.captures.set(key, created);
       try {

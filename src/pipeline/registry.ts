@@ -8,13 +8,10 @@ import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import { parseRemoteSourceUrl, PcapOverIpSource } from "../capture/remote/index.ts";
 import { parseRpcapUrl, RpcapCaptureSource } from "../capture/remote/rpcap-source.ts";
 import { UdpstrSource } from "../capture/udpstr-source.ts";
-import { RpcapdOutput } from "../daemon/rpcapd-output.ts";
 import type { Logger } from "../logging/index.ts";
 import { CaptureFileOutput } from "../outputs/capture-file/capture-file-output.ts";
 import type { OutputContext, PreparedOutput } from "../outputs/output-context.ts";
 import type { PipelineOutput } from "../outputs/output.ts";
-import { PcapOverIpOutput } from "../outputs/pcap-over-ip/pcap-over-ip-output.ts";
-import { UdpstrOutput } from "../outputs/udpstr/udpstr-output.ts";
 import { ProbeError } from "../packet/probe-error.ts";
 import type { StagesFactory } from "./capture-hub.ts";
 import type { InputSpec, OutputSpec, PipelineSpec, StageSpec } from "./spec.ts";
@@ -164,8 +161,10 @@ type OutputBuilder<K extends OutputSpec["kind"]> = (spec: Of<OutputSpec, K>, con
 
 export const OUTPUTS: { [K in OutputSpec["kind"]]: OutputBuilder<K> } = {
   file: async (spec, context) => ({ output: new CaptureFileOutput(spec.path, spec.format, context) }),
-  "pcap-over-ip": (spec, context) =>
-    PcapOverIpOutput.prepare(
+  // Outputs that bring sockets, TLS and the daemon's auth load only when a spec uses them, so
+  // a capture to a file starts as fast as before the pipeline existed.
+  "pcap-over-ip": async (spec, context) =>
+    (await import("../outputs/pcap-over-ip/pcap-over-ip-output.ts")).PcapOverIpOutput.prepare(
       {
         listen: spec.listen,
         connect: spec.connect,
@@ -178,16 +177,16 @@ export const OUTPUTS: { [K in OutputSpec["kind"]]: OutputBuilder<K> } = {
       },
       context,
     ),
-  rpcapd: (spec, context) => {
+  rpcapd: async (spec, context) => {
     // Sessions that OPEN an interface the pipeline captures join its stream.
     const joinable = new Map<string, number>();
     context.spec.inputs.forEach((input, index) => {
       if (input.kind === "interface" && !joinable.has(input.device)) joinable.set(input.device, index);
     });
-    return RpcapdOutput.prepare(spec, context, joinable, context.createStages);
+    return (await import("../daemon/rpcapd-output.ts")).RpcapdOutput.prepare(spec, context, joinable, context.createStages);
   },
   udpstr: async (spec, context) =>
-    ({ output: new UdpstrOutput({ host: spec.target.host, port: spec.target.port, mtu: spec.mtu, sendBufferBytes: spec.sendBufferBytes }, context) }),
+    ({ output: new (await import("../outputs/udpstr/udpstr-output.ts")).UdpstrOutput({ host: spec.target.host, port: spec.target.port, mtu: spec.mtu, sendBufferBytes: spec.sendBufferBytes }, context) }),
 };
 
 export function buildOutput(spec: OutputSpec, context: PipelineOutputContext): Promise<PreparedOutput<PipelineOutput>> {
