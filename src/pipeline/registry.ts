@@ -2,6 +2,7 @@
 // kind: its zod schema goes into the discriminated union in spec.ts, its builder into the
 // table here (INPUTS, STAGES or OUTPUTS); the runner and every command pick it up unchanged.
 import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
+import { combineFilters } from "../capture/combine-filters.ts";
 import { FileReplaySource } from "../capture/file-replay-source.ts";
 import { LibpcapFileSource } from "../capture/libpcap-file-source.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
@@ -43,11 +44,6 @@ export interface BuiltInput {
 
 type InputBuilder<K extends InputSpec["kind"]> = (spec: Of<InputSpec, K>, context: InputContext) => BuiltInput;
 
-function withOwnTraffic(filter: string, ownTraffic: string): string {
-  const parts = [filter, ownTraffic].map((e) => e.trim()).filter(Boolean);
-  return parts.length <= 1 ? (parts[0] ?? "") : parts.map((e) => `(${e})`).join(" and ");
-}
-
 function remoteAddress<T>(flag: string, text: string, parse: (text: string) => T | undefined, want: string): T {
   let parsed: T | undefined;
   try {
@@ -61,7 +57,7 @@ function remoteAddress<T>(flag: string, text: string, parse: (text: string) => T
 
 export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
   interface: (spec, context) => {
-    const filter = withOwnTraffic(spec.filter, context.ownTraffic);
+    const filter = combineFilters(spec.filter, context.ownTraffic);
     return {
       live: true,
       source: new LiveCaptureSource({

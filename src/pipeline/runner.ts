@@ -7,6 +7,7 @@
 // replayed files instead wait for the slowest output and lose nothing. Every command builds a
 // PipelineSpec and runs it here; `probe run FILE` does the same from a file.
 import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
+import { combineFilters } from "../capture/combine-filters.ts";
 import { RemoteSourceError } from "../capture/remote/remote-source-error.ts";
 import type { Logger } from "../logging/index.ts";
 import type { PipelineOutput, StreamDescription, StreamInput } from "../outputs/output.ts";
@@ -71,7 +72,7 @@ export class PipelineRunner {
     const ownTraffic: string[] = [];
     try {
       const createStages = spec.stages.length > 0
-        ? (device: string) => buildStages(spec.stages, { inputNames: [device], log, reload: false })
+        ? (device: string) => buildStages(spec.stages, { inputNames: [device], log, reload })
         : undefined;
       for (const outputSpec of spec.outputs) {
         const built = await buildOutput(outputSpec, {
@@ -85,7 +86,7 @@ export class PipelineRunner {
         if (built.ownTraffic) ownTraffic.push(built.ownTraffic);
       }
       runner = new PipelineRunner(spec, stages, prepared, options);
-      const exclusion = ownTraffic.length === 1 ? ownTraffic[0]! : ownTraffic.map((e) => `(${e})`).join(" and ");
+      const exclusion = combineFilters(...ownTraffic);
       if (exclusion && spec.inputs.some((i) => i.kind === "interface")) log.info(`leaving own traffic out of the capture: ${exclusion}`);
       await runner.startInputs(exclusion);
     } catch (error) {

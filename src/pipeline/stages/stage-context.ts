@@ -7,6 +7,6 @@ export interface StageContext {
   /** Input names by index (meta.inputs); one entry per pipeline input, or the interface opened. */
   readonly inputNames: readonly string[];
   readonly log: Logger;
-  /** Reload hook files on change and SIGHUP (off for the short-lived per-interface copies in tests). */
+  /** Reload hook files on change and SIGHUP. */
   readonly reload: boolean;
 }
