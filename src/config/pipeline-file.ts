@@ -38,10 +38,19 @@ export function parsePipelineText(name: string, text: string): PipelineSpec {
 
 /** The spec as text `probe run` reads back to the same spec. */
 export function formatPipeline(spec: PipelineSpec, format: PipelineFileFormat = "yaml"): string {
-  const plain = JSON.parse(JSON.stringify(spec)) as unknown;
+  const plain = kindFirst(JSON.parse(JSON.stringify(spec)));
   if (format === "json") return `${JSON.stringify(plain, null, 2)}\n`;
   const text = Bun.YAML.stringify(plain, null, 2);
   return `# probe pipeline: run it with 'probe run FILE'\n${text.endsWith("\n") ? text : `${text}\n`}`;
+}
+
+/** The same value with every object's `kind` key first, so each entry reads from its kind. */
+function kindFirst(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(kindFirst);
+  if (value === null || typeof value !== "object") return value;
+  const entries = Object.entries(value).map(([k, v]) => [k, kindFirst(v)] as const);
+  entries.sort(([a], [b]) => Number(b === "kind") - Number(a === "kind"));
+  return Object.fromEntries(entries);
 }
 
 function describeIssue(issue: SpecIssue, text: string): string {
