@@ -183,9 +183,19 @@ export class PipelineRunner {
     }
     const source = this.merged ?? this.inputs[0]!.source;
     this.source = source;
-    if (this.live) {
-      // Live inputs never wait: batches queue (bounded, drops counted) in front of the stages.
-      this.stageQueue = new ConsumerQueue({ write: (batch) => this.process(batch) }, undefined, (error) => this.fail(error));
+    if (this.live && !this.stages.empty) {
+      // Live inputs never wait: batches queue (bounded, drops counted) in front of the stages,
+      // which run a turn of the event loop later, never inside the capture's callback.
+      this.stageQueue = new ConsumerQueue(
+        {
+          write: async (batch) => {
+            await yieldToEventLoop();
+            await this.process(batch);
+          },
+        },
+        undefined,
+        (error) => this.fail(error),
+      );
     }
     const outputsReady = Promise.withResolvers<void>();
     this.gate = outputsReady.promise;
@@ -267,12 +277,10 @@ export class PipelineRunner {
     return this.process(batch);
   }
 
-  /** The stages, once, then every output; resolves when the outputs took it (files wait on this). */
-  private async process(batch: PacketBatch): Promise<void> {
-    if (!this.gateOpen) await this.gate;
-    if (!this.gateOpen) return;
+  /** The stages, once, then every output; a promise when the outputs want the caller to wait (files). */
+  private process(batch: PacketBatch): void | Promise<void> {
+    if (!this.gateOpen) return this.gate.then(() => (this.gateOpen ? this.process(batch) : undefined));
     if (!this.stages.empty) {
-      if (this.live) await yieldToEventLoop();
       batch = this.stages.apply(batch);
       if (batch.count === 0) return;
     }
@@ -281,6 +289,7 @@ export class PipelineRunner {
       const result = output.write(batch);
       if (result && !this.live) (pending ??= []).push(result);
     }
-    if (pending) await Promise.all(pending);
+    if (pending) return Promise.all(pending).then(() => undefined);
   }
+
 }
