@@ -37,18 +37,25 @@ export async function runPipeline(spec: PipelineSpec, options: RunPipelineOption
     return ExitCode.OK;
   }
   const log = stderrLogger(options.logName);
-  const runner = await PipelineRunner.start(spec, { log });
-  options.onStarted?.(runner, log);
+  // Installed before anything starts: a signal while inputs open stops the run once they have
+  // (SIGHUP's default action, ending the process, never applies).
   const signalled = Promise.withResolvers<void>();
+  let runner: PipelineRunner | undefined;
   const onStop = () => signalled.resolve();
-  const onHangup = () => runner.reload();
+  const onHangup = () => runner?.reload();
   process.on("SIGINT", onStop);
   process.on("SIGTERM", onStop);
   process.on("SIGHUP", onHangup);
-  const end = await Promise.race([runner.ended, signalled.promise.then(() => undefined)]);
-  process.off("SIGINT", onStop);
-  process.off("SIGTERM", onStop);
-  process.off("SIGHUP", onHangup);
+  let end;
+  try {
+    runner = await PipelineRunner.start(spec, { log });
+    options.onStarted?.(runner, log);
+    end = await Promise.race([runner.ended, signalled.promise.then(() => undefined)]);
+  } finally {
+    process.off("SIGINT", onStop);
+    process.off("SIGTERM", onStop);
+    process.off("SIGHUP", onHangup);
+  }
   await runner.stop();
   if (!spec.quiet) {
     const lines = runner.summaryLines();

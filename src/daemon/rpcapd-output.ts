@@ -219,8 +219,9 @@ export class RpcapdOutput implements PipelineOutput {
     this.captures.offer(batch);
   }
 
-  /** SIGHUP: reread the -f file, host list and users; live sessions keep running. */
+  /** SIGHUP: reread the -f file, host list and users, and the open captures' hooks; live sessions keep running. */
   async reload(): Promise<void> {
+    this.captures.hub.reload();
     try {
       const options = withConfigFile(this.options);
       const access = await accessControl(options, this.context.log);

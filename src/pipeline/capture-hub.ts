@@ -202,6 +202,11 @@ export class CaptureHub implements SharedCaptures {
     };
   }
 
+  /** SIGHUP: the shared stages of every open capture reread their configuration. */
+  reload(): void {
+    for (const shared of this.captures.values()) shared.stages?.reload();
+  }
+
   /** Stops every capture. */
   async close(): Promise<void> {
     const all = [...this.captures.values()];

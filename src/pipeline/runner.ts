@@ -108,8 +108,9 @@ export class PipelineRunner {
     return this.finalStats ?? (await this.source?.stats()) ?? { delivered: 0 };
   }
 
-  /** SIGHUP: outputs that can reread their configuration do (hooks reload themselves). */
+  /** SIGHUP: stages (hook files) and outputs (rpcapd's -f file) reread their configuration. */
   reload(): void {
+    this.stages.reload();
     for (const output of this.outputs) {
       const reloadable = output as PipelineOutput & { reload?: () => Promise<void> };
       void reloadable.reload?.();

@@ -25,6 +25,11 @@ export class StageChain {
     return this.stages.flatMap((s) => s.summaryLines?.() ?? []);
   }
 
+  /** SIGHUP: every stage that can reread its configuration does. */
+  reload(): void {
+    for (const stage of this.stages) stage.reload?.();
+  }
+
   close(): void {
     for (const stage of this.stages) stage.close?.();
   }

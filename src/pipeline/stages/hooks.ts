@@ -30,6 +30,8 @@ export interface StartHooksOptions {
   logger: Logger;
   /** Reload on file change and SIGHUP (default true). */
   reload?: boolean;
+  /** Listen for SIGHUP here (default true); false when the caller calls reload.reloadAll() on it. */
+  onSighup?: boolean;
 }
 
 /** Running hooks. */
@@ -83,7 +85,7 @@ export async function startHooks(options: StartHooksOptions): Promise<ActiveHook
   const stage = new HookStage(chain);
   const reload =
     (options.reload ?? true)
-      ? hooks.installHookReload({ targets: runners.map((runner, i) => ({ runner, path: config.hooks[i]! })), logger })
+      ? hooks.installHookReload({ targets: runners.map((runner, i) => ({ runner, path: config.hooks[i]! })), logger, onSighup: options.onSighup ?? true })
       : undefined;
   let closed = false;
   return {
@@ -105,7 +107,8 @@ export async function createHooksStage(
   settings: Partial<HookSettings>,
   context: StageContext,
 ): Promise<PacketStage> {
-  const hooks = (await startHooks({ config: { hooks: files, ...settings }, logger: context.log, reload: context.reload }))!;
+  // SIGHUP reaches the hooks through the runner (src/cli/run-pipeline.ts has the one handler).
+  const hooks = (await startHooks({ config: { hooks: files, ...settings }, logger: context.log, reload: context.reload, onSighup: false }))!;
   const { stage } = hooks;
   const several = context.inputNames.length > 1;
   return {
@@ -125,6 +128,11 @@ export async function createHooksStage(
     summaryLines: () => {
       const { packetsIn, packetsOut } = stage.counters;
       return [`${packetsOut} packets written after hooks (${packetsIn - packetsOut} dropped by hooks)`, ...hooks.summaryLines()];
+    },
+    reload: () => {
+      if (!hooks.reload) return;
+      context.log.info(`SIGHUP: reloading ${files.length} hook(s)`);
+      void hooks.reload.reloadAll();
     },
     close: () => hooks.close(),
   };
