@@ -10,7 +10,7 @@ import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
 import { combineFilters } from "../capture/combine-filters.ts";
 import { RemoteSourceError } from "../capture/remote/remote-source-error.ts";
 import type { Logger } from "../logging/index.ts";
-import type { PipelineOutput, StreamDescription, StreamInput } from "../outputs/output.ts";
+import type { PipelineEvent, PipelineOutput, StreamDescription, StreamInput } from "../outputs/output.ts";
 import { takeRecords, type PacketBatch } from "../packet/packet-batch.ts";
 import { asUserFacing, ProbeError } from "../packet/probe-error.ts";
 import { ConsumerQueue } from "./consumer-queue.ts";
@@ -25,6 +25,13 @@ import { StageChain, yieldToEventLoop } from "./stage-chain.ts";
  * mark). One day (under setTimeout's 2^31 ms limit) makes the order exactly mergecap's.
  */
 export const FILE_MERGE_WINDOW_MS = 86_400_000;
+
+/**
+ * How often the runner looks for loss to tell outputs about (PipelineEvent): kernel drops of a
+ * live input, drops in front of the stages, records the merge let out of order. One pcap_stats
+ * call a second is nothing; an output that cuts a file on loss hears of it within a second.
+ */
+export const LOSS_POLL_INTERVAL_MS = 1000;
 
 export interface RunnerOptions {
   log: Logger;
@@ -42,6 +49,9 @@ export class PipelineRunner {
   private stageQueue: ConsumerQueue | undefined;
   private live = false;
   private received = 0;
+  private lossTimer: ReturnType<typeof setInterval> | undefined;
+  /** What the last loss poll saw, so each event carries only what is new. */
+  private readonly lossSeen = { kernel: 0, stages: 0, merge: 0 };
   private stopping = false;
   private finalStats: CaptureStats | undefined;
   private readonly endSignal = Promise.withResolvers<RunEnd>();
@@ -121,6 +131,7 @@ export class PipelineRunner {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    clearInterval(this.lossTimer);
     if (this.source) this.finalStats = await this.source.stop();
     await this.stageQueue?.drained();
     await Promise.allSettled(this.outputs.map((o) => o.stop()));
@@ -152,6 +163,30 @@ export class PipelineRunner {
     lines.push(...(this.stageSummary ?? this.stages.summaryLines()));
     for (const output of this.outputs) lines.push(...(output.summaryLines?.() ?? []));
     return lines;
+  }
+
+  /** Tells outputs about loss since the last poll (see LOSS_POLL_INTERVAL_MS). */
+  private async pollLoss(): Promise<void> {
+    const events: PipelineEvent[] = [];
+    if (this.live && !this.merged && this.source) {
+      const kernel = (await this.source.stats().catch(() => undefined))?.kernel?.dropped;
+      if (kernel !== undefined && kernel > this.lossSeen.kernel) {
+        events.push({ kind: "kernel-drop", input: 0, packets: kernel - this.lossSeen.kernel });
+        this.lossSeen.kernel = kernel;
+      }
+    }
+    const stages = this.stageQueue?.counters.droppedPackets ?? 0;
+    if (stages > this.lossSeen.stages) {
+      events.push({ kind: "queue-drop", output: "stages", packets: stages - this.lossSeen.stages });
+      this.lossSeen.stages = stages;
+    }
+    const merge = this.merged?.counters.outOfOrder ?? 0;
+    if (merge > this.lossSeen.merge) {
+      events.push({ kind: "merge-gap", packets: merge - this.lossSeen.merge });
+      this.lossSeen.merge = merge;
+    }
+    if (this.stopping) return;
+    for (const event of events) for (const output of this.outputs) output.event?.(event);
   }
 
   private fail(error: Error): void {
@@ -253,6 +288,7 @@ export class PipelineRunner {
     }
     this.gateOpen = true;
     outputsReady.resolve();
+    if (this.outputs.some((o) => o.event)) this.lossTimer = setInterval(() => void this.pollLoss(), LOSS_POLL_INTERVAL_MS);
   }
 
   private gate: Promise<void> = Promise.resolve();

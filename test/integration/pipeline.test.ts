@@ -154,6 +154,24 @@ describe("several inputs", () => {
     expect(counts.size).toBe(3);
   });
 
+  test("-i (PCAP-over-IP streams) and -r mixed merge in mergecap's order, each input its own interface", async () => {
+    const ports = [port(), port()];
+    const files = [a, b];
+    ports.forEach((p, i) => {
+      const socat = Bun.spawn(["socat", "-u", `FILE:${files[i]}`, `TCP-LISTEN:${p},reuseaddr,bind=127.0.0.1`], { stderr: "ignore" });
+      procs.push(socat);
+    });
+    await Bun.sleep(300);
+    const ours = join(dir, "mixed-live.pcapng");
+    const theirs = join(dir, "mixed-mergecap.pcapng");
+    const r = await runProbe(["capture", "-q", "-i", `tcp://127.0.0.1:${ports[0]}`, "-r", c, "-i", `TCP@127.0.0.1:${ports[1]}`, "-F", "pcapng", "-w", ours]);
+    expect(r.exitCode).toBe(0);
+    await runTool(["mergecap", "-w", theirs, a, c, b]);
+    expect(await fields(ours, "frame.time_epoch", "frame.len")).toBe(await fields(theirs, "frame.time_epoch", "frame.len"));
+    const names = new Set((await fields(ours, "frame.interface_id", "frame.interface_name")).trim().split("\n"));
+    expect([...names].sort()).toEqual([`0\t127.0.0.1:${ports[0]}`, "1\trpcap-passive-udp.pcap", `2\t127.0.0.1:${ports[1]}`]);
+  });
+
   test("-r inputs of different link types: pcap output refused with a clear line, pcapng accepted", async () => {
     const raw = join(dir, "raw.pcap");
     // The same packets as link type 101 (raw IP): editcap strips nothing, so use -T rawip on a copy.
