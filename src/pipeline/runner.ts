@@ -296,7 +296,7 @@ export class PipelineRunner {
 
   /** A batch from the input: counted, cut at the stop-after count, queued (live) or processed (files). */
   private accept(batch: PacketBatch): void | Promise<void> {
-    if (this.stopping) return;
+    // Still taken while stopping: what a merge held, or a live capture's last batch, goes out.
     const limit = this.spec.stopAfterPackets;
     if (limit !== undefined) {
       if (this.received >= limit) return;

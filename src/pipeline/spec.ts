@@ -201,8 +201,8 @@ export const pipelineSpecSchema = z
     /** No summary on standard error at the end. */
     quiet: z.boolean().default(false),
   })
-  .refine((s) => s.inputs.length > 0 || s.outputs.some((o) => o.kind === "rpcapd"), {
-    message: "at least one input (only an rpcapd output opens its captures on demand)",
+  .refine((s) => s.inputs.length > 0 || s.outputs.every((o) => o.kind === "rpcapd"), {
+    message: "at least one input (only rpcapd outputs open their captures on demand)",
     path: ["inputs"],
   });
 
