@@ -1,10 +1,11 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
 // options, ExtraHop's -i/-t, a users file, and shared captures behind every session. The flags
 // become a PipelineSpec with no inputs (clients open their own) and one rpcapd output.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
+  parseRpcapdConfigFile,
   RPCAP_DEFAULT_ACTIVE_PORT,
   RPCAP_DEFAULT_PORT,
   rpcapdConfigSchema,
@@ -170,7 +171,16 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   const { values } = parseCommandLine("rpcapd", argv, options);
   const spec = rpcapdSpec(parsed, hooksStageFromFlags(values));
   if (parsed.saveConfigFile && !values["print-pipeline"]) {
-    writeFileSync(parsed.saveConfigFile, formatRpcapdConfigFile({ active: [...parsed.active], passiveClients: [...parsed.passiveClients], nullAuth: parsed.nullAuth }));
+    // The configuration in force: the -f file's settings win over the flags (rpcapd).
+    let saved = { active: [...parsed.active], passiveClients: [...parsed.passiveClients], nullAuth: parsed.nullAuth };
+    if (parsed.configFile) {
+      try {
+        saved = parseRpcapdConfigFile(readFileSync(parsed.configFile, "utf8"));
+      } catch (error) {
+        throw new UsageError(`-f ${parsed.configFile}: ${(error as Error).message}`);
+      }
+    }
+    writeFileSync(parsed.saveConfigFile, formatRpcapdConfigFile(saved));
   }
   if (parsed.activeOnly && parsed.active.length === 0 && !parsed.configFile) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
   return runPipeline(spec, { printPipeline: values["print-pipeline"] ?? false, logName: "probe-rpcapd" });
