@@ -2,6 +2,7 @@
 // zod-validated object. Timeouts and limits are named with units and reasons.
 import { z } from "zod";
 import { hookConfigSchema } from "./hook-config.ts";
+import { logConfigSchema } from "./log-config.ts";
 
 /** IANA-registered RPCAP port where the daemon listens (rpcap-protocol.h RPCAP_DEFAULT_NETPORT). */
 export const RPCAP_DEFAULT_PORT = 2002;
@@ -60,7 +61,7 @@ export const rpcapdConfigSchema = z.object({
   dataQueueBytes: z.number().int().min(64 * 1024).default(DEFAULT_DATA_QUEUE_BYTES),
   maxControlPlen: z.number().int().min(1024).default(DEFAULT_MAX_CONTROL_PLEN),
   maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
-}).extend(hookConfigSchema.shape);
+}).extend(hookConfigSchema.shape).extend(logConfigSchema.shape);
 
 export type RpcapdConfig = Readonly<z.infer<typeof rpcapdConfigSchema>>;
 

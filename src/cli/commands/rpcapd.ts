@@ -13,11 +13,12 @@ import {
 } from "../../config/rpcapd-config.ts";
 import { Authenticator, loadHostList, parseHostList } from "../../daemon/auth/index.ts";
 import { RpcapDaemon } from "../../daemon/rpcapd.ts";
-import { stderrLogger, type Logger } from "../../logging/index.ts";
+import type { Logger } from "../../logging/index.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
@@ -36,7 +37,8 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
       --active HOST:PORT   dial out to a collector (repeatable; port defaults to ${RPCAP_DEFAULT_ACTIVE_PORT})
                            and serve it; redialled every 30 s while unreachable
   -v, --active-only        do not listen; active connections only
-  -d, --daemon             run in the background
+  -d, --daemon             run in the background, logging to syslog (like rpcapd) unless
+                           --log-file is given
   -s, --save-config FILE   write the current configuration to FILE (rpcapd's format)
   -f, --config FILE        load configuration (ActiveClient, PassiveClient, NullAuthPermit)
                            from FILE; SIGHUP reloads it without dropping live sessions
@@ -57,7 +59,7 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
       --idle-timeout-ms N  close an idle authenticated connection after N ms (default 180000)
       --max-sessions N     concurrent control connections (default 64)
   -h, --help               this text
-${HOOK_OPTIONS_HELP}
+${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}
 Every failed authentication is answered "Authentication failed" and costs that peer a
 growing pause; the reason is logged. OPEN accepts local interfaces only.
 `;
@@ -86,6 +88,7 @@ const options = {
   "max-sessions": { type: "string" },
   help: { type: "boolean", short: "h" },
   ...HOOK_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
 } as const;
 
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
@@ -127,6 +130,7 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
     idleTimeoutMs: parseInteger("--idle-timeout-ms", v["idle-timeout-ms"], 100, 86_400_000),
     maxSessions: parseInteger("--max-sessions", v["max-sessions"], 1, 100_000),
     ...hookConfigFromFlags(v),
+    ...logConfigFromFlags(v),
   });
 }
 
@@ -170,12 +174,13 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     process.stdout.write(RPCAPD_HELP);
     return ExitCode.OK;
   }
-  if (parsed.daemonize) return daemonize(argv);
+  if (parsed.daemonize) return daemonize(argv, parsed);
   let config = withConfigFile(parsed);
   if (config.saveConfigFile) {
     writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
   }
-  const log = stderrLogger("probe-rpcapd");
+  const commandLog = openCommandLog(config, "probe-rpcapd");
+  const log = commandLog.log;
   const hub = new CaptureHub();
   const access = await accessControl(config, log);
   const hooks = await startHooks({ config, logger: log });
@@ -221,12 +226,21 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   await hub.close();
   if (hooks) for (const line of hooks.summaryLines()) log.info(line);
   hooks?.close();
+  commandLog.close();
   return ExitCode.OK;
 }
 
-/** -d: start again detached (without -d), stdio to /dev/null, and return at once. */
-function daemonize(argv: string[]): number {
+/**
+ * -d: start again detached (without -d), stdio to /dev/null, and return at once. The child
+ * logs to syslog like libpcap's rpcapd (checked here first, so an unreachable syslog is one
+ * line now rather than a silent daemon), unless --log-file or --syslog says where.
+ */
+function daemonize(argv: string[], config: RpcapdConfig): number {
   const rest = argv.filter((a) => a !== "-d" && a !== "--daemon");
+  if (!config.logFile && !config.logSyslog) {
+    openCommandLog({ ...config, logSyslog: true, pidFile: undefined }, "probe-rpcapd").close();
+    rest.push("--syslog");
+  }
   const self = process.execPath.endsWith("/bun") || process.execPath.endsWith("/bun.exe")
     ? [process.execPath, Bun.main]
     : [process.execPath];
