@@ -129,7 +129,7 @@ export class RpcapDaemon {
         try {
           messages = framer.push(chunk);
         } catch (error) {
-          if (error instanceof ProtocolError) session.framingError(error, chunk[0] ?? 0);
+          if (error instanceof ProtocolError) session.framingError(error, framer.lastHeaderVersion);
           else session.close(`framing failed: ${(error as Error).message}`);
           return;
         }

@@ -180,7 +180,19 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
   }
   const commandLog = openCommandLog(config, "probe-rpcapd");
-  const log = commandLog.log;
+  try {
+    return await serveRpcapd(config, parsed, commandLog.log);
+  } catch (error) {
+    // Detached (-d), standard error goes nowhere: say why the daemon stopped where it logs.
+    if (config.logFile || config.logSyslog) commandLog.log.error((error as Error).message);
+    throw error;
+  } finally {
+    commandLog.close();
+  }
+}
+
+async function serveRpcapd(initial: RpcapdConfig, parsed: RpcapdConfig, log: Logger): Promise<number> {
+  let config = initial;
   const hub = new CaptureHub();
   const access = await accessControl(config, log);
   const hooks = await startHooks({ config, logger: log });
@@ -226,7 +238,6 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   await hub.close();
   if (hooks) for (const line of hooks.summaryLines()) log.info(line);
   hooks?.close();
-  commandLog.close();
   return ExitCode.OK;
 }
 
