@@ -11,6 +11,7 @@ import type { CaptureHub } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer } from "../protocols/rpcap/index.ts";
+import { ActiveDialer } from "./active-dialer.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
 
@@ -49,8 +50,8 @@ export class RpcapDaemon {
   private listener: TCPSocketListener<ControlData> | null = null;
   private readonly sessions = new Set<RpcapSession>();
   private activeTargets: { host: string; port: number }[] = [];
-  private readonly activeTimers = new Map<string, ReturnType<typeof setTimeout>>();
-  private readonly activeConnected = new Set<string>();
+  /** One dialer per active collector, keyed host:port. */
+  private readonly dialers = new Map<string, ActiveDialer>();
   private stopped = false;
 
   constructor(private options: RpcapdOptions) {
@@ -85,22 +86,21 @@ export class RpcapDaemon {
   reconfigure(update: Pick<RpcapdOptions, "active" | "isHostAllowed" | "authenticator">): void {
     this.options = { ...this.options, ...update };
     const wanted = new Set(update.active.map(keyOf));
-    for (const [key, timer] of this.activeTimers) {
+    for (const [key, dialer] of this.dialers) {
       if (!wanted.has(key)) {
-        clearTimeout(timer);
-        this.activeTimers.delete(key);
+        dialer.stop();
+        this.dialers.delete(key);
       }
     }
-    const known = new Set(this.activeTargets.map(keyOf));
     this.activeTargets = [...update.active];
-    for (const target of update.active) if (!known.has(keyOf(target))) this.dialActive(target);
+    for (const target of update.active) this.dialActive(target);
     this.options.log.info(`configuration reloaded: ${update.active.length} active collector(s), ${this.sessions.size} live session(s) kept`);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const timer of this.activeTimers.values()) clearTimeout(timer);
-    this.activeTimers.clear();
+    for (const dialer of this.dialers.values()) dialer.stop();
+    this.dialers.clear();
     for (const session of [...this.sessions]) session.close("daemon stopping");
     this.listener?.stop(true);
   }
@@ -227,40 +227,33 @@ export class RpcapDaemon {
     return { channel: server.accepted, replyPortdata: server.port };
   }
 
+  /** Starts the dialer of one collector (once: a known collector keeps its dialer). */
   private dialActive(target: { host: string; port: number }): void {
-    if (this.stopped) return;
     const key = keyOf(target);
-    const retry = () => {
-      this.activeConnected.delete(key);
-      if (this.stopped || !this.activeTargets.some((t) => keyOf(t) === key)) return;
-      const timer = setTimeout(() => {
-        this.activeTimers.delete(key);
-        this.dialActive(target);
-      }, this.options.activeRetryMs);
-      this.activeTimers.set(key, timer);
-    };
-    const tls = this.options.tls !== undefined;
-    const handlers = this.handlers(true, tls, retry);
-    Bun.connect<ControlData>({
-      hostname: target.host,
-      port: target.port,
-      ...(tls ? { tls: { rejectUnauthorized: false } } : {}),
-      socket: {
-        ...handlers,
-        open: (socket) => {
-          this.activeConnected.add(key);
-          this.options.log.info(`connected to collector ${key}`);
-          handlers.open(socket);
-        },
-        connectError: (_socket, error) => {
-          this.options.log.warn(`cannot reach collector ${key}: ${error.message}; retrying in ${this.options.activeRetryMs} ms`);
-          retry();
-        },
+    if (this.stopped || this.dialers.has(key)) return;
+    const dialer = new ActiveDialer(key, {
+      retryMs: this.options.activeRetryMs,
+      log: this.options.log,
+      dial: (events) => {
+        const tls = this.options.tls !== undefined;
+        const handlers = this.handlers(true, tls, () => events.closed());
+        Bun.connect<ControlData>({
+          hostname: target.host,
+          port: target.port,
+          ...(tls ? { tls: { rejectUnauthorized: false } } : {}),
+          socket: {
+            ...handlers,
+            open: (socket) => {
+              events.opened();
+              handlers.open(socket);
+            },
+            connectError: (_socket, error) => events.failed(error),
+          },
+        }).catch((error: Error) => events.failed(error));
       },
-    }).catch((error: Error) => {
-      this.options.log.warn(`cannot reach collector ${key}: ${error.message}; retrying in ${this.options.activeRetryMs} ms`);
-      retry();
     });
+    this.dialers.set(key, dialer);
+    dialer.start();
   }
 }
 

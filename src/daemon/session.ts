@@ -5,7 +5,7 @@
 import { validateBpfProgram, type BpfProgram } from "../packet/bpf/index.ts";
 import type { CaptureInterface } from "../capture/libpcap/devices.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
-import type { Logger } from "../logging/index.ts";
+import { peerText, type Logger } from "../logging/index.ts";
 import type { CaptureHub, Subscription } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import {
@@ -177,7 +177,9 @@ export class RpcapSession {
             this.env.log.warn(`session ${this.id}: bad ${rpcapMessageName(message.header.type)}: ${error.message} (${error.code})`);
             this.sendError(message.header.ver, errorCodeFor(message.header.type), `Malformed ${rpcapMessageName(message.header.type)}: ${error.message}`);
           } else {
-            this.env.log.error(`session ${this.id}: ${(error as Error).stack ?? error}`);
+            // A bug, not the peer's doing: one line at error, the stack only at debug level.
+            this.env.log.error(`session ${this.id}: internal error handling ${rpcapMessageName(message.header.type)}: ${(error as Error).message}`);
+            this.env.log.debug(`session ${this.id}: ${(error as Error).stack ?? error}`);
             this.fail(RpcapErrorCode.NETWORK, message.header.ver, "internal error");
           }
         }
@@ -269,7 +271,7 @@ export class RpcapSession {
     this.state = { kind: "ready", user: result.user };
     this.send(encodeMessage(0, RpcapMessageType.AUTH_REPLY, 0, encodeAuthReplyPayload(RPCAP_MIN_VERSION, RPCAP_MAX_VERSION)));
     this.armTimer(this.env.idleTimeoutMs, RpcapErrorCode.RUNTIMETIMEOUT, "The RPCAP runtime timeout has expired");
-    this.env.log.info(`session ${this.id} ${this.control.peerAddress}: authenticated as ${result.user}`);
+    this.env.log.info(`session ${this.id} ${this.control.peerAddress}: authenticated as ${peerText(result.user)}`);
   }
 
   private handleFindAllIf(message: RpcapMessage): void {
@@ -306,7 +308,7 @@ export class RpcapSession {
     // SSRF through an OPEN whose source made rpcapd connect elsewhere).
     const known = this.env.listInterfaces().some((d) => d.name === source);
     if (!known || /[:/\\]/.test(source)) {
-      this.env.log.warn(`session ${this.id}: refused OPEN of '${source}' (not a local interface)`);
+      this.env.log.warn(`session ${this.id}: refused OPEN of ${peerText(source)} (not a local interface)`);
       return this.sendError(ver, RpcapErrorCode.OPEN, `'${source}' is not a local capture interface`);
     }
     if (this.env.preselectedInterface && source !== this.env.preselectedInterface) {
