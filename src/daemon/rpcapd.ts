@@ -165,7 +165,7 @@ export class RpcapDaemon {
       session?.close("peer does not read its control connection"),
     );
     session = new RpcapSession(
-      { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active },
+      { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active, localPort: socket.localPort, peerPort: socket.remotePort },
       this.environment(),
       (closed) => this.sessions.delete(closed),
     );

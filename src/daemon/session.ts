@@ -38,6 +38,7 @@ import {
   type WireInterface,
 } from "../protocols/rpcap/index.ts";
 import type { DataChannel } from "./data-channel.ts";
+import { ownTrafficFilter, type OwnConnection } from "./own-traffic.ts";
 import { Sampler, type Sampling } from "./sampling.ts";
 
 /** Decides AUTH requests (src/daemon/auth implements it). */
@@ -58,6 +59,9 @@ export interface ControlChannel {
   readonly tls: boolean;
   /** True when the daemon dialled out to the collector (active mode). */
   readonly active: boolean;
+  /** This connection's ports (ours and the peer's), left out of the session's capture. */
+  readonly localPort?: number;
+  readonly peerPort?: number;
 }
 
 /** What the session needs from the daemon around it; injected so tests can swap pieces. */
@@ -96,6 +100,8 @@ type SessionState =
 
 interface SessionCapture {
   subscription: Subscription;
+  /** Leaves this session's own connections out of its capture ("" = nothing to leave out). */
+  exclusion: string;
   channel: DataChannel | null;
   snaplen: number;
   promiscuous: boolean;
@@ -365,9 +371,10 @@ export class RpcapSession {
       if (this.state.kind === "closed") return;
       return this.sendError(ver, RpcapErrorCode.STARTCAPTURE, `Cannot open the data connection: ${(error as Error).message}`);
     }
+    const exclusion = this.ownTraffic(udp, serverOpens, request.portdata, opened.replyPortdata);
     let subscription: Subscription;
     try {
-      subscription = await this.subscribe(state.device, program, snaplen, (request.flags & StartCapFlag.PROMISC) !== 0, direction, channelState);
+      subscription = await this.subscribe(state.device, program, exclusion, snaplen, (request.flags & StartCapFlag.PROMISC) !== 0, direction, channelState);
     } catch (error) {
       void opened.channel.then((c) => c.close(), () => {});
       if (this.state.kind === "closed") return;
@@ -379,7 +386,8 @@ export class RpcapSession {
       return;
     }
     this.svrcaptTotal = 0; // svrcapt counts this capture's packets, like libpcap's TotCapt
-    const capture: SessionCapture = { subscription, channel: null, snaplen, promiscuous: (request.flags & StartCapFlag.PROMISC) !== 0, direction };
+    if (exclusion) this.env.log.info(`session ${this.id}: leaving its own connections out of the capture on ${state.device}: ${exclusion}`);
+    const capture: SessionCapture = { subscription, exclusion, channel: null, snaplen, promiscuous: (request.flags & StartCapFlag.PROMISC) !== 0, direction };
     this.state = { kind: "capturing", user: state.user, device: state.device, linktype: state.linktype, capture };
     if (this.timer) clearTimeout(this.timer); // no idle timeout while capturing
     this.timer = null;
@@ -401,10 +409,23 @@ export class RpcapSession {
     );
   }
 
+  /** The session's control and data connections as a filter that leaves them out. */
+  private ownTraffic(udp: boolean, serverOpens: boolean, portdata: number, replyPortdata: number): string {
+    const peerAddress = this.control.peerAddress;
+    const connections: OwnConnection[] = [
+      { protocol: "tcp", peerAddress, ports: [this.control.localPort ?? 0, this.control.peerPort ?? 0] },
+      // UDP and SERVEROPEN/active: we send to the client's portdata; passive TCP: the client
+      // connects to the port we replied with.
+      { protocol: udp ? "udp" : "tcp", peerAddress, ports: [serverOpens ? portdata : replyPortdata] },
+    ];
+    return ownTrafficFilter(connections);
+  }
+
   /** A capture subscription whose sink samples and writes to the data channel once it exists. */
   private subscribe(
     device: string,
     program: BpfProgram,
+    exclusion: string,
     snaplen: number,
     promiscuous: boolean,
     direction: "inout" | "in" | "out",
@@ -437,6 +458,7 @@ export class RpcapSession {
         },
       },
       {
+        ...(exclusion ? { filter: exclusion } : {}),
         maxQueueBytes: this.env.dataQueueBytes,
         onEnd: (error) => {
           const s = this.state;
@@ -466,7 +488,7 @@ export class RpcapSession {
     const channelState = { channel: old.channel };
     let next: Subscription;
     try {
-      next = await this.subscribe(state.device, program, old.snaplen, old.promiscuous, old.direction, channelState);
+      next = await this.subscribe(state.device, program, old.exclusion, old.snaplen, old.promiscuous, old.direction, channelState);
     } catch (error) {
       return this.sendError(ver, RpcapErrorCode.UPDATEFILTER, (error as Error).message);
     }

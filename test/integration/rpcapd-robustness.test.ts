@@ -4,7 +4,9 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
 import { ACTIVE_RETRY_MAX_FACTOR, activeRetryDelayMs } from "../../src/daemon/active-dialer.ts";
-import { encodeHeader, RpcapErrorCode as E, RpcapMessageType as T } from "../../src/protocols/rpcap/index.ts";
+import { forEachRecord, type PacketBatch } from "../../src/packet/packet-batch.ts";
+import { RpcapClient, encodeHeader, RpcapErrorCode as E, RpcapMessageType as T } from "../../src/protocols/rpcap/index.ts";
+import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { waitFor } from "../support/probe-binary.ts";
 import { rawPeer } from "../support/raw-rpcap-peer.ts";
 import { startTestDaemon } from "../support/rpcapd-harness.ts";
@@ -72,5 +74,51 @@ describe("active mode through a collector outage (issue 9)", () => {
     expect(activeRetryDelayMs(base, 50, () => 0.5)).toBe(base * ACTIVE_RETRY_MAX_FACTOR);
     expect(activeRetryDelayMs(base, 1, () => 0)).toBe(800);
     expect(activeRetryDelayMs(base, 1, () => 1)).toBe(1200);
+  });
+});
+
+/** TCP/UDP ports of an Ethernet + IPv4 frame (what lo delivers), or null for anything else. */
+function portsOf(frame: Uint8Array): { protocol: number; src: number; dst: number } | null {
+  if (frame.byteLength < 14 + 20 + 4 || frame[12] !== 0x08 || frame[13] !== 0x00) return null;
+  const ihl = (frame[14]! & 0x0f) * 4;
+  const protocol = frame[14 + 9]!;
+  if (protocol !== 6 && protocol !== 17) return null;
+  const at = 14 + ihl;
+  if (frame.byteLength < at + 4) return null;
+  return { protocol, src: (frame[at]! << 8) | frame[at + 1]!, dst: (frame[at + 2]! << 8) | frame[at + 3]! };
+}
+
+describe("a session leaves its own connections out of its capture (issue 9)", () => {
+  test("an unfiltered client on lo receives none of its control or data connection's packets", async () => {
+    harness = await startTestDaemon();
+    const flow = await openLoopbackFlow();
+    cleanups.push(() => flow.close());
+    const client = await RpcapClient.connect({ host: "127.0.0.1", port: harness.port });
+    cleanups.push(() => client.close());
+    await client.authenticate();
+    await client.open("lo");
+    let own = 0;
+    let ours = 0;
+    let packets = 0;
+    let dataPort = -1;
+    const onBatch = (batch: PacketBatch) => {
+      forEachRecord(batch, (r, bytes) => {
+        packets++;
+        const ports = portsOf(bytes.subarray(r.dataOffset, r.dataOffset + r.caplen));
+        if (!ports) return;
+        const mine = [harness!.port, dataPort];
+        if (ports.protocol === 6 && (mine.includes(ports.src) || mine.includes(ports.dst))) own++;
+        if (ports.protocol === 17 && ports.dst === flow.port) ours++;
+      });
+    };
+    // No filter at all: before the fix every data packet was captured and sent again.
+    ({ dataPort } = await client.startCapture({ onBatch }));
+    await Bun.sleep(200);
+    await flow.send(Array.from({ length: 20 }, () => 64), { gapMs: 5 });
+    await waitFor(() => ours >= 20, 5000, "the flow's packets");
+    await Bun.sleep(1000);
+    expect(own).toBe(0);
+    expect(packets).toBeLessThan(100_000);
+    expect(harness.log.lines.some((l) => l.includes("leaving its own connections out") && l.includes(`port ${dataPort}`))).toBe(true);
   });
 });
