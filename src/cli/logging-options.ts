@@ -5,7 +5,7 @@
 // logConfigFromFlags(values) into its raw config, and calls openCommandLog(config, name).
 import { rmSync, writeFileSync } from "node:fs";
 import type { LogConfig } from "../config/log-config.ts";
-import { createLogger, DEFAULT_LOG_RATE_LIMIT, type ClosableLogger, type LogDestination } from "../logging/index.ts";
+import { createLogger, DEFAULT_LOG_RATE_LIMIT, LOG_FORMATS, LOG_LEVELS, type ClosableLogger, type LogDestination } from "../logging/index.ts";
 import { CommandFailure, UsageError } from "./usage-error.ts";
 
 /** parseArgs definitions; spread them into a command's own options. */
@@ -39,6 +39,8 @@ interface LoggingFlagValues {
 /** The log fields of a command's raw config (undefined where a flag is absent: defaults apply). */
 export function logConfigFromFlags(values: LoggingFlagValues): Record<keyof LogConfig, unknown> {
   if (values["log-file"] !== undefined && values.syslog) throw new UsageError("--log-file and --syslog: choose one destination");
+  oneOf("--log-level", values["log-level"], LOG_LEVELS);
+  oneOf("--log-format", values["log-format"], LOG_FORMATS);
   return {
     logFormat: values["log-format"],
     logLevel: values["log-level"],
@@ -90,4 +92,10 @@ export function openCommandLog(config: LogConfig, name: string): CommandLog {
       log.close();
     },
   };
+}
+
+function oneOf(flag: string, value: string | undefined, allowed: readonly string[]): void {
+  if (value === undefined || allowed.includes(value)) return;
+  const list = `${allowed.slice(0, -1).join(", ")} or ${allowed.at(-1)}`;
+  throw new UsageError(`${flag} wants ${list}, not '${value}'`);
 }
