@@ -75,7 +75,8 @@ export async function runServe(argv: string[]): Promise<number> {
   const poipAddress = parse("--pcap-over-ip", v["pcap-over-ip"], PCAP_OVER_IP_DEFAULT_PORT);
   const rpcapAddress = parse("--rpcap", v.rpcap, RPCAP_DEFAULT_PORT);
   const iface = v.interface ?? chooseDefaultInterface(listInterfaces());
-  const commandLog = openCommandLog(validated("probe", logConfigSchema, logConfigFromFlags(v)), "probe");
+  const logConfig = validated("probe", logConfigSchema, logConfigFromFlags(v));
+  const commandLog = openCommandLog(logConfig, "probe");
   const log = commandLog.log;
   const hookConfig = validated("probe", hookConfigSchema, hookConfigFromFlags(v));
   const hooks = await startHooks({ config: hookConfig, logger: log, interfaceName: iface });
@@ -122,7 +123,9 @@ export async function runServe(argv: string[]): Promise<number> {
   ];
   if (rpcap) lines.push(`  probe capture -i rpcap://${rpcapAddress.host}:${rpcap.port}/${iface} -w - | tcpdump -n -r -`);
   lines.push("Ctrl-C to stop.");
-  process.stderr.write(`${lines.join("\n")}\n`);
+  // With --log-format json every line of standard error must be JSON: the banner too.
+  if (logConfig.logFormat === "json") for (const line of lines) log.info(line);
+  else process.stderr.write(`${lines.join("\n")}\n`);
 
   const signal = Promise.withResolvers<void>();
   process.on("SIGINT", () => signal.resolve());
