@@ -35,7 +35,8 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
   -n, --null-auth          allow NULL authentication (no password)
   -a, --active-client HOST,PORT
       --active HOST:PORT   dial out to a collector (repeatable; port defaults to ${RPCAP_DEFAULT_ACTIVE_PORT})
-                           and serve it; redialled every 30 s while unreachable
+                           and serve it; redialled while unreachable (30 s, backing
+                           off to 4 min; one log line per outage)
   -v, --active-only        do not listen; active connections only
   -d, --daemon             run in the background, logging to syslog (like rpcapd) unless
                            --log-file is given
