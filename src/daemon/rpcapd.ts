@@ -4,15 +4,25 @@
 import type { Socket, TCPSocketListener } from "bun";
 import { listInterfaces } from "../capture/libpcap/devices.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
+import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/rpcapd-config.ts";
 import type { Logger } from "../logging/index.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
 import type { CaptureHub } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
-import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer } from "../protocols/rpcap/index.ts";
+import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer, RpcapMessageType } from "../protocols/rpcap/index.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
+import { SessionSlots } from "./session-slots.ts";
+
+/**
+ * Decides AUTH requests, and may be told when the client has gone so that a check still waiting
+ * is dropped (src/daemon/auth's Authenticator; a plain SessionAuthenticator ignores the signal).
+ */
+export interface DaemonAuthenticator {
+  authenticate(request: Parameters<SessionAuthenticator["authenticate"]>[0] & { signal?: AbortSignal }): ReturnType<SessionAuthenticator["authenticate"]>;
+}
 
 export interface RpcapdOptions {
   /** Listen here (host undefined = every address); omitted in active-only mode. */
@@ -21,7 +31,7 @@ export interface RpcapdOptions {
   tls?: { cert: string; key: string };
   /** Peers allowed to open passive connections; undefined = everyone. */
   isHostAllowed?: (address: string) => boolean;
-  authenticator: SessionAuthenticator;
+  authenticator: DaemonAuthenticator;
   preselectedInterface?: string;
   /** udpstr MTU for UDP data channels; 0 = plain RPCAP datagrams. */
   udpstrMtu: number;
@@ -34,6 +44,10 @@ export interface RpcapdOptions {
   dataQueueBytes: number;
   maxControlPlen: number;
   maxSessions: number;
+  /** Passive sessions from one address (IPv4, IPv6 /64); default DEFAULT_MAX_SESSIONS_PER_ADDRESS. */
+  maxSessionsPerAddress?: number;
+  /** Auth deadline while more than 3/4 of the slots are taken; default DEFAULT_PRESSURE_AUTH_TIMEOUT_MS. */
+  pressureAuthTimeoutMs?: number;
   hub: CaptureHub;
   /** Operator hooks applied to every session's packets. */
   transformBatch?: (batch: PacketBatch) => PacketBatch;
@@ -45,6 +59,10 @@ const MAX_UNREAD_CONTROL_BYTES = 1024 * 1024;
 
 type ControlData = { session?: RpcapSession; framer?: RpcapFramer; writer?: OrderedSocketWriter };
 
+/** Defaults of the slot limits when the options leave them out (see src/config/rpcapd-config.ts). */
+const FALLBACK_MAX_SESSIONS_PER_ADDRESS = DEFAULT_MAX_SESSIONS_PER_ADDRESS;
+const FALLBACK_PRESSURE_AUTH_TIMEOUT_MS = DEFAULT_PRESSURE_AUTH_TIMEOUT_MS;
+
 export class RpcapDaemon {
   private listener: TCPSocketListener<ControlData> | null = null;
   private readonly sessions = new Set<RpcapSession>();
@@ -52,9 +70,20 @@ export class RpcapDaemon {
   private readonly activeTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly activeConnected = new Set<string>();
   private stopped = false;
+  /** Slot bookkeeping: per-address caps, the pressure deadline, what keeps a slot. */
+  private readonly slots: SessionSlots<RpcapSession>;
+  /** Each session's control writer, to tell it why the slot table puts it out. */
+  private readonly writers = new WeakMap<RpcapSession, OrderedSocketWriter>();
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(private options: RpcapdOptions) {
     this.activeTargets = [...options.active];
+    this.slots = new SessionSlots({
+      maxSessions: options.maxSessions,
+      maxSessionsPerAddress: options.maxSessionsPerAddress ?? FALLBACK_MAX_SESSIONS_PER_ADDRESS,
+      pressureAuthTimeoutMs: options.pressureAuthTimeoutMs ?? FALLBACK_PRESSURE_AUTH_TIMEOUT_MS,
+      idleTimeoutMs: options.idleTimeoutMs,
+    });
   }
 
   get port(): number | undefined {
@@ -79,6 +108,17 @@ export class RpcapDaemon {
       this.options.log.info(`rpcapd listening on ${host.includes(":") ? `[${host}]` : host}:${this.listener.port}${tls ? " (TLS)" : ""}`);
     }
     for (const target of this.activeTargets) this.dialActive(target);
+    this.sweepTimer = setInterval(() => this.sweepSlots(), this.slots.sweepIntervalMs);
+  }
+
+  /** Puts out sessions whose slot is overdue (see session-slots.ts), each told why first. */
+  private sweepSlots(): void {
+    for (const { session, reason } of this.slots.sweep()) {
+      const preAuth = reason === "pre-auth deadline under pressure";
+      const text = preAuth ? "The RPCAP initial timeout has expired (the server is busy)" : "The RPCAP runtime timeout has expired";
+      this.writers.get(session)?.send(encodeError(0, preAuth ? RpcapErrorCode.INITTIMEOUT : RpcapErrorCode.RUNTIMETIMEOUT, text));
+      session.close(reason);
+    }
   }
 
   /** Applies new settings (SIGHUP): live sessions keep running; active targets are re-synced. */
@@ -99,6 +139,8 @@ export class RpcapDaemon {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     for (const timer of this.activeTimers.values()) clearTimeout(timer);
     this.activeTimers.clear();
     for (const session of [...this.sessions]) session.close("daemon stopping");
@@ -133,6 +175,7 @@ export class RpcapDaemon {
           else session.close(`framing failed: ${(error as Error).message}`);
           return;
         }
+        if (messages.some((m) => m.header.type === RpcapMessageType.STARTCAP_REQ)) this.slots.noteCaptureStart(session);
         if (messages.length > 0) session.receive(messages);
       },
       drain: (socket: Socket<ControlData>) => socket.data?.writer?.onDrain(),
@@ -154,7 +197,20 @@ export class RpcapDaemon {
       socket.end();
       return;
     }
-    if (this.sessions.size >= this.options.maxSessions) {
+    if (!active) {
+      const admission = this.slots.admit(peer);
+      if (admission.evict) {
+        this.options.log.warn(`every session slot is taken: closing the oldest connection still unauthenticated to admit ${peer}`);
+        this.writers.get(admission.evict)?.send(encodeError(0, RpcapErrorCode.INITTIMEOUT, "The RPCAP initial timeout has expired (the server is busy)"));
+        admission.evict.close("pre-auth deadline under pressure (evicted for a new connection)");
+      }
+      if (admission.refusal) {
+        this.options.log.warn(`refused ${peer}: ${admission.refusal}`);
+        socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
+        socket.end();
+        return;
+      }
+    } else if (this.sessions.size >= this.options.maxSessions) {
       this.options.log.warn(`refused ${peer}: ${this.sessions.size} sessions already (limit ${this.options.maxSessions})`);
       socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
       socket.end();
@@ -164,14 +220,25 @@ export class RpcapDaemon {
     const writer = new OrderedSocketWriter(socket as Socket<unknown>, MAX_UNREAD_CONTROL_BYTES, () =>
       session?.close("peer does not read its control connection"),
     );
+    // Fires when the session ends, so an AUTH check still waiting for it is dropped unhashed.
+    const gone = new AbortController();
+    const environment = this.environment();
+    const authenticator = this.options.authenticator;
+    environment.authenticator = { authenticate: (request) => authenticator.authenticate({ ...request, signal: gone.signal }) };
     session = new RpcapSession(
       { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active },
-      this.environment(),
-      (closed) => this.sessions.delete(closed),
+      environment,
+      (closed) => {
+        this.sessions.delete(closed);
+        this.slots.remove(closed);
+        gone.abort();
+      },
     );
     const framer = new RpcapFramer((type) => maxRequestPlen(type, this.options.maxControlPlen));
     socket.data = { session, framer, writer };
     this.sessions.add(session);
+    this.slots.add(session, peer, active);
+    this.writers.set(session, writer);
     this.options.log.info(`session ${session.id} from ${peer}${active ? " (active)" : ""}`);
   }
 
