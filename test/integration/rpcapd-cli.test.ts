@@ -156,6 +156,20 @@ describe("probe rpcapd", () => {
     expect(readFileSync(saved, "utf8")).toContain("NullAuthPermit = YES");
   });
 
+  test("issue 9: -l takes the host list itself as libpcap's rpcapd does (-l host1,host2), or a file", async () => {
+    const listed = await daemon(["-n", "-l", "192.0.2.77,127.0.0.1"]);
+    const allowed = await RpcapClient.connect({ host: "127.0.0.1", port: listed.port });
+    await allowed.authenticate(); // 127.0.0.1 is in the list
+    allowed.close();
+    const other = await daemon(["-n", "-l", "192.0.2.77;192.0.2.78"]);
+    const refused = await RpcapClient.connect({ host: "127.0.0.1", port: other.port });
+    expect(await refused.authenticate().catch((e) => e)).toBeInstanceOf(Error);
+    const missing = await runProbe(["rpcapd", "-n", "-l", "/no/such/hosts-file"]);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toContain("-l /no/such/hosts-file: no such file");
+    expect(missing.stderr).not.toContain("    at ");
+  });
+
   test("-f config file: SIGHUP adds a collector and keeps the live session", async () => {
     const config = join(dir, "rpcapd.conf");
     writeFileSync(config, "NullAuthPermit = YES\n");
