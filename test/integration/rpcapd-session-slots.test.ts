@@ -66,10 +66,12 @@ describe("session slots (issue 9)", () => {
       if (!authenticated) await Bun.sleep(100);
     }
     expect(authenticated).toBe(true);
-    // The hogs were told why (INITTIMEOUT) and closed, long before the 90 s auth timeout.
-    for (const hog of hogs) await hog.waitClosed();
-    expect(hogs.every((hog) => hog.messages.some((m) => m.header.type === T.ERROR && m.header.value === E.INITTIMEOUT))).toBe(true);
-  });
+    // Hogs were cut (told why: INITTIMEOUT) long before the 90 s auth timeout; once the slots are
+    // no longer 3/4 taken, the rest keep the full deadline.
+    const cut = hogs.filter((hog) => hog.closed);
+    expect(cut.length).toBeGreaterThan(0);
+    expect(cut.every((hog) => hog.messages.some((m) => m.header.type === T.ERROR && m.header.value === E.INITTIMEOUT))).toBe(true);
+  }, 15_000);
 
   test("an authenticated client that only sends STATS does not keep its slot", async () => {
     harness = await startTestDaemon({ idleTimeoutMs: 600 });
