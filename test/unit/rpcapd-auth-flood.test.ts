@@ -117,6 +117,33 @@ describe("AUTH flood (issue 9)", () => {
     expect((await auth.authenticate(pwd("198.51.100.8", "carol", "pw"))).ok).toBe(true);
   });
 
+  test("a check already hashing when its client leaves still counts its failure for the address", async () => {
+    const gate = Promise.withResolvers<void>();
+    let started = false;
+    const backend: PasswordBackend = {
+      description: "slow accounts",
+      async check() {
+        started = true;
+        await gate.promise;
+        return { ok: false, reason: "nope" };
+      },
+    };
+    const auth = await Authenticator.create({ failurePauseMs: 5_000, maxFailurePauseMs: 5_000 }, { backend });
+    const client = new AbortController();
+    const result = auth.authenticate(pwd("198.51.100.9", "carol", "bad", client.signal));
+    await settle();
+    expect(started).toBe(true);
+    client.abort();
+    const answer = await result;
+    expect(answer.ok).toBe(false);
+    if (!answer.ok) expect(answer.logDetail).toContain("left before");
+    expect(auth.failurePauseMs("198.51.100.9")).toBe(0);
+    gate.resolve();
+    await settle();
+    expect(auth.pendingChecks()).toBe(0);
+    expect(auth.failurePauseMs("198.51.100.9")).toBe(5_000);
+  });
+
   test("every failure cause earns the address the same pause (null auth refused, oversized password, wrong password)", async () => {
     const clock = { now: 1_000_000 };
     const backend: PasswordBackend = { description: "none", check: async () => ({ ok: false, reason: "nope" }) };

@@ -188,26 +188,30 @@ export class Authenticator {
    */
   async authenticate(request: AuthRequest): Promise<AuthResult> {
     const early = this.decide(request);
-    const outcome = await this.scheduler.run(peerKey(request.peerAddress), () => (early === "check" ? this.checkPassword(request) : Promise.resolve(early)), {
+    // The outcome is recorded inside the task, so a check that finishes after its client left
+    // still counts for the address (the pause is what stops a connect-AUTH-hang-up loop).
+    const task = async () => this.record(request, early === "check" ? await this.checkPassword(request) : early);
+    const outcome = await this.scheduler.run(peerKey(request.peerAddress), task, {
       needsHashSlot: early === "check",
       ...(request.signal ? { signal: request.signal } : {}),
     });
-    let decision: Decision;
     switch (outcome.kind) {
       case "done":
-        decision = outcome.value;
-        break;
+        return outcome.value;
       case "failed":
-        decision = { ok: false, reason: `internal error while checking the password: ${outcome.error.message}` };
-        break;
+        return this.record(request, { ok: false, reason: `internal error while checking the password: ${printable(outcome.error.message)}` });
       case "cancelled":
         // Nothing was learnt about the password; the session is closed and sends nothing.
         return this.failure("the client left before its AUTH was checked", this.pauses.remainingPauseMs(request.peerAddress));
       case "refused":
-        if (!outcome.peerAtFault) return this.failure(`not checked: ${outcome.reason}`, this.pauses.remainingPauseMs(request.peerAddress));
-        decision = { ok: false, reason: `not checked: ${outcome.reason}` };
-        break;
+        if (outcome.peerAtFault) return this.record(request, { ok: false, reason: `not checked: ${outcome.reason}` });
+        // The overall bound is not this peer's doing: refused, but its pause does not grow.
+        return this.failure(`not checked: ${outcome.reason}`, this.pauses.remainingPauseMs(request.peerAddress));
     }
+  }
+
+  /** Books a decision against the peer's address and turns it into the result. */
+  private record(request: AuthRequest, decision: Decision): AuthResult {
     if (decision.ok) {
       this.pauses.recordSuccess(request.peerAddress);
       return decision;
