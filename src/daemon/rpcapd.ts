@@ -59,10 +59,6 @@ const MAX_UNREAD_CONTROL_BYTES = 1024 * 1024;
 
 type ControlData = { session?: RpcapSession; framer?: RpcapFramer; writer?: OrderedSocketWriter };
 
-/** Defaults of the slot limits when the options leave them out (see src/config/rpcapd-config.ts). */
-const FALLBACK_MAX_SESSIONS_PER_ADDRESS = DEFAULT_MAX_SESSIONS_PER_ADDRESS;
-const FALLBACK_PRESSURE_AUTH_TIMEOUT_MS = DEFAULT_PRESSURE_AUTH_TIMEOUT_MS;
-
 export class RpcapDaemon {
   private listener: TCPSocketListener<ControlData> | null = null;
   private readonly sessions = new Set<RpcapSession>();
@@ -75,13 +71,15 @@ export class RpcapDaemon {
   /** Each session's control writer, to tell it why the slot table puts it out. */
   private readonly writers = new WeakMap<RpcapSession, OrderedSocketWriter>();
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /** Whether the last sweep found the slots under pressure (logged once per change). */
+  private slotPressure = false;
 
   constructor(private options: RpcapdOptions) {
     this.activeTargets = [...options.active];
     this.slots = new SessionSlots({
       maxSessions: options.maxSessions,
-      maxSessionsPerAddress: options.maxSessionsPerAddress ?? FALLBACK_MAX_SESSIONS_PER_ADDRESS,
-      pressureAuthTimeoutMs: options.pressureAuthTimeoutMs ?? FALLBACK_PRESSURE_AUTH_TIMEOUT_MS,
+      maxSessionsPerAddress: options.maxSessionsPerAddress ?? DEFAULT_MAX_SESSIONS_PER_ADDRESS,
+      pressureAuthTimeoutMs: options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS,
       idleTimeoutMs: options.idleTimeoutMs,
     });
   }
@@ -113,6 +111,14 @@ export class RpcapDaemon {
 
   /** Puts out sessions whose slot is overdue (see session-slots.ts), each told why first. */
   private sweepSlots(): void {
+    if (this.slots.underPressure !== this.slotPressure) {
+      this.slotPressure = this.slots.underPressure;
+      this.options.log.warn(
+        this.slotPressure
+          ? `${this.slots.size} of ${this.options.maxSessions} session slots taken: unauthenticated connections now have ${this.options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS} ms to log in`
+          : `${this.slots.size} of ${this.options.maxSessions} session slots taken: the full auth timeout applies again`,
+      );
+    }
     for (const { session, reason } of this.slots.sweep()) {
       const preAuth = reason === "pre-auth deadline under pressure";
       const text = preAuth ? "The RPCAP initial timeout has expired (the server is busy)" : "The RPCAP runtime timeout has expired";
