@@ -14,6 +14,7 @@ import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer, RpcapMessageType } from "../protocols/rpcap/index.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
+import { peerKey } from "./auth/index.ts";
 import { SessionSlots } from "./session-slots.ts";
 
 /**
@@ -57,7 +58,13 @@ export interface RpcapdOptions {
 /** Control replies a peer may leave unread before it is cut off. */
 const MAX_UNREAD_CONTROL_BYTES = 1024 * 1024;
 
-type ControlData = { session?: RpcapSession; framer?: RpcapFramer; writer?: OrderedSocketWriter };
+type ControlData = {
+  session?: RpcapSession;
+  framer?: RpcapFramer;
+  writer?: OrderedSocketWriter;
+  /** A passive TLS connection still in its handshake: counted per address, with a deadline. */
+  handshake?: { key: string; timer: ReturnType<typeof setTimeout> };
+};
 
 export class RpcapDaemon {
   private listener: TCPSocketListener<ControlData> | null = null;
@@ -71,6 +78,13 @@ export class RpcapDaemon {
   /** Each session's control writer, to tell it why the slot table puts it out. */
   private readonly writers = new WeakMap<RpcapSession, OrderedSocketWriter>();
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /**
+   * Passive TLS connections still in their handshake, per address key and in all. They hold no
+   * session slot yet, so they are bounded here by the same numbers (per address, overall) and
+   * given the pressure deadline: a TLS handshake takes milliseconds.
+   */
+  private readonly handshaking = new Map<string, number>();
+  private handshakingTotal = 0;
   /** Whether the last sweep found the slots under pressure (logged once per change). */
   private slotPressure = false;
 
@@ -159,10 +173,12 @@ export class RpcapDaemon {
       open: (socket: Socket<ControlData>) => {
         socket.data = {};
         if (!tls) start(socket);
+        else if (!active) this.awaitHandshake(socket);
       },
       // No client certificates are requested, so only a failed handshake counts; Bun reports
       // "unable to get issuer certificate" as authorizationError for every certless client.
       handshake: (socket: Socket<ControlData>, success: boolean, error: Error | null) => {
+        this.handshakeOver(socket);
         if (!success) {
           this.options.log.warn(`TLS handshake with ${socket.remoteAddress} failed: ${error?.message ?? "refused"}`);
           socket.end();
@@ -186,6 +202,7 @@ export class RpcapDaemon {
       },
       drain: (socket: Socket<ControlData>) => socket.data?.writer?.onDrain(),
       close: (socket: Socket<ControlData>) => {
+        this.handshakeOver(socket);
         socket.data?.session?.close("peer closed the control connection");
         onGone?.();
       },
@@ -193,6 +210,39 @@ export class RpcapDaemon {
         socket.data?.session?.close(`socket error: ${error.message}`);
       },
     };
+  }
+
+  private awaitHandshake(socket: Socket<ControlData>): void {
+    const peer = socket.remoteAddress;
+    const key = peerKey(peer);
+    const count = this.handshaking.get(key) ?? 0;
+    const perAddress = this.options.maxSessionsPerAddress ?? DEFAULT_MAX_SESSIONS_PER_ADDRESS;
+    if (count >= perAddress || this.handshakingTotal >= this.options.maxSessions) {
+      this.options.log.warn(`refused ${peer}: ${count} TLS handshakes pending from this address, ${this.handshakingTotal} in all`);
+      socket.end();
+      return;
+    }
+    this.handshaking.set(key, count + 1);
+    this.handshakingTotal++;
+    const deadlineMs = this.options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      this.options.log.warn(`TLS handshake with ${peer} not done within ${deadlineMs} ms: closed`);
+      this.handshakeOver(socket);
+      socket.end();
+    }, deadlineMs);
+    socket.data = { ...socket.data, handshake: { key, timer } };
+  }
+
+  /** Releases a pending handshake's count and deadline (done, failed, timed out or closed). */
+  private handshakeOver(socket: Socket<ControlData>): void {
+    const pending = socket.data?.handshake;
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    socket.data.handshake = undefined;
+    this.handshakingTotal--;
+    const left = (this.handshaking.get(pending.key) ?? 1) - 1;
+    if (left > 0) this.handshaking.set(pending.key, left);
+    else this.handshaking.delete(pending.key);
   }
 
   private startSession(socket: Socket<ControlData>, active: boolean, tls: boolean): void {

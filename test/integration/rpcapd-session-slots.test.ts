@@ -88,6 +88,22 @@ describe("session slots (issue 9)", () => {
   });
 });
 
+describe("TLS connections that never finish their handshake (issue 9)", () => {
+  test("are bounded per address and closed at the pressure deadline", async () => {
+    const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-subj", "/CN=localhost", "-days", "1"], { stdout: "ignore", stderr: "ignore" });
+    expect(made.exitCode).toBe(0);
+    harness = await startTestDaemon({ tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") }, maxSessionsPerAddress: 2, pressureAuthTimeoutMs: 300 });
+    // Plain TCP: no ClientHello ever comes.
+    const silent = [await connect(harness.port, "127.0.0.2"), await connect(harness.port, "127.0.0.2")];
+    const third = await connect(harness.port, "127.0.0.2");
+    await third.waitClosed(); // over the per-address bound: closed at once
+    for (const peer of silent) await peer.waitClosed(); // and the others at the deadline, not never
+    const log = harness.log.lines.join("\n");
+    expect(log).toContain("TLS handshakes pending from this address");
+    expect(log).toContain("not done within 300 ms");
+  });
+});
+
 describe("AUTH flood on the wire (issue 9)", () => {
   test("abandoned AUTHs from one address are not hashed after their clients leave; a real login from another address succeeds", async () => {
     const usersFile = join(dir, "users");
