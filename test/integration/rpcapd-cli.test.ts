@@ -79,7 +79,8 @@ describe("probe rpcapd", () => {
     expect(anonymous.exitCode).toBe(1);
     expect(anonymous.stderr).toContain("Authentication failed");
     expect(log()).toMatch(/authentication failed/i);
-  });
+    // The anonymous attempt waits out the 1 s pause the wrong password earned 127.0.0.1 (issue 9).
+  }, 15_000);
 
   test("-S TLS: rpcaps:// capture works; a plain client gets nothing", async () => {
     const flow = await openLoopbackFlow();
