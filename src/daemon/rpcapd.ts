@@ -4,7 +4,7 @@
 import type { Socket, TCPSocketListener } from "bun";
 import { listInterfaces } from "../capture/libpcap/devices.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
-import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/rpcapd-config.ts";
+import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/index.ts";
 import type { Logger } from "../logging/index.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
