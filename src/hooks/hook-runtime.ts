@@ -7,7 +7,7 @@
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { BATCH_RECORD_HEADER_BYTES } from "../packet/packet-batch.ts";
 import { silentLogger, type Logger } from "../logging/index.ts";
-import { countChecksumOutcomes, fixChecksumsPacked } from "./checksums.ts";
+import { countChecksumOutcomes, fixChecksumsPacked } from "../packet/checksums.ts";
 import {
   copyCounters,
   emptyCounters,
@@ -18,7 +18,7 @@ import {
   type FailureKind,
   type HookCountersSnapshot,
 } from "./hook-counters.ts";
-import { decodeOffsetsInto, OFFSET_FIELD_COUNT } from "./packet-offsets.ts";
+import { decodeOffsetsInto, OFFSET_FIELD_COUNT } from "../packet/packet-offsets.ts";
 import { HOOK_CHUNK_MAX_BYTES, HookCompileError, HookSandbox, newQuickJSInstance, RUN_FAILURE, type DriverOutcome, type RunFailure, type SandboxLimits } from "./sandbox.ts";
 import {
   DEFAULT_HOOK_SETTINGS,

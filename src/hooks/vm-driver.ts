@@ -9,7 +9,7 @@
 // Shared layout (host writes, driver reads; see META below):
 //   meta:  Int32[ META_HEADER_INTS ] then per record Int32[ META_RECORD_INTS ]
 //   data:  the batch bytes exactly as in PacketBatch (16-byte record headers + captured data)
-import { OFFSET_FIELD, OFFSET_FIELD_COUNT } from "./packet-offsets.ts";
+import { OFFSET_FIELD, OFFSET_FIELD_COUNT } from "../packet/packet-offsets.ts";
 
 /** Slots of the meta header. */
 export const META_HEADER = {

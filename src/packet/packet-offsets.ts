@@ -1,5 +1,7 @@
-// Host-side layer decoding for hooks: where the network, transport and payload start in a
-// captured packet (Ethernet with 802.1Q/802.1ad tags, Linux cooked, raw IP, BSD loopback).
+// Layer decoding shared by hooks and the processing stages (anonymize, truncate-headers,
+// checksums): where the network, transport and payload start in a captured packet (Ethernet
+// with 802.1Q/802.1ad tags, Linux cooked, raw IP, BSD loopback). Moved here from src/hooks so
+// pipeline stages and hooks use one parser.
 //
 // Why on the host and not inside QuickJS: the interpreter runs at roughly 8 million simple
 // operations per second on the reference machine (measured with quickjs-emscripten 0.32 under
@@ -103,10 +105,16 @@ export const OFFSET_FIELD = {
   tcpFlags: 12,
   /** Direction-independent 32-bit hash of protocol, addresses and ports; 0 when not IP. */
   flowHash: 13,
+  /**
+   * End of the link-layer header: where the network header starts whatever its protocol (IP,
+   * ARP, an unknown EtherType). ABSENT when the link header was not captured whole or the link
+   * type is unknown. Not shown to hooks (they have l3Offset).
+   */
+  linkEnd: 14,
 } as const;
 
 /** Number of Int32 fields in one decoded-offsets record. */
-export const OFFSET_FIELD_COUNT = 14;
+export const OFFSET_FIELD_COUNT = 15;
 
 /** Decoded offsets as a plain object (tests, dry-run output). Offsets are relative to the packet start. */
 export interface PacketOffsets {
@@ -124,6 +132,7 @@ export interface PacketOffsets {
   dstPort: number;
   tcpFlags: number;
   flowHash: number;
+  linkEnd: number;
 }
 
 const BSD_AF_INET = 2;
@@ -220,6 +229,9 @@ export function decodeOffsetsInto(
     default:
       return;
   }
+  // The network header's start is known from the link layer alone: recorded for every
+  // protocol (ARP, unknown EtherTypes, IP too short to decode) so truncation can keep it.
+  if (l3 <= caplen) out[base + OFFSET_FIELD.linkEnd] = l3;
   if (etherType === ETHERTYPE.IPV4) decodeIpv4(bytes, start, caplen, l3, out, base);
   else if (etherType === ETHERTYPE.IPV6) decodeIpv6(bytes, start, caplen, l3, out, base);
 }
