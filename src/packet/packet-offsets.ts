@@ -111,10 +111,16 @@ export const OFFSET_FIELD = {
    * type is unknown. Not shown to hooks (they have l3Offset).
    */
   linkEnd: 14,
+  /**
+   * End of the IP header and every IPv6 extension header followed: where a transport header
+   * would start, also for later fragments and unknown protocols (l4Offset is ABSENT there).
+   * May exceed caplen. Not shown to hooks.
+   */
+  networkEnd: 15,
 } as const;
 
 /** Number of Int32 fields in one decoded-offsets record. */
-export const OFFSET_FIELD_COUNT = 15;
+export const OFFSET_FIELD_COUNT = 16;
 
 /** Decoded offsets as a plain object (tests, dry-run output). Offsets are relative to the packet start. */
 export interface PacketOffsets {
@@ -133,6 +139,7 @@ export interface PacketOffsets {
   tcpFlags: number;
   flowHash: number;
   linkEnd: number;
+  networkEnd: number;
 }
 
 const BSD_AF_INET = 2;
@@ -252,7 +259,9 @@ function decodeIpv4(bytes: Uint8Array, start: number, caplen: number, l3: number
   const moreFragments = (fragment & 0x2000) !== 0;
   if (fragmentOffset !== 0 || moreFragments) out[base + OFFSET_FIELD.l3Flags] = L3_FLAG.FRAGMENT;
   // IHL below 5 is malformed; a header longer than what was captured leaves L4 unknown.
-  if (ihlBytes < 20 || l3 + ihlBytes > caplen) return;
+  if (ihlBytes < 20) return;
+  out[base + OFFSET_FIELD.networkEnd] = l3 + ihlBytes;
+  if (l3 + ihlBytes > caplen) return;
   const hash = hashEndpoints(bytes, p + 12, p + 16, 4, protocol, l3 + ihlBytes, start, caplen, fragmentOffset === 0);
   out[base + OFFSET_FIELD.flowHash] = hash;
   // A non-first fragment carries no transport header (RFC 791).
@@ -297,6 +306,7 @@ function decodeIpv6(bytes: Uint8Array, start: number, caplen: number, l3: number
   }
   out[base + OFFSET_FIELD.protocol] = next;
   out[base + OFFSET_FIELD.l3Flags] = flags;
+  out[base + OFFSET_FIELD.networkEnd] = at;
   const extensionDone = next !== IP_PROTOCOL.HOPOPT && next !== IP_PROTOCOL.ROUTING && next !== IP_PROTOCOL.DSTOPTS &&
     next !== IP_PROTOCOL.FRAGMENT && next !== IP_PROTOCOL.AH;
   out[base + OFFSET_FIELD.flowHash] = hashEndpoints(bytes, p + 8, p + 24, 16, next, at, start, caplen, extensionDone && firstFragment);
