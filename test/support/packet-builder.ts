@@ -164,8 +164,8 @@ export function frame(link: Link, payload: Uint8Array, etherType = payload[0]! >
       break;
     case "raw":
       break;
-    case "null": // host byte order (little-endian here)
-      parts.push(etherType === 0x86dd ? 10 : 2, 0, 0, 0);
+    case "null": // host byte order (little-endian here); 24 is the BSD AF_INET6 tshark knows
+      parts.push(etherType === 0x86dd ? 24 : 2, 0, 0, 0);
       break;
     case "loop": // big-endian
       parts.push(0, 0, 0, etherType === 0x86dd ? 24 : 2);
