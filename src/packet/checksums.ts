@@ -54,6 +54,12 @@ export function internetChecksum(bytes: Uint8Array, start = 0, end = bytes.byteL
   return finishChecksum(onesComplementSum(bytes, start, end));
 }
 
+/**
+ * The comment the checksums stage gives a packet with a bad checksum, e.g. "checksum bad: ipv4 tcp"
+ * (pcapng opt_comment; hooks see it as pkt.badChecksum).
+ */
+export const CHECKSUM_BAD_COMMENT_PREFIX = "checksum bad:";
+
 /** What `processChecksums` does to each checksum it finds. */
 export const CHECKSUM_MODE = { CHECK: 0, UPDATE: 1, BLANK: 2 } as const;
 export type ChecksumMode = (typeof CHECKSUM_MODE)[keyof typeof CHECKSUM_MODE];

@@ -11,6 +11,7 @@
 import type { PacketBatch, RecordMeta } from "../../packet/packet-batch.ts";
 import { BATCH_RECORD_HEADER_BYTES } from "../../packet/packet-batch.ts";
 import {
+  CHECKSUM_BAD_COMMENT_PREFIX,
   CHECKSUM_MODE,
   CHECKSUM_TRANSPORT,
   CHECKSUM_TRANSPORT_NAMES,
@@ -26,8 +27,6 @@ import type { PacketStage } from "../stage.ts";
 
 export type ChecksumAction = "check" | "update" | "blank";
 
-/** The comment a bad packet gets, e.g. "checksum bad: ipv4 tcp" (one per packet). */
-export const CHECKSUM_BAD_COMMENT_PREFIX = "checksum bad:";
 
 const MODES: Record<ChecksumAction, ChecksumMode> = { check: CHECKSUM_MODE.CHECK, update: CHECKSUM_MODE.UPDATE, blank: CHECKSUM_MODE.BLANK };
 
