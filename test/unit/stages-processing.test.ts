@@ -253,6 +253,38 @@ describe("direction", () => {
   });
 });
 
+describe("bad input", () => {
+  test("every stage passes random and cut-short frames of every link type without throwing; lengths stay consistent", () => {
+    let seed = 4242;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16) & 0xff;
+    const real = frame("vlan", ipPacket({ src: "1.2.3.4", dst: "5.6.7.8", l4: { kind: "icmp-error", inner: ipPacket({ src: "5.6.7.8", dst: "9.9.9.9", l4: { kind: "tcp", sport: 1, dport: 2 } }) } }));
+    const frames = Array.from({ length: 600 }, (_, n) => {
+      if (n % 3 === 0) return real.slice(0, n % real.length);
+      const f = Uint8Array.from({ length: n % 120 }, rand);
+      if (f.length > 24 && n % 2 === 0) f.set([0x08, 0x00, 0x45, 0x00], 12);
+      if (f.length > 40 && n % 5 === 0) f.set([0x86, 0xdd, 0x60], 12);
+      return f;
+    });
+    const stages = () => [
+      new AnonymizeStage({ method: { kind: "cryptopan", key: CRYPTOPAN_SAMPLE_KEY }, which: "both" }),
+      new TruncateHeadersStage({ payloadBytes: 3 }),
+      new ChecksumsStage("check"),
+      new ChecksumsStage("update"),
+      new ChecksumsStage("blank"),
+    ];
+    for (const lt of [0, 1, 101, 108, 113, 228, 229, 276, 999]) {
+      for (const stage of stages()) {
+        const input = batchOf(lt, frames);
+        let out: PacketBatch | undefined;
+        expect(() => (out = stage.apply(input))).not.toThrow();
+        const rows = records(out!);
+        expect(rows.length).toBe(frames.length);
+        rows.forEach((r, i) => expect(r.caplen <= frames[i]!.length && r.len === frames[i]!.length).toBe(true));
+      }
+    }
+  });
+});
+
 describe("spec and flags", () => {
   test("flags become stage specs in command-line order; --truncate-headers takes an optional +N", () => {
     const argv = normalizeProcessingArgv(["--checksums", "check", "--truncate-headers", "--anonymize-passphrase", "x", "-w", "-", "--direction-in", "src net 10"]);
