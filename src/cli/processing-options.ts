@@ -92,8 +92,9 @@ export function normalizeProcessingArgv(argv: readonly string[]): string[] {
     }
     if (arg === "--truncate-headers") {
       const next = argv[i + 1];
-      if (next !== undefined && /^\+\d+$/.test(next)) {
-        out.push(`--truncate-headers=${next}`);
+      // "+N" (documented) or a bare number: a filter expression never is one.
+      if (next !== undefined && /^\+?\d+$/.test(next)) {
+        out.push(`--truncate-headers=+${next.replace("+", "")}`);
         i++;
       } else out.push("--truncate-headers=+0");
     } else out.push(arg);

@@ -15,7 +15,15 @@ import { CryptoPan } from "../../src/pipeline/stages/cryptopan.ts";
 import { DirectionStage, onlyDirection } from "../../src/pipeline/stages/direction.ts";
 import { TruncateHeadersStage } from "../../src/pipeline/stages/truncate-headers.ts";
 import { buildProcessingStage, ProcessingStageError } from "../../src/pipeline/stages/processing-spec.ts";
-import { buildProcessingStages, normalizeProcessingArgv, processingStagesFromFlags } from "../../src/cli/processing-options.ts";
+import {
+  buildProcessingStages,
+  normalizeProcessingArgv,
+  ONLY_DIRECTION_CLI_OPTION,
+  onlyDirectionFromFlags,
+  PROCESSING_CLI_OPTIONS,
+  processingStagesFromFlags,
+} from "../../src/cli/processing-options.ts";
+import { parseCommandLine } from "../../src/cli/parse-options.ts";
 import { UsageError } from "../../src/cli/usage-error.ts";
 import { arpBody, CRYPTOPAN_SAMPLE_KEY, frame, ipPacket, LINKTYPE_OF, parseIpv4, type Link } from "../support/packet-builder.ts";
 
@@ -292,6 +300,21 @@ describe("spec and flags", () => {
     const specs = processingStagesFromFlags({ checksums: "check", "truncate-headers": "+0", "anonymize-passphrase": "x", "direction-in": "src net 10" }, argv);
     expect(specs.map((s) => s.kind)).toEqual(["checksums", "truncate-headers", "anonymize", "direction"]);
     expect(normalizeProcessingArgv(["--truncate-headers", "+64", "port", "53"])).toEqual(["--truncate-headers=+64", "port", "53"]);
+    expect(normalizeProcessingArgv(["--truncate-headers", "8", "--", "--truncate-headers"])).toEqual(["--truncate-headers=+8", "--", "--truncate-headers"]);
+    expect(normalizeProcessingArgv(["--truncate-headers", "port", "53"])).toEqual(["--truncate-headers=+0", "port", "53"]);
+  });
+
+  test("through parseArgs as a command would: the option table, normalization, then specs", () => {
+    const argv = normalizeProcessingArgv(["--anonymize-prefix", "10.0.0.0/8", "--anonymize-prefix", "fd00::/8", "--anonymize-only", "dst", "--truncate-headers", "+4", "--checksums=update", "-w", "-", "udp"]);
+    const { values, positionals } = parseCommandLine("capture", argv, { ...PROCESSING_CLI_OPTIONS, ...ONLY_DIRECTION_CLI_OPTION, write: { type: "string", short: "w" } });
+    expect(positionals).toEqual(["udp"]);
+    expect(processingStagesFromFlags(values, argv)).toEqual([
+      { kind: "anonymize", prefixes: ["10.0.0.0/8", "fd00::/8"], only: "dst" },
+      { kind: "truncate-headers", payloadBytes: 4 },
+      { kind: "checksums", action: "update" },
+    ]);
+    expect(onlyDirectionFromFlags({ "only-direction": "in" })).toBe("in");
+    expect(() => onlyDirectionFromFlags({ "only-direction": "both" })).toThrow("--only-direction wants in or out, not 'both'");
   });
 
   test("bad flags are one-line usage errors naming the flag", () => {
