@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PacketBatchBuilder, forEachRecord, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { compileBpfRecordMatcher } from "../../src/packet/bpf/index.ts";
-import { CHECKSUM_MODE, CHECKSUM_VERDICT, networkVerdict, processChecksums, transportVerdict } from "../../src/packet/checksums.ts";
+import { CHECKSUM_MODE, CHECKSUM_VERDICT, fixChecksums, networkVerdict, processChecksums, transportVerdict } from "../../src/packet/checksums.ts";
 import { decodeOffsetsInto, OFFSET_FIELD_COUNT } from "../../src/packet/packet-offsets.ts";
 import { AnonymizeStage } from "../../src/pipeline/stages/anonymize.ts";
 import { ChecksumsStage } from "../../src/pipeline/stages/checksums.ts";
@@ -222,6 +222,15 @@ describe("checksums", () => {
     expect(out.meta!.comments).toEqual([undefined, ["hook tag", "checksum bad: ipv4"], ["checksum bad: tcp"], ["checksum bad: udp"], ["checksum bad: icmp"], undefined]);
     expect(stage.counters()).toMatchObject({ packets_bad: 4, ipv4_bad: 1, ipv4_ok: 4, tcp_bad: 1, tcp_ok: 2, tcp_truncated: 1, udp_bad: 1, icmp_bad: 1 });
     expect(stage.summaryLines()[0]).toContain("4 with a bad checksum");
+  });
+
+  test("hooks' fixChecksums (the same core) now also repairs ICMP and ICMPv6", () => {
+    const icmp6 = frame("ethernet", ipPacket({ src: "::1", dst: "::2", l4: { kind: "icmp-echo", payload: 5 } }));
+    for (const [f, at] of [[icmp, 14 + 20 + 2], [icmp6, 14 + 40 + 2]] as const) {
+      const broken = bad(f, at);
+      expect(fixChecksums(broken, 1).transport).toBe("fixed");
+      expect(Array.from(broken)).toEqual(Array.from(f));
+    }
   });
 
   test("update fixes what check found; blank zeroes (UDP/IPv4 0 stays 'no checksum')", () => {
