@@ -4,6 +4,7 @@ import { benchRpcap } from "./rpcap.ts";
 import { benchUdpstr } from "./udpstr.ts";
 import { benchPcapOverIp } from "./pcap-over-ip.ts";
 import { benchRobustness } from "./robustness.ts";
+import { benchStages } from "./stages.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
@@ -11,6 +12,7 @@ const benches: Record<string, () => Promise<void>> = {
   udpstr: benchUdpstr,
   "pcap-over-ip": benchPcapOverIp,
   robustness: benchRobustness,
+  stages: () => benchStages(),
   // hooks.ts runs at its top level; start it as its own process.
   hooks: async () => {
     const proc = Bun.spawn([process.execPath, new URL("./hooks.ts", import.meta.url).pathname], { stdout: "inherit", stderr: "inherit" });
