@@ -4,16 +4,27 @@
 import type { Socket, TCPSocketListener } from "bun";
 import { listInterfaces } from "../capture/libpcap/devices.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
+import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/index.ts";
 import type { Logger } from "../logging/index.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
 import type { CaptureHub } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
-import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer } from "../protocols/rpcap/index.ts";
+import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer, RpcapMessageType } from "../protocols/rpcap/index.ts";
 import { ActiveDialer } from "./active-dialer.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
+import { peerKey } from "./auth/index.ts";
+import { SessionSlots } from "./session-slots.ts";
+
+/**
+ * Decides AUTH requests, and may be told when the client has gone so that a check still waiting
+ * is dropped (src/daemon/auth's Authenticator; a plain SessionAuthenticator ignores the signal).
+ */
+export interface DaemonAuthenticator {
+  authenticate(request: Parameters<SessionAuthenticator["authenticate"]>[0] & { signal?: AbortSignal }): ReturnType<SessionAuthenticator["authenticate"]>;
+}
 
 export interface RpcapdOptions {
   /** Listen here (host undefined = every address); omitted in active-only mode. */
@@ -22,7 +33,7 @@ export interface RpcapdOptions {
   tls?: { cert: string; key: string };
   /** Peers allowed to open passive connections; undefined = everyone. */
   isHostAllowed?: (address: string) => boolean;
-  authenticator: SessionAuthenticator;
+  authenticator: DaemonAuthenticator;
   preselectedInterface?: string;
   /** udpstr MTU for UDP data channels; 0 = plain RPCAP datagrams. */
   udpstrMtu: number;
@@ -35,6 +46,10 @@ export interface RpcapdOptions {
   dataQueueBytes: number;
   maxControlPlen: number;
   maxSessions: number;
+  /** Passive sessions from one address (IPv4, IPv6 /64); default DEFAULT_MAX_SESSIONS_PER_ADDRESS. */
+  maxSessionsPerAddress?: number;
+  /** Auth deadline while more than 3/4 of the slots are taken; default DEFAULT_PRESSURE_AUTH_TIMEOUT_MS. */
+  pressureAuthTimeoutMs?: number;
   hub: CaptureHub;
   /** Operator hooks applied to every session's packets. */
   transformBatch?: (batch: PacketBatch) => PacketBatch;
@@ -44,7 +59,13 @@ export interface RpcapdOptions {
 /** Control replies a peer may leave unread before it is cut off. */
 const MAX_UNREAD_CONTROL_BYTES = 1024 * 1024;
 
-type ControlData = { session?: RpcapSession; framer?: RpcapFramer; writer?: OrderedSocketWriter };
+type ControlData = {
+  session?: RpcapSession;
+  framer?: RpcapFramer;
+  writer?: OrderedSocketWriter;
+  /** A passive TLS connection still in its handshake: counted per address, with a deadline. */
+  handshake?: { key: string; timer: ReturnType<typeof setTimeout> };
+};
 
 export class RpcapDaemon {
   private listener: TCPSocketListener<ControlData> | null = null;
@@ -53,9 +74,29 @@ export class RpcapDaemon {
   /** One dialer per active collector, keyed host:port. */
   private readonly dialers = new Map<string, ActiveDialer>();
   private stopped = false;
+  /** Slot bookkeeping: per-address caps, the pressure deadline, what keeps a slot. */
+  private readonly slots: SessionSlots<RpcapSession>;
+  /** Each session's control writer, to tell it why the slot table puts it out. */
+  private readonly writers = new WeakMap<RpcapSession, OrderedSocketWriter>();
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /**
+   * Passive TLS connections still in their handshake, per address key and in all. They hold no
+   * session slot yet, so they are bounded here by the same numbers (per address, overall) and
+   * given the pressure deadline: a TLS handshake takes milliseconds.
+   */
+  private readonly handshaking = new Map<string, number>();
+  private handshakingTotal = 0;
+  /** Whether the last sweep found the slots under pressure (logged once per change). */
+  private slotPressure = false;
 
   constructor(private options: RpcapdOptions) {
     this.activeTargets = [...options.active];
+    this.slots = new SessionSlots({
+      maxSessions: options.maxSessions,
+      maxSessionsPerAddress: options.maxSessionsPerAddress ?? DEFAULT_MAX_SESSIONS_PER_ADDRESS,
+      pressureAuthTimeoutMs: options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS,
+      idleTimeoutMs: options.idleTimeoutMs,
+    });
   }
 
   get port(): number | undefined {
@@ -80,6 +121,25 @@ export class RpcapDaemon {
       this.options.log.info(`rpcapd listening on ${host.includes(":") ? `[${host}]` : host}:${this.listener.port}${tls ? " (TLS)" : ""}`);
     }
     for (const target of this.activeTargets) this.dialActive(target);
+    this.sweepTimer = setInterval(() => this.sweepSlots(), this.slots.sweepIntervalMs);
+  }
+
+  /** Puts out sessions whose slot is overdue (see session-slots.ts), each told why first. */
+  private sweepSlots(): void {
+    if (this.slots.underPressure !== this.slotPressure) {
+      this.slotPressure = this.slots.underPressure;
+      this.options.log.warn(
+        this.slotPressure
+          ? `${this.slots.size} of ${this.options.maxSessions} session slots taken: unauthenticated connections now have ${this.options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS} ms to log in`
+          : `${this.slots.size} of ${this.options.maxSessions} session slots taken: the full auth timeout applies again`,
+      );
+    }
+    for (const { session, reason } of this.slots.sweep()) {
+      const preAuth = reason === "pre-auth deadline under pressure";
+      const text = preAuth ? "The RPCAP initial timeout has expired (the server is busy)" : "The RPCAP runtime timeout has expired";
+      this.writers.get(session)?.send(encodeError(0, preAuth ? RpcapErrorCode.INITTIMEOUT : RpcapErrorCode.RUNTIMETIMEOUT, text));
+      session.close(reason);
+    }
   }
 
   /** Applies new settings (SIGHUP): live sessions keep running; active targets are re-synced. */
@@ -99,6 +159,8 @@ export class RpcapDaemon {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     for (const dialer of this.dialers.values()) dialer.stop();
     this.dialers.clear();
     for (const session of [...this.sessions]) session.close("daemon stopping");
@@ -111,10 +173,12 @@ export class RpcapDaemon {
       open: (socket: Socket<ControlData>) => {
         socket.data = {};
         if (!tls) start(socket);
+        else if (!active) this.awaitHandshake(socket);
       },
       // No client certificates are requested, so only a failed handshake counts; Bun reports
       // "unable to get issuer certificate" as authorizationError for every certless client.
       handshake: (socket: Socket<ControlData>, success: boolean, error: Error | null) => {
+        this.handshakeOver(socket);
         if (!success) {
           this.options.log.warn(`TLS handshake with ${socket.remoteAddress} failed: ${error?.message ?? "refused"}`);
           socket.end();
@@ -133,10 +197,12 @@ export class RpcapDaemon {
           else session.close(`framing failed: ${(error as Error).message}`);
           return;
         }
+        if (messages.some((m) => m.header.type === RpcapMessageType.STARTCAP_REQ)) this.slots.noteCaptureStart(session);
         if (messages.length > 0) session.receive(messages);
       },
       drain: (socket: Socket<ControlData>) => socket.data?.writer?.onDrain(),
       close: (socket: Socket<ControlData>) => {
+        this.handshakeOver(socket);
         socket.data?.session?.close("peer closed the control connection");
         onGone?.();
       },
@@ -144,6 +210,39 @@ export class RpcapDaemon {
         socket.data?.session?.close(`socket error: ${error.message}`);
       },
     };
+  }
+
+  private awaitHandshake(socket: Socket<ControlData>): void {
+    const peer = socket.remoteAddress;
+    const key = peerKey(peer);
+    const count = this.handshaking.get(key) ?? 0;
+    const perAddress = this.options.maxSessionsPerAddress ?? DEFAULT_MAX_SESSIONS_PER_ADDRESS;
+    if (count >= perAddress || this.handshakingTotal >= this.options.maxSessions) {
+      this.options.log.warn(`refused ${peer}: ${count} TLS handshakes pending from this address, ${this.handshakingTotal} in all`);
+      socket.end();
+      return;
+    }
+    this.handshaking.set(key, count + 1);
+    this.handshakingTotal++;
+    const deadlineMs = this.options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      this.options.log.warn(`TLS handshake with ${peer} not done within ${deadlineMs} ms: closed`);
+      this.handshakeOver(socket);
+      socket.end();
+    }, deadlineMs);
+    socket.data = { ...socket.data, handshake: { key, timer } };
+  }
+
+  /** Releases a pending handshake's count and deadline (done, failed, timed out or closed). */
+  private handshakeOver(socket: Socket<ControlData>): void {
+    const pending = socket.data?.handshake;
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    socket.data.handshake = undefined;
+    this.handshakingTotal--;
+    const left = (this.handshaking.get(pending.key) ?? 1) - 1;
+    if (left > 0) this.handshaking.set(pending.key, left);
+    else this.handshaking.delete(pending.key);
   }
 
   private startSession(socket: Socket<ControlData>, active: boolean, tls: boolean): void {
@@ -154,7 +253,20 @@ export class RpcapDaemon {
       socket.end();
       return;
     }
-    if (this.sessions.size >= this.options.maxSessions) {
+    if (!active) {
+      const admission = this.slots.admit(peer);
+      if (admission.evict) {
+        this.options.log.warn(`every session slot is taken: closing the oldest connection still unauthenticated to admit ${peer}`);
+        this.writers.get(admission.evict)?.send(encodeError(0, RpcapErrorCode.INITTIMEOUT, "The RPCAP initial timeout has expired (the server is busy)"));
+        admission.evict.close("pre-auth deadline under pressure (evicted for a new connection)");
+      }
+      if (admission.refusal) {
+        this.options.log.warn(`refused ${peer}: ${admission.refusal}`);
+        socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
+        socket.end();
+        return;
+      }
+    } else if (this.sessions.size >= this.options.maxSessions) {
       this.options.log.warn(`refused ${peer}: ${this.sessions.size} sessions already (limit ${this.options.maxSessions})`);
       socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
       socket.end();
@@ -164,14 +276,25 @@ export class RpcapDaemon {
     const writer = new OrderedSocketWriter(socket as Socket<unknown>, MAX_UNREAD_CONTROL_BYTES, () =>
       session?.close("peer does not read its control connection"),
     );
+    // Fires when the session ends, so an AUTH check still waiting for it is dropped unhashed.
+    const gone = new AbortController();
+    const environment = this.environment();
+    const authenticator = this.options.authenticator;
+    environment.authenticator = { authenticate: (request) => authenticator.authenticate({ ...request, signal: gone.signal }) };
     session = new RpcapSession(
       { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active, localPort: socket.localPort, peerPort: socket.remotePort },
-      this.environment(),
-      (closed) => this.sessions.delete(closed),
+      environment,
+      (closed) => {
+        this.sessions.delete(closed);
+        this.slots.remove(closed);
+        gone.abort();
+      },
     );
     const framer = new RpcapFramer((type) => maxRequestPlen(type, this.options.maxControlPlen));
     socket.data = { session, framer, writer };
     this.sessions.add(session);
+    this.slots.add(session, peer, active);
+    this.writers.set(session, writer);
     this.options.log.info(`session ${session.id} from ${peer}${active ? " (active)" : ""}`);
   }
 

@@ -9,7 +9,7 @@
 // Shared layout (host writes, driver reads; see META below):
 //   meta:  Int32[ META_HEADER_INTS ] then per record Int32[ META_RECORD_INTS ]
 //   data:  the batch bytes exactly as in PacketBatch (16-byte record headers + captured data)
-import { OFFSET_FIELD, OFFSET_FIELD_COUNT } from "./packet-offsets.ts";
+import { OFFSET_FIELD, OFFSET_FIELD_COUNT } from "../packet/packet-offsets.ts";
 
 /** Slots of the meta header. */
 export const META_HEADER = {
@@ -39,8 +39,18 @@ export const META_RECORD = {
   OUT_CAPLEN: OFFSET_FIELD_COUNT + 6,
   /** RECORD_FLAG bits (host pre-fills 0). */
   FLAGS: OFFSET_FIELD_COUNT + 7,
+  /** pcapng EPB direction bits from the batch's meta.flags (0 unknown, 1 inbound, 2 outbound): pkt.direction. */
+  DIRECTION: OFFSET_FIELD_COUNT + 8,
+  /** RECORD_MARK bits the host derives from the batch's meta.comments. */
+  MARKS: OFFSET_FIELD_COUNT + 9,
 } as const;
-export const META_RECORD_INTS = OFFSET_FIELD_COUNT + 8;
+export const META_RECORD_INTS = OFFSET_FIELD_COUNT + 10;
+
+/** Bits of META_RECORD.MARKS. */
+export const RECORD_MARK = {
+  /** The checksums stage found a bad checksum (a "checksum bad: ..." comment): pkt.badChecksum. */
+  BAD_CHECKSUM: 1,
+} as const;
 
 /** Verdict codes the driver writes per record. */
 export const VERDICT = {
@@ -176,6 +186,8 @@ export function driverSource(): string {
       get dstPort() { const v = meta[base + ${F.dstPort}]; return v < 0 ? undefined : v; },
       get tcpFlags() { const v = meta[base + ${F.tcpFlags}]; return v < 0 ? undefined : v; },
       get flowHash() { return meta[base + ${F.flowHash}] >>> 0; },
+      get direction() { const d = meta[base + ${R.DIRECTION}]; return d === 1 ? "in" : d === 2 ? "out" : undefined; },
+      get badChecksum() { return (meta[base + ${R.MARKS}] & ${RECORD_MARK.BAD_CHECKSUM}) !== 0; },
       get srcAddr() {
         const l3 = meta[base + ${F.l3Offset}], v = meta[base + ${F.ipVersion}];
         return v === 4 ? ipText(l3 + 12, true) : v === 6 ? ipText(l3 + 8, false) : undefined;

@@ -3,7 +3,7 @@
 // one by one, levels filter, --log-file and syslog (a Unix datagram socket of the test's
 // own, bound by python3) receive the lines, -d logs to syslog and writes --pid-file, and a
 // STARTCAP aimed at a closed port is one line naming the address, no stack or source.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,9 @@ import {
   StartCapFlag,
 } from "../../src/protocols/rpcap/index.ts";
 import { probeCommand, spawnProbe, waitFor } from "../support/probe-binary.ts";
+
+// Each test starts a probe process; on a loaded 2-core machine that alone can take seconds.
+setDefaultTimeout(30_000);
 
 let dir: string;
 const procs: Subprocess[] = [];

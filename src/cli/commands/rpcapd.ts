@@ -1,6 +1,6 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
 // options, ExtraHop's -i/-t, a users file, and a shared capture behind every session.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
@@ -11,7 +11,7 @@ import {
   UDPSTR_DEFAULT_MTU,
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
-import { Authenticator, loadHostList, parseHostList } from "../../daemon/auth/index.ts";
+import { Authenticator, loadHostList, readHostListArgument } from "../../daemon/auth/index.ts";
 import { RpcapDaemon } from "../../daemon/rpcapd.ts";
 import type { Logger } from "../../logging/index.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
@@ -31,7 +31,9 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
   -b, --bind ADDR          listen on ADDR (default: every IPv4 and IPv6 address)
   -p, --port PORT          listen on PORT (default ${RPCAP_DEFAULT_PORT})
   -4, --ipv4               IPv4 only
-  -l, --host-list FILE     only hosts in FILE may connect (one per line), checked before AUTH
+  -l, --host-list LIST     only these hosts may connect, checked before AUTH: a file (hosts
+                           separated by newlines, spaces or commas) or, as libpcap's rpcapd
+                           takes it, the hosts themselves: -l host1,host2
   -n, --null-auth          allow NULL authentication (no password)
   -a, --active-client HOST,PORT
       --active HOST:PORT   dial out to a collector (repeatable; port defaults to ${RPCAP_DEFAULT_ACTIVE_PORT})
@@ -54,11 +56,18 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
                            NOTE: libpcap 1.11's -t means a fixed data port; here that is
                            --data-port.
       --data-port PORT     fixed port for passive TCP data connections (default: ephemeral)
-      --users FILE         password file: 'user:hash' lines made by 'probe passwd USER';
-                           without it, system accounts (/etc/shadow) are used like rpcapd
+      --users FILE         password file: 'user:hash' lines made by 'probe passwd USER'
+      --system-accounts-share-capture
+                           without --users, accept system-account passwords (/etc/shadow) like
+                           rpcapd; but the session captures with this daemon's rights, not the
+                           user's (rpcapd switches to the user). Off: password logins are refused
       --auth-timeout-ms N  a connection must authenticate within N ms (default 90000)
       --idle-timeout-ms N  close an idle authenticated connection after N ms (default 180000)
       --max-sessions N     concurrent control connections (default 64)
+      --max-sessions-per-address N
+                           of which from one address, IPv6 /64 (default 8)
+      --pressure-auth-timeout-ms N
+                           auth deadline once 3/4 of the sessions are taken (default 10000)
   -h, --help               this text
 ${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}
 Every failed authentication is answered "Authentication failed" and costs that peer a
@@ -87,6 +96,9 @@ const options = {
   "auth-timeout-ms": { type: "string" },
   "idle-timeout-ms": { type: "string" },
   "max-sessions": { type: "string" },
+  "max-sessions-per-address": { type: "string" },
+  "pressure-auth-timeout-ms": { type: "string" },
+  "system-accounts-share-capture": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   ...HOOK_CLI_OPTIONS,
   ...LOGGING_CLI_OPTIONS,
@@ -130,6 +142,9 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
     authTimeoutMs: parseInteger("--auth-timeout-ms", v["auth-timeout-ms"], 100, 86_400_000),
     idleTimeoutMs: parseInteger("--idle-timeout-ms", v["idle-timeout-ms"], 100, 86_400_000),
     maxSessions: parseInteger("--max-sessions", v["max-sessions"], 1, 100_000),
+    maxSessionsPerAddress: parseInteger("--max-sessions-per-address", v["max-sessions-per-address"], 1, 100_000),
+    pressureAuthTimeoutMs: parseInteger("--pressure-auth-timeout-ms", v["pressure-auth-timeout-ms"], 100, 86_400_000),
+    systemAccountsShareCapture: v["system-accounts-share-capture"],
     ...hookConfigFromFlags(v),
     ...logConfigFromFlags(v),
   });
@@ -156,14 +171,20 @@ function withConfigFile(config: RpcapdConfig): RpcapdConfig {
 async function accessControl(config: RpcapdConfig, log: Logger) {
   const hosts = [...config.passiveClients];
   if (config.hostListFile) {
-    // Unlike libpcap's rpcapd (which takes -l's argument as the list itself despite its help
-    // text), -l names a file: hosts separated by spaces, commas, semicolons or newlines.
-    if (!existsSync(config.hostListFile)) throw new UsageError(`-l ${config.hostListFile}: no such file`);
-    hosts.push(...parseHostList(readFileSync(config.hostListFile, "utf8")));
+    // A file, or the list itself as libpcap's rpcapd takes it (-l host1,host2).
+    try {
+      hosts.push(...readHostListArgument(config.hostListFile).hosts);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
   }
   const isHostAllowed = hosts.length > 0 ? await loadHostList(hosts, { warn: (m: string) => log.warn(m) }) : undefined;
   const authenticator = await Authenticator.create(
-    { nullAuth: config.nullAuth, ...(config.usersFile ? { usersFile: config.usersFile } : {}) },
+    {
+      nullAuth: config.nullAuth,
+      systemAccountsShareCapture: config.systemAccountsShareCapture,
+      ...(config.usersFile ? { usersFile: config.usersFile } : {}),
+    },
     { log },
   );
   return { isHostAllowed, authenticator };
@@ -216,6 +237,8 @@ async function serveRpcapd(initial: RpcapdConfig, parsed: RpcapdConfig, log: Log
     dataQueueBytes: config.dataQueueBytes,
     maxControlPlen: config.maxControlPlen,
     maxSessions: config.maxSessions,
+    maxSessionsPerAddress: config.maxSessionsPerAddress,
+    pressureAuthTimeoutMs: config.pressureAuthTimeoutMs,
     hub,
     ...(hooks ? { transformBatch: (batch: PacketBatch) => hooks.stage.apply(batch).batch } : {}),
     log,
