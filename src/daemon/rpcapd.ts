@@ -112,12 +112,17 @@ export class RpcapDaemon {
     if (listen) {
       const host = listen.host ?? (listen.ipv4Only ? "0.0.0.0" : "::");
       const tls = this.options.tls;
-      this.listener = Bun.listen<ControlData>({
-        hostname: host,
-        port: listen.port,
-        ...(tls ? { tls: { cert: Bun.file(tls.cert), key: Bun.file(tls.key) } } : {}),
-        socket: this.handlers(false, tls !== undefined),
-      });
+      try {
+        this.listener = Bun.listen<ControlData>({
+          hostname: host,
+          port: listen.port,
+          ...(tls ? { tls: { cert: Bun.file(tls.cert), key: Bun.file(tls.key) } } : {}),
+          socket: this.handlers(false, tls !== undefined),
+        });
+      } catch (error) {
+        const address = `${host.includes(":") ? `[${host}]` : host}:${listen.port}`;
+        throw new ListenError(`rpcapd cannot listen on ${address}: ${describeListenFailure(error as Error)}`);
+      }
       this.options.log.info(`rpcapd listening on ${host.includes(":") ? `[${host}]` : host}:${this.listener.port}${tls ? " (TLS)" : ""}`);
     }
     for (const target of this.activeTargets) this.dialActive(target);
@@ -377,6 +382,24 @@ export class RpcapDaemon {
     });
     this.dialers.set(key, dialer);
     dialer.start();
+  }
+}
+
+/** The daemon could not open its listener (the operator's to fix): one line naming the address. */
+export class ListenError extends Error {
+  override readonly name = "ListenError";
+}
+
+function describeListenFailure(error: Error): string {
+  switch ((error as { code?: string }).code) {
+    case "EADDRINUSE":
+      return "the port is in use (EADDRINUSE)";
+    case "EADDRNOTAVAIL":
+      return "no such local address (EADDRNOTAVAIL)";
+    case "EACCES":
+      return "permission denied (EACCES: ports below 1024 need CAP_NET_BIND_SERVICE)";
+    default:
+      return (error as { code?: string }).code ?? error.message;
   }
 }
 

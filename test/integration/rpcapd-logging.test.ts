@@ -275,3 +275,19 @@ describe("the serve mode takes the same log flags (issue 15)", () => {
     expect(records.every((r) => r.name === "probe")).toBe(true);
   });
 });
+
+describe("a port in use (issue 9)", () => {
+  test("one line naming the address, exit 1, no stack trace", async () => {
+    const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const proc = Bun.spawn([...probeCommand(), "rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(taken.port)], { stdout: "ignore", stderr: "pipe" });
+      const stderr = await new Response(proc.stderr).text();
+      expect(await proc.exited).toBe(1);
+      const last = stderr.trimEnd().split("\n").at(-1)!;
+      expect(last).toBe(`probe: rpcapd cannot listen on 127.0.0.1:${taken.port}: the port is in use (EADDRINUSE)`);
+      expect(stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      taken.stop(true);
+    }
+  });
+});

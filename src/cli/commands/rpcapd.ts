@@ -12,7 +12,7 @@ import {
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
 import { Authenticator, loadHostList, readHostListArgument } from "../../daemon/auth/index.ts";
-import { RpcapDaemon } from "../../daemon/rpcapd.ts";
+import { ListenError, RpcapDaemon } from "../../daemon/rpcapd.ts";
 import type { Logger } from "../../logging/index.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
@@ -20,7 +20,7 @@ import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 
 export const RPCAPD_HELP = `Usage: probe rpcapd [options]
@@ -244,7 +244,14 @@ async function serveRpcapd(initial: RpcapdConfig, parsed: RpcapdConfig, log: Log
     log,
   });
   if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (error) {
+    await hub.close();
+    hooks?.close();
+    if (error instanceof ListenError) throw new CommandFailure(error.message);
+    throw error;
+  }
   process.on("SIGHUP", async () => {
     try {
       config = withConfigFile(parsed);
