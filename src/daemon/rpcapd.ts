@@ -13,6 +13,7 @@ import { ProtocolError } from "../packet/protocol-error.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer, RpcapMessageType } from "../protocols/rpcap/index.ts";
 import { ActiveDialer } from "./active-dialer.ts";
+import { OwnTraffic } from "./own-traffic.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
 import { peerKey } from "./auth/index.ts";
@@ -74,6 +75,10 @@ export class RpcapDaemon {
   /** One dialer per active collector, keyed host:port. */
   private readonly dialers = new Map<string, ActiveDialer>();
   private stopped = false;
+  /** Every session's control and data connections, left out of every session's capture. */
+  private readonly ownTraffic = new OwnTraffic((expression, error) =>
+    this.options.log.warn(`cannot leave the daemon's own connections out of a capture (${error.message}): ${expression}`),
+  );
   /** Slot bookkeeping: per-address caps, the pressure deadline, what keeps a slot. */
   private readonly slots: SessionSlots<RpcapSession>;
   /** Each session's control writer, to tell it why the slot table puts it out. */
@@ -319,6 +324,7 @@ export class RpcapDaemon {
       idleTimeoutMs: o.idleTimeoutMs,
       authTimeoutMs: o.authTimeoutMs,
       dataQueueBytes: o.dataQueueBytes,
+      ownTraffic: this.ownTraffic,
       log: o.log,
     };
     if (o.preselectedInterface) env.preselectedInterface = o.preselectedInterface;

@@ -38,7 +38,7 @@ import {
   type WireInterface,
 } from "../protocols/rpcap/index.ts";
 import type { DataChannel } from "./data-channel.ts";
-import { ownTrafficFilter, type OwnConnection } from "./own-traffic.ts";
+import { OwnTraffic } from "./own-traffic.ts";
 import { Sampler, type Sampling } from "./sampling.ts";
 
 /** Decides AUTH requests (src/daemon/auth implements it). */
@@ -78,6 +78,8 @@ export interface SessionEnvironment {
   dataQueueBytes: number;
   /** Operator hooks (--hook), applied to every batch before it is sent to this client. */
   transformBatch?: (batch: PacketBatch) => PacketBatch;
+  /** The daemon's connections, left out of every session's capture (one per session if absent). */
+  ownTraffic?: OwnTraffic;
   log: Logger;
 }
 
@@ -100,8 +102,8 @@ type SessionState =
 
 interface SessionCapture {
   subscription: Subscription;
-  /** Leaves this session's own connections out of its capture ("" = nothing to leave out). */
-  exclusion: string;
+  /** Removes this capture's data connection from the daemon's own traffic. */
+  forgetDataConnection: () => void;
   channel: DataChannel | null;
   snaplen: number;
   promiscuous: boolean;
@@ -123,6 +125,8 @@ export class RpcapSession {
   private svrcaptTotal = 0;
   readonly id: number;
   private static nextId = 1;
+  private readonly ownTraffic: OwnTraffic;
+  private readonly forgetControlConnection: () => void;
 
   constructor(
     private readonly control: ControlChannel,
@@ -130,6 +134,12 @@ export class RpcapSession {
     private readonly onClosed: (session: RpcapSession) => void = () => {},
   ) {
     this.id = RpcapSession.nextId++;
+    this.ownTraffic = env.ownTraffic ?? new OwnTraffic();
+    this.forgetControlConnection = this.ownTraffic.add({
+      protocol: "tcp",
+      peerAddress: control.peerAddress,
+      ports: [control.localPort ?? 0, control.peerPort ?? 0],
+    });
     this.armTimer(env.authTimeoutMs, RpcapErrorCode.INITTIMEOUT, "The RPCAP initial timeout has expired");
   }
 
@@ -165,6 +175,7 @@ export class RpcapSession {
     this.timer = null;
     this.queue.length = 0;
     if (previous.kind === "capturing") this.releaseCapture(previous.capture);
+    this.forgetControlConnection();
     this.control.close();
     this.env.log.info(`session ${this.id} ${this.control.peerAddress} closed: ${reason}`);
     this.onClosed(this);
@@ -371,23 +382,31 @@ export class RpcapSession {
       if (this.state.kind === "closed") return;
       return this.sendError(ver, RpcapErrorCode.STARTCAPTURE, `Cannot open the data connection: ${(error as Error).message}`);
     }
-    const exclusion = this.ownTraffic(udp, serverOpens, request.portdata, opened.replyPortdata);
+    // UDP and SERVEROPEN/active: we send to the client's portdata; passive TCP: the client
+    // connects to the port we replied with.
+    const forgetDataConnection = this.ownTraffic.add({
+      protocol: udp ? "udp" : "tcp",
+      peerAddress: this.control.peerAddress,
+      ports: [serverOpens ? request.portdata : opened.replyPortdata],
+    });
     let subscription: Subscription;
     try {
-      subscription = await this.subscribe(state.device, program, exclusion, snaplen, (request.flags & StartCapFlag.PROMISC) !== 0, direction, channelState);
+      subscription = await this.subscribe(state.device, state.linktype, program, snaplen, (request.flags & StartCapFlag.PROMISC) !== 0, direction, channelState);
     } catch (error) {
+      forgetDataConnection();
       void opened.channel.then((c) => c.close(), () => {});
       if (this.state.kind === "closed") return;
       return this.sendError(ver, RpcapErrorCode.STARTCAPTURE, (error as Error).message);
     }
     if (this.state !== state) {
+      forgetDataConnection();
       await subscription.unsubscribe();
       void opened.channel.then((c) => c.close(), () => {});
       return;
     }
     this.svrcaptTotal = 0; // svrcapt counts this capture's packets, like libpcap's TotCapt
-    if (exclusion) this.env.log.info(`session ${this.id}: leaving its own connections out of the capture on ${state.device}: ${exclusion}`);
-    const capture: SessionCapture = { subscription, exclusion, channel: null, snaplen, promiscuous: (request.flags & StartCapFlag.PROMISC) !== 0, direction };
+    this.env.log.info(`session ${this.id}: leaving the daemon's own connections out of the capture on ${state.device}, now: ${this.ownTraffic.expression}`);
+    const capture: SessionCapture = { subscription, forgetDataConnection, channel: null, snaplen, promiscuous: (request.flags & StartCapFlag.PROMISC) !== 0, direction };
     this.state = { kind: "capturing", user: state.user, device: state.device, linktype: state.linktype, capture };
     if (this.timer) clearTimeout(this.timer); // no idle timeout while capturing
     this.timer = null;
@@ -409,23 +428,11 @@ export class RpcapSession {
     );
   }
 
-  /** The session's control and data connections as a filter that leaves them out. */
-  private ownTraffic(udp: boolean, serverOpens: boolean, portdata: number, replyPortdata: number): string {
-    const peerAddress = this.control.peerAddress;
-    const connections: OwnConnection[] = [
-      { protocol: "tcp", peerAddress, ports: [this.control.localPort ?? 0, this.control.peerPort ?? 0] },
-      // UDP and SERVEROPEN/active: we send to the client's portdata; passive TCP: the client
-      // connects to the port we replied with.
-      { protocol: udp ? "udp" : "tcp", peerAddress, ports: [serverOpens ? portdata : replyPortdata] },
-    ];
-    return ownTrafficFilter(connections);
-  }
-
   /** A capture subscription whose sink samples and writes to the data channel once it exists. */
   private subscribe(
     device: string,
+    linktype: number,
     program: BpfProgram,
-    exclusion: string,
     snaplen: number,
     promiscuous: boolean,
     direction: "inout" | "in" | "out",
@@ -450,7 +457,11 @@ export class RpcapSession {
             activeSampling = this.sampling;
             activeSampler = sampler();
           }
-          const hooked = this.env.transformBatch ? this.env.transformBatch(batch) : batch;
+          // The daemon's own connections go first, before hooks and sampling see them.
+          const exclude = this.ownTraffic.filterFor(linktype, snaplen);
+          const visible = exclude ? exclude(batch) : batch;
+          if (visible.count === 0) return;
+          const hooked = this.env.transformBatch ? this.env.transformBatch(visible) : visible;
           const kept = activeSampler.apply(hooked);
           if (kept.count === 0) return;
           this.svrcaptTotal += kept.count;
@@ -458,7 +469,6 @@ export class RpcapSession {
         },
       },
       {
-        ...(exclusion ? { filter: exclusion } : {}),
         maxQueueBytes: this.env.dataQueueBytes,
         onEnd: (error) => {
           const s = this.state;
@@ -488,7 +498,7 @@ export class RpcapSession {
     const channelState = { channel: old.channel };
     let next: Subscription;
     try {
-      next = await this.subscribe(state.device, program, old.exclusion, old.snaplen, old.promiscuous, old.direction, channelState);
+      next = await this.subscribe(state.device, state.linktype, program, old.snaplen, old.promiscuous, old.direction, channelState);
     } catch (error) {
       return this.sendError(ver, RpcapErrorCode.UPDATEFILTER, (error as Error).message);
     }
@@ -568,6 +578,7 @@ export class RpcapSession {
   }
 
   private releaseCapture(capture: SessionCapture): void {
+    capture.forgetDataConnection();
     void capture.subscription.unsubscribe();
     capture.channel?.close();
     this.lastStats.svrcapt = this.svrcaptTotal;

@@ -88,37 +88,60 @@ function portsOf(frame: Uint8Array): { protocol: number; src: number; dst: numbe
   return { protocol, src: (frame[at]! << 8) | frame[at + 1]!, dst: (frame[at + 2]! << 8) | frame[at + 3]! };
 }
 
-describe("a session leaves its own connections out of its capture (issue 9)", () => {
+describe("sessions leave the daemon's own connections out of their capture (issue 9)", () => {
+  /** An unfiltered client of lo that counts packets of the given TCP ports and of the flow. */
+  async function unfilteredClient(port: number, flowPort: number, ownPorts: () => number[]) {
+    const client = await RpcapClient.connect({ host: "127.0.0.1", port });
+    cleanups.push(() => client.close());
+    await client.authenticate();
+    await client.open("lo");
+    const counts = { own: 0, flow: 0, packets: 0 };
+    const onBatch = (batch: PacketBatch) => {
+      forEachRecord(batch, (r, bytes) => {
+        counts.packets++;
+        const ports = portsOf(bytes.subarray(r.dataOffset, r.dataOffset + r.caplen));
+        if (!ports) return;
+        const own = ownPorts();
+        if (ports.protocol === 6 && (own.includes(ports.src) || own.includes(ports.dst))) counts.own++;
+        if (ports.protocol === 17 && ports.dst === flowPort) counts.flow++;
+      });
+    };
+    // No filter at all: before the fix every data packet was captured and sent again.
+    const { dataPort } = await client.startCapture({ onBatch });
+    return { counts, dataPort };
+  }
+
   test("an unfiltered client on lo receives none of its control or data connection's packets", async () => {
     harness = await startTestDaemon();
     const flow = await openLoopbackFlow();
     cleanups.push(() => flow.close());
-    const client = await RpcapClient.connect({ host: "127.0.0.1", port: harness.port });
-    cleanups.push(() => client.close());
-    await client.authenticate();
-    await client.open("lo");
-    let own = 0;
-    let ours = 0;
-    let packets = 0;
     let dataPort = -1;
-    const onBatch = (batch: PacketBatch) => {
-      forEachRecord(batch, (r, bytes) => {
-        packets++;
-        const ports = portsOf(bytes.subarray(r.dataOffset, r.dataOffset + r.caplen));
-        if (!ports) return;
-        const mine = [harness!.port, dataPort];
-        if (ports.protocol === 6 && (mine.includes(ports.src) || mine.includes(ports.dst))) own++;
-        if (ports.protocol === 17 && ports.dst === flow.port) ours++;
-      });
-    };
-    // No filter at all: before the fix every data packet was captured and sent again.
-    ({ dataPort } = await client.startCapture({ onBatch }));
+    const a = await unfilteredClient(harness.port, flow.port, () => [harness!.port, dataPort]);
+    dataPort = a.dataPort;
     await Bun.sleep(200);
     await flow.send(Array.from({ length: 20 }, () => 64), { gapMs: 5 });
-    await waitFor(() => ours >= 20, 5000, "the flow's packets");
+    await waitFor(() => a.counts.flow >= 20, 5000, "the flow's packets");
     await Bun.sleep(1000);
-    expect(own).toBe(0);
-    expect(packets).toBeLessThan(100_000);
-    expect(harness.log.lines.some((l) => l.includes("leaving its own connections out") && l.includes(`port ${dataPort}`))).toBe(true);
+    expect(a.counts.own).toBe(0);
+    expect(a.counts.packets).toBeLessThan(100_000);
+    expect(harness.log.lines.some((l) => l.includes("leaving the daemon's own connections out") && l.includes(`port ${dataPort}`))).toBe(true);
+  });
+
+  test("two unfiltered clients on lo do not feed each other: neither sees the other's connections", async () => {
+    harness = await startTestDaemon();
+    const flow = await openLoopbackFlow();
+    cleanups.push(() => flow.close());
+    const dataPorts: number[] = [];
+    const own = () => [harness!.port, ...dataPorts];
+    const a = await unfilteredClient(harness.port, flow.port, own);
+    dataPorts.push(a.dataPort);
+    const b = await unfilteredClient(harness.port, flow.port, own);
+    dataPorts.push(b.dataPort);
+    await Bun.sleep(200);
+    await flow.send(Array.from({ length: 20 }, () => 64), { gapMs: 5 });
+    await waitFor(() => a.counts.flow >= 20 && b.counts.flow >= 20, 5000, "the flow's packets in both sessions");
+    await Bun.sleep(1000);
+    expect(a.counts.own).toBe(0);
+    expect(b.counts.own).toBe(0);
   });
 });

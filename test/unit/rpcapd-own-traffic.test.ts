@@ -2,7 +2,7 @@
 // capture (issue 9) is valid libpcap syntax for every kind of peer address and channel.
 import { describe, expect, test } from "bun:test";
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
-import { ownTrafficFilter } from "../../src/daemon/own-traffic.ts";
+import { OwnTraffic, ownTrafficFilter } from "../../src/daemon/own-traffic.ts";
 
 describe("ownTrafficFilter", () => {
   test("control and passive TCP data connection", () => {
@@ -26,5 +26,26 @@ describe("ownTrafficFilter", () => {
 
   test("nothing known: no filter", () => {
     expect(ownTrafficFilter([{ protocol: "tcp", peerAddress: "127.0.0.1", ports: [0, 0] }])).toBe("");
+  });
+});
+
+describe("OwnTraffic", () => {
+  test("connections come and go; the filter follows and is recompiled only on change", () => {
+    const errors: string[] = [];
+    const own = new OwnTraffic((expression) => errors.push(expression));
+    expect(own.filterFor(1, 65535)).toBeNull();
+    const forgetControl = own.add({ protocol: "tcp", peerAddress: "127.0.0.1", ports: [2002, 40000] });
+    const forgetData = own.add({ protocol: "udp", peerAddress: "127.0.0.1", ports: [5000] });
+    expect(own.expression).toBe("not ((tcp and host 127.0.0.1 and port 2002 and port 40000) or (udp and host 127.0.0.1 and port 5000))");
+    const first = own.filterFor(1, 65535);
+    expect(first).not.toBeNull();
+    expect(own.filterFor(1, 65535)).toBe(first!);
+    forgetData();
+    forgetData(); // idempotent
+    expect(own.expression).toBe("not ((tcp and host 127.0.0.1 and port 2002 and port 40000))");
+    expect(own.filterFor(1, 65535)).not.toBe(first!);
+    forgetControl();
+    expect(own.filterFor(1, 65535)).toBeNull();
+    expect(errors).toEqual([]);
   });
 });
