@@ -7,14 +7,17 @@
 export interface LogRateLimit {
   /** Lines of one kind printed per interval before the rest are counted instead. */
   linesPerInterval: number;
+  /** Lines of all kinds together per interval (a flood of many kinds); the rest are counted. */
+  totalLinesPerInterval: number;
   intervalMs: number;
 }
 
 /**
- * 20 lines of one kind per 10 s: enough to see every step of a few sessions going wrong,
- * at most ~2 lines/s of one kind when a peer floods.
+ * 20 lines of one kind per 10 s: enough to see every step of a few sessions going wrong, at
+ * most ~2 lines/s of one kind when a peer floods. 500 lines of all kinds per 10 s: ~50
+ * lines/s, a few MB in 10 minutes at worst (the fuzzing run that wrote 21 MB printed ~300/s).
  */
-export const DEFAULT_LOG_RATE_LIMIT: LogRateLimit = Object.freeze({ linesPerInterval: 20, intervalMs: 10_000 });
+export const DEFAULT_LOG_RATE_LIMIT: LogRateLimit = Object.freeze({ linesPerInterval: 20, totalLinesPerInterval: 500, intervalMs: 10_000 });
 
 /**
  * Kinds tracked per interval. A peer that makes every line a new kind fills the table; then
@@ -23,6 +26,7 @@ export const DEFAULT_LOG_RATE_LIMIT: LogRateLimit = Object.freeze({ linesPerInte
 export const MAX_LOG_KINDS_PER_INTERVAL = 1024;
 
 const OVERFLOW_KEY = "(other kinds)";
+const OVER_TOTAL_KEY = "(over the total)";
 
 /** The kind of a line: digits and quoted text blanked (peerText's quoting makes this exact). */
 export function logKeyOf(level: string, message: string): string {
@@ -34,6 +38,7 @@ type Kind = { printed: number; suppressed: number; level: string; sample: string
 /** Decides per line whether it prints; reports suppressed counts through `summary`. */
 export class LogRateLimiter {
   private kinds = new Map<string, Kind>();
+  private printedInInterval = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
@@ -54,9 +59,17 @@ export class LogRateLimiter {
       this.kinds.set(key, kind);
       this.arm();
     }
-    if (kind.printed < this.limit.linesPerInterval) {
+    if (kind.printed < this.limit.linesPerInterval && this.printedInInterval < this.limit.totalLinesPerInterval) {
       kind.printed++;
+      this.printedInInterval++;
       return true;
+    }
+    if (kind.printed < this.limit.linesPerInterval) {
+      // Its own kind still had room: the total stopped it, and says so apart.
+      let total = this.kinds.get(OVER_TOTAL_KEY);
+      if (!total) this.kinds.set(OVER_TOTAL_KEY, (total = { printed: 0, suppressed: 0, level, sample: message }));
+      total.suppressed++;
+      return false;
     }
     kind.suppressed++;
     return false;
@@ -68,9 +81,10 @@ export class LogRateLimiter {
     this.timer = null;
     const kinds = this.kinds;
     this.kinds = new Map();
+    this.printedInInterval = 0;
     for (const [key, kind] of kinds) {
       if (kind.suppressed === 0) continue;
-      const like = key === OVERFLOW_KEY ? "lines of other kinds" : "similar lines";
+      const like = key === OVERFLOW_KEY ? "lines of other kinds" : key === OVER_TOTAL_KEY ? `lines over the limit of ${this.limit.totalLinesPerInterval} in all` : "similar lines";
       this.summary(kind.level, `suppressed ${kind.suppressed} ${like} in ${this.limit.intervalMs} ms, like: ${kind.sample}`);
     }
   }

@@ -45,7 +45,7 @@ describe("peerText", () => {
 describe("LogRateLimiter", () => {
   test("N lines per kind, then one summary with the count when the interval ends", () => {
     const summaries: string[] = [];
-    const limiter = new LogRateLimiter({ linesPerInterval: 3, intervalMs: 60_000 }, (level, m) => summaries.push(`${level}: ${m}`));
+    const limiter = new LogRateLimiter({ linesPerInterval: 3, totalLinesPerInterval: 100, intervalMs: 60_000 }, (level, m) => summaries.push(`${level}: ${m}`));
     const admitted = Array.from({ length: 10 }, (_, i) => limiter.admit("warn", `session ${i}: refused OPEN of "x${i}"`)).filter(Boolean);
     expect(admitted).toHaveLength(3);
     expect(limiter.admit("info", "something else")).toBe(true);
@@ -57,7 +57,7 @@ describe("LogRateLimiter", () => {
 
   test("a flood of distinct kinds shares one bucket once the table is full", () => {
     const summaries: string[] = [];
-    const limiter = new LogRateLimiter({ linesPerInterval: 1, intervalMs: 60_000 }, (_l, m) => summaries.push(m));
+    const limiter = new LogRateLimiter({ linesPerInterval: 1, totalLinesPerInterval: 100_000, intervalMs: 60_000 }, (_l, m) => summaries.push(m));
     let admitted = 0;
     // Letters only: digits would be blanked into one kind.
     const letters = (n: number) => [...n.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join("");
@@ -66,6 +66,17 @@ describe("LogRateLimiter", () => {
     limiter.flush();
     expect(summaries.some((m) => m.startsWith("suppressed") && m.includes("lines of other kinds"))).toBe(true);
   });
+});
+
+test("LogRateLimiter: many kinds together stop at the total, counted apart", () => {
+  const summaries: string[] = [];
+  const limiter = new LogRateLimiter({ linesPerInterval: 5, totalLinesPerInterval: 10, intervalMs: 60_000 }, (_l, m) => summaries.push(m));
+  const kinds = ["alpha", "beta", "gamma", "delta"];
+  let admitted = 0;
+  for (let round = 0; round < 5; round++) for (const k of kinds) if (limiter.admit("warn", `kind ${k}`)) admitted++;
+  expect(admitted).toBe(10);
+  limiter.flush();
+  expect(summaries).toContain("suppressed 10 lines over the limit of 10 in all in 60000 ms, like: kind gamma");
 });
 
 describe("formatSyslogLine", () => {
