@@ -55,6 +55,11 @@ export class OwnTraffic {
     };
   }
 
+  /** Connections registered now. */
+  get size(): number {
+    return this.connections.size;
+  }
+
   /** The current expression ("" when there is nothing to leave out). */
   get expression(): string {
     return ownTrafficFilter(this.connections);

@@ -38,7 +38,7 @@ import {
   type WireInterface,
 } from "../protocols/rpcap/index.ts";
 import type { DataChannel } from "./data-channel.ts";
-import { OwnTraffic } from "./own-traffic.ts";
+import { OwnTraffic, ownTrafficFilter, type OwnConnection } from "./own-traffic.ts";
 import { Sampler, type Sampling } from "./sampling.ts";
 
 /** Decides AUTH requests (src/daemon/auth implements it). */
@@ -126,6 +126,7 @@ export class RpcapSession {
   readonly id: number;
   private static nextId = 1;
   private readonly ownTraffic: OwnTraffic;
+  private readonly controlConnection: OwnConnection;
   private readonly forgetControlConnection: () => void;
 
   constructor(
@@ -135,11 +136,8 @@ export class RpcapSession {
   ) {
     this.id = RpcapSession.nextId++;
     this.ownTraffic = env.ownTraffic ?? new OwnTraffic();
-    this.forgetControlConnection = this.ownTraffic.add({
-      protocol: "tcp",
-      peerAddress: control.peerAddress,
-      ports: [control.localPort ?? 0, control.peerPort ?? 0],
-    });
+    this.controlConnection = { protocol: "tcp", peerAddress: control.peerAddress, ports: [control.localPort ?? 0, control.peerPort ?? 0] };
+    this.forgetControlConnection = this.ownTraffic.add(this.controlConnection);
     this.armTimer(env.authTimeoutMs, RpcapErrorCode.INITTIMEOUT, "The RPCAP initial timeout has expired");
   }
 
@@ -384,11 +382,12 @@ export class RpcapSession {
     }
     // UDP and SERVEROPEN/active: we send to the client's portdata; passive TCP: the client
     // connects to the port we replied with.
-    const forgetDataConnection = this.ownTraffic.add({
+    const dataConnection: OwnConnection = {
       protocol: udp ? "udp" : "tcp",
       peerAddress: this.control.peerAddress,
       ports: [serverOpens ? request.portdata : opened.replyPortdata],
-    });
+    };
+    const forgetDataConnection = this.ownTraffic.add(dataConnection);
     let subscription: Subscription;
     try {
       subscription = await this.subscribe(state.device, state.linktype, program, snaplen, (request.flags & StartCapFlag.PROMISC) !== 0, direction, channelState);
@@ -405,7 +404,9 @@ export class RpcapSession {
       return;
     }
     this.svrcaptTotal = 0; // svrcapt counts this capture's packets, like libpcap's TotCapt
-    this.env.log.info(`session ${this.id}: leaving the daemon's own connections out of the capture on ${state.device}, now: ${this.ownTraffic.expression}`);
+    this.env.log.info(
+      `session ${this.id}: leaving the daemon's own connections out of the capture on ${state.device} (${this.ownTraffic.size} now; this session's: ${ownTrafficFilter([this.controlConnection, dataConnection])})`,
+    );
     const capture: SessionCapture = { subscription, forgetDataConnection, channel: null, snaplen, promiscuous: (request.flags & StartCapFlag.PROMISC) !== 0, direction };
     this.state = { kind: "capturing", user: state.user, device: state.device, linktype: state.linktype, capture };
     if (this.timer) clearTimeout(this.timer); // no idle timeout while capturing
