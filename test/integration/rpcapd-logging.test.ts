@@ -276,7 +276,7 @@ describe("the serve mode takes the same log flags (issue 15)", () => {
   });
 });
 
-describe("a port in use (issue 9)", () => {
+describe("start-up failures are one line (issue 9)", () => {
   test("one line naming the address, exit 1, no stack trace", async () => {
     const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
@@ -289,5 +289,16 @@ describe("a port in use (issue 9)", () => {
     } finally {
       taken.stop(true);
     }
+  });
+
+  test("-S with a missing key: one line naming the flag and file", async () => {
+    const proc = Bun.spawn([...probeCommand(), "rpcapd", "-n", "-S", "-4", "-b", "127.0.0.1", "-p", "0", "-K", join(dir, "no-key.pem"), "-X", join(dir, "no-cert.pem")], {
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    const stderr = await new Response(proc.stderr).text();
+    expect(await proc.exited).toBe(1);
+    expect(stderr.trimEnd().split("\n").at(-1)).toBe(`probe: -K ${join(dir, "no-key.pem")}: no such file (TLS needs a key and a certificate)`);
+    expect(stderr).not.toMatch(/^\s+at /m);
   });
 });

@@ -1,6 +1,6 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
 // options, ExtraHop's -i/-t, a users file, and a shared capture behind every session.
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
@@ -215,6 +215,12 @@ export async function runRpcapd(argv: string[]): Promise<number> {
 
 async function serveRpcapd(initial: RpcapdConfig, parsed: RpcapdConfig, log: Logger): Promise<number> {
   let config = initial;
+  if (config.tls) {
+    // Bun reports a missing key or certificate as a bare ENOENT at listen time: name the file.
+    for (const [flag, file] of [["-K", config.tlsKey], ["-X", config.tlsCert]] as const) {
+      if (!existsSync(file)) throw new CommandFailure(`${flag} ${file}: no such file (TLS needs a key and a certificate)`);
+    }
+  }
   const hub = new CaptureHub();
   const access = await accessControl(config, log);
   const hooks = await startHooks({ config, logger: log });
