@@ -196,7 +196,8 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     process.stdout.write(RPCAPD_HELP);
     return ExitCode.OK;
   }
-  if (parsed.daemonize) return daemonize(argv, parsed);
+  // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
+  if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
   let config = withConfigFile(parsed);
   if (config.saveConfigFile) {
     writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
@@ -278,6 +279,9 @@ async function serveRpcapd(initial: RpcapdConfig, parsed: RpcapdConfig, log: Log
   return ExitCode.OK;
 }
 
+/** Set in the detached child's environment so that it does not detach again. */
+const DETACHED_ENV = "PROBE_RPCAPD_DETACHED";
+
 /**
  * -d: start again detached (without -d), stdio to /dev/null, and return at once. The child
  * logs to syslog like libpcap's rpcapd (checked here first, so an unreachable syslog is one
@@ -292,7 +296,11 @@ function daemonize(argv: string[], config: RpcapdConfig): number {
   const self = process.execPath.endsWith("/bun") || process.execPath.endsWith("/bun.exe")
     ? [process.execPath, Bun.main]
     : [process.execPath];
-  const child = Bun.spawn([...self, "rpcapd", ...rest], { stdio: ["ignore", "ignore", "ignore"], detached: true } as Parameters<typeof Bun.spawn>[1]);
+  const child = Bun.spawn([...self, "rpcapd", ...rest], {
+    stdio: ["ignore", "ignore", "ignore"],
+    detached: true,
+    env: { ...process.env, [DETACHED_ENV]: "1" },
+  } as Parameters<typeof Bun.spawn>[1]);
   child.unref();
   process.stderr.write(`probe rpcapd running in the background, pid ${child.pid}\n`);
   return ExitCode.OK;
