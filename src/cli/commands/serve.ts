@@ -15,7 +15,7 @@ import {
   RPCAP_DEFAULT_PORT,
 } from "../../config/rpcapd-config.ts";
 import { Authenticator } from "../../daemon/auth/index.ts";
-import { RpcapDaemon } from "../../daemon/rpcapd.ts";
+import { ListenError, RpcapDaemon } from "../../daemon/rpcapd.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { parseCommandLine } from "../parse-options.ts";
@@ -25,7 +25,7 @@ import { logConfigSchema } from "../../config/log-config.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
 import { validated } from "../validated.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { startPcapOverIp } from "./pcap-over-ip.ts";
 
 export const SERVE_HELP = `Usage: probe [-i INTERFACE] [-f FILTER] [--pcap-over-ip ADDR:PORT] [--rpcap ADDR:PORT]
@@ -112,6 +112,7 @@ export async function runServe(argv: string[]): Promise<number> {
     } catch (error) {
       await poip.stop();
       await hub.close();
+      if (error instanceof ListenError) throw new CommandFailure(`--rpcap: ${error.message}`);
       throw error;
     }
   }
