@@ -85,7 +85,9 @@ let sent = 0;
 for (let loop = 0; loop < loops && !stopping; loop++) {
   const { batches } = streamCaptureFile(values.read!);
   for await (const batch of batches) {
-    for (const piece of batchPackets ? cut(batch, batchPackets) : [batch]) {
+    // Pieces end at every batchPackets records and exactly where an event is due.
+    const boundaries = [reconnectAfter, queueDropAfter].filter((n): n is number => n !== undefined).map((n) => n - sent);
+    for (const piece of cut(batch, batchPackets ?? batch.count, boundaries)) {
       if (stopping) break;
       await output.write(piece);
       const before = sent;
@@ -103,15 +105,15 @@ await output.stop();
 process.stdout.write(`${JSON.stringify({ sent, ...output.counters() })}\n`);
 process.exit(failed ? 1 : 0);
 
-/** The batch as pieces of at most `n` records (views into its bytes). */
-function cut(batch: PacketBatch, n: number): PacketBatch[] {
+/** The batch as pieces of at most `n` records, also cut before each index in `at` (views into its bytes). */
+function cut(batch: PacketBatch, n: number, at: readonly number[]): PacketBatch[] {
   const pieces: PacketBatch[] = [];
   const view = new DataView(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
   let start = 0;
   let startOffset = 0;
   let offset = 0;
   for (let i = 0; i <= batch.count; i++) {
-    if (i - start === n || (i === batch.count && i > start)) {
+    if (i - start === n || (i > start && (i === batch.count || at.includes(i)))) {
       const meta = batch.meta && pickMeta(batch.meta, Array.from({ length: i - start }, (_, k) => start + k));
       pieces.push({ ...batch, bytes: batch.bytes.subarray(startOffset, offset), count: i - start, ...(meta ? { meta } : {}) });
       start = i;

@@ -39,10 +39,13 @@ export class PartFile {
   private stagedBytes = 0;
   private stagedPackets = 0;
   private fd: number | undefined;
+  /** Packets handed to append() so far (staged, written or lost with a failed write). */
+  acceptedPackets = 0;
 
   private constructor(
     readonly path: string,
     fd: number,
+    private readonly onWritten: (packets: number, bytes: number) => void,
   ) {
     this.fd = fd;
   }
@@ -59,9 +62,10 @@ export class PartFile {
 
   /**
    * Creates `path`.part (failing with EEXIST rather than touching an existing file) and writes
-   * the header at once, so a file on disk always starts with a complete header. Throws FileWriteError.
+   * the header at once, so a file on disk always starts with a complete header. `onWritten` hears
+   * of every successful write (packets and bytes now on disk). Throws FileWriteError.
    */
-  static create(path: string, header: Uint8Array): PartFile {
+  static create(path: string, header: Uint8Array, onWritten: (packets: number, bytes: number) => void): PartFile {
     let fd: number;
     try {
       if (existsSync(path)) throw Object.assign(new Error("exists"), { code: "EEXIST" });
@@ -70,7 +74,7 @@ export class PartFile {
       const code = errnoCode(error);
       throw new FileWriteError(code, path, `cannot create ${path + PART_SUFFIX}: ${code}`);
     }
-    const file = new PartFile(path, fd);
+    const file = new PartFile(path, fd, onWritten);
     file.stage(header, 0);
     try {
       file.flush();
@@ -109,6 +113,7 @@ export class PartFile {
         written += chunk.byteLength;
       }
       this.durableBytes += written;
+      this.onWritten(packets, written);
     } catch (error) {
       const code = errnoCode(error);
       try {
@@ -169,6 +174,7 @@ export class PartFile {
     this.staged.push(bytes);
     this.stagedBytes += bytes.byteLength;
     this.stagedPackets += packets;
+    this.acceptedPackets += packets;
   }
 }
 

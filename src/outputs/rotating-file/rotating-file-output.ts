@@ -114,6 +114,8 @@ export class RotatingFileOutput implements PipelineOutput {
   private lastRetentionMs = 0;
   private lastDiskRetryMs = 0;
   private droppedWhileFull = 0;
+  /** Records of the batch being written that a file has accepted (for loss accounting on a failed write). */
+  private acceptedInBatch = 0;
   private readonly postRotate: PostRotateCommand | undefined;
   private readonly stats = {
     packets_written: 0,
@@ -178,10 +180,12 @@ export class RotatingFileOutput implements PipelineOutput {
       return;
     }
     if (this.state !== "writing" || batch.count === 0) return;
+    this.acceptedInBatch = 0;
     try {
       this.writeRecords(batch);
     } catch (error) {
-      if (error instanceof FileWriteError) this.onWriteError(error, batch.count);
+      // Lost: the chunk that failed (error.lostPackets) and the batch's records not yet handed to a file.
+      if (error instanceof FileWriteError) this.onWriteError(error, batch.count - this.acceptedInBatch);
       else throw error;
     }
   }
@@ -323,9 +327,12 @@ export class RotatingFileOutput implements PipelineOutput {
     if (this.options.format === "pcap") encoded = pcapRecordsFromBatch(run, this.precision);
     else encoded = this.encodePcapng(run, firstOfFile);
     if (firstOfFile) this.pendingReasons = [];
-    file.file.append(encoded, run.count);
-    this.stats.packets_written += run.count;
-    this.stats.bytes_written += encoded.byteLength;
+    const before = file.file.acceptedPackets;
+    try {
+      file.file.append(encoded, run.count);
+    } finally {
+      this.acceptedInBatch += file.file.acceptedPackets - before;
+    }
   }
 
   /** EPBs for a run, one encode per stretch of records from the same input (its IDB index). */
@@ -370,7 +377,10 @@ export class RotatingFileOutput implements PipelineOutput {
     // Count retention with the new file in it, so -W N means N files on disk at any time.
     this.runRetention(false, { files: 1, bytes: this.header.byteLength });
     const path = this.freePath(timeSec);
-    const file = PartFile.create(path, this.header);
+    const file = PartFile.create(path, this.header, (packets, bytes) => {
+      this.stats.packets_written += packets;
+      this.stats.bytes_written += bytes;
+    });
     this.current = { file, state };
     if (this.pendingReasons.length > 0) o.logger.info(`opened ${path} after ${this.pendingReasons.join("; ")}`);
   }
@@ -460,13 +470,11 @@ export class RotatingFileOutput implements PipelineOutput {
     return this.template.sequenceOf(match);
   }
 
-  private onWriteError(error: FileWriteError, batchPackets: number): void {
+  private onWriteError(error: FileWriteError, unacceptedPackets: number): void {
     const o = this.options;
     this.stats.disk_errors++;
-    // The staged chunk that failed, plus the rest of the batch when the failure came mid-batch.
-    const lost = Math.max(error.lostPackets, batchPackets);
+    const lost = error.lostPackets + unacceptedPackets;
     this.stats.packets_dropped_disk += lost;
-    this.stats.packets_written -= Math.min(this.stats.packets_written, error.lostPackets);
     // Close what is open: on disk it ends on a record boundary; the rename makes it final.
     const current = this.current;
     this.current = undefined;
@@ -477,8 +485,9 @@ export class RotatingFileOutput implements PipelineOutput {
           this.stats.files_closed++;
           o.logger.info(`closed ${path}: ends at its last complete record (${error.code})`);
         }
-      } catch {
-        current.file.discard();
+      } catch (closeError) {
+        // Left as .part: the next start recovers it up to its last complete record.
+        o.logger.warn(`could not close ${current.file.partPath}: ${(closeError as Error).message}`);
       }
     }
     if (o.onDiskFull === "drop" && NO_SPACE_CODES.includes(error.code)) {
