@@ -114,7 +114,7 @@ describe("real runs", () => {
     expect(names.some((n) => n.endsWith(".part"))).toBe(false);
     expect(await allTags(dir)).toEqual(Array.from({ length: count }, (_, i) => i));
     expect(names.reduce((n, name) => n + capinfosCount(join(dir, name)), 0)).toBe(count);
-  });
+  }, 30_000);
 
   test("loss events from the pipeline (input reconnect, our queue's drop) cut files with their reason", async () => {
     const dir = freshDir("loss");
@@ -155,7 +155,7 @@ describe("real runs", () => {
     expect(filesIn(dir)).toEqual(["k-0000.pcap", "k-0001.pcap"]);
     expect(capinfosCount(join(dir, "k-0000.pcap"))).toBe(complete);
     expect(await packetTags(join(dir, "k-0000.pcap"))).toEqual(Array.from({ length: complete }, (_, i) => i));
-  });
+  }, 30_000);
 });
 
 describe("retention and disk full on small tmpfs mounts", () => {
@@ -226,5 +226,5 @@ describe("retention and disk full on small tmpfs mounts", () => {
     expect(comments.filter((c) => /disk full: \d+ packets dropped/.test(c)).length).toBe(1);
     const tags = await allTags(dir, names);
     expect([...tags].sort((a, b) => a - b)).toEqual(tags);
-  });
+  }, 30_000);
 });
