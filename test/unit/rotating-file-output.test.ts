@@ -68,7 +68,7 @@ describe("rotating file output", () => {
 
   test("--rotate-interval 60 on the wall clock, -C and --rotate-packets cut mid-batch", async () => {
     nowMs = (DAY + 59) * 1000;
-    const out = output({ "rotate-interval": "60", "rotate-packets": "3" }, "i-%H%M%S-%N.pcap");
+    const out = output({ "rotate-interval": "60", "rotate-packets": "3", "fsync-on-rotate": true }, "i-%H%M%S-%N.pcap");
     await out.start(STREAM);
     out.write(batchAt([DAY, DAY, DAY, DAY, DAY], 0)); // 3 + 2 by count
     nowMs += 1000; // 00:01:00: a new interval

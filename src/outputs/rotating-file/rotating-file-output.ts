@@ -42,6 +42,8 @@ export const FLUSH_INTERVAL_MS = 1000;
 export const DISK_FULL_RETRY_INTERVAL_MS = 1000;
 /** How often --retain-min-free and --retain-bytes are checked while a file grows. */
 export const RETENTION_CHECK_INTERVAL_MS = 1000;
+/** Period of the timer that runs tick(): a quarter of the flush interval keeps flushes close to it. */
+export const TICK_INTERVAL_MS = 250;
 /** Names tried before giving up on finding one that is free (a directory full of our names). */
 export const MAX_NAME_ATTEMPTS = 100_000;
 /** Identifies the writer in pcapng's shb_userappl. */
@@ -168,7 +170,7 @@ export class RotatingFileOutput implements PipelineOutput {
     this.state = "writing";
     this.lastFlushMs = this.lastRetentionMs = this.clockMs();
     if (o.timers !== false) {
-      this.timer = setInterval(() => this.tick(), Math.min(FLUSH_INTERVAL_MS, RETENTION_CHECK_INTERVAL_MS));
+      this.timer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
       this.timer.unref?.();
     }
   }
