@@ -10,6 +10,7 @@ import { buildRotatingFileOutput, rotatingFileSpecFromFlags } from "../../src/cl
 import { memoryLogger } from "../../src/logging/index.ts";
 import type { StreamDescription } from "../../src/outputs/output.ts";
 import { RotatingFileOutput } from "../../src/outputs/rotating-file/index.ts";
+import { MAX_PENDING_REASONS } from "../../src/outputs/rotating-file/rotating-file-output.ts";
 import { batchAt, capinfosCount, filesIn, packetTags, tsharkFields } from "../support/rotation-files.ts";
 
 const STREAM: StreamDescription = {
@@ -119,6 +120,20 @@ describe("rotating file output", () => {
     expect(comments).toEqual([["", ""], ['probe: new file after kernel dropped 12 packets on "eth0"', ""], ['probe: new file after input "eth0" reconnected']]);
     expect(logger.lines.some((l) => l.includes('kernel dropped 12 packets on "eth0"'))).toBe(true);
     expect(lossy.counters().loss_rotations).toBe(2);
+  });
+
+  test("loss reasons waiting for a packet are bounded (MAX_PENDING_REASONS), the rest counted", async () => {
+    const spec = rotatingFileSpecFromFlags("test", { "rotate-on-loss": true }, { path: join(dir, "b-%N.pcapng"), format: "pcapng" })!;
+    const out = buildRotatingFileOutput(spec, { logger, clockMs: () => nowMs, timers: false });
+    await out.start(STREAM);
+    for (let i = 0; i < 20; i++) out.event({ kind: "input-reconnect", input: 0 });
+    out.event({ kind: "kernel-drop", input: 0, packets: 0 }); // nothing lost: ignored
+    out.write(batchAt([DAY], 0));
+    await out.stop();
+    const comments = tsharkFields(join(dir, "b-0000.pcapng"), ["frame.comment"])[0]![0]!.split(",");
+    expect(comments.length).toBe(MAX_PENDING_REASONS);
+    expect(comments.at(-1)).toBe("probe: new file after 13 more loss events");
+    expect(out.counters().loss_rotations).toBe(20);
   });
 
   test("never overwrites: existing names move the sequence on; a plain name continues tcpdump's numbering", async () => {

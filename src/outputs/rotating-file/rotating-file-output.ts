@@ -44,6 +44,11 @@ export const DISK_FULL_RETRY_INTERVAL_MS = 1000;
 export const RETENTION_CHECK_INTERVAL_MS = 1000;
 /** Period of the timer that runs tick(): a quarter of the flush interval keeps flushes close to it. */
 export const TICK_INTERVAL_MS = 250;
+/**
+ * Loss reasons kept for the next file's first packet: events can repeat while no packet comes
+ * (an input reconnecting in a loop); the rest are counted in one "and N more" line.
+ */
+export const MAX_PENDING_REASONS = 8;
 /** Names tried before giving up on finding one that is free (a directory full of our names). */
 export const MAX_NAME_ATTEMPTS = 100_000;
 /** Identifies the writer in pcapng's shb_userappl. */
@@ -197,6 +202,7 @@ export class RotatingFileOutput implements PipelineOutput {
     if (!this.options.rotateOnLoss || this.state === "stopped" || this.state === "failed") return;
     // Another output's queue drops leave our file whole.
     if (event.kind === "queue-drop" && event.output !== this.name) return;
+    if ((event.kind === "kernel-drop" || event.kind === "queue-drop") && event.packets <= 0) return;
     this.lossCut(this.describeEvent(event));
   }
 
@@ -442,7 +448,7 @@ export class RotatingFileOutput implements PipelineOutput {
 
   private lossCut(reason: string): void {
     this.stats.loss_rotations++;
-    this.pendingReasons.push(reason);
+    this.addPendingReason(reason);
     this.options.logger.warn(`${reason}: ${this.current ? "closing the current file" : "the next file"} will start after it`);
     try {
       this.closeCurrent("loss", reason);
@@ -450,6 +456,16 @@ export class RotatingFileOutput implements PipelineOutput {
       if (error instanceof FileWriteError) this.onWriteError(error, 0);
       else throw error;
     }
+  }
+
+  private addPendingReason(reason: string): void {
+    if (this.pendingReasons.length < MAX_PENDING_REASONS - 1) {
+      this.pendingReasons.push(reason);
+      return;
+    }
+    const last = this.pendingReasons[MAX_PENDING_REASONS - 1];
+    const more = last === undefined ? 1 : Number(/^(\d+) more loss events$/.exec(last)?.[1] ?? 1) + 1;
+    this.pendingReasons[MAX_PENDING_REASONS - 1] = `${more} more loss events`;
   }
 
   private runRetention(periodic: boolean, open?: { files: number; bytes: number }): void {
@@ -522,7 +538,7 @@ export class RotatingFileOutput implements PipelineOutput {
     this.state = "writing";
     this.droppedWhileFull = 0;
     this.options.logger.info(`space returned in ${this.directory}: writing again after dropping ${dropped} packets`);
-    if (this.options.rotateOnLoss) this.pendingReasons.push(`disk full: ${dropped} packets dropped`);
+    if (this.options.rotateOnLoss) this.addPendingReason(`disk full: ${dropped} packets dropped`);
     return true;
   }
 
