@@ -167,11 +167,16 @@ export class RotatingFileOutput implements PipelineOutput {
     }
     this.matcher = this.template.matcher();
     this.header = this.fileHeader(stream);
-    for (const recovered of recoverPartFiles(this.directory, (name) => this.matcher.test(name), o.logger)) {
-      if (recovered.path) this.stats.parts_recovered++;
+    try {
+      for (const recovered of recoverPartFiles(this.directory, (name) => this.matcher.test(name), o.logger)) {
+        if (recovered.path) this.stats.parts_recovered++;
+      }
+      this.nextSequence = this.firstSequence();
+      this.runRetention(false);
+    } catch (error) {
+      const failure = this.asWriteError(error);
+      throw new RotatingFileError("unwritable", `-w ${o.path}: ${failure.message}`);
     }
-    this.nextSequence = this.firstSequence();
-    this.runRetention(false);
     this.state = "writing";
     this.lastFlushMs = this.lastRetentionMs = this.clockMs();
     if (o.timers !== false) {
@@ -192,8 +197,7 @@ export class RotatingFileOutput implements PipelineOutput {
       this.writeRecords(batch);
     } catch (error) {
       // Lost: the chunk that failed (error.lostPackets) and the batch's records not yet handed to a file.
-      if (error instanceof FileWriteError) this.onWriteError(error, batch.count - this.acceptedInBatch);
-      else throw error;
+      this.onWriteError(this.asWriteError(error), batch.count - this.acceptedInBatch);
     }
   }
 
@@ -224,8 +228,7 @@ export class RotatingFileOutput implements PipelineOutput {
       }
       if (now - this.lastRetentionMs >= RETENTION_CHECK_INTERVAL_MS) this.runRetention(true);
     } catch (error) {
-      if (error instanceof FileWriteError) this.onWriteError(error, 0);
-      else throw error;
+      this.onWriteError(this.asWriteError(error), 0);
     }
   }
 
@@ -239,10 +242,10 @@ export class RotatingFileOutput implements PipelineOutput {
       try {
         this.closeCurrent("stop");
       } catch (error) {
-        if (!(error instanceof FileWriteError)) throw error;
+        const failure = this.asWriteError(error);
         this.stats.disk_errors++;
-        this.stats.packets_dropped_disk += error.lostPackets;
-        this.options.logger.error(`${this.describeWriteError(error)}; the file ends at its last complete record`);
+        this.stats.packets_dropped_disk += failure.lostPackets;
+        this.options.logger.error(`${this.describeWriteError(failure)}; the file ends at its last complete record`);
       }
     }
     if (this.droppedWhileFull > 0) {
@@ -453,8 +456,7 @@ export class RotatingFileOutput implements PipelineOutput {
     try {
       this.closeCurrent("loss", reason);
     } catch (error) {
-      if (error instanceof FileWriteError) this.onWriteError(error, 0);
-      else throw error;
+      this.onWriteError(this.asWriteError(error), 0);
     }
   }
 
@@ -528,8 +530,8 @@ export class RotatingFileOutput implements PipelineOutput {
     const now = this.clockMs();
     if (now - this.lastDiskRetryMs < DISK_FULL_RETRY_INTERVAL_MS) return false;
     this.lastDiskRetryMs = now;
-    this.runRetention(false);
     try {
+      this.runRetention(false);
       if (freeBytes(this.directory) < this.header.byteLength + BATCH_RECORD_HEADER_BYTES) return false;
     } catch {
       return false;
@@ -540,6 +542,20 @@ export class RotatingFileOutput implements PipelineOutput {
     this.options.logger.info(`space returned in ${this.directory}: writing again after dropping ${dropped} packets`);
     if (this.options.rotateOnLoss) this.addPendingReason(`disk full: ${dropped} packets dropped`);
     return true;
+  }
+
+  /**
+   * A FileWriteError for any file-system failure (a rename, unlink or statfs that failed has an
+   * errno code); anything else is a bug and is thrown on.
+   */
+  private asWriteError(error: unknown): FileWriteError {
+    if (error instanceof FileWriteError) return error;
+    const code = (error as NodeJS.ErrnoException)?.code;
+    if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+      const path = (error as NodeJS.ErrnoException).path ?? this.directory;
+      return new FileWriteError(code, path, `cannot use ${path}: ${code}`);
+    }
+    throw error;
   }
 
   private describeWriteError(error: FileWriteError): string {
