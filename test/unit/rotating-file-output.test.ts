@@ -103,6 +103,24 @@ describe("rotating file output", () => {
     ]);
   });
 
+  test("-C with pcapng counts EPB bytes exactly (options included): files cut one packet past the limit", async () => {
+    const out = output({ "rotate-size": "0.001" }, "c-%N.pcapng", "pcapng");
+    await out.start(STREAM);
+    const count = 40;
+    const b = batchAt(Array.from({ length: count }, () => DAY), 0);
+    out.write({ ...b, meta: { flags: new Uint32Array(count).fill(1) } });
+    await out.stop();
+    const sizes = filesIn(dir).map((f) => Bun.file(join(dir, f)).size);
+    // Every EPB here: 32 fixed + pad4(100) data + 8 epb_flags + 4 opt_endofopt = 144 bytes.
+    const epb = 144;
+    const full = sizes.slice(0, -1);
+    expect(full.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(full).size).toBe(1);
+    expect(full[0]!).toBeGreaterThan(1000);
+    expect(full[0]! - epb).toBeLessThanOrEqual(1000);
+    expect(filesIn(dir).reduce((n, f) => n + capinfosCount(join(dir, f)), 0)).toBe(count);
+  });
+
   test("loss events close the file; the next file's first packet carries the reason (pcapng comment)", async () => {
     // No trigger besides loss rotation (on by default; the flag says so explicitly).
     const spec = rotatingFileSpecFromFlags("test", { "rotate-on-loss": true }, { path: join(dir, "loss-%N.pcapng"), format: "pcapng" })!;

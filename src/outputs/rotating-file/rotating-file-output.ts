@@ -19,6 +19,8 @@ import {
   encodePcapngSectionHeader,
   pad4,
   pcapRecordsFromBatch,
+  PCAPNG_OPTION_HEADER_BYTES,
+  PcapngMinBlockBytes,
 } from "../../protocols/pcap/index.ts";
 import type { PipelineEvent, PipelineOutput, StreamDescription } from "../output.ts";
 import { FileNameTemplate, FileNameTemplateError, fileSafeInputName } from "./file-name-template.ts";
@@ -51,6 +53,8 @@ export const TICK_INTERVAL_MS = 250;
 export const MAX_PENDING_REASONS = 8;
 /** Names tried before giving up on finding one that is free (a directory full of our names). */
 export const MAX_NAME_ATTEMPTS = 100_000;
+/** epb_flags is a u32 (draft-ietf-opsawg-pcapng section 4.3.1). */
+const EPB_FLAGS_VALUE_BYTES = 4;
 /** Identifies the writer in pcapng's shb_userappl. */
 const USER_APPLICATION = "probe";
 /** Errno codes that mean "no space" (--on-disk-full drop applies to these). */
@@ -191,6 +195,11 @@ export class RotatingFileOutput implements PipelineOutput {
       this.stats.packets_dropped_disk += batch.count;
       return;
     }
+    if (this.state === "failed") {
+      // Until the runner has stopped the pipeline (onFatal), packets are counted, not written.
+      this.stats.packets_dropped_disk += batch.count;
+      return;
+    }
     if (this.state !== "writing" || batch.count === 0) return;
     this.acceptedInBatch = 0;
     try {
@@ -306,13 +315,14 @@ export class RotatingFileOutput implements PipelineOutput {
   /** Bytes record `index` takes in the file (pcapng: its EPB with options). */
   private recordFileBytes(batch: PacketBatch, index: number, caplen: number, firstOfFile: boolean): number {
     if (this.options.format === "pcap") return BATCH_RECORD_HEADER_BYTES + caplen;
-    let size = 32 + pad4(caplen);
+    // The EPB as encodePcapngPacketsFromBatch lays it out: fixed fields, padded data, options.
+    let size = PcapngMinBlockBytes.ENHANCED_PACKET + pad4(caplen);
     const comments = this.commentsOf(batch, index, firstOfFile);
     const flags = batch.meta?.flags?.[index];
     if (comments || flags !== undefined) {
-      size += 4; // opt_endofopt
-      for (const c of comments ?? []) size += 4 + pad4(Buffer.byteLength(c, "utf8"));
-      if (flags !== undefined) size += 8;
+      size += PCAPNG_OPTION_HEADER_BYTES; // opt_endofopt
+      for (const c of comments ?? []) size += PCAPNG_OPTION_HEADER_BYTES + pad4(Buffer.byteLength(c, "utf8"));
+      if (flags !== undefined) size += PCAPNG_OPTION_HEADER_BYTES + EPB_FLAGS_VALUE_BYTES;
     }
     return size;
   }
