@@ -222,6 +222,27 @@ describe("rotating file output", () => {
     expect(existsSync(join(dir, "r-0001.pcap"))).toBe(false);
   });
 
+  test(".part recovery of pcapng: torn EPB cut, SHB/IDB kept, tshark reads every whole packet", async () => {
+    const first = output({ "rotate-packets": "100" }, "rn-%N.pcapng", "pcapng");
+    await first.start(STREAM);
+    first.write(batchAt([DAY, DAY, DAY, DAY], 0));
+    nowMs += 1000;
+    first.tick();
+    const part = join(dir, "rn-0000.pcapng.part");
+    const whole = readFileSync(part);
+    // A torn EPB: its first 40 bytes (type, a length far beyond the end, part of the data).
+    const torn = Buffer.concat([whole, whole.subarray(whole.byteLength - 132, whole.byteLength - 92)]);
+    writeFileSync(part, torn);
+    const second = output({ "rotate-packets": "100" }, "rn-%N.pcapng", "pcapng");
+    await second.start(STREAM);
+    await second.stop();
+    expect(filesIn(dir)).toEqual(["rn-0000.pcapng"]);
+    expect(readFileSync(join(dir, "rn-0000.pcapng")).byteLength).toBe(whole.byteLength);
+    expect(tsharkFields(join(dir, "rn-0000.pcapng"), ["frame.number", "frame.interface_name"])).toEqual(
+      [1, 2, 3, 4].map((n) => [String(n), "eth0"]),
+    );
+  });
+
   test("an unwritable directory is one clear line at start", async () => {
     const out = output({ "rotate-packets": "1" }, "missing/x-%N.pcap");
     await expect(out.start(STREAM)).rejects.toThrow(/cannot write in .*missing: no such directory \(ENOENT\)/);
