@@ -14,6 +14,13 @@ export const PART_SUFFIX = ".part";
  */
 export const STAGING_BYTES = 1024 * 1024;
 
+/**
+ * Runs this large skip the staging copy: a capture batch (up to 1 MiB) is written as it is, one
+ * system call without a memcpy; smaller runs are gathered so a trickle of packets is not one
+ * write each.
+ */
+export const DIRECT_WRITE_BYTES = 64 * 1024;
+
 /** A write that failed; `code` is the errno name (ENOSPC, EACCES, EIO...). */
 export class FileWriteError extends Error {
   override readonly name = "FileWriteError";
@@ -85,9 +92,13 @@ export class PartFile {
     return file;
   }
 
-  /** Keeps `bytes` (copied) to write with the next flush; flushes when the staging is full. */
+  /**
+   * Takes records: small runs are copied into the staging (written with the next flush, or when
+   * it is full); a run of DIRECT_WRITE_BYTES or more is written at once from the caller's bytes
+   * (borrowed only for this call), after what is staged.
+   */
   append(bytes: Uint8Array, packets: number): void {
-    if (bytes.byteLength >= STAGING_BYTES) {
+    if (bytes.byteLength >= DIRECT_WRITE_BYTES) {
       this.flush();
       this.stage(bytes, packets);
       this.flush();
