@@ -183,6 +183,24 @@ describe("rotating file output", () => {
     expect(logger.lines.filter((l) => l.includes("retention: deleted")).length).toBe(3);
   });
 
+  test("-C -W 3 ring on a plain name: slots reused in order, never a newer slot deleted", async () => {
+    const out = output({ "rotate-size": "0.0002", "ring-files": "3" }, "ring"); // 200 bytes: 2 packets per file
+    await out.start(STREAM);
+    const write = (from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        out.write(batchAt([DAY], i));
+      }
+    };
+    write(0, 9); // files 1-5 in slots 0 1 2 0 1; the fifth (slot 1) open with one packet
+    expect(filesIn(dir)).toEqual(["ring0", "ring1.part", "ring2"]);
+    expect(await packetTags(join(dir, "ring0"))).toEqual([6, 7]);
+    write(9, 14); // files 6 and 7 in slots 2 and 0
+    await out.stop();
+    expect(filesIn(dir)).toEqual(["ring0", "ring1", "ring2"]);
+    const tags = await Promise.all(["ring0", "ring1", "ring2"].map((f) => packetTags(join(dir, f))));
+    expect(tags).toEqual([[12, 13], [8, 9], [10, 11]]);
+  });
+
   test("-z runs after each rotation with the closed file's path; a failing command is logged, capture goes on", async () => {
     const log = join(dir, "z.log");
     const script = join(dir, "post.sh");

@@ -13,6 +13,7 @@ export { FileNameTemplate, FileNameTemplateError, fileSafeInputName, DEFAULT_SEQ
 export {
   PERIOD_SECONDS,
   cutBefore,
+  cutByContent,
   dueWithoutPacket,
   periodSlotOf,
   periodSlotStartSec,

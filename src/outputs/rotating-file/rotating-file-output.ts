@@ -29,7 +29,7 @@ import { recoverPartFiles } from "./part-recovery.ts";
 import { PostRotateCommand } from "./post-rotate-command.ts";
 import { applyRetention, freeBytes, type RetentionLimits } from "./retention.ts";
 import {
-  cutBefore,
+  cutByContent,
   dueWithoutPacket,
   fileNameTimeSec,
   newFileState,
@@ -280,41 +280,71 @@ export class RotatingFileOutput implements PipelineOutput {
 
   // -------------------------------------------------------------------------------------------
 
-  /** Walks the records, cutting files where the policy says, and writes each run in one encode. */
+  /**
+   * Walks the records, cutting files where the policy says, and writes each run in one encode.
+   * The clock is read once: it does not move within a batch, so -G and --rotate-interval can
+   * only be due before the first record (a file opened mid-batch starts at the same time).
+   */
   private writeRecords(batch: PacketBatch): void {
     const triggers = this.options.triggers;
+    const pcap = this.options.format === "pcap";
     const bytes = batch.bytes;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const nowSec = this.clockMs() / 1000;
+    if (this.current) {
+      const due = dueWithoutPacket(triggers, this.current.state, nowSec);
+      if (due) this.closeCurrent(due);
+    }
+    let file = this.current?.state;
+    if (pcap && batch.count > 0 && this.fitsWhole(batch, file)) {
+      // No trigger can fire inside this batch: no walk over its records (each header a cache
+      // miss on a large batch), one append.
+      file ??= this.openFile(view.getUint32(0, true), nowSec);
+      file.packets += batch.count;
+      file.bytes += bytes.byteLength;
+      this.writeRun(batch, 0, batch.count, 0, bytes.byteLength);
+      return;
+    }
     let runStart = 0;
     let runOffset = 0;
     let offset = 0;
     for (let i = 0; i < batch.count; i++) {
       const tsSec = view.getUint32(offset, true);
       const caplen = view.getUint32(offset + 8, true);
-      if (this.current) {
-        const reason = cutBefore(triggers, this.current.state, tsSec, nowSec);
+      if (file) {
+        const reason = cutByContent(triggers, file, tsSec);
         if (reason) {
           this.writeRun(batch, runStart, i, runOffset, offset);
           this.closeCurrent(reason);
+          file = undefined;
         }
       }
-      if (!this.current) {
+      if (!file) {
         runStart = i;
         runOffset = offset;
-        this.openFile(tsSec, nowSec);
+        file = this.openFile(tsSec, nowSec);
       }
-      const file = this.current!.state;
       file.packets++;
-      file.bytes += this.recordFileBytes(batch, i, caplen, i === runStart && file.packets === 1);
+      file.bytes += pcap ? BATCH_RECORD_HEADER_BYTES + caplen : this.pcapngRecordBytes(batch, i, caplen, file.packets === 1);
       offset += BATCH_RECORD_HEADER_BYTES + caplen;
     }
     this.writeRun(batch, runStart, batch.count, runOffset, offset);
   }
 
-  /** Bytes record `index` takes in the file (pcapng: its EPB with options). */
-  private recordFileBytes(batch: PacketBatch, index: number, caplen: number, firstOfFile: boolean): number {
-    if (this.options.format === "pcap") return BATCH_RECORD_HEADER_BYTES + caplen;
+  /**
+   * True when no content trigger can cut inside `batch` (pcap, where file bytes equal batch
+   * bytes): no period, and the file stays within -C and --rotate-packets even with all of it.
+   */
+  private fitsWhole(batch: PacketBatch, file: OpenFileState | undefined): boolean {
+    const t = this.options.triggers;
+    if (t.period !== undefined) return false;
+    const bytes = (file?.bytes ?? this.header.byteLength) + batch.bytes.byteLength;
+    const packets = (file?.packets ?? 0) + batch.count;
+    return (t.maxBytes === undefined || bytes <= t.maxBytes) && (t.maxPackets === undefined || packets <= t.maxPackets);
+  }
+
+  /** Bytes record `index` takes in a pcapng file: its EPB with options. */
+  private pcapngRecordBytes(batch: PacketBatch, index: number, caplen: number, firstOfFile: boolean): number {
     // The EPB as encodePcapngPacketsFromBatch lays it out: fixed fields, padded data, options.
     let size = PcapngMinBlockBytes.ENHANCED_PACKET + pad4(caplen);
     const comments = this.commentsOf(batch, index, firstOfFile);
@@ -391,7 +421,7 @@ export class RotatingFileOutput implements PipelineOutput {
     return concat(parts);
   }
 
-  private openFile(tsSec: number, nowSec: number): void {
+  private openFile(tsSec: number, nowSec: number): OpenFileState {
     const o = this.options;
     const state = newFileState(o.triggers, tsSec, nowSec, this.header.byteLength);
     const timeSec = fileNameTimeSec(o.triggers, state, tsSec);
@@ -404,6 +434,7 @@ export class RotatingFileOutput implements PipelineOutput {
     });
     this.current = { file, state };
     if (this.pendingReasons.length > 0) o.logger.info(`opened ${path} after ${this.pendingReasons.join("; ")}`);
+    return state;
   }
 
   /** The first name that is free: on disk neither as NAME nor NAME.part. Ring slots are reused. */
@@ -493,11 +524,16 @@ export class RotatingFileOutput implements PipelineOutput {
     }
   }
 
-  /** null: not ours; undefined: ours without a sequence; else its sequence. The open .part is not listed. */
+  /**
+   * For retention's ordering: null when not ours; undefined when ours without a sequence; else a
+   * number that grows with age order (ties of modification time are common: its granularity is
+   * a few milliseconds). In a ring, slot numbers wrap: the slot written next is the oldest.
+   */
   private ownSequence(name: string): number | null | undefined {
     const match = this.matcher.exec(name);
     if (!match) return null;
-    return this.template.sequenceOf(match);
+    const sequence = this.template.sequenceOf(match);
+    return sequence === undefined ? undefined : this.template.ageOrder(sequence, this.nextSequence);
   }
 
   private onWriteError(error: FileWriteError, unacceptedPackets: number): void {

@@ -91,7 +91,19 @@ export function fileNameTimeSec(triggers: RotationTriggers, file: OpenFileState,
 export function cutBefore(triggers: RotationTriggers, file: OpenFileState, tsSec: number, nowSec: number): CutReason | undefined {
   if (file.packets === 0) return undefined;
   if (triggers.period && periodSlotOf(tsSec, triggers.period) !== file.periodSlot) return "period";
-  return cutByClockOrSize(triggers, file, nowSec);
+  return dueWithoutPacket(triggers, file, nowSec) ?? cutByContent(triggers, file, tsSec);
+}
+
+/**
+ * The part of `cutBefore` that depends on the packet and the file's content, not on the clock.
+ * Writers read the clock once per batch (it does not move within one) and call this per record.
+ */
+export function cutByContent(triggers: RotationTriggers, file: OpenFileState, tsSec: number): CutReason | undefined {
+  if (file.packets === 0) return undefined;
+  if (triggers.period !== undefined && periodSlotOf(tsSec, triggers.period) !== file.periodSlot) return "period";
+  if (triggers.maxBytes !== undefined && file.bytes > triggers.maxBytes) return "size";
+  if (triggers.maxPackets !== undefined && file.packets >= triggers.maxPackets) return "packets";
+  return undefined;
 }
 
 /**
@@ -102,14 +114,6 @@ export function dueWithoutPacket(triggers: RotationTriggers, file: OpenFileState
   if (file.packets === 0) return undefined;
   if (triggers.intervalSeconds && Math.floor(nowSec / triggers.intervalSeconds) !== file.intervalSlot) return "interval";
   if (triggers.everySeconds && nowSec - file.openedAtSec >= triggers.everySeconds) return "seconds";
-  return undefined;
-}
-
-function cutByClockOrSize(triggers: RotationTriggers, file: OpenFileState, nowSec: number): CutReason | undefined {
-  const due = dueWithoutPacket(triggers, file, nowSec);
-  if (due) return due;
-  if (triggers.maxBytes !== undefined && file.bytes > triggers.maxBytes) return "size";
-  if (triggers.maxPackets !== undefined && file.packets >= triggers.maxPackets) return "packets";
   return undefined;
 }
 
