@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { Logger } from "../logging/index.ts";
 import { RotatingFileOutput, type RotatingFileError } from "../outputs/rotating-file/index.ts";
 import { FileNameTemplate, FileNameTemplateError } from "../outputs/rotating-file/file-name-template.ts";
-import { basename } from "node:path";
+import { basename, dirname } from "node:path";
 import { UsageError } from "./usage-error.ts";
 import { validated } from "./validated.ts";
 
@@ -137,6 +137,9 @@ export function rotatingFileSpecFromFlags(
   const onDiskFull = values["on-disk-full"];
   if (onDiskFull !== undefined && onDiskFull !== "stop" && onDiskFull !== "drop") {
     throw new UsageError(`${command}: --on-disk-full wants stop or drop, not '${onDiskFull}'`);
+  }
+  if (dirname(file.path).includes("%")) {
+    throw new UsageError(`${command}: -w ${file.path}: conversions go in the file name, not the directory`);
   }
   try {
     new FileNameTemplate(basename(file.path), "input");

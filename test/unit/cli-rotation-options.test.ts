@@ -56,6 +56,7 @@ describe("rotation flags", () => {
     [{ "rotate-size": "1" }, { path: "-", format: "pcap" as const }, /rotation flags need -w FILE, not standard output/],
     [{ "rotate-size": "1" }, { path: "x-%Q.pcap", format: "pcap" as const }, /unknown conversion %Q/],
     [{ "rotate-on-loss": true, "no-rotate-on-loss": true }, file, /not both/],
+    [{ "rotate-size": "1" }, { path: "/cap/%Y/x.pcap", format: "pcap" as const }, /conversions go in the file name, not the directory/],
   ])("mistake %# is one usage error naming its flag", (flags, target, message) => {
     expect(() => rotatingFileSpecFromFlags("capture", flags as Record<string, string>, target)).toThrow(UsageError);
     expect(() => rotatingFileSpecFromFlags("capture", flags as Record<string, string>, target)).toThrow(message);

@@ -44,6 +44,11 @@ export const FLUSH_INTERVAL_MS = 1000;
 export const DISK_FULL_RETRY_INTERVAL_MS = 1000;
 /** How often --retain-min-free and --retain-bytes are checked while a file grows. */
 export const RETENTION_CHECK_INTERVAL_MS = 1000;
+/**
+ * How often --retain-bytes is re-checked between new files: it lists and stats every file of ours
+ * (months of hourly files are thousands), so less often than free space, which is one statfs.
+ */
+export const RETENTION_BYTES_CHECK_INTERVAL_MS = 10_000;
 /** Period of the timer that runs tick(): a quarter of the flush interval keeps flushes close to it. */
 export const TICK_INTERVAL_MS = 250;
 /**
@@ -123,6 +128,7 @@ export class RotatingFileOutput implements PipelineOutput {
   private timer: ReturnType<typeof setInterval> | undefined;
   private lastFlushMs = 0;
   private lastRetentionMs = 0;
+  private lastBytesRetentionMs = 0;
   private lastDiskRetryMs = 0;
   private droppedWhileFull = 0;
   /** Records of the batch being written that a file has accepted (for loss accounting on a failed write). */
@@ -182,7 +188,7 @@ export class RotatingFileOutput implements PipelineOutput {
       throw new RotatingFileError("unwritable", `-w ${o.path}: ${failure.message}`);
     }
     this.state = "writing";
-    this.lastFlushMs = this.lastRetentionMs = this.clockMs();
+    this.lastFlushMs = this.lastRetentionMs = this.lastBytesRetentionMs = this.clockMs();
     if (o.timers !== false) {
       this.timer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
       this.timer.unref?.();
@@ -514,10 +520,18 @@ export class RotatingFileOutput implements PipelineOutput {
   private runRetention(periodic: boolean, open?: { files: number; bytes: number }): void {
     const r = this.options.retention;
     if (r.files === undefined && r.bytes === undefined && r.minFreeBytes === undefined) return;
-    if (periodic && r.bytes === undefined && r.minFreeBytes === undefined) return;
-    this.lastRetentionMs = this.clockMs();
+    const now = this.clockMs();
+    this.lastRetentionMs = now;
+    let limits: RetentionLimits = r;
+    if (periodic) {
+      // Between new files the count cannot grow; bytes are checked less often than free space.
+      const bytesDue = r.bytes !== undefined && now - this.lastBytesRetentionMs >= RETENTION_BYTES_CHECK_INTERVAL_MS;
+      limits = { ...(bytesDue ? { bytes: r.bytes } : {}), ...(r.minFreeBytes !== undefined ? { minFreeBytes: r.minFreeBytes } : {}) };
+      if (limits.bytes === undefined && (limits.minFreeBytes === undefined || freeBytes(this.directory) >= limits.minFreeBytes)) return;
+    }
+    if (limits.bytes !== undefined) this.lastBytesRetentionMs = now;
     const opened = open ?? (this.current ? { files: 1, bytes: this.current.file.size } : { files: 0, bytes: 0 });
-    const result = applyRetention(this.directory, r, (name) => this.ownSequence(name), opened, this.options.logger);
+    const result = applyRetention(this.directory, limits, (name) => this.ownSequence(name), opened, this.options.logger);
     this.stats.files_deleted += result.deleted;
     if (result.stillShort && !periodic) {
       this.options.logger.warn(`--retain-min-free: less than ${r.minFreeBytes} bytes free in ${this.directory} with no closed file of ours left`);
