@@ -4,8 +4,7 @@
 // tcpdump's letters (-G -C -W -z) and dumpcap's ideas (interval, packets) keep their meaning.
 import { z } from "zod";
 import type { Logger } from "../logging/index.ts";
-import { RotatingFileOutput, type RotatingFileError } from "../outputs/rotating-file/index.ts";
-import { FileNameTemplate, FileNameTemplateError } from "../outputs/rotating-file/file-name-template.ts";
+import { FileNameTemplate, FileNameTemplateError, RotatingFileOutput, type RotatingFileError } from "../outputs/rotating-file/index.ts";
 import { basename, dirname } from "node:path";
 import { UsageError } from "./usage-error.ts";
 import { validated } from "./validated.ts";
