@@ -189,7 +189,7 @@ export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub,
   log.info(`capturing on ${iface}${config.filter ? ` with filter '${config.filter}'` : ""}`);
   for (const l of server.listening) {
     const host = l.host === "0.0.0.0" || l.host === "::" ? "127.0.0.1" : l.host;
-    log.info(`read it with: tshark -i TCP@${formatHostPort(host, l.port)}   or: nc ${host} ${l.port} | tcpdump -n -r -`);
+    log.info(readItWith(host, l.port, config.tlsCert !== undefined));
   }
   const sub = subscription;
   return {
@@ -200,6 +200,13 @@ export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub,
       await server.stop();
     },
   };
+}
+
+/** The hint printed per listener: tshark and nc cannot speak TLS, so a TLS listener gets TLS clients. */
+function readItWith(host: string, port: number, tls: boolean): string {
+  const at = formatHostPort(host, port);
+  if (!tls) return `read it with: tshark -i TCP@${at}   or: nc ${host} ${port} | tcpdump -n -r -`;
+  return `read it with: probe capture -i tls://${at} --tls-ca CA.pem -w -   or: openssl s_client -quiet -connect ${at} | tcpdump -n -r -`;
 }
 
 export async function runPcapOverIp(argv: string[]): Promise<number> {
