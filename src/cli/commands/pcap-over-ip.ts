@@ -47,8 +47,10 @@ Serving:
       --tls-cert FILE      serve PCAP-over-TLS with this certificate...
       --tls-key FILE       ...and key
       --tls-ca FILE        require client certificates signed by this CA (mutual TLS)
-      --connect-tls        use TLS for --connect (server checked against --tls-ca)
-      --connect-insecure   with --connect-tls: do not verify the server certificate
+      --connect-tls        use TLS for --connect: the server certificate is verified
+                           against --tls-ca (else the system's CAs), host name included
+      --tls-insecure       with --connect-tls and tls:// --from: do not verify the server
+                           certificate (logged; --connect-insecure is the old name)
       --slow-consumer P    drop (default): a consumer that falls behind loses batches,
                            counted for it alone; disconnect: it is disconnected
       --queue-bytes N      how far a consumer may fall behind (default 16 MiB)
@@ -73,6 +75,7 @@ const options = {
   "tls-ca": { type: "string" },
   "connect-tls": { type: "boolean" },
   "connect-insecure": { type: "boolean" },
+  "tls-insecure": { type: "boolean" },
   "slow-consumer": { type: "string" },
   "queue-bytes": { type: "string" },
   from: { type: "string", multiple: true },
@@ -115,7 +118,7 @@ export function parsePcapOverIpConfig(argv: string[]): PcapOverIpConfig | "help"
     tlsKey: v["tls-key"],
     tlsCa: v["tls-ca"],
     connectTls: v["connect-tls"],
-    connectInsecure: v["connect-insecure"],
+    connectInsecure: v["connect-insecure"] || v["tls-insecure"],
     slowConsumer: v["slow-consumer"],
     queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40),
     ...hookConfigFromFlags(v),
