@@ -359,7 +359,7 @@ export class PcapOverIpSource implements CaptureSource {
   onConnectFailed(connection: Connection, error: Error): void {
     this.closeConnection(
       connection,
-      new RemoteSourceError("connect-failed", `${this.description}: cannot connect: ${error.message}`, { cause: error }),
+      new RemoteSourceError("connect-failed", `${this.description}: cannot connect: ${socketErrorText(error)}`, { cause: error }),
     );
   }
 
@@ -376,7 +376,7 @@ export class PcapOverIpSource implements CaptureSource {
     if (connection.phase === "closed" || connection.peerGone) return;
     connection.peerGone = {
       error: error
-        ? new RemoteSourceError("socket-error", `${this.description}: socket error: ${error.message}`, { cause: error })
+        ? new RemoteSourceError("socket-error", `${this.description}: socket error: ${socketErrorText(error)}`, { cause: error })
         : undefined,
     };
     this.startPump(connection); // handles the end once the inbox is drained
@@ -642,4 +642,10 @@ export function linktypeProblem(linktypeWord: number): string | undefined {
     return `${linktype} is not a known LINKTYPE value (0-13, 50-51, 99-${LINKTYPE_HIGHEST_KNOWN})`;
   }
   return undefined;
+}
+
+/** A socket error in one line: Bun's message ("Failed to connect") with the errno name (ECONNREFUSED). */
+function socketErrorText(error: Error): string {
+  const code = (error as Error & { code?: unknown }).code;
+  return typeof code === "string" && !error.message.includes(code) ? `${error.message} (${code})` : error.message;
 }

@@ -14,7 +14,7 @@ import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks, type ActiveHooks } from "../hook-options.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
@@ -275,7 +275,8 @@ async function serveMerged(config: PcapOverIpConfig, log: Logger, hooks: ActiveH
     info = await merged.start({ onBatch: (batch) => void queue.offer(batch), onEnd: (_reason, error) => ended.resolve(error) });
   } catch (error) {
     await server.stop();
-    throw new UsageError(`pcap-over-ip: ${(error as Error).message}`);
+    // The sources could not be reached: a runtime failure (exit 1), not a command-line mistake.
+    throw new CommandFailure(`pcap-over-ip: ${(error as Error).message}`);
   }
   server.attach(info);
   server.connectOut();
