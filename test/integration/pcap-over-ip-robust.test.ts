@@ -107,6 +107,26 @@ describe("failing tcp:// inputs: one line naming the address", () => {
   });
 });
 
+describe("hostile PCAP-over-IP servers behind --from: one line, no stack", () => {
+  test("a server whose record claims more than its snaplen", async () => {
+    const server = startStreamServer((c) => {
+      c.write(pcapHeaderBytes({ linktype: ETHERNET, snaplen: 65535 }));
+      const bad = pcapRecordBytes(taggedRecords("x", 1, 1, 1)[0]!);
+      new DataView(bad.buffer, bad.byteOffset).setUint32(8, 400_000, true); // caplen
+      c.write(bad);
+      c.end();
+    });
+    try {
+      const r = await runProbe(["pcap-over-ip", "--from", `tcp://127.0.0.1:${server.port}`, "--listen", "127.0.0.1:0"], { timeoutMs: 15_000 });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).not.toMatch(CRASH_SIGNS);
+      expect(r.stderr).toMatch(new RegExp(`\nprobe: pcap-over-ip: every merged source failed: [^\n]*127\.0\.0\.1:${server.port}[^\n]*caplen 400000 exceeds snaplen 65535[^\n]*\n$`));
+    } finally {
+      server.stop();
+    }
+  });
+});
+
 describe("PCAP-over-IP input: link types no reader can decode are refused", () => {
   async function open(linktype: number) {
     const server = startStreamServer((c) => c.write(pcapStream({ linktype }, taggedRecords("l", 1, 1, 1))));

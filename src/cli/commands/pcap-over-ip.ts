@@ -286,6 +286,7 @@ async function serveMerged(config: PcapOverIpConfig, log: Logger, hooks: ActiveH
   const failure = await ended.promise;
   await merged.stop();
   await server.stop();
-  if (failure) throw failure;
+  // Every source failed: their peers' doing (bad streams, refused connections), one line.
+  if (failure) throw new CommandFailure(`pcap-over-ip: ${failure.message}`);
   return ExitCode.OK;
 }
