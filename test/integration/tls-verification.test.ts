@@ -12,6 +12,10 @@ import { memoryLogger } from "../../src/logging/index.ts";
 import { makeTestCertificates, REFUSAL_PATTERN, type ServerCertKind, type TestCertificates } from "../support/tls-certs.ts";
 import { collect, pcapStream, startStreamServer, taggedRecords, until, within, ETHERNET } from "./remote-source-helpers.ts";
 import { runProbe } from "../support/probe-binary.ts";
+import { startTestDaemon } from "../support/rpcapd-harness.ts";
+import { RpcapCaptureSource } from "../../src/capture/remote/rpcap-source.ts";
+import { CaptureError } from "../../src/capture/errors.ts";
+import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 
 let certs: TestCertificates;
 beforeAll(async () => {
@@ -114,6 +118,53 @@ describe("rpcaps:// client (RpcapClient)", () => {
 
   test("--tls-insecure: connected to a self-signed server", async () => {
     expect(await dial("self-signed", { insecure: true })).toBe("connected");
+  });
+});
+
+describe("rpcaps:// capture against probe's own TLS daemon", () => {
+  test("good certificate and --tls-ca: control and data connections verified, packets arrive", async () => {
+    const daemon = await startTestDaemon({ tls: certs.server("good") });
+    const flow = await openLoopbackFlow();
+    const source = new RpcapCaptureSource({
+      address: { tls: true, host: "127.0.0.1", port: daemon.port, device: "lo" },
+      filter: `udp dst port ${flow.port}`,
+      tls: { ca: certs.ca },
+    });
+    let packets = 0;
+    try {
+      await source.start({ onBatch: (b) => void (packets += b.count), onEnd: () => {} });
+      await Bun.sleep(300);
+      await flow.send([10, 20, 30], { gapMs: 5 });
+      await until(() => packets === 3, "packets over rpcaps://");
+    } finally {
+      await source.stop();
+      flow.close();
+      await daemon.stop();
+    }
+  });
+
+  test("expired certificate: start() fails with one CaptureError naming the reason", async () => {
+    const daemon = await startTestDaemon({ tls: certs.server("expired") });
+    const source = new RpcapCaptureSource({ address: { tls: true, host: "127.0.0.1", port: daemon.port, device: "lo" }, tls: { ca: certs.ca } });
+    try {
+      const error = await source.start({ onBatch: () => {}, onEnd: () => {} }).then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(CaptureError);
+      expect((error as Error).message).toMatch(/^rpcaps:\/\/127\.0\.0\.1:\d+\/lo: cannot connect: TLS: server certificate has expired$/);
+    } finally {
+      await source.stop().catch(() => {});
+      await daemon.stop();
+    }
+  });
+
+  test("probe capture -i rpcaps:// with a self-signed daemon and no CA: one line, exit 1", async () => {
+    const daemon = await startTestDaemon({ tls: certs.server("self-signed") });
+    try {
+      const r = await runProbe(["capture", "-i", `rpcaps://127.0.0.1:${daemon.port}/lo`, "-w", join(certs.dir, "rpcaps.pcap")]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/^probe: rpcaps:\/\/127\.0\.0\.1:\d+\/lo: cannot connect: TLS: server certificate is self-signed[^\n]*\n$/);
+    } finally {
+      await daemon.stop();
+    }
   });
 });
 

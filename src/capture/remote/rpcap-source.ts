@@ -96,7 +96,7 @@ export class RpcapCaptureSource implements CaptureSource {
           this.delivered += batch.count;
           void handlers.onBatch(batch);
         },
-        onDataClosed: () => this.end("stopped"),
+        onDataClosed: (error) => (error ? this.end("failed", new CaptureError("capture-failed", `${this.description}: ${error.message}`)) : this.end("stopped")),
       });
       return { linktype, snaplen, precision: "micro", description: this.description };
     } catch (error) {

@@ -71,7 +71,8 @@ export interface StartCaptureOptions {
   onBatch(batch: PacketBatch, npkts: number[]): void;
   /** For udpstr servers: datagrams are handed here raw instead of decoded as PACKET messages. */
   onDatagram?: (datagram: Uint8Array) => void;
-  onDataClosed?: () => void;
+  /** The data connection ended; `error` says why when it was refused (its TLS certificate). */
+  onDataClosed?: (error?: Error) => void;
 }
 
 type Pending = { resolve(m: RpcapMessage): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> };
@@ -238,6 +239,7 @@ export class RpcapClient {
     const reply = decodeStartCapReply((await this.request(RpcapMessageType.STARTCAP_REQ, payload)).payload);
     if (!options.udp && !options.serverOpen) {
       const settings = this.tlsSettings;
+      let dataRefusal: RpcapTlsError | undefined;
       const data = await Bun.connect({
         hostname: this.options.host,
         port: reply.portdata,
@@ -246,10 +248,13 @@ export class RpcapClient {
           open: (socket) => enableKeepAlive(socket),
           // The data connection's certificate is checked like the control connection's.
           handshake: (socket, success, authorizationError) => {
-            if (settings && tlsHandshakeRefusal(this.options.host, settings, success, authorizationError) !== undefined) socket.end();
+            const refusal = settings ? tlsHandshakeRefusal(this.options.host, settings, success, authorizationError) : undefined;
+            if (refusal === undefined) return;
+            dataRefusal = new RpcapTlsError(`data connection: TLS: ${refusal}`);
+            socket.end();
           },
           data: (_s, chunk) => sink.stream(chunk),
-          close: () => options.onDataClosed?.(),
+          close: () => options.onDataClosed?.(dataRefusal),
         },
       });
       this.dataCleanup = () => data.end();
