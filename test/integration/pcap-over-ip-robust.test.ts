@@ -9,6 +9,8 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { PcapOverIpSource, RemoteSourceError, parseRemoteSourceUrl } from "../../src/capture/remote/index.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
+import { PcapOverIpServer } from "../../src/outputs/pcap-over-ip/index.ts";
+import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { collect, pcapHeaderBytes, pcapRecordBytes, pcapStream, startStreamServer, taggedRecords, unusedPort, until, within, ETHERNET } from "./remote-source-helpers.ts";
 
@@ -211,11 +213,60 @@ describe("probe capture -i tcp:// redials after a failure", () => {
   });
 });
 
-describe("TCP keepalive finds a PCAP-over-IP server that vanished without a FIN", () => {
+describe("TCP keepalive finds a peer that vanished without a FIN", () => {
   const table = "inputs-robust-keepalive";
   afterAll(async () => {
     await runTool(["nft", "delete", "table", "inet", table]).catch(() => {});
   });
+
+  /** The host behind `port` vanishes: everything it sends is dropped (no FIN, no RST), until the table is deleted. */
+  async function vanish(port: number): Promise<void> {
+    await runTool(["nft", "add", "table", "inet", table]);
+    await runTool(["nft", "add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"]);
+    await runTool(["nft", "add", "rule", "inet", table, "out", "tcp", "sport", String(port), "drop"]);
+  }
+
+  test("RPCAP client: the control connection to a vanished daemon closes (bound: 1 + 10 probes x 1 s)", async () => {
+    const daemon = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    let client: RpcapClient | undefined;
+    try {
+      client = await RpcapClient.connect({ host: "127.0.0.1", port: daemon.port, keepaliveIdleMs: 1000 });
+      await vanish(daemon.port);
+      const gone = client;
+      await until(() => gone.isClosed, "keepalive to close the control connection", 22_000);
+    } finally {
+      await runTool(["nft", "delete", "table", "inet", table]).catch(() => {});
+      client?.close();
+      daemon.stop(true);
+    }
+  }, 30_000);
+
+  test("PCAP-over-IP server: a --connect consumer that vanished is dropped (bound: 1 + 10 probes x 1 s)", async () => {
+    let received = 0;
+    const sink = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: (_s, chunk) => void (received += chunk.byteLength) } });
+    const log = memoryLogger();
+    const server = new PcapOverIpServer({
+      listen: [],
+      connect: [{ host: "127.0.0.1", port: sink.port }],
+      allow: [],
+      precision: "micro",
+      maxQueueBytes: 1 << 20,
+      slowConsumer: "drop",
+      keepaliveIdleMs: 1000,
+      log,
+    });
+    try {
+      server.attach({ linktype: 1, snaplen: 65535, precision: "micro", description: "test" });
+      server.connectOut();
+      await until(() => received === 24, "the pcap header");
+      await vanish(sink.port);
+      await until(() => log.lines.some((l) => /consumer 127\.0\.0\.1:\d+ gone \(socket error/.test(l)), "keepalive to drop the consumer", 22_000);
+    } finally {
+      await runTool(["nft", "delete", "table", "inet", table]).catch(() => {});
+      await server.stop();
+      sink.stop(true);
+    }
+  }, 30_000);
 
   test("with a 1 s idle time the dead connection ends (bound: 1 + 10 probes x 1 s)", async () => {
     const server = startStreamServer((c) => c.write(pcapHeaderBytes({ linktype: ETHERNET })));
@@ -225,9 +276,7 @@ describe("TCP keepalive finds a PCAP-over-IP server that vanished without a FIN"
     try {
       await source.start(out.handlers);
       // The server's host vanishes: everything it would send back is dropped, no FIN, no RST.
-      await runTool(["nft", "add", "table", "inet", table]);
-      await runTool(["nft", "add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"]);
-      await runTool(["nft", "add", "rule", "inet", table, "out", "tcp", "sport", String(server.port), "drop"]);
+      await vanish(server.port);
       // The bound stated in docs is idle + 10 probes 1 s apart (11 s here); without keepalive
       // the kernel would wait hours. The wait below is generous, not a measurement.
       await within(out.ended, 22_000, "keepalive to end the connection");

@@ -29,6 +29,8 @@ export interface PcapOverIpServerOptions {
   precision: TimestampPrecision;
   maxQueueBytes: number;
   slowConsumer: SlowConsumerPolicy;
+  /** TCP keepalive idle time on every consumer connection; default TCP_KEEPALIVE_IDLE_MS (src/config/keepalive.ts). */
+  keepaliveIdleMs?: number;
   log: Logger;
 }
 
@@ -86,12 +88,13 @@ export class PcapOverIpServer {
           // Under TLS nothing may be written before the handshake, so the consumer starts there.
           open: (socket) => {
             socket.data = { peer: peerName(socket) };
-            enableKeepAlive(socket);
+            enableKeepAlive(socket, this.options.keepaliveIdleMs);
             if (!tls) this.accept(socket);
           },
           data: () => {}, // consumers send nothing we need; anything they send is ignored
           drain: (socket) => socket.data?.consumer?.onDrain(),
-          close: (socket) => socket.data?.consumer?.close("peer closed the connection"),
+          // Bun passes the error when the kernel ended the connection (keepalive timeout, reset).
+          close: (socket, error) => socket.data?.consumer?.close(closeReason(error)),
           error: (socket, error) => socket.data?.consumer?.close(`socket error: ${error.message}`),
           // authorizationError only matters when client certificates are required (--tls-ca):
           // without it Bun reports "unable to get issuer certificate" for every client.
@@ -218,7 +221,7 @@ export class PcapOverIpServer {
         // A successful connection resets the backoff for the next time it drops. Under TLS
         // the stream starts once the handshake has succeeded.
         open: (socket) => {
-          enableKeepAlive(socket);
+          enableKeepAlive(socket, this.options.keepaliveIdleMs);
           if (!connectTls) this.addConsumer(socket, target, () => redial(CONNECT_BACKOFF_INITIAL_MS));
         },
         handshake: (socket, success, authorizationError) => {
@@ -234,7 +237,7 @@ export class PcapOverIpServer {
         },
         data: () => {},
         drain: (socket) => socket.data?.consumer?.onDrain(),
-        close: (socket) => socket.data?.consumer?.close("peer closed the connection"),
+        close: (socket, error) => socket.data?.consumer?.close(closeReason(error)),
         error: (socket, error) => socket.data?.consumer?.close(`socket error: ${error.message}`),
         connectError: (_socket, error) => {
           this.options.log.warn(`cannot connect to ${target}: ${error.message}; retrying in ${backoffMs} ms`);
@@ -255,4 +258,10 @@ export function formatHostPort(host: string, port: number): string {
 /** "HOST:PORT" of a connected socket's peer, read while the socket is open. */
 function peerName(socket: Socket<unknown>): string {
   return formatHostPort(socket.remoteAddress ?? "?", (socket as unknown as { remotePort?: number }).remotePort ?? 0);
+}
+
+function closeReason(error: Error | undefined): string {
+  if (!error) return "peer closed the connection";
+  const code = (error as Error & { code?: unknown }).code;
+  return `socket error: ${error.message}${typeof code === "string" && !error.message.includes(code) ? ` (${code})` : ""}`;
 }

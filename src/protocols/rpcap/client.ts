@@ -56,6 +56,8 @@ export interface RpcapClientOptions {
    * Unlike libpcap's client (libpcap#1080), the certificate is verified by default.
    */
   tls?: boolean | TlsClientSettings;
+  /** TCP keepalive idle time on control and data connections; default TCP_KEEPALIVE_IDLE_MS (src/config/keepalive.ts). */
+  keepaliveIdleMs?: number;
   /** An already-connected socket's data handler is wired by acceptActive(); otherwise we dial. */
 }
 
@@ -109,7 +111,7 @@ export class RpcapClient {
       ...(tls ? { tls } : {}),
       socket: {
         open: (socket) => {
-          enableKeepAlive(socket);
+          enableKeepAlive(socket, options.keepaliveIdleMs);
           if (!tls) ready.resolve();
         },
         // The certificate is judged by the shared TLS client rules (src/config/tls-client.ts);
@@ -245,7 +247,7 @@ export class RpcapClient {
         port: reply.portdata,
         ...(this.tls ? { tls: this.tls } : {}),
         socket: {
-          open: (socket) => enableKeepAlive(socket),
+          open: (socket) => enableKeepAlive(socket, this.options.keepaliveIdleMs),
           // The data connection's certificate is checked like the control connection's.
           handshake: (socket, success, authorizationError) => {
             const refusal = settings ? tlsHandshakeRefusal(this.options.host, settings, success, authorizationError) : undefined;
