@@ -192,7 +192,7 @@ export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub,
   log.info(`capturing on ${iface}${config.filter ? ` with filter '${config.filter}'` : ""}`);
   for (const l of server.listening) {
     const host = l.host === "0.0.0.0" || l.host === "::" ? "127.0.0.1" : l.host;
-    log.info(readItWith(host, l.port, config.tlsCert !== undefined));
+    log.info(readItWith(host, l.port, config.tlsCert !== undefined, config.tlsCa !== undefined));
   }
   const sub = subscription;
   return {
@@ -206,10 +206,12 @@ export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub,
 }
 
 /** The hint printed per listener: tshark and nc cannot speak TLS, so a TLS listener gets TLS clients. */
-function readItWith(host: string, port: number, tls: boolean): string {
+function readItWith(host: string, port: number, tls: boolean, clientCertificates: boolean): string {
   const at = formatHostPort(host, port);
   if (!tls) return `read it with: tshark -i TCP@${at}   or: nc ${host} ${port} | tcpdump -n -r -`;
-  return `read it with: probe capture -i tls://${at} --tls-ca CA.pem -w -   or: openssl s_client -quiet -connect ${at} | tcpdump -n -r -`;
+  // With --tls-ca the listener wants a client certificate too.
+  const cert = clientCertificates ? " -cert CLIENT.pem -key CLIENT-KEY.pem" : "";
+  return `read it with: probe capture -i tls://${at} --tls-ca CA.pem -w -   or: openssl s_client -quiet${cert} -connect ${at} | tcpdump -n -r -`;
 }
 
 export async function runPcapOverIp(argv: string[]): Promise<number> {
