@@ -56,6 +56,8 @@ export function openSource(o: SourceOptions): { source: CaptureSource; live: boo
         ...filter,
         ...(tls.ca ? { tlsCa: tls.ca } : {}),
         ...(tls.insecure ? { insecure: true } : {}),
+        ...(tls.cert ? { tlsCert: tls.cert } : {}),
+        ...(tls.key ? { tlsKey: tls.key } : {}),
         reconnect: o.reconnect === false ? false : { afterCleanEnd: false },
         ...(o.log ? { log: o.log } : {}),
       });

@@ -30,6 +30,9 @@ export const captureConfigSchema = z
     quiet: z.boolean().default(false),
     /** tls:// and rpcaps://: CA file the server certificate must chain to (default the system store). */
     tlsCa: z.string().min(1).optional(),
+    /** tls:// only: client certificate and key for servers that require mutual TLS. */
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
     /** tls:// and rpcaps://: do not verify the server certificate (logged). */
     tlsInsecure: z.boolean().default(false),
     /** tcp:// and tls://: redial with backoff after a failure (--no-reconnect turns it off). */
@@ -37,6 +40,7 @@ export const captureConfigSchema = z
   })
   // hooks (files, in order), hookFail, hookMemoryLimitBytes, hookBatchBudgetMs...
   .extend(hookConfigSchema.shape)
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: "--tls-cert and --tls-key go together" })
   .refine((c) => (c.interface === undefined) !== (c.readFile === undefined), {
     message: "give exactly one of -i INTERFACE or -r FILE",
   });

@@ -214,6 +214,25 @@ describe("pcap-over-ip --connect-tls (PcapOverIpServer)", () => {
 });
 
 describe("probe capture -i tls:// on the command line", () => {
+  test("mutual TLS: --tls-cert/--tls-key present a client certificate; without them the server refuses", async () => {
+    const server = startStreamServer((c) => {
+      c.write(pcapStream({ linktype: ETHERNET }, taggedRecords("m", 2, 1, 1)));
+      c.end();
+    }, { ...certs.server("good"), ca: certs.ca });
+    try {
+      const out = join(certs.dir, "mutual.pcap");
+      const client = certs.server("good");
+      const ok = await runProbe(["capture", "-q", "-i", `tls://127.0.0.1:${server.port}`, "--tls-ca", certs.ca, "--tls-cert", client.cert, "--tls-key", client.key, "-c", "2", "-w", out]);
+      expect(ok.stderr).toBe("");
+      expect(ok.exitCode).toBe(0);
+      const without = await runProbe(["capture", "-q", "--no-reconnect", "-i", `tls://127.0.0.1:${server.port}`, "--tls-ca", certs.ca, "-c", "2", "-w", out]);
+      expect(without.exitCode).toBe(1);
+      expect(without.stderr).toMatch(/^probe: tls:\/\/127\.0\.0\.1:\d+: [^\n]+\n$/);
+    } finally {
+      server.stop();
+    }
+  });
+
   test("--tls-ca reads the stream; without it, one line naming the reason and exit 1", async () => {
     const server = startStreamServer((c) => {
       c.write(pcapStream({ linktype: ETHERNET }, taggedRecords("c", 3, 1, 1)));

@@ -27,6 +27,8 @@ Options:
       --tls-ca FILE       tls:// and rpcaps://: trust this CA for the server certificate
                           (default: the system's CAs); the certificate is always verified
       --tls-insecure      tls:// and rpcaps://: do not verify it (logged)
+      --tls-cert FILE     tls://: client certificate for a server that requires one...
+      --tls-key FILE      ...and its key
       --no-reconnect      tcp:// and tls://: end on a failure instead of redialling
                           (0.5 s doubling to 30 s); a clean close always ends the capture
   -r, --read FILE         read a pcap or pcapng file instead of capturing
@@ -78,6 +80,8 @@ const options = {
   quiet: { type: "boolean", short: "q" },
   "tls-ca": { type: "string" },
   "tls-insecure": { type: "boolean" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
   "no-reconnect": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   ...HOOK_CLI_OPTIONS,
@@ -107,6 +111,8 @@ export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
     quiet: v.quiet ?? false,
     tlsCa: v["tls-ca"],
     tlsInsecure: v["tls-insecure"] ?? false,
+    tlsCert: v["tls-cert"],
+    tlsKey: v["tls-key"],
     reconnect: !v["no-reconnect"],
     ...hookConfigFromFlags(v),
   });
@@ -122,7 +128,7 @@ export async function runCapture(argv: string[]): Promise<number> {
   // that does not compile ends the command (exit 1) before an output file is truncated.
   const { source, live, name } = openSource({
     ...config,
-    tls: { ca: config.tlsCa, insecure: config.tlsInsecure },
+    tls: { ca: config.tlsCa, insecure: config.tlsInsecure, cert: config.tlsCert, key: config.tlsKey },
     log: stderrLogger("probe"),
   });
   const hooks = await startHooks({ config, logger: stderrLogger("probe"), interfaceName: name });

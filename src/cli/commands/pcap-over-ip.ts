@@ -211,7 +211,8 @@ function readItWith(host: string, port: number, tls: boolean, clientCertificates
   if (!tls) return `read it with: tshark -i TCP@${at}   or: nc ${host} ${port} | tcpdump -n -r -`;
   // With --tls-ca the listener wants a client certificate too.
   const cert = clientCertificates ? " -cert CLIENT.pem -key CLIENT-KEY.pem" : "";
-  return `read it with: probe capture -i tls://${at} --tls-ca CA.pem -w -   or: openssl s_client -quiet${cert} -connect ${at} | tcpdump -n -r -`;
+  const probeCert = clientCertificates ? " --tls-cert CLIENT.pem --tls-key CLIENT-KEY.pem" : "";
+  return `read it with: probe capture -i tls://${at} --tls-ca CA.pem${probeCert} -w -   or: openssl s_client -quiet${cert} -connect ${at} | tcpdump -n -r -`;
 }
 
 export async function runPcapOverIp(argv: string[]): Promise<number> {
