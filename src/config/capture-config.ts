@@ -28,7 +28,7 @@ export const captureConfigSchema = z
     /** Who reads -r FILE: our streaming reader or libpcap's pcap_open_offline. */
     reader: z.enum(["probe", "libpcap"]).default("probe"),
     quiet: z.boolean().default(false),
-    /** tls:// and rpcaps://: CA file the server certificate must chain to (default the system store). */
+    /** tls:// and rpcaps://: CA file the server certificate must chain to (default the built-in public CAs). */
     tlsCa: z.string().min(1).optional(),
     /** tls:// only: client certificate and key for servers that require mutual TLS. */
     tlsCert: z.string().min(1).optional(),

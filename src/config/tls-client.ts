@@ -2,7 +2,8 @@
 // certificate, for every client probe has (rpcaps:// capture, tls:// PCAP-over-IP input,
 // pcap-over-ip --connect-tls). The server certificate is verified by default (libpcap's
 // rpcaps:// client never did: libpcap#1080); --tls-ca FILE names the CA to trust instead of the
-// system store, --tls-insecure turns verification off (encryption without authentication),
+// well-known public CAs built into Bun (Mozilla's list; NODE_EXTRA_CA_CERTS adds to it),
+// --tls-insecure turns verification off (encryption without authentication),
 // which is logged once per client.
 //
 // What Bun 1.4.4 reports (checked against servers with certificates made by openssl): with
@@ -15,7 +16,7 @@ import type { TLSOptions } from "bun";
 
 /** How a client authenticates the server it dials (and itself, for mutual TLS). */
 export interface TlsClientSettings {
-  /** PEM file with the CA certificate(s) that signed the server certificate (--tls-ca); default the system store. */
+  /** PEM file with the CA certificate(s) that signed the server certificate (--tls-ca); default Bun's built-in public CAs (Mozilla's list). */
   ca?: string | undefined;
   /** Client certificate and key PEM files, for servers that require mutual TLS. */
   cert?: string | undefined;
@@ -85,7 +86,7 @@ const UNKNOWN_CA_CODES = new Set([
 /** One line saying why a server certificate was refused, naming the reason and the way out. */
 export function describeCertificateError(error: Error, expectedName: string, settings: TlsClientSettings): string {
   const code = (error as Error & { code?: string }).code ?? "";
-  const ca = settings.ca ? `the CA in --tls-ca ${settings.ca}` : "the system's trusted CAs (give --tls-ca FILE)";
+  const ca = settings.ca ? `the CA in --tls-ca ${settings.ca}` : "the built-in public CAs (give --tls-ca FILE)";
   if (code === "CERT_HAS_EXPIRED") return "server certificate has expired";
   if (code === "CERT_NOT_YET_VALID") return "server certificate is not yet valid (check both clocks)";
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID" || code === "HOSTNAME_MISMATCH") {

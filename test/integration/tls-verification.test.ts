@@ -112,7 +112,7 @@ describe("rpcaps:// client (RpcapClient)", () => {
     });
   }
 
-  test("no CA given: the system store does not know the test CA", async () => {
+  test("no CA given: the built-in public CAs do not include the test CA", async () => {
     expect(((await dial("good", {})) as Error).message).toMatch(/unknown CA/);
   });
 

@@ -73,7 +73,7 @@ export interface ReconnectOptions {
 
 export interface PcapOverIpSourceOptions {
   address: RemoteSourceAddress;
-  /** tls only: PEM file of the CA that signed the server certificate (else the system store). */
+  /** tls only: PEM file of the CA that signed the server certificate (else the built-in public CAs). */
   tlsCa?: string;
   /** tls only: client certificate and key PEM files, for servers that require mutual TLS. */
   tlsCert?: string;

@@ -53,7 +53,7 @@ export interface RpcapSourceOptions {
   promiscuous?: boolean;
   /** UDP data channel instead of TCP. */
   udp?: boolean;
-  /** rpcaps:// only: how the server certificate is verified (--tls-ca, --tls-insecure); default the system store. */
+  /** rpcaps:// only: how the server certificate is verified (--tls-ca, --tls-insecure); default the built-in public CAs. */
   tls?: TlsClientSettings;
   log?: Logger;
 }

@@ -25,7 +25,7 @@ Options:
                           (rpcaps:// for TLS; NULL authentication without USER); or read
                           a PCAP-over-IP stream: tcp://HOST:PORT, TCP@HOST:PORT, tls://HOST:PORT
       --tls-ca FILE       tls:// and rpcaps://: trust this CA for the server certificate
-                          (default: the system's CAs); the certificate is always verified
+                          (default: the built-in public CAs); always verified
       --tls-insecure      tls:// and rpcaps://: do not verify it (logged)
       --tls-cert FILE     tls://: client certificate for a server that requires one...
       --tls-key FILE      ...and its key

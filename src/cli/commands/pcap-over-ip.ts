@@ -48,7 +48,7 @@ Serving:
       --tls-key FILE       ...and key
       --tls-ca FILE        require client certificates signed by this CA (mutual TLS)
       --connect-tls        use TLS for --connect: the server certificate is verified
-                           against --tls-ca (else the system's CAs), host name included
+                           against --tls-ca (else the built-in public CAs), host too
       --tls-insecure       with --connect-tls and tls:// --from: do not verify the server
                            certificate (logged; --connect-insecure is the old name)
       --slow-consumer P    drop (default): a consumer that falls behind loses batches,

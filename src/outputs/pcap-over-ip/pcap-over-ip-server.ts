@@ -24,7 +24,7 @@ export interface PcapOverIpServerOptions {
   /** Peers allowed to connect to a listener; empty = everyone who can reach it. */
   allow: readonly Cidr[];
   tls?: TlsFiles;
-  /** TLS for --connect: the server certificate is verified (against `ca`, else the system store) unless insecure. */
+  /** TLS for --connect: the server certificate is verified (against `ca`, else the built-in public CAs) unless insecure. */
   connectTls?: TlsClientSettings;
   precision: TimestampPrecision;
   maxQueueBytes: number;

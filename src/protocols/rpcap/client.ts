@@ -52,7 +52,7 @@ export interface RpcapClientOptions {
   port: number;
   /**
    * rpcaps://: TLS on control and data connections. `true` verifies the server certificate
-   * against the system store; settings name a CA (--tls-ca) or opt out (--tls-insecure).
+   * against the built-in public CAs; settings name a CA (--tls-ca) or opt out (--tls-insecure).
    * Unlike libpcap's client (libpcap#1080), the certificate is verified by default.
    */
   tls?: boolean | TlsClientSettings;
