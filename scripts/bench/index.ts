@@ -5,6 +5,7 @@ import { benchUdpstr } from "./udpstr.ts";
 import { benchPcapOverIp } from "./pcap-over-ip.ts";
 import { benchRobustness } from "./robustness.ts";
 import { benchStages } from "./stages.ts";
+import { benchRotation } from "./rotation.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   "pcap-over-ip": benchPcapOverIp,
   robustness: benchRobustness,
   stages: () => benchStages(),
+  rotation: benchRotation,
   // hooks.ts runs at its top level; start it as its own process.
   hooks: async () => {
     const proc = Bun.spawn([process.execPath, new URL("./hooks.ts", import.meta.url).pathname], { stdout: "inherit", stderr: "inherit" });

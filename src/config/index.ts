@@ -6,3 +6,5 @@ export * from "./hook-config.ts";
 export * from "./pcap-over-ip-config.ts";
 export * from "./rpcapd-config.ts";
 export * from "./log-config.ts";
+export * from "./tls-client.ts";
+export * from "./keepalive.ts";

@@ -28,7 +28,7 @@ import {
   hookSettingsSchema,
   type HookSettings,
 } from "./settings.ts";
-import { DRIVER_LIMITS, META_HEADER, META_HEADER_INTS, META_RECORD, META_RECORD_INTS, RECORD_FLAG, RECORD_MARK, VERDICT } from "./vm-driver.ts";
+import { DRIVER_LIMITS, META_HEADER, META_HEADER_INTS, META_RECORD, META_RECORD_INTS, parseDriverResult, RECORD_FLAG, RECORD_MARK, VERDICT } from "./vm-driver.ts";
 import type { QuickJSWASMModule } from "quickjs-emscripten-core";
 
 export interface HookRunnerOptions {
@@ -314,47 +314,33 @@ export class HookRunner {
     return result;
   }
 
-  /** Logs, tags and the first error message from the driver's JSON, validated. Tags per input record. */
+  /** Logs, tags and the first error message from the driver's result string, validated. Tags per input record. */
   private readDriverResult(outcome: DriverOutcome, count: number, failures: Uint8Array): (string[] | undefined)[] {
     const tagsByInput: (string[] | undefined)[] = new Array(count);
     if (outcome.failure !== undefined) {
       this.logFailure(`batch stopped: ${outcome.message}`);
       return tagsByInput;
     }
-    if (outcome.resultJson === undefined) return tagsByInput;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(outcome.resultJson);
-    } catch {
-      return tagsByInput;
+    if (outcome.resultText === undefined) return tagsByInput;
+    const { tags, logs, logsSuppressed, firstError, errorCount } = parseDriverResult(outcome.resultText);
+    for (const { index, name } of tags) {
+      if (index >= count) continue;
+      if (name.length === 0 || name.length > DRIVER_LIMITS.TAG_CHARS) continue;
+      if (failures[index] !== FAILURE_KIND.NONE) continue;
+      const list = (tagsByInput[index] ??= []);
+      if (list.length < DRIVER_LIMITS.TAGS_PER_PACKET && !list.includes(name)) list.push(name);
     }
-    if (parsed === null || typeof parsed !== "object") return tagsByInput;
-    const { tags, logs, logsSuppressed, firstError, errorCount } = parsed as Record<string, unknown>;
-    if (Array.isArray(tags)) {
-      for (let k = 0; k + 1 < tags.length; k += 2) {
-        const index = tags[k];
-        const name = tags[k + 1];
-        if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= count) continue;
-        if (typeof name !== "string" || name.length === 0 || name.length > DRIVER_LIMITS.TAG_CHARS) continue;
-        if (failures[index as number] !== FAILURE_KIND.NONE) continue;
-        const list = (tagsByInput[index as number] ??= []);
-        if (list.length < DRIVER_LIMITS.TAGS_PER_PACKET && !list.includes(name)) list.push(name);
+    for (const line of logs.slice(0, DRIVER_LIMITS.LOG_LINES_PER_BATCH)) {
+      if (this.logLimiter.take()) {
+        this.counters.logLines++;
+        this.logger.info(`hook ${this.name}: ${line.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS)}`);
+      } else {
+        this.counters.logLinesSuppressed++;
       }
     }
-    if (Array.isArray(logs)) {
-      for (const line of logs.slice(0, DRIVER_LIMITS.LOG_LINES_PER_BATCH)) {
-        if (typeof line !== "string") continue;
-        if (this.logLimiter.take()) {
-          this.counters.logLines++;
-          this.logger.info(`hook ${this.name}: ${line.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS)}`);
-        } else {
-          this.counters.logLinesSuppressed++;
-        }
-      }
-    }
-    if (Number.isInteger(logsSuppressed) && (logsSuppressed as number) > 0) this.counters.logLinesSuppressed += logsSuppressed as number;
-    if (typeof firstError === "string") {
-      const n = Number.isInteger(errorCount) ? (errorCount as number) : 1;
+    if (logsSuppressed > 0) this.counters.logLinesSuppressed += logsSuppressed;
+    if (firstError !== undefined) {
+      const n = errorCount > 0 ? errorCount : 1;
       this.logFailure(`${n} packet(s) failed in a batch; first: ${firstError.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS)}`);
     }
     return tagsByInput;
