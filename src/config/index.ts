@@ -5,5 +5,6 @@ export * from "./capture-config.ts";
 export * from "./hook-config.ts";
 export * from "./pcap-over-ip-config.ts";
 export * from "./rpcapd-config.ts";
+export * from "./log-config.ts";
 export * from "./tls-client.ts";
 export * from "./keepalive.ts";

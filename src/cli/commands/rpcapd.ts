@@ -1,6 +1,6 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
 // options, ExtraHop's -i/-t, a users file, and a shared capture behind every session.
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
@@ -12,14 +12,15 @@ import {
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
 import { Authenticator, loadHostList, readHostListArgument } from "../../daemon/auth/index.ts";
-import { RpcapDaemon } from "../../daemon/rpcapd.ts";
-import { stderrLogger, type Logger } from "../../logging/index.ts";
+import { ListenError, RpcapDaemon } from "../../daemon/rpcapd.ts";
+import type { Logger } from "../../logging/index.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 
 export const RPCAPD_HELP = `Usage: probe rpcapd [options]
@@ -36,9 +37,11 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
   -n, --null-auth          allow NULL authentication (no password)
   -a, --active-client HOST,PORT
       --active HOST:PORT   dial out to a collector (repeatable; port defaults to ${RPCAP_DEFAULT_ACTIVE_PORT})
-                           and serve it; redialled every 30 s while unreachable
+                           and serve it; redialled while unreachable (30 s, backing
+                           off to 4 min; one log line per outage)
   -v, --active-only        do not listen; active connections only
-  -d, --daemon             run in the background
+  -d, --daemon             run in the background, logging to syslog (like rpcapd) unless
+                           --log-file is given
   -s, --save-config FILE   write the current configuration to FILE (rpcapd's format)
   -f, --config FILE        load configuration (ActiveClient, PassiveClient, NullAuthPermit)
                            from FILE; SIGHUP reloads it without dropping live sessions
@@ -66,7 +69,7 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
       --pressure-auth-timeout-ms N
                            auth deadline once 3/4 of the sessions are taken (default 10000)
   -h, --help               this text
-${HOOK_OPTIONS_HELP}
+${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}
 Every failed authentication is answered "Authentication failed" and costs that peer a
 growing pause; the reason is logged. OPEN accepts local interfaces only.
 `;
@@ -98,6 +101,7 @@ const options = {
   "system-accounts-share-capture": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   ...HOOK_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
 } as const;
 
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
@@ -142,6 +146,7 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
     pressureAuthTimeoutMs: parseInteger("--pressure-auth-timeout-ms", v["pressure-auth-timeout-ms"], 100, 86_400_000),
     systemAccountsShareCapture: v["system-accounts-share-capture"],
     ...hookConfigFromFlags(v),
+    ...logConfigFromFlags(v),
   });
 }
 
@@ -191,12 +196,32 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     process.stdout.write(RPCAPD_HELP);
     return ExitCode.OK;
   }
-  if (parsed.daemonize) return daemonize(argv);
+  // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
+  if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
   let config = withConfigFile(parsed);
   if (config.saveConfigFile) {
     writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
   }
-  const log = stderrLogger("probe-rpcapd");
+  const commandLog = openCommandLog(config, "probe-rpcapd");
+  try {
+    return await serveRpcapd(config, parsed, commandLog.log);
+  } catch (error) {
+    // Detached (-d), standard error goes nowhere: say why the daemon stopped where it logs.
+    if (config.logFile || config.logSyslog) commandLog.log.error((error as Error).message);
+    throw error;
+  } finally {
+    commandLog.close();
+  }
+}
+
+async function serveRpcapd(initial: RpcapdConfig, parsed: RpcapdConfig, log: Logger): Promise<number> {
+  let config = initial;
+  if (config.tls) {
+    // Bun reports a missing key or certificate as a bare ENOENT at listen time: name the file.
+    for (const [flag, file] of [["-K", config.tlsKey], ["-X", config.tlsCert]] as const) {
+      if (!existsSync(file)) throw new CommandFailure(`${flag} ${file}: no such file (TLS needs a key and a certificate)`);
+    }
+  }
   const hub = new CaptureHub();
   const access = await accessControl(config, log);
   const hooks = await startHooks({ config, logger: log });
@@ -226,7 +251,14 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     log,
   });
   if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (error) {
+    await hub.close();
+    hooks?.close();
+    if (error instanceof ListenError) throw new CommandFailure(error.message);
+    throw error;
+  }
   process.on("SIGHUP", async () => {
     try {
       config = withConfigFile(parsed);
@@ -247,13 +279,28 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   return ExitCode.OK;
 }
 
-/** -d: start again detached (without -d), stdio to /dev/null, and return at once. */
-function daemonize(argv: string[]): number {
+/** Set in the detached child's environment so that it does not detach again. */
+const DETACHED_ENV = "PROBE_RPCAPD_DETACHED";
+
+/**
+ * -d: start again detached (without -d), stdio to /dev/null, and return at once. The child
+ * logs to syslog like libpcap's rpcapd (checked here first, so an unreachable syslog is one
+ * line now rather than a silent daemon), unless --log-file or --syslog says where.
+ */
+function daemonize(argv: string[], config: RpcapdConfig): number {
   const rest = argv.filter((a) => a !== "-d" && a !== "--daemon");
+  if (!config.logFile && !config.logSyslog) {
+    openCommandLog({ ...config, logSyslog: true, pidFile: undefined }, "probe-rpcapd").close();
+    rest.push("--syslog");
+  }
   const self = process.execPath.endsWith("/bun") || process.execPath.endsWith("/bun.exe")
     ? [process.execPath, Bun.main]
     : [process.execPath];
-  const child = Bun.spawn([...self, "rpcapd", ...rest], { stdio: ["ignore", "ignore", "ignore"], detached: true } as Parameters<typeof Bun.spawn>[1]);
+  const child = Bun.spawn([...self, "rpcapd", ...rest], {
+    stdio: ["ignore", "ignore", "ignore"],
+    detached: true,
+    env: { ...process.env, [DETACHED_ENV]: "1" },
+  } as Parameters<typeof Bun.spawn>[1]);
   child.unref();
   process.stderr.write(`probe rpcapd running in the background, pid ${child.pid}\n`);
   return ExitCode.OK;

@@ -15,16 +15,17 @@ import {
   RPCAP_DEFAULT_PORT,
 } from "../../config/rpcapd-config.ts";
 import { Authenticator } from "../../daemon/auth/index.ts";
-import { RpcapDaemon } from "../../daemon/rpcapd.ts";
-import { stderrLogger } from "../../logging/index.ts";
+import { ListenError, RpcapDaemon } from "../../daemon/rpcapd.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { parseCommandLine } from "../parse-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
 import { hookConfigSchema } from "../../config/hook-config.ts";
+import { logConfigSchema } from "../../config/log-config.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
 import { validated } from "../validated.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { startPcapOverIp } from "./pcap-over-ip.ts";
 
 export const SERVE_HELP = `Usage: probe [-i INTERFACE] [-f FILTER] [--pcap-over-ip ADDR:PORT] [--rpcap ADDR:PORT]
@@ -43,7 +44,7 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
       --no-rpcap             serve PCAP-over-IP only
       --users FILE           RPCAP password file (then NULL authentication is refused)
   -h, --help                 this text
-${HOOK_OPTIONS_HELP}Hooks apply to both outputs.
+${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks apply to both outputs.
 For everything else use 'probe pcap-over-ip' and 'probe rpcapd'.
 `;
 
@@ -57,6 +58,7 @@ export async function runServe(argv: string[]): Promise<number> {
     users: { type: "string" },
     help: { type: "boolean", short: "h" },
     ...HOOK_CLI_OPTIONS,
+    ...LOGGING_CLI_OPTIONS,
   });
   if (v.help) {
     process.stdout.write(SERVE_HELP);
@@ -73,7 +75,9 @@ export async function runServe(argv: string[]): Promise<number> {
   const poipAddress = parse("--pcap-over-ip", v["pcap-over-ip"], PCAP_OVER_IP_DEFAULT_PORT);
   const rpcapAddress = parse("--rpcap", v.rpcap, RPCAP_DEFAULT_PORT);
   const iface = v.interface ?? chooseDefaultInterface(listInterfaces());
-  const log = stderrLogger();
+  const logConfig = validated("probe", logConfigSchema, logConfigFromFlags(v));
+  const commandLog = openCommandLog(logConfig, "probe");
+  const log = commandLog.log;
   const hookConfig = validated("probe", hookConfigSchema, hookConfigFromFlags(v));
   const hooks = await startHooks({ config: hookConfig, logger: log, interfaceName: iface });
   const hub = new CaptureHub();
@@ -108,6 +112,7 @@ export async function runServe(argv: string[]): Promise<number> {
     } catch (error) {
       await poip.stop();
       await hub.close();
+      if (error instanceof ListenError) throw new CommandFailure(`--rpcap: ${error.message}`);
       throw error;
     }
   }
@@ -119,7 +124,9 @@ export async function runServe(argv: string[]): Promise<number> {
   ];
   if (rpcap) lines.push(`  probe capture -i rpcap://${rpcapAddress.host}:${rpcap.port}/${iface} -w - | tcpdump -n -r -`);
   lines.push("Ctrl-C to stop.");
-  process.stderr.write(`${lines.join("\n")}\n`);
+  // With --log-format json every line of standard error must be JSON: the banner too.
+  if (logConfig.logFormat === "json") for (const line of lines) log.info(line);
+  else process.stderr.write(`${lines.join("\n")}\n`);
 
   const signal = Promise.withResolvers<void>();
   process.on("SIGINT", () => signal.resolve());
@@ -130,6 +137,7 @@ export async function runServe(argv: string[]): Promise<number> {
   await hub.close();
   if (hooks) for (const line of hooks.summaryLines()) log.info(line);
   hooks?.close();
+  commandLog.close();
   if (failure) throw failure;
   return ExitCode.OK;
 }
