@@ -15,6 +15,10 @@ export interface InputFlags {
   direction?: string | undefined;
   realtime?: boolean;
   reader?: string | undefined;
+  /** tls:// and rpcaps:// server verification; tls:// client certificate (mutual TLS). */
+  tls?: { ca?: string | undefined; insecure?: boolean | undefined; cert?: string | undefined; key?: string | undefined };
+  /** tcp:// and tls://: redial after a failure (default on). */
+  reconnect?: boolean;
 }
 
 type RawInput = Record<string, unknown> & { kind: InputSpec["kind"] };
@@ -34,8 +38,29 @@ export function inputsFromFlags(ordered: readonly { name: string; value: string 
     } catch (error) {
       throw new UsageError(`-i: ${(error as Error).message}`);
     }
-    if (stream) return { kind: "pcap-over-ip", url: value, ...(flags.filter ? { filter: flags.filter } : {}) };
-    if (rpcap) return { kind: "rpcap", url: value, ...common, ...(flags.promiscuous === false ? { promiscuous: false } : {}) };
+    const tls = flags.tls ?? {};
+    if (stream) {
+      return {
+        kind: "pcap-over-ip",
+        url: value,
+        ...(flags.filter ? { filter: flags.filter } : {}),
+        ...(flags.reconnect === false ? { reconnect: false } : {}),
+        ...(tls.ca ? { tlsCa: tls.ca } : {}),
+        ...(tls.cert ? { tlsCert: tls.cert } : {}),
+        ...(tls.key ? { tlsKey: tls.key } : {}),
+        ...(tls.insecure ? { insecure: true } : {}),
+      };
+    }
+    if (rpcap) {
+      return {
+        kind: "rpcap",
+        url: value,
+        ...common,
+        ...(flags.promiscuous === false ? { promiscuous: false } : {}),
+        ...(tls.ca ? { tlsCa: tls.ca } : {}),
+        ...(tls.insecure ? { insecure: true } : {}),
+      };
+    }
     return {
       kind: "interface",
       device: value,

@@ -73,6 +73,9 @@ async function loadCommand(name: string): Promise<Command | undefined> {
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
+  // Wireshark runs extcap programs with --extcap-* flags and no command (docs/extcap.md).
+  const extcap = await import("./commands/extcap.ts");
+  if (extcap.isExtcapInvocation(argv)) return extcap.runExtcap(argv, async (args) => runCapture(args));
   if (first === "--help-serve") {
     return (await import("./commands/serve.ts")).runServe(["--help"]);
   }

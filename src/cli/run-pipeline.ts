@@ -2,7 +2,10 @@
 // stop with a complete file and a summary; SIGHUP rereads configuration), the summary on
 // standard error, and the end of the run. Exit statuses are main.ts's (from error categories).
 import { formatPipeline } from "../config/pipeline-file.ts";
-import { stderrLogger, type Logger } from "../logging/index.ts";
+import type { LogConfig } from "../config/log-config.ts";
+import type { Logger } from "../logging/index.ts";
+import { logConfigSchema } from "../config/log-config.ts";
+import { openCommandLog } from "./logging-options.ts";
 import { PipelineRunner } from "../pipeline/runner.ts";
 import { checkPipelineSpec, type PipelineSpec, type PipelineSpecInput } from "../pipeline/spec.ts";
 import { ExitCode, UsageError } from "./usage-error.ts";
@@ -27,6 +30,8 @@ export interface RunPipelineOptions {
   printPipeline?: boolean;
   /** Logger prefix ("probe", "probe-rpcapd"...). */
   logName?: string;
+  /** --log-format/--log-level/--log-file/--syslog/--pid-file (defaults: text on standard error). */
+  logConfig?: LogConfig;
   /** Called once everything is running (banners that name the bound ports). */
   onStarted?(runner: PipelineRunner, log: Logger): void;
 }
@@ -36,7 +41,20 @@ export async function runPipeline(spec: PipelineSpec, options: RunPipelineOption
     process.stdout.write(formatPipeline(spec));
     return ExitCode.OK;
   }
-  const log = stderrLogger(options.logName);
+  const commandLog = openCommandLog(options.logConfig ?? logConfigSchema.parse({}), options.logName ?? "probe");
+  const log = commandLog.log;
+  try {
+    return await runLogged(spec, options, log);
+  } catch (error) {
+    // Logging to a file or syslog (rpcapd -d): standard error may go nowhere, so say there why the run stopped.
+    if (options.logConfig?.logFile || options.logConfig?.logSyslog) log.error((error as Error).message);
+    throw error;
+  } finally {
+    commandLog.close();
+  }
+}
+
+async function runLogged(spec: PipelineSpec, options: RunPipelineOptions, log: Logger): Promise<number> {
   // Installed before anything starts: a signal while inputs open stops the run once they have
   // (SIGHUP's default action, ending the process, never applies).
   const signalled = Promise.withResolvers<void>();

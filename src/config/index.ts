@@ -5,3 +5,6 @@ export * from "./addresses.ts";
 export * from "./hook-config.ts";
 export * from "./pipeline-file.ts";
 export * from "./rpcapd-config.ts";
+export * from "./log-config.ts";
+export * from "./tls-client.ts";
+export * from "./keepalive.ts";

@@ -16,7 +16,7 @@ import { asUserFacing, ProbeError } from "../packet/probe-error.ts";
 import { CaptureHub, type SharedCaptures, type StagesFactory, type SubscribeOptions, type Subscription } from "../pipeline/capture-hub.ts";
 import { ConsumerQueue, type BatchSink } from "../pipeline/consumer-queue.ts";
 import { UdpstrPacker } from "../protocols/udpstr/index.ts";
-import { Authenticator, loadHostList, parseHostList } from "./auth/index.ts";
+import { Authenticator, loadHostList, readHostListArgument } from "./auth/index.ts";
 import { RpcapDaemon } from "./rpcapd.ts";
 
 export interface RpcapdOutputOptions {
@@ -37,6 +37,9 @@ export interface RpcapdOutputOptions {
   dataQueueBytes: number;
   maxControlPlen: number;
   maxSessions: number;
+  maxSessionsPerAddress: number;
+  pressureAuthTimeoutMs: number;
+  systemAccountsShareCapture: boolean;
 }
 
 /** Where the pipeline's own stream can be joined: interface name → pipeline input index. */
@@ -62,13 +65,18 @@ function withConfigFile(o: RpcapdOutputOptions): RpcapdOutputOptions {
 async function accessControl(o: RpcapdOutputOptions, log: Logger) {
   const hosts = [...o.passiveClients];
   if (o.hostListFile) {
-    // Unlike libpcap's rpcapd (which takes -l's argument as the list itself despite its help
-    // text), -l names a file: hosts separated by spaces, commas, semicolons or newlines.
-    if (!existsSync(o.hostListFile)) throw new ProbeError("host-list", "usage", `-l ${o.hostListFile}: no such file`);
-    hosts.push(...parseHostList(readFileSync(o.hostListFile, "utf8")));
+    // A file, or the list itself as libpcap's rpcapd takes it (-l host1,host2).
+    try {
+      hosts.push(...readHostListArgument(o.hostListFile).hosts);
+    } catch (error) {
+      throw new ProbeError("host-list", "usage", (error as Error).message);
+    }
   }
   const isHostAllowed = hosts.length > 0 ? await loadHostList(hosts, { warn: (m: string) => log.warn(m) }) : undefined;
-  const authenticator = await Authenticator.create({ nullAuth: o.nullAuth, ...(o.usersFile ? { usersFile: o.usersFile } : {}) }, { log });
+  const authenticator = await Authenticator.create(
+    { nullAuth: o.nullAuth, systemAccountsShareCapture: o.systemAccountsShareCapture, ...(o.usersFile ? { usersFile: o.usersFile } : {}) },
+    { log },
+  );
   return { isHostAllowed, authenticator };
 }
 
@@ -171,6 +179,12 @@ export class RpcapdOutput implements PipelineOutput {
   ): Promise<PreparedOutput<RpcapdOutput>> {
     const options = withConfigFile(spec);
     if (!options.listen && options.active.length === 0) throw new ProbeError("no-active", "usage", "rpcapd: -v needs at least one -a HOST,PORT");
+    if (options.tls) {
+      // Bun reports a missing key or certificate as a bare ENOENT at listen time: name the file.
+      for (const [flag, file] of [["-K", options.tls.key], ["-X", options.tls.cert]] as const) {
+        if (!existsSync(file)) throw new ProbeError("tls-file", "runtime", `${flag} ${file}: no such file (TLS needs a key and a certificate)`);
+      }
+    }
     const access = await accessControl(options, context.log);
     const captures = new PipelineCaptures(joinable, new CaptureHub(undefined, createStages, (line) => context.log.info(line)), context.inputStats);
     const daemon = new RpcapDaemon({
@@ -192,6 +206,8 @@ export class RpcapdOutput implements PipelineOutput {
       dataQueueBytes: options.dataQueueBytes,
       maxControlPlen: options.maxControlPlen,
       maxSessions: options.maxSessions,
+      maxSessionsPerAddress: options.maxSessionsPerAddress,
+      pressureAuthTimeoutMs: options.pressureAuthTimeoutMs,
       hub: captures,
       log: context.log,
     });

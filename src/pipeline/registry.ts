@@ -79,11 +79,18 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
       : new FileReplaySource({ path: spec.path, ...filter, snaplen: spec.snaplen, realtime: spec.realtime });
     return { live: false, source };
   },
-  rpcap: (spec) => {
+  rpcap: (spec, context) => {
     const address = remoteAddress("-i", spec.url, parseRpcapUrl, "rpcap://HOST[:PORT]/IFACE");
     return {
       live: true,
-      source: new RpcapCaptureSource({ address, ...(spec.filter ? { filter: spec.filter } : {}), snaplen: spec.snaplen, promiscuous: spec.promiscuous }),
+      source: new RpcapCaptureSource({
+        address,
+        ...(spec.filter ? { filter: spec.filter } : {}),
+        snaplen: spec.snaplen,
+        promiscuous: spec.promiscuous,
+        tls: { ca: spec.tlsCa, insecure: spec.insecure },
+        log: context.log,
+      }),
     };
   },
   "pcap-over-ip": (spec, context) => {
@@ -92,8 +99,11 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
       live: true,
       source: new PcapOverIpSource({
         address,
-        ...(spec.reconnect ? { reconnect: true, log: context.log } : {}),
+        reconnect: spec.reconnect ? { afterCleanEnd: spec.reconnectAfterCleanEnd } : false,
+        log: context.log,
         ...(spec.tlsCa ? { tlsCa: spec.tlsCa } : {}),
+        ...(spec.tlsCert ? { tlsCert: spec.tlsCert } : {}),
+        ...(spec.tlsKey ? { tlsKey: spec.tlsKey } : {}),
         ...(spec.insecure ? { insecure: true } : {}),
         ...(spec.filter ? { filter: spec.filter } : {}),
       }),

@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import { hookSettingsSchema } from "../hooks/settings.ts";
+import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/rpcapd-config.ts";
 
 /** A port as operators type it; 0 asks the system for a free one (tests, ephemeral listeners). */
 const port = z.number().int().min(0).max(65535);
@@ -50,6 +51,10 @@ export const rpcapInputSchema = z.strictObject({
   /** rpcap://[USER:PASS@]HOST[:PORT]/IFACE or rpcaps://... */
   url: z.string().min(1),
   promiscuous: z.boolean().default(true),
+  /** rpcaps://: CA file the server certificate must chain to (default the built-in public CAs). */
+  tlsCa: z.string().min(1).optional(),
+  /** rpcaps://: accept any server certificate (logged). */
+  insecure: z.boolean().default(false),
 });
 
 export const pcapOverIpInputSchema = z.strictObject({
@@ -57,9 +62,16 @@ export const pcapOverIpInputSchema = z.strictObject({
   ...inputCommon,
   /** tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT */
   url: z.string().min(1),
-  /** Redial with backoff when the stream drops (the merge goes on with the other inputs). */
-  reconnect: z.boolean().default(false),
+  /** Redial with backoff (0.5 s doubling to 30 s) after a failure (the merge goes on with the other inputs). */
+  reconnect: z.boolean().default(true),
+  /** Also redial after the server closed the stream cleanly (--from keeps serving; capture ends). */
+  reconnectAfterCleanEnd: z.boolean().default(false),
+  /** tls://: CA file the server certificate must chain to (default the built-in public CAs). */
   tlsCa: z.string().min(1).optional(),
+  /** tls://: client certificate and key, for servers that require mutual TLS. */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  /** tls://: accept any server certificate (logged). */
   insecure: z.boolean().default(false),
 });
 
@@ -166,7 +178,13 @@ export const rpcapdOutputSchema = z.strictObject({
   activeRetryMs: z.number().int().min(50).default(30_000),
   dataQueueBytes: z.number().int().min(64 * 1024).default(16 * 1024 * 1024),
   maxControlPlen: z.number().int().min(1024).default(128 * 1024),
-  maxSessions: z.number().int().min(1).default(64),
+  maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
+  /** Sessions from one address (IPv4, IPv6 /64): one peer cannot take every slot. */
+  maxSessionsPerAddress: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS_PER_ADDRESS),
+  /** Auth deadline once 3/4 of the slots are taken (idle pre-auth connections are cut sooner). */
+  pressureAuthTimeoutMs: z.number().int().min(100).default(DEFAULT_PRESSURE_AUTH_TIMEOUT_MS),
+  /** Accept system-account passwords although the session captures with the daemon's rights. */
+  systemAccountsShareCapture: z.boolean().default(false),
 });
 
 export const udpstrOutputSchema = z.strictObject({

@@ -23,6 +23,13 @@ Options:
                           behind an RPCAP daemon: rpcap://[USER:PASS@]HOST[:PORT]/IFACE
                           (rpcaps:// for TLS; NULL authentication without USER); or read
                           a PCAP-over-IP stream: tcp://HOST:PORT, TCP@HOST:PORT, tls://HOST:PORT
+      --tls-ca FILE       tls:// and rpcaps://: trust this CA for the server certificate
+                          (default: the built-in public CAs); always verified
+      --tls-insecure      tls:// and rpcaps://: do not verify it (logged)
+      --tls-cert FILE     tls://: client certificate for a server that requires one...
+      --tls-key FILE      ...and its key
+      --no-reconnect      tcp:// and tls://: end on a failure instead of redialling
+                          (0.5 s doubling to 30 s); a clean close always ends the capture
   -r, --read FILE         read a pcap or pcapng file instead of capturing
   -w, --write FILE|-      write to FILE, or '-' for standard output (required)
   -f, --filter EXPR       tcpdump filter expression; words after the options are
@@ -70,6 +77,11 @@ const options = {
   realtime: { type: "boolean" },
   reader: { type: "string" },
   quiet: { type: "boolean", short: "q" },
+  "tls-ca": { type: "string" },
+  "tls-insecure": { type: "boolean" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "no-reconnect": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
@@ -93,6 +105,7 @@ export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
   if (v.format !== undefined && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError(`capture: -F is pcap or pcapng, not '${v.format}'`);
   if (v.direction !== undefined && !["in", "out", "inout"].includes(v.direction)) throw new UsageError(`capture: -Q is in, out or inout, not '${v.direction}'`);
   if (v.reader !== undefined && v.reader !== "probe" && v.reader !== "libpcap") throw new UsageError(`capture: --reader is probe or libpcap, not '${v.reader}'`);
+  if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new UsageError("capture: --tls-cert and --tls-key go together");
   const hooks = hooksStageFromFlags(v);
   const count = parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER);
   const spec = specFromFlags("capture", {
@@ -105,6 +118,8 @@ export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
       direction: v.direction,
       realtime: v.realtime ?? false,
       reader: v.reader,
+      tls: { ca: v["tls-ca"], insecure: v["tls-insecure"], cert: v["tls-cert"], key: v["tls-key"] },
+      reconnect: !v["no-reconnect"],
     }) as PipelineSpec["inputs"],
     stages: hooks ? [hooks] : [],
     outputs: [{ kind: "file", path: v.write, format: (v.format ?? "pcap") as "pcap" | "pcapng" }],

@@ -42,8 +42,10 @@ Serving:
       --tls-cert FILE      serve PCAP-over-TLS with this certificate...
       --tls-key FILE       ...and key
       --tls-ca FILE        require client certificates signed by this CA (mutual TLS)
-      --connect-tls        use TLS for --connect (server checked against --tls-ca)
-      --connect-insecure   with --connect-tls: do not verify the server certificate
+      --connect-tls        use TLS for --connect: the server certificate is verified
+                           against --tls-ca (else the built-in public CAs), host too
+      --tls-insecure       with --connect-tls and tls:// --from: do not verify the server
+                           certificate (logged; --connect-insecure is the old name)
       --slow-consumer P    drop (default): a consumer that falls behind loses batches,
                            counted for it alone; disconnect: it is disconnected
       --queue-bytes N      how far a consumer may fall behind (default 16 MiB)
@@ -68,6 +70,7 @@ const options = {
   "tls-key": { type: "string" },
   "tls-ca": { type: "string" },
   "connect-tls": { type: "boolean" },
+  "tls-insecure": { type: "boolean" },
   "connect-insecure": { type: "boolean" },
   "slow-consumer": { type: "string" },
   "queue-bytes": { type: "string" },
@@ -93,7 +96,12 @@ export function parsePcapOverIpCommand(argv: string[]): { spec: PipelineSpec; pr
   if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("pcap-over-ip: filter given twice");
   if (v.interface !== undefined && v.from !== undefined) throw new UsageError("pcap-over-ip: give -i INTERFACE or --from URL..., not both");
   if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new UsageError("pcap-over-ip: --tls-cert and --tls-key go together");
-  if (v["tls-ca"] !== undefined && v["tls-cert"] === undefined && !v["connect-tls"]) throw new UsageError("pcap-over-ip: --tls-ca needs --tls-cert and --tls-key");
+  // --tls-ca serves two ends: client certificates on a TLS listener, and the server certificate
+  // of --connect-tls peers and tls:// --from sources.
+  if (v["tls-ca"] !== undefined && v["tls-cert"] === undefined && !v["connect-tls"] && v.from === undefined) {
+    throw new UsageError("pcap-over-ip: --tls-ca needs --tls-cert and --tls-key (mutual TLS), --connect-tls or --from");
+  }
+  const insecure = (v["connect-insecure"] || v["tls-insecure"]) ?? false;
   for (const cidr of v.allow ?? []) {
     try {
       parseCidr(cidr);
@@ -111,7 +119,7 @@ export function parsePcapOverIpCommand(argv: string[]): { spec: PipelineSpec; pr
         const [input] = inputsFromFlags([{ name: "interface", value: url }], { filter });
         if (input!.kind !== "pcap-over-ip") throw new UsageError(`--from: '${url}' is not tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT`);
         // A source that drops is redialled; the merge goes on with the others meanwhile.
-        return { ...input!, reconnect: true, ...(v["tls-ca"] ? { tlsCa: v["tls-ca"] } : {}), ...(v["connect-insecure"] ? { insecure: true } : {}) };
+        return { ...input!, reconnect: true, reconnectAfterCleanEnd: true, ...(v["tls-ca"] ? { tlsCa: v["tls-ca"] } : {}), ...(insecure ? { insecure: true } : {}) };
       })
     : inputsFromFlags([{ name: "interface", value: v.interface ?? chooseDefaultInterface(listInterfaces()) }], {
         filter,
@@ -129,7 +137,7 @@ export function parsePcapOverIpCommand(argv: string[]): { spec: PipelineSpec; pr
         connect: hostPorts("--connect", v.connect, PCAP_OVER_IP_DEFAULT_PORT),
         allow: v.allow ?? [],
         ...(v["tls-cert"] && v["tls-key"] ? { tls: { cert: v["tls-cert"], key: v["tls-key"], ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}) } } : {}),
-        ...(v["connect-tls"] ? { connectTls: { ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}), insecure: v["connect-insecure"] ?? false } } : {}),
+        ...(v["connect-tls"] ? { connectTls: { ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}), insecure } } : {}),
         ...(v["slow-consumer"] ? { slowConsumer: v["slow-consumer"] as "drop" | "disconnect" } : {}),
         ...(v["queue-bytes"] !== undefined ? { queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40)! } : {}),
       },

@@ -11,6 +11,8 @@ import { PcapOverIpOutput } from "../../outputs/pcap-over-ip/pcap-over-ip-output
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
+import type { LogConfig } from "../../config/log-config.ts";
 import { parseCommandLine } from "../parse-options.ts";
 import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
@@ -33,11 +35,11 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
       --users FILE           RPCAP password file (then NULL authentication is refused)
       --print-pipeline       print the pipeline (YAML, for 'probe run FILE') and exit
   -h, --help                 this text
-${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
+${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
 For everything else use 'probe pcap-over-ip' and 'probe rpcapd'.
 `;
 
-export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPipeline: boolean } | "help" {
+export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const { values: v, positionals } = parseCommandLine("probe", argv, {
     interface: { type: "string", short: "i" },
     filter: { type: "string", short: "f" },
@@ -48,6 +50,8 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
     help: { type: "boolean", short: "h" },
     ...PRINT_PIPELINE_OPTION,
     ...HOOK_CLI_OPTIONS,
+    ...LOGGING_CLI_OPTIONS,
+    ...LOGGING_CLI_OPTIONS,
   });
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`unknown command '${positionals[0]}'`);
@@ -78,7 +82,7 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
           }]),
     ],
   });
-  return { spec, printPipeline: v["print-pipeline"] ?? false };
+  return { spec, printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("probe", v) };
 }
 
 export async function runServe(argv: string[]): Promise<number> {
@@ -90,7 +94,8 @@ export async function runServe(argv: string[]): Promise<number> {
   const { spec } = command;
   return runPipeline(spec, {
     printPipeline: command.printPipeline,
-    onStarted: (runner) => {
+    logConfig: command.logConfig,
+    onStarted: (runner, log) => {
       const input = spec.inputs[0]!;
       const device = input.kind === "interface" ? input.device : "";
       const poip = runner.outputs.find((o): o is PcapOverIpOutput => o instanceof PcapOverIpOutput);
@@ -103,7 +108,9 @@ export async function runServe(argv: string[]): Promise<number> {
         lines.push(`  probe capture -i rpcap://${rpcapSpec.listen?.host ?? "127.0.0.1"}:${rpcap.port}/${device} -w - | tcpdump -n -r -`);
       }
       lines.push("Ctrl-C to stop.");
-      process.stderr.write(`${lines.join("\n")}\n`);
+      // With --log-format json every line of standard error must be JSON: the banner too.
+      if (command.logConfig.logFormat === "json") for (const line of lines) log.info(line);
+      else process.stderr.write(`${lines.join("\n")}\n`);
     },
   });
 }

@@ -26,6 +26,7 @@ export class PcapOverIpOutput implements PipelineOutput {
   private constructor(
     readonly server: PcapOverIpServer,
     private readonly context: OutputContext,
+    private readonly options: PcapOverIpOutputOptions,
   ) {}
 
   /**
@@ -66,7 +67,7 @@ export class PcapOverIpOutput implements PipelineOutput {
       const where = `cannot serve PCAP-over-IP on ${listen.map((l) => formatHostPort(l.host, l.port)).join(", ")}`;
       throw asUserFacing(error, where) ?? new ProbeError("listen-failed", "runtime", `${where}: ${(error as Error).message}`, { cause: error });
     }
-    const output = new PcapOverIpOutput(server, context);
+    const output = new PcapOverIpOutput(server, context, o);
     const exclusion = server.ownTrafficFilter();
     return { output, ...(exclusion ? { ownTraffic: exclusion } : {}) };
   }
@@ -87,7 +88,7 @@ export class PcapOverIpOutput implements PipelineOutput {
     this.server.connectOut();
     for (const l of this.server.listening) {
       const host = l.host === "0.0.0.0" || l.host === "::" ? "127.0.0.1" : l.host;
-      this.context.log.info(`read it with: tshark -i TCP@${formatHostPort(host, l.port)}   or: nc ${host} ${l.port} | tcpdump -n -r -`);
+      this.context.log.info(readItWith(host, l.port, this.options.tls !== undefined, this.options.tls?.ca !== undefined));
     }
   }
 
@@ -114,4 +115,14 @@ export class PcapOverIpOutput implements PipelineOutput {
       packets_dropped: dropped,
     };
   }
+}
+
+/** The hint printed per listener: tshark and nc cannot speak TLS, so a TLS listener gets TLS clients. */
+function readItWith(host: string, port: number, tls: boolean, clientCertificates: boolean): string {
+  const at = formatHostPort(host, port);
+  if (!tls) return `read it with: tshark -i TCP@${at}   or: nc ${host} ${port} | tcpdump -n -r -`;
+  // With --tls-ca the listener wants a client certificate too.
+  const cert = clientCertificates ? " -cert CLIENT.pem -key CLIENT-KEY.pem" : "";
+  const probeCert = clientCertificates ? " --tls-cert CLIENT.pem --tls-key CLIENT-KEY.pem" : "";
+  return `read it with: probe capture -i tls://${at} --tls-ca CA.pem${probeCert} -w -   or: openssl s_client -quiet${cert} -connect ${at} | tcpdump -n -r -`;
 }
