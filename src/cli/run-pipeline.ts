@@ -77,7 +77,9 @@ async function runLogged(spec: PipelineSpec, options: RunPipelineOptions, log: L
   await runner.stop();
   if (!spec.quiet) {
     const lines = runner.summaryLines();
-    if (lines.length > 0) process.stderr.write(`${lines.join("\n")}\n`);
+    // JSON logs: every line of standard error is a JSON object, the summary too.
+    if (options.logConfig?.logFormat === "json") for (const line of lines) log.info(line);
+    else if (lines.length > 0) process.stderr.write(`${lines.join("\n")}\n`);
   }
   if (end?.reason === "failed") throw end.error;
   return ExitCode.OK;
