@@ -4,9 +4,10 @@
 // into its parseArgs options, merges logConfigSchema into its zod schema, passes
 // logConfigFromFlags(values) into its raw config, and calls openCommandLog(config, name).
 import { rmSync, writeFileSync } from "node:fs";
-import type { LogConfig } from "../config/log-config.ts";
+import { logConfigSchema, type LogConfig } from "../config/log-config.ts";
 import { createLogger, DEFAULT_LOG_RATE_LIMIT, LOG_FORMATS, LOG_LEVELS, type ClosableLogger, type LogDestination } from "../logging/index.ts";
 import { CommandFailure, UsageError } from "./usage-error.ts";
+import { validated } from "./validated.ts";
 
 /** parseArgs definitions; spread them into a command's own options. */
 export const LOGGING_CLI_OPTIONS = {
@@ -49,6 +50,11 @@ export function logConfigFromFlags(values: LoggingFlagValues): Record<keyof LogC
     syslogSocket: values["syslog-socket"],
     pidFile: values["pid-file"],
   };
+}
+
+/** The validated log settings of a command's flags (for commands whose schema does not merge logConfigSchema). */
+export function logConfigFromCommandFlags(command: string, values: LoggingFlagValues): LogConfig {
+  return validated(command, logConfigSchema, logConfigFromFlags(values));
 }
 
 /** The command's logger from its settings, and its pid file; `close()` undoes both. */

@@ -8,8 +8,9 @@ import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } fr
 import type { Logger } from "../logging/index.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
-import type { CaptureHub } from "../pipeline/capture-hub.ts";
+import type { SharedCaptures } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
+import { ProbeError } from "../packet/probe-error.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer, RpcapMessageType } from "../protocols/rpcap/index.ts";
 import { ActiveDialer } from "./active-dialer.ts";
@@ -51,9 +52,8 @@ export interface RpcapdOptions {
   maxSessionsPerAddress?: number;
   /** Auth deadline while more than 3/4 of the slots are taken; default DEFAULT_PRESSURE_AUTH_TIMEOUT_MS. */
   pressureAuthTimeoutMs?: number;
-  hub: CaptureHub;
-  /** Operator hooks applied to every session's packets. */
-  transformBatch?: (batch: PacketBatch) => PacketBatch;
+  /** Where sessions subscribe: the pipeline's captures, its stages already applied. */
+  hub: SharedCaptures;
   log: Logger;
 }
 
@@ -328,7 +328,6 @@ export class RpcapDaemon {
       log: o.log,
     };
     if (o.preselectedInterface) env.preselectedInterface = o.preselectedInterface;
-    if (o.transformBatch) env.transformBatch = o.transformBatch;
     return env;
   }
 
@@ -392,8 +391,11 @@ export class RpcapDaemon {
 }
 
 /** The daemon could not open its listener (the operator's to fix): one line naming the address. */
-export class ListenError extends Error {
+export class ListenError extends ProbeError {
   override readonly name = "ListenError";
+  constructor(message: string) {
+    super("listen-failed", "runtime", message);
+  }
 }
 
 function describeListenFailure(error: Error): string {

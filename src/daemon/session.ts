@@ -6,7 +6,7 @@ import { validateBpfProgram, type BpfProgram } from "../packet/bpf/index.ts";
 import type { CaptureInterface } from "../capture/libpcap/devices.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { peerText, type Logger } from "../logging/index.ts";
-import type { CaptureHub, Subscription } from "../pipeline/capture-hub.ts";
+import type { SharedCaptures, Subscription } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import {
   decodeAuthRequest,
@@ -66,7 +66,8 @@ export interface ControlChannel {
 
 /** What the session needs from the daemon around it; injected so tests can swap pieces. */
 export interface SessionEnvironment {
-  hub: CaptureHub;
+  /** The pipeline's shared captures: its stages (hooks...) have run once before a batch gets here. */
+  hub: SharedCaptures;
   authenticator: SessionAuthenticator;
   listInterfaces(): CaptureInterface[];
   /** Opens the device briefly to learn its link type (and surface permission errors) at OPEN. */
@@ -76,8 +77,6 @@ export interface SessionEnvironment {
   idleTimeoutMs: number;
   authTimeoutMs: number;
   dataQueueBytes: number;
-  /** Operator hooks (--hook), applied to every batch before it is sent to this client. */
-  transformBatch?: (batch: PacketBatch) => PacketBatch;
   /** The daemon's connections, left out of every session's capture (one per session if absent). */
   ownTraffic?: OwnTraffic;
   log: Logger;
@@ -458,12 +457,11 @@ export class RpcapSession {
             activeSampling = this.sampling;
             activeSampler = sampler();
           }
-          // The daemon's own connections go first, before hooks and sampling see them.
+          // The daemon's own connections go first, before sampling sees them.
           const exclude = this.ownTraffic.filterFor(linktype, snaplen);
           const visible = exclude ? exclude(batch) : batch;
           if (visible.count === 0) return;
-          const hooked = this.env.transformBatch ? this.env.transformBatch(visible) : visible;
-          const kept = activeSampler.apply(hooked);
+          const kept = activeSampler.apply(visible);
           if (kept.count === 0) return;
           this.svrcaptTotal += kept.count;
           return channel.write(kept);

@@ -1,6 +1,7 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
-// options, ExtraHop's -i/-t, a users file, and a shared capture behind every session.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+// options, ExtraHop's -i/-t, a users file, and shared captures behind every session. The flags
+// become a PipelineSpec with no inputs (clients open their own) and one rpcapd output.
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
@@ -11,16 +12,12 @@ import {
   UDPSTR_DEFAULT_MTU,
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
-import { Authenticator, loadHostList, readHostListArgument } from "../../daemon/auth/index.ts";
-import { ListenError, RpcapDaemon } from "../../daemon/rpcapd.ts";
-import type { Logger } from "../../logging/index.ts";
-import { CaptureHub } from "../../pipeline/capture-hub.ts";
-import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
+import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, hooksStageFromFlags } from "../hook-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
-import type { PacketBatch } from "../../packet/packet-batch.ts";
-import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
+import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 
 export const RPCAPD_HELP = `Usage: probe rpcapd [options]
@@ -70,6 +67,9 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
                            auth deadline once 3/4 of the sessions are taken (default 10000)
   -h, --help               this text
 ${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}
+${PRINT_PIPELINE_HELP}
+Hooks run once per captured batch of each opened interface, before that capture's sessions;
+each client's filter, snaplen and sampling apply to it alone, after the hooks.
 Every failed authentication is answered "Authentication failed" and costs that peer a
 growing pause; the reason is logged. OPEN accepts local interfaces only.
 `;
@@ -100,6 +100,7 @@ const options = {
   "pressure-auth-timeout-ms": { type: "string" },
   "system-accounts-share-capture": { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
   ...LOGGING_CLI_OPTIONS,
 } as const;
@@ -150,44 +151,37 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
   });
 }
 
-/** The config file's settings merged over the command line's (rpcapd: the file wins). */
-function withConfigFile(config: RpcapdConfig): RpcapdConfig {
-  if (!config.configFile) return config;
-  let text: string;
-  try {
-    text = readFileSync(config.configFile, "utf8");
-  } catch (error) {
-    throw new UsageError(`-f ${config.configFile}: ${(error as Error).message}`);
-  }
-  let file;
-  try {
-    file = parseRpcapdConfigFile(text);
-  } catch (error) {
-    throw new UsageError(`${config.configFile}: ${(error as Error).message}`);
-  }
-  return Object.freeze({ ...config, active: file.active, passiveClients: file.passiveClients, nullAuth: file.nullAuth });
-}
-
-async function accessControl(config: RpcapdConfig, log: Logger) {
-  const hosts = [...config.passiveClients];
-  if (config.hostListFile) {
-    // A file, or the list itself as libpcap's rpcapd takes it (-l host1,host2).
-    try {
-      hosts.push(...readHostListArgument(config.hostListFile).hosts);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  }
-  const isHostAllowed = hosts.length > 0 ? await loadHostList(hosts, { warn: (m: string) => log.warn(m) }) : undefined;
-  const authenticator = await Authenticator.create(
-    {
-      nullAuth: config.nullAuth,
-      systemAccountsShareCapture: config.systemAccountsShareCapture,
-      ...(config.usersFile ? { usersFile: config.usersFile } : {}),
-    },
-    { log },
-  );
-  return { isHostAllowed, authenticator };
+/** The pipeline of an rpcapd configuration: no inputs (sessions open theirs), hooks, the daemon. */
+export function rpcapdSpec(config: RpcapdConfig, hooks: PipelineSpec["stages"][number] | undefined): PipelineSpec {
+  return specFromFlags("rpcapd", {
+    inputs: [],
+    stages: hooks ? [hooks] : [],
+    outputs: [
+      {
+        kind: "rpcapd",
+        ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
+        active: config.active,
+        ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
+        ...(config.configFile ? { configFile: config.configFile } : {}),
+        ...(config.hostListFile ? { hostListFile: config.hostListFile } : {}),
+        passiveClients: config.passiveClients,
+        nullAuth: config.nullAuth,
+        ...(config.usersFile ? { usersFile: config.usersFile } : {}),
+        ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
+        udpstrMtu: config.udpstrMtu,
+        dataPort: config.dataPort,
+        authTimeoutMs: config.authTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+        activeRetryMs: config.activeRetryMs,
+        dataQueueBytes: config.dataQueueBytes,
+        maxControlPlen: config.maxControlPlen,
+        maxSessions: config.maxSessions,
+        maxSessionsPerAddress: config.maxSessionsPerAddress,
+        pressureAuthTimeoutMs: config.pressureAuthTimeoutMs,
+        systemAccountsShareCapture: config.systemAccountsShareCapture,
+      },
+    ],
+  });
 }
 
 export async function runRpcapd(argv: string[]): Promise<number> {
@@ -198,85 +192,22 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   }
   // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
   if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
-  let config = withConfigFile(parsed);
-  if (config.saveConfigFile) {
-    writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
-  }
-  const commandLog = openCommandLog(config, "probe-rpcapd");
-  try {
-    return await serveRpcapd(config, parsed, commandLog.log);
-  } catch (error) {
-    // Detached (-d), standard error goes nowhere: say why the daemon stopped where it logs.
-    if (config.logFile || config.logSyslog) commandLog.log.error((error as Error).message);
-    throw error;
-  } finally {
-    commandLog.close();
-  }
-}
-
-async function serveRpcapd(initial: RpcapdConfig, parsed: RpcapdConfig, log: Logger): Promise<number> {
-  let config = initial;
-  if (config.tls) {
-    // Bun reports a missing key or certificate as a bare ENOENT at listen time: name the file.
-    for (const [flag, file] of [["-K", config.tlsKey], ["-X", config.tlsCert]] as const) {
-      if (!existsSync(file)) throw new CommandFailure(`${flag} ${file}: no such file (TLS needs a key and a certificate)`);
+  const { values } = parseCommandLine("rpcapd", argv, options);
+  const spec = rpcapdSpec(parsed, hooksStageFromFlags(values));
+  if (parsed.saveConfigFile && !values["print-pipeline"]) {
+    // The configuration in force: the -f file's settings win over the flags (rpcapd).
+    let saved = { active: [...parsed.active], passiveClients: [...parsed.passiveClients], nullAuth: parsed.nullAuth };
+    if (parsed.configFile) {
+      try {
+        saved = parseRpcapdConfigFile(readFileSync(parsed.configFile, "utf8"));
+      } catch (error) {
+        throw new UsageError(`-f ${parsed.configFile}: ${(error as Error).message}`);
+      }
     }
+    writeFileSync(parsed.saveConfigFile, formatRpcapdConfigFile(saved));
   }
-  const hub = new CaptureHub();
-  const access = await accessControl(config, log);
-  const hooks = await startHooks({ config, logger: log });
-  const daemon = new RpcapDaemon({
-    ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
-    active: config.active,
-    ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
-    ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}),
-    authenticator: access.authenticator,
-    ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
-    udpstrMtu: config.udpstrMtu,
-    createUdpstrPacker: (mtu) => {
-      const packer = new UdpstrPacker({ mtuBytes: mtu });
-      return { pack: (batch, firstNpkt) => packer.push(batch, firstNpkt), flush: () => packer.flush() };
-    },
-    dataPort: config.dataPort,
-    authTimeoutMs: config.authTimeoutMs,
-    idleTimeoutMs: config.idleTimeoutMs,
-    activeRetryMs: config.activeRetryMs,
-    dataQueueBytes: config.dataQueueBytes,
-    maxControlPlen: config.maxControlPlen,
-    maxSessions: config.maxSessions,
-    maxSessionsPerAddress: config.maxSessionsPerAddress,
-    pressureAuthTimeoutMs: config.pressureAuthTimeoutMs,
-    hub,
-    ...(hooks ? { transformBatch: (batch: PacketBatch) => hooks.stage.apply(batch).batch } : {}),
-    log,
-  });
-  if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
-  try {
-    await daemon.start();
-  } catch (error) {
-    await hub.close();
-    hooks?.close();
-    if (error instanceof ListenError) throw new CommandFailure(error.message);
-    throw error;
-  }
-  process.on("SIGHUP", async () => {
-    try {
-      config = withConfigFile(parsed);
-      const access = await accessControl(config, log);
-      daemon.reconfigure({ active: config.active, authenticator: access.authenticator, ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}) });
-    } catch (error) {
-      log.error(`reload failed, keeping the running configuration: ${(error as Error).message}`);
-    }
-  });
-  const stop = Promise.withResolvers<void>();
-  process.on("SIGINT", () => stop.resolve());
-  process.on("SIGTERM", () => stop.resolve());
-  await stop.promise;
-  await daemon.stop();
-  await hub.close();
-  if (hooks) for (const line of hooks.summaryLines()) log.info(line);
-  hooks?.close();
-  return ExitCode.OK;
+  if (parsed.activeOnly && parsed.active.length === 0 && !parsed.configFile) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
+  return runPipeline(spec, { printPipeline: values["print-pipeline"] ?? false, logName: "probe-rpcapd", logConfig: parsed });
 }
 
 /** Set in the detached child's environment so that it does not detach again. */
