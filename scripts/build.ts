@@ -1,9 +1,10 @@
-// Builds dist/probe: one executable with the Bun runtime, the capture worker and QuickJS's
-// embedded wasm inside. The worker is a second entrypoint so `new Worker(...)` finds it.
+// Builds dist/probe: one executable with the Bun runtime, the capture worker, the password
+// hashing worker and QuickJS's embedded wasm inside. Each worker is an extra entrypoint so
+// `new Worker(...)` finds it.
 import { $ } from "bun";
 
 const root = new URL("..", import.meta.url).pathname;
-const entrypoints = ["src/cli/main.ts", "src/capture/libpcap/capture-worker.ts"];
+const entrypoints = ["src/cli/main.ts", "src/capture/libpcap/capture-worker.ts", "src/daemon/auth/hash-worker.ts"];
 const result = await Bun.build({
   entrypoints: entrypoints.map((e) => root + e),
   compile: { outfile: `${root}dist/probe` },

@@ -3,12 +3,20 @@ import { benchCapture } from "./capture.ts";
 import { benchRpcap } from "./rpcap.ts";
 import { benchUdpstr } from "./udpstr.ts";
 import { benchPcapOverIp } from "./pcap-over-ip.ts";
+import { benchServe } from "./serve.ts";
+import { benchRobustness } from "./robustness.ts";
+import { benchStages } from "./stages.ts";
+import { benchRotation } from "./rotation.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
   rpcap: benchRpcap,
   udpstr: benchUdpstr,
   "pcap-over-ip": benchPcapOverIp,
+  serve: () => benchServe(),
+  robustness: benchRobustness,
+  stages: () => benchStages(),
+  rotation: benchRotation,
   // hooks.ts runs at its top level; start it as its own process.
   hooks: async () => {
     const proc = Bun.spawn([process.execPath, new URL("./hooks.ts", import.meta.url).pathname], { stdout: "inherit", stderr: "inherit" });

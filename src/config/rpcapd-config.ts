@@ -2,6 +2,7 @@
 // zod-validated object. Timeouts and limits are named with units and reasons.
 import { z } from "zod";
 import { hookConfigSchema } from "./hook-config.ts";
+import { logConfigSchema } from "./log-config.ts";
 
 /** IANA-registered RPCAP port where the daemon listens (rpcap-protocol.h RPCAP_DEFAULT_NETPORT). */
 export const RPCAP_DEFAULT_PORT = 2002;
@@ -25,6 +26,19 @@ export const DEFAULT_DATA_QUEUE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_CONTROL_PLEN = 128 * 1024;
 /** Concurrent control connections; beyond it new ones get an error and are closed. */
 export const DEFAULT_MAX_SESSIONS = 64;
+/**
+ * Concurrent passive connections from one address (IPv4, or IPv6 /64). A libpcap client uses one
+ * control connection per capture plus a short one to list interfaces; 8 covers a person with a
+ * few Wireshark windows, and one address can no longer take all 64 slots with idle connections.
+ */
+export const DEFAULT_MAX_SESSIONS_PER_ADDRESS = 8;
+/**
+ * Auth deadline once more than 3/4 of the session slots are taken (instead of the 90 s
+ * RPCAP_TIMEOUT_INIT): a real client sends AUTH right after connecting, and with password checks
+ * bounded (src/daemon/auth) it is answered within a few seconds even under a flood, so 10 s only
+ * cuts off connections that hold a slot without logging in.
+ */
+export const DEFAULT_PRESSURE_AUTH_TIMEOUT_MS = 10_000;
 /** ExtraHop's default udpstr datagram size: a 1500-byte link minus IPv4 and UDP headers. */
 export const UDPSTR_DEFAULT_MTU = 1472;
 /** ExtraHop's upper bound on -t. */
@@ -60,7 +74,11 @@ export const rpcapdConfigSchema = z.object({
   dataQueueBytes: z.number().int().min(64 * 1024).default(DEFAULT_DATA_QUEUE_BYTES),
   maxControlPlen: z.number().int().min(1024).default(DEFAULT_MAX_CONTROL_PLEN),
   maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
-}).extend(hookConfigSchema.shape);
+  maxSessionsPerAddress: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS_PER_ADDRESS),
+  pressureAuthTimeoutMs: z.number().int().min(100).default(DEFAULT_PRESSURE_AUTH_TIMEOUT_MS),
+  /** Accept system-account passwords although the session captures with the daemon's rights. */
+  systemAccountsShareCapture: z.boolean().default(false),
+}).extend(hookConfigSchema.shape).extend(logConfigSchema.shape);
 
 export type RpcapdConfig = Readonly<z.infer<typeof rpcapdConfigSchema>>;
 

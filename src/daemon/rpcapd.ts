@@ -4,15 +4,29 @@
 import type { Socket, TCPSocketListener } from "bun";
 import { listInterfaces } from "../capture/libpcap/devices.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
+import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/index.ts";
 import type { Logger } from "../logging/index.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
-import type { CaptureHub } from "../pipeline/capture-hub.ts";
+import type { SharedCaptures } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
+import { ProbeError } from "../packet/probe-error.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
-import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer } from "../protocols/rpcap/index.ts";
+import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer, RpcapMessageType } from "../protocols/rpcap/index.ts";
+import { ActiveDialer } from "./active-dialer.ts";
+import { OwnTraffic } from "./own-traffic.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
+import { peerKey } from "./auth/index.ts";
+import { SessionSlots } from "./session-slots.ts";
+
+/**
+ * Decides AUTH requests, and may be told when the client has gone so that a check still waiting
+ * is dropped (src/daemon/auth's Authenticator; a plain SessionAuthenticator ignores the signal).
+ */
+export interface DaemonAuthenticator {
+  authenticate(request: Parameters<SessionAuthenticator["authenticate"]>[0] & { signal?: AbortSignal }): ReturnType<SessionAuthenticator["authenticate"]>;
+}
 
 export interface RpcapdOptions {
   /** Listen here (host undefined = every address); omitted in active-only mode. */
@@ -21,7 +35,7 @@ export interface RpcapdOptions {
   tls?: { cert: string; key: string };
   /** Peers allowed to open passive connections; undefined = everyone. */
   isHostAllowed?: (address: string) => boolean;
-  authenticator: SessionAuthenticator;
+  authenticator: DaemonAuthenticator;
   preselectedInterface?: string;
   /** udpstr MTU for UDP data channels; 0 = plain RPCAP datagrams. */
   udpstrMtu: number;
@@ -34,27 +48,60 @@ export interface RpcapdOptions {
   dataQueueBytes: number;
   maxControlPlen: number;
   maxSessions: number;
-  hub: CaptureHub;
-  /** Operator hooks applied to every session's packets. */
-  transformBatch?: (batch: PacketBatch) => PacketBatch;
+  /** Passive sessions from one address (IPv4, IPv6 /64); default DEFAULT_MAX_SESSIONS_PER_ADDRESS. */
+  maxSessionsPerAddress?: number;
+  /** Auth deadline while more than 3/4 of the slots are taken; default DEFAULT_PRESSURE_AUTH_TIMEOUT_MS. */
+  pressureAuthTimeoutMs?: number;
+  /** Where sessions subscribe: the pipeline's captures, its stages already applied. */
+  hub: SharedCaptures;
   log: Logger;
 }
 
 /** Control replies a peer may leave unread before it is cut off. */
 const MAX_UNREAD_CONTROL_BYTES = 1024 * 1024;
 
-type ControlData = { session?: RpcapSession; framer?: RpcapFramer; writer?: OrderedSocketWriter };
+type ControlData = {
+  session?: RpcapSession;
+  framer?: RpcapFramer;
+  writer?: OrderedSocketWriter;
+  /** A passive TLS connection still in its handshake: counted per address, with a deadline. */
+  handshake?: { key: string; timer: ReturnType<typeof setTimeout> };
+};
 
 export class RpcapDaemon {
   private listener: TCPSocketListener<ControlData> | null = null;
   private readonly sessions = new Set<RpcapSession>();
   private activeTargets: { host: string; port: number }[] = [];
-  private readonly activeTimers = new Map<string, ReturnType<typeof setTimeout>>();
-  private readonly activeConnected = new Set<string>();
+  /** One dialer per active collector, keyed host:port. */
+  private readonly dialers = new Map<string, ActiveDialer>();
   private stopped = false;
+  /** Every session's control and data connections, left out of every session's capture. */
+  private readonly ownTraffic = new OwnTraffic((expression, error) =>
+    this.options.log.warn(`cannot leave the daemon's own connections out of a capture (${error.message}): ${expression}`),
+  );
+  /** Slot bookkeeping: per-address caps, the pressure deadline, what keeps a slot. */
+  private readonly slots: SessionSlots<RpcapSession>;
+  /** Each session's control writer, to tell it why the slot table puts it out. */
+  private readonly writers = new WeakMap<RpcapSession, OrderedSocketWriter>();
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /**
+   * Passive TLS connections still in their handshake, per address key and in all. They hold no
+   * session slot yet, so they are bounded here by the same numbers (per address, overall) and
+   * given the pressure deadline: a TLS handshake takes milliseconds.
+   */
+  private readonly handshaking = new Map<string, number>();
+  private handshakingTotal = 0;
+  /** Whether the last sweep found the slots under pressure (logged once per change). */
+  private slotPressure = false;
 
   constructor(private options: RpcapdOptions) {
     this.activeTargets = [...options.active];
+    this.slots = new SessionSlots({
+      maxSessions: options.maxSessions,
+      maxSessionsPerAddress: options.maxSessionsPerAddress ?? DEFAULT_MAX_SESSIONS_PER_ADDRESS,
+      pressureAuthTimeoutMs: options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS,
+      idleTimeoutMs: options.idleTimeoutMs,
+    });
   }
 
   get port(): number | undefined {
@@ -70,37 +117,62 @@ export class RpcapDaemon {
     if (listen) {
       const host = listen.host ?? (listen.ipv4Only ? "0.0.0.0" : "::");
       const tls = this.options.tls;
-      this.listener = Bun.listen<ControlData>({
-        hostname: host,
-        port: listen.port,
-        ...(tls ? { tls: { cert: Bun.file(tls.cert), key: Bun.file(tls.key) } } : {}),
-        socket: this.handlers(false, tls !== undefined),
-      });
+      try {
+        this.listener = Bun.listen<ControlData>({
+          hostname: host,
+          port: listen.port,
+          ...(tls ? { tls: { cert: Bun.file(tls.cert), key: Bun.file(tls.key) } } : {}),
+          socket: this.handlers(false, tls !== undefined),
+        });
+      } catch (error) {
+        const address = `${host.includes(":") ? `[${host}]` : host}:${listen.port}`;
+        throw new ListenError(`rpcapd cannot listen on ${address}: ${describeListenFailure(error as Error)}`);
+      }
       this.options.log.info(`rpcapd listening on ${host.includes(":") ? `[${host}]` : host}:${this.listener.port}${tls ? " (TLS)" : ""}`);
     }
     for (const target of this.activeTargets) this.dialActive(target);
+    this.sweepTimer = setInterval(() => this.sweepSlots(), this.slots.sweepIntervalMs);
+  }
+
+  /** Puts out sessions whose slot is overdue (see session-slots.ts), each told why first. */
+  private sweepSlots(): void {
+    if (this.slots.underPressure !== this.slotPressure) {
+      this.slotPressure = this.slots.underPressure;
+      this.options.log.warn(
+        this.slotPressure
+          ? `${this.slots.size} of ${this.options.maxSessions} session slots taken: unauthenticated connections now have ${this.options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS} ms to log in`
+          : `${this.slots.size} of ${this.options.maxSessions} session slots taken: the full auth timeout applies again`,
+      );
+    }
+    for (const { session, reason } of this.slots.sweep()) {
+      const preAuth = reason === "pre-auth deadline under pressure";
+      const text = preAuth ? "The RPCAP initial timeout has expired (the server is busy)" : "The RPCAP runtime timeout has expired";
+      this.writers.get(session)?.send(encodeError(0, preAuth ? RpcapErrorCode.INITTIMEOUT : RpcapErrorCode.RUNTIMETIMEOUT, text));
+      session.close(reason);
+    }
   }
 
   /** Applies new settings (SIGHUP): live sessions keep running; active targets are re-synced. */
   reconfigure(update: Pick<RpcapdOptions, "active" | "isHostAllowed" | "authenticator">): void {
     this.options = { ...this.options, ...update };
     const wanted = new Set(update.active.map(keyOf));
-    for (const [key, timer] of this.activeTimers) {
+    for (const [key, dialer] of this.dialers) {
       if (!wanted.has(key)) {
-        clearTimeout(timer);
-        this.activeTimers.delete(key);
+        dialer.stop();
+        this.dialers.delete(key);
       }
     }
-    const known = new Set(this.activeTargets.map(keyOf));
     this.activeTargets = [...update.active];
-    for (const target of update.active) if (!known.has(keyOf(target))) this.dialActive(target);
+    for (const target of update.active) this.dialActive(target);
     this.options.log.info(`configuration reloaded: ${update.active.length} active collector(s), ${this.sessions.size} live session(s) kept`);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const timer of this.activeTimers.values()) clearTimeout(timer);
-    this.activeTimers.clear();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    for (const dialer of this.dialers.values()) dialer.stop();
+    this.dialers.clear();
     for (const session of [...this.sessions]) session.close("daemon stopping");
     this.listener?.stop(true);
   }
@@ -111,10 +183,12 @@ export class RpcapDaemon {
       open: (socket: Socket<ControlData>) => {
         socket.data = {};
         if (!tls) start(socket);
+        else if (!active) this.awaitHandshake(socket);
       },
       // No client certificates are requested, so only a failed handshake counts; Bun reports
       // "unable to get issuer certificate" as authorizationError for every certless client.
       handshake: (socket: Socket<ControlData>, success: boolean, error: Error | null) => {
+        this.handshakeOver(socket);
         if (!success) {
           this.options.log.warn(`TLS handshake with ${socket.remoteAddress} failed: ${error?.message ?? "refused"}`);
           socket.end();
@@ -129,14 +203,16 @@ export class RpcapDaemon {
         try {
           messages = framer.push(chunk);
         } catch (error) {
-          if (error instanceof ProtocolError) session.framingError(error, chunk[0] ?? 0);
+          if (error instanceof ProtocolError) session.framingError(error, framer.lastHeaderVersion);
           else session.close(`framing failed: ${(error as Error).message}`);
           return;
         }
+        if (messages.some((m) => m.header.type === RpcapMessageType.STARTCAP_REQ)) this.slots.noteCaptureStart(session);
         if (messages.length > 0) session.receive(messages);
       },
       drain: (socket: Socket<ControlData>) => socket.data?.writer?.onDrain(),
       close: (socket: Socket<ControlData>) => {
+        this.handshakeOver(socket);
         socket.data?.session?.close("peer closed the control connection");
         onGone?.();
       },
@@ -144,6 +220,39 @@ export class RpcapDaemon {
         socket.data?.session?.close(`socket error: ${error.message}`);
       },
     };
+  }
+
+  private awaitHandshake(socket: Socket<ControlData>): void {
+    const peer = socket.remoteAddress;
+    const key = peerKey(peer);
+    const count = this.handshaking.get(key) ?? 0;
+    const perAddress = this.options.maxSessionsPerAddress ?? DEFAULT_MAX_SESSIONS_PER_ADDRESS;
+    if (count >= perAddress || this.handshakingTotal >= this.options.maxSessions) {
+      this.options.log.warn(`refused ${peer}: ${count} TLS handshakes pending from this address, ${this.handshakingTotal} in all`);
+      socket.end();
+      return;
+    }
+    this.handshaking.set(key, count + 1);
+    this.handshakingTotal++;
+    const deadlineMs = this.options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      this.options.log.warn(`TLS handshake with ${peer} not done within ${deadlineMs} ms: closed`);
+      this.handshakeOver(socket);
+      socket.end();
+    }, deadlineMs);
+    socket.data = { ...socket.data, handshake: { key, timer } };
+  }
+
+  /** Releases a pending handshake's count and deadline (done, failed, timed out or closed). */
+  private handshakeOver(socket: Socket<ControlData>): void {
+    const pending = socket.data?.handshake;
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    socket.data.handshake = undefined;
+    this.handshakingTotal--;
+    const left = (this.handshaking.get(pending.key) ?? 1) - 1;
+    if (left > 0) this.handshaking.set(pending.key, left);
+    else this.handshaking.delete(pending.key);
   }
 
   private startSession(socket: Socket<ControlData>, active: boolean, tls: boolean): void {
@@ -154,7 +263,20 @@ export class RpcapDaemon {
       socket.end();
       return;
     }
-    if (this.sessions.size >= this.options.maxSessions) {
+    if (!active) {
+      const admission = this.slots.admit(peer);
+      if (admission.evict) {
+        this.options.log.warn(`every session slot is taken: closing the oldest connection still unauthenticated to admit ${peer}`);
+        this.writers.get(admission.evict)?.send(encodeError(0, RpcapErrorCode.INITTIMEOUT, "The RPCAP initial timeout has expired (the server is busy)"));
+        admission.evict.close("pre-auth deadline under pressure (evicted for a new connection)");
+      }
+      if (admission.refusal) {
+        this.options.log.warn(`refused ${peer}: ${admission.refusal}`);
+        socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
+        socket.end();
+        return;
+      }
+    } else if (this.sessions.size >= this.options.maxSessions) {
       this.options.log.warn(`refused ${peer}: ${this.sessions.size} sessions already (limit ${this.options.maxSessions})`);
       socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
       socket.end();
@@ -164,14 +286,25 @@ export class RpcapDaemon {
     const writer = new OrderedSocketWriter(socket as Socket<unknown>, MAX_UNREAD_CONTROL_BYTES, () =>
       session?.close("peer does not read its control connection"),
     );
+    // Fires when the session ends, so an AUTH check still waiting for it is dropped unhashed.
+    const gone = new AbortController();
+    const environment = this.environment();
+    const authenticator = this.options.authenticator;
+    environment.authenticator = { authenticate: (request) => authenticator.authenticate({ ...request, signal: gone.signal }) };
     session = new RpcapSession(
-      { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active },
-      this.environment(),
-      (closed) => this.sessions.delete(closed),
+      { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active, localPort: socket.localPort, peerPort: socket.remotePort },
+      environment,
+      (closed) => {
+        this.sessions.delete(closed);
+        this.slots.remove(closed);
+        gone.abort();
+      },
     );
     const framer = new RpcapFramer((type) => maxRequestPlen(type, this.options.maxControlPlen));
     socket.data = { session, framer, writer };
     this.sessions.add(session);
+    this.slots.add(session, peer, active);
+    this.writers.set(session, writer);
     this.options.log.info(`session ${session.id} from ${peer}${active ? " (active)" : ""}`);
   }
 
@@ -191,10 +324,10 @@ export class RpcapDaemon {
       idleTimeoutMs: o.idleTimeoutMs,
       authTimeoutMs: o.authTimeoutMs,
       dataQueueBytes: o.dataQueueBytes,
+      ownTraffic: this.ownTraffic,
       log: o.log,
     };
     if (o.preselectedInterface) env.preselectedInterface = o.preselectedInterface;
-    if (o.transformBatch) env.transformBatch = o.transformBatch;
     return env;
   }
 
@@ -227,40 +360,54 @@ export class RpcapDaemon {
     return { channel: server.accepted, replyPortdata: server.port };
   }
 
+  /** Starts the dialer of one collector (once: a known collector keeps its dialer). */
   private dialActive(target: { host: string; port: number }): void {
-    if (this.stopped) return;
     const key = keyOf(target);
-    const retry = () => {
-      this.activeConnected.delete(key);
-      if (this.stopped || !this.activeTargets.some((t) => keyOf(t) === key)) return;
-      const timer = setTimeout(() => {
-        this.activeTimers.delete(key);
-        this.dialActive(target);
-      }, this.options.activeRetryMs);
-      this.activeTimers.set(key, timer);
-    };
-    const tls = this.options.tls !== undefined;
-    const handlers = this.handlers(true, tls, retry);
-    Bun.connect<ControlData>({
-      hostname: target.host,
-      port: target.port,
-      ...(tls ? { tls: { rejectUnauthorized: false } } : {}),
-      socket: {
-        ...handlers,
-        open: (socket) => {
-          this.activeConnected.add(key);
-          this.options.log.info(`connected to collector ${key}`);
-          handlers.open(socket);
-        },
-        connectError: (_socket, error) => {
-          this.options.log.warn(`cannot reach collector ${key}: ${error.message}; retrying in ${this.options.activeRetryMs} ms`);
-          retry();
-        },
+    if (this.stopped || this.dialers.has(key)) return;
+    const dialer = new ActiveDialer(key, {
+      retryMs: this.options.activeRetryMs,
+      log: this.options.log,
+      dial: (events) => {
+        const tls = this.options.tls !== undefined;
+        const handlers = this.handlers(true, tls, () => events.closed());
+        Bun.connect<ControlData>({
+          hostname: target.host,
+          port: target.port,
+          ...(tls ? { tls: { rejectUnauthorized: false } } : {}),
+          socket: {
+            ...handlers,
+            open: (socket) => {
+              events.opened();
+              handlers.open(socket);
+            },
+            connectError: (_socket, error) => events.failed(error),
+          },
+        }).catch((error: Error) => events.failed(error));
       },
-    }).catch((error: Error) => {
-      this.options.log.warn(`cannot reach collector ${key}: ${error.message}; retrying in ${this.options.activeRetryMs} ms`);
-      retry();
     });
+    this.dialers.set(key, dialer);
+    dialer.start();
+  }
+}
+
+/** The daemon could not open its listener (the operator's to fix): one line naming the address. */
+export class ListenError extends ProbeError {
+  override readonly name = "ListenError";
+  constructor(message: string) {
+    super("listen-failed", "runtime", message);
+  }
+}
+
+function describeListenFailure(error: Error): string {
+  switch ((error as { code?: string }).code) {
+    case "EADDRINUSE":
+      return "the port is in use (EADDRINUSE)";
+    case "EADDRNOTAVAIL":
+      return "no such local address (EADDRNOTAVAIL)";
+    case "EACCES":
+      return "permission denied (EACCES: ports below 1024 need CAP_NET_BIND_SERVICE)";
+    default:
+      return (error as { code?: string }).code ?? error.message;
   }
 }
 

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Authenticator, verifySystemAccount, type AuthResult } from "../../src/daemon/auth/index.ts";
+import { memoryLogger } from "../../src/logging/index.ts";
 import { RpcapAuthType } from "../../src/protocols/rpcap/index.ts";
 
 const ETC_FILES = ["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/subuid", "/etc/subgid"];
@@ -84,12 +85,24 @@ describe.skipIf(!runnable)("system accounts: a real throwaway user (root only)",
   });
 
   test("through the Authenticator: unknown user and wrong password look the same", async () => {
-    const auth = await Authenticator.create({});
+    const auth = await Authenticator.create({ systemAccountsShareCapture: true });
     expect(await auth.authenticate(pwd(USER, PASSWORD))).toEqual({ ok: true, user: USER });
     const wrong = await auth.authenticate(pwd(USER, "nope", "192.0.2.1"));
     const unknown = await auth.authenticate(pwd(`${USER}-x`, "nope", "192.0.2.2"));
     expect(publicPart(wrong)).toEqual(publicPart(unknown));
     expect(wrong.ok).toBe(false);
+  });
+
+  test("issue 9: without --system-accounts-share-capture the right password is refused (the capture would not run as the user)", async () => {
+    const log = memoryLogger();
+    const auth = await Authenticator.create({}, { log });
+    const result = await auth.authenticate(pwd(USER, PASSWORD, "192.0.2.4"));
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.publicMessage).toBe("Authentication failed");
+      expect(result.logDetail).toContain("--system-accounts-share-capture");
+    }
+    expect(log.lines.some((line) => line.startsWith("warn:") && line.includes("system-account logins are off"))).toBe(true);
   });
 
   test("yescrypt hash set by chpasswd verifies too", async () => {
@@ -116,7 +129,7 @@ describe.skipIf(!runnable)("system accounts: a real throwaway user (root only)",
     const direct = await verifySystemAccount(USER, PASSWORD);
     expect(direct.ok).toBe(false);
     if (!direct.ok) expect(direct.reason).toContain("crypt failed");
-    const auth = await Authenticator.create({});
+    const auth = await Authenticator.create({ systemAccountsShareCapture: true });
     const result = await auth.authenticate(pwd(USER, PASSWORD, "192.0.2.3"));
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.publicMessage).toBe("Authentication failed");

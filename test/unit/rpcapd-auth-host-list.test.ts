@@ -10,6 +10,7 @@ import {
   loadHostListFile,
   MAX_HOST_LIST_ENTRIES,
   parseHostList,
+  readHostListArgument,
   resolveHostList,
   type HostLookup,
 } from "../../src/daemon/auth/index.ts";
@@ -127,5 +128,26 @@ describe("resolveHostList / loadHostList", () => {
     const allowed = await loadHostListFile(path, { lookup: fakeLookup({ collector: ["10.9.9.9"] }) });
     for (const peer of ["10.0.0.1", "10.0.0.2", "10.9.9.9", "::1"]) expect(allowed(peer)).toBe(true);
     expect(allowed("10.0.0.3")).toBe(false);
+  });
+});
+
+describe("-l's argument: a file or the list itself (issue 9, libpcap's rpcapd takes -l host1,host2)", () => {
+  test("a comma-separated list is taken as the hosts", () => {
+    expect(readHostListArgument("192.0.2.1,host.example;2001:db8::1")).toEqual({ source: "list", hosts: ["192.0.2.1", "host.example", "2001:db8::1"] });
+  });
+
+  test("an existing file is read as before", () => {
+    const file = join(dir, "hosts-arg");
+    writeFileSync(file, "192.0.2.1\n# comment\n192.0.2.2, 192.0.2.3\n");
+    expect(readHostListArgument(file)).toEqual({ source: "file", path: file, hosts: ["192.0.2.1", "192.0.2.2", "192.0.2.3"] });
+  });
+
+  test("a missing path is an error naming the flag, not a host called '/etc/...'", () => {
+    expect(() => readHostListArgument("/no/such/hosts")).toThrow("-l /no/such/hosts: no such file");
+  });
+
+  test("a directory or an empty list is refused", () => {
+    expect(() => readHostListArgument(dir)).toThrow("not a regular file");
+    expect(() => readHostListArgument(" , ")).toThrow("empty");
   });
 });

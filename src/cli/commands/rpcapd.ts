@@ -1,6 +1,7 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
-// options, ExtraHop's -i/-t, a users file, and a shared capture behind every session.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+// options, ExtraHop's -i/-t, a users file, and shared captures behind every session. The flags
+// become a PipelineSpec with no inputs (clients open their own) and one rpcapd output.
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
@@ -11,14 +12,11 @@ import {
   UDPSTR_DEFAULT_MTU,
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
-import { Authenticator, loadHostList, parseHostList } from "../../daemon/auth/index.ts";
-import { RpcapDaemon } from "../../daemon/rpcapd.ts";
-import { stderrLogger, type Logger } from "../../logging/index.ts";
-import { CaptureHub } from "../../pipeline/capture-hub.ts";
-import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
+import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
-import type { PacketBatch } from "../../packet/packet-batch.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, hooksStageFromFlags } from "../hook-options.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 
@@ -30,13 +28,17 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
   -b, --bind ADDR          listen on ADDR (default: every IPv4 and IPv6 address)
   -p, --port PORT          listen on PORT (default ${RPCAP_DEFAULT_PORT})
   -4, --ipv4               IPv4 only
-  -l, --host-list FILE     only hosts in FILE may connect (one per line), checked before AUTH
+  -l, --host-list LIST     only these hosts may connect, checked before AUTH: a file (hosts
+                           separated by newlines, spaces or commas) or, as libpcap's rpcapd
+                           takes it, the hosts themselves: -l host1,host2
   -n, --null-auth          allow NULL authentication (no password)
   -a, --active-client HOST,PORT
       --active HOST:PORT   dial out to a collector (repeatable; port defaults to ${RPCAP_DEFAULT_ACTIVE_PORT})
-                           and serve it; redialled every 30 s while unreachable
+                           and serve it; redialled while unreachable (30 s, backing
+                           off to 4 min; one log line per outage)
   -v, --active-only        do not listen; active connections only
-  -d, --daemon             run in the background
+  -d, --daemon             run in the background, logging to syslog (like rpcapd) unless
+                           --log-file is given
   -s, --save-config FILE   write the current configuration to FILE (rpcapd's format)
   -f, --config FILE        load configuration (ActiveClient, PassiveClient, NullAuthPermit)
                            from FILE; SIGHUP reloads it without dropping live sessions
@@ -51,13 +53,23 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
                            NOTE: libpcap 1.11's -t means a fixed data port; here that is
                            --data-port.
       --data-port PORT     fixed port for passive TCP data connections (default: ephemeral)
-      --users FILE         password file: 'user:hash' lines made by 'probe passwd USER';
-                           without it, system accounts (/etc/shadow) are used like rpcapd
+      --users FILE         password file: 'user:hash' lines made by 'probe passwd USER'
+      --system-accounts-share-capture
+                           without --users, accept system-account passwords (/etc/shadow) like
+                           rpcapd; but the session captures with this daemon's rights, not the
+                           user's (rpcapd switches to the user). Off: password logins are refused
       --auth-timeout-ms N  a connection must authenticate within N ms (default 90000)
       --idle-timeout-ms N  close an idle authenticated connection after N ms (default 180000)
       --max-sessions N     concurrent control connections (default 64)
+      --max-sessions-per-address N
+                           of which from one address, IPv6 /64 (default 8)
+      --pressure-auth-timeout-ms N
+                           auth deadline once 3/4 of the sessions are taken (default 10000)
   -h, --help               this text
-${HOOK_OPTIONS_HELP}
+${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}
+${PRINT_PIPELINE_HELP}
+Hooks run once per captured batch of each opened interface, before that capture's sessions;
+each client's filter, snaplen and sampling apply to it alone, after the hooks.
 Every failed authentication is answered "Authentication failed" and costs that peer a
 growing pause; the reason is logged. OPEN accepts local interfaces only.
 `;
@@ -84,8 +96,13 @@ const options = {
   "auth-timeout-ms": { type: "string" },
   "idle-timeout-ms": { type: "string" },
   "max-sessions": { type: "string" },
+  "max-sessions-per-address": { type: "string" },
+  "pressure-auth-timeout-ms": { type: "string" },
+  "system-accounts-share-capture": { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
 } as const;
 
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
@@ -126,42 +143,45 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
     authTimeoutMs: parseInteger("--auth-timeout-ms", v["auth-timeout-ms"], 100, 86_400_000),
     idleTimeoutMs: parseInteger("--idle-timeout-ms", v["idle-timeout-ms"], 100, 86_400_000),
     maxSessions: parseInteger("--max-sessions", v["max-sessions"], 1, 100_000),
+    maxSessionsPerAddress: parseInteger("--max-sessions-per-address", v["max-sessions-per-address"], 1, 100_000),
+    pressureAuthTimeoutMs: parseInteger("--pressure-auth-timeout-ms", v["pressure-auth-timeout-ms"], 100, 86_400_000),
+    systemAccountsShareCapture: v["system-accounts-share-capture"],
     ...hookConfigFromFlags(v),
+    ...logConfigFromFlags(v),
   });
 }
 
-/** The config file's settings merged over the command line's (rpcapd: the file wins). */
-function withConfigFile(config: RpcapdConfig): RpcapdConfig {
-  if (!config.configFile) return config;
-  let text: string;
-  try {
-    text = readFileSync(config.configFile, "utf8");
-  } catch (error) {
-    throw new UsageError(`-f ${config.configFile}: ${(error as Error).message}`);
-  }
-  let file;
-  try {
-    file = parseRpcapdConfigFile(text);
-  } catch (error) {
-    throw new UsageError(`${config.configFile}: ${(error as Error).message}`);
-  }
-  return Object.freeze({ ...config, active: file.active, passiveClients: file.passiveClients, nullAuth: file.nullAuth });
-}
-
-async function accessControl(config: RpcapdConfig, log: Logger) {
-  const hosts = [...config.passiveClients];
-  if (config.hostListFile) {
-    // Unlike libpcap's rpcapd (which takes -l's argument as the list itself despite its help
-    // text), -l names a file: hosts separated by spaces, commas, semicolons or newlines.
-    if (!existsSync(config.hostListFile)) throw new UsageError(`-l ${config.hostListFile}: no such file`);
-    hosts.push(...parseHostList(readFileSync(config.hostListFile, "utf8")));
-  }
-  const isHostAllowed = hosts.length > 0 ? await loadHostList(hosts, { warn: (m: string) => log.warn(m) }) : undefined;
-  const authenticator = await Authenticator.create(
-    { nullAuth: config.nullAuth, ...(config.usersFile ? { usersFile: config.usersFile } : {}) },
-    { log },
-  );
-  return { isHostAllowed, authenticator };
+/** The pipeline of an rpcapd configuration: no inputs (sessions open theirs), hooks, the daemon. */
+export function rpcapdSpec(config: RpcapdConfig, hooks: PipelineSpec["stages"][number] | undefined): PipelineSpec {
+  return specFromFlags("rpcapd", {
+    inputs: [],
+    stages: hooks ? [hooks] : [],
+    outputs: [
+      {
+        kind: "rpcapd",
+        ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
+        active: config.active,
+        ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
+        ...(config.configFile ? { configFile: config.configFile } : {}),
+        ...(config.hostListFile ? { hostListFile: config.hostListFile } : {}),
+        passiveClients: config.passiveClients,
+        nullAuth: config.nullAuth,
+        ...(config.usersFile ? { usersFile: config.usersFile } : {}),
+        ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
+        udpstrMtu: config.udpstrMtu,
+        dataPort: config.dataPort,
+        authTimeoutMs: config.authTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+        activeRetryMs: config.activeRetryMs,
+        dataQueueBytes: config.dataQueueBytes,
+        maxControlPlen: config.maxControlPlen,
+        maxSessions: config.maxSessions,
+        maxSessionsPerAddress: config.maxSessionsPerAddress,
+        pressureAuthTimeoutMs: config.pressureAuthTimeoutMs,
+        systemAccountsShareCapture: config.systemAccountsShareCapture,
+      },
+    ],
+  });
 }
 
 export async function runRpcapd(argv: string[]): Promise<number> {
@@ -170,67 +190,48 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     process.stdout.write(RPCAPD_HELP);
     return ExitCode.OK;
   }
-  if (parsed.daemonize) return daemonize(argv);
-  let config = withConfigFile(parsed);
-  if (config.saveConfigFile) {
-    writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
-  }
-  const log = stderrLogger("probe-rpcapd");
-  const hub = new CaptureHub();
-  const access = await accessControl(config, log);
-  const hooks = await startHooks({ config, logger: log });
-  const daemon = new RpcapDaemon({
-    ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
-    active: config.active,
-    ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
-    ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}),
-    authenticator: access.authenticator,
-    ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
-    udpstrMtu: config.udpstrMtu,
-    createUdpstrPacker: (mtu) => {
-      const packer = new UdpstrPacker({ mtuBytes: mtu });
-      return { pack: (batch, firstNpkt) => packer.push(batch, firstNpkt), flush: () => packer.flush() };
-    },
-    dataPort: config.dataPort,
-    authTimeoutMs: config.authTimeoutMs,
-    idleTimeoutMs: config.idleTimeoutMs,
-    activeRetryMs: config.activeRetryMs,
-    dataQueueBytes: config.dataQueueBytes,
-    maxControlPlen: config.maxControlPlen,
-    maxSessions: config.maxSessions,
-    hub,
-    ...(hooks ? { transformBatch: (batch: PacketBatch) => hooks.stage.apply(batch).batch } : {}),
-    log,
-  });
-  if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
-  await daemon.start();
-  process.on("SIGHUP", async () => {
-    try {
-      config = withConfigFile(parsed);
-      const access = await accessControl(config, log);
-      daemon.reconfigure({ active: config.active, authenticator: access.authenticator, ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}) });
-    } catch (error) {
-      log.error(`reload failed, keeping the running configuration: ${(error as Error).message}`);
+  // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
+  if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
+  const { values } = parseCommandLine("rpcapd", argv, options);
+  const spec = rpcapdSpec(parsed, hooksStageFromFlags(values));
+  if (parsed.saveConfigFile && !values["print-pipeline"]) {
+    // The configuration in force: the -f file's settings win over the flags (rpcapd).
+    let saved = { active: [...parsed.active], passiveClients: [...parsed.passiveClients], nullAuth: parsed.nullAuth };
+    if (parsed.configFile) {
+      try {
+        saved = parseRpcapdConfigFile(readFileSync(parsed.configFile, "utf8"));
+      } catch (error) {
+        throw new UsageError(`-f ${parsed.configFile}: ${(error as Error).message}`);
+      }
     }
-  });
-  const stop = Promise.withResolvers<void>();
-  process.on("SIGINT", () => stop.resolve());
-  process.on("SIGTERM", () => stop.resolve());
-  await stop.promise;
-  await daemon.stop();
-  await hub.close();
-  if (hooks) for (const line of hooks.summaryLines()) log.info(line);
-  hooks?.close();
-  return ExitCode.OK;
+    writeFileSync(parsed.saveConfigFile, formatRpcapdConfigFile(saved));
+  }
+  if (parsed.activeOnly && parsed.active.length === 0 && !parsed.configFile) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
+  return runPipeline(spec, { printPipeline: values["print-pipeline"] ?? false, logName: "probe-rpcapd", logConfig: parsed });
 }
 
-/** -d: start again detached (without -d), stdio to /dev/null, and return at once. */
-function daemonize(argv: string[]): number {
+/** Set in the detached child's environment so that it does not detach again. */
+const DETACHED_ENV = "PROBE_RPCAPD_DETACHED";
+
+/**
+ * -d: start again detached (without -d), stdio to /dev/null, and return at once. The child
+ * logs to syslog like libpcap's rpcapd (checked here first, so an unreachable syslog is one
+ * line now rather than a silent daemon), unless --log-file or --syslog says where.
+ */
+function daemonize(argv: string[], config: RpcapdConfig): number {
   const rest = argv.filter((a) => a !== "-d" && a !== "--daemon");
+  if (!config.logFile && !config.logSyslog) {
+    openCommandLog({ ...config, logSyslog: true, pidFile: undefined }, "probe-rpcapd").close();
+    rest.push("--syslog");
+  }
   const self = process.execPath.endsWith("/bun") || process.execPath.endsWith("/bun.exe")
     ? [process.execPath, Bun.main]
     : [process.execPath];
-  const child = Bun.spawn([...self, "rpcapd", ...rest], { stdio: ["ignore", "ignore", "ignore"], detached: true } as Parameters<typeof Bun.spawn>[1]);
+  const child = Bun.spawn([...self, "rpcapd", ...rest], {
+    stdio: ["ignore", "ignore", "ignore"],
+    detached: true,
+    env: { ...process.env, [DETACHED_ENV]: "1" },
+  } as Parameters<typeof Bun.spawn>[1]);
   child.unref();
   process.stderr.write(`probe rpcapd running in the background, pid ${child.pid}\n`);
   return ExitCode.OK;

@@ -36,6 +36,42 @@ export const DEFAULT_MAX_TRACKED_PEERS = 4_096;
  */
 export const DEFAULT_MAX_PASSWORD_BYTES = 1_024;
 
+/**
+ * AUTH requests of one peer address (IPv4 address or IPv6 /64) that may wait or be checked at
+ * once; one more is refused at once and counted as a failure. A libpcap client opens one control
+ * connection per capture and authenticates each once, so 4 covers a person with a few Wireshark
+ * windows; a flood from one address gets no further than this.
+ */
+export const DEFAULT_MAX_PENDING_CHECKS_PER_PEER = 4;
+
+/**
+ * AUTH requests waiting or being checked across all peers; one more is refused at once (not
+ * counted against its peer, whose fault it need not be). Each peer has at most one check queued
+ * for a hashing thread at a time, so at 2 threads and ~0.2 s per argon2id check a login waits at
+ * most 32 x 0.2 / 2 = 3.2 s even when 32 different addresses flood together.
+ */
+export const DEFAULT_MAX_PENDING_CHECKS = 32;
+
+/**
+ * Threads that hash passwords (argon2id ~0.2 s of CPU and 64 MiB each with Bun's defaults,
+ * sha512crypt/yescrypt through crypt_r). Two keep one core free for capture on a two-core host and
+ * bound hashing memory to 128 MiB; the event loop never hashes.
+ */
+export const DEFAULT_HASH_WORKERS = 2;
+
+/**
+ * Longest one password check may run on its thread before the thread is ended and the AUTH fails.
+ * An honest check takes well under a second (argon2id's default ~0.2 s, yescrypt ~0.05 s); 10 s
+ * only catches a hung libcrypt or a hash whose cost parameters are absurd.
+ */
+export const DEFAULT_HASH_TIMEOUT_MS = 10_000;
+
+/**
+ * An idle hashing thread is ended after this long (started again in ~30 ms on the next AUTH), so
+ * a daemon that rarely sees logins, or a reload that replaced the authenticator, keeps none.
+ */
+export const DEFAULT_HASH_WORKER_IDLE_MS = 60_000;
+
 /** Longest user name in characters (code points), for the users file and `probe passwd`. */
 export const MAX_USERNAME_CHARS = 64;
 
@@ -60,10 +96,25 @@ export const authSettingsSchema = z
     failureDecayMs: z.number().int().min(1).max(86_400_000).default(DEFAULT_FAILURE_DECAY_MS),
     maxTrackedPeers: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_TRACKED_PEERS),
     maxPasswordBytes: z.number().int().min(1).max(65_535).default(DEFAULT_MAX_PASSWORD_BYTES),
+    maxPendingChecksPerPeer: z.number().int().min(1).max(1_000).default(DEFAULT_MAX_PENDING_CHECKS_PER_PEER),
+    maxPendingChecks: z.number().int().min(1).max(100_000).default(DEFAULT_MAX_PENDING_CHECKS),
+    hashWorkers: z.number().int().min(1).max(64).default(DEFAULT_HASH_WORKERS),
+    hashTimeoutMs: z.number().int().min(100).max(600_000).default(DEFAULT_HASH_TIMEOUT_MS),
+    hashWorkerIdleMs: z.number().int().min(100).max(86_400_000).default(DEFAULT_HASH_WORKER_IDLE_MS),
+    /**
+     * `--system-accounts-share-capture`: accept system-account passwords although the session
+     * then captures with the daemon's rights, not that user's (libpcap's rpcapd switches to the
+     * user). Off: without a users file, every password login is refused.
+     */
+    systemAccountsShareCapture: z.boolean().default(false),
   })
   .refine((s) => s.maxFailurePauseMs >= s.failurePauseMs, {
     message: "maxFailurePauseMs must be at least failurePauseMs",
     path: ["maxFailurePauseMs"],
+  })
+  .refine((s) => s.maxPendingChecks >= s.maxPendingChecksPerPeer, {
+    message: "maxPendingChecks must be at least maxPendingChecksPerPeer",
+    path: ["maxPendingChecks"],
   });
 
 /** Settings as callers write them (defaults optional). */

@@ -1,10 +1,14 @@
 // The RPCAP daemon's AUTH decision: null auth only when the operator allows it (-n), passwords
-// from probe's users file or the system's accounts, one public answer for every failure
-// (CVE-2019-15162), and a growing per-peer pause the session waits out as a timer.
+// from probe's users file or (only when the operator accepts the shared capture) the system's
+// accounts, one public answer for every failure (CVE-2019-15162), a growing pause per peer
+// address that every later AUTH from that address waits out, bounded pending checks per peer
+// and overall, and hashing on worker threads (check-scheduler.ts, hash-worker-pool.ts).
 import type { Logger } from "../../logging/index.ts";
 import { RpcapAuthType, RpcapErrorCode } from "../../protocols/rpcap/index.ts";
 import { AUTH_FAILED_PUBLIC_MESSAGE, MAX_USERNAME_CHARS, parseAuthSettings, type AuthSettings, type AuthSettingsInput } from "./auth-settings.ts";
-import { FailurePauses } from "./failure-pauses.ts";
+import { CheckScheduler } from "./check-scheduler.ts";
+import { FailurePauses, peerKey } from "./failure-pauses.ts";
+import { HashWorkerPool, type PasswordHasher } from "./hash-worker-pool.ts";
 import { canReadShadow, verifySystemAccount, type AccountCheck, type SystemAccountOptions } from "./system-accounts.ts";
 import { loadUsersFile, verifyUserPassword, type UsersFile } from "./users-file.ts";
 
@@ -16,6 +20,8 @@ export interface AuthRequest {
   authType: number;
   username: string;
   password: string;
+  /** Fires when the client has gone: a check still waiting is dropped before it is hashed. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -38,17 +44,38 @@ export interface PasswordBackend {
 /** Name reported for a session that used null authentication (the harness uses the same). */
 export const NULL_AUTH_USER = "(null)";
 
-/** A users file as a {@link PasswordBackend}. */
-export function usersFileBackend(users: UsersFile): PasswordBackend {
+/** A users file as a {@link PasswordBackend}; hashing on `hasher`'s threads when given. */
+export function usersFileBackend(users: UsersFile, hasher?: PasswordHasher): PasswordBackend {
+  const verify = hasher ? (password: string, hash: string) => hasher.verifyPassword(password, hash) : undefined;
   return {
     description: `users file ${users.source}`,
     async check(username, password) {
-      if (await verifyUserPassword(users, username, password)) return { ok: true };
+      if (await verifyUserPassword(users, username, password, verify)) return { ok: true };
       // Said only to the log: which of the two it was is exactly what the peer must not learn.
       return { ok: false, reason: users.entries.has(username) ? `wrong password for '${username}'` : `no user '${username}' in ${users.source}` };
     },
   };
 }
+
+/**
+ * The backend when no users file is given and the operator has not accepted that system-account
+ * sessions capture with the daemon's rights: every password login fails, with the reason logged.
+ * libpcap's rpcapd switches to the authenticated user before capturing; probe's sessions share
+ * one capture hub running as the daemon's user, so a password of an unprivileged account would
+ * buy root's view of every interface.
+ */
+export function systemAccountsRefusedBackend(): PasswordBackend {
+  return {
+    description: "system accounts",
+    async check() {
+      return { ok: false, reason: SYSTEM_ACCOUNTS_REFUSED_REASON };
+    },
+  };
+}
+
+/** Why system-account logins are refused by default (log and start-up warning). */
+export const SYSTEM_ACCOUNTS_REFUSED_REASON =
+  "system-account logins are off: sessions would capture with the daemon's rights, not the user's (rpcapd switches to the user); use --users FILE, or --system-accounts-share-capture to accept the shared capture";
 
 /** The system's /etc/passwd + /etc/shadow as a {@link PasswordBackend}. */
 export function systemAccountsBackend(options: SystemAccountOptions = {}): PasswordBackend {
@@ -68,6 +95,8 @@ export interface AuthenticatorDependencies {
   libcryptPath?: string;
   /** Replaces the users file / system accounts (tests). */
   backend?: PasswordBackend;
+  /** Where hashing runs; worker threads sized by the settings unless given. */
+  hasher?: PasswordHasher;
 }
 
 /** Escapes control characters (a peer-chosen name may hold newlines) so a log entry stays one line. */
@@ -75,9 +104,13 @@ function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
+/** What {@link Authenticator.decide} found before any hashing. */
+type Decision = { ok: true; user: string } | { ok: false; reason: string };
+
 /** Decides AUTH requests for the RPCAP daemon; one instance per configuration (reload = new one). */
 export class Authenticator {
   private readonly pauses: FailurePauses;
+  private readonly scheduler: CheckScheduler;
 
   constructor(
     readonly settings: AuthSettings,
@@ -85,32 +118,51 @@ export class Authenticator {
     now: () => number = Date.now,
   ) {
     this.pauses = new FailurePauses(settings, now);
+    this.scheduler = new CheckScheduler(
+      {
+        maxPendingChecksPerPeer: settings.maxPendingChecksPerPeer,
+        maxPendingChecks: settings.maxPendingChecks,
+        concurrentChecks: settings.hashWorkers,
+      },
+      (key) => this.pauses.remainingPauseMs(key),
+    );
   }
 
   /**
    * Validates the settings (zod; throws on a bad field), loads the users file when one is named
-   * (throws UsersFileError on a malformed one), and otherwise prepares system-account checks,
-   * warning when the shadow file cannot be read.
+   * (throws UsersFileError on a malformed one), and otherwise prepares system-account checks when
+   * `systemAccountsShareCapture` is set (warning when the shadow file cannot be read), or refuses
+   * every password login with a start-up warning saying why.
    */
   static async create(input: AuthSettingsInput, dependencies: AuthenticatorDependencies = {}): Promise<Authenticator> {
     const settings = parseAuthSettings(input);
     const now = dependencies.now ?? Date.now;
     let backend = dependencies.backend;
+    const hasher = () =>
+      dependencies.hasher ??
+      new HashWorkerPool({ workers: settings.hashWorkers, jobTimeoutMs: settings.hashTimeoutMs, idleWorkerMs: settings.hashWorkerIdleMs });
     if (!backend && settings.usersFile) {
       const { users, warnings } = loadUsersFile(settings.usersFile);
       for (const warning of warnings) dependencies.log?.warn(warning);
       if (users.entries.size === 0) dependencies.log?.warn(`${settings.usersFile} lists no users: password logins will all fail`);
-      backend = usersFileBackend(users);
+      backend = usersFileBackend(users, hasher());
+    }
+    if (!backend && !settings.systemAccountsShareCapture) {
+      dependencies.log?.warn(SYSTEM_ACCOUNTS_REFUSED_REASON);
+      backend = systemAccountsRefusedBackend();
     }
     if (!backend) {
       const readable = canReadShadow(settings.shadowPath);
       if (!readable.ok) {
         dependencies.log?.warn(`cannot read ${settings.shadowPath} (${readable.reason}): password logins will fail; run as root or use --users FILE`);
       }
+      dependencies.log?.warn("system-account logins share the daemon's capture: an authenticated user captures with the daemon's rights (--system-accounts-share-capture)");
+      const pool = hasher();
       backend = systemAccountsBackend({
         passwdPath: settings.passwdPath,
         shadowPath: settings.shadowPath,
         now,
+        crypt: (password, setting, libcryptPath) => pool.crypt(password, setting, libcryptPath),
         ...(dependencies.libcryptPath ? { libcryptPath: dependencies.libcryptPath } : {}),
       });
     }
@@ -122,30 +174,59 @@ export class Authenticator {
     return this.pauses.failurePauseMs(peerAddress);
   }
 
-  /** Decides one AUTH request. Never throws: an internal error is a failure with its detail. */
+  /** AUTH requests waiting, pausing or being checked (all peers, and one peer's address). */
+  pendingChecks(peerAddress?: string): number {
+    return peerAddress === undefined ? this.scheduler.pendingChecks : this.scheduler.pendingFor(peerKey(peerAddress));
+  }
+
+  /**
+   * Decides one AUTH request. Never throws: an internal error is a failure with its detail.
+   * The request first waits, in its address's line, for the pause earlier failures from that
+   * address earned (whatever connection they came on), then for a hashing thread. A request
+   * beyond the pending bounds is refused at once; one whose `signal` fires while it waits is
+   * dropped unhashed.
+   */
   async authenticate(request: AuthRequest): Promise<AuthResult> {
-    let outcome: { ok: true; user: string } | { ok: false; reason: string };
-    try {
-      outcome = await this.decide(request);
-    } catch (error) {
-      outcome = { ok: false, reason: `internal error while checking the password: ${(error as Error).message}` };
+    const early = this.decide(request);
+    // The outcome is recorded inside the task, so a check that finishes after its client left
+    // still counts for the address (the pause is what stops a connect-AUTH-hang-up loop).
+    const task = async () => this.record(request, early === "check" ? await this.checkPassword(request) : early);
+    const outcome = await this.scheduler.run(peerKey(request.peerAddress), task, {
+      needsHashSlot: early === "check",
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+    switch (outcome.kind) {
+      case "done":
+        return outcome.value;
+      case "failed":
+        return this.record(request, { ok: false, reason: `internal error while checking the password: ${printable(outcome.error.message)}` });
+      case "cancelled":
+        // Nothing was learnt about the password; the session is closed and sends nothing.
+        return this.failure("the client left before its AUTH was checked", this.pauses.remainingPauseMs(request.peerAddress));
+      case "refused":
+        if (outcome.peerAtFault) return this.record(request, { ok: false, reason: `not checked: ${outcome.reason}` });
+        // The overall bound is not this peer's doing: refused, but its pause does not grow.
+        return this.failure(`not checked: ${outcome.reason}`, this.pauses.remainingPauseMs(request.peerAddress));
     }
-    if (outcome.ok) {
+  }
+
+  /** Books a decision against the peer's address and turns it into the result. */
+  private record(request: AuthRequest, decision: Decision): AuthResult {
+    if (decision.ok) {
       this.pauses.recordSuccess(request.peerAddress);
-      return outcome;
+      return decision;
     }
     const pauseMs = this.pauses.recordFailure(request.peerAddress);
     const failures = this.pauses.failureCount(request.peerAddress);
-    return {
-      ok: false,
-      publicMessage: AUTH_FAILED_PUBLIC_MESSAGE,
-      logDetail: `${outcome.reason}; failure ${failures} from this address, next attempt read after ${pauseMs} ms`,
-      pauseMs,
-      errorCode: RpcapErrorCode.AUTH_FAILED,
-    };
+    return this.failure(`${decision.reason}; failure ${failures} from this address, next attempt read after ${pauseMs} ms`, pauseMs);
   }
 
-  private async decide(request: AuthRequest): Promise<{ ok: true; user: string } | { ok: false; reason: string }> {
+  private failure(logDetail: string, pauseMs: number): AuthResult {
+    return { ok: false, publicMessage: AUTH_FAILED_PUBLIC_MESSAGE, logDetail, pauseMs, errorCode: RpcapErrorCode.AUTH_FAILED };
+  }
+
+  /** Everything decided without hashing; "check" when the password must be hashed. */
+  private decide(request: AuthRequest): Decision | "check" {
     if (request.authType === RpcapAuthType.NULL) {
       if (this.settings.nullAuth) return { ok: true, user: NULL_AUTH_USER };
       return { ok: false, reason: "null authentication is not permitted (start with -n to allow it)" };
@@ -163,8 +244,16 @@ export class Authenticator {
       // Same reasoning: no account can have such a name (useradd stops at 32, the users file at 64).
       return { ok: false, reason: `user name of ${usernameChars} characters exceeds the ${MAX_USERNAME_CHARS}-character limit` };
     }
-    const check = await this.backend.check(request.username, request.password);
-    if (check.ok) return { ok: true, user: request.username };
-    return { ok: false, reason: printable(`${this.backend.description}: ${check.reason}`) };
+    return "check";
+  }
+
+  private async checkPassword(request: AuthRequest): Promise<Decision> {
+    try {
+      const check = await this.backend.check(request.username, request.password);
+      if (check.ok) return { ok: true, user: request.username };
+      return { ok: false, reason: printable(`${this.backend.description}: ${check.reason}`) };
+    } catch (error) {
+      return { ok: false, reason: `internal error while checking the password: ${printable((error as Error).message)}` };
+    }
   }
 }

@@ -59,6 +59,19 @@ export class FailurePauses {
     return this.pauseFor(this.failureCount(peerAddress));
   }
 
+  /**
+   * How much longer this peer must wait before its next AUTH is checked: the pause its last
+   * failure earned, minus the time since; 0 when nothing is owed. Counted per address, so a
+   * fresh connection waits exactly as the failed one would have. Accepts an address or a
+   * {@link peerKey}.
+   */
+  remainingPauseMs(peerAddress: string): number {
+    const record = this.peers.get(peerKey(peerAddress));
+    if (!record) return 0;
+    const elapsedMs = Math.max(0, this.now() - record.lastFailureAt);
+    return Math.max(0, this.pauseFor(record.failures) - elapsedMs);
+  }
+
   /** Counts one failure and returns the pause the peer must now wait before its next AUTH. */
   recordFailure(peerAddress: string): number {
     const key = peerKey(peerAddress);

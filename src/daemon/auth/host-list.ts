@@ -1,7 +1,7 @@
 // rpcapd's allowed-host list (-l, and the config file's PassiveClient lines): names or
 // addresses resolved once at load, then peers matched by address before AUTH is read.
 import { lookup as dnsLookup } from "node:dns/promises";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 
 /**
  * Separators between hosts: rpcap-protocol.h's RPCAP_HOSTLIST_SEP (" ,;\n\r") plus tab, so a
@@ -170,4 +170,26 @@ export async function loadHostList(hosts: readonly string[], options: LoadHostLi
 /** Reads a host-list file ({@link parseHostList}'s format) and resolves it. */
 export async function loadHostListFile(path: string, options: LoadHostListOptions = {}): Promise<(peerAddress: string) => boolean> {
   return loadHostList(parseHostList(readFileSync(path, "utf8")), options);
+}
+
+/** Where `-l`'s hosts came from, for the log and error messages. */
+export type HostListArgument = { source: "file"; path: string; hosts: string[] } | { source: "list"; hosts: string[] };
+
+/**
+ * Reads rpcapd's `-l` argument. libpcap's rpcapd takes the argument as the list itself (hosts
+ * separated by RPCAP_HOSTLIST_SEP, e.g. `-l host1,host2`) although its help calls it a file;
+ * probe took only a file. Both are accepted: an argument that names an existing file is read
+ * as one; otherwise it must look like a list. Something that looks like a path (has a '/') but
+ * does not exist is an error naming the flag, not a host called "/etc/hosts.allow".
+ * Throws a plain Error with the message for the user.
+ */
+export function readHostListArgument(argument: string, flag = "-l"): HostListArgument {
+  if (existsSync(argument)) {
+    if (!statSync(argument).isFile()) throw new Error(`${flag} ${argument}: not a regular file`);
+    return { source: "file", path: argument, hosts: parseHostList(readFileSync(argument, "utf8")) };
+  }
+  if (argument.includes("/")) throw new Error(`${flag} ${argument}: no such file (give a file, or hosts separated by commas)`);
+  const hosts = parseHostList(argument);
+  if (hosts.length === 0) throw new Error(`${flag}: the host list is empty`);
+  return { source: "list", hosts };
 }

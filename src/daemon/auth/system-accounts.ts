@@ -4,7 +4,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { DEFAULT_PASSWD_PATH, DEFAULT_SHADOW_PATH } from "./auth-settings.ts";
-import { cryptHash, DEFAULT_LIBCRYPT_PATH } from "./libcrypt-ffi.ts";
+import { cryptHash, DEFAULT_LIBCRYPT_PATH, type CryptResult } from "./libcrypt-ffi.ts";
 
 /**
  * Setting hashed for a user that does not exist (or cannot log in) when the shadow file holds no
@@ -23,8 +23,11 @@ export interface SystemAccountOptions {
   libcryptPath?: string;
   /** Clock for account expiry (ms since the epoch); tests pin it. */
   now?: () => number;
-  /** The hash function; {@link cryptHash} unless a test counts its calls. */
-  crypt?: typeof cryptHash;
+  /**
+   * The hash function: the daemon passes its hashing threads' crypt (hash-worker-pool.ts), so
+   * crypt_r never runs on the event loop; {@link cryptHash} (synchronous) when omitted.
+   */
+  crypt?: (password: string, setting: string, libcryptPath: string) => CryptResult | Promise<CryptResult>;
 }
 
 /** Result of a check: the reason is for the operator's log, never for the peer. */
@@ -107,8 +110,8 @@ export async function verifySystemAccount(
     return { ok: false, reason: `cannot read the account files: ${(error as Error).message}` };
   }
 
-  const refuse = (reason: string): AccountCheck => {
-    crypt(password, dummySetting(shadow), libcryptPath);
+  const refuse = async (reason: string): Promise<AccountCheck> => {
+    await crypt(password, dummySetting(shadow), libcryptPath);
     return { ok: false, reason };
   };
 
@@ -129,7 +132,7 @@ export async function verifySystemAccount(
   if (entry.expireDays !== undefined && Math.floor(now() / MS_PER_DAY) >= entry.expireDays) {
     return refuse(`account '${username}' expired (shadow expiry day ${entry.expireDays})`);
   }
-  const computed = crypt(password, entry.hash, libcryptPath);
+  const computed = await crypt(password, entry.hash, libcryptPath);
   if (!computed.ok) return { ok: false, reason: `crypt failed for '${username}': ${computed.reason}` };
   if (!equalStrings(computed.hash, entry.hash)) return { ok: false, reason: `wrong password for '${username}'` };
   return { ok: true };

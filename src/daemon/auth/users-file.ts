@@ -135,14 +135,20 @@ export function loadUsersFile(path: string): { users: UsersFile; warnings: strin
  * Checks a password against the users file. An unknown user costs one hash verification like a
  * known one: against the first user's hash (same parameters as the real ones), or a hash nothing
  * matches when the file is empty; its outcome is thrown away. A hash Bun cannot read counts as a
- * mismatch, never an exception.
+ * mismatch, never an exception. `verify` is Bun.password.verify unless the daemon passes its
+ * hashing threads (hash-worker-pool.ts).
  */
-export async function verifyUserPassword(users: UsersFile, username: string, password: string): Promise<boolean> {
+export async function verifyUserPassword(
+  users: UsersFile,
+  username: string,
+  password: string,
+  verify: (password: string, hash: string) => Promise<boolean> = (p, h) => Bun.password.verify(p, h),
+): Promise<boolean> {
   const stored = users.entries.get(username);
   const hash = stored ?? users.entries.values().next().value ?? UNMATCHABLE_ARGON2ID_HASH;
   let matches: boolean;
   try {
-    matches = await Bun.password.verify(password, hash);
+    matches = await verify(password, hash);
   } catch {
     matches = false;
   }

@@ -1,0 +1,91 @@
+// Wireshark extcap judged by Debian's tshark: probe symlinked into tshark's extcap folder is
+// listed by `tshark -D`, and `tshark -i probe-pcap-over-ip` captures through it from a
+// PCAP-over-IP server on loopback, every packet byte for byte.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { extcapSourceUrl, isExtcapInvocation } from "../../src/cli/commands/extcap.ts";
+import { forEachRecord } from "../../src/packet/packet-batch.ts";
+import { readCaptureFile } from "../../src/protocols/pcap/read-capture-file.ts";
+import { vectorPath } from "../support/fixtures.ts";
+import { probeBinary, runProbe, runTool } from "../support/probe-binary.ts";
+
+const EXTCAP_DIR = "/usr/lib/x86_64-linux-gnu/wireshark/extcap";
+const link = join(EXTCAP_DIR, "probe");
+const work = mkdtempSync(join(tmpdir(), "probe-extcap-"));
+
+beforeAll(() => {
+  if (existsSync(link) || (() => { try { return lstatSync(link).isSymbolicLink(); } catch { return false; } })()) unlinkSync(link);
+  symlinkSync(probeBinary, link);
+});
+afterAll(() => {
+  try {
+    if (readlinkSync(link) === probeBinary) unlinkSync(link);
+  } catch {
+    // already gone
+  }
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** Every record's bytes and lengths, to compare two captures packet by packet. */
+async function records(path: string): Promise<string[]> {
+  const contents = await readCaptureFile(path);
+  const out: string[] = [];
+  for (const batch of contents.batches) {
+    forEachRecord(batch, (view, bytes) => {
+      out.push(`${view.len}:${Buffer.from(bytes.subarray(view.dataOffset, view.dataOffset + view.caplen)).toString("hex")}`);
+    });
+  }
+  return out;
+}
+
+describe("extcap sentences", () => {
+  test("tshark -D lists both probe interfaces", async () => {
+    const listing = await runTool(["tshark", "-D"]);
+    expect(listing).toMatch(/\d+\. probe-pcap-over-ip \(probe: remote capture over PCAP-over-IP\)/);
+    expect(listing).toMatch(/\d+\. probe-rpcap \(probe: remote capture over RPCAP\)/);
+  });
+
+  test("tshark turns the config into preferences (the names users pass with -o)", async () => {
+    const prefs = await runTool(["tshark", "-G", "currentprefs"]);
+    expect(prefs).toContain("#extcap.probe_pcap_over_ip.remoteport: 57012");
+    expect(prefs).toContain("#extcap.probe_rpcap.remoteinterface: eth0");
+  });
+
+  test("an unknown extcap interface is a usage error (exit 2), one line", async () => {
+    const result = await runProbe(["--extcap-interface", "nope{x}", "--extcap-dlts"]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.split("\n")[0]).toBe("probe: extcap: --extcap-interface must be one of probe-pcap-over-ip, probe-rpcap, not 'nope x '");
+  });
+
+  test("source URLs for each protocol", () => {
+    expect(isExtcapInvocation(["--extcap-interfaces"])).toBe(true);
+    expect(isExtcapInvocation(["capture", "-i", "lo"])).toBe(false);
+    expect(extcapSourceUrl("probe-pcap-over-ip", { host: "::1", port: 57012, tls: true })).toBe("tls://[::1]:57012");
+    expect(extcapSourceUrl("probe-rpcap", { host: "h", port: 2002, tls: false, remoteInterface: "eth0", user: "a b", password: "p@ss" })).toBe(
+      "rpcap://a%20b:p%40ss@h:2002/eth0",
+    );
+  });
+});
+
+test("tshark -i probe-pcap-over-ip captures every packet of a PCAP-over-IP stream byte for byte", async () => {
+  const input = vectorPath("rpcap-passive-tcp.pcap");
+  const stream = readFileSync(input);
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (socket) => void socket.write(stream), data() {} } });
+  try {
+    const expected = await records(input);
+    const out = join(work, "tshark.pcapng");
+    const proc = Bun.spawn(
+      ["tshark", "-i", "probe-pcap-over-ip", "-o", `extcap.probe_pcap_over_ip.remoteport:${server.port}`, "-c", String(expected.length), "-w", out],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+    const code = await proc.exited;
+    clearTimeout(timer);
+    expect(code).toBe(0);
+    expect(await records(out)).toEqual(expected);
+  } finally {
+    server.stop(true);
+  }
+});
