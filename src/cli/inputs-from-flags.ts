@@ -15,6 +15,8 @@ export interface InputFlags {
   direction?: string | undefined;
   realtime?: boolean;
   reader?: string | undefined;
+  /** --capture-engine for interfaces: ring or libpcap. */
+  engine?: string | undefined;
   /** tls:// and rpcaps:// server verification; tls:// client certificate (mutual TLS). */
   tls?: { ca?: string | undefined; insecure?: boolean | undefined; cert?: string | undefined; key?: string | undefined };
   /** tcp:// and tls://: redial after a failure (default on). */
@@ -69,6 +71,7 @@ export function inputsFromFlags(ordered: readonly { name: string; value: string 
       ...(flags.bufferKiB !== undefined ? { bufferKiB: flags.bufferKiB } : {}),
       ...(flags.immediate ? { immediate: true } : {}),
       ...(flags.direction !== undefined ? { direction: flags.direction } : {}),
+      ...(flags.engine !== undefined ? { engine: flags.engine } : {}),
     };
   });
 }

@@ -69,6 +69,7 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
         immediate: spec.immediate,
         precision: context.precision,
         direction: spec.direction,
+        engine: spec.engine,
       }),
     };
   },

@@ -266,6 +266,8 @@ export class PipelineRunner {
     }
     if (info.warning && !info.warning.includes("different link types")) this.options.log.warn(info.warning);
     const infos = this.merged ? this.merged.sourceInfos : [info];
+    // The ring engine handing an interface to libpcap ('any', non-Ethernet, --immediate) says why.
+    for (const known of infos) if (known?.engineNote) this.options.log.info(known.engineNote);
     const inputs: StreamInput[] = spec.inputs.map((input, i) => {
       const known = infos[i];
       return {

@@ -33,6 +33,8 @@ export const interfaceInputSchema = z.strictObject({
   bufferKiB: z.number().int().min(0).max(4 * 1024 * 1024).default(0),
   immediate: z.boolean().default(false),
   direction: z.enum(["inout", "in", "out"]).default("inout"),
+  /** Who reads the interface: Linux's TPACKET_V3 ring read directly (least CPU) or libpcap (docs/capture.md). */
+  engine: z.enum(["ring", "libpcap"]).default("ring"),
 });
 
 export const fileInputSchema = z.strictObject({

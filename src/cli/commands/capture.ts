@@ -30,6 +30,9 @@ Options:
       --tls-key FILE      ...and its key
       --no-reconnect      tcp:// and tls://: end on a failure instead of redialling
                           (0.5 s doubling to 30 s); a clean close always ends the capture
+      --capture-engine E  who reads -i INTERFACE: ring (default: Linux's packet ring
+                          read directly, least CPU) or libpcap; ring falls back to
+                          libpcap for 'any', non-Ethernet links and --immediate
   -r, --read FILE         read a pcap or pcapng file instead of capturing
   -w, --write FILE|-      write to FILE, or '-' for standard output (required)
   -f, --filter EXPR       tcpdump filter expression; words after the options are
@@ -82,6 +85,7 @@ const options = {
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
   "no-reconnect": { type: "boolean" },
+  "capture-engine": { type: "string" },
   help: { type: "boolean", short: "h" },
   ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
@@ -120,6 +124,7 @@ export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
       reader: v.reader,
       tls: { ca: v["tls-ca"], insecure: v["tls-insecure"], cert: v["tls-cert"], key: v["tls-key"] },
       reconnect: !v["no-reconnect"],
+      engine: v["capture-engine"],
     }) as PipelineSpec["inputs"],
     stages: hooks ? [hooks] : [],
     outputs: [{ kind: "file", path: v.write, format: (v.format ?? "pcap") as "pcap" | "pcapng" }],
