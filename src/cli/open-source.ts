@@ -7,6 +7,8 @@ import { LibpcapFileSource } from "../capture/libpcap-file-source.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import { parseRpcapUrl, RpcapCaptureSource } from "../capture/remote/rpcap-source.ts";
 import { parseRemoteSourceUrl, PcapOverIpSource } from "../capture/remote/index.ts";
+import { RtSource } from "../capture/remote/rt-source.ts";
+import { stderrLogger } from "../logging/index.ts";
 import { UsageError } from "./usage-error.ts";
 
 export interface SourceOptions {
@@ -41,6 +43,15 @@ export function openSource(o: SourceOptions): { source: CaptureSource; live: boo
       stream = parseRemoteSourceUrl(o.interface);
     } catch (error) {
       throw new UsageError(`-i: ${(error as Error).message}`);
+    }
+    // RT is consumed like a file: `probe capture` awaits each write, and the source acknowledges
+    // only what was written (live: false), so a reliable sender releases nothing unwritten.
+    if (stream?.kind === "rt") {
+      return {
+        live: false,
+        name: `rt://${stream.host}:${stream.port}`,
+        source: new RtSource({ host: stream.host, port: stream.port, ...filter, ...(stream.statePath ? { statePath: stream.statePath } : {}), log: stderrLogger() }),
+      };
     }
     if (stream) return { live: true, name: `${stream.kind}://${stream.host}:${stream.port}`, source: new PcapOverIpSource({ address: stream, ...filter }) };
     if (rpcap) {

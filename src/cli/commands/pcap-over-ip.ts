@@ -245,7 +245,7 @@ async function serveMerged(config: PcapOverIpConfig, log: Logger, hooks: ActiveH
     } catch (error) {
       throw new UsageError(`--from: ${(error as Error).message}`);
     }
-    if (!address) throw new UsageError(`--from: '${text}' is not tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT`);
+    if (!address || address.kind === "rt") throw new UsageError(`--from: '${text}' is not tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT`);
     return new PcapOverIpSource({
       address,
       reconnect: true,
