@@ -82,7 +82,8 @@ export class RtSource implements CaptureSource {
   readonly description: string;
   readonly counters: RtSourceCounters = { received: 0, delivered: 0, duplicates: 0, gaps: 0, acksSent: 0 };
   private socket: Socket | undefined;
-  private framer = new RtFramer((type) => (type >= RT_DATA_SIMPLE ? RT_MAX_BODY_BYTES : MAX_SERVER_CONTROL_BODY_BYTES));
+  // Data may use the whole u16; control messages, and anything before HELLO, are small.
+  private framer = new RtFramer((type) => (type >= RT_DATA_SIMPLE && this.phase !== "hello" ? RT_MAX_BODY_BYTES : MAX_SERVER_CONTROL_BODY_BYTES));
   private handlers: CaptureHandlers | undefined;
   private reliable = false;
   private phase: "hello" | "opening" | "streaming" | "closed" = "hello";
@@ -214,11 +215,11 @@ export class RtSource implements CaptureSource {
       throw new ProtocolError("unsupported-data", `RT data type ${message.type} is not pcap-typed (2001..2998); probe reads only those`, message.streamOffset);
     }
     const linktype = message.type - RT_DATA_DLT;
+    const data = decodePcapData(message.body, MAXIMUM_SNAPLEN, message.streamOffset);
     if (this.phase === "opening") this.open(linktype);
     if (linktype !== this.linktype) {
       throw new RemoteSourceError("linktype-changed", `${this.description}: link type changed from ${this.linktype} to ${linktype} mid-stream`);
     }
-    const data = decodePcapData(message.body, MAXIMUM_SNAPLEN, message.streamOffset);
     this.counters.received++;
     const last = this.state.lastSequence;
     if (last !== undefined) {
