@@ -3,12 +3,14 @@ import { benchCapture } from "./capture.ts";
 import { benchRpcap } from "./rpcap.ts";
 import { benchUdpstr } from "./udpstr.ts";
 import { benchPcapOverIp } from "./pcap-over-ip.ts";
+import { benchRt } from "./rt.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
   rpcap: benchRpcap,
   udpstr: benchUdpstr,
   "pcap-over-ip": benchPcapOverIp,
+  rt: benchRt,
   // hooks.ts runs at its top level; start it as its own process.
   hooks: async () => {
     const proc = Bun.spawn([process.execPath, new URL("./hooks.ts", import.meta.url).pathname], { stdout: "inherit", stderr: "inherit" });
