@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { RtSource } from "../../src/capture/remote/rt-source.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
 import { RtServer, type RtServerOptions } from "../../src/outputs/rt/index.ts";
-import { PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
+import { forEachRecord, PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import {
   decodeStatus,
   encodeAck,
@@ -156,8 +156,19 @@ function dataMessage(fields: { caplen: number; len: number; dataBytes: number; t
   return encodeMessage(fields.type ?? 2001, body, 1);
 }
 
+/** A pcap data message numbered `n` whose one data byte is `n`. */
+function numberedData(n: number): Uint8Array {
+  const body = new Uint8Array(25);
+  const v = new DataView(body.buffer);
+  v.setBigInt64(0, 1n, true);
+  v.setUint32(16, 1, true);
+  v.setUint32(20, 1, true);
+  body[24] = n;
+  return encodeMessage(2001, body, n);
+}
+
 async function sourceOutcome(port: number) {
-  const source = new RtSource({ host: "127.0.0.1", port, helloTimeoutMs: 2000 });
+  const source = new RtSource({ host: "127.0.0.1", port, helloTimeoutMs: 2000, reconnect: false });
   cleanups.push(async () => void (await source.stop()));
   const ended = Promise.withResolvers<{ reason: string; error?: Error }>();
   const started = source.start({ onBatch: () => {}, onEnd: (reason, error) => ended.resolve({ reason, ...(error ? { error } : {}) }) });
@@ -190,6 +201,33 @@ describe("hostile servers (rt:// source)", () => {
     const { opened } = await sourceOutcome(port);
     expect(opened).toMatch(/^rejected bad-stream/);
     expect(opened).toContain(code === "unsupported-data" ? "not pcap-typed" : code === "caplen-exceeds-len" ? "caplen 10 > len 5" : "caplen 60000 but 10 bytes follow");
+  });
+
+  test("a server that re-sends: duplicates by sequence are dropped, acknowledged again, not delivered", async () => {
+    const acks: number[] = [];
+    const port = await fakeServer((s) => {
+      s.write(HELLO_RELIABLE);
+      const framer = new RtFramer(() => 256);
+      s.on("data", (chunk: Buffer) => {
+        for (const m of framer.push(chunk)) {
+          if (m.type === RtType.START) {
+            const seqs = [1, 2, 3, 2, 3, 4];
+            s.write(new Uint8Array(seqs.flatMap((n) => [...numberedData(n)])));
+          }
+          if (m.type === RtType.ACK) acks.push(new DataView(m.body.buffer, m.body.byteOffset).getUint32(0, true));
+        }
+      });
+    });
+    const delivered: number[] = [];
+    const source = new RtSource({ host: "127.0.0.1", port, reconnect: false });
+    cleanups.push(async () => void (await source.stop()));
+    await source.start({
+      onBatch: (b) => forEachRecord(b, (view, bytes) => void delivered.push(bytes[view.dataOffset]!)),
+      onEnd: () => {},
+    });
+    await waitFor(() => acks.includes(4), 5_000, "the ACK for 4");
+    expect(delivered).toEqual([1, 2, 3, 4]);
+    expect(source.counters.duplicates).toBe(2);
   });
 
   test("a server that announces a 65535-byte body and hangs up: closed, nothing delivered", async () => {

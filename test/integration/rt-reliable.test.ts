@@ -138,6 +138,46 @@ describe("probe -> probe, reliable, disk spool", () => {
   }, 60_000);
 });
 
+/** A port that was free a moment ago (bound on 0, then closed), for a sender restarted in place. */
+async function freePort(): Promise<number> {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return port;
+}
+
+describe("probe -> probe, the receiver redials", () => {
+  test("kill -9 of the sender under a connected receiver, restart in place: the receiver redials, nothing lost, nothing twice", async () => {
+    sink = await udpSink();
+    const spool = join(dir, "spool-5");
+    const port = await freePort();
+    const startSender = async () => {
+      const server = startProbe(["rt", "-i", "lo", "-f", `udp dst port ${sink.port}`, "--reliable", "--spool", spool, "--listen", `127.0.0.1:${port}`]);
+      procs.push(server.proc);
+      await waitFor(() => server.log().includes("rt: serving"), 15_000, "sender to listen");
+      return server;
+    };
+    const first = await startSender();
+    const file = join(dir, "rx-5.pcap");
+    const rx = receiver(`rt://127.0.0.1:${port}`, file);
+    await waitFor(() => first.log().includes("started at sequence"), 10_000, "receiver to start");
+    await sendNumbered(sink.port, 1, 1500, { gapEvery: 50, gapMs: 5 });
+    await waitFor(() => countIn(file) >= 1500, 20_000, "1500 written");
+    await kill9(first);
+    const second = await startSender();
+    await waitFor(() => second.log().includes("started at sequence"), 20_000, "the receiver to redial");
+    // The receiver's START carried (stream id, last sequence written): the restarted sender
+    // takes it as an acknowledgement and re-sends nothing the receiver already has.
+    expect(second.log()).toContain("started at sequence 1501");
+    await sendNumbered(sink.port, 1501, 500, { gapEvery: 50, gapMs: 5 });
+    await waitFor(() => countIn(file) >= 2000, 20_000, "2000 written");
+    await Bun.sleep(500);
+    await stop(rx);
+    expect(rx.log()).toContain("dialling again");
+    expect(numbersIn(file)).toEqual(range(1, 2000));
+  }, 60_000);
+});
+
 describe("probe -> probe, reliable, memory fifo: what it loses", () => {
   test("kill -9 of the sender loses everything it held (the disk spool's test (1) loses nothing)", async () => {
     sink = await udpSink();

@@ -50,6 +50,15 @@ import { RemoteSourceError } from "./remote-source-error.ts";
 
 /** Longest wait from dialling to HELLO: a server sends it on accept; covers a slow path. */
 export const RT_HELLO_TIMEOUT_MS = 10_000;
+/** First wait before dialling again after a drop; doubles per failed attempt. */
+export const RT_RECONNECT_INITIAL_DELAY_MS = 500;
+/** Longest wait between attempts: a sender back after an outage is found within 30 s. */
+export const RT_RECONNECT_MAX_DELAY_MS = 30_000;
+/**
+ * TCP keepalive idle time: a quiet capture is legitimate, so there is no idle timeout; keepalive
+ * finds a sender that vanished without a FIN, and the reconnect takes over.
+ */
+export const RT_KEEPALIVE_INITIAL_DELAY_MS = 30_000;
 /** Largest control body accepted from a server (STATUS is 40-64, METADATA small); data may use the whole u16. */
 const MAX_SERVER_CONTROL_BODY_BYTES = 1024;
 
@@ -60,6 +69,13 @@ export interface RtSourceOptions {
   /** File that keeps (stream id, last sequence written) across our restarts; absent: memory only. */
   statePath?: string;
   helloTimeoutMs?: number;
+  /**
+   * After the stream has opened once, a dropped connection is dialled again with backoff
+   * (RT_RECONNECT_INITIAL_DELAY_MS doubling to RT_RECONNECT_MAX_DELAY_MS) instead of ending the
+   * source: a reliable sender keeps everything unacknowledged meanwhile, and (stream id, last
+   * sequence) carry over in memory, so nothing is lost or written twice. Default true.
+   */
+  reconnect?: boolean;
   log?: Logger;
 }
 
@@ -82,8 +98,10 @@ export class RtSource implements CaptureSource {
   readonly description: string;
   readonly counters: RtSourceCounters = { received: 0, delivered: 0, duplicates: 0, gaps: 0, acksSent: 0 };
   private socket: Socket | undefined;
-  // Data may use the whole u16; control messages, and anything before HELLO, are small.
-  private framer = new RtFramer((type) => (type >= RT_DATA_SIMPLE && this.phase !== "hello" ? RT_MAX_BODY_BYTES : MAX_SERVER_CONTROL_BODY_BYTES));
+  private framer: RtFramer = this.newFramer();
+  private reconnectDelayMs = RT_RECONNECT_INITIAL_DELAY_MS;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private stopping = false;
   private handlers: CaptureHandlers | undefined;
   private reliable = false;
   private phase: "hello" | "opening" | "streaming" | "closed" = "hello";
@@ -108,21 +126,67 @@ export class RtSource implements CaptureSource {
 
   start(handlers: CaptureHandlers): Promise<CaptureInfo> {
     this.handlers = handlers;
+    this.opened.promise.catch(() => {});
+    this.dial();
+    return this.opened.promise;
+  }
+
+  /** Opens one connection; its events are ignored once a newer one replaces it. */
+  private dial(): void {
     const socket = connect({ host: this.options.host, port: this.options.port });
     this.socket = socket;
+    this.framer = this.newFramer();
+    this.phase = "hello";
     socket.setNoDelay(true);
-    const timer = setTimeout(() => this.fail(new RemoteSourceError("header-timeout", `${this.description}: no HELLO within ${this.options.helloTimeoutMs ?? RT_HELLO_TIMEOUT_MS} ms`)), this.options.helloTimeoutMs ?? RT_HELLO_TIMEOUT_MS);
-    this.opened.promise.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    socket.setKeepAlive(true, RT_KEEPALIVE_INITIAL_DELAY_MS);
+    const current = () => this.socket === socket;
+    const timeoutMs = this.options.helloTimeoutMs ?? RT_HELLO_TIMEOUT_MS;
+    const helloTimer = setTimeout(() => {
+      if (current() && this.phase === "hello") this.dropped(new RemoteSourceError("header-timeout", `${this.description}: no HELLO within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once("close", () => clearTimeout(helloTimer));
     socket.on("error", (error: NodeJS.ErrnoException) => {
+      if (!current()) return;
       const code = this.phase === "hello" ? "connect-failed" : "socket-error";
-      this.fail(new RemoteSourceError(code, `${this.description}: ${error.code ?? error.message}`));
+      this.dropped(new RemoteSourceError(code, `${this.description}: ${error.code ?? error.message}`));
     });
     socket.on("close", () => {
-      if (this.serverEnded) this.finish("end-of-file");
-      else this.fail(new RemoteSourceError("closed", `${this.description}: the server closed the connection`));
+      if (!current()) return;
+      if (this.serverEnded && !this.reconnecting()) this.finish("end-of-file");
+      else this.dropped(new RemoteSourceError("closed", `${this.description}: the server closed the connection`));
     });
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
-    return this.opened.promise;
+    socket.on("data", (chunk: Buffer) => {
+      if (current()) this.onData(chunk);
+    });
+  }
+
+  private reconnecting(): boolean {
+    return (this.options.reconnect ?? true) && this.linktype !== undefined && !this.stopping;
+  }
+
+  /** The connection ended unasked: dial again (after the stream opened once) or end the source. */
+  private dropped(error: RemoteSourceError): void {
+    if (this.phase === "closed") return;
+    if (!this.reconnecting() || !error.retriable) {
+      this.fail(error);
+      return;
+    }
+    this.socket?.destroy();
+    this.socket = undefined;
+    this.phase = "hello";
+    this.serverEnded = false;
+    const delay = this.reconnectDelayMs;
+    this.reconnectDelayMs = Math.min(delay * 2, RT_RECONNECT_MAX_DELAY_MS);
+    this.log.warn(`${error.message}; dialling again in ${delay} ms (${this.state.lastSequence !== undefined ? `last sequence written ${this.state.lastSequence}` : "nothing written yet"})`);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.stopping && this.phase !== "closed") this.dial();
+    }, delay);
+  }
+
+  private newFramer(): RtFramer {
+    // Data may use the whole u16; control messages, and anything before HELLO, are small.
+    return new RtFramer((type) => (type >= RT_DATA_SIMPLE && this.phase !== "hello" ? RT_MAX_BODY_BYTES : MAX_SERVER_CONTROL_BODY_BYTES));
   }
 
   private onData(chunk: Buffer): void {
@@ -161,7 +225,10 @@ export class RtSource implements CaptureSource {
       }
       if (message.type !== RtType.HELLO) throw new ProtocolError("no-hello", `first message is ${rtTypeName(message.type)}, not HELLO`, message.streamOffset);
       this.reliable = decodeHello(message.body, message.streamOffset).reliable;
-      this.phase = "opening";
+      this.reconnectDelayMs = RT_RECONNECT_INITIAL_DELAY_MS;
+      this.gapLogged = false;
+      // After the first open, a new connection continues the stream (link type checked below).
+      this.phase = this.linktype === undefined ? "opening" : "streaming";
       this.socket!.write(encodeStart({ ...this.state }));
       return undefined;
     }
@@ -198,6 +265,9 @@ export class RtSource implements CaptureSource {
       this.state = {};
     }
     this.state.streamId = streamId;
+    if (this.linktype !== undefined && linktype !== this.linktype) {
+      throw new RemoteSourceError("linktype-changed", `${this.description}: link type changed from ${this.linktype} to ${linktype} after reconnecting`);
+    }
     this.open(linktype);
   }
 
@@ -263,13 +333,14 @@ export class RtSource implements CaptureSource {
         socket.write(encodeAck(lastSequence));
         this.counters.acksSent++;
       }
-      if (this.phase !== "closed") socket.resume();
+      if (this.phase !== "closed" && !socket.destroyed) socket.resume();
     });
   }
 
   private fail(error: Error): void {
     if (this.phase === "closed") return;
     this.phase = "closed";
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.socket?.destroy();
     this.opened.reject(error);
     void this.chain.then(() => this.end("failed", error));
@@ -298,6 +369,8 @@ export class RtSource implements CaptureSource {
   }
 
   async stop(): Promise<CaptureStats> {
+    this.stopping = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.phase !== "closed") {
       this.phase = "closed";
       this.opened.reject(new RemoteSourceError("stopped", `${this.description}: stopped`));
