@@ -23,7 +23,9 @@ Options:
   -i, --interface NAME    capture on NAME (see 'probe list'); or on a remote interface
                           behind an RPCAP daemon: rpcap://[USER:PASS@]HOST[:PORT]/IFACE
                           (rpcaps:// for TLS; NULL authentication without USER); or read
-                          a PCAP-over-IP stream: tcp://HOST:PORT, TCP@HOST:PORT, tls://HOST:PORT
+                          a PCAP-over-IP stream: tcp://HOST:PORT, TCP@HOST:PORT, tls://HOST:PORT;
+                          or a libtrace RT server: rt://HOST:PORT[?state=FILE] (acknowledges
+                          only what is written; docs/rt.md)
   -r, --read FILE         read a pcap or pcapng file instead of capturing
   -w, --write FILE|-      write to FILE, or '-' for standard output (required)
   -f, --filter EXPR       tcpdump filter expression; words after the options are
