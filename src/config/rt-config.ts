@@ -25,7 +25,7 @@ export const rtConfigSchema = z
     spoolFull: z.enum(["block", "drop-oldest", "drop-new"]).default("block"),
     spoolFsyncMs: z.number().int().min(0).max(60_000).default(0),
     spoolSegmentBytes: z.number().int().min(64 * 1024).optional(),
-    statusIntervalMs: z.number().int().min(50).max(3_600_000).default(1_000),
+    statusIntervalMs: z.number().int().min(0).max(3_600_000).default(1_000).refine((ms) => ms === 0 || ms >= 50, { message: "0 (off) or at least 50 ms" }),
     slowConsumer: z.enum(["drop", "disconnect"]).default("drop"),
     queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_RT_QUEUE_BYTES),
   })

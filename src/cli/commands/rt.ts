@@ -48,7 +48,8 @@ Reliable mode:
                              in STATUS
       --spool-fsync-ms N     fdatasync the spool every N ms (default 0: OS-buffered)
       --spool-segment-bytes N  segment file size (default min(16M, max/4))
-      --status-interval-ms N STATUS period (default 1000)
+      --status-interval-ms N STATUS period (default 1000; 0: none. tracestats counts
+                             each STATUS as a packet, see docs/rt.md)
 
 Details and libtrace's quirks: docs/rt.md.
 `;
@@ -105,7 +106,7 @@ export function parseRtConfig(argv: string[]): RtConfig | "help" {
     spoolFull: v["spool-full"],
     spoolFsyncMs: parseInteger("--spool-fsync-ms", v["spool-fsync-ms"], 0, 60_000),
     spoolSegmentBytes: parseSize("--spool-segment-bytes", v["spool-segment-bytes"]),
-    statusIntervalMs: parseInteger("--status-interval-ms", v["status-interval-ms"], 50, 3_600_000),
+    statusIntervalMs: parseInteger("--status-interval-ms", v["status-interval-ms"], 0, 3_600_000),
     slowConsumer: v["slow-consumer"],
     queueBytes: parseSize("--queue-bytes", v["queue-bytes"]),
   });

@@ -289,7 +289,8 @@ export class RtServer implements PipelineOutput {
     }
     client.nextSend = fifo.ackedThrough + 1;
     if (probe) client.socket.write(encodeStreamAnnounce(fifo.streamId, client.nextSend % RT_SEQUENCE_MODULUS, linktype));
-    client.statusTimer = setInterval(() => client.socket.write(encodeStatus(this.status())), this.options.statusIntervalMs ?? RT_STATUS_INTERVAL_MS);
+    const statusMs = this.options.statusIntervalMs ?? RT_STATUS_INTERVAL_MS;
+    if (statusMs > 0) client.statusTimer = setInterval(() => client.socket.write(encodeStatus(this.status())), statusMs);
     this.options.log.info(`rt client ${client.remote}: started at sequence ${client.nextSend}, ${fifo.counters.recordsHeld} records waiting`);
     this.pump();
   }
