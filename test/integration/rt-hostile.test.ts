@@ -78,6 +78,22 @@ describe("hostile clients", () => {
     expect(s.counters().protocol_errors).toBe(2);
   });
 
+  test("unreliable: a client that never reads loses batches, counted for it alone; another gets every packet", async () => {
+    const { s, port } = await server({ queueBytes: 64 * 1024 });
+    const stalled = await rawClient(port);
+    stalled.socket.write(encodeStart());
+    const good = await rawClient(port);
+    good.socket.write(encodeStart());
+    await Bun.sleep(100);
+    stalled.socket.pause();
+    for (let i = 0; i < 400; i++) {
+      s.write(batch(1 + i * 20, 20, 1000)); // 8 MB in all, beyond any loopback socket buffer
+      if (i % 20 === 0) await Bun.sleep(5);
+    }
+    await waitFor(() => good.data().length === 8000, 10_000, "the reading client's 8000 packets");
+    expect(s.counters().packets_dropped_slow_client).toBeGreaterThan(0);
+  });
+
   test("a client that never sends START is closed after the start timeout", async () => {
     const { log, port } = await server({ startTimeoutMs: 200 });
     const silent = await rawClient(port);
