@@ -11,7 +11,7 @@ import { RtServer, RT_SERVER_DEFAULT_PORT } from "../../outputs/rt/index.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import { openSource } from "../open-source.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 
 export const RT_HELP = `Usage: probe rt [-i INTERFACE | -r FILE] [options] [FILTER...]
@@ -27,6 +27,9 @@ Capture:
   -s, --snaplen N            bytes kept per packet (default 262144; RT carries at most
                              65511 bytes of a packet: longer ones are cut, counted)
   -B, --buffer-size KiB      kernel capture buffer
+  -p, --no-promiscuous       do not put the interface into promiscuous mode
+  -Q, --direction DIR        in, out or inout (default)
+      --immediate            libpcap immediate mode (lowest latency, smaller batches)
 
 Serving:
       --listen ADDR:PORT     listen here (repeatable; default 127.0.0.1:${RT_SERVER_DEFAULT_PORT}).
@@ -60,6 +63,9 @@ const options = {
   filter: { type: "string", short: "f" },
   snaplen: { type: "string", short: "s" },
   "buffer-size": { type: "string", short: "B" },
+  "no-promiscuous": { type: "boolean", short: "p" },
+  direction: { type: "string", short: "Q" },
+  immediate: { type: "boolean" },
   listen: { type: "string", multiple: true },
   reliable: { type: "boolean" },
   spool: { type: "string" },
@@ -99,6 +105,9 @@ export function parseRtConfig(argv: string[]): RtConfig | "help" {
     filter: v.filter ?? positionals.join(" "),
     snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
     bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
+    promiscuous: !v["no-promiscuous"],
+    direction: v.direction,
+    immediate: v.immediate ?? false,
     listen,
     reliable: v.reliable,
     spool: v.spool,
@@ -141,7 +150,8 @@ export async function runRt(argv: string[]): Promise<number> {
   try {
     await server.prepare();
   } catch (error) {
-    throw new UsageError(`rt: ${(error as Error).message}`);
+    // A busy port or an unusable spool directory: a runtime failure (exit 1), one line.
+    throw new CommandFailure(`rt: ${(error as Error).message}`);
   }
   const live = config.readFile === undefined;
   const exclusion = live ? server.ownTrafficFilter() : "";
@@ -150,6 +160,9 @@ export async function runRt(argv: string[]): Promise<number> {
     filter: combineFilters(config.filter, exclusion),
     snaplen: config.snaplen,
     bufferKiB: config.bufferKiB,
+    promiscuous: config.promiscuous,
+    direction: config.direction,
+    immediate: config.immediate,
   });
   const ended = Promise.withResolvers<Error | undefined>();
   let info;

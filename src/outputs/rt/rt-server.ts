@@ -106,6 +106,8 @@ export class RtServer implements PipelineOutput {
   private pendingBytes = 0;
   private pendingWaiters: (() => void)[] = [];
   private fullEpisode = false;
+  /** Fifo bytes handed to the reliable client so far (STATUS "out"). */
+  private bytesOut = 0;
   private stopped = false;
   recovery: SpoolRecovery | undefined;
   /** Where the server listens (port 0 resolved). */
@@ -334,6 +336,7 @@ export class RtServer implements PipelineOutput {
     this.stats.packetsIn += batch.count;
     if (!this.options.reliable) return this.broadcast(batch);
     if (this.pending.length > 0) return this.hold(batch);
+    const droppedBefore = this.fifo!.counters.droppedOldestRecords;
     const result = this.fifo!.append(batch);
     if (result.kind === "full") {
       this.beginEpisode();
@@ -341,13 +344,11 @@ export class RtServer implements PipelineOutput {
       this.stats.packetsDroppedFifoFull += batch.count;
       return;
     }
-    if (this.fifo!.counters.droppedOldestRecords > 0 && !this.fullEpisode && this.lastDroppedOldest !== this.fifo!.counters.droppedOldestRecords) this.beginEpisode();
-    this.lastDroppedOldest = this.fifo!.counters.droppedOldestRecords;
-    this.checkEpisodeEnd();
+    // drop-oldest made room by releasing unacknowledged records: that is a full episode too.
+    if (this.fifo!.counters.droppedOldestRecords > droppedBefore) this.beginEpisode();
+    else this.checkEpisodeEnd();
     this.pump();
   }
-
-  private lastDroppedOldest = 0;
 
   private broadcast(batch: PacketBatch): void {
     const started = [...this.clients].filter((c) => c.session.state.kind === "streaming");
@@ -431,8 +432,6 @@ export class RtServer implements PipelineOutput {
       }
     }
   }
-
-  private bytesOut = 0;
 
   /** The fifo's counters as STATUS carries them. */
   status() {

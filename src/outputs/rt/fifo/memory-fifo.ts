@@ -47,14 +47,13 @@ export class MemoryFifo implements PacketFifo {
     return { kind: "appended", firstSequence };
   }
 
-  read(fromSequence: number, maxBytes: number): FifoChunk | undefined {
+  /** One appended batch (or its unacknowledged tail) at a time: a batch is already the write unit, so `_maxBytes` is not needed. */
+  read(fromSequence: number, _maxBytes: number): FifoChunk | undefined {
     for (const chunk of this.chunks) {
       const end = chunk.firstSequence + chunk.batch.count;
       if (end <= fromSequence) continue;
       const start = Math.max(fromSequence, chunk.firstSequence + chunk.released) - chunk.firstSequence;
       const from = chunk.offsets[start]!;
-      // One chunk at a time (a batch is already the write unit); maxBytes only bounds nothing smaller.
-      void maxBytes;
       const count = chunk.batch.count - start;
       const records = chunk.batch.bytes.subarray(from);
       return {
