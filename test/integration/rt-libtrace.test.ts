@@ -88,14 +88,15 @@ describe("libtrace 3.0.22 reads probe rt", () => {
     expect(await dumpText).toBe(refDump);
   }, 60_000);
 
-  test("reliable: packets captured before any client connects are kept; tracesplit gets them all; a second client is denied", async () => {
+  test.each(["memory fifo", "disk spool"] as const)("reliable, %s: packets captured before any client connects are kept; tracesplit gets them all; a second client is denied", async (fifo) => {
     sink = await udpSink();
     const filter = `udp dst port ${sink.port}`;
-    const ref = join(dir, "r-ref.pcap");
-    const split = join(dir, "r-split.pcap");
+    const ref = join(dir, `r-ref-${fifo.replace(" ", "-")}.pcap`);
+    const split = join(dir, `r-split-${fifo.replace(" ", "-")}.pcap`);
     const tcpdump = await startTcpdump(ref, filter);
     procs.push(tcpdump);
-    const server = await startRtServer(["-i", "lo", "-f", filter, "--reliable", "--status-interval-ms", "100"]);
+    const spool = fifo === "disk spool" ? ["--spool", join(dir, "spool")] : [];
+    const server = await startRtServer(["-i", "lo", "-f", filter, "--reliable", "--status-interval-ms", "100", ...spool]);
     procs.push(server.proc);
     await sendNumbered(sink.port, 1, PACKETS, { gapEvery: 50, gapMs: 5 });
     await waitFor(async () => readPcap(ref).records.length >= PACKETS, 10_000, "tcpdump to see every packet");

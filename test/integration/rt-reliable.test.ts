@@ -7,10 +7,12 @@
 // RT_TEST_OUTAGE_S sets how long the receiver stays down in the outage test (default 3 s; the
 // issue describes 30 s; the spool does not care how long, only how much).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { encodeStart, isPcapDataType, RtFramer, RtType } from "../../src/protocols/rt/index.ts";
 import { waitFor } from "../support/probe-binary.ts";
 import { numbersIn, sendNumbered, startProbe, startRtServer, udpSink, type RunningProbe } from "../support/rt-harness.ts";
 
@@ -45,6 +47,31 @@ function receiver(url: string, file: string): RunningProbe {
   return probe;
 }
 
+function segmentBytes(spool: string): number {
+  if (!existsSync(spool)) return 0;
+  return readdirSync(spool).filter((n) => n.startsWith("seg-")).reduce((n, name) => n + statSync(join(spool, name)).size, 0);
+}
+
+/** A raw RT client: START, count data messages up to `want` (never ACK), leave. */
+async function readWithoutAck(port: number, want: number): Promise<number> {
+  const socket = connect({ host: "127.0.0.1", port });
+  const framer = new RtFramer(() => 0xffff);
+  let count = 0;
+  socket.on("error", () => {});
+  socket.on("data", (chunk: Buffer) => {
+    for (const m of framer.push(chunk)) {
+      if (m.type === RtType.HELLO) socket.write(encodeStart());
+      else if (isPcapDataType(m.type)) count++;
+    }
+  });
+  try {
+    await waitFor(() => count >= want, 10_000, `${want} data messages`);
+  } finally {
+    socket.destroy();
+  }
+  return count;
+}
+
 const countIn = (file: string) => (existsSync(file) ? numbersIn(file).length : 0);
 
 async function stop(p: RunningProbe): Promise<void> {
@@ -63,8 +90,9 @@ describe("probe -> probe, reliable, disk spool", () => {
     const spool = join(dir, "spool-1");
     const first = await sender(["--spool", spool]);
     await sendNumbered(sink.port, 1, 2000, { gapEvery: 100, gapMs: 5 });
-    // Let the capture hand the last batch to the spool (libpcap's buffer timeout is ~1 s at most).
-    await Bun.sleep(1500);
+    // Wait until the spool holds all 2000 records: 24-byte record header, 16-byte pcap record
+    // header and a 106-byte frame (Ethernet 14, IPv4 20, UDP 8, payload 64) each.
+    await waitFor(() => segmentBytes(spool) >= 2000 * (24 + 16 + 106), 10_000, "2000 records in the spool");
     await kill9(first);
     const second = await sender(["--spool", spool]);
     expect(second.log()).toMatch(/recovered 2000 unacknowledged records/);
@@ -126,7 +154,7 @@ describe("probe -> probe, reliable, disk spool", () => {
     const spool = join(dir, "spool-4");
     const server = await sender(["--spool", spool, "--spool-segment-bytes", "64k"]);
     await sendNumbered(sink.port, 1, 3000, { gapEvery: 100, gapMs: 5 });
-    await Bun.sleep(1500);
+    await waitFor(() => segmentBytes(spool) >= 3000 * (24 + 16 + 106), 10_000, "3000 records in the spool");
     const segmentsHeld = readdirSync(spool).filter((n) => n.startsWith("seg-")).length;
     expect(segmentsHeld).toBeGreaterThan(3);
     const file = join(dir, "rx-4.pcap");
@@ -183,7 +211,9 @@ describe("probe -> probe, reliable, memory fifo: what it loses", () => {
     sink = await udpSink();
     const first = await sender([]);
     await sendNumbered(sink.port, 1, 500, { gapEvery: 100, gapMs: 5 });
-    await Bun.sleep(1500);
+    // Prove the fifo held all 500: a client reads them without acknowledging and leaves, so
+    // they stay in the fifo (reliable mode releases only on ACK).
+    expect(await readWithoutAck(first.port, 500)).toBe(500);
     await kill9(first);
     const second = await sender([]);
     const file = join(dir, "rx-m1.pcap");

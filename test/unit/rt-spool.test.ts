@@ -124,6 +124,16 @@ describe("DiskSpool", () => {
     await spool.close();
   });
 
+  test("--spool-fsync-ms: the periodic fdatasync runs beside appends and stops at close", async () => {
+    const { spool } = open(newDir(), { fsyncMs: 10 });
+    for (let i = 0; i < 5; i++) {
+      spool.append(numbered(1 + i * 10, 10));
+      await Bun.sleep(15);
+    }
+    await spool.close();
+    expect(spool.counters.diskBytesWritten).toBe(spool.counters.bytesIn);
+  });
+
   test("a new directory gets a new stream id", async () => {
     const a = open(newDir()).spool;
     const b = open(newDir()).spool;
