@@ -1,11 +1,12 @@
 // The reliable fifo: DiskSpool (segments, cursor, recovery with a torn tail, damaged records,
 // stream id, full policies) and MemoryFifo, on real files in a temp directory.
 import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memoryLogger } from "../../src/logging/index.ts";
 import { DiskSpool, MemoryFifo, type PacketFifo } from "../../src/outputs/rt/index.ts";
+import type { AppendResult } from "../../src/outputs/rt/fifo/packet-fifo.ts";
 import { forEachRecord, PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
 
 const root = mkdtempSync(join(tmpdir(), "rt-spool-"));
@@ -132,6 +133,34 @@ describe("DiskSpool", () => {
     }
     await spool.close();
     expect(spool.counters.diskBytesWritten).toBe(spool.counters.bytesIn);
+  });
+
+  test("a full disk (a 512 KiB tmpfs): append fails with ENOSPC, keeps nothing of that batch, the spool stays readable", async () => {
+    const mountPoint = newDir();
+    mkdirSync(mountPoint, { recursive: true });
+    const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=512k", "rt-spool-test", mountPoint]);
+    if (mounted.exitCode !== 0) return; // no privilege to mount here: nothing to test
+    try {
+      const dir = join(mountPoint, "spool");
+      const { spool } = open(dir, { maxBytes: 64 * 1024 * 1024, segmentBytes: 16 * 1024 * 1024 });
+      let appended = 0;
+      let failure: AppendResult | undefined;
+      for (let i = 0; i < 200 && !failure; i++) {
+        const result = spool.append(numbered(1 + appended, 20, 1000));
+        if (result.kind === "appended") appended += 20;
+        else failure = result;
+      }
+      expect(failure).toEqual({ kind: "failed", reason: "ENOSPC" });
+      expect(drain(spool).numbers).toEqual(range(1, appended));
+      await spool.close();
+      // With room again the spool reopens with every record that was appended.
+      expect(Bun.spawnSync(["mount", "-o", "remount,size=4m", mountPoint]).exitCode).toBe(0);
+      const reopened = open(dir, { maxBytes: 64 * 1024 * 1024 });
+      expect(drain(reopened.spool).numbers).toEqual(range(1, appended));
+      await reopened.spool.close();
+    } finally {
+      Bun.spawnSync(["umount", "-l", mountPoint]);
+    }
   });
 
   test("a new directory gets a new stream id", async () => {

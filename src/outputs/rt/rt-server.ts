@@ -338,6 +338,13 @@ export class RtServer implements PipelineOutput {
     if (this.pending.length > 0) return this.hold(batch);
     const droppedBefore = this.fifo!.counters.droppedOldestRecords;
     const result = this.fifo!.append(batch);
+    if (result.kind === "failed") {
+      // The spool's disk refused the write: counted like a full fifo, logged once per episode.
+      if (!this.fullEpisode) this.options.log.error(`rt spool write failed (${result.reason}); dropping packets until it works again`);
+      this.beginEpisode();
+      this.stats.packetsDroppedFifoFull += batch.count;
+      return;
+    }
     if (result.kind === "full") {
       this.beginEpisode();
       if (this.options.fifo?.policy === "block") return this.hold(batch);
@@ -387,7 +394,9 @@ export class RtServer implements PipelineOutput {
   private flushPending(): void {
     while (this.pending.length > 0) {
       const batch = this.pending[0]!;
-      if (this.fifo!.append(batch).kind === "full") return;
+      const result = this.fifo!.append(batch);
+      if (result.kind === "full") return;
+      if (result.kind === "failed") this.stats.packetsDroppedFifoFull += batch.count;
       this.pending.shift();
       this.pendingBytes -= batch.bytes.byteLength;
     }
@@ -419,7 +428,15 @@ export class RtServer implements PipelineOutput {
     const fifo = this.fifo;
     if (!client || !fifo || client.closed || client.waitingDrain || client.session.state.kind !== "streaming") return;
     for (;;) {
-      const chunk = fifo.read(client.nextSend, SEND_CHUNK_BYTES);
+      let chunk;
+      try {
+        chunk = fifo.read(client.nextSend, SEND_CHUNK_BYTES);
+      } catch (error) {
+        // A spool damaged under us (or a read error): this client cannot be served in order.
+        this.options.log.error(`rt fifo read failed: ${(error as Error).message}; closing the client`);
+        this.closeClient(client, "fifo read failed");
+        return;
+      }
       if (!chunk) return;
       const encoded = encodeDataMessages(chunk.records, chunk.count, RT_DATA_DLT + chunk.linktype, chunk.precision, chunk.firstSequence % RT_SEQUENCE_MODULUS);
       this.stats.packetsTruncated += encoded.truncated;

@@ -141,7 +141,11 @@ export class DiskSpool implements PacketFifo {
     spool.ackedThrough = cursor?.ackedThrough ?? 0;
     const recovery = spool.recover(cursor === undefined);
     recovery.durationMs = performance.now() - started;
-    spool.writeCursor();
+    try {
+      spool.writeCursorFile();
+    } catch (error) {
+      throw new SpoolError(`--spool ${dir}: cannot write the cursor file (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    }
     if (options.fsyncMs && options.fsyncMs > 0) {
       spool.fsyncTimer = setInterval(() => spool.syncActive(), options.fsyncMs);
       spool.fsyncTimer.unref?.();
@@ -237,11 +241,26 @@ export class DiskSpool implements PacketFifo {
     const encoded = this.encode(batch, this.nextSequence);
     let active = this.segments.at(-1);
     if (!active || (active.bytes > 0 && active.bytes + size > this.segmentBytes) || active.nextSequence !== this.nextSequence) {
-      active = this.newSegment(this.nextSequence);
+      try {
+        active = this.newSegment(this.nextSequence);
+      } catch (error) {
+        return { kind: "failed", reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+      }
     }
     let written = 0;
-    while (written < encoded.byteLength) {
-      written += writeSync(active.fd, encoded, written, encoded.byteLength - written, active.bytes + written);
+    try {
+      while (written < encoded.byteLength) {
+        written += writeSync(active.fd, encoded, written, encoded.byteLength - written, active.bytes + written);
+      }
+    } catch (error) {
+      // Disk full or failing: cut what part of the batch did land, so the segment ends on a
+      // whole record (recovery would cut it anyway), and keep nothing of this batch.
+      try {
+        ftruncateSync(active.fd, active.bytes);
+      } catch {
+        // recovery cuts the torn tail at the next start
+      }
+      return { kind: "failed", reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
     }
     const firstSequence = this.nextSequence;
     active.bytes += encoded.byteLength;
@@ -259,10 +278,14 @@ export class DiskSpool implements PacketFifo {
     while (this.counters.usedBytes + size > this.options.maxBytes && this.segments.length > 0) {
       const oldest = this.segments[0]!;
       const dropped = oldest.nextSequence - Math.max(oldest.firstSequence, this.ackedThrough + 1);
+      const previous = this.ackedThrough;
+      this.ackedThrough = Math.max(this.ackedThrough, oldest.nextSequence - 1);
+      if (!this.writeCursor()) {
+        this.ackedThrough = previous;
+        return false;
+      }
       this.counters.droppedOldestRecords += Math.max(0, dropped);
       this.counters.recordsHeld -= Math.max(0, dropped);
-      this.ackedThrough = Math.max(this.ackedThrough, oldest.nextSequence - 1);
-      this.writeCursor();
       this.deleteSegment(oldest, false);
     }
     return this.counters.usedBytes + size <= this.options.maxBytes;
@@ -367,8 +390,7 @@ export class DiskSpool implements PacketFifo {
     // is full (deleting and re-creating a file per ACK would cost more than it frees).
     const done = this.segments.filter((s, i) => i < this.segments.length - 1 && s.nextSequence - 1 <= through);
     if (done.length > 0) {
-      this.writeCursor();
-      for (const segment of done) this.deleteSegment(segment, true);
+      if (this.writeCursor()) for (const segment of done) this.deleteSegment(segment, true);
     } else {
       this.scheduleCursor();
     }
@@ -399,8 +421,26 @@ export class DiskSpool implements PacketFifo {
     this.cursorTimer.unref?.();
   }
 
+  /**
+   * Writes the cursor; false (logged once until it works again) when the disk refuses, and
+   * then the caller deletes nothing: acknowledged segments stay until the cursor says so.
+   */
+  private writeCursor(): boolean {
+    try {
+      this.writeCursorFile();
+      this.cursorFailed = false;
+      return true;
+    } catch (error) {
+      if (!this.cursorFailed) this.options.log.error(`spool ${this.options.directory}: cannot write the cursor (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); keeping acknowledged segments until it can`);
+      this.cursorFailed = true;
+      return false;
+    }
+  }
+
+  private cursorFailed = false;
+
   /** temp + fsync + rename + fsync(dir): the cursor is either the old one or the new one. */
-  private writeCursor(): void {
+  private writeCursorFile(): void {
     const dir = this.options.directory;
     const temp = join(dir, `${CURSOR_FILE}.tmp`);
     const text = JSON.stringify({ version: 1, streamId: Buffer.from(this.streamId).toString("hex"), ackedThrough: this.ackedThrough });

@@ -23,7 +23,11 @@ export interface FifoChunk {
   fifoBytes: number;
 }
 
-export type AppendResult = { readonly kind: "appended"; readonly firstSequence: number } | { readonly kind: "full" };
+export type AppendResult =
+  | { readonly kind: "appended"; readonly firstSequence: number }
+  | { readonly kind: "full" }
+  /** The disk refused the write (ENOSPC, EIO): nothing of the batch was kept. */
+  | { readonly kind: "failed"; readonly reason: string };
 
 export interface FifoCounters {
   /** Bytes ever appended / sent / acknowledged (STATUS in, out, ack). */
