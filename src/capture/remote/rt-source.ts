@@ -281,8 +281,10 @@ export class RtSource implements CaptureSource {
   }
 
   private handleData(message: RtMessage): number {
-    if (!isPcapDataType(message.type)) {
-      throw new ProtocolError("unsupported-data", `RT data type ${message.type} is not pcap-typed (2001..2998); probe reads only those`, message.streamOffset);
+    // libtrace takes 2001..2998 only (DLT_NULL, 2000, is refused: docs/rt.md quirk 5); probe's
+    // own server sends 2000 for link type 0, so this reader takes it too.
+    if (!isPcapDataType(message.type) && message.type !== RT_DATA_DLT) {
+      throw new ProtocolError("unsupported-data", `RT data type ${message.type} is not pcap-typed (2000..2998); probe reads only those`, message.streamOffset);
     }
     const linktype = message.type - RT_DATA_DLT;
     const data = decodePcapData(message.body, MAXIMUM_SNAPLEN, message.streamOffset);

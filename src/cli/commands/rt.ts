@@ -179,7 +179,8 @@ export async function runRt(argv: string[]): Promise<number> {
   }
   await server.start({ inputs: [{ name: source.description, linktype: info.linktype, snaplen: info.snaplen, description: info.description }], precision: info.precision });
   for (const l of server.listening) {
-    log.info(`rt: serving ${info.description} on ${l.host}:${l.port} (${config.reliable ? `reliable, ${config.spool ? `spool ${config.spool}` : "memory fifo"}` : "unreliable"}); read it with: tracepktdump rt:${l.host}:${l.port}`);
+    const host = l.host.includes(":") ? `[${l.host}]` : l.host;
+    log.info(`rt: serving ${info.description} on ${host}:${l.port} (${config.reliable ? `reliable, ${config.spool ? `spool ${config.spool}` : "memory fifo"}` : "unreliable"}); read it with: tracepktdump rt:${host}:${l.port}`);
   }
   const onSignal = () => ended.resolve(undefined);
   process.on("SIGINT", onSignal);
