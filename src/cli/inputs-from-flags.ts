@@ -1,5 +1,5 @@
 // The input flags every capturing command shares, in the order given: -i NAME (an interface,
-// rpcap://..., or a PCAP-over-IP stream tcp:// TCP@ tls://) and -r FILE, each repeatable and
+// rpcap://..., a PCAP-over-IP stream tcp:// TCP@ tls://, or an RT server rt://) and -r FILE, each repeatable and
 // mixed; -f, -s and the capture settings apply to each.
 import { parseRemoteSourceUrl } from "../capture/remote/index.ts";
 import { parseRpcapUrl } from "../capture/remote/rpcap-source.ts";
@@ -39,6 +39,9 @@ export function inputsFromFlags(ordered: readonly { name: string; value: string 
       throw new UsageError(`-i: ${(error as Error).message}`);
     }
     const tls = flags.tls ?? {};
+    if (stream?.kind === "rt") {
+      return { kind: "rt", url: value, ...(flags.filter ? { filter: flags.filter } : {}), ...(flags.reconnect === false ? { reconnect: false } : {}) };
+    }
     if (stream) {
       return {
         kind: "pcap-over-ip",

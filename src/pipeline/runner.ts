@@ -189,6 +189,16 @@ export class PipelineRunner {
     for (const event of events) for (const output of this.outputs) output.event?.(event);
   }
 
+  /** The inputs ended by themselves: the run ends, unless an output serves on until a signal. */
+  private inputsEnded(): void {
+    const serving = this.outputs.filter((o) => o.keepsRunAfterInputsEnd);
+    if (serving.length === 0) {
+      this.endSignal.resolve({ reason: "end-of-input" });
+      return;
+    }
+    this.options.log.info(`the input has ended; ${serving.map((o) => o.name).join(", ")} serving on until SIGINT or SIGTERM`);
+  }
+
   private fail(error: Error): void {
     this.endSignal.resolve({ reason: "failed", error });
   }
@@ -204,6 +214,11 @@ export class PipelineRunner {
       this.stream = { inputs: [], precision: spec.precision };
       for (const output of this.outputs) await output.start(this.stream);
       return;
+    }
+    if (spec.inputs.length > 1 && spec.inputs.some((i) => i.kind === "rt")) {
+      // An rt input acknowledges what its consumer took; in a merge that is what the merge holds,
+      // not what the outputs wrote, and a reliable sender would release unwritten packets.
+      throw new ProbeError("rt-input-merged", "usage", "an rt:// input must be the pipeline's only input (it acknowledges only what the outputs wrote)");
     }
     const context = { precision: spec.precision, ownTraffic, log: this.options.log };
     this.inputs = spec.inputs.map((input) => buildInput(input, context));
@@ -241,7 +256,7 @@ export class PipelineRunner {
         onBatch: (batch) => this.accept(batch),
         onEnd: (reason, error) => {
           if (error) this.fail(error);
-          else if (!this.stopping) this.endSignal.resolve({ reason: "end-of-input" });
+          else if (!this.stopping) this.inputsEnded();
           void reason;
         },
       });
