@@ -5,7 +5,7 @@ import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
 import { parseHostPort, type HostPort } from "../../config/addresses.ts";
 import type { LogConfig } from "../../config/log-config.ts";
-import { RT_SERVER_DEFAULT_PORT } from "../../outputs/rt/rt-server.ts";
+import { RT_SERVER_DEFAULT_PORT, SPOOL_FULL_POLICIES, type SpoolFullPolicy } from "../../outputs/rt/index.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
@@ -116,6 +116,12 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
   if (v.interface !== undefined && v.read !== undefined) throw new UsageError("rt: give -i INTERFACE or -r FILE, not both");
   if (v.spool !== undefined && !v.reliable) throw new UsageError("rt: --spool needs --reliable (an unreliable server keeps nothing)");
   if (v.direction !== undefined && !["in", "out", "inout"].includes(v.direction)) throw new UsageError(`rt: -Q is in, out or inout, not '${v.direction}'`);
+  if (v["spool-full"] !== undefined && !(SPOOL_FULL_POLICIES as readonly string[]).includes(v["spool-full"])) {
+    throw new UsageError(`rt: --spool-full is ${SPOOL_FULL_POLICIES.join(", ")}, not '${v["spool-full"]}'`);
+  }
+  if (v["slow-consumer"] !== undefined && v["slow-consumer"] !== "drop" && v["slow-consumer"] !== "disconnect") {
+    throw new UsageError(`rt: --slow-consumer is drop or disconnect, not '${v["slow-consumer"]}'`);
+  }
   const listen: HostPort[] = (v.listen ?? []).map((text) => {
     try {
       return parseHostPort(text, RT_SERVER_DEFAULT_PORT);
@@ -149,11 +155,11 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
       reliable: v.reliable ?? false,
       ...(v.spool !== undefined ? { spool: v.spool } : {}),
       ...(spoolMaxBytes !== undefined ? { spoolMaxBytes } : {}),
-      ...(v["spool-full"] !== undefined ? { spoolFull: v["spool-full"] as "block" } : {}),
+      ...(v["spool-full"] !== undefined ? { spoolFull: v["spool-full"] as SpoolFullPolicy } : {}),
       ...(spoolFsyncMs !== undefined ? { spoolFsyncMs } : {}),
       ...(spoolSegmentBytes !== undefined ? { spoolSegmentBytes } : {}),
       ...(statusIntervalMs !== undefined ? { statusIntervalMs } : {}),
-      ...(v["slow-consumer"] !== undefined ? { slowConsumer: v["slow-consumer"] as "drop" } : {}),
+      ...(v["slow-consumer"] !== undefined ? { slowConsumer: v["slow-consumer"] } : {}),
       ...(queueBytes !== undefined ? { queueBytes } : {}),
     }],
     ...(count !== undefined ? { stopAfterPackets: count } : {}),
