@@ -165,6 +165,23 @@ describe("runner", () => {
     expect(log.lines.some((l) => l.includes("rt serving on until SIGINT or SIGTERM"))).toBe(true);
   });
 
+  test("kernel drops of each live input of a merge reach the RT server with the input's name", async () => {
+    const sources = [new DrivenSource(), new DrivenSource()];
+    const queue = [...sources];
+    INPUTS.file = (): BuiltInput => ({ source: queue.shift()!, live: true });
+    const log = memoryLogger();
+    runner = await PipelineRunner.start(
+      spec({ inputs: [{ kind: "file", path: "a", name: "first" }, { kind: "file", path: "b", name: "second" }], outputs: [{ kind: "rt", listen: [{ host: "127.0.0.1", port: 0 }] }] }),
+      { log },
+    );
+    const server = runner.outputs[0] as RtServer;
+    sources[1]!.kernelDropped = 3;
+    const deadline = Date.now() + 5_000;
+    while (server.counters().kernel_drops === 0 && Date.now() < deadline) await Bun.sleep(50);
+    expect(server.counters().kernel_drops).toBe(3);
+    expect(log.lines.filter((l) => l.includes("capture lost 3 packets in the kernel (input second)")).length).toBe(1);
+  });
+
   test("with keepServing false the run ends with its input", async () => {
     const source = new DrivenSource();
     useSource(source, false);

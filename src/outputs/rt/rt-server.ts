@@ -482,7 +482,8 @@ export class RtServer implements PipelineOutput {
   event(event: PipelineEvent): void {
     if (event.kind !== "kernel-drop" || event.packets <= 0) return;
     this.stats.kernelDrops += event.packets;
-    this.options.log.warn(`capture lost ${event.packets} packets in the kernel before the rt fifo saw them (not a sequence gap: they never got a number)`);
+    const input = this.stream?.inputs[event.input]?.name;
+    this.options.log.warn(`capture lost ${event.packets} packets in the kernel${input ? ` (input ${input})` : ""} before the rt fifo saw them (not a sequence gap: they never got a number)`);
   }
 
   async stop(): Promise<void> {
