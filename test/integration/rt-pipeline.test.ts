@@ -134,6 +134,24 @@ describe("rt on the pipeline", () => {
     expect(server.log()).toContain(`rt: ${COUNT} packets in`);
   }, 60_000);
 
+  test("probe rt --hook runs the hooks stage before the rt output", async () => {
+    const COUNT = 200;
+    const file = join(dir, "numbered-hook.pcap");
+    const out = join(dir, "odd.pcap");
+    const hook = join(dir, "odd.js");
+    writeNumberedPcap(file, COUNT);
+    // The last digit of "seq=NNNNNNNN;" sits at byte 14 + 11 of the frame: keep odd numbers.
+    writeFileSync(hook, "export default function (pkt) { return (pkt.bytes[25] - 48) % 2 === 1 ? 'pass' : 'drop'; }\n");
+    const server = startProbe(["rt", "-r", file, "--reliable", "--listen", "127.0.0.1:0", "--hook", hook]);
+    procs.push(server.proc);
+    const port = await rtPort(server.log, () => server.proc.exitCode !== null);
+    const capture = await runProbe(["capture", "-i", `rt://127.0.0.1:${port}`, "-c", String(COUNT / 2), "-w", out], { timeoutMs: 20_000 });
+    expect(capture.exitCode).toBe(0);
+    expect(numbersIn(out)).toEqual(Array.from({ length: COUNT / 2 }, (_, i) => 2 * i + 1));
+    server.proc.kill("SIGTERM");
+    expect(await server.proc.exited).toBe(0);
+  }, 60_000);
+
   test("an rt:// input beside another input is refused: exit 2, one line", async () => {
     const result = await runProbe(["capture", "-i", "rt://127.0.0.1:9", "-r", join(dir, "none.pcap"), "-w", join(dir, "x.pcap")]);
     expect(result.exitCode).toBe(2);
