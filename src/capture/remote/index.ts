@@ -1,5 +1,6 @@
 // Remote capture sources: packets read from another machine instead of a local interface.
-// Exported here: PCAP-over-IP (tcp://, TCP@, tls://) as a CaptureSource with optional reconnect.
+// Exported here: PCAP-over-IP (tcp://, TCP@, tls://) as a CaptureSource with optional reconnect,
+// and libtrace RT (rt://) with acknowledgement of what the consumer wrote.
 export {
   DEFAULT_HEADER_TIMEOUT_MS,
   KEEPALIVE_INITIAL_DELAY_MS,
@@ -17,3 +18,4 @@ export {
   type RemoteSourceAddress,
   type RemoteSourceKind,
 } from "./remote-source-url.ts";
+export { RtSource, RT_HELLO_TIMEOUT_MS, type RtSourceCounters, type RtSourceOptions } from "./rt-source.ts";
