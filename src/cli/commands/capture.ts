@@ -7,6 +7,8 @@ import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
+import { fileOutputFromFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
 import { UsageError, ExitCode } from "../usage-error.ts";
 
@@ -48,6 +50,10 @@ Options:
   -q, --quiet             no summary on standard error
 ${PRINT_PIPELINE_HELP}  -h, --help              this text
 
+Processing (docs/stages.md):
+${PROCESSING_OPTIONS_HELP}
+Rotating files (docs/rotation.md):
+${ROTATION_OPTIONS_HELP}
 Hooks (JavaScript run on every packet in a sandbox; 'probe hook test' tries one on a file):
 ${HOOK_OPTIONS_HELP}  Hooks see packets after the filter; -c counts packets before hooks. With -F pcapng
   the tags hooks give a packet become its comments (tshark -e frame.comment). On a live
@@ -85,6 +91,8 @@ const options = {
   help: { type: "boolean", short: "h" },
   ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
+  ...PROCESSING_CLI_OPTIONS,
+  ...ROTATION_CLI_OPTIONS,
 } as const;
 
 export interface CaptureCommand {
@@ -93,7 +101,8 @@ export interface CaptureCommand {
 }
 
 /** The pipeline a capture command line describes: inputs in the order given, hooks, one file output. */
-export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
+export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" {
+  const argv = normalizeProcessingArgv(rawArgv);
   const { values: v, positionals, tokens } = parseCommandLine("capture", argv, options);
   if (v.help) return "help";
   if (v.filter !== undefined && positionals.length > 0) {
@@ -108,6 +117,7 @@ export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
   if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new UsageError("capture: --tls-cert and --tls-key go together");
   const hooks = hooksStageFromFlags(v);
   const count = parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER);
+  const format = (v.format ?? "pcap") as "pcap" | "pcapng";
   const spec = specFromFlags("capture", {
     inputs: inputsFromFlags(ordered, {
       filter: v.filter ?? positionals.join(" "),
@@ -121,8 +131,9 @@ export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
       tls: { ca: v["tls-ca"], insecure: v["tls-insecure"], cert: v["tls-cert"], key: v["tls-key"] },
       reconnect: !v["no-reconnect"],
     }) as PipelineSpec["inputs"],
-    stages: hooks ? [hooks] : [],
-    outputs: [{ kind: "file", path: v.write, format: (v.format ?? "pcap") as "pcap" | "pcapng" }],
+    // Processing stages in command-line order, then hooks.
+    stages: [...processingStagesFromFlags(v, argv), ...(hooks ? [hooks] : [])],
+    outputs: [fileOutputFromFlags("capture", v, v.write, format)],
     precision: v.nano ? "nano" : "micro",
     ...(count !== undefined ? { stopAfterPackets: count } : {}),
     quiet: v.quiet ?? false,

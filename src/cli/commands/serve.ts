@@ -14,6 +14,15 @@ import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hoo
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { parseCommandLine } from "../parse-options.ts";
+import {
+  normalizeProcessingArgv,
+  ONLY_DIRECTION_CLI_OPTION,
+  ONLY_DIRECTION_HELP,
+  onlyDirectionFromFlags,
+  PROCESSING_CLI_OPTIONS,
+  PROCESSING_OPTIONS_HELP,
+  processingStagesFromFlags,
+} from "../processing-options.ts";
 import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
@@ -35,11 +44,13 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
       --users FILE           RPCAP password file (then NULL authentication is refused)
       --print-pipeline       print the pipeline (YAML, for 'probe run FILE') and exit
   -h, --help                 this text
-${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
+${ONLY_DIRECTION_HELP}${LOGGING_OPTIONS_HELP}Processing (docs/stages.md):
+${PROCESSING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
 For everything else use 'probe pcap-over-ip' and 'probe rpcapd'.
 `;
 
-export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
+export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
+  const argv = normalizeProcessingArgv(rawArgv);
   const { values: v, positionals } = parseCommandLine("probe", argv, {
     interface: { type: "string", short: "i" },
     filter: { type: "string", short: "f" },
@@ -51,7 +62,8 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
     ...PRINT_PIPELINE_OPTION,
     ...HOOK_CLI_OPTIONS,
     ...LOGGING_CLI_OPTIONS,
-    ...LOGGING_CLI_OPTIONS,
+    ...PROCESSING_CLI_OPTIONS,
+    ...ONLY_DIRECTION_CLI_OPTION,
   });
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`unknown command '${positionals[0]}'`);
@@ -66,11 +78,12 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
   const rpcapAddress = parse("--rpcap", v.rpcap, RPCAP_DEFAULT_PORT);
   const device = v.interface ?? chooseDefaultInterface(listInterfaces());
   const hooks = hooksStageFromFlags(v);
+  const only = onlyDirectionFromFlags(v);
   const spec = specFromFlags("probe", {
     inputs: [{ kind: "interface", device, ...(v.filter ? { filter: v.filter } : {}) }],
-    stages: hooks ? [hooks] : [],
+    stages: [...processingStagesFromFlags(v, argv), ...(hooks ? [hooks] : [])],
     outputs: [
-      { kind: "pcap-over-ip", listen: [poipAddress] },
+      { kind: "pcap-over-ip", listen: [poipAddress], ...(only ? { onlyDirection: only } : {}) },
       ...(v["no-rpcap"]
         ? []
         : [{
@@ -79,6 +92,7 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
             // NULL authentication on loopback unless a users file is given.
             nullAuth: !v.users,
             ...(v.users ? { usersFile: v.users } : {}),
+            ...(only ? { onlyDirection: only } : {}),
           }]),
     ],
   });
