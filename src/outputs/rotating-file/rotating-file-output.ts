@@ -586,8 +586,9 @@ export class RotatingFileOutput implements PipelineOutput {
     if (this.timer) clearInterval(this.timer);
     const code = NO_SPACE_CODES.includes(error.code) ? "disk-full" : "write-failed";
     const failure = new RotatingFileError(code, `${this.describeWriteError(error)}; stopped (the files written are complete)`);
-    o.logger.error(failure.message);
-    o.onFatal?.(failure);
+    // Whoever stops the pipeline reports it (the runner: one line, exit 1); else it is logged.
+    if (o.onFatal) o.onFatal(failure);
+    else o.logger.error(failure.message);
   }
 
   /** In the dropping state: true when it is time to try again and there may be room. */
