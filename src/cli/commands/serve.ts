@@ -14,6 +14,7 @@ import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hoo
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { parseCommandLine } from "../parse-options.ts";
+import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
 import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
@@ -42,10 +43,14 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
       --rpcap A:P            where the RPCAP daemon listens
       --no-rpcap             serve PCAP-over-IP only
       --users FILE           RPCAP password file (then NULL authentication is refused)
+  -w, --write FILE           also keep the packets on disk (rotating with the flags below,
+                             or a %-conversion in FILE: docs/rotation.md)
+  -F, --format FMT           pcap (default) or pcapng, for -w
       --print-pipeline       print the pipeline (YAML, for 'probe run FILE') and exit
   -h, --help                 this text
 ${ONLY_DIRECTION_HELP}${LOGGING_OPTIONS_HELP}Processing (docs/stages.md):
-${PROCESSING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
+${PROCESSING_OPTIONS_HELP}Rotating files, with -w:
+${ROTATION_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
 For everything else use 'probe pcap-over-ip' and 'probe rpcapd'.
 `;
 
@@ -64,6 +69,9 @@ export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; prin
     ...LOGGING_CLI_OPTIONS,
     ...PROCESSING_CLI_OPTIONS,
     ...ONLY_DIRECTION_CLI_OPTION,
+    write: { type: "string", short: "w" },
+    format: { type: "string", short: "F" },
+    ...ROTATION_CLI_OPTIONS,
   });
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`unknown command '${positionals[0]}'`);
@@ -79,6 +87,9 @@ export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; prin
   const device = v.interface ?? chooseDefaultInterface(listInterfaces());
   const hooks = hooksStageFromFlags(v);
   const only = onlyDirectionFromFlags(v);
+  if (v.write === undefined && (hasRotationFlags(v) || v.format !== undefined)) throw new UsageError("probe: -F and the rotation flags go with -w FILE");
+  if (v.format !== undefined && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError(`probe: -F is pcap or pcapng, not '${v.format}'`);
+  const disk = v.write !== undefined ? [fileOutputFromFlags("probe", v, v.write, (v.format ?? "pcap") as "pcap" | "pcapng")] : [];
   const spec = specFromFlags("probe", {
     inputs: [{ kind: "interface", device, ...(v.filter ? { filter: v.filter } : {}) }],
     stages: [...processingStagesFromFlags(v, argv), ...(hooks ? [hooks] : [])],
@@ -94,6 +105,7 @@ export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; prin
             ...(v.users ? { usersFile: v.users } : {}),
             ...(only ? { onlyDirection: only } : {}),
           }]),
+      ...disk,
     ],
   });
   return { spec, printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("probe", v) };
