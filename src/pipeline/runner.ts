@@ -160,7 +160,9 @@ export class PipelineRunner {
       if (c.outOfOrder > 0) lines.push(`${c.outOfOrder} packets arrived later than the ${this.mergeWindowMs()} ms merge window and went out of order`);
     }
     for (const input of this.inputs) if (input.summaryLine) lines.push(input.summaryLine());
-    lines.push(...(this.stageSummary ?? this.stages.summaryLines()));
+    // Without inputs (an rpcapd output alone) the stages ran in the daemon's own captures, which
+    // log their counters as each ends; the pipeline's copy saw nothing.
+    if (this.spec.inputs.length > 0) lines.push(...(this.stageSummary ?? this.stages.summaryLines()));
     for (const output of this.outputs) lines.push(...(output.summaryLines?.() ?? []));
     return lines;
   }

@@ -242,6 +242,51 @@ describe("--only-direction on a PCAP-over-IP output", () => {
   }, 30_000);
 });
 
+describe("--only-direction on the RPCAP daemon", () => {
+  test("probe rpcapd --direction-in/out --only-direction in: a client capturing lo through it gets inbound packets only", async () => {
+    const sink = await Bun.udpSocket({ hostname: "127.0.0.1" });
+    const peer = await Bun.udpSocket({ hostname: "127.0.0.1" });
+    const daemon = spawnProbe([
+      "rpcapd", "-n", "-b", "127.0.0.1", "-p", "0",
+      "--direction-in", `udp dst port ${sink.port}`, "--direction-out", `udp src port ${sink.port}`, "--only-direction", "in",
+    ]);
+    let daemonLog = "";
+    const reading = (async () => {
+      for await (const chunk of daemon.stderr as unknown as AsyncIterable<Uint8Array>) daemonLog += Buffer.from(chunk).toString();
+    })();
+    const out = join(dir, "rpcap-in.pcap");
+    let client: ReturnType<typeof spawnProbe> | undefined;
+    try {
+      await waitFor(() => /rpcapd listening on 127\.0\.0\.1:(\d+)/.test(daemonLog), 10_000, "rpcapd listening");
+      const port = Number(/rpcapd listening on 127\.0\.0\.1:(\d+)/.exec(daemonLog)![1]);
+      client = spawnProbe(["capture", "-i", `rpcap://127.0.0.1:${port}/lo`, "-c", "10", "-w", out, `udp port ${sink.port}`]);
+      let clientLog = "";
+      void (async () => {
+        for await (const chunk of client!.stderr as unknown as AsyncIterable<Uint8Array>) clientLog += Buffer.from(chunk).toString();
+      })();
+      await waitFor(() => clientLog.includes("listening on"), 10_000, "the RPCAP client capturing");
+      await Bun.sleep(300); // the daemon's capture open
+      // Bounded: 10 rounds of one inbound (to the sink's port) and one outbound (from it) datagram.
+      for (let i = 0; i < 10 && client.exitCode === null; i++) {
+        peer.send(new Uint8Array([i]), sink.port, "127.0.0.1");
+        sink.send(new Uint8Array([100 + i]), peer.port, "127.0.0.1");
+        await Bun.sleep(30);
+      }
+      await Promise.race([client.exited, Bun.sleep(5_000)]);
+      expect(client.exitCode).toBe(0);
+    } finally {
+      client?.kill("SIGTERM");
+      daemon.kill("SIGTERM");
+      await daemon.exited;
+      await reading;
+      sink.close();
+      peer.close();
+    }
+    const rows = await tsharkFields(out, ["udp.srcport", "udp.dstport"]);
+    expect(rows).toEqual(Array.from({ length: 10 }, () => [String(peer.port), String(sink.port)]));
+  }, 30_000);
+});
+
 describe("log flags on long-running commands", () => {
   test("probe forward --log-format json: every line of standard error is a JSON object, the summary too", async () => {
     const sink = await Bun.udpSocket({ hostname: "127.0.0.1" });
