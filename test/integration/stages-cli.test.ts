@@ -4,7 +4,7 @@
 // and the run summary. The stages themselves are judged in detail by stages-judges.test.ts.
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectStreamClient } from "../support/pcap-stream-client.ts";
@@ -284,6 +284,39 @@ describe("--only-direction on the RPCAP daemon", () => {
     }
     const rows = await tsharkFields(out, ["udp.srcport", "udp.dstport"]);
     expect(rows).toEqual(Array.from({ length: 10 }, () => [String(peer.port), String(sink.port)]));
+  }, 30_000);
+});
+
+describe("forward -> collect with stages on both ends and rotating files", () => {
+  test("forward --anonymize-key-file, collect --checksums check -w 'c-%N.pcap' --rotate-packets 100: traceanon's addresses, 4 files", async () => {
+    const files = mkdtempSync(join(dir, "collect-"));
+    const collector = spawnProbe(["collect", "--udpstr-listen", "127.0.0.1:0", "--report-seconds", "0", "--checksums", "check", "-w", join(files, "c-%N.pcap"), "--rotate-packets", "100"]);
+    let log = "";
+    const reading = (async () => {
+      for await (const chunk of collector.stderr as unknown as AsyncIterable<Uint8Array>) log += Buffer.from(chunk).toString();
+    })();
+    try {
+      await waitFor(() => /receiving udpstr on 127\.0\.0\.1:(\d+)/.test(log), 10_000, "collector start");
+      const port = /receiving udpstr on 127\.0\.0\.1:(\d+)/.exec(log)![1]!;
+      const sent = await runProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-r", mixedInput, "--anonymize-key-file", keyFile]);
+      expect(sent.exitCode).toBe(0);
+      // The third file closes at the 301st packet; the fourth at the stop.
+      await waitFor(() => log.includes("c-0002.pcap"), 10_000, "the third file closed");
+      await Bun.sleep(500);
+    } finally {
+      collector.kill("SIGINT");
+      await collector.exited;
+      await reading;
+    }
+    expect(collector.exitCode).toBe(0);
+    expect(log).toContain("checksums check: 400 packets, 0 with a bad checksum");
+    const names = ["c-0000.pcap", "c-0001.pcap", "c-0002.pcap", "c-0003.pcap"];
+    expect(readdirSync(files).sort()).toEqual(names);
+    const theirs = join(dir, "collect-traceanon.pcap");
+    await runTool(["traceanon", "-s", "-d", "-f", keyFile, `pcapfile:${mixedInput}`, `pcapfile:${theirs}`]);
+    const received: string[][] = [];
+    for (const name of names) received.push(...(await tsharkFields(join(files, name), ["ip.src", "ip.dst"])));
+    expect(received).toEqual(await tsharkFields(theirs, ["ip.src", "ip.dst"]));
   }, 30_000);
 });
 
