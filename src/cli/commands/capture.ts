@@ -1,7 +1,8 @@
 // `probe capture`: capture from interfaces, remote streams or files (-i and -r, repeatable and
-// mixed: merged in timestamp order), optionally filter, and write a pcap/pcapng file or
-// standard output, through operator hooks if given (--hook). Ctrl-C ends it with a complete
-// file and a summary. The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
+// mixed: merged in timestamp order), optionally filter, and write a pcap/pcapng file,
+// rotating files (-G, -C, %-names: docs/rotation.md) or standard output, through processing
+// stages (--anonymize-*, --truncate-headers, --checksums, --direction-*: docs/stages.md) and
+// operator hooks (--hook). Ctrl-C ends it with complete files and a summary. The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
@@ -100,7 +101,7 @@ export interface CaptureCommand {
   printPipeline: boolean;
 }
 
-/** The pipeline a capture command line describes: inputs in the order given, hooks, one file output. */
+/** The pipeline a capture command line describes: inputs in the order given, processing stages, hooks, one (rotating) file output. */
 export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
   const { values: v, positionals, tokens } = parseCommandLine("capture", argv, options);

@@ -1,7 +1,8 @@
 // `probe collect --udpstr-listen ADDR:PORT`: the udpstr receiver ExtraHop never shipped.
 // Reassembles records across datagrams, follows seqno, drops only records cut by a loss,
 // and accounts for every loss, live (every few seconds) and at exit. The flags become a
-// PipelineSpec with one udpstr input; src/pipeline/runner.ts runs it.
+// PipelineSpec with one udpstr input, the processing stages and a (rotating) file or
+// PCAP-over-IP output; src/pipeline/runner.ts runs it.
 import { LINKTYPE_ETHERNET } from "../../capture/libpcap/constants.ts";
 import { parseHostPort } from "../../config/addresses.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
