@@ -102,6 +102,35 @@ describe("rotation against tcpdump", () => {
 });
 
 describe("real runs", () => {
+  test("--print-pipeline makes a rotating-file output; probe run of it writes the same files", async () => {
+    const direct = freshDir("spec-direct");
+    const viaSpec = freshDir("spec-run");
+    const flags = ["-r", input, "-C", "0.3", "-W", "2", "--rotate-packets", "2000"];
+    expect((await runCapture([...flags, "-w", join(direct, "s-%N.pcap")])).code).toBe(0);
+    const printed = await runCapture([...flags, "-w", join(viaSpec, "s-%N.pcap"), "--print-pipeline"]);
+    expect(printed.code).toBe(0);
+    const spec = Bun.YAML.parse(printed.stdout) as { outputs: unknown[] };
+    expect(spec.outputs).toEqual([
+      {
+        kind: "rotating-file",
+        path: join(viaSpec, "s-%N.pcap"),
+        format: "pcap",
+        triggers: { maxBytes: 300_000, maxPackets: 2000 },
+        rotateOnLoss: true,
+        retention: { files: 2 },
+        fsyncOnRotate: false,
+        onDiskFull: "stop",
+      },
+    ]);
+    const specFile = join(root, "rotation.yaml");
+    writeFileSync(specFile, printed.stdout);
+    const run = Bun.spawnSync([...probeCommand(), "run", specFile], { stdout: "pipe", stderr: "pipe" });
+    expect(run.exitCode).toBe(0);
+    expect(filesIn(viaSpec)).toEqual(filesIn(direct));
+    expect(filesIn(direct).length).toBe(2);
+    for (const name of filesIn(direct)) expect(Buffer.compare(readFileSync(join(viaSpec, name)), readFileSync(join(direct, name)))).toBe(0);
+  });
+
   test("-w 'out-%N.pcap' -C 1 on a 5 MB file: capinfos finds every packet in exactly one file, in order", async () => {
     const dir = freshDir("n-c1");
     const big = join(root, "big-n.pcap");
