@@ -242,6 +242,13 @@ describe("--only-direction on a PCAP-over-IP output", () => {
   }, 30_000);
 });
 
+test("--only-direction without a direction filter is refused: exit 2, one line", async () => {
+  for (const command of [["pcap-over-ip", "-i", "lo"], ["rpcapd", "-n"], ["collect", "--udpstr-listen", "127.0.0.1:0", "--serve-pcap-over-ip", "127.0.0.1:0"]]) {
+    const r = await runProbe([...command, "--only-direction", "in", "--print-pipeline"]);
+    expect(`${command[0]}: ${r.exitCode} ${r.stderr}`).toBe(`${command[0]}: 2 probe: --only-direction needs --direction-in or --direction-out: untagged packets are never forwarded\nTry 'probe --help'.\n`);
+  }
+});
+
 describe("--only-direction on the RPCAP daemon", () => {
   test("probe rpcapd --direction-in/out --only-direction in: a client capturing lo through it gets inbound packets only", async () => {
     const sink = await Bun.udpSocket({ hostname: "127.0.0.1" });

@@ -11,7 +11,7 @@ import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
   ONLY_DIRECTION_HELP,
-  onlyDirectionFromFlags,
+  onlyDirectionOfTaggedStream,
   PROCESSING_CLI_OPTIONS,
   PROCESSING_OPTIONS_HELP,
   processingStagesFromFlags,
@@ -73,7 +73,7 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
     throw new UsageError("collect: give exactly one of -w FILE or --serve-pcap-over-ip ADDR:PORT");
   }
   if (v.write === undefined && hasRotationFlags(v)) throw new UsageError("collect: rotation flags go with -w FILE");
-  const only = onlyDirectionFromFlags(v);
+  const only = onlyDirectionOfTaggedStream(v);
   if (only && v.write !== undefined) throw new UsageError("collect: --only-direction goes with --serve-pcap-over-ip");
   if (v.format && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError("collect: -F is pcap or pcapng");
   const address = (flag: string, text: string) => {

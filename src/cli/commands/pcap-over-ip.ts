@@ -14,7 +14,7 @@ import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
   ONLY_DIRECTION_HELP,
-  onlyDirectionFromFlags,
+  onlyDirectionOfTaggedStream,
   PROCESSING_CLI_OPTIONS,
   PROCESSING_OPTIONS_HELP,
   processingStagesFromFlags,
@@ -146,6 +146,7 @@ export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec;
         bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
       });
   const hooks = hooksStageFromFlags(v);
+  const only = onlyDirectionOfTaggedStream(v);
   const spec = specFromFlags("pcap-over-ip", {
     inputs: inputs as PipelineSpec["inputs"],
     stages: [...processingStagesFromFlags(v, argv), ...(hooks ? [hooks] : [])],
@@ -159,7 +160,7 @@ export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec;
         ...(v["connect-tls"] ? { connectTls: { ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}), insecure } } : {}),
         ...(v["slow-consumer"] ? { slowConsumer: v["slow-consumer"] as "drop" | "disconnect" } : {}),
         ...(v["queue-bytes"] !== undefined ? { queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40)! } : {}),
-        ...(onlyDirectionFromFlags(v) ? { onlyDirection: onlyDirectionFromFlags(v)! } : {}),
+        ...(only ? { onlyDirection: only } : {}),
       },
     ],
     precision: v.nanoseconds ? "nano" : "micro",

@@ -18,7 +18,7 @@ import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
   ONLY_DIRECTION_HELP,
-  onlyDirectionFromFlags,
+  onlyDirectionOfTaggedStream,
   PROCESSING_CLI_OPTIONS,
   PROCESSING_OPTIONS_HELP,
   processingStagesFromFlags,
@@ -213,7 +213,7 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   const normalized = normalizeProcessingArgv(argv);
   const { values } = parseCommandLine("rpcapd", normalized, options);
   const hooks = hooksStageFromFlags(values);
-  const spec = rpcapdSpec(parsed, [...processingStagesFromFlags(values, normalized), ...(hooks ? [hooks] : [])], onlyDirectionFromFlags(values));
+  const spec = rpcapdSpec(parsed, [...processingStagesFromFlags(values, normalized), ...(hooks ? [hooks] : [])], onlyDirectionOfTaggedStream(values));
   if (parsed.saveConfigFile && !values["print-pipeline"]) {
     // The configuration in force: the -f file's settings win over the flags (rpcapd).
     let saved = { active: [...parsed.active], passiveClients: [...parsed.passiveClients], nullAuth: parsed.nullAuth };

@@ -19,7 +19,7 @@ import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
   ONLY_DIRECTION_HELP,
-  onlyDirectionFromFlags,
+  onlyDirectionOfTaggedStream,
   PROCESSING_CLI_OPTIONS,
   PROCESSING_OPTIONS_HELP,
   processingStagesFromFlags,
@@ -86,7 +86,7 @@ export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; prin
   const rpcapAddress = parse("--rpcap", v.rpcap, RPCAP_DEFAULT_PORT);
   const device = v.interface ?? chooseDefaultInterface(listInterfaces());
   const hooks = hooksStageFromFlags(v);
-  const only = onlyDirectionFromFlags(v);
+  const only = onlyDirectionOfTaggedStream(v);
   if (v.write === undefined && (hasRotationFlags(v) || v.format !== undefined)) throw new UsageError("probe: -F and the rotation flags go with -w FILE");
   if (v.format !== undefined && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError(`probe: -F is pcap or pcapng, not '${v.format}'`);
   const disk = v.write !== undefined ? [fileOutputFromFlags("probe", v, v.write, (v.format ?? "pcap") as "pcap" | "pcapng")] : [];
