@@ -14,6 +14,15 @@ import {
 } from "../../config/rpcapd-config.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import {
+  normalizeProcessingArgv,
+  ONLY_DIRECTION_CLI_OPTION,
+  ONLY_DIRECTION_HELP,
+  onlyDirectionOfTaggedStream,
+  PROCESSING_CLI_OPTIONS,
+  PROCESSING_OPTIONS_HELP,
+  processingStagesFromFlags,
+} from "../processing-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, hooksStageFromFlags } from "../hook-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
@@ -66,6 +75,9 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
       --pressure-auth-timeout-ms N
                            auth deadline once 3/4 of the sessions are taken (default 10000)
   -h, --help               this text
+${ONLY_DIRECTION_HELP}
+Processing (docs/stages.md; run once per captured batch, like hooks):
+${PROCESSING_OPTIONS_HELP}
 ${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}
 ${PRINT_PIPELINE_HELP}
 Hooks run once per captured batch of each opened interface, before that capture's sessions;
@@ -103,10 +115,12 @@ const options = {
   ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
   ...LOGGING_CLI_OPTIONS,
+  ...PROCESSING_CLI_OPTIONS,
+  ...ONLY_DIRECTION_CLI_OPTION,
 } as const;
 
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
-  const { values: v, positionals } = parseCommandLine("rpcapd", argv, options);
+  const { values: v, positionals } = parseCommandLine("rpcapd", normalizeProcessingArgv(argv), options);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`rpcapd: unexpected argument '${positionals[0]}'`);
   const active = [
@@ -151,11 +165,14 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
   });
 }
 
-/** The pipeline of an rpcapd configuration: no inputs (sessions open theirs), hooks, the daemon. */
-export function rpcapdSpec(config: RpcapdConfig, hooks: PipelineSpec["stages"][number] | undefined): PipelineSpec {
+/**
+ * The pipeline of an rpcapd configuration: no inputs (sessions open theirs), the stages
+ * (processing, then hooks), the daemon.
+ */
+export function rpcapdSpec(config: RpcapdConfig, stages: PipelineSpec["stages"], onlyDirection?: "in" | "out"): PipelineSpec {
   return specFromFlags("rpcapd", {
     inputs: [],
-    stages: hooks ? [hooks] : [],
+    stages,
     outputs: [
       {
         kind: "rpcapd",
@@ -179,6 +196,7 @@ export function rpcapdSpec(config: RpcapdConfig, hooks: PipelineSpec["stages"][n
         maxSessionsPerAddress: config.maxSessionsPerAddress,
         pressureAuthTimeoutMs: config.pressureAuthTimeoutMs,
         systemAccountsShareCapture: config.systemAccountsShareCapture,
+        ...(onlyDirection ? { onlyDirection } : {}),
       },
     ],
   });
@@ -192,8 +210,10 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   }
   // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
   if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
-  const { values } = parseCommandLine("rpcapd", argv, options);
-  const spec = rpcapdSpec(parsed, hooksStageFromFlags(values));
+  const normalized = normalizeProcessingArgv(argv);
+  const { values } = parseCommandLine("rpcapd", normalized, options);
+  const hooks = hooksStageFromFlags(values);
+  const spec = rpcapdSpec(parsed, [...processingStagesFromFlags(values, normalized), ...(hooks ? [hooks] : [])], onlyDirectionOfTaggedStream(values));
   if (parsed.saveConfigFile && !values["print-pipeline"]) {
     // The configuration in force: the -f file's settings win over the flags (rpcapd).
     let saved = { active: [...parsed.active], passiveClients: [...parsed.passiveClients], nullAuth: parsed.nullAuth };
