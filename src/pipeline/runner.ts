@@ -295,6 +295,11 @@ export class PipelineRunner {
         const input = spec.inputs[status.index]!;
         const redials = input.kind === "pcap-over-ip" && input.reconnect;
         if (status.state === "failed" && !status.info && !redials) {
+          // Let batches waiting at the gate go (dropped) first: the merge drains what it holds
+          // before it ends, and waiting for it behind a closed gate never ended (issue 10's
+          // "an input that cannot start ends the run" hung about one run in eight).
+          this.stopping = true;
+          outputsReady.resolve();
           await this.merged.stop();
           const error = status.error ?? new Error("failed");
           throw asUserFacing(error, status.description) ?? new ProbeError("input-failed", "runtime", `${status.description}: ${error.message}`, { cause: error });
