@@ -34,6 +34,11 @@ export interface RpcapdOptions {
   isHostAllowed?: (address: string) => boolean;
   authenticator: DaemonAuthenticator;
   preselectedInterface?: string;
+  /**
+   * `--interfaces`: only these are listed by FINDALLIF and accepted by OPEN (libpcap#1301);
+   * undefined = every local interface.
+   */
+  offeredInterfaces?: readonly string[];
   /** udpstr MTU for UDP data channels; 0 = plain RPCAP datagrams. */
   udpstrMtu: number;
   createUdpstrPacker?: (mtu: number) => { pack(batch: PacketBatch, firstNpkt: number): Uint8Array[]; flush(): Uint8Array[] };
@@ -53,6 +58,15 @@ export interface RpcapdOptions {
   /** Operator hooks applied to every session's packets. */
   transformBatch?: (batch: PacketBatch) => PacketBatch;
   log: Logger;
+}
+
+/** A control connection this process was handed (inetd mode): write side and peer. */
+export interface InheritedConnection {
+  readonly peerAddress: string;
+  /** Queues bytes for the peer (the caller bounds what the peer leaves unread). */
+  send(bytes: Uint8Array): void;
+  /** Ends the connection once what was sent is flushed. */
+  end(): void;
 }
 
 /** Control replies a peer may leave unread before it is cut off. */
@@ -188,17 +202,7 @@ export class RpcapDaemon {
       },
       data: (socket: Socket<ControlData>, chunk: Buffer) => {
         const { framer, session } = socket.data ?? {};
-        if (!framer || !session) return;
-        let messages;
-        try {
-          messages = framer.push(chunk);
-        } catch (error) {
-          if (error instanceof ProtocolError) session.framingError(error, chunk[0] ?? 0);
-          else session.close(`framing failed: ${(error as Error).message}`);
-          return;
-        }
-        if (messages.some((m) => m.header.type === RpcapMessageType.STARTCAP_REQ)) this.slots.noteCaptureStart(session);
-        if (messages.length > 0) session.receive(messages);
+        if (framer && session) this.feed(framer, session, chunk);
       },
       drain: (socket: Socket<ControlData>) => socket.data?.writer?.onDrain(),
       close: (socket: Socket<ControlData>) => {
@@ -209,6 +213,61 @@ export class RpcapDaemon {
       error: (socket: Socket<ControlData>, error: Error) => {
         socket.data?.session?.close(`socket error: ${error.message}`);
       },
+    };
+  }
+
+  /** Frames a control chunk and hands the messages to the session (a framing error ends it). */
+  private feed(framer: RpcapFramer, session: RpcapSession, chunk: Uint8Array): void {
+    let messages;
+    try {
+      messages = framer.push(chunk);
+    } catch (error) {
+      if (error instanceof ProtocolError) session.framingError(error, chunk[0] ?? 0);
+      else session.close(`framing failed: ${(error as Error).message}`);
+      return;
+    }
+    if (messages.some((m) => m.header.type === RpcapMessageType.STARTCAP_REQ)) this.slots.noteCaptureStart(session);
+    if (messages.length > 0) session.receive(messages);
+  }
+
+  /**
+   * inetd mode (libpcap's `rpcapd -i`): one session over a connection this process inherited
+   * (standard input and output), without listening. The host list applies as for passive
+   * connections. The caller feeds received bytes to `receive` and calls `peerClosed` at EOF;
+   * `closed` resolves when the session ends, whoever ended it.
+   */
+  serveStream(stream: InheritedConnection): { receive(chunk: Uint8Array): void; peerClosed(): void; closed: Promise<void> } {
+    const closed = Promise.withResolvers<void>();
+    const peer = stream.peerAddress;
+    if (this.options.isHostAllowed && !this.options.isHostAllowed(peer)) {
+      this.options.log.warn(`refused ${peer}: not in the host list`);
+      stream.send(encodeError(0, RpcapErrorCode.HOSTNOAUTH, "The host is not allowed to connect to this server"));
+      stream.end();
+      closed.resolve();
+      return { receive() {}, peerClosed() {}, closed: closed.promise };
+    }
+    const gone = new AbortController();
+    const environment = this.environment();
+    const authenticator = this.options.authenticator;
+    environment.authenticator = { authenticate: (request) => authenticator.authenticate({ ...request, signal: gone.signal }) };
+    const session = new RpcapSession(
+      { send: (b) => stream.send(b), close: () => stream.end(), peerAddress: peer, tls: false, active: false },
+      environment,
+      (ended) => {
+        this.sessions.delete(ended);
+        this.slots.remove(ended);
+        gone.abort();
+        closed.resolve();
+      },
+    );
+    const framer = new RpcapFramer((type) => maxRequestPlen(type, this.options.maxControlPlen));
+    this.sessions.add(session);
+    this.slots.add(session, peer, false);
+    this.options.log.info(`session ${session.id} from ${peer} (inetd)`);
+    return {
+      receive: (chunk) => this.feed(framer, session, chunk),
+      peerClosed: () => session.close("peer closed the control connection"),
+      closed: closed.promise,
     };
   }
 
@@ -303,7 +362,10 @@ export class RpcapDaemon {
     const env: SessionEnvironment = {
       hub: o.hub,
       authenticator: o.authenticator,
-      listInterfaces: () => listInterfaces(),
+      listInterfaces: () => {
+        const offered = o.offeredInterfaces;
+        return offered ? listInterfaces().filter((d) => offered.includes(d.name)) : listInterfaces();
+      },
       probeLinktype: async (device) => {
         const probe = new LiveCaptureSource({ interface: device, snaplen: 64 });
         const info = await probe.start({ onBatch: () => {}, onEnd: () => {} });

@@ -1,6 +1,6 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
 // options, ExtraHop's -i/-t, a users file, and a shared capture behind every session.
-import { readFileSync, writeFileSync } from "node:fs";
+import { fstatSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
@@ -12,8 +12,9 @@ import {
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
 import { Authenticator, loadHostList, readHostListArgument } from "../../daemon/auth/index.ts";
+import { inetdPeerAddress } from "../../daemon/inetd-peer.ts";
 import { RpcapDaemon } from "../../daemon/rpcapd.ts";
-import { stderrLogger, type Logger } from "../../logging/index.ts";
+import { silentLogger, stderrLogger, type Logger } from "../../logging/index.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
@@ -47,6 +48,10 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
   -X, --tls-cert FILE      certificate (default cert.pem)
   -i, --interface IFACE    (ExtraHop) capture only IFACE: listed first as ';preselected',
                            any other OPEN is refused
+  -i                       (libpcap) with no IFACE, i.e. last or followed by another option:
+      --inetd              inetd mode, serve the one connection on standard input/output
+                           (inetd, systemd's probe-rpcapd.socket, socat) and exit when it ends
+      --interfaces LIST    only these interfaces (comma-separated) are listed and may be opened
   -t, --udpstr-mtu MTU     (ExtraHop) pack UDP data channels as udpstr datagrams of at most
                            MTU bytes (${UDPSTR_DEFAULT_MTU} for a 1500-byte link). Off unless given, so
                            stock libpcap clients keep working; -t 0 = plain RPCAP over UDP.
@@ -87,6 +92,8 @@ const options = {
   "tls-key": { type: "string", short: "K" },
   "tls-cert": { type: "string", short: "X" },
   interface: { type: "string", short: "i" },
+  inetd: { type: "boolean" },
+  interfaces: { type: "string" },
   "udpstr-mtu": { type: "string", short: "t" },
   "data-port": { type: "string" },
   users: { type: "string" },
@@ -100,8 +107,22 @@ const options = {
   ...HOOK_CLI_OPTIONS,
 } as const;
 
+/**
+ * libpcap's rpcapd reads a bare `-i` as inetd mode; ExtraHop's reads `-i IFACE` as the
+ * preselected interface. Both stay usable: `-i` as the last argument or followed by another
+ * option means inetd (`--inetd`); `-i NAME` preselects NAME (no interface name starts with '-').
+ */
+export function rewriteInetdFlag(argv: readonly string[]): string[] {
+  const end = argv.indexOf("--");
+  return argv.map((arg, i) => {
+    if (arg !== "-i" || (end >= 0 && i > end)) return arg;
+    const next = argv[i + 1];
+    return next === undefined || next.startsWith("-") ? "--inetd" : arg;
+  });
+}
+
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
-  const { values: v, positionals } = parseCommandLine("rpcapd", argv, options);
+  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(argv), options);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`rpcapd: unexpected argument '${positionals[0]}'`);
   const active = [
@@ -132,6 +153,8 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
     tlsKey: v["tls-key"],
     tlsCert: v["tls-cert"],
     preselectedInterface: v.interface,
+    inetd: v.inetd,
+    interfaces: interfaceList(v.interfaces),
     udpstrMtu: parseInteger("-t", v["udpstr-mtu"], 0, 65000),
     dataPort: parseInteger("--data-port", v["data-port"], 0, 65535),
     usersFile: v.users,
@@ -143,6 +166,14 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
     systemAccountsShareCapture: v["system-accounts-share-capture"],
     ...hookConfigFromFlags(v),
   });
+}
+
+/** `--interfaces eth0,lo` as names; one clear line when nothing is left. */
+function interfaceList(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  const names = text.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  if (names.length === 0) throw new UsageError("--interfaces: give at least one interface name (e.g. --interfaces eth0,eth1)");
+  return names;
 }
 
 /** The config file's settings merged over the command line's (rpcapd: the file wins). */
@@ -191,22 +222,33 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     process.stdout.write(RPCAPD_HELP);
     return ExitCode.OK;
   }
+  if (parsed.inetd && (parsed.daemonize || parsed.activeOnly || parsed.active.length > 0)) {
+    throw new UsageError("rpcapd: inetd mode (-i without an interface, --inetd) serves standard input; it cannot be combined with -d, -a/--active or -v");
+  }
+  if (parsed.preselectedInterface && parsed.interfaces && !parsed.interfaces.includes(parsed.preselectedInterface)) {
+    throw new UsageError(`rpcapd: -i ${parsed.preselectedInterface} is not among --interfaces ${parsed.interfaces.join(",")}`);
+  }
   if (parsed.daemonize) return daemonize(argv);
+  const inetdPeer = parsed.inetd ? inetdPeerAddress() : undefined;
+  if (parsed.inetd && !inetdPeer) {
+    throw new UsageError("rpcapd -i (inetd mode): standard input is not a TCP connection; run it from inetd, probe-rpcapd.socket or socat, or give -i an interface name");
+  }
   let config = withConfigFile(parsed);
   if (config.saveConfigFile) {
     writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
   }
-  const log = stderrLogger("probe-rpcapd");
+  const log = parsed.inetd && stderrIsStdin() ? silentLogger : stderrLogger("probe-rpcapd");
   const hub = new CaptureHub();
   const access = await accessControl(config, log);
   const hooks = await startHooks({ config, logger: log });
   const daemon = new RpcapDaemon({
-    ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
+    ...(config.activeOnly || config.inetd ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
     active: config.active,
     ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
     ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}),
     authenticator: access.authenticator,
     ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
+    ...(config.interfaces ? { offeredInterfaces: config.interfaces } : {}),
     udpstrMtu: config.udpstrMtu,
     createUdpstrPacker: (mtu) => {
       const packer = new UdpstrPacker({ mtuBytes: mtu });
@@ -227,6 +269,13 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   });
   if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
   await daemon.start();
+  if (inetdPeer) {
+    await serveInheritedConnection(daemon, inetdPeer, log);
+    await daemon.stop();
+    await hub.close();
+    hooks?.close();
+    return ExitCode.OK;
+  }
   process.on("SIGHUP", async () => {
     try {
       config = withConfigFile(parsed);
@@ -245,6 +294,60 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   if (hooks) for (const line of hooks.summaryLines()) log.info(line);
   hooks?.close();
   return ExitCode.OK;
+}
+
+/**
+ * Replies a peer may leave unread on standard output before the session is closed (the same
+ * bound as a listening daemon's MAX_UNREAD_CONTROL_BYTES: control replies are small).
+ */
+const INETD_MAX_UNREAD_BYTES = 1024 * 1024;
+
+/** inetd mode: one session over standard input/output, until it or the peer ends it. */
+async function serveInheritedConnection(daemon: RpcapDaemon, peerAddress: string, log: Logger): Promise<void> {
+  let ended = false;
+  const connection = daemon.serveStream({
+    peerAddress,
+    send: (bytes) => {
+      if (ended) return;
+      if (process.stdout.writableLength > INETD_MAX_UNREAD_BYTES) {
+        log.warn(`${peerAddress} does not read its control connection: closing`);
+        connection.peerClosed();
+        return;
+      }
+      process.stdout.write(bytes);
+    },
+    end: () => {
+      if (ended) return;
+      ended = true;
+      process.stdout.end();
+    },
+  });
+  process.stdin.on("data", (chunk: Buffer) => connection.receive(chunk));
+  process.stdin.on("end", () => connection.peerClosed());
+  process.stdin.on("error", () => connection.peerClosed());
+  process.stdout.on("error", () => connection.peerClosed());
+  const stop = () => connection.peerClosed();
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  await connection.closed;
+  process.stdin.pause();
+  // Let the last reply (an ERROR, CLOSE's end) reach the peer before the process exits.
+  if (!ended) {
+    ended = true;
+    process.stdout.end();
+  }
+  await new Promise<void>((resolve) => (process.stdout.writableLength === 0 ? resolve() : process.stdout.once("drain", () => resolve())));
+}
+
+/** Whether standard error is the connection itself (plain inetd): then logging must stay off it. */
+function stderrIsStdin(): boolean {
+  try {
+    const input = fstatSync(0);
+    const error = fstatSync(2);
+    return input.ino === error.ino && input.dev === error.dev;
+  } catch {
+    return false;
+  }
 }
 
 /** -d: start again detached (without -d), stdio to /dev/null, and return at once. */
