@@ -1,5 +1,6 @@
 // Remote capture sources: packets read from another machine instead of a local interface.
-// Exported here: PCAP-over-IP (tcp://, TCP@, tls://) as a CaptureSource with optional reconnect.
+// Exported here: PCAP-over-IP (tcp://, TCP@, tls://) as a CaptureSource with optional reconnect,
+// and active-mode RPCAP probes (one CaptureSource per probe that dials in).
 export {
   DEFAULT_HEADER_TIMEOUT_MS,
   KEEPALIVE_INITIAL_DELAY_MS,
@@ -17,3 +18,10 @@ export {
   type RemoteSourceAddress,
   type RemoteSourceKind,
 } from "./remote-source-url.ts";
+export {
+  MAX_ACTIVE_PROBES,
+  RpcapActiveListener,
+  RpcapActivePeerSource,
+  type ActiveCaptureSettings,
+  type RpcapActiveListenerOptions,
+} from "./rpcap-active-source.ts";

@@ -8,6 +8,7 @@ import { pcapOverIpConfigSchema } from "../../config/pcap-over-ip-config.ts";
 import { stderrLogger } from "../../logging/index.ts";
 import { CaptureFileWriter } from "../../outputs/capture-file/capture-file-writer.ts";
 import { listenPcapOverIp } from "./pcap-over-ip.ts";
+import { COLLECT_RPCAP_ACTIVE_HELP, runRpcapActiveCollect } from "./collect-rpcap-active.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { UdpstrReassembler, type UdpstrReassemblerCounters } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
@@ -15,6 +16,7 @@ import { ExitCode, UsageError } from "../usage-error.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
 export const COLLECT_HELP = `Usage: probe collect --udpstr-listen ADDR:PORT (-w FILE|- | --serve-pcap-over-ip ADDR:PORT)
+       probe collect --rpcap-active-listen HOST:PORT [options] OUTPUTS   (see --rpcap-active-listen --help)
 
 Receive a udpstr stream (from 'probe forward --udpstr', 'probe rpcapd -t', or ExtraHop's
 rpcapd) and write the packets to a file or serve them to PCAP-over-IP readers.
@@ -54,10 +56,36 @@ export async function runCollect(argv: string[]): Promise<number> {
     "report-seconds": { type: "string" },
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
+    // --rpcap-active-listen (collect-rpcap-active.ts)
+    "rpcap-active-listen": { type: "string" },
+    interface: { type: "string", short: "i" },
+    filter: { type: "string", short: "f" },
+    "remote-user": { type: "string" },
+    "remote-password": { type: "string" },
+    "probe-name": { type: "string", multiple: true },
+    "serve-pcap-over-ip-each": { type: "string" },
   });
   if (v.help) {
-    process.stdout.write(COLLECT_HELP);
+    process.stdout.write(v["rpcap-active-listen"] !== undefined ? COLLECT_RPCAP_ACTIVE_HELP : COLLECT_HELP);
     return ExitCode.OK;
+  }
+  if (v["rpcap-active-listen"] !== undefined) {
+    if (v["udpstr-listen"] !== undefined) throw new UsageError("collect: give --udpstr-listen or --rpcap-active-listen, not both");
+    return runRpcapActiveCollect(
+      {
+        listen: v["rpcap-active-listen"],
+        probeNames: v["probe-name"] ?? [],
+        ...(v.interface !== undefined ? { interface: v.interface } : {}),
+        ...(v.filter !== undefined ? { filter: v.filter } : {}),
+        ...(v["remote-user"] !== undefined ? { remoteUser: v["remote-user"] } : {}),
+        ...(v["remote-password"] !== undefined ? { remotePassword: v["remote-password"] } : {}),
+        ...(v.write !== undefined ? { write: v.write } : {}),
+        ...(v.format !== undefined ? { format: v.format } : {}),
+        ...(v["serve-pcap-over-ip"] !== undefined ? { servePcapOverIp: v["serve-pcap-over-ip"] } : {}),
+        ...(v["serve-pcap-over-ip-each"] !== undefined ? { servePcapOverIpEach: v["serve-pcap-over-ip-each"] } : {}),
+      },
+      stderrLogger("probe-collect"),
+    );
   }
   if (!v["udpstr-listen"]) throw new UsageError("collect: --udpstr-listen ADDR:PORT is required");
   if ((v.write === undefined) === (v["serve-pcap-over-ip"] === undefined)) {

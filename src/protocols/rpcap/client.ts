@@ -75,6 +75,9 @@ export class RpcapClient {
   readonly unsolicited: RpcapMessage[] = [];
   version = 0;
   linktype = 1;
+  private readonly closedSignal = Promise.withResolvers<Error | undefined>();
+  /** Resolves once the control connection is closed (by either side), with the error if any. */
+  readonly whenClosed: Promise<Error | undefined> = this.closedSignal.promise;
 
   private constructor(private readonly options: RpcapClientOptions) {}
 
@@ -125,6 +128,11 @@ export class RpcapClient {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** The daemon's address: the host dialled, or the peer of an accepted active connection. */
+  get peerHost(): string {
+    return this.options.host;
   }
 
   /** Raw write for tests that misbehave on purpose. */
@@ -251,6 +259,8 @@ export class RpcapClient {
     try {
       messages = this.framer.push(chunk);
     } catch (error) {
+      // A stream that does not frame is over: nothing after it can be trusted (STYLE.md 13).
+      this.socket?.end();
       this.onClose(error as Error);
       return;
     }
@@ -267,6 +277,7 @@ export class RpcapClient {
   private onClose(error?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    this.closedSignal.resolve(error);
     this.dataCleanup?.();
     this.dataCleanup = null;
     const waiter = this.pending;

@@ -1,0 +1,245 @@
+// Active-mode RPCAP as capture sources (libpcap#960): probes running an active rpcapd
+// (libpcap's `rpcapd -a`, probe's `rpcapd --active`) dial in; this side accepts the TCP
+// connection and then acts as the RPCAP client on it: AUTH, OPEN, STARTCAP (the daemon connects
+// back for data, as libpcap's rpcapd does in active mode). Each probe is one CaptureSource,
+// named by its address (or a configured name); when a probe reconnects, the same source picks
+// the stream up again, so outputs built on it (a PCAP-over-IP listener, a file) carry on.
+import type { TCPSocketListener } from "bun";
+import { RpcapClient } from "../../protocols/rpcap/index.ts";
+import { unmapIPv4 } from "../../protocols/ip-address.ts";
+import type { BpfInstruction } from "../../packet/bpf/index.ts";
+import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts";
+import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
+import { CaptureError } from "../errors.ts";
+import { compileFilter } from "../libpcap/compile-filter.ts";
+import type { Logger } from "../../logging/index.ts";
+
+/**
+ * Probes connected or remembered at once. Each holds a control and a data connection and an
+ * output per probe in the collector; 64 matches rpcapd's default session cap. A connection past
+ * the cap is closed at once (logged), so a flood of dialling peers costs nothing that grows.
+ */
+export const MAX_ACTIVE_PROBES = 64;
+
+/** Marker libpcap-derived daemons (ExtraHop's, probe's -i) put on the preselected interface. */
+const PRESELECTED_SUFFIX = ";preselected";
+
+export interface ActiveCaptureSettings {
+  /** Interface to OPEN; undefined = the probe's preselected one, else the first it lists. */
+  device?: string;
+  /** Capture filter run on the probe (compiled here for the link type the probe reports). */
+  filter?: string;
+  snaplen?: number;
+  promiscuous?: boolean;
+  /** Password authentication; undefined = NULL authentication. */
+  username?: string;
+  password?: string;
+}
+
+export interface RpcapActiveListenerOptions extends ActiveCaptureSettings {
+  host: string;
+  port: number;
+  /** Names for probe addresses ("10.0.0.5" -> "edge-1"); others are named by their address. */
+  names?: ReadonlyMap<string, string>;
+  maxProbes?: number;
+  /** A probe seen for the first time: the caller starts the source and wires its outputs. */
+  onProbe(source: RpcapActivePeerSource): void;
+  log: Logger;
+}
+
+/** Accepts active rpcapd connections and hands each to its probe's source. */
+export class RpcapActiveListener {
+  private listener: TCPSocketListener<{ client: RpcapClient }> | null = null;
+  private readonly sources = new Map<string, RpcapActivePeerSource>();
+
+  constructor(private readonly options: RpcapActiveListenerOptions) {}
+
+  get port(): number | undefined {
+    return this.listener?.port;
+  }
+
+  get probes(): readonly RpcapActivePeerSource[] {
+    return [...this.sources.values()];
+  }
+
+  listen(): void {
+    this.listener = RpcapClient.listenForActive(this.options.host, this.options.port, (client) => this.accept(client));
+  }
+
+  /** Stops listening and stops every probe's source. */
+  async stop(): Promise<void> {
+    this.listener?.stop(true);
+    this.listener = null;
+    await Promise.all([...this.sources.values()].map((source) => source.stop()));
+  }
+
+  private accept(client: RpcapClient): void {
+    const address = unmapIPv4(client.peerHost);
+    const base = this.options.names?.get(address) ?? address;
+    // Probes behind one address (NAT, or several on one host) are told apart by arrival: the
+    // first free name among base, base#2, ... A probe that reconnects takes the first name not
+    // connected now, which is its own when it is the only one from that address.
+    let name = base;
+    for (let n = 2; this.sources.get(name)?.connected; n++) name = `${base}#${n}`;
+    let source = this.sources.get(name);
+    if (source && !source.everCaptured) {
+      // Its first connection never got to capture (refused auth, bad interface): its outputs
+      // were never set up, so this connection starts afresh.
+      void source.stop();
+      this.sources.delete(name);
+      source = undefined;
+    }
+    if (!source) {
+      if (this.sources.size >= (this.options.maxProbes ?? MAX_ACTIVE_PROBES)) {
+        this.options.log.warn(`refused active connection from ${address}: ${this.sources.size} probes already (limit ${this.options.maxProbes ?? MAX_ACTIVE_PROBES})`);
+        client.close();
+        return;
+      }
+      source = new RpcapActivePeerSource(name, address, this.options, this.options.log);
+      this.sources.set(name, source);
+      source.attach(client);
+      this.options.onProbe(source);
+      return;
+    }
+    source.attach(client);
+  }
+}
+
+/** One probe's packets, across its reconnections. */
+export class RpcapActivePeerSource implements CaptureSource {
+  readonly description: string;
+  private client: RpcapClient | null = null;
+  private handlers: CaptureHandlers | null = null;
+  private info: CaptureInfo | null = null;
+  private delivered = 0;
+  private stopped = false;
+  /** The first capture's start, which start() reports. */
+  private readonly firstStart = Promise.withResolvers<CaptureInfo>();
+  /** Completed connections (the first one included). */
+  connections = 0;
+
+  constructor(
+    readonly name: string,
+    readonly address: string,
+    private readonly settings: ActiveCaptureSettings,
+    private readonly log: Logger,
+  ) {
+    this.description = `rpcap active probe ${name}`;
+    this.firstStart.promise.catch(() => {});
+  }
+
+  /** "edge-1 (10.0.0.5)", or the address alone when it is the name. */
+  get label(): string {
+    return this.name === this.address ? this.name : `${this.name} (${this.address})`;
+  }
+
+  /** Whether one of this probe's connections has reached STARTCAP (its stream exists). */
+  get everCaptured(): boolean {
+    return this.info !== null;
+  }
+
+  /** Whether a control connection from this probe is open now. */
+  get connected(): boolean {
+    return this.client !== null && !this.client.isClosed;
+  }
+
+  /** Resolves once the first connection captures (its link type fixes the stream's). */
+  async start(handlers: CaptureHandlers): Promise<CaptureInfo> {
+    this.handlers = handlers;
+    if (this.client && !this.client.isClosed) void this.run(this.client);
+    return this.firstStart.promise;
+  }
+
+  /** A (re)connection from this probe: it replaces any previous one. */
+  attach(client: RpcapClient): void {
+    if (this.stopped) {
+      client.close();
+      return;
+    }
+    const previous = this.client;
+    this.client = client;
+    if (previous && !previous.isClosed) previous.close();
+    void client.whenClosed.then((error) => {
+      if (this.client !== client || this.stopped || !this.info) return;
+      this.log.warn(`probe ${this.name} disconnected${error ? ` (${oneLine(error.message)})` : ""}; its stream resumes when it reconnects`);
+    });
+    if (this.handlers) void this.run(client);
+  }
+
+  private async run(client: RpcapClient): Promise<void> {
+    const handlers = this.handlers!;
+    try {
+      await client.authenticate(this.settings.username, this.settings.password);
+      const device = this.settings.device ?? (await this.chooseDevice(client));
+      const { linktype } = await client.open(device);
+      if (this.info && linktype !== this.info.linktype) {
+        throw new Error(`interface ${device} has link type ${linktype}, the stream so far ${this.info.linktype}`);
+      }
+      const snaplen = this.settings.snaplen ?? MAXIMUM_SNAPLEN;
+      const filter = this.settings.filter ? compileFilter(this.settings.filter, linktype, snaplen) : [];
+      if (this.client !== client || this.stopped) return;
+      await client.startCapture({
+        snaplen,
+        promiscuous: this.settings.promiscuous ?? true,
+        filter: filter as readonly BpfInstruction[],
+        serverOpen: true,
+        onBatch: (batch: PacketBatch) => {
+          if (this.client !== client || this.stopped) return;
+          this.delivered += batch.count;
+          void handlers.onBatch(batch);
+        },
+      });
+      this.connections++;
+      const info = this.info ?? { linktype, snaplen, precision: "micro" as const, description: `${this.description} (${device})` };
+      this.info = info;
+      this.log.info(`probe ${this.label} capturing on ${device}${this.connections > 1 ? `, connection ${this.connections}: stream resumed` : ""}`);
+      this.firstStart.resolve(info);
+    } catch (error) {
+      const message = `probe ${this.label}: ${oneLine((error as Error).message)}; connection closed`;
+      client.close();
+      // Before the first capture, start()'s caller reports the failure; after it, we do.
+      if (this.info) this.log.warn(message);
+      else this.firstStart.reject(new CaptureError("capture-failed", message));
+    }
+  }
+
+  /** The interface a probe preselected (ExtraHop-style -i), else the first it lists. */
+  private async chooseDevice(client: RpcapClient): Promise<string> {
+    const interfaces = await client.findAllInterfaces();
+    const chosen = interfaces.find((i) => i.description.endsWith(PRESELECTED_SUFFIX)) ?? interfaces[0];
+    if (!chosen) throw new Error("the probe lists no interfaces");
+    return chosen.name;
+  }
+
+  async setFilter(filter: string | readonly BpfInstruction[]): Promise<void> {
+    const client = this.client;
+    if (!client || client.isClosed || !this.info) throw new CaptureError("capture-failed", `${this.description}: not connected`);
+    const program = typeof filter === "string" ? compileFilter(filter, this.info.linktype, this.info.snaplen) : [...filter];
+    await client.updateFilter(program);
+  }
+
+  async stats(): Promise<CaptureStats> {
+    const client = this.client;
+    if (!client || client.isClosed) return { delivered: this.delivered };
+    try {
+      const s = await client.stats();
+      return { delivered: this.delivered, kernel: { received: s.ifrecv, dropped: s.krnldrop, interfaceDropped: s.ifdrop } };
+    } catch {
+      return { delivered: this.delivered };
+    }
+  }
+
+  async stop(): Promise<CaptureStats> {
+    if (this.stopped) return { delivered: this.delivered };
+    this.stopped = true;
+    this.client?.close();
+    this.firstStart.reject(new CaptureError("capture-failed", `${this.description}: stopped`));
+    this.handlers?.onEnd("stopped");
+    return { delivered: this.delivered };
+  }
+}
+
+/** Peer-supplied text (server error messages) on one line, without control characters. */
+function oneLine(text: string): string {
+  return JSON.stringify(text.slice(0, 200)).slice(1, -1);
+}
