@@ -2,7 +2,7 @@
 // host list enforced before AUTH, active connections to collectors redialled forever, a cap
 // on concurrent sessions, and reconfiguration (SIGHUP) without dropping live sessions.
 import type { Socket, TCPSocketListener } from "bun";
-import { listInterfaces } from "../capture/libpcap/devices.ts";
+import { listInterfaces, type CaptureInterface } from "../capture/libpcap/devices.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/index.ts";
 import type { Logger } from "../logging/index.ts";
@@ -39,6 +39,11 @@ export interface RpcapdOptions {
    * undefined = every local interface.
    */
   offeredInterfaces?: readonly string[];
+  /**
+   * What FINDALLIF lists and OPEN may open, and how OPEN learns a link type; default: this
+   * host's libpcap interfaces. The active collector re-serves its probes through these.
+   */
+  interfaces?: { list(): CaptureInterface[]; linktype(device: string): Promise<number> };
   /** udpstr MTU for UDP data channels; 0 = plain RPCAP datagrams. */
   udpstrMtu: number;
   createUdpstrPacker?: (mtu: number) => { pack(batch: PacketBatch, firstNpkt: number): Uint8Array[]; flush(): Uint8Array[] };
@@ -363,10 +368,12 @@ export class RpcapDaemon {
       hub: o.hub,
       authenticator: o.authenticator,
       listInterfaces: () => {
+        const all = o.interfaces ? o.interfaces.list() : listInterfaces();
         const offered = o.offeredInterfaces;
-        return offered ? listInterfaces().filter((d) => offered.includes(d.name)) : listInterfaces();
+        return offered ? all.filter((d) => offered.includes(d.name)) : all;
       },
       probeLinktype: async (device) => {
+        if (o.interfaces) return o.interfaces.linktype(device);
         const probe = new LiveCaptureSource({ interface: device, snaplen: 64 });
         const info = await probe.start({ onBatch: () => {}, onEnd: () => {} });
         await probe.stop();

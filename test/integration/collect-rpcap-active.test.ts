@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket, Subprocess } from "bun";
-import { decodePacketPayload, RpcapFramer, RpcapMessageType, type RpcapMessage } from "../../src/protocols/rpcap/index.ts";
+import { decodePacketPayload, RpcapClient, RpcapFramer, RpcapMessageType, type RpcapMessage } from "../../src/protocols/rpcap/index.ts";
 import { VECTORS_DIR } from "../support/fixtures.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
@@ -99,16 +99,47 @@ describe("collect --rpcap-active-listen with probe's own rpcapd --active", () =>
       started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
       await waitFor(() => collector.log().includes("probe edge (127.0.0.1) capturing"), 10_000, "first probe");
       started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
-      await waitFor(() => collector.log().includes("probe edge#2 (127.0.0.1) capturing"), 10_000, "second probe");
+      await waitFor(() => collector.log().includes("probe edge-2 (127.0.0.1) capturing"), 10_000, "second probe");
       await Bun.sleep(300);
       await flow.send([15, 25, 35], { gapMs: 5 });
       const a = join(dir, "each-edge.pcap");
-      const b = join(dir, "each-edge_2.pcap");
+      const b = join(dir, "each-edge-2.pcap");
       await waitFor(async () => (await udpLengths(a).catch(() => [])).length >= 3 && (await udpLengths(b).catch(() => [])).length >= 3, 10_000, "both files");
       expect(await stop(collector.proc)).toBe(0);
       // Both probes capture the same loopback: each file holds every packet once.
       expect(await udpLengths(a)).toEqual([23, 33, 43]);
       expect(await udpLengths(b)).toEqual([23, 33, 43]);
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+
+  test("--serve-rpcap: the probes are interfaces of a passive RPCAP daemon; probe capture -i rpcap://collector/PROBE reads one", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const listenPort = freePort();
+      const rpcapPort = freePort();
+      const collector = started([
+        "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", "udp",
+        "--probe-name", "127.0.0.1=edge", "--serve-rpcap", `127.0.0.1:${rpcapPort}`, "-n",
+      ]);
+      await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+      started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
+      await waitFor(() => collector.log().includes("probe edge (127.0.0.1) capturing"), 10_000, "probe capturing");
+      const client = await RpcapClient.connect({ host: "127.0.0.1", port: rpcapPort });
+      await client.authenticate();
+      expect((await client.findAllInterfaces()).map((i) => i.name)).toEqual(["edge"]);
+      const refused = await client.open("lo").then(() => null, (error: Error) => error.message);
+      expect(refused).toContain("not a local capture interface");
+      client.close();
+      const out = join(dir, "via-rpcap.pcap");
+      // The client's own filter runs at the collector on top of the probe's -f udp.
+      const reader = started(["capture", "-i", `rpcap://127.0.0.1:${rpcapPort}/edge`, "-c", "3", "-w", out, `udp dst port ${flow.port}`]);
+      await waitFor(() => collector.log().includes("capturing on edge"), 10_000, "re-served capture running");
+      await Bun.sleep(300);
+      await flow.send([12, 24, 36], { gapMs: 5 });
+      expect(await reader.proc.exited).toBe(0);
+      expect(await udpLengths(out)).toEqual([20, 32, 44]);
     } finally {
       flow.close();
     }

@@ -12,6 +12,8 @@ import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts"
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
 import { CaptureError } from "../errors.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
+import { createBatchFilter, type BatchFilter } from "../packet-filter.ts";
+import type { BpfProgram } from "../../packet/bpf/index.ts";
 import type { Logger } from "../../logging/index.ts";
 
 /**
@@ -77,10 +79,10 @@ export class RpcapActiveListener {
     const address = unmapIPv4(client.peerHost);
     const base = this.options.names?.get(address) ?? address;
     // Probes behind one address (NAT, or several on one host) are told apart by arrival: the
-    // first free name among base, base#2, ... A probe that reconnects takes the first name not
-    // connected now, which is its own when it is the only one from that address.
+    // first free name among base, base-2, ... ("#" would end an rpcap:// URL). A probe that
+    // reconnects takes the first name not connected now: its own when alone at its address.
     let name = base;
-    for (let n = 2; this.sources.get(name)?.connected; n++) name = `${base}#${n}`;
+    for (let n = 2; this.sources.get(name)?.connected; n++) name = `${base}-${n}`;
     let source = this.sources.get(name);
     if (source && !source.everCaptured) {
       // Its first connection never got to capture (refused auth, bad interface): its outputs
@@ -113,6 +115,8 @@ export class RpcapActivePeerSource implements CaptureSource {
   private info: CaptureInfo | null = null;
   private delivered = 0;
   private stopped = false;
+  /** Extra readers of this probe's packets (passive RPCAP re-serving), each with its filter. */
+  private readonly taps = new Set<{ handlers: CaptureHandlers; filter?: BatchFilter }>();
   /** The first capture's start, which start() reports. */
   private readonly firstStart = Promise.withResolvers<CaptureInfo>();
   /** Completed connections (the first one included). */
@@ -131,6 +135,11 @@ export class RpcapActivePeerSource implements CaptureSource {
   /** "edge-1 (10.0.0.5)", or the address alone when it is the name. */
   get label(): string {
     return this.name === this.address ? this.name : `${this.name} (${this.address})`;
+  }
+
+  /** The stream's link type, snap length and precision, fixed by the first capture. */
+  get captureInfo(): CaptureInfo | null {
+    return this.info;
   }
 
   /** Whether one of this probe's connections has reached STARTCAP (its stream exists). */
@@ -187,6 +196,10 @@ export class RpcapActivePeerSource implements CaptureSource {
           if (this.client !== client || this.stopped) return;
           this.delivered += batch.count;
           void handlers.onBatch(batch);
+          for (const tap of this.taps) {
+            const mine = tap.filter ? tap.filter(batch) : batch;
+            if (mine.count > 0) void tap.handlers.onBatch(mine);
+          }
         },
       });
       this.connections++;
@@ -209,6 +222,39 @@ export class RpcapActivePeerSource implements CaptureSource {
     const chosen = interfaces.find((i) => i.description.endsWith(PRESELECTED_SUFFIX)) ?? interfaces[0];
     if (!chosen) throw new Error("the probe lists no interfaces");
     return chosen.name;
+  }
+
+  /**
+   * Another reader of this probe's packets, as its own CaptureSource (a CaptureHub's factory
+   * hands these out when the collector re-serves probes over passive RPCAP). Its filter runs
+   * here, in userland, on what the probe sends; it ends when the probe's source stops.
+   */
+  openTap(filter?: string | readonly BpfInstruction[]): CaptureSource {
+    const probe = this;
+    let entry: { handlers: CaptureHandlers; filter?: BatchFilter } | null = null;
+    let delivered = 0;
+    return {
+      description: `${this.description} (re-served)`,
+      async start(handlers) {
+        const info = await probe.firstStart.promise;
+        entry = {
+          handlers: { onBatch: (batch) => void ((delivered += batch.count), handlers.onBatch(batch)), onEnd: handlers.onEnd },
+          ...(filter !== undefined && filter.length > 0 ? { filter: createBatchFilter(filter as string | BpfProgram, info.linktype, info.snaplen) } : {}),
+        };
+        probe.taps.add(entry);
+        return info;
+      },
+      async setFilter(next) {
+        if (!entry || !probe.info) throw new CaptureError("capture-failed", "not started");
+        entry.filter = createBatchFilter(next as string | BpfProgram, probe.info.linktype, probe.info.snaplen);
+      },
+      stats: async () => ({ delivered }),
+      async stop() {
+        if (entry) probe.taps.delete(entry);
+        entry = null;
+        return { delivered };
+      },
+    };
   }
 
   async setFilter(filter: string | readonly BpfInstruction[]): Promise<void> {
@@ -235,6 +281,8 @@ export class RpcapActivePeerSource implements CaptureSource {
     this.client?.close();
     this.firstStart.reject(new CaptureError("capture-failed", `${this.description}: stopped`));
     this.handlers?.onEnd("stopped");
+    for (const tap of [...this.taps]) tap.handlers.onEnd("stopped");
+    this.taps.clear();
     return { delivered: this.delivered };
   }
 }

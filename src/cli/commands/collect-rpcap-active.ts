@@ -6,7 +6,10 @@ import { RpcapActiveListener, type RpcapActivePeerSource } from "../../capture/r
 import { compileFilter } from "../../capture/libpcap/compile-filter.ts";
 import type { CaptureInfo } from "../../capture/capture-source.ts";
 import { parseHostPort, type HostPort } from "../../config/addresses.ts";
-import { RPCAP_DEFAULT_ACTIVE_PORT } from "../../config/rpcapd-config.ts";
+import { RPCAP_DEFAULT_ACTIVE_PORT, RPCAP_DEFAULT_PORT, rpcapdConfigSchema } from "../../config/rpcapd-config.ts";
+import { Authenticator } from "../../daemon/auth/index.ts";
+import { RpcapDaemon } from "../../daemon/index.ts";
+import { CaptureHub } from "../../pipeline/capture-hub.ts";
 import { pcapOverIpConfigSchema } from "../../config/pcap-over-ip-config.ts";
 import type { Logger } from "../../logging/index.ts";
 import { CaptureFileWriter, type CaptureFileFormat } from "../../outputs/capture-file/capture-file-writer.ts";
@@ -37,6 +40,10 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
   --serve-pcap-over-ip-each HOST:PORT
                                     one listener per probe: PORT for the first probe, PORT+1
                                     for the next...; PORT 0 = a free port each (logged)
+  --serve-rpcap HOST:PORT           a passive RPCAP daemon whose interfaces are the probes:
+                                    probe capture -i rpcap://HOST:PORT/PROBE-NAME
+    -n, --null-auth                 its clients may use NULL authentication
+    --users FILE                    its password file ('probe passwd USER' lines)
 A probe that disconnects keeps its name and outputs: when it dials in again its stream resumes
 (PCAP-over-IP readers stay connected). Outputs shared by several probes take the link type of
 the first; a probe capturing another link type there is refused (logged).
@@ -53,6 +60,9 @@ export interface RpcapActiveCollectFlags {
   format?: string;
   servePcapOverIp?: string;
   servePcapOverIpEach?: string;
+  serveRpcap?: string;
+  nullAuth?: boolean;
+  users?: string;
 }
 
 /** Something that takes one probe's (or every probe's) batches. */
@@ -63,8 +73,11 @@ interface BatchOutput {
 
 export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log: Logger): Promise<number> {
   const listen = hostPortFlag("--rpcap-active-listen", flags.listen, RPCAP_DEFAULT_ACTIVE_PORT);
-  if (flags.write === undefined && flags.servePcapOverIp === undefined && flags.servePcapOverIpEach === undefined) {
-    throw new UsageError("collect: --rpcap-active-listen needs an output: -w FILE, --serve-pcap-over-ip or --serve-pcap-over-ip-each");
+  if (flags.write === undefined && flags.servePcapOverIp === undefined && flags.servePcapOverIpEach === undefined && flags.serveRpcap === undefined) {
+    throw new UsageError("collect: --rpcap-active-listen needs an output: -w FILE, --serve-pcap-over-ip, --serve-pcap-over-ip-each or --serve-rpcap");
+  }
+  if (flags.serveRpcap !== undefined && !flags.nullAuth && flags.users === undefined) {
+    throw new UsageError("collect: --serve-rpcap needs -n (NULL authentication) or --users FILE");
   }
   if (flags.format && flags.format !== "pcap" && flags.format !== "pcapng") throw new UsageError("collect: -F is pcap or pcapng");
   if ((flags.remoteUser === undefined) !== (flags.remotePassword === undefined)) {
@@ -151,6 +164,7 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
     }
   }
 
+  const rpcapServer = flags.serveRpcap === undefined ? undefined : await serveProbesOverRpcap(collector, hostPortFlag("--serve-rpcap", flags.serveRpcap, RPCAP_DEFAULT_PORT), flags, log);
   try {
     collector.listen();
   } catch (error) {
@@ -163,6 +177,7 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
   process.on("SIGTERM", () => stop.resolve());
   await stop.promise;
   const probes = collector.probes;
+  await rpcapServer?.stop();
   await collector.stop();
   for (const output of perProbe) await output.close();
   for (const output of shared) await output.close();
@@ -171,6 +186,59 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
     log.info(`probe ${probe.label}: ${stats.delivered} packets over ${probe.connections} connection(s)`);
   }
   return ExitCode.OK;
+}
+
+/**
+ * `--serve-rpcap`: a passive RPCAP daemon (the same RpcapDaemon as `probe rpcapd`) whose
+ * interfaces are the probes that have captured: FINDALLIF lists them by name, OPEN NAME and
+ * STARTCAP read that probe's packets through a tap with the client's filter, run here.
+ */
+async function serveProbesOverRpcap(collector: RpcapActiveListener, address: HostPort, flags: RpcapActiveCollectFlags, log: Logger): Promise<RpcapDaemon> {
+  const defaults = rpcapdConfigSchema.parse({});
+  const probeNamed = (name: string) => collector.probes.find((p) => p.name === name && p.captureInfo);
+  const hub = new CaptureHub((options) => {
+    const probe = probeNamed(options.interface);
+    if (!probe) throw new Error(`no probe named ${options.interface} is capturing`);
+    return probe.openTap(options.filter);
+  });
+  let authenticator;
+  try {
+    authenticator = await Authenticator.create({ nullAuth: flags.nullAuth ?? false, systemAccountsShareCapture: false, ...(flags.users ? { usersFile: flags.users } : {}) }, { log });
+  } catch (error) {
+    throw new UsageError(`--users: ${(error as Error).message}`);
+  }
+  const daemon = new RpcapDaemon({
+    listen: { host: address.host, port: address.port, ipv4Only: false },
+    active: [],
+    authenticator,
+    interfaces: {
+      list: () =>
+        collector.probes
+          .filter((p) => p.captureInfo)
+          .map((p) => ({ name: p.name, description: `probe ${p.label}${p.connected ? "" : " (disconnected)"}`, flags: 0, loopback: false, up: true, running: p.connected, addresses: [] })),
+      linktype: async (device) => {
+        const info = probeNamed(device)?.captureInfo;
+        if (!info) throw new Error(`no probe named ${device} is capturing`);
+        return info.linktype;
+      },
+    },
+    udpstrMtu: 0,
+    dataPort: 0,
+    authTimeoutMs: defaults.authTimeoutMs,
+    idleTimeoutMs: defaults.idleTimeoutMs,
+    activeRetryMs: defaults.activeRetryMs,
+    dataQueueBytes: defaults.dataQueueBytes,
+    maxControlPlen: defaults.maxControlPlen,
+    maxSessions: defaults.maxSessions,
+    hub,
+    log,
+  });
+  try {
+    await daemon.start();
+  } catch (error) {
+    throw new UsageError(`--serve-rpcap ${formatHostPort(address.host, address.port)}: ${(error as Error).message}`);
+  }
+  return daemon;
 }
 
 /**
@@ -238,7 +306,7 @@ function hostPortFlag(flag: string, text: string, defaultPort?: number): HostPor
   }
 }
 
-/** A probe name as a file-name part: "10.0.0.5#2" -> "10.0.0.5_2", "fe80::1" -> "fe80__1". */
+/** A probe name as a file-name part: "edge-2" stays, "fe80::1" -> "fe80__1". */
 function fileSafe(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, "_");
 }

@@ -64,6 +64,9 @@ export async function runCollect(argv: string[]): Promise<number> {
     "remote-password": { type: "string" },
     "probe-name": { type: "string", multiple: true },
     "serve-pcap-over-ip-each": { type: "string" },
+    "serve-rpcap": { type: "string" },
+    "null-auth": { type: "boolean", short: "n" },
+    users: { type: "string" },
   });
   if (v.help) {
     process.stdout.write(v["rpcap-active-listen"] !== undefined ? COLLECT_RPCAP_ACTIVE_HELP : COLLECT_HELP);
@@ -83,6 +86,9 @@ export async function runCollect(argv: string[]): Promise<number> {
         ...(v.format !== undefined ? { format: v.format } : {}),
         ...(v["serve-pcap-over-ip"] !== undefined ? { servePcapOverIp: v["serve-pcap-over-ip"] } : {}),
         ...(v["serve-pcap-over-ip-each"] !== undefined ? { servePcapOverIpEach: v["serve-pcap-over-ip-each"] } : {}),
+        ...(v["serve-rpcap"] !== undefined ? { serveRpcap: v["serve-rpcap"] } : {}),
+        ...(v["null-auth"] ? { nullAuth: true } : {}),
+        ...(v.users !== undefined ? { users: v.users } : {}),
       },
       stderrLogger("probe-collect"),
     );
