@@ -4,6 +4,8 @@ import { benchRpcap } from "./rpcap.ts";
 import { benchUdpstr } from "./udpstr.ts";
 import { benchPcapOverIp } from "./pcap-over-ip.ts";
 import { benchRobustness } from "./robustness.ts";
+import { benchStages } from "./stages.ts";
+import { benchRotation } from "./rotation.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
@@ -11,6 +13,8 @@ const benches: Record<string, () => Promise<void>> = {
   udpstr: benchUdpstr,
   "pcap-over-ip": benchPcapOverIp,
   robustness: benchRobustness,
+  stages: () => benchStages(),
+  rotation: benchRotation,
   // hooks.ts runs at its top level; start it as its own process.
   hooks: async () => {
     const proc = Bun.spawn([process.execPath, new URL("./hooks.ts", import.meta.url).pathname], { stdout: "inherit", stderr: "inherit" });

@@ -2,6 +2,8 @@
 // probe's entry point: picks the command, runs it, and turns failures into one clear line
 // on standard error and the documented exit status.
 import { CaptureError } from "../capture/errors.ts";
+import { RemoteSourceError } from "../capture/remote/remote-source-error.ts";
+import { TlsSettingsError } from "../config/tls-client.ts";
 import { libpcapVersion } from "../capture/libpcap/compile-filter.ts";
 import { runCapture } from "./commands/capture.ts";
 import { runList } from "./commands/list.ts";
@@ -106,7 +108,8 @@ try {
     process.stderr.write(`probe: ${error.message}\nTry 'probe --help'.\n`);
     process.exit(ExitCode.USAGE);
   }
-  if (error instanceof CaptureError || error instanceof CommandFailure) {
+  // A peer's or the network's doing (a remote input that failed, a certificate refused): one line.
+  if (error instanceof CaptureError || error instanceof CommandFailure || error instanceof RemoteSourceError || error instanceof TlsSettingsError) {
     process.stderr.write(`probe: ${error.message}\n`);
     process.exit(ExitCode.FAILURE);
   }

@@ -8,6 +8,8 @@ import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import { parseRpcapUrl, RpcapCaptureSource } from "../capture/remote/rpcap-source.ts";
 import { parseRemoteSourceUrl, PcapOverIpSource } from "../capture/remote/index.ts";
 import { UsageError } from "./usage-error.ts";
+import type { TlsClientSettings } from "../config/tls-client.ts";
+import type { Logger } from "../logging/index.ts";
 
 export interface SourceOptions {
   interface?: string | undefined;
@@ -21,6 +23,11 @@ export interface SourceOptions {
   direction?: "inout" | "in" | "out";
   realtime?: boolean;
   reader?: "probe" | "libpcap";
+  /** tls:// and rpcaps://: how the server certificate is verified (--tls-ca, --tls-insecure). */
+  tls?: TlsClientSettings;
+  /** tcp:// and tls://: redial after a failure (default true; a clean end still ends the input). */
+  reconnect?: boolean;
+  log?: Logger;
 }
 
 /**
@@ -42,12 +49,32 @@ export function openSource(o: SourceOptions): { source: CaptureSource; live: boo
     } catch (error) {
       throw new UsageError(`-i: ${(error as Error).message}`);
     }
-    if (stream) return { live: true, name: `${stream.kind}://${stream.host}:${stream.port}`, source: new PcapOverIpSource({ address: stream, ...filter }) };
+    if (stream) {
+      const tls = o.tls ?? {};
+      const source = new PcapOverIpSource({
+        address: stream,
+        ...filter,
+        ...(tls.ca ? { tlsCa: tls.ca } : {}),
+        ...(tls.insecure ? { insecure: true } : {}),
+        ...(tls.cert ? { tlsCert: tls.cert } : {}),
+        ...(tls.key ? { tlsKey: tls.key } : {}),
+        reconnect: o.reconnect === false ? false : { afterCleanEnd: false },
+        ...(o.log ? { log: o.log } : {}),
+      });
+      return { live: true, name: `${stream.kind}://${stream.host}:${stream.port}`, source };
+    }
     if (rpcap) {
       return {
         live: true,
         name: rpcap.device,
-        source: new RpcapCaptureSource({ address: rpcap, ...filter, snaplen: o.snaplen, promiscuous: o.promiscuous ?? true }),
+        source: new RpcapCaptureSource({
+          address: rpcap,
+          ...filter,
+          snaplen: o.snaplen,
+          promiscuous: o.promiscuous ?? true,
+          ...(o.tls ? { tls: o.tls } : {}),
+          ...(o.log ? { log: o.log } : {}),
+        }),
       };
     }
     return {

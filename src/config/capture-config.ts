@@ -28,9 +28,19 @@ export const captureConfigSchema = z
     /** Who reads -r FILE: our streaming reader or libpcap's pcap_open_offline. */
     reader: z.enum(["probe", "libpcap"]).default("probe"),
     quiet: z.boolean().default(false),
+    /** tls:// and rpcaps://: CA file the server certificate must chain to (default the built-in public CAs). */
+    tlsCa: z.string().min(1).optional(),
+    /** tls:// only: client certificate and key for servers that require mutual TLS. */
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    /** tls:// and rpcaps://: do not verify the server certificate (logged). */
+    tlsInsecure: z.boolean().default(false),
+    /** tcp:// and tls://: redial with backoff after a failure (--no-reconnect turns it off). */
+    reconnect: z.boolean().default(true),
   })
   // hooks (files, in order), hookFail, hookMemoryLimitBytes, hookBatchBudgetMs...
   .extend(hookConfigSchema.shape)
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: "--tls-cert and --tls-key go together" })
   .refine((c) => (c.interface === undefined) !== (c.readFile === undefined), {
     message: "give exactly one of -i INTERFACE or -r FILE",
   });

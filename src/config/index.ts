@@ -5,3 +5,5 @@ export * from "./capture-config.ts";
 export * from "./hook-config.ts";
 export * from "./pcap-over-ip-config.ts";
 export * from "./rpcapd-config.ts";
+export * from "./tls-client.ts";
+export * from "./keepalive.ts";

@@ -30,6 +30,10 @@ export const pcapOverIpConfigSchema = z
   .extend(hookConfigSchema.shape)
   .refine((c) => !(c.interface && c.from.length > 0), { message: "give -i INTERFACE or --from URL..., not both" })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: "--tls-cert and --tls-key go together" })
-  .refine((c) => c.tlsCa === undefined || c.tlsCert !== undefined, { message: "--tls-ca needs --tls-cert and --tls-key" });
+  // --tls-ca serves two ends: client certificates on a TLS listener, and the server certificate
+  // of --connect-tls peers and tls:// --from sources.
+  .refine((c) => c.tlsCa === undefined || c.tlsCert !== undefined || c.connectTls || c.from.length > 0, {
+    message: "--tls-ca needs --tls-cert and --tls-key (mutual TLS), --connect-tls or --from",
+  });
 
 export type PcapOverIpConfig = Readonly<z.infer<typeof pcapOverIpConfigSchema>>;

@@ -6,7 +6,7 @@ import { BATCH_RECORD_HEADER_BYTES, forEachRecord } from "../packet/packet-batch
 import type { Logger } from "../logging/index.ts";
 import { FAILURE_KIND, failureName, PACKET_OUTCOME, type FailureKind, type HookCountersSnapshot } from "./hook-counters.ts";
 import { HookRunner } from "./hook-runtime.ts";
-import { decodeOffsets, ipProtocolName } from "./packet-offsets.ts";
+import { decodeOffsets, ipProtocolName } from "../packet/packet-offsets.ts";
 import type { HookSettings } from "./settings.ts";
 
 export interface HookDryRunOptions {

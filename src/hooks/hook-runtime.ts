@@ -5,9 +5,9 @@
 // Ownership: the input batch is only read; the VM works on its own copy. The result batch is
 // either the input batch itself (nothing changed) or a newly allocated owned batch.
 import type { PacketBatch } from "../packet/packet-batch.ts";
-import { BATCH_RECORD_HEADER_BYTES } from "../packet/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, EPB_FLAG_DIRECTION_MASK, pickMeta } from "../packet/packet-batch.ts";
 import { silentLogger, type Logger } from "../logging/index.ts";
-import { countChecksumOutcomes, fixChecksumsPacked } from "./checksums.ts";
+import { countChecksumOutcomes, fixChecksumsPacked } from "../packet/checksums.ts";
 import {
   copyCounters,
   emptyCounters,
@@ -18,7 +18,8 @@ import {
   type FailureKind,
   type HookCountersSnapshot,
 } from "./hook-counters.ts";
-import { decodeOffsetsInto, OFFSET_FIELD_COUNT } from "./packet-offsets.ts";
+import { decodeOffsetsInto, OFFSET_FIELD_COUNT } from "../packet/packet-offsets.ts";
+import { CHECKSUM_BAD_COMMENT_PREFIX } from "../packet/checksums.ts";
 import { HOOK_CHUNK_MAX_BYTES, HookCompileError, HookSandbox, newQuickJSInstance, RUN_FAILURE, type DriverOutcome, type RunFailure, type SandboxLimits } from "./sandbox.ts";
 import {
   DEFAULT_HOOK_SETTINGS,
@@ -27,7 +28,7 @@ import {
   hookSettingsSchema,
   type HookSettings,
 } from "./settings.ts";
-import { DRIVER_LIMITS, META_HEADER, META_HEADER_INTS, META_RECORD, META_RECORD_INTS, RECORD_FLAG, VERDICT } from "./vm-driver.ts";
+import { DRIVER_LIMITS, META_HEADER, META_HEADER_INTS, META_RECORD, META_RECORD_INTS, parseDriverResult, RECORD_FLAG, RECORD_MARK, VERDICT } from "./vm-driver.ts";
 import type { QuickJSWASMModule } from "quickjs-emscripten-core";
 
 export interface HookRunnerOptions {
@@ -183,13 +184,13 @@ export class HookRunner {
     this.counters.packets += count;
     if (count === 0) return { batch, tags: [], outcomes, failures };
     try {
-      if (batch.bytes.byteLength <= HOOK_CHUNK_MAX_BYTES) return this.runChunk(batch, interfaceName, outcomes, failures);
+      if (batch.bytes.byteLength <= HOOK_CHUNK_MAX_BYTES) return carryMeta(batch, this.runChunk(batch, interfaceName, outcomes, failures));
       // Big batches go through the VM in slices: bounded copies inside the capped wasm memory,
       // and a CPU budget that applies per slice.
       const parts = splitBatch(batch, HOOK_CHUNK_MAX_BYTES).map((chunk) =>
         this.runChunk(chunk, interfaceName, new Uint8Array(chunk.count), new Uint8Array(chunk.count)),
       );
-      return joinResults(batch, parts);
+      return carryMeta(batch, joinResults(batch, parts));
     } finally {
       this.counters.timeNs += Bun.nanoseconds() - started;
     }
@@ -313,47 +314,33 @@ export class HookRunner {
     return result;
   }
 
-  /** Logs, tags and the first error message from the driver's JSON, validated. Tags per input record. */
+  /** Logs, tags and the first error message from the driver's result string, validated. Tags per input record. */
   private readDriverResult(outcome: DriverOutcome, count: number, failures: Uint8Array): (string[] | undefined)[] {
     const tagsByInput: (string[] | undefined)[] = new Array(count);
     if (outcome.failure !== undefined) {
       this.logFailure(`batch stopped: ${outcome.message}`);
       return tagsByInput;
     }
-    if (outcome.resultJson === undefined) return tagsByInput;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(outcome.resultJson);
-    } catch {
-      return tagsByInput;
+    if (outcome.resultText === undefined) return tagsByInput;
+    const { tags, logs, logsSuppressed, firstError, errorCount } = parseDriverResult(outcome.resultText);
+    for (const { index, name } of tags) {
+      if (index >= count) continue;
+      if (name.length === 0 || name.length > DRIVER_LIMITS.TAG_CHARS) continue;
+      if (failures[index] !== FAILURE_KIND.NONE) continue;
+      const list = (tagsByInput[index] ??= []);
+      if (list.length < DRIVER_LIMITS.TAGS_PER_PACKET && !list.includes(name)) list.push(name);
     }
-    if (parsed === null || typeof parsed !== "object") return tagsByInput;
-    const { tags, logs, logsSuppressed, firstError, errorCount } = parsed as Record<string, unknown>;
-    if (Array.isArray(tags)) {
-      for (let k = 0; k + 1 < tags.length; k += 2) {
-        const index = tags[k];
-        const name = tags[k + 1];
-        if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= count) continue;
-        if (typeof name !== "string" || name.length === 0 || name.length > DRIVER_LIMITS.TAG_CHARS) continue;
-        if (failures[index as number] !== FAILURE_KIND.NONE) continue;
-        const list = (tagsByInput[index as number] ??= []);
-        if (list.length < DRIVER_LIMITS.TAGS_PER_PACKET && !list.includes(name)) list.push(name);
+    for (const line of logs.slice(0, DRIVER_LIMITS.LOG_LINES_PER_BATCH)) {
+      if (this.logLimiter.take()) {
+        this.counters.logLines++;
+        this.logger.info(`hook ${this.name}: ${line.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS)}`);
+      } else {
+        this.counters.logLinesSuppressed++;
       }
     }
-    if (Array.isArray(logs)) {
-      for (const line of logs.slice(0, DRIVER_LIMITS.LOG_LINES_PER_BATCH)) {
-        if (typeof line !== "string") continue;
-        if (this.logLimiter.take()) {
-          this.counters.logLines++;
-          this.logger.info(`hook ${this.name}: ${line.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS)}`);
-        } else {
-          this.counters.logLinesSuppressed++;
-        }
-      }
-    }
-    if (Number.isInteger(logsSuppressed) && (logsSuppressed as number) > 0) this.counters.logLinesSuppressed += logsSuppressed as number;
-    if (typeof firstError === "string") {
-      const n = Number.isInteger(errorCount) ? (errorCount as number) : 1;
+    if (logsSuppressed > 0) this.counters.logLinesSuppressed += logsSuppressed;
+    if (firstError !== undefined) {
+      const n = errorCount > 0 ? errorCount : 1;
       this.logFailure(`${n} packet(s) failed in a batch; first: ${firstError.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS)}`);
     }
     return tagsByInput;
@@ -485,18 +472,37 @@ function splitBatch(batch: PacketBatch, maxBytes: number): PacketBatch[] {
   let start = 0;
   let offset = 0;
   let count = 0;
+  // Each chunk carries its own records' meta (direction flags, comments), realigned to index 0.
+  const chunk = (first: number): PacketBatch => {
+    const meta = pickMeta(batch.meta, Array.from({ length: count }, (_, k) => first + k));
+    const { meta: _whole, ...rest } = batch;
+    return { ...rest, bytes: bytes.subarray(start, offset), count, ...(meta ? { meta } : {}) };
+  };
   for (let i = 0; i < batch.count; i++) {
     const size = BATCH_RECORD_HEADER_BYTES + view.getUint32(offset + 8, true);
     if (count > 0 && offset + size - start > maxBytes) {
-      chunks.push({ ...batch, bytes: bytes.subarray(start, offset), count });
+      chunks.push(chunk(i - count));
       start = offset;
       count = 0;
     }
     offset += size;
     count++;
   }
-  if (count > 0) chunks.push({ ...batch, bytes: bytes.subarray(start, offset), count });
+  if (count > 0) chunks.push(chunk(batch.count - count));
   return chunks;
+}
+
+/**
+ * Gives a new result batch the input's per-record meta (EPB flags, comments) of the records
+ * that survived, so direction tags and checksum marks outlive a hook that drops or edits.
+ */
+function carryMeta(input: PacketBatch, result: HookBatchResult): HookBatchResult {
+  if (!input.meta || result.batch === input) return result;
+  const kept: number[] = [];
+  for (let i = 0; i < input.count; i++) if (result.outcomes[i] !== PACKET_OUTCOME.DROPPED) kept.push(i);
+  if (kept.length !== result.batch.count) return result; // cannot align: leave it without meta rather than misattribute
+  const meta = pickMeta(input.meta, kept);
+  return { ...result, batch: { ...result.batch, ...(meta ? { meta } : {}) } };
 }
 
 /** Joins the results of a batch's chunks into one result for the whole batch. */
@@ -566,6 +572,9 @@ function buildMeta(batch: PacketBatch): Int32Array {
     meta[base + META_RECORD.TS_FRAC] = view.getUint32(offset + 4, true) | 0;
     meta[base + META_RECORD.VERDICT] = VERDICT.PASS;
     meta[base + META_RECORD.OUT_CAPLEN] = caplen;
+    meta[base + META_RECORD.DIRECTION] = (batch.meta?.flags?.[i] ?? 0) & EPB_FLAG_DIRECTION_MASK;
+    const comments = batch.meta?.comments?.[i];
+    if (comments?.some((c) => c.startsWith(CHECKSUM_BAD_COMMENT_PREFIX))) meta[base + META_RECORD.MARKS] = RECORD_MARK.BAD_CHECKSUM;
     offset = at + caplen;
   }
   return meta;

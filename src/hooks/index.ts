@@ -27,5 +27,5 @@ export {
   type HookSettings,
   type HookFailPolicy,
 } from "./settings.ts";
-export { fixChecksums, internetChecksum, CHECKSUM_OUTCOME, type ChecksumFixResult, type ChecksumOutcome } from "./checksums.ts";
-export { decodeOffsets, LINKTYPE, ETHERTYPE, IP_PROTOCOL, ipProtocolName, type PacketOffsets } from "./packet-offsets.ts";
+export { fixChecksums, internetChecksum, CHECKSUM_OUTCOME, type ChecksumFixResult, type ChecksumOutcome } from "../packet/checksums.ts";
+export { decodeOffsets, LINKTYPE, ETHERTYPE, IP_PROTOCOL, ipProtocolName, type PacketOffsets } from "../packet/packet-offsets.ts";

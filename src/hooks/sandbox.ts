@@ -17,8 +17,21 @@
 // (no newFunction), no module loader is set (so `import` fails), and nothing of Bun or the
 // host is reachable; `Function("return this")()` and `eval` only reach the VM's own global.
 // Memory is capped per runtime (setMemoryLimit) and CPU per call by an interrupt handler that
-// compares the clock with a deadline (QuickJS polls it every few thousand bytecodes and the
-// resulting "interrupted" error cannot be caught by hook code).
+// compares the clock with a deadline (the resulting "interrupted" error cannot be caught by
+// hook code).
+//
+// How often the deadline is looked at: QuickJS calls the handler once per 10,000 "polls"
+// (JS_INTERRUPT_COUNTER_INIT; a poll is a function call or a loop back-edge). That is fine for
+// cheap polls, but a poll can be very dear: a hook that recurses and catches the "stack
+// overflow" error pays a backtrace of the whole stack (thousands of frames) on every call, so
+// 10,000 polls took 7-13 s under a 50 ms budget (issue 9); a loop over a dear builtin (a join
+// of a large array) is the same. So the Guard sets the context's interrupt counter itself, to
+// INTERRUPT_POLLS, at arm() and after every call (PollControl below). Measured on this build, a
+// handler call per 16 polls costs nothing visible (5M loop iterations and 1M calls: 300 ms with
+// a call every 16 polls, 270-550 ms every 10,000), and the recursion above is stopped within
+// ~2x its budget. The counter is a field of QuickJS's JSContext in the instance's own wasm
+// memory; its offset is found once per process on a throwaway context and verified there
+// before it is ever written (if not found, QuickJS's own interval applies).
 import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSWASMModule } from "quickjs-emscripten-core";
 import variant from "@jitl/quickjs-singlefile-mjs-release-sync";
 import { driverSource } from "./vm-driver.ts";
@@ -41,10 +54,102 @@ export const HOOK_CHUNK_MAX_BYTES = 1024 * 1024;
  * The single-file variant embeds the wasm in JavaScript, so `bun build --compile` keeps one
  * executable with nothing to find on disk. Takes ~20 ms (50 ms the first time).
  */
-export function newQuickJSInstance(memoryLimitBytes: number): Promise<QuickJSWASMModule> {
+export async function newQuickJSInstance(memoryLimitBytes: number): Promise<QuickJSWASMModule> {
   const maximumPages = Math.ceil((WASM_BASE_BYTES + memoryLimitBytes + WASM_BATCH_SLACK_BYTES) / WASM_PAGE_BYTES);
   const memory = new WebAssembly.Memory({ initial: WASM_BASE_BYTES / WASM_PAGE_BYTES, maximum: maximumPages });
-  return newQuickJSWASMModuleFromVariant(newVariant(variant, { wasmMemory: memory }));
+  const module = await newQuickJSWASMModuleFromVariant(newVariant(variant, { wasmMemory: memory }));
+  instanceMemory.set(module, memory);
+  return module;
+}
+
+/** Each instance's wasm memory, for PollControl (weak: gone with the instance). */
+const instanceMemory = new WeakMap<QuickJSWASMModule, WebAssembly.Memory>();
+
+/** QuickJS's JS_INTERRUPT_COUNTER_INIT: the counter's value right after it called the handler. */
+const QUICKJS_INTERRUPT_COUNTER_INIT = 10_000;
+/**
+ * Polls between two looks at the clock. A deadline is overrun by at most this many polls; the
+ * dearest poll seen (a stack-overflow backtrace at the largest hookMaxStackBytes) costs ~1.5 ms.
+ */
+export const INTERRUPT_POLLS = 16;
+/** How far into JSContext the counter is looked for (the struct is a few hundred bytes). */
+const CONTEXT_SCAN_BYTES = 2048;
+
+/**
+ * Byte offset of `interrupt_counter` in this build's JSContext: undefined before the probe,
+ * null when the probe failed (then QuickJS's own 10,000-poll interval applies).
+ */
+let interruptCounterOffset: number | null | undefined;
+
+/**
+ * Finds the counter's offset on a throwaway context: at the handler's first call the counter
+ * was just reset to 10,000, so it is the one int32 of the struct holding 10,000; writing 100
+ * there must then make the handler run about 100 times as often over the same loop.
+ */
+function probeInterruptCounterOffset(quickjs: QuickJSWASMModule, memory: WebAssembly.Memory): number | null {
+  const runtime = quickjs.newRuntime();
+  const context = runtime.newContext();
+  try {
+    const base = contextPointer(context);
+    if (base === undefined) return null;
+    let candidates: number[] | undefined;
+    let calls = 0;
+    runtime.setInterruptHandler(() => {
+      if (candidates === undefined) {
+        const words = new Int32Array(memory.buffer, base, CONTEXT_SCAN_BYTES / 4);
+        candidates = [];
+        for (let i = 0; i < words.length; i++) if (words[i] === QUICKJS_INTERRUPT_COUNTER_INIT) candidates.push(i * 4);
+      }
+      calls++;
+      return false;
+    });
+    const loop = "for (let i = 0; i < 100000; i++) {}";
+    context.evalCode(loop).dispose();
+    if (candidates?.length !== 1) return null;
+    const offset = candidates[0]!;
+    const baselineCalls = calls;
+    calls = 0;
+    runtime.setInterruptHandler(() => {
+      calls++;
+      const words = new Int32Array(memory.buffer);
+      if (words[(base + offset) >> 2] !== QUICKJS_INTERRUPT_COUNTER_INIT) return true; // not the counter: stop
+      words[(base + offset) >> 2] = 100;
+      return false;
+    });
+    const result = context.evalCode(loop);
+    const stopped = result.error !== undefined;
+    result.dispose();
+    return !stopped && calls > 20 * Math.max(1, baselineCalls) ? offset : null;
+  } finally {
+    context.dispose();
+    runtime.dispose();
+  }
+}
+
+function contextPointer(context: QuickJSContext): number | undefined {
+  const pointer = (context as unknown as { ctx?: { value?: unknown } }).ctx?.value;
+  return typeof pointer === "number" && pointer > 0 ? pointer : undefined;
+}
+
+/** Writes a context's interrupt counter: how many polls until QuickJS calls the handler again. */
+class PollControl {
+  constructor(
+    private readonly memory: WebAssembly.Memory,
+    private readonly address: number,
+  ) {}
+
+  static for(quickjs: QuickJSWASMModule, context: QuickJSContext): PollControl | undefined {
+    const memory = instanceMemory.get(quickjs);
+    if (!memory) return undefined;
+    if (interruptCounterOffset === undefined) interruptCounterOffset = probeInterruptCounterOffset(quickjs, memory);
+    const base = contextPointer(context);
+    if (interruptCounterOffset === null || base === undefined) return undefined;
+    return new PollControl(memory, base + interruptCounterOffset);
+  }
+
+  set(polls: number): void {
+    new Int32Array(this.memory.buffer)[this.address >> 2] = polls;
+  }
 }
 
 /** Limits of one sandbox. See settings.ts for defaults and the reasons behind them. */
@@ -103,7 +208,7 @@ const IN_CALL_MEMORY_CHECK_MS = 2;
  * its limit, so the caller must rebuild the VM.
  */
 export type DriverOutcome =
-  | { failure: undefined; resultJson: string | undefined; memoryOverLimit: boolean }
+  | { failure: undefined; resultText: string | undefined; memoryOverLimit: boolean }
   | { failure: RunFailure; message: string };
 
 interface VmError {
@@ -117,6 +222,8 @@ class Guard {
   memoryExceeded = false;
   /** Walks the runtime's accounting; set once the runtime exists. */
   usage: (() => number) | undefined;
+  /** Sets the polls until the next handler call; undefined = QuickJS's fixed 10,000. */
+  polls: PollControl | undefined;
   private nextCheck = 0;
   private checkCostMs = 0;
 
@@ -127,6 +234,7 @@ class Guard {
     this.deadline = now + budgetMs;
     this.nextCheck = now + Math.max(IN_CALL_MEMORY_CHECK_MS, 4 * this.checkCostMs);
     this.memoryExceeded = false;
+    this.polls?.set(INTERRUPT_POLLS);
   }
 
   disarm(): void {
@@ -151,6 +259,7 @@ class Guard {
       return true;
     }
     if (now >= this.nextCheck) this.nextCheck = performance.now() + Math.max(IN_CALL_MEMORY_CHECK_MS, 4 * this.checkCostMs);
+    this.polls?.set(INTERRUPT_POLLS); // QuickJS has just reset it to 10,000
     return false;
   };
 }
@@ -180,6 +289,7 @@ export class HookSandbox {
       const ctx = runtime.newContext();
       context = ctx;
       guard.usage = () => memoryUsed(runtime, ctx);
+      guard.polls = PollControl.for(quickjs, ctx);
       runtime.setInterruptHandler(guard.shouldInterrupt);
       guard.arm(limits.compileBudgetMs);
       const factory = evalOrThrow(context, driverSource(), "probe-hook-driver.js", "global", guard);
@@ -264,9 +374,9 @@ export class HookSandbox {
             outcome = { failure: classifyRun(error, this.guard), message: this.guard.memoryExceeded ? "InternalError: memory limit exceeded" : `${error.name}: ${error.message}` };
           } else {
             const value = result.value;
-            const resultJson = context.typeof(value) === "string" ? context.getString(value) : undefined;
+            const resultText = context.typeof(value) === "string" ? context.getString(value) : undefined;
             value.dispose();
-            outcome = { failure: undefined, resultJson, memoryOverLimit: this.checkMemory() };
+            outcome = { failure: undefined, resultText, memoryOverLimit: this.checkMemory() };
           }
         } finally {
           nameHandle.dispose();

@@ -6,10 +6,15 @@
 // exposes no host function at all: ctx.tag/sample/log/fixChecksums only record plain data that
 // the host reads after the batch and validates (it trusts nothing the VM writes).
 //
+// What the driver returns (tags, log lines, the first error) is one string built only by
+// concatenating primitives (RESULT_FIELD below, parsed by parseDriverResult): no array, no
+// JSON.stringify, no toJSON, nothing a hook can replace or poison (issue 9: a hook that set
+// Array.prototype.toJSON, an index setter on Array.prototype, or JSON.stringify dropped its tags).
+//
 // Shared layout (host writes, driver reads; see META below):
 //   meta:  Int32[ META_HEADER_INTS ] then per record Int32[ META_RECORD_INTS ]
 //   data:  the batch bytes exactly as in PacketBatch (16-byte record headers + captured data)
-import { OFFSET_FIELD, OFFSET_FIELD_COUNT } from "./packet-offsets.ts";
+import { OFFSET_FIELD, OFFSET_FIELD_COUNT } from "../packet/packet-offsets.ts";
 
 /** Slots of the meta header. */
 export const META_HEADER = {
@@ -39,8 +44,18 @@ export const META_RECORD = {
   OUT_CAPLEN: OFFSET_FIELD_COUNT + 6,
   /** RECORD_FLAG bits (host pre-fills 0). */
   FLAGS: OFFSET_FIELD_COUNT + 7,
+  /** pcapng EPB direction bits from the batch's meta.flags (0 unknown, 1 inbound, 2 outbound): pkt.direction. */
+  DIRECTION: OFFSET_FIELD_COUNT + 8,
+  /** RECORD_MARK bits the host derives from the batch's meta.comments. */
+  MARKS: OFFSET_FIELD_COUNT + 9,
 } as const;
-export const META_RECORD_INTS = OFFSET_FIELD_COUNT + 8;
+export const META_RECORD_INTS = OFFSET_FIELD_COUNT + 10;
+
+/** Bits of META_RECORD.MARKS. */
+export const RECORD_MARK = {
+  /** The checksums stage found a bad checksum (a "checksum bad: ..." comment): pkt.badChecksum. */
+  BAD_CHECKSUM: 1,
+} as const;
 
 /** Verdict codes the driver writes per record. */
 export const VERDICT = {
@@ -81,6 +96,79 @@ export const DRIVER_LIMITS = {
 } as const;
 
 /**
+ * Record letters of the driver's result string. Each record is the letter, then fields:
+ * numbers end with ";", strings are written LENGTH ":" TEXT (length in UTF-16 units).
+ */
+export const RESULT_FIELD = {
+  /** T index; name */
+  TAG: "T",
+  /** L line */
+  LOG: "L",
+  /** S suppressed-log-lines; */
+  SUPPRESSED: "S",
+  /** E error-count; first-error */
+  ERROR: "E",
+} as const;
+
+export interface DriverResult {
+  tags: { index: number; name: string }[];
+  logs: string[];
+  logsSuppressed: number;
+  errorCount: number;
+  firstError: string | undefined;
+}
+
+/**
+ * Parses the driver's result string. The VM is untrusted: a malformed string ends the parse
+ * and what was read so far is returned (the caller re-checks every value against its limits).
+ */
+export function parseDriverResult(text: string): DriverResult {
+  const result: DriverResult = { tags: [], logs: [], logsSuppressed: 0, errorCount: 0, firstError: undefined };
+  let at = 0;
+  const number = (): number | undefined => {
+    const end = text.indexOf(";", at);
+    if (end < 0 || end - at > 16) return undefined;
+    const value = Number(text.slice(at, end));
+    at = end + 1;
+    return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  };
+  const string = (): string | undefined => {
+    const colon = text.indexOf(":", at);
+    if (colon < 0 || colon - at > 16) return undefined;
+    const length = Number(text.slice(at, colon));
+    if (!Number.isSafeInteger(length) || length < 0 || colon + 1 + length > text.length) return undefined;
+    at = colon + 1 + length;
+    return text.slice(colon + 1, at);
+  };
+  while (at < text.length) {
+    const letter = text[at++];
+    if (letter === RESULT_FIELD.TAG) {
+      const index = number();
+      const name = string();
+      if (index === undefined || name === undefined) break;
+      result.tags.push({ index, name });
+    } else if (letter === RESULT_FIELD.LOG) {
+      const line = string();
+      if (line === undefined) break;
+      result.logs.push(line);
+    } else if (letter === RESULT_FIELD.SUPPRESSED) {
+      const n = number();
+      if (n === undefined) break;
+      result.logsSuppressed = n;
+    } else if (letter === RESULT_FIELD.ERROR) {
+      const n = number();
+      const first = string();
+      if (n === undefined || first === undefined) break;
+      result.errorCount = n;
+      result.firstError = first;
+    } else {
+      break;
+    }
+  }
+  return result;
+}
+
+/**
  * Source of an expression that evaluates to `makeDriver(hookFunction)`. It is evaluated before the
  * hook's module so it captures the intrinsics it uses before hook code can replace them.
  */
@@ -103,7 +191,6 @@ export function driverSource(): string {
   const mapClear = uncurry(Map.prototype.clear);
   const mapSize = uncurry(Object.getOwnPropertyDescriptor(Map.prototype, "size").get);
   const stringSlice = uncurry(String.prototype.slice);
-  const stringify = JSON.stringify;
   const toString = String;
   const freeze = Object.freeze;
   const isInteger = Number.isInteger;
@@ -121,7 +208,8 @@ export function driverSource(): string {
     let meta = null, data = null, dataBuffer = null, base = 0, index = -1;
     let view = null, viewFor = -1;
     let linkType = 0, nano = 0, interfaceName = "";
-    let tags = [], tagLength = 0, tagCap = 0, logs = [], logsSuppressed = 0;
+    // The batch's result, built as a string of primitives (see RESULT_FIELD) as it happens.
+    let out = "", tagCount = 0, tagCap = 0, logCount = 0, logsSuppressed = 0;
     const sampleCounts = new MapCtor();
 
     function bytesView() {
@@ -176,6 +264,8 @@ export function driverSource(): string {
       get dstPort() { const v = meta[base + ${F.dstPort}]; return v < 0 ? undefined : v; },
       get tcpFlags() { const v = meta[base + ${F.tcpFlags}]; return v < 0 ? undefined : v; },
       get flowHash() { return meta[base + ${F.flowHash}] >>> 0; },
+      get direction() { const d = meta[base + ${R.DIRECTION}]; return d === 1 ? "in" : d === 2 ? "out" : undefined; },
+      get badChecksum() { return (meta[base + ${R.MARKS}] & ${RECORD_MARK.BAD_CHECKSUM}) !== 0; },
       get srcAddr() {
         const l3 = meta[base + ${F.l3Offset}], v = meta[base + ${F.ipVersion}];
         return v === 4 ? ipText(l3 + 12, true) : v === 6 ? ipText(l3 + 8, false) : undefined;
@@ -193,9 +283,9 @@ export function driverSource(): string {
         const n = name.length;
         if (n === 0 || n > ${L.TAG_CHARS}) throw new RangeErrorCtor("ctx.tag(name): 1 to ${L.TAG_CHARS} characters");
         // Per-batch cap keeps memory bounded; the host enforces the per-packet limit and dedupes.
-        if (tagLength >= tagCap) return;
-        tags[tagLength++] = index;
-        tags[tagLength++] = name;
+        if (tagCount >= tagCap) return;
+        tagCount++;
+        out += "${RESULT_FIELD.TAG}" + index + ";" + n + ":" + name;
       },
       sample(n, key) {
         if (!isInteger(n) || n < 1) throw new RangeErrorCtor("ctx.sample(n): n must be a positive integer");
@@ -211,10 +301,12 @@ export function driverSource(): string {
         return position === 0;
       },
       log(...parts) {
-        if (logs.length >= ${L.LOG_LINES_PER_BATCH}) { logsSuppressed++; return; }
+        if (logCount >= ${L.LOG_LINES_PER_BATCH}) { logsSuppressed++; return; }
         let line = "";
         for (let k = 0; k < parts.length; k++) line += (k ? " " : "") + toString(parts[k]);
-        logs[logs.length] = stringSlice(line, 0, ${L.LOG_LINE_CHARS});
+        line = stringSlice(line, 0, ${L.LOG_LINE_CHARS});
+        logCount++;
+        out += "${RESULT_FIELD.LOG}" + line.length + ":" + line;
       },
       fixChecksums(p) {
         if (p !== undefined && p !== pkt) throw new TypeErrorCtor("ctx.fixChecksums(pkt): pass the packet being processed");
@@ -245,7 +337,7 @@ export function driverSource(): string {
       linkType = meta[${H.LINKTYPE}];
       nano = meta[${H.NANO}];
       const count = meta[${H.COUNT}];
-      tags = []; tagLength = 0; tagCap = count * ${L.TAGS_PER_PACKET * 2}; logs = []; logsSuppressed = 0;
+      out = ""; tagCount = 0; tagCap = count * ${L.TAGS_PER_PACKET}; logCount = 0; logsSuppressed = 0;
       viewFor = -1;
       let firstError = null, errorCount = 0, result;
       for (let i = 0; i < count; i++) {
@@ -293,8 +385,11 @@ export function driverSource(): string {
       meta = null;
       data = null;
       dataBuffer = null;
-      if (tagLength === 0 && logs.length === 0 && logsSuppressed === 0 && firstError === null) return undefined;
-      return stringify({ tags: tags, logs: logs, logsSuppressed: logsSuppressed, firstError: firstError, errorCount: errorCount });
+      if (logsSuppressed > 0) out += "${RESULT_FIELD.SUPPRESSED}" + logsSuppressed + ";";
+      if (firstError !== null) out += "${RESULT_FIELD.ERROR}" + errorCount + ";" + firstError.length + ":" + firstError;
+      const text = out;
+      out = "";
+      return text === "" ? undefined : text;
     };
   };
 })()`;

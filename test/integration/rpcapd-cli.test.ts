@@ -17,7 +17,7 @@ let dir: string;
 const procs: Subprocess[] = [];
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "probe-rpcapd-"));
-  await runTool(["sh", "-c", `cd ${dir} && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -subj /CN=localhost -days 1 2>/dev/null`]);
+  await runTool(["sh", "-c", `cd ${dir} && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -days 1 2>/dev/null`]);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(async () => {
@@ -82,12 +82,12 @@ describe("probe rpcapd", () => {
     // The anonymous attempt waits out the 1 s pause the wrong password earned 127.0.0.1 (issue 9).
   }, 15_000);
 
-  test("-S TLS: rpcaps:// capture works; a plain client gets nothing", async () => {
+  test("-S TLS: rpcaps:// capture with --tls-ca works; a plain client gets nothing", async () => {
     const flow = await openLoopbackFlow();
     try {
       const { port } = await daemon(["-n", "-S", "-K", join(dir, "key.pem"), "-X", join(dir, "cert.pem")]);
       const out = join(dir, "tls.pcap");
-      const capture = spawnProbe(["capture", "-i", `rpcaps://127.0.0.1:${port}/lo`, "-c", "3", "-w", out, `udp dst port ${flow.port}`]);
+      const capture = spawnProbe(["capture", "-i", `rpcaps://127.0.0.1:${port}/lo`, "--tls-ca", join(dir, "cert.pem"), "-c", "3", "-w", out, `udp dst port ${flow.port}`]);
       await Bun.sleep(1200);
       await flow.send([7, 8, 9], { gapMs: 5 });
       expect(await capture.exited).toBe(0);

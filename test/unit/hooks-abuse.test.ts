@@ -200,7 +200,7 @@ describe("containment", () => {
   test("deep recursion: stack overflow is a throw; policy applies; the runner continues", async () => {
     const { runner } = await hook(`
       function down(n) { return down(n + 1) + 1; }
-      export default function (pkt) { if (pkt.index === 0) down(0); return "drop"; }`);
+      export default function (pkt) { if (pkt.index === 0) down(0); return "drop"; }`, { hookBatchBudgetMs: 5000 });
     const result = runner.run(batchOf(frames(3)));
     expect(Array.from(result.failures)).toEqual([FAILURE_KIND.THREW, 0, 0]);
     expect(Array.from(result.outcomes)).toEqual([PACKET_OUTCOME.PASSED, PACKET_OUTCOME.DROPPED, PACKET_OUTCOME.DROPPED]);
@@ -269,7 +269,9 @@ describe("containment", () => {
   });
 
   test(`${HOOK_DISABLE_AFTER_CONSECUTIVE_FAILURES} failures in a row disable the hook with a loud log; policy keeps applying; reload re-enables`, async () => {
-    const { runner, logger } = await hook(`export default function () { throw new Error("always"); }`, { hookFail: "drop" });
+    // A generous budget: this is about counting throws, and the budget is now checked every 16
+    // calls, so a cold VM on a loaded machine could otherwise turn a throw into a timeout.
+    const { runner, logger } = await hook(`export default function () { throw new Error("always"); }`, { hookFail: "drop", hookBatchBudgetMs: 5000 });
     const n = HOOK_DISABLE_AFTER_CONSECUTIVE_FAILURES;
     runner.run(batchOf(frames(n - 1)));
     expect(runner.disabled).toBe(false);

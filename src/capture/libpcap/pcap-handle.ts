@@ -4,7 +4,7 @@
 import { ptr, read, type Pointer } from "bun:ffi";
 import { CaptureError, PERMISSION_ADVICE } from "../errors.ts";
 import type { TimestampPrecision } from "../../packet/packet-batch.ts";
-import type { BpfInstruction } from "../../packet/bpf/index.ts";
+import { LINUX_BPF_MAXINSNS, type BpfInstruction } from "../../packet/bpf/index.ts";
 import {
   PCAP_NETMASK_UNKNOWN,
   PcapDirection,
@@ -143,6 +143,7 @@ export class PcapHandle {
       throw new CaptureError("bad-filter", `bad filter expression '${expression}': ${lib.pcap_geterr(handle)}`);
     }
     try {
+      this.checkKernelFilterLength(new DataView(program.buffer).getUint32(0, true), `filter '${expression}'`);
       if (lib.pcap_setfilter(handle, ptr(program)) !== 0) {
         throw new CaptureError("bad-filter", `cannot install filter '${expression}': ${lib.pcap_geterr(handle)}`);
       }
@@ -158,6 +159,7 @@ export class PcapHandle {
   setFilterProgram(instructions: readonly BpfInstruction[]): void {
     const lib = libpcap();
     const handle = this.live();
+    this.checkKernelFilterLength(instructions.length, "BPF program");
     const insns = new Uint8Array(Math.max(1, instructions.length) * BPF_INSN_BYTES);
     const view = new DataView(insns.buffer);
     instructions.forEach((insn, i) => {
@@ -173,6 +175,21 @@ export class PcapHandle {
     if (lib.pcap_setfilter(handle, ptr(program)) !== 0) {
       throw new CaptureError("bad-filter", `cannot install BPF program: ${lib.pcap_geterr(handle)}`);
     }
+  }
+
+  /**
+   * A live capture's filter runs in the kernel, which takes at most BPF_MAXINSNS (4096)
+   * instructions. Given a longer one, libpcap's Linux code prints "Warning: Kernel filter
+   * failed" on our stderr (once per pcap_setfilter) and quietly filters in userland, copying
+   * every packet out of the kernel first. So such a program is refused here, before libpcap sees
+   * it, with a message that says why. Capture files have no kernel filter and no such limit.
+   */
+  private checkKernelFilterLength(instructions: number, what: string): void {
+    if (this.selectableFd < 0 || instructions <= LINUX_BPF_MAXINSNS) return;
+    throw new CaptureError(
+      "bad-filter",
+      `${what} has ${instructions} instructions; the Linux kernel filters at most ${LINUX_BPF_MAXINSNS} (BPF_MAXINSNS)`,
+    );
   }
 
   /** Waits up to `timeoutMs` for the capture fd to become readable (files are always ready). */

@@ -17,6 +17,8 @@
 //        "bad-stream" carrying the ProtocolError; with reconnect on, retriable endings dial
 //        again with exponential backoff and the new stream must have the first one's linktype.
 import type { Socket, SocketHandler, TLSOptions } from "bun";
+import { enableKeepAlive, TCP_KEEPALIVE_IDLE_MS } from "../../config/keepalive.ts";
+import { insecureWarning, tlsClientOptions, tlsHandshakeRefusal, TlsSettingsError, type TlsClientSettings } from "../../config/tls-client.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
@@ -27,6 +29,8 @@ import { ProtocolError } from "../../packet/protocol-error.ts";
 import {
   CaptureFileReader,
   DEFAULT_MAX_BLOCK_BYTES,
+  LinktypeField,
+  linktypeOf,
   pcapRecordsFromBatch,
   type PcapGlobalHeader,
 } from "../../protocols/pcap/index.ts";
@@ -45,10 +49,10 @@ export const RECONNECT_INITIAL_DELAY_MS = 500;
 /** Longest wait between reconnect attempts: a peer back after an outage is found within 30 s. */
 export const RECONNECT_MAX_DELAY_MS = 30_000;
 /**
- * TCP keepalive idle time. A quiet capture is legitimate, so there is no idle timeout; keepalive
- * is what finds a peer that vanished without a FIN (crash, NAT state expiry).
+ * TCP keepalive idle time (src/config/keepalive.ts). A quiet capture is legitimate, so there is
+ * no idle timeout; keepalive finds a peer that vanished without a FIN within this + 10 s.
  */
-export const KEEPALIVE_INITIAL_DELAY_MS = 30_000;
+export const KEEPALIVE_INITIAL_DELAY_MS = TCP_KEEPALIVE_IDLE_MS;
 /** snaplen reported when the header says 0 ("no limit"): tcpdump's maximum, MAXIMUM_SNAPLEN. */
 const SNAPLEN_WHEN_UNLIMITED = 262144;
 
@@ -59,11 +63,17 @@ export interface ReconnectOptions {
   maxDelayMs?: number;
   /** Consecutive failed attempts before the source ends "failed"; default unlimited. */
   maxAttempts?: number;
+  /**
+   * Whether a clean end (the peer closed on a record boundary) is redialled too; default true.
+   * Off, a clean end ends the source like the end of a file (socat serving a file), and only
+   * failures (reset, timeout, a record cut short) are redialled.
+   */
+  afterCleanEnd?: boolean;
 }
 
 export interface PcapOverIpSourceOptions {
   address: RemoteSourceAddress;
-  /** tls only: PEM file of the CA that signed the server certificate (else the system store). */
+  /** tls only: PEM file of the CA that signed the server certificate (else the built-in public CAs). */
   tlsCa?: string;
   /** tls only: client certificate and key PEM files, for servers that require mutual TLS. */
   tlsCert?: string;
@@ -83,6 +93,8 @@ export interface PcapOverIpSourceOptions {
   reconnect?: boolean | ReconnectOptions;
   /** Cap on a record's caplen, checked before waiting for its body. Default DEFAULT_MAX_BLOCK_BYTES. */
   maxRecordBytes?: number;
+  /** TCP keepalive idle time; default KEEPALIVE_INITIAL_DELAY_MS (a vanished peer is found within this + 10 s). */
+  keepaliveIdleMs?: number;
   log?: Logger;
 }
 
@@ -170,6 +182,8 @@ export class PcapOverIpSource implements CaptureSource {
   private stopped: Promise<CaptureStats> | undefined;
   private reconnecting: Promise<void> | undefined;
   private wakeSleeper: (() => void) | undefined;
+  /** Client TLS options, built once at start() (tls:// only). */
+  private tls: TLSOptions | undefined;
 
   constructor(private readonly options: PcapOverIpSourceOptions) {
     this.description = formatRemoteSourceUrl(options.address);
@@ -184,6 +198,7 @@ export class PcapOverIpSource implements CaptureSource {
             initialDelayMs: RECONNECT_INITIAL_DELAY_MS,
             maxDelayMs: RECONNECT_MAX_DELAY_MS,
             maxAttempts: Number.POSITIVE_INFINITY,
+            afterCleanEnd: true,
             ...(reconnect === true ? {} : reconnect),
           };
   }
@@ -198,6 +213,15 @@ export class PcapOverIpSource implements CaptureSource {
   async start(handlers: CaptureHandlers): Promise<CaptureInfo> {
     if (this.handlers || this.gate) throw new Error(`${this.description}: start() called twice`);
     if (this.stopping) throw new RemoteSourceError("stopped", `${this.description}: stopped`);
+    if (this.options.address.kind === "tls") {
+      try {
+        this.tls = tlsClientOptions(this.options.address.host, this.tlsSettings());
+      } catch (error) {
+        if (error instanceof TlsSettingsError) throw new RemoteSourceError("tls-settings", `${this.description}: ${error.message}`);
+        throw error;
+      }
+      if (this.options.insecure) this.log.warn(insecureWarning(this.description));
+    }
     let openGate!: () => void;
     this.gate = new Promise((resolve) => (openGate = resolve));
     let header: PcapGlobalHeader;
@@ -293,7 +317,7 @@ export class PcapOverIpSource implements CaptureSource {
         port: address.port,
         data: { source: this, connection },
         socket: socketHandlers,
-        ...(address.kind === "tls" ? { tls: this.tlsOptions() } : {}),
+        ...(this.tls ? { tls: this.tls } : {}),
       }).then(
         (socket) => {
           connection.socket ??= socket;
@@ -304,15 +328,9 @@ export class PcapOverIpSource implements CaptureSource {
     });
   }
 
-  private tlsOptions(): TLSOptions {
+  private tlsSettings(): TlsClientSettings {
     const o = this.options;
-    return {
-      rejectUnauthorized: !o.insecure,
-      serverName: o.serverName ?? o.address.host,
-      ...(o.tlsCa ? { ca: Bun.file(o.tlsCa) } : {}),
-      ...(o.tlsCert ? { cert: Bun.file(o.tlsCert) } : {}),
-      ...(o.tlsKey ? { key: Bun.file(o.tlsKey) } : {}),
-    };
+    return { ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey, insecure: o.insecure, serverName: o.serverName };
   }
 
   /** @internal socket adapter */
@@ -323,17 +341,17 @@ export class PcapOverIpSource implements CaptureSource {
       socket.end();
       return;
     }
-    socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
+    enableKeepAlive(socket, this.options.keepaliveIdleMs ?? KEEPALIVE_INITIAL_DELAY_MS);
   }
 
   /** @internal socket adapter */
   onHandshake(socket: Socket<SocketData>, success: boolean, authorizationError: Error | null): void {
     // With insecure set, Bun reports the untrusted certificate but carries on: so do we.
-    if ((success && !authorizationError) || this.options.insecure) return;
-    const reason = authorizationError?.message ?? "handshake failed";
+    const refusal = tlsHandshakeRefusal(this.options.address.host, this.tlsSettings(), success, authorizationError);
+    if (refusal === undefined) return;
     this.closeConnection(
       socket.data.connection,
-      new RemoteSourceError("tls-failed", `${this.description}: TLS: ${reason}`, { cause: authorizationError ?? undefined }),
+      new RemoteSourceError("tls-failed", `${this.description}: TLS: ${refusal}`, { cause: authorizationError ?? undefined }),
     );
   }
 
@@ -341,7 +359,7 @@ export class PcapOverIpSource implements CaptureSource {
   onConnectFailed(connection: Connection, error: Error): void {
     this.closeConnection(
       connection,
-      new RemoteSourceError("connect-failed", `${this.description}: cannot connect: ${error.message}`, { cause: error }),
+      new RemoteSourceError("connect-failed", `${this.description}: cannot connect: ${socketErrorText(error)}`, { cause: error }),
     );
   }
 
@@ -358,7 +376,7 @@ export class PcapOverIpSource implements CaptureSource {
     if (connection.phase === "closed" || connection.peerGone) return;
     connection.peerGone = {
       error: error
-        ? new RemoteSourceError("socket-error", `${this.description}: socket error: ${error.message}`, { cause: error })
+        ? new RemoteSourceError("socket-error", `${this.description}: socket error: ${socketErrorText(error)}`, { cause: error })
         : undefined,
     };
     this.startPump(connection); // handles the end once the inbox is drained
@@ -427,6 +445,10 @@ export class PcapOverIpSource implements CaptureSource {
   /** Checks a new stream's header against the first one's; resolves the opening promise. */
   private headerArrived(connection: Connection, header: PcapGlobalHeader): RemoteSourceError | undefined {
     connection.header = header;
+    const problem = linktypeProblem(header.linktype);
+    if (problem) {
+      return new RemoteSourceError("bad-linktype", `${this.description}: the stream's link type ${problem}; refusing a stream no reader could decode`);
+    }
     const first = this.firstHeader;
     if (first && header.linktype !== first.linktype) {
       return new RemoteSourceError(
@@ -534,7 +556,7 @@ export class PcapOverIpSource implements CaptureSource {
     if (this.stopping || this.ended) return;
     if (error && !error.retriable) {
       this.finish("failed", error);
-    } else if (this.reconnect) {
+    } else if (this.reconnect && (error || this.reconnect.afterCleanEnd)) {
       const why = error ? error.message : `${this.description}: the peer closed the stream`;
       this.log.warn(`${why}; reconnecting in ${this.reconnect.initialDelayMs} ms`);
       this.reconnecting = this.reconnectLoop(this.reconnect).finally(() => (this.reconnecting = undefined));
@@ -592,4 +614,38 @@ export class PcapOverIpSource implements CaptureSource {
     if (this.current) this.closeConnection(this.current, error);
     this.handlers?.onEnd(reason, error);
   }
+}
+
+/**
+ * LINKTYPE_* values readers know: the tcpdump.org link-layer header type registry's assigned
+ * ranges (0-13 and 50-51 from the early DLT_* values, 99 up to LINKTYPE_HIGHEST_KNOWN). Wireshark
+ * 4.x refuses a pcap file with any other value ("network type N unknown or unsupported"), and
+ * with reserved bits set; a stream that declares one would be written out unreadable.
+ */
+const KNOWN_LINKTYPE_RANGES: readonly (readonly [number, number])[] = [
+  [0, 13],
+  [50, 51],
+  [99, 299],
+];
+const LINKTYPE_HIGHEST_KNOWN = 299;
+
+/** Why a pcap header's linktype word cannot be served or written, or undefined when it can. */
+export function linktypeProblem(linktypeWord: number): string | undefined {
+  const word = linktypeWord >>> 0;
+  const hex = `0x${word.toString(16).padStart(8, "0")}`;
+  if ((word & LinktypeField.RESERVED_MASK) !== 0) return `word ${hex} has reserved bits set (pcap: bits 16-25 must be 0)`;
+  if ((word & LinktypeField.FCS_LENGTH_PRESENT) === 0 && word >>> LinktypeField.FCS_LENGTH_SHIFT !== 0) {
+    return `word ${hex} has an FCS length without the FCS-present bit`;
+  }
+  const linktype = linktypeOf(word);
+  if (!KNOWN_LINKTYPE_RANGES.some(([low, high]) => linktype >= low && linktype <= high)) {
+    return `${linktype} is not a known LINKTYPE value (0-13, 50-51, 99-${LINKTYPE_HIGHEST_KNOWN})`;
+  }
+  return undefined;
+}
+
+/** A socket error in one line: Bun's message ("Failed to connect") with the errno name (ECONNREFUSED). */
+function socketErrorText(error: Error): string {
+  const code = (error as Error & { code?: unknown }).code;
+  return typeof code === "string" && !error.message.includes(code) ? `${error.message} (${code})` : error.message;
 }

@@ -21,6 +21,10 @@ export const RemoteSourceErrorCode = {
   "bad-stream": { retriable: false },
   /** A pcapng stream: PCAP-over-IP carries classic pcap (convert with `editcap -F pcap`). */
   "unsupported-format": { retriable: false },
+  /** The stream declares a link type no reader can decode (reserved bits, unknown LINKTYPE). */
+  "bad-linktype": { retriable: false },
+  /** A TLS setting cannot be used (a --tls-ca/--tls-cert/--tls-key file that cannot be read). */
+  "tls-settings": { retriable: false },
   /** After a reconnect the new stream's link type differs from the first one's. */
   "linktype-changed": { retriable: false },
   /** The consumer's onBatch threw or rejected. */

@@ -8,6 +8,8 @@ import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "
 import { CaptureError } from "../errors.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
+import { insecureWarning, type TlsClientSettings } from "../../config/tls-client.ts";
+import { silentLogger, type Logger } from "../../logging/index.ts";
 
 export interface RpcapSourceAddress {
   tls: boolean;
@@ -51,6 +53,9 @@ export interface RpcapSourceOptions {
   promiscuous?: boolean;
   /** UDP data channel instead of TCP. */
   udp?: boolean;
+  /** rpcaps:// only: how the server certificate is verified (--tls-ca, --tls-insecure); default the built-in public CAs. */
+  tls?: TlsClientSettings;
+  log?: Logger;
 }
 
 export class RpcapCaptureSource implements CaptureSource {
@@ -70,7 +75,8 @@ export class RpcapCaptureSource implements CaptureSource {
     const a = this.options.address;
     let client: RpcapClient;
     try {
-      client = await RpcapClient.connect({ host: a.host, port: a.port, tls: a.tls });
+      if (a.tls && this.options.tls?.insecure) (this.options.log ?? silentLogger).warn(insecureWarning(this.description));
+      client = await RpcapClient.connect({ host: a.host, port: a.port, tls: a.tls ? (this.options.tls ?? {}) : false });
     } catch (error) {
       throw new CaptureError("capture-failed", `${this.description}: cannot connect: ${(error as Error).message}`);
     }
@@ -90,7 +96,7 @@ export class RpcapCaptureSource implements CaptureSource {
           this.delivered += batch.count;
           void handlers.onBatch(batch);
         },
-        onDataClosed: () => this.end("stopped"),
+        onDataClosed: (error) => (error ? this.end("failed", new CaptureError("capture-failed", `${this.description}: ${error.message}`)) : this.end("stopped")),
       });
       return { linktype, snaplen, precision: "micro", description: this.description };
     } catch (error) {

@@ -24,6 +24,13 @@ Options:
                           behind an RPCAP daemon: rpcap://[USER:PASS@]HOST[:PORT]/IFACE
                           (rpcaps:// for TLS; NULL authentication without USER); or read
                           a PCAP-over-IP stream: tcp://HOST:PORT, TCP@HOST:PORT, tls://HOST:PORT
+      --tls-ca FILE       tls:// and rpcaps://: trust this CA for the server certificate
+                          (default: the built-in public CAs); always verified
+      --tls-insecure      tls:// and rpcaps://: do not verify it (logged)
+      --tls-cert FILE     tls://: client certificate for a server that requires one...
+      --tls-key FILE      ...and its key
+      --no-reconnect      tcp:// and tls://: end on a failure instead of redialling
+                          (0.5 s doubling to 30 s); a clean close always ends the capture
   -r, --read FILE         read a pcap or pcapng file instead of capturing
   -w, --write FILE|-      write to FILE, or '-' for standard output (required)
   -f, --filter EXPR       tcpdump filter expression; words after the options are
@@ -71,6 +78,11 @@ const options = {
   realtime: { type: "boolean" },
   reader: { type: "string" },
   quiet: { type: "boolean", short: "q" },
+  "tls-ca": { type: "string" },
+  "tls-insecure": { type: "boolean" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "no-reconnect": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   ...HOOK_CLI_OPTIONS,
 } as const;
@@ -97,6 +109,11 @@ export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
     realtime: v.realtime ?? false,
     reader: v.reader,
     quiet: v.quiet ?? false,
+    tlsCa: v["tls-ca"],
+    tlsInsecure: v["tls-insecure"] ?? false,
+    tlsCert: v["tls-cert"],
+    tlsKey: v["tls-key"],
+    reconnect: !v["no-reconnect"],
     ...hookConfigFromFlags(v),
   });
 }
@@ -109,7 +126,11 @@ export async function runCapture(argv: string[]): Promise<number> {
   }
   // Building the source opens nothing yet. Hooks compile before the capture opens: a hook
   // that does not compile ends the command (exit 1) before an output file is truncated.
-  const { source, live, name } = openSource(config);
+  const { source, live, name } = openSource({
+    ...config,
+    tls: { ca: config.tlsCa, insecure: config.tlsInsecure, cert: config.tlsCert, key: config.tlsKey },
+    log: stderrLogger("probe"),
+  });
   const hooks = await startHooks({ config, logger: stderrLogger("probe"), interfaceName: name });
   try {
     return await captureWithHooks(config, source, live, hooks);

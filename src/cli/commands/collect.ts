@@ -41,7 +41,11 @@ const DEFAULT_RCVBUF_BYTES = 8 * 1024 * 1024;
 export function formatCollectReport(c: UdpstrReassemblerCounters): string {
   return (
     `datagrams received ${c.datagramsReceived}, lost ${c.datagramsLost}, late ${c.datagramsLate}, malformed ${c.datagramsMalformed}; ` +
-    `records delivered ${c.recordsDelivered}, lost ${c.recordsLost}, malformed ${c.recordsMalformed}`
+    `records delivered ${c.recordsDelivered}, lost ${c.recordsLost}, malformed ${c.recordsMalformed}` +
+    // Resynchronisations whose loss is unknown, and datagrams that jumped out of sequence alone.
+    (c.seqnoJumps + c.npktJumps + c.strayDatagrams > 0
+      ? `; seqno jumps ${c.seqnoJumps}, npkt jumps ${c.npktJumps}, stray datagrams ${c.strayDatagrams}`
+      : "")
   );
 }
 

@@ -14,7 +14,7 @@ import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks, type ActiveHooks } from "../hook-options.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
@@ -47,8 +47,10 @@ Serving:
       --tls-cert FILE      serve PCAP-over-TLS with this certificate...
       --tls-key FILE       ...and key
       --tls-ca FILE        require client certificates signed by this CA (mutual TLS)
-      --connect-tls        use TLS for --connect (server checked against --tls-ca)
-      --connect-insecure   with --connect-tls: do not verify the server certificate
+      --connect-tls        use TLS for --connect: the server certificate is verified
+                           against --tls-ca (else the built-in public CAs), host too
+      --tls-insecure       with --connect-tls and tls:// --from: do not verify the server
+                           certificate (logged; --connect-insecure is the old name)
       --slow-consumer P    drop (default): a consumer that falls behind loses batches,
                            counted for it alone; disconnect: it is disconnected
       --queue-bytes N      how far a consumer may fall behind (default 16 MiB)
@@ -73,6 +75,7 @@ const options = {
   "tls-ca": { type: "string" },
   "connect-tls": { type: "boolean" },
   "connect-insecure": { type: "boolean" },
+  "tls-insecure": { type: "boolean" },
   "slow-consumer": { type: "string" },
   "queue-bytes": { type: "string" },
   from: { type: "string", multiple: true },
@@ -115,7 +118,7 @@ export function parsePcapOverIpConfig(argv: string[]): PcapOverIpConfig | "help"
     tlsKey: v["tls-key"],
     tlsCa: v["tls-ca"],
     connectTls: v["connect-tls"],
-    connectInsecure: v["connect-insecure"],
+    connectInsecure: v["connect-insecure"] || v["tls-insecure"],
     slowConsumer: v["slow-consumer"],
     queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40),
     ...hookConfigFromFlags(v),
@@ -189,7 +192,7 @@ export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub,
   log.info(`capturing on ${iface}${config.filter ? ` with filter '${config.filter}'` : ""}`);
   for (const l of server.listening) {
     const host = l.host === "0.0.0.0" || l.host === "::" ? "127.0.0.1" : l.host;
-    log.info(`read it with: tshark -i TCP@${formatHostPort(host, l.port)}   or: nc ${host} ${l.port} | tcpdump -n -r -`);
+    log.info(readItWith(host, l.port, config.tlsCert !== undefined, config.tlsCa !== undefined));
   }
   const sub = subscription;
   return {
@@ -200,6 +203,16 @@ export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub,
       await server.stop();
     },
   };
+}
+
+/** The hint printed per listener: tshark and nc cannot speak TLS, so a TLS listener gets TLS clients. */
+function readItWith(host: string, port: number, tls: boolean, clientCertificates: boolean): string {
+  const at = formatHostPort(host, port);
+  if (!tls) return `read it with: tshark -i TCP@${at}   or: nc ${host} ${port} | tcpdump -n -r -`;
+  // With --tls-ca the listener wants a client certificate too.
+  const cert = clientCertificates ? " -cert CLIENT.pem -key CLIENT-KEY.pem" : "";
+  const probeCert = clientCertificates ? " --tls-cert CLIENT.pem --tls-key CLIENT-KEY.pem" : "";
+  return `read it with: probe capture -i tls://${at} --tls-ca CA.pem${probeCert} -w -   or: openssl s_client -quiet${cert} -connect ${at} | tcpdump -n -r -`;
 }
 
 export async function runPcapOverIp(argv: string[]): Promise<number> {
@@ -265,7 +278,8 @@ async function serveMerged(config: PcapOverIpConfig, log: Logger, hooks: ActiveH
     info = await merged.start({ onBatch: (batch) => void queue.offer(batch), onEnd: (_reason, error) => ended.resolve(error) });
   } catch (error) {
     await server.stop();
-    throw new UsageError(`pcap-over-ip: ${(error as Error).message}`);
+    // The sources could not be reached: a runtime failure (exit 1), not a command-line mistake.
+    throw new CommandFailure(`pcap-over-ip: ${(error as Error).message}`);
   }
   server.attach(info);
   server.connectOut();
@@ -275,6 +289,7 @@ async function serveMerged(config: PcapOverIpConfig, log: Logger, hooks: ActiveH
   const failure = await ended.promise;
   await merged.stop();
   await server.stop();
-  if (failure) throw failure;
+  // Every source failed: their peers' doing (bad streams, refused connections), one line.
+  if (failure) throw new CommandFailure(`pcap-over-ip: ${failure.message}`);
   return ExitCode.OK;
 }

@@ -24,7 +24,7 @@ export interface CaptureFileOptions {
   precision: TimestampPrecision;
   /** pcapng only: interface name recorded in the IDB. */
   interfaceName?: string;
-  /** pcapng only: per-record comments (hook tags) for a batch, by record index. */
+  /** pcapng only: per-record comments (hook tags) for a batch, by record index; written after the batch's own meta.comments. */
   comments?: (batch: PacketBatch) => ((index: number) => readonly string[] | undefined) | undefined;
 }
 
@@ -55,7 +55,11 @@ export class CaptureFileWriter implements BatchSink {
     const bytes =
       o.format === "pcap"
         ? pcapRecordsFromBatch(batch, o.precision)
-        : encodePcapngPacketsFromBatch(batch, 0, { comments: o.comments?.(batch), precision: o.precision });
+        : encodePcapngPacketsFromBatch(batch, 0, {
+            comments: recordComments(batch, o.comments?.(batch)),
+            flags: recordFlags(batch),
+            precision: o.precision,
+          });
     this.packetsWritten += batch.count;
     this.writeBytes(bytes);
     return this.flush();
@@ -96,4 +100,26 @@ export class CaptureFileWriter implements BatchSink {
     const pending = this.sink.flush();
     if (pending instanceof Promise) return pending.then(() => undefined);
   }
+}
+
+/** pcapng opt_comment strings per record: the batch's meta.comments (stages' marks), then `extra` (hook tags). */
+function recordComments(
+  batch: PacketBatch,
+  extra: ((index: number) => readonly string[] | undefined) | undefined,
+): ((index: number) => readonly string[] | undefined) | undefined {
+  const own = batch.meta?.comments;
+  if (!own) return extra;
+  if (!extra) return (i) => own[i];
+  return (i) => {
+    const a = own[i];
+    const b = extra(i);
+    return a && b ? [...a, ...b] : (a ?? b);
+  };
+}
+
+/** epb_flags per record from the batch's meta.flags (direction bits); 0 writes no option. */
+function recordFlags(batch: PacketBatch): ((index: number) => number | undefined) | undefined {
+  const flags = batch.meta?.flags;
+  if (!flags) return undefined;
+  return (i) => (flags[i] ? flags[i] : undefined);
 }

@@ -6,6 +6,8 @@ import type { CaptureInfo } from "../../capture/capture-source.ts";
 import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
 import { addressAllowed, type Cidr, type HostPort } from "../../config/addresses.ts";
 import type { Logger } from "../../logging/index.ts";
+import { enableKeepAlive } from "../../config/keepalive.ts";
+import { insecureWarning, tlsClientOptions, tlsHandshakeRefusal, TlsSettingsError, type TlsClientSettings } from "../../config/tls-client.ts";
 import { encodePcapGlobalHeader } from "../../protocols/pcap/index.ts";
 import { StreamConsumer, type SlowConsumerPolicy } from "./stream-consumer.ts";
 
@@ -22,11 +24,13 @@ export interface PcapOverIpServerOptions {
   /** Peers allowed to connect to a listener; empty = everyone who can reach it. */
   allow: readonly Cidr[];
   tls?: TlsFiles;
-  /** TLS for --connect (server certificate checked against this CA unless insecure). */
-  connectTls?: { ca?: string; insecure?: boolean };
+  /** TLS for --connect: the server certificate is verified (against `ca`, else the built-in public CAs) unless insecure. */
+  connectTls?: TlsClientSettings;
   precision: TimestampPrecision;
   maxQueueBytes: number;
   slowConsumer: SlowConsumerPolicy;
+  /** TCP keepalive idle time on every consumer connection; default TCP_KEEPALIVE_IDLE_MS (src/config/keepalive.ts). */
+  keepaliveIdleMs?: number;
   log: Logger;
 }
 
@@ -36,7 +40,11 @@ export const PCAP_OVER_IP_DEFAULT_PORT = 57012;
 export const CONNECT_BACKOFF_INITIAL_MS = 500;
 export const CONNECT_BACKOFF_MAX_MS = 30_000;
 
-type PeerData = { consumer?: StreamConsumer };
+/**
+ * Per-socket state. Set in `open`, before any other handler can run: a client that resets at
+ * once (or fails its TLS handshake) gets close/error events before it ever became a consumer.
+ */
+type PeerData = { peer: string; consumer?: StreamConsumer };
 
 export class PcapOverIpServer {
   private readonly listeners: TCPSocketListener<PeerData>[] = [];
@@ -44,6 +52,8 @@ export class PcapOverIpServer {
   private header: Uint8Array | null = null;
   private stopped = false;
   private readonly redialTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** --connect targets already warned about --tls-insecure (one line each, not one per redial). */
+  private readonly warnedInsecure = new Set<string>();
   /** Totals of consumers that have gone, so stats survive disconnects. */
   readonly totals = { consumersServed: 0, refused: 0 };
 
@@ -77,17 +87,21 @@ export class PcapOverIpServer {
         socket: {
           // Under TLS nothing may be written before the handshake, so the consumer starts there.
           open: (socket) => {
+            socket.data = { peer: peerName(socket) };
+            enableKeepAlive(socket, this.options.keepaliveIdleMs);
             if (!tls) this.accept(socket);
           },
           data: () => {}, // consumers send nothing we need; anything they send is ignored
-          drain: (socket) => socket.data.consumer?.onDrain(),
-          close: (socket) => socket.data.consumer?.close("peer closed the connection"),
-          error: (socket, error) => socket.data.consumer?.close(`socket error: ${error.message}`),
+          drain: (socket) => socket.data?.consumer?.onDrain(),
+          // Bun passes the error when the kernel ended the connection (keepalive timeout, reset).
+          close: (socket, error) => socket.data?.consumer?.close(closeReason(error)),
+          error: (socket, error) => socket.data?.consumer?.close(`socket error: ${error.message}`),
           // authorizationError only matters when client certificates are required (--tls-ca):
           // without it Bun reports "unable to get issuer certificate" for every client.
           handshake: (socket, success, authorizationError) => {
             if (!success || (tls?.ca && authorizationError)) {
-              this.options.log.warn(`TLS handshake with ${socket.remoteAddress} refused: ${authorizationError?.message ?? "failed"}`);
+              const peer = socket.data?.peer ?? "a client";
+              this.options.log.warn(`TLS handshake with ${peer} refused: ${authorizationError?.message ?? "failed"}`);
               socket.end();
               return;
             }
@@ -143,7 +157,7 @@ export class PcapOverIpServer {
   }
 
   private accept(socket: Socket<PeerData>): void {
-    const peer = formatHostPort(socket.remoteAddress, (socket as unknown as { remotePort?: number }).remotePort ?? 0);
+    const peer = socket.data?.peer ?? peerName(socket);
     if (this.options.allow.length > 0 && !addressAllowed(socket.remoteAddress, this.options.allow)) {
       this.totals.refused++;
       this.options.log.warn(`refused ${peer}: not in --allow`);
@@ -166,7 +180,7 @@ export class PcapOverIpServer {
         onGone?.();
       },
     });
-    socket.data = { consumer };
+    socket.data = { peer, consumer };
     this.consumers.add(consumer);
     this.totals.consumersServed++;
     this.options.log.info(`consumer ${peer} connected`);
@@ -186,29 +200,44 @@ export class PcapOverIpServer {
     };
     const target = formatHostPort(peer.host, peer.port);
     const connectTls = this.options.connectTls;
+    let tls;
+    try {
+      tls = connectTls ? tlsClientOptions(peer.host, connectTls) : undefined;
+    } catch (error) {
+      if (!(error instanceof TlsSettingsError)) throw error;
+      this.options.log.error(`--connect ${target}: ${error.message}; not dialling it`);
+      return;
+    }
+    if (connectTls?.insecure && backoffMs === CONNECT_BACKOFF_INITIAL_MS && !this.warnedInsecure.has(target)) {
+      this.warnedInsecure.add(target);
+      this.options.log.warn(insecureWarning(`--connect ${target}`));
+    }
     Bun.connect<PeerData>({
       hostname: peer.host,
       port: peer.port,
-      ...(connectTls
-        ? { tls: { ...(connectTls.ca ? { ca: Bun.file(connectTls.ca) } : {}), rejectUnauthorized: !connectTls.insecure } }
-        : {}),
+      data: { peer: target },
+      ...(tls ? { tls } : {}),
       socket: {
         // A successful connection resets the backoff for the next time it drops. Under TLS
         // the stream starts once the handshake has succeeded.
         open: (socket) => {
+          enableKeepAlive(socket, this.options.keepaliveIdleMs);
           if (!connectTls) this.addConsumer(socket, target, () => redial(CONNECT_BACKOFF_INITIAL_MS));
         },
         handshake: (socket, success, authorizationError) => {
-          if (!success || (!connectTls?.insecure && authorizationError)) {
-            this.options.log.warn(`TLS handshake with ${target} failed: ${authorizationError?.message ?? "failed"}`);
+          const refusal = connectTls ? tlsHandshakeRefusal(peer.host, connectTls, success, authorizationError) : undefined;
+          if (refusal !== undefined) {
+            // Bun closes the socket itself; the retry follows the failed attempt's backoff.
+            this.options.log.warn(`--connect ${target}: TLS: ${refusal}; retrying in ${backoffMs} ms`);
             socket.end();
+            redial(backoffMs);
             return;
           }
           this.addConsumer(socket, target, () => redial(CONNECT_BACKOFF_INITIAL_MS));
         },
         data: () => {},
         drain: (socket) => socket.data?.consumer?.onDrain(),
-        close: (socket) => socket.data?.consumer?.close("peer closed the connection"),
+        close: (socket, error) => socket.data?.consumer?.close(closeReason(error)),
         error: (socket, error) => socket.data?.consumer?.close(`socket error: ${error.message}`),
         connectError: (_socket, error) => {
           this.options.log.warn(`cannot connect to ${target}: ${error.message}; retrying in ${backoffMs} ms`);
@@ -224,4 +253,15 @@ export class PcapOverIpServer {
 
 export function formatHostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** "HOST:PORT" of a connected socket's peer, read while the socket is open. */
+function peerName(socket: Socket<unknown>): string {
+  return formatHostPort(socket.remoteAddress ?? "?", (socket as unknown as { remotePort?: number }).remotePort ?? 0);
+}
+
+function closeReason(error: Error | undefined): string {
+  if (!error) return "peer closed the connection";
+  const code = (error as Error & { code?: unknown }).code;
+  return `socket error: ${error.message}${typeof code === "string" && !error.message.includes(code) ? ` (${code})` : ""}`;
 }

@@ -37,13 +37,14 @@ import {
 
 /**
  * Default cap on program length: RPCAP_BPF_MAXINSNS in libpcap's rpcapd/daemon.c (8192, so a
- * program is at most 64 KiB; "twice the in-kernel limit for Linux"). The Linux kernel itself takes
- * at most BPF_MAXINSNS = 4096; pcap_setfilter() on Linux then keeps the program and filters in
- * userland, so 4097..8192 still work, only slower. Configurable per call.
+ * program is at most 64 KiB; "twice the in-kernel limit for Linux"). It holds for programs run
+ * in userland (this package's matcher). The Linux kernel itself takes at most BPF_MAXINSNS =
+ * 4096: given more, libpcap warns "Kernel filter failed" on stderr and filters in userland, so a
+ * live capture refuses 4097..8192 before pcap_setfilter() (src/capture/libpcap/pcap-handle.ts).
  */
 export const DEFAULT_BPF_MAX_INSTRUCTIONS = 8192;
 
-/** Linux's in-kernel limit (BPF_MAXINSNS, include/uapi/linux/bpf_common.h), for reference and logs. */
+/** Linux's in-kernel limit (BPF_MAXINSNS, include/uapi/linux/bpf_common.h): the most a live capture's filter may have. */
 export const LINUX_BPF_MAXINSNS = 4096;
 
 /** Stable codes of the faults the validator reports (tests and logs rely on them). */

@@ -2,7 +2,9 @@
 // rpcap://...` and by the tests. Requests go one at a time; each awaits its reply or an ERROR.
 // Data arrives on a TCP data connection (the client connects, or listens for SERVEROPEN) or
 // a UDP socket, and is decoded into PacketBatches.
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket, TCPSocketListener, TLSOptions } from "bun";
+import { enableKeepAlive } from "../../config/keepalive.ts";
+import { tlsClientOptions, tlsHandshakeRefusal, type TlsClientSettings } from "../../config/tls-client.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import { PacketBatchBuilder, type PacketBatch } from "../../packet/packet-batch.ts";
 import { ProtocolError } from "../../packet/protocol-error.ts";
@@ -40,10 +42,22 @@ const CLIENT_MAX_PLEN = 16 * 1024 * 1024;
 /** How long a request may wait for its reply. */
 export const CLIENT_REPLY_TIMEOUT_MS = 15_000;
 
+/** The server refused our TLS terms: its certificate did not verify (the message says why). */
+export class RpcapTlsError extends Error {
+  override readonly name = "RpcapTlsError";
+}
+
 export interface RpcapClientOptions {
   host: string;
   port: number;
-  tls?: boolean;
+  /**
+   * rpcaps://: TLS on control and data connections. `true` verifies the server certificate
+   * against the built-in public CAs; settings name a CA (--tls-ca) or opt out (--tls-insecure).
+   * Unlike libpcap's client (libpcap#1080), the certificate is verified by default.
+   */
+  tls?: boolean | TlsClientSettings;
+  /** TCP keepalive idle time on control and data connections; default TCP_KEEPALIVE_IDLE_MS (src/config/keepalive.ts). */
+  keepaliveIdleMs?: number;
   /** An already-connected socket's data handler is wired by acceptActive(); otherwise we dial. */
 }
 
@@ -59,7 +73,8 @@ export interface StartCaptureOptions {
   onBatch(batch: PacketBatch, npkts: number[]): void;
   /** For udpstr servers: datagrams are handed here raw instead of decoded as PACKET messages. */
   onDatagram?: (datagram: Uint8Array) => void;
-  onDataClosed?: () => void;
+  /** The data connection ended; `error` says why when it was refused (its TLS certificate). */
+  onDataClosed?: (error?: Error) => void;
 }
 
 type Pending = { resolve(m: RpcapMessage): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> };
@@ -79,26 +94,42 @@ export class RpcapClient {
   /** Resolves once the control connection is closed (by either side), with the error if any. */
   readonly whenClosed: Promise<Error | undefined> = this.closedSignal.promise;
 
-  private constructor(private readonly options: RpcapClientOptions) {}
+  /** Client TLS options built once from options.tls (undefined = plain TCP). */
+  private readonly tls: TLSOptions | undefined;
+  private readonly tlsSettings: TlsClientSettings | undefined;
+
+  private constructor(private readonly options: RpcapClientOptions) {
+    this.tlsSettings = options.tls === true ? {} : options.tls || undefined;
+    this.tls = this.tlsSettings ? tlsClientOptions(options.host, this.tlsSettings) : undefined;
+  }
 
   /** Dials the daemon (passive mode). */
   static async connect(options: RpcapClientOptions): Promise<RpcapClient> {
     const client = new RpcapClient(options);
     const ready = Promise.withResolvers<void>();
+    const tls = client.tls;
     client.socket = await Bun.connect({
       hostname: options.host,
       port: options.port,
-      ...(options.tls ? { tls: { rejectUnauthorized: false } } : {}),
+      ...(tls ? { tls } : {}),
       socket: {
-        open: () => {
-          if (!options.tls) ready.resolve();
+        open: (socket) => {
+          enableKeepAlive(socket, options.keepaliveIdleMs);
+          if (!tls) ready.resolve();
         },
-        // Like libpcap's rpcaps:// client, the server certificate is not verified (libpcap#1080):
-        // Bun reports a self-signed certificate as a failed handshake even with
-        // rejectUnauthorized off, so only a connection that really closes counts as failure.
-        handshake: () => ready.resolve(),
+        // The certificate is judged by the shared TLS client rules (src/config/tls-client.ts);
+        // with --tls-insecure Bun may still report a failed verification and carry on.
+        handshake: (socket, success, authorizationError) => {
+          const refusal = tlsHandshakeRefusal(options.host, client.tlsSettings!, success, authorizationError);
+          if (refusal === undefined) return ready.resolve();
+          ready.reject(new RpcapTlsError(`TLS: ${refusal}`));
+          socket.end();
+        },
         data: (_s, chunk) => client.onData(chunk),
-        close: () => client.onClose(),
+        close: () => {
+          client.onClose();
+          ready.reject(new Error("connection closed by the server"));
+        },
         error: (_s, error) => client.onClose(error),
         connectError: (_s, error) => ready.reject(error),
       },
@@ -217,11 +248,24 @@ export class RpcapClient {
     });
     const reply = decodeStartCapReply((await this.request(RpcapMessageType.STARTCAP_REQ, payload)).payload);
     if (!options.udp && !options.serverOpen) {
+      const settings = this.tlsSettings;
+      let dataRefusal: RpcapTlsError | undefined;
       const data = await Bun.connect({
         hostname: this.options.host,
         port: reply.portdata,
-        ...(this.options.tls ? { tls: { rejectUnauthorized: false } } : {}),
-        socket: { data: (_s, chunk) => sink.stream(chunk), close: () => options.onDataClosed?.() },
+        ...(this.tls ? { tls: this.tls } : {}),
+        socket: {
+          open: (socket) => enableKeepAlive(socket, this.options.keepaliveIdleMs),
+          // The data connection's certificate is checked like the control connection's.
+          handshake: (socket, success, authorizationError) => {
+            const refusal = settings ? tlsHandshakeRefusal(this.options.host, settings, success, authorizationError) : undefined;
+            if (refusal === undefined) return;
+            dataRefusal = new RpcapTlsError(`data connection: TLS: ${refusal}`);
+            socket.end();
+          },
+          data: (_s, chunk) => sink.stream(chunk),
+          close: () => options.onDataClosed?.(dataRefusal),
+        },
       });
       this.dataCleanup = () => data.end();
     }

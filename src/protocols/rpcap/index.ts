@@ -3,4 +3,4 @@
 export * from "./wire.ts";
 export * from "./codec.ts";
 export { RpcapFramer } from "./framer.ts";
-export { RpcapClient, RpcapServerError, CLIENT_REPLY_TIMEOUT_MS, type StartCaptureOptions } from "./client.ts";
+export { RpcapClient, RpcapServerError, RpcapTlsError, CLIENT_REPLY_TIMEOUT_MS, type StartCaptureOptions } from "./client.ts";

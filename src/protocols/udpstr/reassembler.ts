@@ -17,6 +17,14 @@
 //   (ExtraHop daemon_build_udp: `npkt = ++pcap_dispatched`), so after any discontinuity the npkt
 //   of the first header read again tells how many were lost: recordsLost += npkt - lastNpkt - 1,
 //   where lastNpkt is the last record whose header we read (delivered, or cut and counted then).
+// - What a jump may claim is bounded, so forged datagrams cannot inflate the loss report: a
+//   seqno jump beyond UDPSTR_MAX_SEQNO_GAP_DATAGRAMS, and an npkt gap larger than the lost
+//   datagrams could have held (records per datagram from the largest datagram seen, 20 bytes
+//   a record at least), are resynchronisations counted apart (seqnoJumps, npktJumps).
+// - A jump ahead beyond the late window is only counted once the next datagram confirms it
+//   (continues from it). If the
+//   next one continues the old sequence instead, the datagram that jumped was a stray (forged,
+//   or another sender's): it is counted as such and the loss it claimed is not.
 import { PacketBatchBuilder, type PacketBatch } from "../../packet/packet-batch.ts";
 import { ProtocolError } from "../../packet/protocol-error.ts";
 import { checkUdpstrPkthdr, decodeUdpstrDatagramHeader, decodeUdpstrPkthdr, type UdpstrPkthdr } from "./codec.ts";
@@ -27,6 +35,7 @@ import {
   UDPSTR_FIRSTHDR_NONE,
   UDPSTR_HEADER_BYTES,
   UDPSTR_LATE_WINDOW_DATAGRAMS,
+  UDPSTR_MAX_SEQNO_GAP_DATAGRAMS,
   UDPSTR_PKTHDR_BYTES,
   nextU32,
   u32Distance,
@@ -63,6 +72,12 @@ export interface UdpstrReassemblerCounters {
   datagramsMalformed: number;
   /** Times the seqno jumped far behind (a restarted sequence); reading resynchronised. */
   sequenceRestarts: number;
+  /** Times the seqno jumped further ahead than UDPSTR_MAX_SEQNO_GAP_DATAGRAMS: resynchronised, loss unknown (not in datagramsLost). */
+  seqnoJumps: number;
+  /** Times an npkt gap was larger than the lost datagrams could hold: not counted in recordsLost. */
+  npktJumps: number;
+  /** Datagrams that jumped ahead while the old sequence went on right after: their claimed loss is not counted. */
+  strayDatagrams: number;
   /** Datagrams whose firsthdridx disagreed with the record boundaries already known; resynchronised. */
   firsthdrMismatches: number;
   /** Complete records handed out. */
@@ -117,6 +132,9 @@ export class UdpstrReassembler {
     datagramsLate: 0,
     datagramsMalformed: 0,
     sequenceRestarts: 0,
+    seqnoJumps: 0,
+    npktJumps: 0,
+    strayDatagrams: 0,
     firsthdrMismatches: 0,
     recordsDelivered: 0,
     recordsLost: 0,
@@ -135,6 +153,15 @@ export class UdpstrReassembler {
   private lastNpkt: number | null;
   /** A discontinuity happened: the next header read counts the records lost in it. */
   private lossPending = false;
+  /** Datagrams lost since lossPending was set: bounds the npkt gap that may be believed. */
+  private gapDatagrams = 0;
+  /** Largest datagram seen, for the most records one datagram can carry. */
+  private largestDatagramBytes = UDPSTR_HEADER_BYTES;
+  /**
+   * The last jump ahead, its counts held back until the next datagram: committed when that one
+   * continues from the jump, dropped (a stray) when it continues the old sequence.
+   */
+  private unconfirmedJump: { resumeSeqno: number; datagramsLost: number; recordsLost: number; seqnoJumps: number; npktJumps: number } | undefined;
   private finished = false;
 
   /** Part of a record header that straddles datagrams (ExtraHop never splits one; others may). */
@@ -179,11 +206,37 @@ export class UdpstrReassembler {
       return;
     }
 
+    if (datagram.byteLength > this.largestDatagramBytes) this.largestDatagramBytes = datagram.byteLength;
+    const jump = this.unconfirmedJump;
+    this.unconfirmedJump = undefined;
+    if (jump && seqno === jump.resumeSeqno && seqno !== this.expectedSeqno) {
+      // The old sequence goes on: the datagram that jumped was a stray. Its claimed loss is
+      // dropped; its bytes broke the record in progress, so reading resynchronises.
+      this.counters.strayDatagrams++;
+      this.loseStep();
+      this.expectedSeqno = nextU32(seqno);
+      this.consume(datagram, firsthdridx);
+      return;
+    }
+    if (jump) this.commitJump(jump);
     const ahead = u32Distance(seqno, this.expectedSeqno);
     if (ahead !== 0) {
       if (ahead < U32_HALF_RANGE) {
-        this.counters.datagramsLost += ahead;
+        const held = { resumeSeqno: this.expectedSeqno, datagramsLost: 0, recordsLost: 0, seqnoJumps: 0, npktJumps: 0 };
         this.loseStep();
+        if (ahead <= UDPSTR_MAX_SEQNO_GAP_DATAGRAMS) {
+          held.datagramsLost = ahead;
+          this.gapDatagrams += ahead;
+        } else {
+          // Too far ahead to believe: resynchronise on it, loss unknown, npkt counting restarts.
+          held.seqnoJumps = 1;
+          this.lastNpkt = null;
+          this.lossPending = false;
+        }
+        // A short jump is a loss as it stands (a stray could claim at most the late window, and
+        // reordering must keep its meaning); a long one waits for the next datagram.
+        if (ahead <= UDPSTR_LATE_WINDOW_DATAGRAMS) this.commitJump(held);
+        else this.unconfirmedJump = held;
       } else if (U32_MODULUS - ahead <= UDPSTR_LATE_WINDOW_DATAGRAMS) {
         // Its slot was already counted as lost when the later datagram arrived; the stream has
         // moved on, so its bytes cannot be placed. Dropped, state untouched.
@@ -198,6 +251,13 @@ export class UdpstrReassembler {
     }
     this.expectedSeqno = nextU32(seqno); // u32 seqno wraps explicitly
     this.consume(datagram, firsthdridx);
+  }
+
+  private commitJump(jump: NonNullable<UdpstrReassembler["unconfirmedJump"]>): void {
+    this.counters.datagramsLost += jump.datagramsLost;
+    this.counters.recordsLost += jump.recordsLost;
+    this.counters.seqnoJumps += jump.seqnoJumps;
+    this.counters.npktJumps += jump.npktJumps;
   }
 
   /** The records delivered since the last take(), or null when there are none. */
@@ -216,6 +276,9 @@ export class UdpstrReassembler {
   finish(): UdpstrIncompleteRecord | null {
     if (this.finished) return null;
     this.finished = true;
+    // A jump nothing came after to confirm or refute: counted as it stands.
+    if (this.unconfirmedJump) this.commitJump(this.unconfirmedJump);
+    this.unconfirmedJump = undefined;
     let incomplete: UdpstrIncompleteRecord | null = null;
     if (this.phase === "data" && this.current) {
       incomplete = { header: this.current, bytesReceived: this.dataHave, bytes: this.dataBuf.slice(0, this.dataHave) };
@@ -240,6 +303,7 @@ export class UdpstrReassembler {
     this.dataHave = 0;
     this.headerHave = 0;
     this.phase = "lost";
+    if (!this.lossPending) this.gapDatagrams = 0;
     this.lossPending = true;
   }
 
@@ -343,9 +407,18 @@ export class UdpstrReassembler {
     if (this.lossPending && this.lastNpkt !== null) {
       const distance = u32Distance(header.npkt, this.lastNpkt);
       // npkt wraps at 2^32; a distance "behind" (or 0) cannot count losses, so none are added.
-      if (distance >= 1 && distance < U32_HALF_RANGE) this.counters.recordsLost += distance - 1;
+      // The lost datagrams (and the one being read) held at most this many records.
+      const recordsPerDatagram = Math.floor((this.largestDatagramBytes - UDPSTR_HEADER_BYTES) / UDPSTR_PKTHDR_BYTES) + 1;
+      const believable = (this.gapDatagrams + 1) * recordsPerDatagram;
+      if (distance >= 1 && distance < U32_HALF_RANGE) {
+        // Held back with the jump when this header came in the datagram that jumped.
+        const into = this.unconfirmedJump ?? this.counters;
+        if (distance - 1 <= believable) into.recordsLost += distance - 1;
+        else into.npktJumps++;
+      }
     }
     this.lossPending = false;
+    this.gapDatagrams = 0;
     this.lastNpkt = header.npkt;
     this.current = header;
     this.dataHave = 0;

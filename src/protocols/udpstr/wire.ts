@@ -108,6 +108,15 @@ export const UDPSTR_DEFAULT_MAX_CAPLEN_BYTES = 262144;
  */
 export const UDPSTR_LATE_WINDOW_DATAGRAMS = 1024;
 
+/**
+ * Largest seqno jump ahead counted as datagrams lost. A bigger jump is not believed: a few
+ * forged or corrupt datagrams with far-ahead seqnos once made a report claim 57,505,270,103
+ * lost datagrams (issue 9). Such a jump is a resynchronisation counted apart (seqnoJumps), with
+ * the loss unknown. 65,536 datagrams is about 96 MiB at the default MTU, 0.8 s of a saturated
+ * 1 Gb/s link: an outage longer than that is reported as a jump, not as a number.
+ */
+export const UDPSTR_MAX_SEQNO_GAP_DATAGRAMS = 65536;
+
 /** Seqno and npkt are u32 counters; differences are taken modulo 2^32. */
 export const U32_MODULUS = 0x1_0000_0000;
 /** A modular difference at or above this is "behind" rather than "ahead" (serial arithmetic, RFC 1982). */

@@ -1,5 +1,7 @@
-// Host-side layer decoding for hooks: where the network, transport and payload start in a
-// captured packet (Ethernet with 802.1Q/802.1ad tags, Linux cooked, raw IP, BSD loopback).
+// Layer decoding shared by hooks and the processing stages (anonymize, truncate-headers,
+// checksums): where the network, transport and payload start in a captured packet (Ethernet
+// with 802.1Q/802.1ad tags, Linux cooked, raw IP, BSD loopback). Moved here from src/hooks so
+// pipeline stages and hooks use one parser.
 //
 // Why on the host and not inside QuickJS: the interpreter runs at roughly 8 million simple
 // operations per second on the reference machine (measured with quickjs-emscripten 0.32 under
@@ -103,10 +105,22 @@ export const OFFSET_FIELD = {
   tcpFlags: 12,
   /** Direction-independent 32-bit hash of protocol, addresses and ports; 0 when not IP. */
   flowHash: 13,
+  /**
+   * End of the link-layer header: where the network header starts whatever its protocol (IP,
+   * ARP, an unknown EtherType). ABSENT when the link header was not captured whole or the link
+   * type is unknown. Not shown to hooks (they have l3Offset).
+   */
+  linkEnd: 14,
+  /**
+   * End of the IP header and every IPv6 extension header followed: where a transport header
+   * would start, also for later fragments and unknown protocols (l4Offset is ABSENT there).
+   * May exceed caplen. Not shown to hooks.
+   */
+  networkEnd: 15,
 } as const;
 
 /** Number of Int32 fields in one decoded-offsets record. */
-export const OFFSET_FIELD_COUNT = 14;
+export const OFFSET_FIELD_COUNT = 16;
 
 /** Decoded offsets as a plain object (tests, dry-run output). Offsets are relative to the packet start. */
 export interface PacketOffsets {
@@ -124,6 +138,8 @@ export interface PacketOffsets {
   dstPort: number;
   tcpFlags: number;
   flowHash: number;
+  linkEnd: number;
+  networkEnd: number;
 }
 
 const BSD_AF_INET = 2;
@@ -220,6 +236,9 @@ export function decodeOffsetsInto(
     default:
       return;
   }
+  // The network header's start is known from the link layer alone: recorded for every
+  // protocol (ARP, unknown EtherTypes, IP too short to decode) so truncation can keep it.
+  if (l3 <= caplen) out[base + OFFSET_FIELD.linkEnd] = l3;
   if (etherType === ETHERTYPE.IPV4) decodeIpv4(bytes, start, caplen, l3, out, base);
   else if (etherType === ETHERTYPE.IPV6) decodeIpv6(bytes, start, caplen, l3, out, base);
 }
@@ -240,7 +259,9 @@ function decodeIpv4(bytes: Uint8Array, start: number, caplen: number, l3: number
   const moreFragments = (fragment & 0x2000) !== 0;
   if (fragmentOffset !== 0 || moreFragments) out[base + OFFSET_FIELD.l3Flags] = L3_FLAG.FRAGMENT;
   // IHL below 5 is malformed; a header longer than what was captured leaves L4 unknown.
-  if (ihlBytes < 20 || l3 + ihlBytes > caplen) return;
+  if (ihlBytes < 20) return;
+  out[base + OFFSET_FIELD.networkEnd] = l3 + ihlBytes;
+  if (l3 + ihlBytes > caplen) return;
   const hash = hashEndpoints(bytes, p + 12, p + 16, 4, protocol, l3 + ihlBytes, start, caplen, fragmentOffset === 0);
   out[base + OFFSET_FIELD.flowHash] = hash;
   // A non-first fragment carries no transport header (RFC 791).
@@ -285,6 +306,7 @@ function decodeIpv6(bytes: Uint8Array, start: number, caplen: number, l3: number
   }
   out[base + OFFSET_FIELD.protocol] = next;
   out[base + OFFSET_FIELD.l3Flags] = flags;
+  out[base + OFFSET_FIELD.networkEnd] = at;
   const extensionDone = next !== IP_PROTOCOL.HOPOPT && next !== IP_PROTOCOL.ROUTING && next !== IP_PROTOCOL.DSTOPTS &&
     next !== IP_PROTOCOL.FRAGMENT && next !== IP_PROTOCOL.AH;
   out[base + OFFSET_FIELD.flowHash] = hashEndpoints(bytes, p + 8, p + 24, 16, next, at, start, caplen, extensionDone && firstFragment);

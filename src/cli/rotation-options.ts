@@ -1,0 +1,201 @@
+// Flags of the rotating file output, shared by every command that writes files (capture, run,
+// collect, the serve mode): the parseArgs option table, the help text, and the translation of
+// flags into a zod-validated output spec that buildRotatingFileOutput turns into the output.
+// tcpdump's letters (-G -C -W -z) and dumpcap's ideas (interval, packets) keep their meaning.
+import { z } from "zod";
+import type { Logger } from "../logging/index.ts";
+import { FileNameTemplate, FileNameTemplateError, RotatingFileOutput, type RotatingFileError } from "../outputs/rotating-file/index.ts";
+import { basename, dirname } from "node:path";
+import { UsageError } from "./usage-error.ts";
+import { validated } from "./validated.ts";
+
+export const ROTATION_CLI_OPTIONS = {
+  "rotate-period": { type: "string" },
+  "rotate-per-period": { type: "string" },
+  "rotate-seconds": { type: "string", short: "G" },
+  "rotate-interval": { type: "string" },
+  "rotate-size": { type: "string", short: "C" },
+  "rotate-packets": { type: "string" },
+  "rotate-on-loss": { type: "boolean" },
+  "no-rotate-on-loss": { type: "boolean" },
+  "ring-files": { type: "string", short: "W" },
+  "retain-bytes": { type: "string" },
+  "retain-min-free": { type: "string" },
+  "fsync-on-rotate": { type: "boolean" },
+  "post-rotate-command": { type: "string", short: "z" },
+  "on-disk-full": { type: "string" },
+} as const;
+
+export const ROTATION_OPTIONS_HELP = `  -w may hold strftime conversions, always UTC (%Y %m %d %H %M %S %y %j %s %F %T),
+  %N (file sequence number, zero-padded to 4 digits; %6N for 6) and %I (input name).
+  Without conversions files are numbered as tcpdump -C numbers them (out, out1, out2...).
+  Existing files are never overwritten. Any of these flags turns rotation on:
+      --rotate-period P   hour or day: cut files at UTC period boundaries
+      --rotate-per-period N  N files per period, from the period's start (default 1;
+                          day with 4: 00:00, 06:00, 12:00, 18:00 UTC); packet times decide,
+                          and an empty slot makes no file
+  -G, --rotate-seconds S  a new file every S seconds of wall clock (tcpdump -G)
+      --rotate-interval S a new file at every multiple of S seconds of wall clock
+                          (dumpcap -b interval:S; 3600 cuts on the hour)
+  -C, --rotate-size MB    a new file once one holds more than MB x 1,000,000 bytes (tcpdump -C)
+      --rotate-packets N  a new file every N packets
+      --no-rotate-on-loss do not cut on loss; by default kernel drops, this output's queue
+                          drops, input reconnects and merge gaps close the file, and the next
+                          file's first packet says why (pcapng comment; log line always)
+  -W, --ring-files N      keep N files, deleting our oldest; with -C and a plain name a
+                          ring named as tcpdump names it (out0..out{N-1})
+      --retain-bytes SIZE keep at most SIZE bytes of our files (SIZE: 500M, 2G, 1Gi...)
+      --retain-min-free SIZE  delete our oldest files to keep SIZE free on the filesystem
+      --fsync-on-rotate   fsync each file (and its directory) when it closes
+  -z, --post-rotate-command CMD  run CMD FILE after each file closes (tcpdump -z);
+                          a failure is logged, capture goes on
+      --on-disk-full P    stop (default: clean stop, exit 1) or drop (drop and count until
+                          space returns)
+  Files are written as NAME.part and renamed when closed; after a crash the next start cuts
+  leftover .part files after their last complete record and renames them.
+`;
+
+type RotationFlagValues = { [K in keyof typeof ROTATION_CLI_OPTIONS]?: (typeof ROTATION_CLI_OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
+
+/** The rotating file output as a declared spec (part of a pipeline's output list). */
+export const rotatingFileSpecSchema = z
+  .object({
+    kind: z.literal("rotating-file"),
+    path: z.string().min(1),
+    format: z.enum(["pcap", "pcapng"]),
+    triggers: z.object({
+      period: z.object({ unit: z.enum(["hour", "day"]), perPeriod: z.number().int().min(1).max(86_400) }).optional(),
+      everySeconds: z.number().positive().max(366 * 86_400).optional(),
+      intervalSeconds: z.number().int().min(1).max(366 * 86_400).optional(),
+      maxBytes: z.number().int().min(1).optional(),
+      maxPackets: z.number().int().min(1).optional(),
+    }),
+    rotateOnLoss: z.boolean().default(true),
+    retention: z.object({
+      files: z.number().int().min(1).optional(),
+      bytes: z.number().int().min(1).optional(),
+      minFreeBytes: z.number().int().min(0).optional(),
+    }),
+    fsyncOnRotate: z.boolean().default(false),
+    postRotateCommand: z.string().min(1).optional(),
+    onDiskFull: z.enum(["stop", "drop"]).default("stop"),
+  });
+
+export type RotatingFileSpec = Readonly<z.infer<typeof rotatingFileSpecSchema>>;
+
+/** True when a flag of the table was given (the file output then rotates). */
+export function hasRotationFlags(values: RotationFlagValues): boolean {
+  return Object.keys(ROTATION_CLI_OPTIONS).some((k) => values[k as keyof RotationFlagValues] !== undefined);
+}
+
+/** Sizes as operators type them: bytes, or with K M G T (powers of 1000) or Ki Mi Gi Ti (of 1024). */
+export function parseSize(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)\s*([KMGT]i?)?B?$/i.exec(text.trim());
+  if (!match) throw new UsageError(`${flag} wants a size such as 500M, 2G or 1Gi, not '${text}'`);
+  const unit = (match[2] ?? "").toUpperCase();
+  const powers: Record<string, number> = { "": 0, K: 1, M: 2, G: 3, T: 4 };
+  const base = unit.endsWith("I") ? 1024 : 1000;
+  const value = Math.floor(Number(match[1]) * base ** powers[unit.replace("I", "")]!);
+  if (!Number.isSafeInteger(value)) throw new UsageError(`${flag} ${text} is too large`);
+  return value;
+}
+
+function parsePositive(flag: string, text: string | undefined, options: { integer: boolean }): number | undefined {
+  if (text === undefined) return undefined;
+  const pattern = options.integer ? /^\d+$/ : /^\d+(\.\d+)?$/;
+  if (!pattern.test(text) || Number(text) <= 0) {
+    throw new UsageError(`${flag} wants a ${options.integer ? "whole number" : "number"} above 0, not '${text}'`);
+  }
+  return Number(text);
+}
+
+/**
+ * The rotating file output spec from parsed flags, or undefined when no rotation flag was given
+ * (the command then writes one plain file). `path` and `format` are -w and -F.
+ */
+export function rotatingFileSpecFromFlags(
+  command: string,
+  values: RotationFlagValues,
+  file: { path: string; format: "pcap" | "pcapng" },
+): RotatingFileSpec | undefined {
+  if (!hasRotationFlags(values)) return undefined;
+  if (file.path === "-") throw new UsageError(`${command}: rotation flags need -w FILE, not standard output`);
+  if (values["rotate-on-loss"] && values["no-rotate-on-loss"]) {
+    throw new UsageError(`${command}: give --rotate-on-loss or --no-rotate-on-loss, not both`);
+  }
+  const period = values["rotate-period"];
+  if (period !== undefined && period !== "hour" && period !== "day") {
+    throw new UsageError(`${command}: --rotate-period wants hour or day, not '${period}'`);
+  }
+  const perPeriod = parsePositive("--rotate-per-period", values["rotate-per-period"], { integer: true });
+  if (perPeriod !== undefined && period === undefined) {
+    throw new UsageError(`${command}: --rotate-per-period needs --rotate-period hour|day`);
+  }
+  const megabytes = parsePositive("-C", values["rotate-size"], { integer: false });
+  const onDiskFull = values["on-disk-full"];
+  if (onDiskFull !== undefined && onDiskFull !== "stop" && onDiskFull !== "drop") {
+    throw new UsageError(`${command}: --on-disk-full wants stop or drop, not '${onDiskFull}'`);
+  }
+  if (dirname(file.path).includes("%")) {
+    throw new UsageError(`${command}: -w ${file.path}: conversions go in the file name, not the directory`);
+  }
+  try {
+    new FileNameTemplate(basename(file.path), "input");
+  } catch (error) {
+    if (error instanceof FileNameTemplateError) throw new UsageError(`${command}: ${error.message}`);
+    throw error;
+  }
+  return validated(command, rotatingFileSpecSchema, {
+    kind: "rotating-file",
+    path: file.path,
+    format: file.format,
+    triggers: {
+      ...(period ? { period: { unit: period, perPeriod: perPeriod ?? 1 } } : {}),
+      everySeconds: parsePositive("-G", values["rotate-seconds"], { integer: false }),
+      intervalSeconds: parsePositive("--rotate-interval", values["rotate-interval"], { integer: true }),
+      maxBytes: megabytes === undefined ? undefined : Math.max(1, Math.round(megabytes * 1_000_000)),
+      maxPackets: parsePositive("--rotate-packets", values["rotate-packets"], { integer: true }),
+    },
+    rotateOnLoss: !values["no-rotate-on-loss"],
+    retention: {
+      files: parsePositive("-W", values["ring-files"], { integer: true }),
+      bytes: parseSize("--retain-bytes", values["retain-bytes"]),
+      minFreeBytes: parseSize("--retain-min-free", values["retain-min-free"]),
+    },
+    fsyncOnRotate: values["fsync-on-rotate"] ?? false,
+    postRotateCommand: values["post-rotate-command"],
+    onDiskFull,
+  });
+}
+
+/** What the runner gives the output besides its spec. */
+export interface RotatingFileContext {
+  readonly logger: Logger;
+  /** Stops the pipeline when the output cannot go on (disk full with --on-disk-full stop). */
+  readonly onFatal?: (error: RotatingFileError) => void;
+  readonly clockMs?: () => number;
+  readonly timers?: boolean;
+}
+
+/** Builds the PipelineOutput for a spec. */
+export function buildRotatingFileOutput(spec: RotatingFileSpec, context: RotatingFileContext): RotatingFileOutput {
+  return new RotatingFileOutput({
+    path: spec.path,
+    format: spec.format,
+    triggers: stripUndefined(spec.triggers),
+    rotateOnLoss: spec.rotateOnLoss,
+    retention: stripUndefined(spec.retention),
+    fsyncOnRotate: spec.fsyncOnRotate,
+    postRotateCommand: spec.postRotateCommand,
+    onDiskFull: spec.onDiskFull,
+    logger: context.logger,
+    ...(context.onFatal ? { onFatal: context.onFatal } : {}),
+    ...(context.clockMs ? { clockMs: context.clockMs } : {}),
+    ...(context.timers !== undefined ? { timers: context.timers } : {}),
+  });
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,697 @@
+// RotatingFileOutput: the pipeline's stream written to a series of pcap or pcapng files that
+// can run for months — cut by UTC period, wall clock, size, packet count and on loss (policy in
+// rotation-policy.ts), named by a template (file-name-template.ts), trimmed by retention
+// (retention.ts), each file written as NAME.part and renamed when it closes (part-file.ts), with
+// leftover .part files of a killed run recovered at start (part-recovery.ts).
+//
+// Files open at their first packet, so an empty period makes no file. Every pcapng file starts
+// with its own SHB and one IDB per input, so each file reads alone. Writes are synchronous and
+// batched (STAGING_BYTES, FLUSH_INTERVAL_MS): a file on disk always ends on a record boundary,
+// a full disk is noticed at the write that failed, and kill -9 loses at most what was staged.
+import { accessSync, constants, existsSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import type { Logger } from "../../logging/index.ts";
+import { BATCH_RECORD_HEADER_BYTES, pickMeta, type PacketBatch, type TimestampPrecision } from "../../packet/packet-batch.ts";
+import {
+  encodePcapGlobalHeader,
+  encodePcapngInterface,
+  encodePcapngPacketsFromBatch,
+  encodePcapngSectionHeader,
+  pad4,
+  pcapRecordsFromBatch,
+  PCAPNG_OPTION_HEADER_BYTES,
+  PcapngMinBlockBytes,
+} from "../../protocols/pcap/index.ts";
+import type { PipelineEvent, PipelineOutput, StreamDescription } from "../output.ts";
+import { FileNameTemplate, FileNameTemplateError, fileSafeInputName } from "./file-name-template.ts";
+import { FileWriteError, PART_SUFFIX, PartFile } from "./part-file.ts";
+import { recoverPartFiles } from "./part-recovery.ts";
+import { PostRotateCommand } from "./post-rotate-command.ts";
+import { applyRetention, freeBytes, type RetentionLimits } from "./retention.ts";
+import {
+  cutByContent,
+  dueWithoutPacket,
+  fileNameTimeSec,
+  newFileState,
+  type CutReason,
+  type OpenFileState,
+  type RotationTriggers,
+} from "./rotation-policy.ts";
+
+/** Staged records are written at least this often: bounds what kill -9 can lose (1 s of packets). */
+export const FLUSH_INTERVAL_MS = 1000;
+/** With --on-disk-full drop, how often a write is tried again while the disk is full. */
+export const DISK_FULL_RETRY_INTERVAL_MS = 1000;
+/** How often --retain-min-free and --retain-bytes are checked while a file grows. */
+export const RETENTION_CHECK_INTERVAL_MS = 1000;
+/**
+ * How often --retain-bytes is re-checked between new files: it lists and stats every file of ours
+ * (months of hourly files are thousands), so less often than free space, which is one statfs.
+ */
+export const RETENTION_BYTES_CHECK_INTERVAL_MS = 10_000;
+/** Period of the timer that runs tick(): a quarter of the flush interval keeps flushes close to it. */
+export const TICK_INTERVAL_MS = 250;
+/**
+ * Loss reasons kept for the next file's first packet: events can repeat while no packet comes
+ * (an input reconnecting in a loop); the rest are counted in one "and N more" line.
+ */
+export const MAX_PENDING_REASONS = 8;
+/** Names tried before giving up on finding one that is free (a directory full of our names). */
+export const MAX_NAME_ATTEMPTS = 100_000;
+/** epb_flags is a u32 (draft-ietf-opsawg-pcapng section 4.3.1). */
+const EPB_FLAGS_VALUE_BYTES = 4;
+/** Identifies the writer in pcapng's shb_userappl. */
+const USER_APPLICATION = "probe";
+/** Errno codes that mean "no space" (--on-disk-full drop applies to these). */
+const NO_SPACE_CODES: readonly string[] = ["ENOSPC", "EDQUOT"];
+
+export type RotatingFileFormat = "pcap" | "pcapng";
+
+export interface RotatingFileOptions {
+  /** -w: the directory part is where files go; the file name part is the template. */
+  readonly path: string;
+  readonly format: RotatingFileFormat;
+  readonly triggers: RotationTriggers;
+  /** --rotate-on-loss: kernel drops, our queue's drops, input reconnects and merge gaps cut the file. */
+  readonly rotateOnLoss: boolean;
+  readonly retention: RetentionLimits;
+  readonly fsyncOnRotate: boolean;
+  /** -z COMMAND. */
+  readonly postRotateCommand?: string | undefined;
+  /** What a full disk does: stop the output (and the capture, through onFatal), or drop and count. */
+  readonly onDiskFull: "stop" | "drop";
+  readonly logger: Logger;
+  /** Wall clock in milliseconds (tests inject one). */
+  readonly clockMs?: () => number;
+  /** Called once when the output cannot go on (disk full with "stop", unwritable directory). */
+  readonly onFatal?: (error: RotatingFileError) => void;
+  /** Run the flush/rotation timer (tests that drive tick() themselves turn it off). Default true. */
+  readonly timers?: boolean;
+  /** Output name for logs and PipelineEvent queue-drop matching. Default "file". */
+  readonly name?: string;
+}
+
+export type RotatingFileErrorCode = "bad-template" | "unwritable" | "disk-full" | "write-failed" | "mixed-linktypes";
+
+/** A failure of the rotating output, one line for the operator. */
+export class RotatingFileError extends Error {
+  override readonly name = "RotatingFileError";
+  constructor(
+    readonly code: RotatingFileErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface CurrentFile {
+  readonly file: PartFile;
+  readonly state: OpenFileState;
+}
+
+type OutputState = "new" | "writing" | "dropping" | "failed" | "stopped";
+
+export class RotatingFileOutput implements PipelineOutput {
+  readonly name: string;
+  private readonly directory: string;
+  private readonly clockMs: () => number;
+  private state: OutputState = "new";
+  private template!: FileNameTemplate;
+  private matcher!: RegExp;
+  private header: Uint8Array = new Uint8Array(0);
+  private precision: TimestampPrecision = "micro";
+  private current: CurrentFile | undefined;
+  private nextSequence = 0;
+  /** Reasons to record on the next file's first packet (loss events since the last file closed). */
+  private pendingReasons: string[] = [];
+  private stream: StreamDescription | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private lastFlushMs = 0;
+  private lastRetentionMs = 0;
+  private lastBytesRetentionMs = 0;
+  private lastDiskRetryMs = 0;
+  private droppedWhileFull = 0;
+  /** Records of the batch being written that a file has accepted (for loss accounting on a failed write). */
+  private acceptedInBatch = 0;
+  private readonly postRotate: PostRotateCommand | undefined;
+  private readonly stats = {
+    packets_written: 0,
+    bytes_written: 0,
+    files_closed: 0,
+    files_deleted: 0,
+    packets_dropped_disk: 0,
+    disk_errors: 0,
+    loss_rotations: 0,
+    parts_recovered: 0,
+  };
+
+  constructor(private readonly options: RotatingFileOptions) {
+    this.name = options.name ?? "file";
+    this.directory = dirname(resolve(options.path));
+    this.clockMs = options.clockMs ?? Date.now;
+    this.postRotate = options.postRotateCommand ? new PostRotateCommand(options.postRotateCommand, options.logger) : undefined;
+  }
+
+  /** Checks the directory, recovers leftover .part files, applies retention. Rejects with one line. */
+  async start(stream: StreamDescription): Promise<void> {
+    if (this.state !== "new") return;
+    const o = this.options;
+    this.stream = stream;
+    this.precision = stream.precision;
+    try {
+      accessSync(this.directory, constants.W_OK | constants.X_OK);
+      if (!statSync(this.directory).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
+    } catch (error) {
+      throw new RotatingFileError("unwritable", `-w ${o.path}: cannot write in ${this.directory}: ${describeErrno(error)}`);
+    }
+    if (o.format === "pcap" && new Set(stream.inputs.map((i) => i.linktype)).size > 1) {
+      throw new RotatingFileError("mixed-linktypes", `-w ${o.path}: inputs have different link types; use -F pcapng`);
+    }
+    const inputName = fileSafeInputName(stream.inputs.map((i) => i.name).join("+"));
+    const ring = o.triggers.maxBytes !== undefined && o.retention.files !== undefined ? o.retention.files : undefined;
+    try {
+      this.template = new FileNameTemplate(basename(o.path), inputName, ring);
+    } catch (error) {
+      if (error instanceof FileNameTemplateError) throw new RotatingFileError("bad-template", error.message);
+      throw error;
+    }
+    this.matcher = this.template.matcher();
+    this.header = this.fileHeader(stream);
+    try {
+      for (const recovered of recoverPartFiles(this.directory, (name) => this.matcher.test(name), o.logger)) {
+        if (recovered.path) this.stats.parts_recovered++;
+      }
+      this.nextSequence = this.firstSequence();
+      this.runRetention(false);
+    } catch (error) {
+      const failure = this.asWriteError(error);
+      throw new RotatingFileError("unwritable", `-w ${o.path}: ${failure.message}`);
+    }
+    this.state = "writing";
+    this.lastFlushMs = this.lastRetentionMs = this.lastBytesRetentionMs = this.clockMs();
+    if (o.timers !== false) {
+      this.timer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
+      this.timer.unref?.();
+    }
+  }
+
+  write(batch: PacketBatch): void {
+    if (this.state === "dropping" && !this.retryAfterDiskFull()) {
+      this.droppedWhileFull += batch.count;
+      this.stats.packets_dropped_disk += batch.count;
+      return;
+    }
+    if (this.state === "failed") {
+      // Until the runner has stopped the pipeline (onFatal), packets are counted, not written.
+      this.stats.packets_dropped_disk += batch.count;
+      return;
+    }
+    if (this.state !== "writing" || batch.count === 0) return;
+    this.acceptedInBatch = 0;
+    try {
+      this.writeRecords(batch);
+    } catch (error) {
+      // Lost: the chunk that failed (error.lostPackets) and the batch's records not yet handed to a file.
+      this.onWriteError(this.asWriteError(error), batch.count - this.acceptedInBatch);
+    }
+  }
+
+  /** A loss upstream: with --rotate-on-loss the file closes and the next one says why. */
+  event(event: PipelineEvent): void {
+    if (!this.options.rotateOnLoss || this.state === "stopped" || this.state === "failed") return;
+    // Another output's queue drops leave our file whole.
+    if (event.kind === "queue-drop" && event.output !== this.name) return;
+    if ((event.kind === "kernel-drop" || event.kind === "queue-drop") && event.packets <= 0) return;
+    this.lossCut(this.describeEvent(event));
+  }
+
+  /**
+   * Timer work, also called by tests with an injected clock: writes staged records, closes a file
+   * whose -G or --rotate-interval time is up, re-checks retention.
+   */
+  tick(): void {
+    if (this.state !== "writing") return;
+    const now = this.clockMs();
+    try {
+      if (this.current) {
+        const due = dueWithoutPacket(this.options.triggers, this.current.state, now / 1000);
+        if (due) this.closeCurrent(due);
+        else if (now - this.lastFlushMs >= FLUSH_INTERVAL_MS) {
+          this.current.file.flush();
+          this.lastFlushMs = now;
+        }
+      }
+      if (now - this.lastRetentionMs >= RETENTION_CHECK_INTERVAL_MS) this.runRetention(true);
+    } catch (error) {
+      this.onWriteError(this.asWriteError(error), 0);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === "stopped") return;
+    const wasFailed = this.state === "failed";
+    this.state = "stopped";
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (!wasFailed && this.current) {
+      try {
+        this.closeCurrent("stop");
+      } catch (error) {
+        const failure = this.asWriteError(error);
+        this.stats.disk_errors++;
+        this.stats.packets_dropped_disk += failure.lostPackets;
+        this.options.logger.error(`${this.describeWriteError(failure)}; the file ends at its last complete record`);
+      }
+    }
+    if (this.droppedWhileFull > 0) {
+      this.options.logger.warn(`${this.droppedWhileFull} packets dropped while the disk was full`);
+    }
+    await this.postRotate?.drain();
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return {
+      ...this.stats,
+      post_rotate_failures: this.postRotate?.failures ?? 0,
+    };
+  }
+
+  summaryLines(): string[] {
+    const s = this.stats;
+    const lines = [`${s.packets_written} packets written to ${s.files_closed} file${s.files_closed === 1 ? "" : "s"} (${s.bytes_written} bytes)`];
+    if (s.packets_dropped_disk > 0) lines.push(`${s.packets_dropped_disk} packets dropped: disk full or unwritable`);
+    if (s.files_deleted > 0) lines.push(`${s.files_deleted} old files deleted by retention`);
+    return lines;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Walks the records, cutting files where the policy says, and writes each run in one encode.
+   * The clock is read once: it does not move within a batch, so -G and --rotate-interval can
+   * only be due before the first record (a file opened mid-batch starts at the same time).
+   */
+  private writeRecords(batch: PacketBatch): void {
+    const triggers = this.options.triggers;
+    const pcap = this.options.format === "pcap";
+    const bytes = batch.bytes;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const nowSec = this.clockMs() / 1000;
+    if (this.current) {
+      const due = dueWithoutPacket(triggers, this.current.state, nowSec);
+      if (due) this.closeCurrent(due);
+    }
+    let file = this.current?.state;
+    if (pcap && batch.count > 0 && this.fitsWhole(batch, file)) {
+      // No trigger can fire inside this batch: no walk over its records (each header a cache
+      // miss on a large batch), one append.
+      file ??= this.openFile(view.getUint32(0, true), nowSec);
+      file.packets += batch.count;
+      file.bytes += bytes.byteLength;
+      this.writeRun(batch, 0, batch.count, 0, bytes.byteLength);
+      return;
+    }
+    let runStart = 0;
+    let runOffset = 0;
+    let offset = 0;
+    for (let i = 0; i < batch.count; i++) {
+      const tsSec = view.getUint32(offset, true);
+      const caplen = view.getUint32(offset + 8, true);
+      if (file) {
+        const reason = cutByContent(triggers, file, tsSec);
+        if (reason) {
+          this.writeRun(batch, runStart, i, runOffset, offset);
+          this.closeCurrent(reason);
+          file = undefined;
+        }
+      }
+      if (!file) {
+        runStart = i;
+        runOffset = offset;
+        file = this.openFile(tsSec, nowSec);
+      }
+      file.packets++;
+      file.bytes += pcap ? BATCH_RECORD_HEADER_BYTES + caplen : this.pcapngRecordBytes(batch, i, caplen, file.packets === 1);
+      offset += BATCH_RECORD_HEADER_BYTES + caplen;
+    }
+    this.writeRun(batch, runStart, batch.count, runOffset, offset);
+  }
+
+  /**
+   * True when no content trigger can cut inside `batch` (pcap, where file bytes equal batch
+   * bytes): no period, and the file stays within -C and --rotate-packets even with all of it.
+   */
+  private fitsWhole(batch: PacketBatch, file: OpenFileState | undefined): boolean {
+    const t = this.options.triggers;
+    if (t.period !== undefined) return false;
+    const bytes = (file?.bytes ?? this.header.byteLength) + batch.bytes.byteLength;
+    const packets = (file?.packets ?? 0) + batch.count;
+    return (t.maxBytes === undefined || bytes <= t.maxBytes) && (t.maxPackets === undefined || packets <= t.maxPackets);
+  }
+
+  /** Bytes record `index` takes in a pcapng file: its EPB with options. */
+  private pcapngRecordBytes(batch: PacketBatch, index: number, caplen: number, firstOfFile: boolean): number {
+    // The EPB as encodePcapngPacketsFromBatch lays it out: fixed fields, padded data, options.
+    let size = PcapngMinBlockBytes.ENHANCED_PACKET + pad4(caplen);
+    const comments = this.commentsOf(batch, index, firstOfFile);
+    const flags = batch.meta?.flags?.[index];
+    if (comments || flags !== undefined) {
+      size += PCAPNG_OPTION_HEADER_BYTES; // opt_endofopt
+      for (const c of comments ?? []) size += PCAPNG_OPTION_HEADER_BYTES + pad4(Buffer.byteLength(c, "utf8"));
+      if (flags !== undefined) size += PCAPNG_OPTION_HEADER_BYTES + EPB_FLAGS_VALUE_BYTES;
+    }
+    return size;
+  }
+
+  private commentsOf(batch: PacketBatch, index: number, firstOfFile: boolean): readonly string[] | undefined {
+    const own = batch.meta?.comments?.[index];
+    if (!firstOfFile || this.pendingReasons.length === 0) return own;
+    return [...this.pendingReasons.map((r) => `probe: new file after ${r}`), ...(own ?? [])];
+  }
+
+  /** Encodes records [from, to) of the batch (at byte offsets [fromOffset, toOffset)) into the open file. */
+  private writeRun(batch: PacketBatch, from: number, to: number, fromOffset: number, toOffset: number): void {
+    if (to <= from || !this.current) return;
+    const file = this.current;
+    const whole = from === 0 && to === batch.count;
+    const indices = whole ? undefined : Array.from({ length: to - from }, (_, k) => from + k);
+    const meta = whole ? batch.meta : batch.meta && pickMeta(batch.meta, indices!);
+    const run: PacketBatch = whole
+      ? batch
+      : { ...batch, bytes: batch.bytes.subarray(fromOffset, toOffset), count: to - from, ...(meta ? { meta } : {}) };
+    const firstOfFile = file.state.packets === to - from;
+    let encoded: Uint8Array;
+    if (this.options.format === "pcap") encoded = pcapRecordsFromBatch(run, this.precision);
+    else encoded = this.encodePcapng(run, firstOfFile);
+    if (firstOfFile) this.pendingReasons = [];
+    const before = file.file.acceptedPackets;
+    try {
+      file.file.append(encoded, run.count);
+    } finally {
+      this.acceptedInBatch += file.file.acceptedPackets - before;
+    }
+  }
+
+  /** EPBs for a run, one encode per stretch of records from the same input (its IDB index). */
+  private encodePcapng(run: PacketBatch, firstOfFile: boolean): Uint8Array {
+    const inputs = run.meta?.inputs;
+    const comments = run.meta?.comments || (firstOfFile && this.pendingReasons.length > 0) ? (i: number) => this.commentsOf(run, i, firstOfFile && i === 0) : undefined;
+    const flags = run.meta?.flags ? (i: number) => run.meta!.flags![i] : undefined;
+    if (!inputs || inputs.every((v) => v === inputs[0])) {
+      return encodePcapngPacketsFromBatch(run, inputs?.[0] ?? 0, { comments, flags, precision: this.precision });
+    }
+    // Mixed inputs: split into stretches of one interface id.
+    const parts: Uint8Array[] = [];
+    const view = new DataView(run.bytes.buffer, run.bytes.byteOffset, run.bytes.byteLength);
+    let start = 0;
+    let startOffset = 0;
+    let offset = 0;
+    for (let i = 0; i <= run.count; i++) {
+      if (i === run.count || inputs[i] !== inputs[start]) {
+        const indices = Array.from({ length: i - start }, (_, k) => start + k);
+        const meta = pickMeta(run.meta, indices);
+        const stretch: PacketBatch = { ...run, bytes: run.bytes.subarray(startOffset, offset), count: i - start, ...(meta ? { meta } : {}) };
+        const base = start;
+        parts.push(
+          encodePcapngPacketsFromBatch(stretch, inputs[start]!, {
+            comments: comments && ((k: number) => comments(base + k)),
+            flags: flags && ((k: number) => flags(base + k)),
+            precision: this.precision,
+          }),
+        );
+        start = i;
+        startOffset = offset;
+      }
+      if (i < run.count) offset += BATCH_RECORD_HEADER_BYTES + view.getUint32(offset + 8, true);
+    }
+    return concat(parts);
+  }
+
+  private openFile(tsSec: number, nowSec: number): OpenFileState {
+    const o = this.options;
+    const state = newFileState(o.triggers, tsSec, nowSec, this.header.byteLength);
+    const timeSec = fileNameTimeSec(o.triggers, state, tsSec);
+    // Count retention with the new file in it, so -W N means N files on disk at any time.
+    this.runRetention(false, { files: 1, bytes: this.header.byteLength });
+    const path = this.freePath(timeSec);
+    const file = PartFile.create(path, this.header, (packets, bytes) => {
+      this.stats.packets_written += packets;
+      this.stats.bytes_written += bytes;
+    });
+    this.current = { file, state };
+    if (this.pendingReasons.length > 0) o.logger.info(`opened ${path} after ${this.pendingReasons.join("; ")}`);
+    return state;
+  }
+
+  /** The first name that is free: on disk neither as NAME nor NAME.part. Ring slots are reused. */
+  private freePath(timeSec: number): string {
+    for (let attempt = 0, collision = 0; attempt < MAX_NAME_ATTEMPTS; attempt++) {
+      const name = this.template.format({ timeSec, sequence: this.nextSequence }, collision);
+      const path = join(this.directory, name);
+      if (this.template.ringFiles !== undefined && existsSync(path)) {
+        // A ring slot: the file there is ours (the template names it) and its turn is over.
+        unlinkSync(path);
+        this.stats.files_deleted++;
+        this.options.logger.info(`retention: deleted ${path} (ring of ${this.template.ringFiles} files)`);
+      }
+      if (!existsSync(path) && !existsSync(path + PART_SUFFIX)) {
+        this.nextSequence++;
+        return path;
+      }
+      if (this.template.hasSequence || !this.template.hasConversions) this.nextSequence++;
+      else collision++;
+    }
+    throw new FileWriteError("EEXIST", this.options.path, `no free file name for -w ${this.options.path} after ${MAX_NAME_ATTEMPTS} tries`);
+  }
+
+  /** The sequence to continue from: after the highest on disk (ring: after the newest file). */
+  private firstSequence(): number {
+    let highest = -1;
+    let newest: { mtimeMs: number; sequence: number } | undefined;
+    for (const name of readdirSync(this.directory)) {
+      const match = this.matcher.exec(name);
+      if (!match) continue;
+      const sequence = this.template.sequenceOf(match);
+      if (sequence === undefined) continue;
+      highest = Math.max(highest, sequence);
+      const mtimeMs = statSync(join(this.directory, name)).mtimeMs;
+      if (!newest || mtimeMs > newest.mtimeMs) newest = { mtimeMs, sequence };
+    }
+    if (this.template.ringFiles !== undefined) return newest ? (newest.sequence + 1) % this.template.ringFiles : 0;
+    return highest + 1;
+  }
+
+  /** Closes and renames the open file; logs; runs -z. Throws FileWriteError from the last flush. */
+  private closeCurrent(reason: CutReason, detail?: string): void {
+    const current = this.current;
+    if (!current) return;
+    this.current = undefined;
+    const path = current.file.close({ fsync: this.options.fsyncOnRotate, headerBytes: this.header.byteLength });
+    this.lastFlushMs = this.clockMs();
+    if (!path) return;
+    this.stats.files_closed++;
+    this.options.logger.info(
+      `closed ${path}: ${current.state.packets} packets, ${current.file.size} bytes (${detail ?? REASON_TEXT[reason]})`,
+    );
+    this.postRotate?.submit(path);
+  }
+
+  private lossCut(reason: string): void {
+    this.stats.loss_rotations++;
+    this.addPendingReason(reason);
+    this.options.logger.warn(`${reason}: ${this.current ? "closing the current file" : "the next file"} will start after it`);
+    try {
+      this.closeCurrent("loss", reason);
+    } catch (error) {
+      this.onWriteError(this.asWriteError(error), 0);
+    }
+  }
+
+  private addPendingReason(reason: string): void {
+    if (this.pendingReasons.length < MAX_PENDING_REASONS - 1) {
+      this.pendingReasons.push(reason);
+      return;
+    }
+    const last = this.pendingReasons[MAX_PENDING_REASONS - 1];
+    const more = last === undefined ? 1 : Number(/^(\d+) more loss events$/.exec(last)?.[1] ?? 1) + 1;
+    this.pendingReasons[MAX_PENDING_REASONS - 1] = `${more} more loss events`;
+  }
+
+  private runRetention(periodic: boolean, open?: { files: number; bytes: number }): void {
+    const r = this.options.retention;
+    if (r.files === undefined && r.bytes === undefined && r.minFreeBytes === undefined) return;
+    const now = this.clockMs();
+    this.lastRetentionMs = now;
+    let limits: RetentionLimits = r;
+    if (periodic) {
+      // Between new files the count cannot grow; bytes are checked less often than free space.
+      const bytesDue = r.bytes !== undefined && now - this.lastBytesRetentionMs >= RETENTION_BYTES_CHECK_INTERVAL_MS;
+      limits = { ...(bytesDue ? { bytes: r.bytes } : {}), ...(r.minFreeBytes !== undefined ? { minFreeBytes: r.minFreeBytes } : {}) };
+      if (limits.bytes === undefined && (limits.minFreeBytes === undefined || freeBytes(this.directory) >= limits.minFreeBytes)) return;
+    }
+    if (limits.bytes !== undefined) this.lastBytesRetentionMs = now;
+    const opened = open ?? (this.current ? { files: 1, bytes: this.current.file.size } : { files: 0, bytes: 0 });
+    const result = applyRetention(this.directory, limits, (name) => this.ownSequence(name), opened, this.options.logger);
+    this.stats.files_deleted += result.deleted;
+    if (result.stillShort && !periodic) {
+      this.options.logger.warn(`--retain-min-free: less than ${r.minFreeBytes} bytes free in ${this.directory} with no closed file of ours left`);
+    }
+  }
+
+  /**
+   * For retention's ordering: null when not ours; undefined when ours without a sequence; else a
+   * number that grows with age order (ties of modification time are common: its granularity is
+   * a few milliseconds). In a ring, slot numbers wrap: the slot written next is the oldest.
+   */
+  private ownSequence(name: string): number | null | undefined {
+    const match = this.matcher.exec(name);
+    if (!match) return null;
+    const sequence = this.template.sequenceOf(match);
+    return sequence === undefined ? undefined : this.template.ageOrder(sequence, this.nextSequence);
+  }
+
+  private onWriteError(error: FileWriteError, unacceptedPackets: number): void {
+    const o = this.options;
+    this.stats.disk_errors++;
+    const lost = error.lostPackets + unacceptedPackets;
+    this.stats.packets_dropped_disk += lost;
+    // Close what is open: on disk it ends on a record boundary; the rename makes it final.
+    const current = this.current;
+    this.current = undefined;
+    if (current) {
+      try {
+        const path = current.file.close({ fsync: false, headerBytes: this.header.byteLength });
+        if (path) {
+          this.stats.files_closed++;
+          o.logger.info(`closed ${path}: ends at its last complete record (${error.code})`);
+        }
+      } catch (closeError) {
+        // Left as .part: the next start recovers it up to its last complete record.
+        o.logger.warn(`could not close ${current.file.partPath}: ${(closeError as Error).message}`);
+      }
+    }
+    if (o.onDiskFull === "drop" && NO_SPACE_CODES.includes(error.code)) {
+      this.state = "dropping";
+      this.droppedWhileFull = lost;
+      this.lastDiskRetryMs = this.clockMs();
+      o.logger.error(`${this.describeWriteError(error)}: dropping packets until space returns (--on-disk-full drop)`);
+      return;
+    }
+    this.state = "failed";
+    if (this.timer) clearInterval(this.timer);
+    const code = NO_SPACE_CODES.includes(error.code) ? "disk-full" : "write-failed";
+    const failure = new RotatingFileError(code, `${this.describeWriteError(error)}; stopped (the files written are complete)`);
+    o.logger.error(failure.message);
+    o.onFatal?.(failure);
+  }
+
+  /** In the dropping state: true when it is time to try again and there may be room. */
+  private retryAfterDiskFull(): boolean {
+    const now = this.clockMs();
+    if (now - this.lastDiskRetryMs < DISK_FULL_RETRY_INTERVAL_MS) return false;
+    this.lastDiskRetryMs = now;
+    try {
+      this.runRetention(false);
+      if (freeBytes(this.directory) < this.header.byteLength + BATCH_RECORD_HEADER_BYTES) return false;
+    } catch {
+      return false;
+    }
+    const dropped = this.droppedWhileFull;
+    this.state = "writing";
+    this.droppedWhileFull = 0;
+    this.options.logger.info(`space returned in ${this.directory}: writing again after dropping ${dropped} packets`);
+    if (this.options.rotateOnLoss) this.addPendingReason(`disk full: ${dropped} packets dropped`);
+    return true;
+  }
+
+  /**
+   * A FileWriteError for any file-system failure (a rename, unlink or statfs that failed has an
+   * errno code); anything else is a bug and is thrown on.
+   */
+  private asWriteError(error: unknown): FileWriteError {
+    if (error instanceof FileWriteError) return error;
+    const code = (error as NodeJS.ErrnoException)?.code;
+    if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+      const path = (error as NodeJS.ErrnoException).path ?? this.directory;
+      return new FileWriteError(code, path, `cannot use ${path}: ${code}`);
+    }
+    throw error;
+  }
+
+  private describeWriteError(error: FileWriteError): string {
+    return `-w ${this.options.path}: ${error.message}${NO_SPACE_CODES.includes(error.code) ? " (disk full)" : ""}`;
+  }
+
+  private describeEvent(event: PipelineEvent): string {
+    const inputName = (i: number) => JSON.stringify(this.stream?.inputs[i]?.name ?? `input ${i}`);
+    switch (event.kind) {
+      case "kernel-drop":
+        return `kernel dropped ${event.packets} packets on ${inputName(event.input)}`;
+      case "queue-drop":
+        return `output queue dropped ${event.packets} packets`;
+      case "input-reconnect":
+        return `input ${inputName(event.input)} reconnected`;
+      case "merge-gap":
+        return `merge gap of ${event.packets} packets`;
+    }
+  }
+
+  private fileHeader(stream: StreamDescription): Uint8Array {
+    const inputs = stream.inputs.length > 0 ? stream.inputs : [{ name: "input", linktype: 1, snaplen: 262144, description: "" }];
+    if (this.options.format === "pcap") {
+      const snaplen = Math.max(...inputs.map((i) => i.snaplen));
+      return encodePcapGlobalHeader({ linktype: inputs[0]!.linktype, snaplen, precision: stream.precision, littleEndian: true });
+    }
+    return concat([
+      encodePcapngSectionHeader({ userApplication: USER_APPLICATION }),
+      ...inputs.map((input) =>
+        encodePcapngInterface({
+          linktype: input.linktype,
+          snaplen: input.snaplen,
+          precision: stream.precision,
+          name: input.name,
+          ...(input.description && input.description !== input.name ? { description: input.description } : {}),
+        }),
+      ),
+    ]);
+  }
+}
+
+const REASON_TEXT: Readonly<Record<CutReason, string>> = {
+  period: "period boundary",
+  seconds: "-G time",
+  interval: "--rotate-interval boundary",
+  size: "-C size",
+  packets: "--rotate-packets count",
+  loss: "loss",
+  stop: "output stopped",
+  disk: "disk error",
+};
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+function describeErrno(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  switch (code) {
+    case "ENOENT":
+      return "no such directory (ENOENT)";
+    case "EACCES":
+    case "EPERM":
+      return `permission denied (${code})`;
+    case "ENOTDIR":
+      return "not a directory (ENOTDIR)";
+    case "EROFS":
+      return "read-only filesystem (EROFS)";
+    default:
+      return code ?? String(error);
+  }
+}

@@ -1,0 +1,193 @@
+// The processing stages' part of the pipeline spec (WDCap's packet-processing and direction
+// modules): zod schemas for the four stage kinds, to add to the spec's stage union, and
+// buildProcessingStage(), which turns one validated entry into a PacketStage (reading the key
+// file, deriving a passphrase's key, compiling direction filters).
+import { z } from "zod";
+import { compileBpfRecordMatcher } from "../../packet/bpf/index.ts";
+import type { PacketStage } from "../stage.ts";
+import { AnonymizeStage, type AddressPrefix, type AnonymizeMethod } from "./anonymize.ts";
+import { ChecksumsStage } from "./checksums.ts";
+import { CRYPTOPAN_KEY_BYTES, cryptoPanKeyFromPassphrase } from "./cryptopan.ts";
+import { DirectionStage, type DirectionFilterCompiler } from "./direction.ts";
+import { MAX_TRUNCATE_PAYLOAD_BYTES, TruncateHeadersStage } from "./truncate-headers.ts";
+
+/** Longest passphrase accepted: bounds PBKDF2's input; a passphrase is not a document. */
+export const MAX_PASSPHRASE_CHARS = 1024;
+
+const cidrPattern = /^[0-9a-fA-F:.]+\/\d{1,3}$/;
+
+export const anonymizeStageSchema = z
+  .strictObject({
+    kind: z.literal("anonymize"),
+    /** File of exactly 32 raw bytes: the key `traceanon -f` reads (AES key, then pad). */
+    keyFile: z.string().min(1).optional(),
+    /** Passphrase the key is derived from (PBKDF2-HMAC-SHA256, docs/stages.md). */
+    passphrase: z.string().min(1).max(MAX_PASSPHRASE_CHARS).optional(),
+    /** Prefix substitution instead of CryptoPAn (like traceanon -p): at most one IPv4 and one IPv6 CIDR. */
+    prefixes: z.array(z.string().regex(cidrPattern, "an address prefix like 10.0.0.0/8")).min(1).max(2).optional(),
+    /** Which addresses to rewrite. */
+    only: z.enum(["both", "src", "dst"]).default("both"),
+  })
+  .refine((s) => [s.keyFile, s.passphrase, s.prefixes].filter((v) => v !== undefined).length === 1, {
+    message: "anonymize wants exactly one of keyFile, passphrase or prefixes",
+  });
+
+export const truncateHeadersStageSchema = z.strictObject({
+  kind: z.literal("truncate-headers"),
+  /** Payload bytes kept after the last header. */
+  payloadBytes: z.number().int().min(0).max(MAX_TRUNCATE_PAYLOAD_BYTES).default(0),
+});
+
+export const checksumsStageSchema = z.strictObject({
+  kind: z.literal("checksums"),
+  action: z.enum(["check", "update", "blank"]),
+});
+
+export const directionStageSchema = z
+  .strictObject({
+    kind: z.literal("direction"),
+    /** tcpdump expression matching inbound packets. */
+    inbound: z.string().min(1).optional(),
+    /** tcpdump expression matching outbound packets. */
+    outbound: z.string().min(1).optional(),
+  })
+  .refine((s) => s.inbound !== undefined || s.outbound !== undefined, { message: "direction wants inbound, outbound or both" });
+
+/** An output's `onlyDirection` setting (`--only-direction in|out`): forward one direction only. */
+export const onlyDirectionSchema = z.enum(["in", "out"]);
+
+/** The four kinds, to spread into the spec's `z.discriminatedUnion("kind", [...])`. */
+export const processingStageSchemas = [anonymizeStageSchema, truncateHeadersStageSchema, checksumsStageSchema, directionStageSchema] as const;
+
+export const processingStageSpecSchema = z.discriminatedUnion("kind", [...processingStageSchemas]);
+export type ProcessingStageSpec = z.infer<typeof processingStageSpecSchema>;
+export type ProcessingStageKind = ProcessingStageSpec["kind"];
+export const PROCESSING_STAGE_KINDS: readonly ProcessingStageKind[] = ["anonymize", "truncate-headers", "checksums", "direction"];
+
+/**
+ * A processing stage that cannot be built from its spec: a key file of the wrong size or
+ * unreadable, a bad prefix, a filter libpcap refuses. The message names the setting or file;
+ * `code` is stable for tests. Every one is the operator's to fix: exit status 2 (usage).
+ */
+export class ProcessingStageError extends Error {
+  override readonly name = "ProcessingStageError";
+  readonly category = "usage" as const;
+  constructor(
+    readonly code: "bad-key-file" | "bad-prefix" | "bad-filter",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ProcessingStageContext {
+  /**
+   * Compiles a direction filter for a link type. Defaults to libpcap's compiler (pcap_open_dead)
+   * feeding our userland BPF; tests may pass their own.
+   */
+  compileFilter?: DirectionFilterCompiler;
+  /** Link type of the inputs when known: direction filters are compiled for it at build time, so a bad one fails at start. */
+  linktype?: number;
+}
+
+/** Builds the stage for one validated spec entry. Throws ProcessingStageError for what the operator must fix. */
+export async function buildProcessingStage(spec: ProcessingStageSpec, context: ProcessingStageContext = {}): Promise<PacketStage> {
+  switch (spec.kind) {
+    case "anonymize":
+      return new AnonymizeStage({ method: await anonymizeMethod(spec), which: spec.only });
+    case "truncate-headers":
+      return new TruncateHeadersStage({ payloadBytes: spec.payloadBytes });
+    case "checksums":
+      return new ChecksumsStage(spec.action);
+    case "direction": {
+      const compile = context.compileFilter ?? (await defaultFilterCompiler());
+      const stage = new DirectionStage({ inbound: spec.inbound, outbound: spec.outbound, compile });
+      if (context.linktype !== undefined) {
+        try {
+          stage.prepare(context.linktype);
+        } catch (error) {
+          throw new ProcessingStageError("bad-filter", `--direction-in/--direction-out: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+      return stage;
+    }
+  }
+}
+
+type AnonymizeSpec = Extract<ProcessingStageSpec, { kind: "anonymize" }>;
+
+async function anonymizeMethod(spec: AnonymizeSpec): Promise<AnonymizeMethod> {
+  if (spec.keyFile !== undefined) return { kind: "cryptopan", key: await readKeyFile(spec.keyFile) };
+  if (spec.passphrase !== undefined) return { kind: "cryptopan", key: cryptoPanKeyFromPassphrase(spec.passphrase) };
+  const method: { kind: "prefix"; ipv4?: AddressPrefix; ipv6?: AddressPrefix } = { kind: "prefix" };
+  for (const text of spec.prefixes ?? []) {
+    const prefix = parsePrefix(text);
+    const family = prefix.address.byteLength === 4 ? "ipv4" : "ipv6";
+    if (method[family]) throw new ProcessingStageError("bad-prefix", `--anonymize-prefix: more than one ${family === "ipv4" ? "IPv4" : "IPv6"} prefix (${text})`);
+    method[family] = prefix;
+  }
+  return method;
+}
+
+/** Reads a CryptoPAn key file: exactly 32 raw bytes, as `traceanon -f` wants. */
+export async function readKeyFile(path: string): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Bun.file(path).bytes();
+  } catch (error) {
+    const reason = error instanceof Error && "code" in error ? String((error as { code: unknown }).code) : "unreadable";
+    throw new ProcessingStageError("bad-key-file", `--anonymize-key-file ${path}: cannot read it (${reason})`);
+  }
+  if (bytes.byteLength !== CRYPTOPAN_KEY_BYTES) {
+    throw new ProcessingStageError(
+      "bad-key-file",
+      `--anonymize-key-file ${path}: a key file holds exactly ${CRYPTOPAN_KEY_BYTES} raw bytes (as traceanon -f reads), this one has ${bytes.byteLength}`,
+    );
+  }
+  return bytes;
+}
+
+/** Parses "10.0.0.0/8" or "2001:db8::/32" into address bytes and a prefix length. */
+export function parsePrefix(text: string): AddressPrefix {
+  const slash = text.lastIndexOf("/");
+  const addressText = slash < 0 ? text : text.slice(0, slash);
+  const bits = slash < 0 ? NaN : Number(text.slice(slash + 1));
+  const address = addressText.includes(":") ? parseIpv6(addressText) : parseIpv4(addressText);
+  const maxBits = address ? address.byteLength * 8 : 0;
+  if (!address || !Number.isInteger(bits) || bits < 0 || bits > maxBits) {
+    throw new ProcessingStageError("bad-prefix", `--anonymize-prefix: '${text}' is not an address prefix like 10.0.0.0/8 or 2001:db8::/32`);
+  }
+  return { address, bits };
+}
+
+function parseIpv4(text: string): Uint8Array | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
+  return Uint8Array.from(parts.map(Number));
+}
+
+function parseIpv6(text: string): Uint8Array | undefined {
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const words = (part: string) => (part === "" ? [] : part.split(":"));
+  const head = words(halves[0]!);
+  const tail = halves.length === 2 ? words(halves[1]!) : [];
+  const missing = 8 - head.length - tail.length;
+  if ((halves.length === 1 && missing !== 0) || missing < 0) return undefined;
+  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...tail];
+  if (all.length !== 8 || all.some((w) => !/^[0-9a-fA-F]{1,4}$/.test(w))) return undefined;
+  const out = new Uint8Array(16);
+  all.forEach((w, i) => {
+    const v = parseInt(w, 16);
+    out[2 * i] = v >> 8;
+    out[2 * i + 1] = v & 0xff;
+  });
+  return out;
+}
+
+/** libpcap's compiler (loaded only when a direction stage is built: it opens libpcap through FFI). */
+async function defaultFilterCompiler(): Promise<DirectionFilterCompiler> {
+  const { compileFilter } = await import("../../capture/libpcap/compile-filter.ts");
+  const { MAXIMUM_SNAPLEN } = await import("../../packet/packet-batch.ts");
+  return (expression, linktype) => compileBpfRecordMatcher(compileFilter(expression, linktype, MAXIMUM_SNAPLEN));
+}

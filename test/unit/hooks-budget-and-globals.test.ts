@@ -1,0 +1,85 @@
+// Issue 9: a hook that recurses and catches "stack overflow" pays a whole-stack backtrace per
+// call, and QuickJS looks at the clock only once per 10,000 calls/loops: such a hook ran 7-13 s
+// under a 50 ms budget. And the host must not depend on the sandbox's own globals: a hook that
+// poisons JSON or Array.prototype must not silently lose its tags or log lines.
+import { afterAll, describe, expect, test } from "bun:test";
+import { FAILURE_KIND, HookRunner } from "../../src/hooks/index.ts";
+import { parseDriverResult } from "../../src/hooks/vm-driver.ts";
+import { memoryLogger } from "../../src/logging/index.ts";
+import { batchOf, ipv4Frame } from "./hooks-helpers.ts";
+
+const runners: HookRunner[] = [];
+afterAll(() => runners.forEach((r) => r.dispose()));
+
+async function hook(source: string, settings: Record<string, unknown> = {}) {
+  const logger = memoryLogger();
+  const runner = await HookRunner.create({ name: "t.js", source, settings, logger });
+  runners.push(runner);
+  return { runner, logger };
+}
+
+const frames = (n: number) => Array.from({ length: n }, (_, i) => ipv4Frame({ protocol: "udp", srcPort: 1000 + i, dstPort: 53, payload: Uint8Array.of(i) }));
+
+describe("the CPU budget holds for recursion that catches stack overflow", () => {
+  // 200 caught overflows cost about 5 ms each (a backtrace of ~2,500 frames at the default
+  // 512 KiB stack), so the hook needs about a second, twenty times its 50 ms budget, yet it makes
+  // about 3,000 calls: QuickJS alone (a look at the clock per 10,000) would let it finish "drop".
+  const RECURSING = `
+    let caught = 0;
+    function down(n) {
+      try { return down(n + 1); }
+      catch (e) { caught++; return caught < 200 ? down(n + 1) : n; }
+    }
+    export default function (pkt) { caught = 0; down(0); return "drop"; }`;
+
+  test("the batch is stopped as a timeout, not run to its end", async () => {
+    const { runner, logger } = await hook(RECURSING, { hookBatchBudgetMs: 50, hookFail: "pass" });
+    const result = runner.run(batchOf(frames(2)));
+    expect(Array.from(result.failures)).toEqual([FAILURE_KIND.TIMEOUT, FAILURE_KIND.SKIPPED]);
+    expect(result.batch.count).toBe(2); // policy pass keeps both
+    expect(runner.stats.failures.timeout).toBe(1);
+    expect(logger.lines.some((l) => l.includes("interrupted"))).toBe(true);
+  });
+
+  test("a plain hook still runs every packet (the tighter clock checks do not fire early)", async () => {
+    const { runner } = await hook(`
+      export default function (pkt) { let s = 0; for (let i = 0; i < 2000; i++) s += i; return s > 0 ? "drop" : "pass"; }`,
+      { hookBatchBudgetMs: 5000 });
+    const result = runner.run(batchOf(frames(50)));
+    expect(result.batch.count).toBe(0);
+    expect(runner.stats.failures.timeout).toBe(0);
+  });
+});
+
+describe("tags and logs do not depend on the sandbox's globals", () => {
+  const poisons: [string, string][] = [
+    ["JSON.stringify replaced", `JSON.stringify = () => "{}";`],
+    ["JSON replaced", `globalThis.JSON = { stringify() { return "null"; } };`],
+    ["Array.prototype.toJSON", `Array.prototype.toJSON = function () { return []; };`],
+    ["Object.prototype.toJSON", `Object.prototype.toJSON = function () { return {}; };`],
+    ["index setters on Array.prototype", `for (let i = 0; i < 4; i++) Object.defineProperty(Array.prototype, i, { set() {}, get() { return undefined; } });`],
+    ["String.prototype.slice replaced", `String.prototype.slice = function () { return ""; };`],
+  ];
+  for (const [what, poison] of poisons) {
+    test(`${what}: every tag and log line arrives`, async () => {
+      const { runner, logger } = await hook(`
+        ${poison}
+        export default function (pkt, ctx) { ctx.tag("seen"); ctx.tag("n" + pkt.index); if (pkt.index === 0) ctx.log("hello", 1); }`);
+      const result = runner.run(batchOf(frames(3)));
+      expect(result.tags).toEqual([["seen", "n0"], ["seen", "n1"], ["seen", "n2"]]);
+      expect(logger.lines).toContain("info: hook t.js: hello 1");
+    });
+  }
+
+  test("the result string parser takes tags with any characters and stops at garbage", () => {
+    const name = 'a:b;T9;"\n';
+    const text = `T0;${name.length}:${name}L2:hiS3;E2;4:boom` + "T5;99:short";
+    expect(parseDriverResult(text)).toEqual({
+      tags: [{ index: 0, name }],
+      logs: ["hi"],
+      logsSuppressed: 3,
+      errorCount: 2,
+      firstError: "boom",
+    });
+  });
+});
