@@ -92,6 +92,8 @@ export class RpcapDaemon {
   private readonly activeTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly activeConnected = new Set<string>();
   private stopped = false;
+  /** Since start, for --metrics: control connections admitted and refused, AUTH outcomes. */
+  readonly totals = { sessionsOpened: 0, sessionsRefused: 0, authSucceeded: 0, authFailed: 0 };
   /** Slot bookkeeping: per-address caps, the pressure deadline, what keeps a slot. */
   private readonly slots: SessionSlots<RpcapSession>;
   /** Each session's control writer, to tell it why the slot table puts it out. */
@@ -246,15 +248,14 @@ export class RpcapDaemon {
     const peer = stream.peerAddress;
     if (this.options.isHostAllowed && !this.options.isHostAllowed(peer)) {
       this.options.log.warn(`refused ${peer}: not in the host list`);
+      this.totals.sessionsRefused++;
       stream.send(encodeError(0, RpcapErrorCode.HOSTNOAUTH, "The host is not allowed to connect to this server"));
       stream.end();
       closed.resolve();
       return { receive() {}, peerClosed() {}, closed: closed.promise };
     }
     const gone = new AbortController();
-    const environment = this.environment();
-    const authenticator = this.options.authenticator;
-    environment.authenticator = { authenticate: (request) => authenticator.authenticate({ ...request, signal: gone.signal }) };
+    const environment = this.environment(gone.signal);
     const session = new RpcapSession(
       { send: (b) => stream.send(b), close: () => stream.end(), peerAddress: peer, tls: false, active: false },
       environment,
@@ -267,6 +268,7 @@ export class RpcapDaemon {
     );
     const framer = new RpcapFramer((type) => maxRequestPlen(type, this.options.maxControlPlen));
     this.sessions.add(session);
+    this.totals.sessionsOpened++;
     this.slots.add(session, peer, false);
     this.options.log.info(`session ${session.id} from ${peer} (inetd)`);
     return {
@@ -313,6 +315,7 @@ export class RpcapDaemon {
     const peer = socket.remoteAddress;
     if (!active && this.options.isHostAllowed && !this.options.isHostAllowed(peer)) {
       this.options.log.warn(`refused ${peer}: not in the host list`);
+      this.totals.sessionsRefused++;
       socket.write(encodeError(0, RpcapErrorCode.HOSTNOAUTH, "The host is not allowed to connect to this server"));
       socket.end();
       return;
@@ -326,12 +329,14 @@ export class RpcapDaemon {
       }
       if (admission.refusal) {
         this.options.log.warn(`refused ${peer}: ${admission.refusal}`);
+        this.totals.sessionsRefused++;
         socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
         socket.end();
         return;
       }
     } else if (this.sessions.size >= this.options.maxSessions) {
       this.options.log.warn(`refused ${peer}: ${this.sessions.size} sessions already (limit ${this.options.maxSessions})`);
+      this.totals.sessionsRefused++;
       socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
       socket.end();
       return;
@@ -342,9 +347,7 @@ export class RpcapDaemon {
     );
     // Fires when the session ends, so an AUTH check still waiting for it is dropped unhashed.
     const gone = new AbortController();
-    const environment = this.environment();
-    const authenticator = this.options.authenticator;
-    environment.authenticator = { authenticate: (request) => authenticator.authenticate({ ...request, signal: gone.signal }) };
+    const environment = this.environment(gone.signal);
     session = new RpcapSession(
       { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active },
       environment,
@@ -357,16 +360,26 @@ export class RpcapDaemon {
     const framer = new RpcapFramer((type) => maxRequestPlen(type, this.options.maxControlPlen));
     socket.data = { session, framer, writer };
     this.sessions.add(session);
+    this.totals.sessionsOpened++;
     this.slots.add(session, peer, active);
     this.writers.set(session, writer);
     this.options.log.info(`session ${session.id} from ${peer}${active ? " (active)" : ""}`);
   }
 
-  private environment(): SessionEnvironment {
+  /** A session's environment; `gone` fires when it ends, so a pending AUTH check is dropped. */
+  private environment(gone: AbortSignal): SessionEnvironment {
     const o = this.options;
+    const authenticator = o.authenticator;
     const env: SessionEnvironment = {
       hub: o.hub,
-      authenticator: o.authenticator,
+      authenticator: {
+        authenticate: async (request) => {
+          const result = await authenticator.authenticate({ ...request, signal: gone });
+          if (result.ok) this.totals.authSucceeded++;
+          else this.totals.authFailed++;
+          return result;
+        },
+      },
       listInterfaces: () => {
         const all = o.interfaces ? o.interfaces.list() : listInterfaces();
         const offered = o.offeredInterfaces;

@@ -137,6 +137,11 @@ export class RpcapActivePeerSource implements CaptureSource {
     return this.name === this.address ? this.name : `${this.name} (${this.address})`;
   }
 
+  /** Packets this probe has delivered, over all its connections. */
+  get packetsDelivered(): number {
+    return this.delivered;
+  }
+
   /** The stream's link type, snap length and precision, fixed by the first capture. */
   get captureInfo(): CaptureInfo | null {
     return this.info;

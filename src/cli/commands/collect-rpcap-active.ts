@@ -19,6 +19,8 @@ import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts"
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { listenPcapOverIp } from "./pcap-over-ip.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
+import { startMetricsOption } from "../metrics-option.ts";
+import { activeProbesCollector, captureHubCollector, rpcapdCollector } from "../../metrics/index.ts";
 
 export const COLLECT_RPCAP_ACTIVE_HELP = `Usage: probe collect --rpcap-active-listen HOST:PORT [options] OUTPUTS
 
@@ -44,6 +46,7 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
                                     probe capture -i rpcap://HOST:PORT/PROBE-NAME
     -n, --null-auth                 its clients may use NULL authentication
     --users FILE                    its password file ('probe passwd USER' lines)
+  --metrics HOST:PORT               Prometheus metrics at http://HOST:PORT/metrics
 A probe that disconnects keeps its name and outputs: when it dials in again its stream resumes
 (PCAP-over-IP readers stay connected). Outputs shared by several probes take the link type of
 the first; a probe capturing another link type there is refused (logged).
@@ -63,6 +66,7 @@ export interface RpcapActiveCollectFlags {
   serveRpcap?: string;
   nullAuth?: boolean;
   users?: string;
+  metrics?: string;
 }
 
 /** Something that takes one probe's (or every probe's) batches. */
@@ -170,6 +174,11 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
   } catch (error) {
     throw new UsageError(`--rpcap-active-listen ${flags.listen}: ${(error as Error).message}`);
   }
+  const metrics = startMetricsOption(
+    flags.metrics,
+    [activeProbesCollector(collector), ...(rpcapServer ? [rpcapdCollector(rpcapServer.daemon), captureHubCollector(rpcapServer.hub)] : [])],
+    log,
+  );
   log.info(`accepting active rpcapd connections on ${formatHostPort(listen.host, collector.port ?? listen.port)}`);
 
   const stop = Promise.withResolvers<void>();
@@ -177,7 +186,8 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
   process.on("SIGTERM", () => stop.resolve());
   await stop.promise;
   const probes = collector.probes;
-  await rpcapServer?.stop();
+  await metrics?.server.stop();
+  await rpcapServer?.daemon.stop();
   await collector.stop();
   for (const output of perProbe) await output.close();
   for (const output of shared) await output.close();
@@ -193,7 +203,7 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
  * interfaces are the probes that have captured: FINDALLIF lists them by name, OPEN NAME and
  * STARTCAP read that probe's packets through a tap with the client's filter, run here.
  */
-async function serveProbesOverRpcap(collector: RpcapActiveListener, address: HostPort, flags: RpcapActiveCollectFlags, log: Logger): Promise<RpcapDaemon> {
+async function serveProbesOverRpcap(collector: RpcapActiveListener, address: HostPort, flags: RpcapActiveCollectFlags, log: Logger): Promise<{ daemon: RpcapDaemon; hub: CaptureHub }> {
   const defaults = rpcapdConfigSchema.parse({});
   const probeNamed = (name: string) => collector.probes.find((p) => p.name === name && p.captureInfo);
   const hub = new CaptureHub((options) => {
@@ -238,7 +248,7 @@ async function serveProbesOverRpcap(collector: RpcapActiveListener, address: Hos
   } catch (error) {
     throw new UsageError(`--serve-rpcap ${formatHostPort(address.host, address.port)}: ${(error as Error).message}`);
   }
-  return daemon;
+  return { daemon, hub };
 }
 
 /**

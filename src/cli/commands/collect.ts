@@ -71,6 +71,7 @@ export async function runCollect(argv: string[]): Promise<number> {
     "serve-rpcap": { type: "string" },
     "null-auth": { type: "boolean", short: "n" },
     users: { type: "string" },
+    metrics: { type: "string" },
   });
   if (v.help) {
     process.stdout.write(v["rpcap-active-listen"] !== undefined ? COLLECT_RPCAP_ACTIVE_HELP : COLLECT_HELP);
@@ -93,6 +94,7 @@ export async function runCollect(argv: string[]): Promise<number> {
         ...(v["serve-rpcap"] !== undefined ? { serveRpcap: v["serve-rpcap"] } : {}),
         ...(v["null-auth"] ? { nullAuth: true } : {}),
         ...(v.users !== undefined ? { users: v.users } : {}),
+        ...(v.metrics !== undefined ? { metrics: v.metrics } : {}),
       },
       stderrLogger("probe-collect"),
     );

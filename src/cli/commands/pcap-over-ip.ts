@@ -181,7 +181,7 @@ export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub,
       // Hooks run in this subscription's queue, so a slow hook drops (counted) instead of
       // stalling the capture; every consumer then gets the hooked packets.
       hooks ? hooks.stage.sinkInto({ write: (batch) => server.offer(batch) }) : { write: (batch) => server.offer(batch) },
-      { onEnd: (error) => ended.resolve(error) },
+      { onEnd: (error) => ended.resolve(error), label: "pcap-over-ip" },
     );
   } catch (error) {
     await server.stop();

@@ -22,6 +22,8 @@ import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } 
 import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
+import { METRICS_CLI_OPTION, METRICS_OPTION_HELP, startMetricsOption } from "../metrics-option.ts";
+import { captureHubCollector, rpcapdCollector } from "../../metrics/index.ts";
 
 export const RPCAPD_HELP = `Usage: probe rpcapd [options]
 
@@ -70,7 +72,7 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
                            of which from one address, IPv6 /64 (default 8)
       --pressure-auth-timeout-ms N
                            auth deadline once 3/4 of the sessions are taken (default 10000)
-  -h, --help               this text
+${METRICS_OPTION_HELP}  -h, --help               this text
 ${HOOK_OPTIONS_HELP}
 Every failed authentication is answered "Authentication failed" and costs that peer a
 growing pause; the reason is logged. OPEN accepts local interfaces only.
@@ -104,6 +106,7 @@ const options = {
   "pressure-auth-timeout-ms": { type: "string" },
   "system-accounts-share-capture": { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  ...METRICS_CLI_OPTION,
   ...HOOK_CLI_OPTIONS,
 } as const;
 
@@ -122,7 +125,17 @@ export function rewriteInetdFlag(argv: readonly string[]): string[] {
 }
 
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
-  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(argv), options);
+  return parseRpcapdCommandLine(argv).config;
+}
+
+/** The config, and the flags that are not part of it (--metrics: wired by the command). */
+function parseRpcapdCommandLine(argv: string[]): { config: RpcapdConfig | "help"; metrics?: string } {
+  const parsed = parseCommandLine("rpcapd", rewriteInetdFlag(argv), options);
+  const metrics = parsed.values.metrics;
+  return { config: rpcapdConfigFromFlags(parsed), ...(metrics !== undefined ? { metrics } : {}) };
+}
+
+function rpcapdConfigFromFlags({ values: v, positionals }: ReturnType<typeof parseCommandLine<typeof options>>): RpcapdConfig | "help" {
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`rpcapd: unexpected argument '${positionals[0]}'`);
   const active = [
@@ -217,7 +230,7 @@ async function accessControl(config: RpcapdConfig, log: Logger) {
 }
 
 export async function runRpcapd(argv: string[]): Promise<number> {
-  const parsed = parseRpcapdConfig(argv);
+  const { config: parsed, metrics: metricsFlag } = parseRpcapdCommandLine(argv);
   if (parsed === "help") {
     process.stdout.write(RPCAPD_HELP);
     return ExitCode.OK;
@@ -269,8 +282,10 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   });
   if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
   await daemon.start();
+  const metrics = startMetricsOption(metricsFlag, [rpcapdCollector(daemon), captureHubCollector(hub)], log);
   if (inetdPeer) {
     await serveInheritedConnection(daemon, inetdPeer, log);
+    await metrics?.server.stop();
     await daemon.stop();
     await hub.close();
     hooks?.close();
@@ -289,6 +304,7 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   process.on("SIGINT", () => stop.resolve());
   process.on("SIGTERM", () => stop.resolve());
   await stop.promise;
+  await metrics?.server.stop();
   await daemon.stop();
   await hub.close();
   if (hooks) for (const line of hooks.summaryLines()) log.info(line);

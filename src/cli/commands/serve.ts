@@ -26,6 +26,8 @@ import { validated } from "../validated.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { startPcapOverIp } from "./pcap-over-ip.ts";
+import { METRICS_CLI_OPTION, METRICS_OPTION_HELP, startMetricsOption } from "../metrics-option.ts";
+import { captureHubCollector, pcapOverIpCollector, rpcapdCollector } from "../../metrics/index.ts";
 
 export const SERVE_HELP = `Usage: probe [-i INTERFACE] [-f FILTER] [--pcap-over-ip ADDR:PORT] [--rpcap ADDR:PORT]
              [--no-rpcap] [--users FILE]
@@ -42,7 +44,7 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
       --rpcap A:P            where the RPCAP daemon listens
       --no-rpcap             serve PCAP-over-IP only
       --users FILE           RPCAP password file (then NULL authentication is refused)
-  -h, --help                 this text
+${METRICS_OPTION_HELP}  -h, --help                 this text
 ${HOOK_OPTIONS_HELP}Hooks apply to both outputs.
 For everything else use 'probe pcap-over-ip' and 'probe rpcapd'.
 `;
@@ -56,6 +58,7 @@ export async function runServe(argv: string[]): Promise<number> {
     "no-rpcap": { type: "boolean" },
     users: { type: "string" },
     help: { type: "boolean", short: "h" },
+    ...METRICS_CLI_OPTION,
     ...HOOK_CLI_OPTIONS,
   });
   if (v.help) {
@@ -111,6 +114,11 @@ export async function runServe(argv: string[]): Promise<number> {
       throw error;
     }
   }
+  const metrics = startMetricsOption(
+    v.metrics,
+    [captureHubCollector(hub), pcapOverIpCollector(poip.server), ...(rpcap ? [rpcapdCollector(rpcap)] : [])],
+    log,
+  );
   const poipPort = poip.server.listening[0]?.port;
   const lines = [
     `probe is serving ${iface}:`,
@@ -125,6 +133,7 @@ export async function runServe(argv: string[]): Promise<number> {
   process.on("SIGINT", () => signal.resolve());
   process.on("SIGTERM", () => signal.resolve());
   const failure = await Promise.race([signal.promise.then(() => undefined), poip.ended]);
+  await metrics?.server.stop();
   await rpcap?.stop();
   await poip.stop();
   await hub.close();
