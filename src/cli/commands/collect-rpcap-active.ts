@@ -18,7 +18,7 @@ import { formatHostPort } from "../../outputs/pcap-over-ip/pcap-over-ip-server.t
 import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { listenPcapOverIp } from "./pcap-over-ip.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { startMetricsOption } from "../metrics-option.ts";
 import { activeProbesCollector, captureHubCollector, rpcapdCollector } from "../../metrics/index.ts";
 
@@ -172,7 +172,8 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
   try {
     collector.listen();
   } catch (error) {
-    throw new UsageError(`--rpcap-active-listen ${flags.listen}: ${(error as Error).message}`);
+    await rpcapServer?.daemon.stop();
+    throw new CommandFailure(`--rpcap-active-listen ${flags.listen}: cannot listen (${(error as Error).message.split("\n")[0]})`);
   }
   const metrics = startMetricsOption(
     flags.metrics,
