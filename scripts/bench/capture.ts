@@ -1,24 +1,28 @@
 // Capture benchmark (npm run bench -- capture): the same bounded loopback load captured by
-// `probe capture -i lo -w /dev/null` and by `tcpdump -i lo -w /dev/null`, then a large file
-// replayed by `probe capture -r` and `tcpdump -r`, all in one run on this machine.
+// `tcpdump -i lo -w /dev/null` and by `probe capture -i lo -w /dev/null` with each capture engine
+// (the TPACKET_V3 ring read directly, and libpcap), plus each one's cost with no traffic at all
+// (start-up and idle, which the per-packet figures include), then a large file replayed by
+// `probe capture -r` and `tcpdump -r`, all in one run on this machine.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SyntheticSource } from "../../src/capture/synthetic-source.ts";
 import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-writer.ts";
-import { finish, watchPeakRss, parseSummary, printTable, probeBinary, udpLoad, type Measurement } from "./support/measure.ts";
+import { bunBinary, cpuSecondsOf, finish, watchPeakRss, parseSummary, printTable, probeBinary, repoRoot, udpLoad, type Measurement } from "./support/measure.ts";
 
 const LIVE_PACKETS = Number(process.env.BENCH_LIVE_PACKETS ?? 400_000);
 const LIVE_PAYLOAD_BYTES = 100;
+/** Optional: another probe binary (e.g. built from the commit before a change) measured alongside. */
+const PROBE_BEFORE = process.env.BENCH_PROBE_BEFORE;
 const FILE_PACKETS = Number(process.env.BENCH_FILE_PACKETS ?? 2_000_000);
 
-async function liveRun(name: string, argv: string[], port: number): Promise<Measurement> {
+async function liveRun(name: string, argv: string[], port: number, packets = LIVE_PACKETS): Promise<Measurement> {
   const sink = await Bun.udpSocket({ hostname: "127.0.0.1", port });
   const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
   const rss = watchPeakRss(proc.pid);
   const stderrText = new Response(proc.stderr).text();
   await Bun.sleep(700); // capture open
-  const load = await udpLoad(port, LIVE_PACKETS, LIVE_PAYLOAD_BYTES);
+  const load = packets > 0 ? await udpLoad(port, packets, LIVE_PAYLOAD_BYTES) : await Bun.sleep(2000).then(() => ({ sent: 0, seconds: 2 }));
   await Bun.sleep(500);
   proc.kill("SIGINT");
   const usage = await finish(proc, rss);
@@ -31,7 +35,7 @@ async function liveRun(name: string, argv: string[], port: number): Promise<Meas
     cpuSeconds: usage.cpuSeconds,
     peakRssMiB: usage.peakRssMiB,
     kernelDrops: summary.drops,
-    note: `${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s`,
+    note: packets > 0 ? `${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s` : `no traffic for ${load.seconds} s: ${usage.cpuSeconds.toFixed(3)} CPU s in all`,
   };
 }
 
@@ -55,13 +59,94 @@ async function makeBigFile(path: string, packets: number): Promise<void> {
   await writer.close();
 }
 
+/**
+ * PACKET_FANOUT: the same load captured by one ring worker, then by two workers sharing the
+ * interface by flow hash (scripts/bench/support/fanout-capture.ts), eight flows so the hash
+ * can spread them. Measures what a second worker costs and whether it loses less.
+ */
+/** Flows (sender processes, one port each) in the fanout run: enough that the flow hash spreads them. */
+const FANOUT_FLOWS = 8;
+
+async function benchFanout(port: number): Promise<void> {
+  const rows: Measurement[] = [];
+  for (const workers of [1, 2]) {
+    const argv = [bunBinary, `${repoRoot}scripts/bench/support/fanout-capture.ts`, String(workers), String(port)];
+    const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "inherit" });
+    const rss = watchPeakRss(proc.pid);
+    const out = new Response(proc.stdout).text();
+    await Bun.sleep(1500);
+    const flows = Array.from({ length: FANOUT_FLOWS }, (_, i) => i);
+    const sinks = await Promise.all(flows.map((i) => Bun.udpSocket({ hostname: "127.0.0.1", port: port + i })));
+    const loads = await Promise.all(flows.map((i) => udpLoad(port + i, LIVE_PACKETS / FANOUT_FLOWS, LIVE_PAYLOAD_BYTES)));
+    await Bun.sleep(500);
+    proc.kill("SIGINT");
+    const usage = await finish(proc, rss);
+    for (const sink of sinks) sink.close();
+    const report = JSON.parse((await out).trim()) as { delivered: number[]; dropped: number };
+    const sent = loads.reduce((n, l) => n + l.sent, 0);
+    const seconds = Math.max(...loads.map((l) => l.seconds));
+    rows.push({
+      name: `ring, ${workers} worker${workers > 1 ? "s" : ""} (fanout hash)`,
+      packets: report.delivered.reduce((a, b) => a + b, 0),
+      seconds,
+      cpuSeconds: usage.cpuSeconds,
+      peakRssMiB: usage.peakRssMiB,
+      kernelDrops: report.dropped,
+      note: `${sent} sent by ${FANOUT_FLOWS} senders; per worker ${report.delivered.join("/")}`,
+    });
+  }
+  printTable("PACKET_FANOUT on lo, 2 cores (Bun process running LiveCaptureSource directly, no output)", rows);
+}
+
+/** Seconds over which serve mode's idle CPU is measured. */
+const IDLE_SECONDS = 10;
+
+/**
+ * Serve mode idle: `probe -i lo` serving PCAP-over-IP with one reader connected and a filter no
+ * packet matches; CPU over IDLE_SECONDS after start-up, as a share of one core.
+ */
+async function benchServeIdle(binary: string, label: string): Promise<void> {
+  const port = 20000 + Math.floor(Math.random() * 10000);
+  const argv = [binary, "-i", "lo", "-f", "udp port 9", "--pcap-over-ip", `127.0.0.1:${port}`, "--no-rpcap"];
+  const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "ignore" });
+  try {
+    await Bun.sleep(1500);
+    const reader = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    await Bun.sleep(500);
+    const before = cpuSecondsOf(proc.pid);
+    await Bun.sleep(IDLE_SECONDS * 1000);
+    const used = cpuSecondsOf(proc.pid) - before;
+    reader.end();
+    console.log(`serve mode idle (${label}, one PCAP-over-IP reader, no matching traffic): ${((used / IDLE_SECONDS) * 100).toFixed(2)}% of a core`);
+  } finally {
+    proc.kill("SIGTERM");
+    await proc.exited;
+  }
+}
+
 export async function benchCapture(): Promise<void> {
   const port = 40000 + Math.floor(Math.random() * 10000);
   const filter = `udp dst port ${port}`;
   const live: Measurement[] = [];
   live.push(await liveRun("tcpdump -i lo -w /dev/null", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port));
-  live.push(await liveRun("probe capture -i lo -w /dev/null", [probeBinary, "capture", "-i", "lo", "-w", "/dev/null", filter], port));
+  for (const engine of ["ring", "libpcap"]) {
+    const argv = [probeBinary, "capture", "--capture-engine", engine, "-i", "lo", "-w", "/dev/null", filter];
+    live.push(await liveRun(`probe capture -i lo -w /dev/null (${engine})`, argv, port));
+  }
+  if (PROBE_BEFORE) {
+    live.push(await liveRun("probe before (BENCH_PROBE_BEFORE)", [PROBE_BEFORE, "capture", "-i", "lo", "-w", "/dev/null", filter], port));
+  }
+  live.push(await liveRun("tcpdump, no traffic", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port, 0));
+  for (const engine of ["ring", "libpcap"]) {
+    const argv = [probeBinary, "capture", "--capture-engine", engine, "-i", "lo", "-w", "/dev/null", filter];
+    live.push(await liveRun(`probe (${engine}), no traffic`, argv, port, 0));
+  }
   printTable(`live capture on lo: ${LIVE_PACKETS} UDP packets of ${LIVE_PAYLOAD_BYTES} payload bytes, max rate`, live);
+  console.log("(CPU per packet includes each program's start-up and idle cost, shown in the 'no traffic' rows)");
+  await benchFanout(port);
+  console.log("");
+  await benchServeIdle(probeBinary, "ring engine");
+  if (PROBE_BEFORE) await benchServeIdle(PROBE_BEFORE, "BENCH_PROBE_BEFORE");
 
   const dir = mkdtempSync(join(tmpdir(), "probe-bench-"));
   try {

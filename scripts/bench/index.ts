@@ -3,6 +3,7 @@ import { benchCapture } from "./capture.ts";
 import { benchRpcap } from "./rpcap.ts";
 import { benchUdpstr } from "./udpstr.ts";
 import { benchPcapOverIp } from "./pcap-over-ip.ts";
+import { benchServe } from "./serve.ts";
 import { benchRobustness } from "./robustness.ts";
 import { benchStages } from "./stages.ts";
 import { benchRotation } from "./rotation.ts";
@@ -12,6 +13,7 @@ const benches: Record<string, () => Promise<void>> = {
   rpcap: benchRpcap,
   udpstr: benchUdpstr,
   "pcap-over-ip": benchPcapOverIp,
+  serve: () => benchServe(),
   robustness: benchRobustness,
   stages: () => benchStages(),
   rotation: benchRotation,

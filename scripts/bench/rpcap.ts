@@ -1,7 +1,8 @@
 // RPCAP benchmark (npm run bench -- rpcap): a bounded loopback load forwarded through
 // `probe rpcapd` to the project's RPCAP client: packets delivered, daemon CPU per million
 // packets, bytes on the data channel per packet, daemon peak RSS. With RPCAPD_REF=/path/rpcapd
-// (a libpcap rpcapd build) the same load goes through it in the same run.
+// (a libpcap rpcapd build) the same load goes through it in the same run; with
+// BENCH_PROBE_BEFORE=/path/probe (e.g. built from an earlier commit) that probe too.
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { cpuOfTree, descendants, printTable, probeBinary, udpLoad, watchPeakRss, type Measurement } from "./support/measure.ts";
@@ -71,6 +72,11 @@ export async function benchRpcap(): Promise<void> {
     const label = rate ? `${rate}/s` : "max rate";
     const port = 42000 + Math.floor(Math.random() * 1000);
     rows.push(await runDaemon(`probe rpcapd (${label})`, [probeBinary, "rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(port)], port, rate));
+    const before = process.env.BENCH_PROBE_BEFORE;
+    if (before) {
+      const beforePort = port + 500;
+      rows.push(await runDaemon(`probe rpcapd before (${label})`, [before, "rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(beforePort)], beforePort, rate));
+    }
     const reference = process.env.RPCAPD_REF;
     if (reference) {
       const refPort = port + 1000;

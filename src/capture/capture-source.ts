@@ -3,7 +3,7 @@
 // the pipeline depend only on this interface, so files stand in for interfaces in tests.
 import type { PacketBatch, TimestampPrecision } from "../packet/packet-batch.ts";
 import type { BpfInstruction } from "../packet/bpf/index.ts";
-import type { KernelStats } from "./libpcap/pcap-handle.ts";
+import type { CaptureEngine, KernelStats } from "./libpcap/pcap-handle.ts";
 
 export interface CaptureInfo {
   linktype: number;
@@ -12,6 +12,9 @@ export interface CaptureInfo {
   /** Human-readable description for logs ("lo", "file big.pcap", ...). */
   description: string;
   warning?: string;
+  /** Live captures: the engine reading the interface, and why it differs from the one asked for. */
+  engine?: CaptureEngine;
+  engineNote?: string;
 }
 
 export interface CaptureStats {

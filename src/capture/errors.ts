@@ -1,5 +1,6 @@
 // Typed capture errors: every libpcap failure becomes a CaptureError with a stable code,
 // libpcap's own text, and advice an operator can act on.
+import { ProbeError } from "../packet/probe-error.ts";
 
 export type CaptureErrorCode =
   | "library-missing"
@@ -10,13 +11,11 @@ export type CaptureErrorCode =
   | "bad-file"
   | "capture-failed";
 
-export class CaptureError extends Error {
+export class CaptureError extends ProbeError {
   override readonly name = "CaptureError";
-  constructor(
-    readonly code: CaptureErrorCode,
-    message: string,
-  ) {
-    super(message);
+  declare readonly code: CaptureErrorCode;
+  constructor(code: CaptureErrorCode, message: string) {
+    super(code, "runtime", message);
   }
 }
 

@@ -1,10 +1,11 @@
-// LiveCaptureSource: a capture of one interface through libpcap, running in a Worker so the
-// main thread (which serves sockets) never blocks. Batches arrive transferred, not copied.
+// LiveCaptureSource: a capture of one interface, by Linux's TPACKET_V3 ring read directly
+// (src/capture/linux-ring) or through libpcap, running in a Worker so the main thread (which
+// serves sockets) never blocks. Batches arrive transferred, not copied.
 import { CaptureError, type CaptureErrorCode } from "./errors.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import type { BpfInstruction } from "../packet/bpf/index.ts";
-import type { CaptureDirection, KernelStats, LiveOpenOptions } from "./libpcap/pcap-handle.ts";
+import type { CaptureDirection, CaptureEngine, KernelStats, LiveOpenOptions } from "./libpcap/pcap-handle.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./libpcap/worker-protocol.ts";
 import { startCaptureWorker } from "./libpcap/worker-entry.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
@@ -27,13 +28,30 @@ export interface LiveCaptureOptions {
   batchBytes?: number;
   /** ...or once its first packet has waited this long under a steady trickle. */
   flushIntervalMs?: number;
+  /**
+   * Who reads the interface (--capture-engine): "ring" (default) maps Linux's TPACKET_V3 ring
+   * and walks it from JavaScript; it falls back to libpcap, saying so in CaptureInfo.engineNote,
+   * for the `any` device, non-Ethernet links and immediate mode. "libpcap" always uses libpcap.
+   */
+  engine?: CaptureEngine;
+  /** Ring engine: join this PACKET_FANOUT group so several sources share one interface by flow hash. */
+  fanoutGroup?: number;
 }
+
+/** The engine used when LiveCaptureOptions.engine is absent. */
+export const DEFAULT_CAPTURE_ENGINE: CaptureEngine = "ring";
 
 /** tcpdump's default snapshot length (MAXIMUM_SNAPLEN in libpcap). */
 export const DEFAULT_SNAPLEN = MAXIMUM_SNAPLEN;
 /** Batches are cut at 256 KiB: large enough to amortise per-batch costs, small enough for latency. */
 export const DEFAULT_BATCH_BYTES = 256 * 1024;
-/** Upper bound on how long a packet waits in a partly filled batch under steady load. */
+/**
+ * Upper bound on how long a packet waits before it is handed to consumers: a partly filled batch
+ * is flushed once its first packet is this old, and the ring engine asks the kernel to retire a
+ * ring block after the same time (tp_retire_blk_tov), flushing at once after such a block. So on
+ * the ring engine a lone packet reaches consumers within about this interval (plus scheduling);
+ * on the libpcap engine within READ_TIMEOUT_MS plus this interval.
+ */
 export const DEFAULT_FLUSH_INTERVAL_MS = 10;
 /** libpcap read timeout when immediate mode is off: the longest a packet waits in a kernel
  *  block before it is handed over (tcpdump uses 1000 ms; a live forwarder wants less). */
@@ -168,11 +186,13 @@ export class LiveCaptureSource implements CaptureSource {
       precision: o.precision ?? "micro",
       direction: o.direction ?? "inout",
     };
-    const message: ToWorker = {
+    const message: Extract<ToWorker, { type: "open-live" }> = {
       type: "open-live",
       options: open,
       batchBytes: o.batchBytes ?? DEFAULT_BATCH_BYTES,
       flushIntervalMs: o.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
+      engine: o.engine ?? DEFAULT_CAPTURE_ENGINE,
+      ...(o.fanoutGroup !== undefined ? { fanoutGroup: o.fanoutGroup } : {}),
     };
     if (o.filter !== undefined && o.filter !== "") message.filter = toWorkerFilter(o.filter);
     const opened = await this.client.open(message, handlers);

@@ -1,13 +1,11 @@
 #!/usr/bin/env bun
 // probe's entry point: picks the command, runs it, and turns failures into one clear line
 // on standard error and the documented exit status.
-import { CaptureError } from "../capture/errors.ts";
-import { RemoteSourceError } from "../capture/remote/remote-source-error.ts";
-import { TlsSettingsError } from "../config/tls-client.ts";
 import { libpcapVersion } from "../capture/libpcap/compile-filter.ts";
+import { asUserFacing, exitStatusOf } from "../packet/probe-error.ts";
 import { runCapture } from "./commands/capture.ts";
 import { runList } from "./commands/list.ts";
-import { CommandFailure, ExitCode, UsageError } from "./usage-error.ts";
+import { ExitCode, UsageError } from "./usage-error.ts";
 import { PROBE_VERSION } from "./version.ts";
 
 export const MAIN_HELP = `Usage: probe [COMMAND] [OPTIONS]
@@ -27,6 +25,8 @@ Commands:
   hook test            run a packet hook (JavaScript, docs/hooks.md) over a capture file
   passwd USER          read a password on stdin, print a 'user:hash' line for rpcapd --users
   summary              live capture summary, one line a second
+  run FILE             run a pipeline file (YAML/JSON); every command above that moves
+                       packets prints its own with --print-pipeline
 
 Run 'probe COMMAND --help' for a command's options.
 
@@ -64,6 +64,8 @@ async function loadCommand(name: string): Promise<Command | undefined> {
       return (await import("./commands/passwd.ts")).runPasswd;
     case "summary":
       return (await import("./commands/summary.ts")).runSummary;
+    case "run":
+      return (await import("./commands/run.ts")).runRun;
     default:
       return undefined;
   }
@@ -100,18 +102,17 @@ async function main(argv: string[]): Promise<number> {
   return command(rest);
 }
 
+// The one place errors become exit statuses: a ProbeError (anything a user or a peer caused)
+// is one line and its category's status; anything else is a bug and keeps its stack.
 try {
   const status = await main(process.argv.slice(2));
   process.exit(status);
 } catch (error) {
-  if (error instanceof UsageError) {
-    process.stderr.write(`probe: ${error.message}\nTry 'probe --help'.\n`);
-    process.exit(ExitCode.USAGE);
-  }
-  // A peer's or the network's doing (a remote input that failed, a certificate refused): one line.
-  if (error instanceof CaptureError || error instanceof CommandFailure || error instanceof RemoteSourceError || error instanceof TlsSettingsError) {
-    process.stderr.write(`probe: ${error.message}\n`);
-    process.exit(ExitCode.FAILURE);
+  const known = asUserFacing(error);
+  if (known) {
+    const hint = known.category === "usage" && known instanceof UsageError ? "\nTry 'probe --help'." : "";
+    process.stderr.write(`probe: ${known.message}${hint}\n`);
+    process.exit(exitStatusOf(known));
   }
   process.stderr.write(`probe: ${(error as Error).stack ?? error}\n`);
   process.exit(ExitCode.FAILURE);

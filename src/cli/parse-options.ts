@@ -7,7 +7,7 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 
 export function parseCommandLine<T extends Options>(command: string, argv: string[], options: T) {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true, tokens: true });
   } catch (error) {
     const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, "");
     throw new UsageError(`${command}: ${message}`);
@@ -21,4 +21,11 @@ export function parseInteger(flag: string, text: string | undefined, min: number
   const value = Number(text);
   if (value < min || value > max) throw new UsageError(`${flag} must be between ${min} and ${max}, not ${value}`);
   return value;
+}
+
+/** The values of the given options in command-line order, with the option each came from. */
+export function inOrder(tokens: readonly { kind: string; name?: string; value?: string | undefined }[], names: readonly string[]): { name: string; value: string }[] {
+  return tokens
+    .filter((t) => t.kind === "option" && t.name !== undefined && names.includes(t.name) && t.value !== undefined)
+    .map((t) => ({ name: t.name!, value: t.value! }));
 }

@@ -1,23 +1,22 @@
-// Errors that are the operator's to fix on the command line: printed with a pointer to
-// --help and exit status 2, like other Unix tools' usage errors.
+// The two errors commands raise themselves, both ProbeErrors (src/packet/probe-error.ts): a
+// UsageError is the operator's to fix on the command line or in the spec file (exit 2, with a
+// pointer to --help); a CommandFailure is a runtime failure with a message an operator can act
+// on (exit 1). main.ts prints either as one line, never with a stack.
+import { ExitStatus, ProbeError } from "../packet/probe-error.ts";
 
-export class UsageError extends Error {
-  override readonly name = "UsageError";
+export class UsageError extends ProbeError {
+  override readonly name: string = "UsageError";
+  constructor(message: string, code = "usage") {
+    super(code, "usage", message);
+  }
 }
 
-/**
- * A runtime failure with a message an operator can act on (a file that cannot be read or used):
- * main.ts prints the message alone, no stack, and exits with ExitCode.FAILURE.
- */
-export class CommandFailure extends Error {
+export class CommandFailure extends ProbeError {
   override readonly name: string = "CommandFailure";
+  constructor(message: string, code = "failed", options?: { cause?: unknown }) {
+    super(code, "runtime", message, options);
+  }
 }
 
-/** Exit statuses, documented in `probe --help`. */
-export const ExitCode = {
-  OK: 0,
-  /** Runtime failure: capture could not start, file unreadable, peer refused... */
-  FAILURE: 1,
-  /** Bad command line or configuration. */
-  USAGE: 2,
-} as const;
+/** Exit statuses, documented in `probe --help` (the same table as ExitStatus). */
+export const ExitCode = ExitStatus;

@@ -2,6 +2,7 @@
 // zod-validated object. Timeouts and limits are named with units and reasons.
 import { z } from "zod";
 import { hookConfigSchema } from "./hook-config.ts";
+import { logConfigSchema } from "./log-config.ts";
 
 /** IANA-registered RPCAP port where the daemon listens (rpcap-protocol.h RPCAP_DEFAULT_NETPORT). */
 export const RPCAP_DEFAULT_PORT = 2002;
@@ -81,7 +82,7 @@ export const rpcapdConfigSchema = z.object({
   pressureAuthTimeoutMs: z.number().int().min(100).default(DEFAULT_PRESSURE_AUTH_TIMEOUT_MS),
   /** Accept system-account passwords although the session captures with the daemon's rights. */
   systemAccountsShareCapture: z.boolean().default(false),
-}).extend(hookConfigSchema.shape);
+}).extend(hookConfigSchema.shape).extend(logConfigSchema.shape);
 
 export type RpcapdConfig = Readonly<z.infer<typeof rpcapdConfigSchema>>;
 

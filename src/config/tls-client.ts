@@ -12,6 +12,7 @@
 // ERR_TLS_CERT_ALTNAME_INVALID, DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE...).
 // With it off, `success` can still be false for a host mismatch while the connection goes on.
 import { readFileSync } from "node:fs";
+import { ProbeError } from "../packet/probe-error.ts";
 import type { TLSOptions } from "bun";
 
 /** How a client authenticates the server it dials (and itself, for mutual TLS). */
@@ -28,8 +29,12 @@ export interface TlsClientSettings {
 }
 
 /** A TLS setting that cannot be used (a file that cannot be read); the message names the flag. */
-export class TlsSettingsError extends Error {
+export class TlsSettingsError extends ProbeError {
   override readonly name = "TlsSettingsError";
+  constructor(message: string) {
+    // A --tls-* file the operator named cannot be read: a runtime failure (exit 1), like any unreadable file.
+    super("tls-settings", "runtime", message);
+  }
 }
 
 /**

@@ -144,15 +144,23 @@ export function listenForDataClient(options: {
   };
 }
 
-/** SERVEROPEN or active mode: the daemon connects to the client's data port. */
-export async function connectToDataClient(options: {
+/**
+ * SERVEROPEN or active mode: the daemon connects to the client's data port. A port that
+ * refuses is the peer's doing: the promise rejects with one line naming the address (Bun's
+ * own error, rejected twice — by connectError and by Bun.connect — once reached the console
+ * as an unhandled rejection with a page of program source).
+ */
+export function connectToDataClient(options: {
   host: string;
   port: number;
   tls?: boolean;
   onPeerGone: () => void;
 }): Promise<DataChannel> {
   const ready = Promise.withResolvers<DataChannel>();
-  await Bun.connect<TcpData>({
+  const address = options.host.includes(":") ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
+  const refused = (error: Error) =>
+    ready.reject(new Error(`cannot connect to the client's data port ${address}: ${(error as { code?: string }).code ?? error.message}`));
+  Bun.connect<TcpData>({
     hostname: options.host,
     port: options.port,
     ...(options.tls ? { tls: { rejectUnauthorized: false } } : {}),
@@ -168,9 +176,12 @@ export async function connectToDataClient(options: {
           ready.reject(new Error("TLS handshake on the data connection failed"));
         }
       },
-      connectError: (_s, error) => ready.reject(error),
+      connectError: (_s, error) => refused(error),
     },
-  });
+  }).catch(refused);
+  // The session reads the outcome only once its capture is subscribed: until then a refusal
+  // must not count as unhandled (Bun prints those with program source).
+  ready.promise.catch(() => {});
   return ready.promise;
 }
 

@@ -8,10 +8,13 @@ import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } fr
 import type { Logger } from "../logging/index.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
-import type { CaptureHub } from "../pipeline/capture-hub.ts";
+import type { SharedCaptures } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
+import { ProbeError } from "../packet/probe-error.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer, RpcapMessageType } from "../protocols/rpcap/index.ts";
+import { ActiveDialer } from "./active-dialer.ts";
+import { OwnTraffic } from "./own-traffic.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
 import { peerKey } from "./auth/index.ts";
@@ -59,9 +62,8 @@ export interface RpcapdOptions {
   maxSessionsPerAddress?: number;
   /** Auth deadline while more than 3/4 of the slots are taken; default DEFAULT_PRESSURE_AUTH_TIMEOUT_MS. */
   pressureAuthTimeoutMs?: number;
-  hub: CaptureHub;
-  /** Operator hooks applied to every session's packets. */
-  transformBatch?: (batch: PacketBatch) => PacketBatch;
+  /** Where sessions subscribe: the pipeline's captures, its stages already applied. */
+  hub: SharedCaptures;
   log: Logger;
 }
 
@@ -89,11 +91,15 @@ export class RpcapDaemon {
   private listener: TCPSocketListener<ControlData> | null = null;
   private readonly sessions = new Set<RpcapSession>();
   private activeTargets: { host: string; port: number }[] = [];
-  private readonly activeTimers = new Map<string, ReturnType<typeof setTimeout>>();
-  private readonly activeConnected = new Set<string>();
+  /** One dialer per active collector, keyed host:port. */
+  private readonly dialers = new Map<string, ActiveDialer>();
   private stopped = false;
   /** Since start, for --metrics: control connections admitted and refused, AUTH outcomes. */
   readonly totals = { sessionsOpened: 0, sessionsRefused: 0, authSucceeded: 0, authFailed: 0 };
+  /** Every session's control and data connections, left out of every session's capture. */
+  private readonly ownTraffic = new OwnTraffic((expression, error) =>
+    this.options.log.warn(`cannot leave the daemon's own connections out of a capture (${error.message}): ${expression}`),
+  );
   /** Slot bookkeeping: per-address caps, the pressure deadline, what keeps a slot. */
   private readonly slots: SessionSlots<RpcapSession>;
   /** Each session's control writer, to tell it why the slot table puts it out. */
@@ -132,12 +138,17 @@ export class RpcapDaemon {
     if (listen) {
       const host = listen.host ?? (listen.ipv4Only ? "0.0.0.0" : "::");
       const tls = this.options.tls;
-      this.listener = Bun.listen<ControlData>({
-        hostname: host,
-        port: listen.port,
-        ...(tls ? { tls: { cert: Bun.file(tls.cert), key: Bun.file(tls.key) } } : {}),
-        socket: this.handlers(false, tls !== undefined),
-      });
+      try {
+        this.listener = Bun.listen<ControlData>({
+          hostname: host,
+          port: listen.port,
+          ...(tls ? { tls: { cert: Bun.file(tls.cert), key: Bun.file(tls.key) } } : {}),
+          socket: this.handlers(false, tls !== undefined),
+        });
+      } catch (error) {
+        const address = `${host.includes(":") ? `[${host}]` : host}:${listen.port}`;
+        throw new ListenError(`rpcapd cannot listen on ${address}: ${describeListenFailure(error as Error)}`);
+      }
       this.options.log.info(`rpcapd listening on ${host.includes(":") ? `[${host}]` : host}:${this.listener.port}${tls ? " (TLS)" : ""}`);
     }
     for (const target of this.activeTargets) this.dialActive(target);
@@ -166,15 +177,14 @@ export class RpcapDaemon {
   reconfigure(update: Pick<RpcapdOptions, "active" | "isHostAllowed" | "authenticator">): void {
     this.options = { ...this.options, ...update };
     const wanted = new Set(update.active.map(keyOf));
-    for (const [key, timer] of this.activeTimers) {
+    for (const [key, dialer] of this.dialers) {
       if (!wanted.has(key)) {
-        clearTimeout(timer);
-        this.activeTimers.delete(key);
+        dialer.stop();
+        this.dialers.delete(key);
       }
     }
-    const known = new Set(this.activeTargets.map(keyOf));
     this.activeTargets = [...update.active];
-    for (const target of update.active) if (!known.has(keyOf(target))) this.dialActive(target);
+    for (const target of update.active) this.dialActive(target);
     this.options.log.info(`configuration reloaded: ${update.active.length} active collector(s), ${this.sessions.size} live session(s) kept`);
   }
 
@@ -182,8 +192,8 @@ export class RpcapDaemon {
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
-    for (const timer of this.activeTimers.values()) clearTimeout(timer);
-    this.activeTimers.clear();
+    for (const dialer of this.dialers.values()) dialer.stop();
+    this.dialers.clear();
     for (const session of [...this.sessions]) session.close("daemon stopping");
     this.listener?.stop(true);
   }
@@ -229,7 +239,7 @@ export class RpcapDaemon {
     try {
       messages = framer.push(chunk);
     } catch (error) {
-      if (error instanceof ProtocolError) session.framingError(error, chunk[0] ?? 0);
+      if (error instanceof ProtocolError) session.framingError(error, framer.lastHeaderVersion);
       else session.close(`framing failed: ${(error as Error).message}`);
       return;
     }
@@ -349,7 +359,7 @@ export class RpcapDaemon {
     const gone = new AbortController();
     const environment = this.environment(gone.signal);
     session = new RpcapSession(
-      { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active },
+      { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active, localPort: socket.localPort, peerPort: socket.remotePort },
       environment,
       (closed) => {
         this.sessions.delete(closed);
@@ -396,10 +406,10 @@ export class RpcapDaemon {
       idleTimeoutMs: o.idleTimeoutMs,
       authTimeoutMs: o.authTimeoutMs,
       dataQueueBytes: o.dataQueueBytes,
+      ownTraffic: this.ownTraffic,
       log: o.log,
     };
     if (o.preselectedInterface) env.preselectedInterface = o.preselectedInterface;
-    if (o.transformBatch) env.transformBatch = o.transformBatch;
     return env;
   }
 
@@ -432,40 +442,54 @@ export class RpcapDaemon {
     return { channel: server.accepted, replyPortdata: server.port };
   }
 
+  /** Starts the dialer of one collector (once: a known collector keeps its dialer). */
   private dialActive(target: { host: string; port: number }): void {
-    if (this.stopped) return;
     const key = keyOf(target);
-    const retry = () => {
-      this.activeConnected.delete(key);
-      if (this.stopped || !this.activeTargets.some((t) => keyOf(t) === key)) return;
-      const timer = setTimeout(() => {
-        this.activeTimers.delete(key);
-        this.dialActive(target);
-      }, this.options.activeRetryMs);
-      this.activeTimers.set(key, timer);
-    };
-    const tls = this.options.tls !== undefined;
-    const handlers = this.handlers(true, tls, retry);
-    Bun.connect<ControlData>({
-      hostname: target.host,
-      port: target.port,
-      ...(tls ? { tls: { rejectUnauthorized: false } } : {}),
-      socket: {
-        ...handlers,
-        open: (socket) => {
-          this.activeConnected.add(key);
-          this.options.log.info(`connected to collector ${key}`);
-          handlers.open(socket);
-        },
-        connectError: (_socket, error) => {
-          this.options.log.warn(`cannot reach collector ${key}: ${error.message}; retrying in ${this.options.activeRetryMs} ms`);
-          retry();
-        },
+    if (this.stopped || this.dialers.has(key)) return;
+    const dialer = new ActiveDialer(key, {
+      retryMs: this.options.activeRetryMs,
+      log: this.options.log,
+      dial: (events) => {
+        const tls = this.options.tls !== undefined;
+        const handlers = this.handlers(true, tls, () => events.closed());
+        Bun.connect<ControlData>({
+          hostname: target.host,
+          port: target.port,
+          ...(tls ? { tls: { rejectUnauthorized: false } } : {}),
+          socket: {
+            ...handlers,
+            open: (socket) => {
+              events.opened();
+              handlers.open(socket);
+            },
+            connectError: (_socket, error) => events.failed(error),
+          },
+        }).catch((error: Error) => events.failed(error));
       },
-    }).catch((error: Error) => {
-      this.options.log.warn(`cannot reach collector ${key}: ${error.message}; retrying in ${this.options.activeRetryMs} ms`);
-      retry();
     });
+    this.dialers.set(key, dialer);
+    dialer.start();
+  }
+}
+
+/** The daemon could not open its listener (the operator's to fix): one line naming the address. */
+export class ListenError extends ProbeError {
+  override readonly name = "ListenError";
+  constructor(message: string) {
+    super("listen-failed", "runtime", message);
+  }
+}
+
+function describeListenFailure(error: Error): string {
+  switch ((error as { code?: string }).code) {
+    case "EADDRINUSE":
+      return "the port is in use (EADDRINUSE)";
+    case "EADDRNOTAVAIL":
+      return "no such local address (EADDRNOTAVAIL)";
+    case "EACCES":
+      return "permission denied (EACCES: ports below 1024 need CAP_NET_BIND_SERVICE)";
+    default:
+      return (error as { code?: string }).code ?? error.message;
   }
 }
 

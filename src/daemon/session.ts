@@ -5,8 +5,8 @@
 import { validateBpfProgram, type BpfProgram } from "../packet/bpf/index.ts";
 import type { CaptureInterface } from "../capture/libpcap/devices.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
-import type { Logger } from "../logging/index.ts";
-import type { CaptureHub, Subscription } from "../pipeline/capture-hub.ts";
+import { peerText, type Logger } from "../logging/index.ts";
+import type { SharedCaptures, Subscription } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import {
   decodeAuthRequest,
@@ -38,6 +38,7 @@ import {
   type WireInterface,
 } from "../protocols/rpcap/index.ts";
 import type { DataChannel } from "./data-channel.ts";
+import { OwnTraffic, ownTrafficFilter, type OwnConnection } from "./own-traffic.ts";
 import { Sampler, type Sampling } from "./sampling.ts";
 
 /** Decides AUTH requests (src/daemon/auth implements it). */
@@ -58,11 +59,15 @@ export interface ControlChannel {
   readonly tls: boolean;
   /** True when the daemon dialled out to the collector (active mode). */
   readonly active: boolean;
+  /** This connection's ports (ours and the peer's), left out of the session's capture. */
+  readonly localPort?: number;
+  readonly peerPort?: number;
 }
 
 /** What the session needs from the daemon around it; injected so tests can swap pieces. */
 export interface SessionEnvironment {
-  hub: CaptureHub;
+  /** The pipeline's shared captures: its stages (hooks...) have run once before a batch gets here. */
+  hub: SharedCaptures;
   authenticator: SessionAuthenticator;
   listInterfaces(): CaptureInterface[];
   /** Opens the device briefly to learn its link type (and surface permission errors) at OPEN. */
@@ -72,8 +77,8 @@ export interface SessionEnvironment {
   idleTimeoutMs: number;
   authTimeoutMs: number;
   dataQueueBytes: number;
-  /** Operator hooks (--hook), applied to every batch before it is sent to this client. */
-  transformBatch?: (batch: PacketBatch) => PacketBatch;
+  /** The daemon's connections, left out of every session's capture (one per session if absent). */
+  ownTraffic?: OwnTraffic;
   log: Logger;
 }
 
@@ -96,6 +101,8 @@ type SessionState =
 
 interface SessionCapture {
   subscription: Subscription;
+  /** Removes this capture's data connection from the daemon's own traffic. */
+  forgetDataConnection: () => void;
   channel: DataChannel | null;
   snaplen: number;
   promiscuous: boolean;
@@ -117,6 +124,9 @@ export class RpcapSession {
   private svrcaptTotal = 0;
   readonly id: number;
   private static nextId = 1;
+  private readonly ownTraffic: OwnTraffic;
+  private readonly controlConnection: OwnConnection;
+  private readonly forgetControlConnection: () => void;
 
   constructor(
     private readonly control: ControlChannel,
@@ -124,6 +134,9 @@ export class RpcapSession {
     private readonly onClosed: (session: RpcapSession) => void = () => {},
   ) {
     this.id = RpcapSession.nextId++;
+    this.ownTraffic = env.ownTraffic ?? new OwnTraffic();
+    this.controlConnection = { protocol: "tcp", peerAddress: control.peerAddress, ports: [control.localPort ?? 0, control.peerPort ?? 0] };
+    this.forgetControlConnection = this.ownTraffic.add(this.controlConnection);
     this.armTimer(env.authTimeoutMs, RpcapErrorCode.INITTIMEOUT, "The RPCAP initial timeout has expired");
   }
 
@@ -159,6 +172,7 @@ export class RpcapSession {
     this.timer = null;
     this.queue.length = 0;
     if (previous.kind === "capturing") this.releaseCapture(previous.capture);
+    this.forgetControlConnection();
     this.control.close();
     this.env.log.info(`session ${this.id} ${this.control.peerAddress} closed: ${reason}`);
     this.onClosed(this);
@@ -177,7 +191,9 @@ export class RpcapSession {
             this.env.log.warn(`session ${this.id}: bad ${rpcapMessageName(message.header.type)}: ${error.message} (${error.code})`);
             this.sendError(message.header.ver, errorCodeFor(message.header.type), `Malformed ${rpcapMessageName(message.header.type)}: ${error.message}`);
           } else {
-            this.env.log.error(`session ${this.id}: ${(error as Error).stack ?? error}`);
+            // A bug, not the peer's doing: one line at error, the stack only at debug level.
+            this.env.log.error(`session ${this.id}: internal error handling ${rpcapMessageName(message.header.type)}: ${(error as Error).message}`);
+            this.env.log.debug(`session ${this.id}: ${(error as Error).stack ?? error}`);
             this.fail(RpcapErrorCode.NETWORK, message.header.ver, "internal error");
           }
         }
@@ -269,7 +285,7 @@ export class RpcapSession {
     this.state = { kind: "ready", user: result.user };
     this.send(encodeMessage(0, RpcapMessageType.AUTH_REPLY, 0, encodeAuthReplyPayload(RPCAP_MIN_VERSION, RPCAP_MAX_VERSION)));
     this.armTimer(this.env.idleTimeoutMs, RpcapErrorCode.RUNTIMETIMEOUT, "The RPCAP runtime timeout has expired");
-    this.env.log.info(`session ${this.id} ${this.control.peerAddress}: authenticated as ${result.user}`);
+    this.env.log.info(`session ${this.id} ${this.control.peerAddress}: authenticated as ${peerText(result.user)}`);
   }
 
   private handleFindAllIf(message: RpcapMessage): void {
@@ -306,7 +322,7 @@ export class RpcapSession {
     // SSRF through an OPEN whose source made rpcapd connect elsewhere).
     const known = this.env.listInterfaces().some((d) => d.name === source);
     if (!known || /[:/\\]/.test(source)) {
-      this.env.log.warn(`session ${this.id}: refused OPEN of '${source}' (not a local interface)`);
+      this.env.log.warn(`session ${this.id}: refused OPEN of ${peerText(source)} (not a local interface)`);
       return this.sendError(ver, RpcapErrorCode.OPEN, `'${source}' is not a local capture interface`);
     }
     if (this.env.preselectedInterface && source !== this.env.preselectedInterface) {
@@ -363,21 +379,34 @@ export class RpcapSession {
       if (this.state.kind === "closed") return;
       return this.sendError(ver, RpcapErrorCode.STARTCAPTURE, `Cannot open the data connection: ${(error as Error).message}`);
     }
+    // UDP and SERVEROPEN/active: we send to the client's portdata; passive TCP: the client
+    // connects to the port we replied with.
+    const dataConnection: OwnConnection = {
+      protocol: udp ? "udp" : "tcp",
+      peerAddress: this.control.peerAddress,
+      ports: [serverOpens ? request.portdata : opened.replyPortdata],
+    };
+    const forgetDataConnection = this.ownTraffic.add(dataConnection);
     let subscription: Subscription;
     try {
-      subscription = await this.subscribe(state.device, program, snaplen, (request.flags & StartCapFlag.PROMISC) !== 0, direction, channelState);
+      subscription = await this.subscribe(state.device, state.linktype, program, snaplen, (request.flags & StartCapFlag.PROMISC) !== 0, direction, channelState);
     } catch (error) {
+      forgetDataConnection();
       void opened.channel.then((c) => c.close(), () => {});
       if (this.state.kind === "closed") return;
       return this.sendError(ver, RpcapErrorCode.STARTCAPTURE, (error as Error).message);
     }
     if (this.state !== state) {
+      forgetDataConnection();
       await subscription.unsubscribe();
       void opened.channel.then((c) => c.close(), () => {});
       return;
     }
     this.svrcaptTotal = 0; // svrcapt counts this capture's packets, like libpcap's TotCapt
-    const capture: SessionCapture = { subscription, channel: null, snaplen, promiscuous: (request.flags & StartCapFlag.PROMISC) !== 0, direction };
+    this.env.log.info(
+      `session ${this.id}: leaving the daemon's own connections out of the capture on ${state.device} (${this.ownTraffic.size} now; this session's: ${ownTrafficFilter([this.controlConnection, dataConnection])})`,
+    );
+    const capture: SessionCapture = { subscription, forgetDataConnection, channel: null, snaplen, promiscuous: (request.flags & StartCapFlag.PROMISC) !== 0, direction };
     this.state = { kind: "capturing", user: state.user, device: state.device, linktype: state.linktype, capture };
     if (this.timer) clearTimeout(this.timer); // no idle timeout while capturing
     this.timer = null;
@@ -402,6 +431,7 @@ export class RpcapSession {
   /** A capture subscription whose sink samples and writes to the data channel once it exists. */
   private subscribe(
     device: string,
+    linktype: number,
     program: BpfProgram,
     snaplen: number,
     promiscuous: boolean,
@@ -427,8 +457,11 @@ export class RpcapSession {
             activeSampling = this.sampling;
             activeSampler = sampler();
           }
-          const hooked = this.env.transformBatch ? this.env.transformBatch(batch) : batch;
-          const kept = activeSampler.apply(hooked);
+          // The daemon's own connections go first, before sampling sees them.
+          const exclude = this.ownTraffic.filterFor(linktype, snaplen);
+          const visible = exclude ? exclude(batch) : batch;
+          if (visible.count === 0) return;
+          const kept = activeSampler.apply(visible);
           if (kept.count === 0) return;
           this.svrcaptTotal += kept.count;
           return channel.write(kept);
@@ -465,7 +498,7 @@ export class RpcapSession {
     const channelState = { channel: old.channel };
     let next: Subscription;
     try {
-      next = await this.subscribe(state.device, program, old.snaplen, old.promiscuous, old.direction, channelState);
+      next = await this.subscribe(state.device, state.linktype, program, old.snaplen, old.promiscuous, old.direction, channelState);
     } catch (error) {
       return this.sendError(ver, RpcapErrorCode.UPDATEFILTER, (error as Error).message);
     }
@@ -545,6 +578,7 @@ export class RpcapSession {
   }
 
   private releaseCapture(capture: SessionCapture): void {
+    capture.forgetDataConnection();
     void capture.subscription.unsubscribe();
     capture.channel?.close();
     this.lastStats.svrcapt = this.svrcaptTotal;

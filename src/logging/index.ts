@@ -1,31 +1,34 @@
-// Logging for daemons and long-running commands: one line per event on standard error,
-// ISO timestamp and level first, so operators can grep and tests can assert.
+// Logging for daemons and long-running commands: one line per event (text or JSON) on
+// standard error, in a file or to syslog, with levels, a rate limit and escaped peer text.
+import { DEFAULT_LOG_SETTINGS, createLogger, type ClosableLogger, type Logger } from "./logger.ts";
+import { escapeControlCharacters } from "./peer-text.ts";
 
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
+export {
+  createLogger,
+  DEFAULT_LOG_SETTINGS,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type ClosableLogger,
+  type LogDestination,
+  type LogFormat,
+  type Logger,
+  type LogLevel,
+  type LogSettings,
+} from "./logger.ts";
+export { DEFAULT_LOG_RATE_LIMIT, LogRateLimiter, MAX_LOG_KINDS_PER_INTERVAL, type LogRateLimit } from "./log-rate-limiter.ts";
+export { escapeControlCharacters, MAX_PEER_TEXT_CHARS, peerText } from "./peer-text.ts";
+export { DEFAULT_SYSLOG_SOCKET, formatSyslogLine } from "./syslog-format.ts";
+
+/** Text lines on standard error with the default level and rate limit. */
+export function stderrLogger(prefix = "probe"): ClosableLogger {
+  return createLogger({ ...DEFAULT_LOG_SETTINGS, name: prefix });
 }
 
-export function stderrLogger(prefix = "probe"): Logger {
-  const line = (level: string, message: string) =>
-    process.stderr.write(`${new Date().toISOString()} ${prefix} ${level}: ${message}\n`);
-  return {
-    info: (m) => line("info", m),
-    warn: (m) => line("warn", m),
-    error: (m) => line("error", m),
-  };
-}
-
-/** A logger that keeps lines in memory (tests) and optionally forwards them. */
+/** A logger that keeps lines in memory (tests), control characters escaped like the real one. */
 export function memoryLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => void lines.push(`info: ${m}`),
-    warn: (m) => void lines.push(`warn: ${m}`),
-    error: (m) => void lines.push(`error: ${m}`),
-  };
+  const keep = (level: string) => (m: string) => void lines.push(`${level}: ${escapeControlCharacters(m)}`);
+  return { lines, error: keep("error"), warn: keep("warn"), info: keep("info"), debug: keep("debug") };
 }
 
-export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {} };

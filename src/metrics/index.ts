@@ -6,3 +6,4 @@ export { COLLECTOR_DEADLINE_MS, MetricsRegistry, type MetricsCollector } from ".
 export { processCollector } from "./process-collector.ts";
 export { METRICS_IDLE_TIMEOUT_SECONDS, METRICS_MAX_REQUEST_BODY_BYTES, MetricsBindError, startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics-server.ts";
 export { activeProbesCollector, captureHubCollector, pcapOverIpCollector, rpcapdCollector, type ActiveProbesView, type HubCounterView, type PcapOverIpCounterView, type RpcapdCounterView } from "./service-collectors.ts";
+export { pipelineCollector, type PipelineCounterView } from "./pipeline-collector.ts";

@@ -2,6 +2,7 @@
 // the operator names another address; every other path or method gets a short 404/405, request
 // bodies are refused, and idle connections are closed, so a scraper-shaped peer costs little.
 import type { Logger } from "../logging/index.ts";
+import { ProbeError } from "../packet/probe-error.ts";
 import { encodePrometheusText } from "./prometheus-text.ts";
 import type { MetricsRegistry } from "./metrics-registry.ts";
 
@@ -66,6 +67,9 @@ export function startMetricsServer(options: MetricsServerOptions): MetricsServer
 }
 
 /** The metrics address could not be bound; the message names the flag and address. */
-export class MetricsBindError extends Error {
+export class MetricsBindError extends ProbeError {
   override readonly name = "MetricsBindError";
+  constructor(message: string) {
+    super("metrics-bind", "runtime", message);
+  }
 }

@@ -5,3 +5,4 @@ export * from "./timestamps.ts";
 export { ByteReader } from "./byte-reader.ts";
 export { ByteWriter } from "./byte-writer.ts";
 export { ProtocolError } from "./protocol-error.ts";
+export { ProbeError, ExitStatus, exitStatusOf, asUserFacing, type ProbeErrorCategory } from "./probe-error.ts";

@@ -1,12 +1,20 @@
 // CaptureHub: one capture, many consumers. Consumers asking for the same interface, filter,
 // snaplen and options share one libpcap handle; each has its own bounded ConsumerQueue, so a
 // stalled consumer drops (counted for it alone) and never delays capture or the others.
+//
+// With shared stages (the pipeline's hooks, sampling...: `createStages`), a shared capture runs
+// them once per captured batch before the fan-out, and consumers share the handle whatever
+// their filter and snaplen: those become per-consumer, in userland, after the stages (so a
+// stateful hook sees every packet once, and every consumer gets the same packets from it).
 import type { CaptureInfo, CaptureSource, CaptureStats } from "../capture/capture-source.ts";
-import { LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
+import { DEFAULT_CAPTURE_ENGINE, LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
 import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "../packet/packet-batch.ts";
 import type { BpfProgram } from "../packet/bpf/index.ts";
 import { createBatchFilter, type BatchFilter } from "../capture/packet-filter.ts";
 import { ConsumerQueue, type BatchSink, type ConsumerCounters } from "./consumer-queue.ts";
+import { MAXIMUM_SNAPLEN, selectRecords } from "../packet/packet-batch.ts";
+import { StageChain, yieldToEventLoop } from "./stage-chain.ts";
+import type { PacketStage } from "./stage.ts";
 
 export interface SubscribeOptions {
   /**
@@ -14,6 +22,8 @@ export interface SubscribeOptions {
    * (so consumers with different interests can still share one handle).
    */
   filter?: string | BpfProgram;
+  /** Bytes kept of each packet for this consumer alone (userland), after the filter. */
+  snaplen?: number;
   /** Per-consumer queue bound in bytes. */
   maxQueueBytes?: number;
   /** Called when the shared capture ends (interface gone, error, hub closed). */
@@ -52,6 +62,11 @@ export interface Subscription {
   unsubscribe(): Promise<void>;
 }
 
+/** What sessions need of shared captures: CaptureHub, or the pipeline's provider that joins its stream. */
+export interface SharedCaptures {
+  subscribe(capture: LiveCaptureOptions, sink: BatchSink, options?: SubscribeOptions): Promise<Subscription>;
+}
+
 type Consumer = { queue: ConsumerQueue; options: SubscribeOptions; filter?: BatchFilter };
 
 class SharedCapture {
@@ -61,38 +76,90 @@ class SharedCapture {
   ended = false;
   packets = 0;
   bytes = 0;
+  /** Batches waiting for the shared stages (bounded: a slow hook drops here, counted). */
+  private stageQueue: ConsumerQueue | undefined;
 
-  constructor(readonly key: string, readonly source: CaptureSource, private readonly onEmpty: () => void) {}
+  constructor(
+    readonly key: string,
+    readonly source: CaptureSource,
+    private readonly onEmpty: () => void,
+    readonly stages?: StageChain,
+  ) {}
 
   open(): Promise<CaptureInfo> {
+    const stages = this.stages;
+    if (stages && !stages.empty) {
+      this.stageQueue = new ConsumerQueue({
+        write: async (batch: PacketBatch) => {
+          await yieldToEventLoop();
+          this.fanOut(stages.apply(batch));
+        },
+      });
+    }
     this.opening = this.source.start({
       onBatch: (batch: PacketBatch) => {
         this.packets += batch.count;
         this.bytes += batch.bytes.byteLength - batch.count * BATCH_RECORD_HEADER_BYTES; // captured bytes
-        for (const consumer of this.consumers) {
-          const mine = consumer.filter ? consumer.filter(batch) : batch;
-          if (mine.count > 0) consumer.queue.offer(mine);
-        }
+        if (this.stageQueue) this.stageQueue.offer(batch);
+        else this.fanOut(batch);
       },
       onEnd: (_reason, error) => {
         this.ended = true;
         for (const consumer of this.consumers) consumer.options.onEnd?.(error);
+        this.close();
         this.onEmpty();
       },
     });
     return this.opening.then((info) => (this.info = info));
   }
+
+  /** Packets the shared stages could not keep up with. */
+  get stageDrops(): number {
+    return this.stageQueue?.counters.droppedPackets ?? 0;
+  }
+
+  private fanOut(batch: PacketBatch): void {
+    if (batch.count === 0) return;
+    for (const consumer of this.consumers) {
+      const mine = consumer.filter ? consumer.filter(batch) : batch;
+      if (mine.count > 0) consumer.queue.offer(mine);
+    }
+  }
+
+  /** Releases the stages (hooks' sandboxes), reporting their counters first; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.stages && !this.stages.empty && this.report) {
+      const drops = this.stageDrops;
+      const lines = [...(drops > 0 ? [`${drops} packets dropped by probe (stages too slow)`] : []), ...this.stages.summaryLines()];
+      for (const line of lines) this.report(`${this.source.description}: ${line}`);
+    }
+    this.stageQueue?.close();
+    this.stages?.close();
+  }
+
+  private closed = false;
+  /** Where the stages' summary goes when this capture ends (the daemon's log). */
+  report: ((line: string) => void) | undefined;
 }
 
 export type SourceFactory = (options: LiveCaptureOptions) => CaptureSource;
+/** Builds the shared stages of one capture (the pipeline's stage specs, fresh instances). */
+export type StagesFactory = (device: string) => Promise<PacketStage[]>;
 
-export class CaptureHub {
+export class CaptureHub implements SharedCaptures {
   private readonly captures = new Map<string, SharedCapture>();
   /** Consumers that have left, summed per label; every consumer now, by label. */
   private readonly departed = new Map<string, { deliveredPackets: number; droppedPackets: number }>();
   private readonly present = new Map<ConsumerQueue, string>();
 
-  constructor(private readonly createSource: SourceFactory = (options) => new LiveCaptureSource(options)) {}
+  constructor(
+    private readonly createSource: SourceFactory = (options) => new LiveCaptureSource(options),
+    private readonly createStages?: StagesFactory,
+    /** Receives each shared capture's stage summary when it ends. */
+    private readonly report?: (line: string) => void,
+  ) {}
 
   /** Every capture open now, for metrics. */
   captureSnapshots(): HubCaptureSnapshot[] {
@@ -126,27 +193,46 @@ export class CaptureHub {
   }
 
   async subscribe(capture: LiveCaptureOptions, sink: BatchSink, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (this.createStages) {
+      // Shared stages: one handle per interface and capture settings; this consumer's filter
+      // and snaplen run after the stages, in userland.
+      const { filter, snaplen, ...shared } = capture;
+      capture = { ...shared, snaplen: MAXIMUM_SNAPLEN };
+      options = {
+        ...options,
+        ...(filter !== undefined && options.filter === undefined ? { filter } : {}),
+        ...(snaplen !== undefined && snaplen < MAXIMUM_SNAPLEN ? { snaplen } : {}),
+      };
+    }
     const key = captureKey(capture);
     let shared = this.captures.get(key);
     if (!shared) {
+      let stages: StageChain | undefined;
+      if (this.createStages) stages = new StageChain(await this.createStages(capture.interface));
       const created: SharedCapture = new SharedCapture(key, this.createSource(capture), () => {
         if (this.captures.get(key) === created) this.captures.delete(key);
-      });
+      }, stages);
+      created.report = this.report;
       shared = created;
       this.captures.set(key, created);
       try {
         await created.open();
       } catch (error) {
         if (this.captures.get(key) === created) this.captures.delete(key);
+        created.close();
         throw error;
       }
     } else {
       await shared.opening;
     }
     const consumer: Consumer = { queue: new ConsumerQueue(sink, options.maxQueueBytes, options.onSinkError), options };
-    if (options.filter !== undefined && options.filter !== "") {
-      consumer.filter = createBatchFilter(options.filter, shared.info.linktype, shared.info.snaplen);
-    }
+    const filter = options.filter !== undefined && options.filter !== ""
+      ? createBatchFilter(options.filter, shared.info.linktype, shared.info.snaplen)
+      : undefined;
+    const snaplen = options.snaplen;
+    if (filter && snaplen !== undefined) consumer.filter = (batch) => truncate(filter(batch), snaplen);
+    else if (filter) consumer.filter = filter;
+    else if (snaplen !== undefined) consumer.filter = (batch) => truncate(batch, snaplen);
     shared.consumers.add(consumer);
     const label = options.label ?? "other";
     this.present.set(consumer.queue, label);
@@ -170,9 +256,15 @@ export class CaptureHub {
         if (owner.consumers.size === 0 && !owner.ended) {
           if (this.captures.get(owner.key) === owner) this.captures.delete(owner.key);
           await owner.source.stop();
+          owner.close();
         }
       },
     };
+  }
+
+  /** SIGHUP: the shared stages of every open capture reread their configuration. */
+  reload(): void {
+    for (const shared of this.captures.values()) shared.stages?.reload();
   }
 
   /** Stops every capture. */
@@ -180,7 +272,12 @@ export class CaptureHub {
     const all = [...this.captures.values()];
     this.captures.clear();
     await Promise.all(all.map((shared) => shared.source.stop()));
+    for (const shared of all) shared.close();
   }
+}
+
+function truncate(batch: PacketBatch, snaplen: number): PacketBatch {
+  return selectRecords(batch, () => snaplen);
 }
 
 /** Two requests share a handle exactly when everything that shapes the capture is equal. */
@@ -194,5 +291,6 @@ function captureKey(o: LiveCaptureOptions): string {
     o.immediate ?? false,
     o.precision ?? "micro",
     o.direction ?? "inout",
+    o.engine ?? DEFAULT_CAPTURE_ENGINE,
   ]);
 }

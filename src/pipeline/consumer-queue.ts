@@ -26,7 +26,8 @@ export class ConsumerQueue {
   private readonly queue: PacketBatch[] = [];
   private pumping = false;
   private closed = false;
-  private idleWaiters: (() => void)[] = [];
+  /** One promise per busy period: callers that ask again and again while it pumps share it. */
+  private idle: { promise: Promise<void>; resolve: () => void } | undefined;
   readonly counters: ConsumerCounters = {
     deliveredPackets: 0,
     droppedPackets: 0,
@@ -62,7 +63,8 @@ export class ConsumerQueue {
   /** Resolves when everything queued so far has been written (for an orderly end of file). */
   drained(): Promise<void> {
     if (this.queue.length === 0 && !this.pumping) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    this.idle ??= Promise.withResolvers<void>();
+    return this.idle.promise;
   }
 
   /** Stops delivering; what is still queued is discarded and counted as dropped. */
@@ -101,8 +103,8 @@ export class ConsumerQueue {
 
   private wakeIdle(): void {
     if (this.pumping || this.queue.length > 0) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
+    const idle = this.idle;
+    this.idle = undefined;
+    idle?.resolve();
   }
 }

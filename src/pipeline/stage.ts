@@ -18,6 +18,8 @@ export interface PacketStage {
   counters(): Readonly<Record<string, number>>;
   /** Lines for the end-of-run summary on standard error. */
   summaryLines?(): string[];
+  /** SIGHUP: reread what the stage was built from (hook files); the runner calls it. */
+  reload?(): void;
   /** Releases what the stage holds (a hook's VM, a key); idempotent. */
   close?(): void;
 }

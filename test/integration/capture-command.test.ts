@@ -188,12 +188,21 @@ describe("errors an operator can act on", () => {
     expect(r.stderr).toContain("syntax error");
   });
 
-  test("missing libpcap: exit 1 naming the Debian package", async () => {
-    const r = await runProbe(["capture", "-i", "lo", "-w", join(dir, "x.pcap")], { env: { PROBE_LIBPCAP: "/nonexistent/libpcap.so" } });
-    expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain("libpcap0.8");
-    expect(r.stderr).toContain("/nonexistent/libpcap.so");
-  });
+  // The ring engine needs libpcap only to compile filter expressions; the libpcap engine always.
+  for (const [engine, filter] of [
+    ["libpcap", []],
+    ["ring", ["udp"]],
+  ] as const) {
+    test(`missing libpcap (${engine} engine${filter.length ? ", a filter" : ""}): exit 1 naming the Debian package`, async () => {
+      const r = await runProbe(["capture", "--capture-engine", engine, "-i", "lo", "-w", join(dir, "x.pcap"), ...filter], {
+        env: { PROBE_LIBPCAP: "/nonexistent/libpcap.so" },
+        timeoutMs: 10_000,
+      });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain("libpcap0.8");
+      expect(r.stderr).toContain("/nonexistent/libpcap.so");
+    });
+  }
 
   test("no permission: exit 1 saying how to fix it", async () => {
     // An unprivileged user (nobody) without capabilities.
@@ -228,8 +237,10 @@ describe("errors an operator can act on", () => {
     const u = await runProbe(["capture", "-i", "lo"]);
     expect(u.exitCode).toBe(2);
     expect(u.stderr).toContain("-w");
-    const both = await runProbe(["capture", "-i", "lo", "-r", "x", "-w", "-"]);
-    expect(both.exitCode).toBe(2);
+    // -i and -r mix (issue 10): an input that cannot start ends the run, naming it.
+    const both = await runProbe(["capture", "-i", "lo", "-r", join(dir, "x.pcap"), "-w", "-"]);
+    expect(both.exitCode).toBe(1);
+    expect(both.stderr).toContain("x.pcap");
     const unknown = await runProbe(["capture", "--frobnicate"]);
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toContain("frobnicate");

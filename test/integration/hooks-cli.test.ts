@@ -196,7 +196,7 @@ describe("probe capture --hook, from a file", () => {
   test("bad hook flags are usage errors (exit 2)", async () => {
     const result = await runProbe(["capture", "-r", VECTOR, "--hook", `${EXAMPLES}tag.js`, "--hook-fail", "maybe", "-w", join(dir, "y.pcap")]);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toContain("hookFail");
+    expect(result.stderr).toContain("--hook-fail");
   });
 });
 

@@ -1,11 +1,13 @@
-// Live capture on lo through the real libpcap and the capture worker: traffic the test sends
-// is compared packet by packet with what the source delivers.
+// Live capture on lo through both engines (the TPACKET_V3 ring read directly, and libpcap) and
+// the capture worker: traffic the test sends is compared packet by packet with what the source
+// delivers. Every test runs once per engine.
 import { afterEach, describe, expect, test } from "bun:test";
 import { LiveCaptureSource } from "../../src/capture/live-capture-source.ts";
 import { forEachRecord, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { listInterfaces } from "../../src/capture/libpcap/devices.ts";
 import { CaptureError } from "../../src/capture/errors.ts";
+import type { CaptureEngine } from "../../src/capture/libpcap/pcap-handle.ts";
 import { openLoopbackFlow, type LoopbackFlow } from "../support/loopback-traffic.ts";
 import { runTool, waitFor } from "../support/probe-binary.ts";
 
@@ -31,20 +33,23 @@ afterEach(async () => {
   flow = undefined;
 });
 
-async function capture(filterFor: (port: number) => string | ReturnType<typeof compileFilter>, options = {}) {
+const ENGINES = ["ring", "libpcap"] as const;
+
+async function capture(engine: CaptureEngine, filterFor: (port: number) => string | ReturnType<typeof compileFilter>, options = {}) {
   flow = await openLoopbackFlow();
   const batches: PacketBatch[] = [];
-  source = new LiveCaptureSource({ interface: "lo", filter: filterFor(flow.port), ...options });
+  source = new LiveCaptureSource({ interface: "lo", engine, filter: filterFor(flow.port), ...options });
   const info = await source.start({ onBatch: (b) => void batches.push(b), onEnd: () => {} });
   return { info, batches, flow, source };
 }
 
 const count = (batches: PacketBatch[]) => batches.reduce((n, b) => n + b.count, 0);
 
-describe("live capture on lo", () => {
+describe.each(ENGINES)("live capture on lo (%s engine)", (engine) => {
   test("delivers every packet sent, byte for byte, in order", async () => {
-    const { info, batches, flow } = await capture((port) => `udp and dst port ${port}`);
+    const { info, batches, flow } = await capture(engine, (port) => `udp and dst port ${port}`);
     expect(info.linktype).toBe(1);
+    expect(info.engine).toBe(engine);
     const sizes = Array.from({ length: 300 }, (_, i) => 1 + ((i * 37) % 1400));
     await flow.send(sizes);
     await waitFor(() => count(batches) >= sizes.length, 10_000, "captured packets");
@@ -54,7 +59,7 @@ describe("live capture on lo", () => {
   });
 
   test("records carry wire length and timestamps that move forward", async () => {
-    const { batches, flow } = await capture((port) => `udp dst port ${port}`, { snaplen: 64 });
+    const { batches, flow } = await capture(engine, (port) => `udp dst port ${port}`, { snaplen: 64 });
     await flow.send([10, 500, 1000]);
     await waitFor(() => count(batches) >= 3, 10_000, "captured packets");
     const seen: { caplen: number; len: number; ts: number }[] = [];
@@ -77,7 +82,7 @@ describe("live capture on lo", () => {
       });
       expect(program.length).toBe(Number(lines[0]));
       const batches: PacketBatch[] = [];
-      source = new LiveCaptureSource({ interface: "lo", filter: program });
+      source = new LiveCaptureSource({ interface: "lo", engine, filter: program });
       await source.start({ onBatch: (b) => void batches.push(b), onEnd: () => {} });
       await other.send([100, 100, 100]);
       await flow.send([20, 30]);
@@ -90,7 +95,7 @@ describe("live capture on lo", () => {
   });
 
   test("setFilter on a running capture switches traffic", async () => {
-    const { batches, flow, source } = await capture((port) => `udp dst port ${port}`);
+    const { batches, flow, source } = await capture(engine, (port) => `udp dst port ${port}`);
     const second = await openLoopbackFlow();
     try {
       await flow.send([11]);
@@ -108,7 +113,7 @@ describe("live capture on lo", () => {
   });
 
   test("kernel stats count what the filter accepted", async () => {
-    const { batches, flow, source } = await capture((port) => `udp dst port ${port}`);
+    const { batches, flow, source } = await capture(engine, (port) => `udp dst port ${port}`);
     await flow.send(Array(50).fill(64));
     await waitFor(() => count(batches) >= 50, 10_000, "captured packets");
     const stats = await source.stats();
@@ -119,7 +124,7 @@ describe("live capture on lo", () => {
   });
 
   test("a bad filter fails start() with libpcap's message and the expression", async () => {
-    source = new LiveCaptureSource({ interface: "lo", filter: "udp port banana" });
+    source = new LiveCaptureSource({ interface: "lo", engine, filter: "udp port banana" });
     const error = await source.start({ onBatch: () => {}, onEnd: () => {} }).catch((e) => e);
     expect(error).toBeInstanceOf(CaptureError);
     expect(error.code).toBe("bad-filter");
@@ -128,7 +133,7 @@ describe("live capture on lo", () => {
   });
 
   test("an unknown interface fails with no-such-device", async () => {
-    source = new LiveCaptureSource({ interface: "nosuch0" });
+    source = new LiveCaptureSource({ interface: "nosuch0", engine });
     const error = await source.start({ onBatch: () => {}, onEnd: () => {} }).catch((e) => e);
     expect(error).toBeInstanceOf(CaptureError);
     expect(error.code).toBe("no-such-device");
@@ -136,7 +141,7 @@ describe("live capture on lo", () => {
   });
 
   test("stop() ends the worker and reports final kernel stats; stop twice is harmless", async () => {
-    const { source } = await capture((port) => `udp dst port ${port}`);
+    const { source } = await capture(engine, (port) => `udp dst port ${port}`);
     const first = await source.stop();
     const second = await source.stop();
     expect(first.kernel).toBeDefined();

@@ -53,7 +53,7 @@ function value(samples: ParsedSample[], name: string, labels: Record<string, str
 
 const freePort = () => 20000 + Math.floor(Math.random() * 20000);
 
-describe("--metrics on long-running commands", () => {
+describe("--metrics on long-running commands (the pipeline runner's endpoint)", () => {
   test("rpcapd: input and output packet counts equal what was sent; sessions and AUTH failures counted", async () => {
     const flow = await openLoopbackFlow();
     try {
@@ -88,6 +88,9 @@ describe("--metrics on long-running commands", () => {
       expect(value(samples, "probe_rpcap_auth_successes_total")).toBe(1);
       expect(value(samples, "probe_rpcap_sessions_opened_total")).toBe(2);
       expect(value(samples, "probe_process_resident_memory_bytes")).toBeGreaterThan(0);
+      // The same counts as the rpcapd output's own counters (the runner's per-output families).
+      expect(value(samples, "probe_output_auth_failures_total", { output: "rpcapd" })).toBe(1);
+      expect(value(samples, "probe_output_sessions", { output: "rpcapd" })).toBe(1);
       reader.proc.kill("SIGINT");
       await reader.proc.exited;
     } finally {
@@ -102,18 +105,19 @@ describe("--metrics on long-running commands", () => {
       const serve = started(["-i", "lo", "-f", `udp dst port ${flow.port}`, "--pcap-over-ip", `127.0.0.1:${poipPort}`, "--no-rpcap", "--metrics", "127.0.0.1:0"]);
       const mport = await metricsPort(serve.log);
       const reader = started(["capture", "-i", `tcp://127.0.0.1:${poipPort}`, "-c", "5", "-w", join(dir, "s.pcap")]);
-      await waitFor(async () => value(await scrape(mport), "probe_pcap_over_ip_clients") === 1, 10_000, "reader connected");
+      await waitFor(async () => value(await scrape(mport), "probe_output_consumers", { output: "pcap-over-ip" }) === 1, 10_000, "reader connected");
       await flow.send([11, 22, 33, 44, 55], { gapMs: 5 });
       expect(await reader.proc.exited).toBe(0);
       let samples: ParsedSample[] = [];
       await waitFor(async () => {
         samples = await scrape(mport);
-        return value(samples, "probe_pcap_over_ip_packets_sent_total") === 5;
-      }, 10_000, "5 packets counted as sent");
-      expect(value(samples, "probe_output_packets_sent_total", { output: "pcap-over-ip" })).toBe(5);
+        return value(samples, "probe_output_packets_sent_total", { output: "pcap-over-ip" }) === 5;
+      }, 10_000, "5 packets counted as sent (the reader has gone: its count stays)");
       expect(value(samples, "probe_input_packets_received_total")).toBe(5);
-      expect(value(samples, "probe_pcap_over_ip_clients_served_total")).toBe(1);
-      expect(value(samples, "probe_pcap_over_ip_packets_dropped_total", { reason: "queue_full" })).toBe(0);
+      expect(value(samples, "probe_input_packets_dropped_by_kernel_total")).toBe(0);
+      expect(value(samples, "probe_output_consumers_served_total", { output: "pcap-over-ip" })).toBe(1);
+      expect(value(samples, "probe_output_consumers", { output: "pcap-over-ip" })).toBe(0);
+      expect(value(samples, "probe_output_packets_dropped_total", { output: "pcap-over-ip" })).toBe(0);
     } finally {
       flow.close();
     }
@@ -143,6 +147,15 @@ describe("--metrics on long-running commands", () => {
       flow.close();
     }
   }, 30_000);
+
+  test("every pipeline command takes it: collect --udpstr-listen exposes its input and file output", async () => {
+    const collector = started(["collect", "--udpstr-listen", "127.0.0.1:0", "-w", join(dir, "u.pcap"), "--metrics", "127.0.0.1:0"]);
+    const mport = await metricsPort(collector.log);
+    const samples = await scrape(mport);
+    expect(samples.find((s) => s.name === "probe_input_packets_received_total")?.value).toBe(0);
+    expect(value(samples, "probe_output_packets_written_total", { output: "file" })).toBe(0);
+    expect(value(samples, "probe_metrics_collector_errors")).toBe(0);
+  });
 
   test("a bad --metrics address is one line (exit 2); a port in use is one line (exit 1)", async () => {
     const bad = await runProbe(["rpcapd", "-n", "--metrics", "nowhere"]);

@@ -5,20 +5,25 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseCaptureConfig } from "../../src/cli/commands/capture.ts";
+import { parseCaptureCommand } from "../../src/cli/commands/capture.ts";
 import { parseHookTestConfig } from "../../src/cli/commands/hook.ts";
-import { formatHookCounters, HookSetupError, startHooks } from "../../src/cli/hook-options.ts";
-import { CommandFailure, UsageError } from "../../src/cli/usage-error.ts";
+import { formatHookCounters, HookSetupError, startHooks } from "../../src/pipeline/stages/hooks.ts";
+import { UsageError } from "../../src/cli/usage-error.ts";
+import { ProbeError } from "../../src/packet/probe-error.ts";
 import { hookConfigSchema, MAX_HOOK_FILES } from "../../src/config/hook-config.ts";
 import { DEFAULT_HOOK_SETTINGS } from "../../src/hooks/index.ts";
 import { silentLogger } from "../../src/logging/index.ts";
 
 const base = ["-r", "in.pcap", "-w", "out.pcap"];
 
+/** The hooks stage of the pipeline the command line makes (defaults when there is none). */
 function capture(extra: string[]) {
-  const config = parseCaptureConfig([...base, ...extra]);
-  if (config === "help") throw new Error("help");
-  return config;
+  const command = parseCaptureCommand([...base, ...extra]);
+  if (command === "help") throw new Error("help");
+  const stage = command.spec.stages.find((s) => s.kind === "hooks");
+  const frozen = Object.isFrozen(command.spec) && (stage === undefined || Object.isFrozen(stage));
+  if (!stage || stage.kind !== "hooks") return { ...DEFAULT_HOOK_SETTINGS, hooks: [] as readonly string[], frozen };
+  return { ...stage, hooks: stage.files, frozen };
 }
 
 describe("capture's hook flags", () => {
@@ -36,16 +41,16 @@ describe("capture's hook flags", () => {
     expect(config.hookFail).toBe("drop");
     expect(config.hookMemoryLimitBytes).toBe(8 * 1024 * 1024);
     expect(config.hookBatchBudgetMs).toBe(20);
-    expect(Object.isFrozen(config)).toBe(true);
+    expect(config.frozen).toBe(true);
   });
 
   const refused: [string, string[], RegExp][] = [
-    ["an unknown policy", ["--hook-fail", "ignore"], /hookFail/],
-    ["memory 0", ["--hook-memory-mb", "0"], /--hook-memory-mb must be between 1 and 1024/],
+    ["an unknown policy", ["--hook", "a.js", "--hook-fail", "ignore"], /--hook-fail is pass or drop/],
+    ["memory 0", ["--hook", "a.js", "--hook-memory-mb", "0"], /--hook-memory-mb must be between 1 and 1024/],
     ["memory over 1 GiB", ["--hook-memory-mb", "1025"], /--hook-memory-mb must be between 1 and 1024/],
     ["a fractional budget", ["--hook-budget-ms", "1.5"], /--hook-budget-ms wants a whole number/],
     ["budget 0", ["--hook-budget-ms", "0"], /--hook-budget-ms must be between 1 and 10000/],
-    [`more than ${MAX_HOOK_FILES} hooks`, Array.from({ length: MAX_HOOK_FILES + 1 }, (_, i) => ["--hook", `h${i}.js`]).flat(), /hooks: at most 16 hooks/],
+    [`more than ${MAX_HOOK_FILES} hooks`, Array.from({ length: MAX_HOOK_FILES + 1 }, (_, i) => ["--hook", `h${i}.js`]).flat(), /at most 16 hooks/],
   ];
   for (const [what, flags, message] of refused) {
     test(`refuses ${what} as a usage error`, () => {
@@ -135,7 +140,7 @@ describe("startHooks", () => {
     await expect(startHooks({ config: config([good, bad]), logger: silentLogger, reload: false })).rejects.toThrow(
       `hook ${bad} does not compile (syntax): SyntaxError`,
     );
-    expect(new HookSetupError("x")).toBeInstanceOf(CommandFailure);
+    expect(new HookSetupError("x")).toBeInstanceOf(ProbeError);
   });
 
   test("a missing file is a HookSetupError naming it", async () => {

@@ -3,7 +3,8 @@
 import type { Subprocess } from "bun";
 
 export const repoRoot = new URL("../../..", import.meta.url).pathname;
-export const probeBinary = `${repoRoot}dist/probe`;
+/** The binary measured: dist/probe, or PROBE_BENCH_BINARY to compare another build. */
+export const probeBinary = process.env.PROBE_BENCH_BINARY ?? `${repoRoot}dist/probe`;
 export const bunBinary = process.execPath;
 
 export interface Measurement {

@@ -1,25 +1,32 @@
-// The capture worker: owns one PcapHandle and runs every blocking libpcap call off the main
-// thread. Packets are copied once, straight from libpcap's ring into a batch buffer that is
-// then transferred (not copied) to the main thread.
+// The capture worker: owns one capture handle (a TPACKET_V3 RingSocket or a libpcap PcapHandle)
+// and runs every blocking call off the main thread. Packets are copied from the kernel's ring
+// (directly, or through libpcap) into a staging buffer, and each batch is handed over as an
+// owned, exactly sized ArrayBuffer that is transferred (not copied again) to the main thread.
 import { ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
-import { BATCH_RECORD_HEADER_BYTES } from "../../packet/packet-batch.ts";
 import { libcSymbolsLoaded } from "./ffi.ts";
 import { PcapHandle, type RecordSink } from "./pcap-handle.ts";
+import { BatchBuilder } from "../batch-builder.ts";
+import { needsLibpcapVlanHandling, RingSocket, RingUnsupported } from "../linux-ring/ring-socket.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./worker-protocol.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 
 declare const self: Worker;
 
-/** How long one poll() may block before the loop checks for messages (stop, stats, filters). */
-const POLL_SLICE_MS = 20;
+/**
+ * How long one poll() may block before the loop checks for messages (stop, stats, filters):
+ * the worst delay of a stop or stats request, and 20 wake-ups a second on an idle interface.
+ */
+const POLL_SLICE_MS = 50;
+/** Ring blocks read per loop turn before the worker yields to its message queue. */
+const RING_BLOCKS_PER_TURN = 16;
 /** A file replay keeps at most this many batches in flight before waiting for credit. */
 const FILE_BATCHES_IN_FLIGHT = 4;
 
 /** libc's memcpy, looked up once: it runs for every captured packet. */
 const memcpy = libcSymbolsLoaded().memcpy;
 
-let handle: PcapHandle | null = null;
+let handle: PcapHandle | RingSocket | null = null;
 let stopping = false;
 let credit = FILE_BATCHES_IN_FLIGHT;
 let wakeForCredit: (() => void) | null = null;
@@ -32,85 +39,127 @@ function post(message: FromWorker, transfer?: ArrayBuffer[]): void {
 /** libpcap's MAXIMUM_SNAPLEN: no record libpcap hands us is longer than this. */
 const MAXIMUM_CAPLEN = MAXIMUM_SNAPLEN;
 
-/**
- * Copies records into one ArrayBuffer in the PacketBatch layout. The buffer has room for one
- * maximum-size record beyond the flush threshold, so an append never overruns it.
- */
-class BatchAccumulator implements RecordSink {
-  private readonly capacity: number;
-  private buffer!: ArrayBuffer;
-  private view!: DataView;
-  private base = 0;
-  used = 0;
-  count = 0;
+function postBatch(buffer: ArrayBuffer, byteLength: number, count: number): void {
+  post({ type: "batch", buffer, byteLength, count }, [buffer]);
+}
 
-  constructor(private readonly flushBytes: number) {
-    this.capacity = flushBytes + BATCH_RECORD_HEADER_BYTES + MAXIMUM_CAPLEN;
-    this.fresh();
+/**
+ * Copies records from libpcap's buffer into a BatchBuilder: one memcpy per packet into the
+ * builder's staging buffer, whose address is taken once (it never moves or leaves the worker).
+ */
+class LibpcapSink implements RecordSink {
+  private readonly base: number;
+
+  constructor(readonly batch: BatchBuilder) {
+    this.base = ptr(batch.bytes);
   }
 
   append(tsSec: number, tsFrac: number, caplen: number, len: number, data: Pointer): boolean {
     if (caplen > MAXIMUM_CAPLEN) throw new CaptureError("capture-failed", `libpcap returned caplen ${caplen} > ${MAXIMUM_CAPLEN}`);
-    const at = this.used;
-    this.view.setUint32(at, tsSec, true);
-    this.view.setUint32(at + 4, tsFrac, true);
-    this.view.setUint32(at + 8, caplen, true);
-    this.view.setUint32(at + 12, len, true);
-    if (caplen > 0) memcpy((this.base + at + BATCH_RECORD_HEADER_BYTES) as Pointer, data, caplen);
-    this.used = at + BATCH_RECORD_HEADER_BYTES + caplen;
-    this.count++;
-    return this.used >= this.flushBytes;
-  }
-
-  /** Transfers the filled buffer to the main thread and starts a fresh one. */
-  flush(): void {
-    if (this.count === 0) return;
-    post({ type: "batch", buffer: this.buffer, byteLength: this.used, count: this.count }, [this.buffer]);
-    this.fresh();
-  }
-
-  private fresh(): void {
-    this.buffer = new ArrayBuffer(this.capacity);
-    this.view = new DataView(this.buffer);
-    this.base = ptr(new Uint8Array(this.buffer));
-    this.used = 0;
-    this.count = 0;
+    const at = this.batch.beginRecord(tsSec, tsFrac, caplen, len);
+    if (caplen > 0) memcpy((this.base + at) as Pointer, data, caplen);
+    return this.batch.full;
   }
 }
 
-function applyFilter(target: PcapHandle, filter: WorkerFilter): void {
+function applyFilter(target: PcapHandle | RingSocket, filter: WorkerFilter): void {
   if (filter.kind === "expression") target.setFilterExpression(filter.expression);
   else target.setFilterProgram(filter.instructions);
 }
 
 const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Milliseconds to wait for traffic: until the pending batch is due, or one poll slice. */
+function waitBudgetMs(batch: BatchBuilder, flushIntervalMs: number): number {
+  if (batch.count === 0) return POLL_SLICE_MS;
+  return Math.max(1, Math.ceil(flushIntervalMs - batch.pendingMs(performance.now())));
+}
+
+/** Flushes by time: the oldest pending record has waited the flush interval. */
+function flushIfDue(batch: BatchBuilder, flushIntervalMs: number): void {
+  if (batch.count > 0 && batch.pendingMs(performance.now()) >= flushIntervalMs) batch.flush();
+}
+
 async function runLive(message: Extract<ToWorker, { type: "open-live" }>): Promise<void> {
+  if (message.engine === "ring") {
+    let ring: RingSocket | null = null;
+    try {
+      ring = openRing(message);
+    } catch (error) {
+      if (!(error instanceof RingUnsupported)) throw error;
+      await runLibpcap(message, `ring engine unavailable (${error.message}); using libpcap`);
+      return;
+    }
+    await runRing(ring, message);
+    return;
+  }
+  await runLibpcap(message);
+}
+
+function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket {
+  const o = message.options;
+  if (o.immediate) throw new RingUnsupported("immediate mode needs libpcap's TPACKET_V2 ring");
+  if (message.filter?.kind === "expression" && needsLibpcapVlanHandling(message.filter.expression)) {
+    throw new RingUnsupported("'vlan' filters need libpcap's in-kernel VLAN tag tests");
+  }
+  const ring = RingSocket.open({
+    interface: o.interface,
+    snaplen: o.snaplen,
+    promiscuous: o.promiscuous,
+    bufferBytes: o.bufferBytes,
+    precision: o.precision,
+    direction: o.direction,
+    retireBlockMs: message.flushIntervalMs,
+    batchBytes: message.batchBytes,
+    ...(message.fanoutGroup !== undefined ? { fanoutGroup: message.fanoutGroup } : {}),
+  });
+  try {
+    if (message.filter) applyFilter(ring, message.filter);
+    ring.start();
+  } catch (error) {
+    ring.close();
+    throw error;
+  }
+  return ring;
+}
+
+/**
+ * The ring loop: read every ready block (no native call per packet), flush by size or when the
+ * oldest record is due, and otherwise poll until the next block or the flush deadline.
+ */
+async function runRing(ring: RingSocket, message: Extract<ToWorker, { type: "open-live" }>): Promise<void> {
+  handle = ring;
+  post({ type: "opened", info: { ...ring.info, engine: "ring" } });
+  const batch = ring.newBatchBuilder(postBatch);
+  const flushIntervalMs = message.flushIntervalMs;
+  while (!stopping) {
+    const blocks = ring.readInto(batch, RING_BLOCKS_PER_TURN);
+    flushIfDue(batch, flushIntervalMs);
+    if (blocks === 0) ring.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+    await yieldToEvents();
+  }
+  ring.readInto(batch, RING_BLOCKS_PER_TURN); // what is already in the ring, bounded
+  batch.flush();
+  const stats = ring.stats();
+  ring.close();
+  handle = null;
+  post({ type: "ended", reason: "stopped", stats });
+}
+
+async function runLibpcap(message: Extract<ToWorker, { type: "open-live" }>, engineNote?: string): Promise<void> {
   const live = PcapHandle.openLive(message.options);
   handle = live;
   if (message.filter) applyFilter(live, message.filter);
-  post({ type: "opened", info: live.info });
-  const batch = new BatchAccumulator(message.batchBytes);
-  let firstPendingAt = 0;
+  post({ type: "opened", info: { ...live.info, engine: "libpcap", ...(engineNote ? { engineNote } : {}) } });
+  const batch = new BatchBuilder(message.batchBytes, postBatch);
+  const sink = new LibpcapSink(batch);
+  const flushIntervalMs = message.flushIntervalMs;
   while (!stopping) {
-    const outcome = live.readInto(batch);
-    if (outcome === "idle") {
-      batch.flush();
-      live.waitReadable(POLL_SLICE_MS);
-      await yieldToEvents();
-    } else if (outcome === "more") {
-      batch.flush();
-      await yieldToEvents();
-    }
-    if (batch.count > 0) {
-      // Under a steady trickle readInto may keep returning packets; bound the latency.
-      const now = performance.now();
-      if (firstPendingAt === 0) firstPendingAt = now;
-      else if (now - firstPendingAt >= message.flushIntervalMs) {
-        batch.flush();
-        firstPendingAt = 0;
-      }
-    } else firstPendingAt = 0;
+    const outcome = live.readInto(sink);
+    if (outcome === "more") batch.flush();
+    flushIfDue(batch, flushIntervalMs);
+    if (outcome === "idle") live.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+    await yieldToEvents();
   }
   batch.flush();
   const stats = live.stats();
@@ -124,11 +173,12 @@ async function runFile(message: Extract<ToWorker, { type: "open-file" }>): Promi
   handle = file;
   if (message.filter) applyFilter(file, message.filter);
   post({ type: "opened", info: file.info });
-  const batch = new BatchAccumulator(message.batchBytes);
+  const batch = new BatchBuilder(message.batchBytes, postBatch);
+  const sink = new LibpcapSink(batch);
   let ended = false;
   while (!stopping && !ended) {
     while (credit <= 0 && !stopping) await new Promise<void>((resolve) => (wakeForCredit = resolve));
-    ended = file.readInto(batch) !== "more";
+    ended = file.readInto(sink) !== "more";
     if (batch.count > 0) {
       credit--;
       batch.flush();

@@ -40,12 +40,21 @@ export interface LiveOpenOptions {
   direction: CaptureDirection;
 }
 
+/**
+ * Who reads a live interface: "ring" maps Linux's TPACKET_V3 ring and walks it from JavaScript
+ * (src/capture/linux-ring); "libpcap" calls pcap_next_ex per packet.
+ */
+export type CaptureEngine = "ring" | "libpcap";
+
 export interface HandleInfo {
   linktype: number;
   snaplen: number;
   precision: TimestampPrecision;
   /** Set when pcap_activate() returned a warning (e.g. promiscuous mode not supported). */
   warning?: string;
+  /** The engine that reads a live interface, and why it is not the one asked for. */
+  engine?: CaptureEngine;
+  engineNote?: string;
 }
 
 export interface KernelStats {
@@ -76,7 +85,7 @@ export class PcapHandle {
   readonly info: HandleInfo;
   private readonly selectableFd: number;
 
-  private constructor(handle: Pointer, info: HandleInfo, selectableFd: number) {
+  private constructor(handle: Pointer, info: HandleInfo, selectableFd: number, private readonly name = "") {
     this.handle = handle;
     this.info = info;
     this.selectableFd = selectableFd;
@@ -114,7 +123,7 @@ export class PcapHandle {
         precision: options.precision,
       };
       if (warning) info.warning = warning;
-      return new PcapHandle(handle as Pointer, info, fd);
+      return new PcapHandle(handle as Pointer, info, fd, options.interface);
     } catch (error) {
       lib.pcap_close(handle);
       throw error;
@@ -224,7 +233,8 @@ export class PcapHandle {
       }
       if (status === 0) return "idle";
       if (status === PcapStatus.BREAK) return "end"; // PCAP_ERROR_BREAK: end of file or breakloop
-      throw new CaptureError("capture-failed", `pcap_next_ex: ${lib.pcap_geterr(handle)}`);
+      const where = this.name ? `${this.name}: ` : "";
+      throw new CaptureError("capture-failed", `${where}pcap_next_ex: ${lib.pcap_geterr(handle)}`);
     }
   }
 

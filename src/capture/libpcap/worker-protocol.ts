@@ -3,12 +3,22 @@
 import type { TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { CaptureErrorCode } from "../errors.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
-import type { HandleInfo, KernelStats, LiveOpenOptions } from "./pcap-handle.ts";
+import type { CaptureEngine, HandleInfo, KernelStats, LiveOpenOptions } from "./pcap-handle.ts";
 
 export type WorkerFilter = { kind: "expression"; expression: string } | { kind: "program"; instructions: BpfInstruction[] };
 
 export type ToWorker =
-  | { type: "open-live"; options: LiveOpenOptions; filter?: WorkerFilter; batchBytes: number; flushIntervalMs: number }
+  | {
+      type: "open-live";
+      options: LiveOpenOptions;
+      filter?: WorkerFilter;
+      batchBytes: number;
+      flushIntervalMs: number;
+      /** Which engine reads the interface; "ring" falls back to libpcap where it cannot serve. */
+      engine: CaptureEngine;
+      /** Ring engine only: join this PACKET_FANOUT group (flow hash). */
+      fanoutGroup?: number;
+    }
   | { type: "open-file"; path: string; precision: TimestampPrecision; filter?: WorkerFilter; batchBytes: number }
   | { type: "set-filter"; id: number; filter: WorkerFilter }
   | { type: "stats"; id: number }

@@ -1,5 +1,6 @@
 // RemoteSourceError: why a remote stream could not be opened or stopped delivering, with a stable
 // code tests assert and a flag saying whether trying again could help.
+import { ProbeError } from "../../packet/probe-error.ts";
 
 /**
  * Stable codes of RemoteSourceError, each with whether reconnecting may help. A peer that sent
@@ -35,14 +36,12 @@ export const RemoteSourceErrorCode = {
 
 export type RemoteSourceErrorCodeName = keyof typeof RemoteSourceErrorCode;
 
-export class RemoteSourceError extends Error {
+export class RemoteSourceError extends ProbeError {
   override readonly name = "RemoteSourceError";
-  constructor(
-    readonly code: RemoteSourceErrorCodeName,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  declare readonly code: RemoteSourceErrorCodeName;
+  constructor(code: RemoteSourceErrorCodeName, message: string, options?: { cause?: unknown }) {
+    // A remote peer or the network failed: a runtime failure (exit 1), one line.
+    super(code, "runtime", message, options);
   }
 
   /** Whether connecting again may succeed (see RemoteSourceErrorCode). */

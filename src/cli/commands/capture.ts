@@ -1,23 +1,22 @@
-// `probe capture`: capture from an interface or replay a file, optionally filter, and write
-// a pcap/pcapng file or standard output, through operator hooks if given (--hook). Ctrl-C
-// ends it with a complete file and a summary.
-import type { CaptureSource, CaptureStats } from "../../capture/capture-source.ts";
-import { openSource } from "../open-source.ts";
-import { takeRecords, type PacketBatch } from "../../packet/packet-batch.ts";
-import { captureConfigSchema, type CaptureConfig } from "../../config/capture-config.ts";
-import { CaptureFileWriter } from "../../outputs/capture-file/capture-file-writer.ts";
-import { stderrLogger } from "../../logging/index.ts";
-import { ConsumerQueue, type BatchSink } from "../../pipeline/consumer-queue.ts";
-import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks, type ActiveHooks } from "../hook-options.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { UsageError, ExitCode } from "../usage-error.ts";
-import { validated } from "../validated.ts";
+// `probe capture`: capture from interfaces, remote streams or files (-i and -r, repeatable and
+// mixed: merged in timestamp order), optionally filter, and write a pcap/pcapng file or
+// standard output, through operator hooks if given (--hook). Ctrl-C ends it with a complete
+// file and a summary. The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
+import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
+import { inputsFromFlags } from "../inputs-from-flags.ts";
+import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError, ExitCode } from "../usage-error.ts";
 
-export const CAPTURE_HELP = `Usage: probe capture (-i INTERFACE | -r FILE) [options] -w FILE|- [FILTER...]
+export const CAPTURE_HELP = `Usage: probe capture (-i INTERFACE | -r FILE)... [options] -w FILE|- [FILTER...]
 
 Capture packets from a live interface or replay a capture file, and write them as a
-pcap or pcapng file (or to standard output with -w -, e.g. | tshark -r -).
+pcap or pcapng file (or to standard output with -w -, e.g. | tshark -r -). -i and -r may
+be repeated and mixed: the inputs are merged in timestamp order (files exactly as
+mergecap does; live inputs within a 1 s reordering window, later records counted).
+With -F pcapng every input is its own interface (IDB); pcap needs one link type.
 
 Options:
   -i, --interface NAME    capture on NAME (see 'probe list'); or on a remote interface
@@ -31,6 +30,9 @@ Options:
       --tls-key FILE      ...and its key
       --no-reconnect      tcp:// and tls://: end on a failure instead of redialling
                           (0.5 s doubling to 30 s); a clean close always ends the capture
+      --capture-engine E  who reads -i INTERFACE: ring (default: Linux's packet ring
+                          read directly, least CPU) or libpcap; ring falls back to
+                          libpcap for 'any', non-Ethernet links and --immediate
   -r, --read FILE         read a pcap or pcapng file instead of capturing
   -w, --write FILE|-      write to FILE, or '-' for standard output (required)
   -f, --filter EXPR       tcpdump filter expression; words after the options are
@@ -47,7 +49,7 @@ Options:
       --reader R          who reads -r FILE: probe (default, streaming TypeScript
                           reader, strict checks) or libpcap (pcap_open_offline)
   -q, --quiet             no summary on standard error
-  -h, --help              this text
+${PRINT_PIPELINE_HELP}  -h, --help              this text
 
 Hooks (JavaScript run on every packet in a sandbox; 'probe hook test' tries one on a file):
 ${HOOK_OPTIONS_HELP}  Hooks see packets after the filter; -c counts packets before hooks. With -F pcapng
@@ -63,8 +65,8 @@ compile), 2 bad command line.
 `;
 
 const options = {
-  interface: { type: "string", short: "i" },
-  read: { type: "string", short: "r" },
+  interface: { type: "string", short: "i", multiple: true },
+  read: { type: "string", short: "r", multiple: true },
   write: { type: "string", short: "w" },
   filter: { type: "string", short: "f" },
   snaplen: { type: "string", short: "s" },
@@ -83,143 +85,71 @@ const options = {
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
   "no-reconnect": { type: "boolean" },
+  "capture-engine": { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
 } as const;
 
-export function parseCaptureConfig(argv: string[]): CaptureConfig | "help" {
-  const { values: v, positionals } = parseCommandLine("capture", argv, options);
+export interface CaptureCommand {
+  spec: PipelineSpec;
+  printPipeline: boolean;
+}
+
+/** The pipeline a capture command line describes: inputs in the order given, hooks, one file output. */
+export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
+  const { values: v, positionals, tokens } = parseCommandLine("capture", argv, options);
   if (v.help) return "help";
   if (v.filter !== undefined && positionals.length > 0) {
     throw new UsageError("capture: give the filter either with -f or as trailing words, not both");
   }
-  return validated("capture", captureConfigSchema, {
-    interface: v.interface,
-    readFile: v.read,
-    writeTarget: v.write ?? "",
-    filter: v.filter ?? positionals.join(" "),
-    snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
-    count: parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER),
-    format: v.format,
-    promiscuous: !v["no-promiscuous"],
-    bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
-    immediate: v.immediate ?? false,
+  const ordered = inOrder(tokens, ["interface", "read"]);
+  if (ordered.length === 0) throw new UsageError("capture: give -i INTERFACE or -r FILE (each may be repeated)");
+  if (v.write === undefined || v.write === "") throw new UsageError("capture: -w FILE (or -w - for standard output) is required");
+  if (v.format !== undefined && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError(`capture: -F is pcap or pcapng, not '${v.format}'`);
+  if (v.direction !== undefined && !["in", "out", "inout"].includes(v.direction)) throw new UsageError(`capture: -Q is in, out or inout, not '${v.direction}'`);
+  if (v.reader !== undefined && v.reader !== "probe" && v.reader !== "libpcap") throw new UsageError(`capture: --reader is probe or libpcap, not '${v.reader}'`);
+  if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new UsageError("capture: --tls-cert and --tls-key go together");
+  const hooks = hooksStageFromFlags(v);
+  const count = parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER);
+  const spec = specFromFlags("capture", {
+    inputs: inputsFromFlags(ordered, {
+      filter: v.filter ?? positionals.join(" "),
+      snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
+      promiscuous: !v["no-promiscuous"],
+      bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
+      immediate: v.immediate ?? false,
+      direction: v.direction,
+      realtime: v.realtime ?? false,
+      reader: v.reader,
+      tls: { ca: v["tls-ca"], insecure: v["tls-insecure"], cert: v["tls-cert"], key: v["tls-key"] },
+      reconnect: !v["no-reconnect"],
+      engine: v["capture-engine"],
+    }) as PipelineSpec["inputs"],
+    stages: hooks ? [hooks] : [],
+    outputs: [{ kind: "file", path: v.write, format: (v.format ?? "pcap") as "pcap" | "pcapng" }],
     precision: v.nano ? "nano" : "micro",
-    direction: v.direction,
-    realtime: v.realtime ?? false,
-    reader: v.reader,
+    ...(count !== undefined ? { stopAfterPackets: count } : {}),
     quiet: v.quiet ?? false,
-    tlsCa: v["tls-ca"],
-    tlsInsecure: v["tls-insecure"] ?? false,
-    tlsCert: v["tls-cert"],
-    tlsKey: v["tls-key"],
-    reconnect: !v["no-reconnect"],
-    ...hookConfigFromFlags(v),
   });
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false };
 }
 
 export async function runCapture(argv: string[]): Promise<number> {
-  const config = parseCaptureConfig(argv);
-  if (config === "help") {
+  const command = parseCaptureCommand(argv);
+  if (command === "help") {
     process.stdout.write(CAPTURE_HELP);
     return ExitCode.OK;
   }
-  // Building the source opens nothing yet. Hooks compile before the capture opens: a hook
-  // that does not compile ends the command (exit 1) before an output file is truncated.
-  const { source, live, name } = openSource({
-    ...config,
-    tls: { ca: config.tlsCa, insecure: config.tlsInsecure, cert: config.tlsCert, key: config.tlsKey },
-    log: stderrLogger("probe"),
+  const { spec } = command;
+  return runPipeline(spec, {
+    printPipeline: command.printPipeline,
+    onStarted: (runner) => {
+      const stream = runner.stream;
+      const only = spec.inputs.length === 1 ? spec.inputs[0] : undefined;
+      if (spec.quiet || !stream || !only || only.kind === "file") return;
+      const input = stream.inputs[0]!;
+      process.stderr.write(`probe: listening on ${input.description}, link-type ${input.linktype}, snapshot length ${input.snaplen} bytes\n`);
+    },
   });
-  const hooks = await startHooks({ config, logger: stderrLogger("probe"), interfaceName: name });
-  try {
-    return await captureWithHooks(config, source, live, hooks);
-  } finally {
-    hooks?.close();
-  }
-}
-
-async function captureWithHooks(
-  config: CaptureConfig,
-  source: CaptureSource,
-  live: boolean,
-  hooks: ActiveHooks | undefined,
-): Promise<number> {
-  let writer: CaptureFileWriter | undefined;
-  let captured = 0;
-  let stopRequested = false;
-  let finish!: (error?: Error) => void;
-  const finished = new Promise<Error | undefined>((resolve) => (finish = resolve));
-  const writerReady = Promise.withResolvers<CaptureFileWriter>();
-  const toWriter: BatchSink = { write: async (batch) => (await writerReady.promise).write(batch) };
-  // Live packets queue (bounded, drops counted) so a slow disk, pipe or hook never stalls
-  // capture: the hooks run in the queue's sink, after it, one batch at a time.
-  const queue = new ConsumerQueue(hooks ? hooks.stage.sinkInto(toWriter) : toWriter, undefined, (error) => finish(error));
-
-  const accept = (batch: PacketBatch): void | Promise<void> => {
-    if (stopRequested) return;
-    if (config.count !== undefined && captured + batch.count >= config.count) {
-      batch = takeRecords(batch, config.count - captured);
-      stopRequested = true;
-      queueMicrotask(() => finish());
-    }
-    captured += batch.count;
-    if (live) {
-      queue.offer(batch);
-      return;
-    }
-    // A file is read only as fast as this promise settles, so the hooks can run inline.
-    return writerReady.promise.then((w) => {
-      const out = hooks ? hooks.stage.apply(batch).batch : batch;
-      if (out.count > 0) return w.write(out);
-    });
-  };
-
-  const info = await source.start({ onBatch: accept, onEnd: (_reason, error) => finish(error) });
-  if (info.warning) process.stderr.write(`probe: warning: ${info.warning}\n`);
-  writer = await CaptureFileWriter.open({
-    target: config.writeTarget,
-    format: config.format,
-    linktype: info.linktype,
-    snaplen: Math.min(info.snaplen, config.snaplen),
-    precision: config.precision,
-    interfaceName: info.description,
-    ...(hooks && config.format === "pcapng" ? { comments: hooks.stage.comments } : {}),
-  });
-  writerReady.resolve(writer);
-  if (live && !config.quiet) {
-    process.stderr.write(
-      `probe: listening on ${info.description}, link-type ${info.linktype}, snapshot length ${info.snaplen} bytes\n`,
-    );
-  }
-
-  const onSignal = () => finish();
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  const failure = await finished;
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
-
-  stopRequested = true;
-  const stats: CaptureStats = await source.stop();
-  await queue.drained();
-  await writer.close();
-  if (!config.quiet) printSummary(live, captured, queue.counters.droppedPackets, stats, hooks);
-  if (failure) throw failure;
-  return ExitCode.OK;
-}
-
-function printSummary(live: boolean, captured: number, queueDropped: number, stats: CaptureStats, hooks: ActiveHooks | undefined): void {
-  const lines = [`${captured} packet${captured === 1 ? "" : "s"} captured`];
-  if (live && stats.kernel) {
-    lines.push(`${stats.kernel.received} packets received by filter`);
-    lines.push(`${stats.kernel.dropped} packets dropped by kernel`);
-  }
-  if (queueDropped > 0) lines.push(`${queueDropped} packets dropped by probe (output${hooks ? " or hooks" : ""} too slow)`);
-  if (hooks) {
-    const { packetsIn, packetsOut } = hooks.stage.counters;
-    lines.push(`${packetsOut} packets written after hooks (${packetsIn - packetsOut} dropped by hooks)`);
-    lines.push(...hooks.summaryLines());
-  }
-  process.stderr.write(`${lines.join("\n")}\n`);
 }

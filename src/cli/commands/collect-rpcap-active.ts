@@ -10,15 +10,15 @@ import { RPCAP_DEFAULT_ACTIVE_PORT, RPCAP_DEFAULT_PORT, rpcapdConfigSchema } fro
 import { Authenticator } from "../../daemon/auth/index.ts";
 import { RpcapDaemon } from "../../daemon/index.ts";
 import { CaptureHub } from "../../pipeline/capture-hub.ts";
-import { pcapOverIpConfigSchema } from "../../config/pcap-over-ip-config.ts";
 import type { Logger } from "../../logging/index.ts";
 import { CaptureFileWriter, type CaptureFileFormat } from "../../outputs/capture-file/capture-file-writer.ts";
-import type { PcapOverIpServer } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
-import { formatHostPort } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
+import { formatHostPort, PcapOverIpServer } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
+import { DEFAULT_CONSUMER_QUEUE_BYTES } from "../../pipeline/consumer-queue.ts";
 import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
-import { listenPcapOverIp } from "./pcap-over-ip.ts";
 import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
+import { parseCommandLine } from "../parse-options.ts";
+import { stderrLogger } from "../../logging/index.ts";
 import { startMetricsOption } from "../metrics-option.ts";
 import { activeProbesCollector, captureHubCollector, rpcapdCollector } from "../../metrics/index.ts";
 
@@ -51,6 +51,51 @@ A probe that disconnects keeps its name and outputs: when it dials in again its 
 (PCAP-over-IP readers stay connected). Outputs shared by several probes take the link type of
 the first; a probe capturing another link type there is refused (logged).
 `;
+
+/** `probe collect --rpcap-active-listen ...`: parses its own flags (collect.ts dispatches here). */
+export async function runRpcapActiveCollectCommand(argv: string[]): Promise<number> {
+  const { values: v, positionals } = parseCommandLine("collect", argv, {
+    "rpcap-active-listen": { type: "string" },
+    interface: { type: "string", short: "i" },
+    filter: { type: "string", short: "f" },
+    "remote-user": { type: "string" },
+    "remote-password": { type: "string" },
+    "probe-name": { type: "string", multiple: true },
+    write: { type: "string", short: "w" },
+    format: { type: "string", short: "F" },
+    "serve-pcap-over-ip": { type: "string" },
+    "serve-pcap-over-ip-each": { type: "string" },
+    "serve-rpcap": { type: "string" },
+    "null-auth": { type: "boolean", short: "n" },
+    users: { type: "string" },
+    metrics: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (v.help) {
+    process.stdout.write(COLLECT_RPCAP_ACTIVE_HELP);
+    return ExitCode.OK;
+  }
+  if (positionals.length > 0) throw new UsageError(`collect: unexpected argument '${positionals[0]}'`);
+  return runRpcapActiveCollect(
+    {
+      listen: v["rpcap-active-listen"] ?? "",
+      probeNames: v["probe-name"] ?? [],
+      ...(v.interface !== undefined ? { interface: v.interface } : {}),
+      ...(v.filter !== undefined ? { filter: v.filter } : {}),
+      ...(v["remote-user"] !== undefined ? { remoteUser: v["remote-user"] } : {}),
+      ...(v["remote-password"] !== undefined ? { remotePassword: v["remote-password"] } : {}),
+      ...(v.write !== undefined ? { write: v.write } : {}),
+      ...(v.format !== undefined ? { format: v.format } : {}),
+      ...(v["serve-pcap-over-ip"] !== undefined ? { servePcapOverIp: v["serve-pcap-over-ip"] } : {}),
+      ...(v["serve-pcap-over-ip-each"] !== undefined ? { servePcapOverIpEach: v["serve-pcap-over-ip-each"] } : {}),
+      ...(v["serve-rpcap"] !== undefined ? { serveRpcap: v["serve-rpcap"] } : {}),
+      ...(v["null-auth"] ? { nullAuth: true } : {}),
+      ...(v.users !== undefined ? { users: v.users } : {}),
+      ...(v.metrics !== undefined ? { metrics: v.metrics } : {}),
+    },
+    stderrLogger("probe-collect"),
+  );
+}
 
 export interface RpcapActiveCollectFlags {
   listen: string;
@@ -109,7 +154,7 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
   if (flags.servePcapOverIp !== undefined) {
     const address = hostPortFlag("--serve-pcap-over-ip", flags.servePcapOverIp);
     // Listen now, so readers can connect before the first probe does.
-    const server = await listenPcapOverIp(pcapOverIpConfigSchema.parse({ listen: [address] }), log);
+    const server = await listenPcapOverIp(address, log);
     shared.push(new SharedOutput("--serve-pcap-over-ip", log, (info) => pcapOverIpOutput(server, info), () => server.stop()));
   }
   const eachBase = flags.servePcapOverIpEach === undefined ? undefined : hostPortFlag("--serve-pcap-over-ip-each", flags.servePcapOverIpEach, 0);
@@ -156,7 +201,7 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
     if (eachBase) {
       const port = eachBase.port === 0 ? 0 : eachBase.port + index;
       try {
-        const server = await listenPcapOverIp(pcapOverIpConfigSchema.parse({ listen: [{ host: eachBase.host, port }] }), log);
+        const server = await listenPcapOverIp({ host: eachBase.host, port }, log);
         const output = pcapOverIpOutput(server, info);
         outputs.push(output);
         perProbe.push({ offer: output.offer, close: () => server.stop() });
@@ -302,6 +347,26 @@ async function fileOutput(target: string, format: CaptureFileFormat, info: Captu
       if (queue.counters.droppedPackets > 0) log.warn(`-w ${target}: ${queue.counters.droppedPackets} packets dropped by a slow disk`);
     },
   };
+}
+
+/** A plain PCAP-over-IP listener (no TLS, no --allow) on `address`, listening when this returns. */
+async function listenPcapOverIp(address: HostPort, log: Logger): Promise<PcapOverIpServer> {
+  const server = new PcapOverIpServer({
+    listen: [address],
+    connect: [],
+    allow: [],
+    precision: "micro",
+    maxQueueBytes: DEFAULT_CONSUMER_QUEUE_BYTES,
+    slowConsumer: "drop",
+    log,
+  });
+  try {
+    await server.listen();
+  } catch (error) {
+    await server.stop();
+    throw new CommandFailure(`PCAP-over-IP cannot listen on ${formatHostPort(address.host, address.port)}: ${(error as Error).message.split("\n")[0]}`);
+  }
+  return server;
 }
 
 function pcapOverIpOutput(server: PcapOverIpServer, info: CaptureInfo): BatchOutput {

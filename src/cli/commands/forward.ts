@@ -1,19 +1,15 @@
 // `probe forward --udpstr HOST:PORT`: ExtraHop-compatible packed UDP forwarding with no RPCAP
-// control connection, for collectors that only listen.
+// control connection, for collectors that only listen. The flags become a PipelineSpec with
+// one udpstr output; src/pipeline/runner.ts runs it.
 import { parseHostPort } from "../../config/addresses.ts";
 import { UDPSTR_DEFAULT_MTU, UDPSTR_MAX_MTU } from "../../config/rpcapd-config.ts";
-import { openUdpDataChannel } from "../../daemon/data-channel.ts";
-import { stderrLogger } from "../../logging/index.ts";
-import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
-import { IovLayout, UdpstrPacker } from "../../protocols/udpstr/index.ts";
-import { openSource } from "../open-source.ts";
-import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
-import { hookConfigSchema } from "../../config/hook-config.ts";
-import { validated } from "../validated.ts";
-import type { PacketBatch } from "../../packet/packet-batch.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
+import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
+import { inputsFromFlags } from "../inputs-from-flags.ts";
+import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const FORWARD_HELP = `Usage: probe forward --udpstr HOST:PORT (-i INTERFACE | -r FILE) [options] [FILTER...]
 
@@ -22,8 +18,9 @@ packed into datagrams of at most --mtu bytes, never an IP fragment, several reco
 datagram for small packets. A partly filled datagram is sent as soon as no packet is waiting.
 
   --udpstr HOST:PORT   collector address (required)
-  -i, --interface I    capture on I (or rpcap://HOST/IFACE)
-  -r, --read FILE      send a capture file instead
+  -i, --interface I    capture on I (or rpcap://HOST/IFACE, tcp://HOST:PORT); repeatable
+  -r, --read FILE      send a capture file instead; repeatable, mixed with -i: merged
+                       in timestamp order
       --realtime       with -r: at the pace of the file's timestamps (default: as fast as
                        the socket takes it, which a collector may not keep up with)
   -f, --filter EXPR    tcpdump filter expression
@@ -32,18 +29,18 @@ datagram for small packets. A partly filled datagram is sent as soon as no packe
                        1500-byte link minus IPv4 and UDP headers; 37..${UDPSTR_MAX_MTU})
       --sndbuf BYTES   UDP send buffer (SO_SNDBUF)
   -q, --quiet          no summary
-${HOOK_OPTIONS_HELP}At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
+${HOOK_OPTIONS_HELP}${PRINT_PIPELINE_HELP}At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
 was full (EAGAIN/ENOBUFS: counted, never blocking the capture).
 `;
 
 /** Minimum MTU for which ExtraHop's packing invariant holds (see src/protocols/udpstr). */
 const MIN_MTU = 37;
 
-export async function runForward(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parseCommandLine("forward", argv, {
+export function parseForwardCommand(argv: string[]): { spec: PipelineSpec; printPipeline: boolean } | "help" {
+  const { values: v, positionals, tokens } = parseCommandLine("forward", argv, {
     udpstr: { type: "string" },
-    interface: { type: "string", short: "i" },
-    read: { type: "string", short: "r" },
+    interface: { type: "string", short: "i", multiple: true },
+    read: { type: "string", short: "r", multiple: true },
     realtime: { type: "boolean" },
     filter: { type: "string", short: "f" },
     snaplen: { type: "string", short: "s" },
@@ -51,70 +48,45 @@ export async function runForward(argv: string[]): Promise<number> {
     sndbuf: { type: "string" },
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
+    ...PRINT_PIPELINE_OPTION,
     ...HOOK_CLI_OPTIONS,
   });
-  if (v.help) {
-    process.stdout.write(FORWARD_HELP);
-    return ExitCode.OK;
-  }
+  if (v.help) return "help";
   if (!v.udpstr) throw new UsageError("forward: --udpstr HOST:PORT is required");
-  if ((v.interface === undefined) === (v.read === undefined)) throw new UsageError("forward: give exactly one of -i INTERFACE or -r FILE");
+  const ordered = inOrder(tokens, ["interface", "read"]);
+  if (ordered.length === 0) throw new UsageError("forward: give -i INTERFACE or -r FILE");
   let target;
   try {
     target = parseHostPort(v.udpstr);
   } catch (error) {
     throw new UsageError(`--udpstr: ${(error as Error).message}`);
   }
-  const mtu = parseInteger("--mtu", v.mtu, MIN_MTU, UDPSTR_MAX_MTU) ?? UDPSTR_DEFAULT_MTU;
-  const sndbuf = parseInteger("--sndbuf", v.sndbuf, 0, 1 << 30) ?? 0;
-  const { source, live, name } = openSource({
-    interface: v.interface,
-    readFile: v.read,
-    filter: v.filter ?? positionals.join(" "),
-    snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN) ?? MAXIMUM_SNAPLEN,
-    realtime: v.realtime ?? false,
+  const hooks = hooksStageFromFlags(v);
+  const spec = specFromFlags("forward", {
+    inputs: inputsFromFlags(ordered, {
+      filter: v.filter ?? positionals.join(" "),
+      snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
+      realtime: v.realtime ?? false,
+    }) as PipelineSpec["inputs"],
+    stages: hooks ? [hooks] : [],
+    outputs: [
+      {
+        kind: "udpstr",
+        target,
+        mtu: parseInteger("--mtu", v.mtu, MIN_MTU, UDPSTR_MAX_MTU) ?? UDPSTR_DEFAULT_MTU,
+        sendBufferBytes: parseInteger("--sndbuf", v.sndbuf, 0, 1 << 30) ?? 0,
+      },
+    ],
+    quiet: v.quiet ?? false,
   });
-  const log = stderrLogger("probe-forward");
-  const hookConfig = validated("forward", hookConfigSchema, hookConfigFromFlags(v));
-  const hooks = await startHooks({ config: hookConfig, logger: log, interfaceName: name });
-  // Dense packing: datagrams are udpstr any collector reads, but not limited by ExtraHop's
-  // 32-slot iovec, so small packets fill datagrams to the MTU.
-  const packer = new UdpstrPacker({ mtuBytes: mtu, iovLayout: IovLayout.DENSE });
-  const channel = await openUdpDataChannel({
-    host: target.host,
-    port: target.port,
-    kind: "udpstr",
-    sendBufferBytes: sndbuf,
-    packer: { pack: (batch, npkt) => packer.push(batch, npkt), flush: () => packer.flush() },
-  });
-  const ended = Promise.withResolvers<Error | undefined>();
-  const toChannel = { write: (batch: PacketBatch) => channel.write(batch) };
-  const queue = new ConsumerQueue(hooks ? hooks.stage.sinkInto(toChannel) : toChannel);
-  const info = await source.start({
-    onBatch: (batch) => {
-      if (live) queue.offer(batch);
-      else {
-        const out = hooks ? hooks.stage.apply(batch).batch : batch;
-        if (out.count > 0) return channel.write(out);
-      }
-    },
-    onEnd: (_reason, error) => ended.resolve(error),
-  });
-  log.info(`forwarding ${info.description} as udpstr (mtu ${mtu}) to ${v.udpstr}`);
-  process.on("SIGINT", () => ended.resolve(undefined));
-  process.on("SIGTERM", () => ended.resolve(undefined));
-  const failure = await ended.promise;
-  await source.stop();
-  await queue.drained();
-  channel.close();
-  if (!v.quiet) {
-    process.stderr.write(
-      `${channel.packetsSent} packets forwarded in ${channel.datagramsSent} datagrams (${channel.bytesSent} bytes), ` +
-        `${channel.sendFailures} datagrams dropped (socket buffer full), ${queue.counters.droppedPackets} packets dropped (queue)\n`,
-    );
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false };
+}
+
+export async function runForward(argv: string[]): Promise<number> {
+  const command = parseForwardCommand(argv);
+  if (command === "help") {
+    process.stdout.write(FORWARD_HELP);
+    return ExitCode.OK;
   }
-  if (hooks && !v.quiet) for (const line of hooks.summaryLines()) process.stderr.write(`${line}\n`);
-  hooks?.close();
-  if (failure) throw failure;
-  return ExitCode.OK;
+  return runPipeline(command.spec, { printPipeline: command.printPipeline, logName: "probe-forward" });
 }

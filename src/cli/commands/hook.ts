@@ -8,7 +8,8 @@ import { stderrLogger } from "../../logging/index.ts";
 import { CaptureFileWriter, type CaptureFileFormat } from "../../outputs/capture-file/capture-file-writer.ts";
 import { ProtocolError } from "../../packet/protocol-error.ts";
 import { streamCaptureFile } from "../../protocols/pcap/index.ts";
-import { HookSetupError, hookConfigFromFlags } from "../hook-options.ts";
+import { hookConfigFromFlags } from "../hook-options.ts";
+import { HookSetupError } from "../../pipeline/stages/hooks.ts";
 import { parseCommandLine } from "../parse-options.ts";
 import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
@@ -170,8 +171,6 @@ async function writeOutput(
   if (other !== undefined) {
     throw new CommandFailure(`-w: ${config.readFile} mixes link types ${firstInterface.linktype} and ${other.linktype}; write supports one`);
   }
-  const tagsByBatch = new Map<PacketBatch, readonly (readonly string[] | undefined)[]>();
-  output.forEach((batch, i) => tagsByBatch.set(batch, tags[i]!));
   let writer: CaptureFileWriter;
   try {
     writer = await CaptureFileWriter.open({
@@ -181,12 +180,12 @@ async function writeOutput(
       snaplen: firstInterface.snaplen,
       precision: firstInterface.precision,
       ...(firstInterface.name ? { interfaceName: firstInterface.name } : {}),
-      comments: (batch) => {
-        const batchTags = tagsByBatch.get(batch);
-        return batchTags === undefined ? undefined : (index) => batchTags[index];
-      },
     });
-    for (const batch of output) if (batch.count > 0) await writer.write(batch);
+    // A record's tags become its pcapng comments (meta.comments).
+    for (const [i, batch] of output.entries()) {
+      const batchTags = tags[i];
+      if (batch.count > 0) await writer.write(batchTags?.some((t) => t !== undefined) ? { ...batch, meta: { ...batch.meta, comments: batchTags } } : batch);
+    }
     await writer.close();
   } catch (error) {
     throw new CommandFailure(`-w ${target}: ${error instanceof Error ? error.message : String(error)}`);

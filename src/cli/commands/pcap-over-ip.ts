@@ -1,22 +1,17 @@
-// `probe pcap-over-ip`: serve one capture as a PCAP-over-IP (or PCAP-over-TLS) stream to
-// listeners' clients and to --connect peers.
-import { combineFilters } from "../../capture/combine-filters.ts";
+// `probe pcap-over-ip`: serve one capture (or several PCAP-over-IP streams merged with --from)
+// as a PCAP-over-IP (or PCAP-over-TLS) stream to listeners' clients and to --connect peers.
+// The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
-import { parseCidr, parseHostPort, isLoopbackAddress, type HostPort } from "../../config/addresses.ts";
-import { pcapOverIpConfigSchema, type PcapOverIpConfig } from "../../config/pcap-over-ip-config.ts";
-import { stderrLogger, type Logger } from "../../logging/index.ts";
-import { formatHostPort, PcapOverIpServer, PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
-import { CaptureHub } from "../../pipeline/capture-hub.ts";
-import { MergedSource } from "../../pipeline/merge/index.ts";
-import { parseRemoteSourceUrl, PcapOverIpSource } from "../../capture/remote/index.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks, type ActiveHooks } from "../hook-options.ts";
-import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
-import type { PacketBatch } from "../../packet/packet-batch.ts";
-import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
-import { validated } from "../validated.ts";
+import { parseCidr, parseHostPort, type HostPort } from "../../config/addresses.ts";
+import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
+import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
+import { inputsFromFlags } from "../inputs-from-flags.ts";
+import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const PCAP_OVER_IP_HELP = `Usage: probe pcap-over-ip [-i INTERFACE] [options]
 
@@ -57,8 +52,9 @@ Serving:
 
 Hooks (every packet goes through them before any consumer sees it):
 ${HOOK_OPTIONS_HELP}
-The listeners' own traffic and the --connect peers' are left out of the capture (the
-exclusion is logged), so probe never captures its own stream.
+${PRINT_PIPELINE_HELP}
+The listeners' own traffic and the --connect peers' are left out of the capture, so probe
+never captures its own stream.
 `;
 
 const options = {
@@ -74,16 +70,17 @@ const options = {
   "tls-key": { type: "string" },
   "tls-ca": { type: "string" },
   "connect-tls": { type: "boolean" },
-  "connect-insecure": { type: "boolean" },
   "tls-insecure": { type: "boolean" },
+  "connect-insecure": { type: "boolean" },
   "slow-consumer": { type: "string" },
   "queue-bytes": { type: "string" },
   from: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
 } as const;
 
-function hostPorts(flag: string, values: string[] | undefined, defaultPort: number): HostPort[] {
+export function hostPorts(flag: string, values: string[] | undefined, defaultPort: number): HostPort[] {
   return (values ?? []).map((text) => {
     try {
       return parseHostPort(text, defaultPort);
@@ -93,10 +90,18 @@ function hostPorts(flag: string, values: string[] | undefined, defaultPort: numb
   });
 }
 
-export function parsePcapOverIpConfig(argv: string[]): PcapOverIpConfig | "help" {
+export function parsePcapOverIpCommand(argv: string[]): { spec: PipelineSpec; printPipeline: boolean } | "help" {
   const { values: v, positionals } = parseCommandLine("pcap-over-ip", argv, options);
   if (v.help) return "help";
   if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("pcap-over-ip: filter given twice");
+  if (v.interface !== undefined && v.from !== undefined) throw new UsageError("pcap-over-ip: give -i INTERFACE or --from URL..., not both");
+  if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new UsageError("pcap-over-ip: --tls-cert and --tls-key go together");
+  // --tls-ca serves two ends: client certificates on a TLS listener, and the server certificate
+  // of --connect-tls peers and tls:// --from sources.
+  if (v["tls-ca"] !== undefined && v["tls-cert"] === undefined && !v["connect-tls"] && v.from === undefined) {
+    throw new UsageError("pcap-over-ip: --tls-ca needs --tls-cert and --tls-key (mutual TLS), --connect-tls or --from");
+  }
+  const insecure = (v["connect-insecure"] || v["tls-insecure"]) ?? false;
   for (const cidr of v.allow ?? []) {
     try {
       parseCidr(cidr);
@@ -104,192 +109,57 @@ export function parsePcapOverIpConfig(argv: string[]): PcapOverIpConfig | "help"
       throw new UsageError(`--allow: ${(error as Error).message}`);
     }
   }
-  return validated("pcap-over-ip", pcapOverIpConfigSchema, {
-    interface: v.interface,
-    from: v.from,
-    filter: v.filter ?? positionals.join(" "),
-    snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
-    bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
-    listen: hostPorts("--listen", v.listen, PCAP_OVER_IP_DEFAULT_PORT),
-    connect: hostPorts("--connect", v.connect, PCAP_OVER_IP_DEFAULT_PORT),
-    allow: v.allow,
-    nanoseconds: v.nanoseconds,
-    tlsCert: v["tls-cert"],
-    tlsKey: v["tls-key"],
-    tlsCa: v["tls-ca"],
-    connectTls: v["connect-tls"],
-    connectInsecure: v["connect-insecure"] || v["tls-insecure"],
-    slowConsumer: v["slow-consumer"],
-    queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40),
-    ...hookConfigFromFlags(v),
-  });
-}
-
-export interface RunningPcapOverIp {
-  server: PcapOverIpServer;
-  stop(): Promise<void>;
-  ended: Promise<Error | undefined>;
-}
-
-/**
- * The server a PcapOverIpConfig describes, listening: default loopback listener, a warning for
- * any other address, TLS for listeners and --connect. Shared by every command that serves.
- */
-export async function listenPcapOverIp(config: PcapOverIpConfig, log: Logger): Promise<PcapOverIpServer> {
-  const listen = config.listen.length === 0 && config.connect.length === 0
-    ? [{ host: "127.0.0.1", port: PCAP_OVER_IP_DEFAULT_PORT }]
-    : config.listen;
-  for (const address of listen) {
-    if (!isLoopbackAddress(address.host)) {
-      log.warn(`serving on ${formatHostPort(address.host, address.port)}: PCAP-over-IP has no authentication${config.allow.length ? "" : "; consider --allow or TLS"}`);
-    }
+  if (v["slow-consumer"] !== undefined && v["slow-consumer"] !== "drop" && v["slow-consumer"] !== "disconnect") {
+    throw new UsageError(`--slow-consumer is drop or disconnect, not '${v["slow-consumer"]}'`);
   }
-  const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey, ...(config.tlsCa ? { ca: config.tlsCa } : {}) } : undefined;
-  const server = new PcapOverIpServer({
-    listen,
-    connect: config.connect,
-    allow: config.allow.map(parseCidr),
-    ...(tls ? { tls } : {}),
-    ...(config.connectTls ? { connectTls: { ...(config.tlsCa ? { ca: config.tlsCa } : {}), insecure: config.connectInsecure } } : {}),
-    precision: config.nanoseconds ? "nano" : "micro",
-    maxQueueBytes: config.queueBytes,
-    slowConsumer: config.slowConsumer,
-    log,
-  });
-  await server.listen();
-  return server;
-}
-
-/** Starts serving a live capture; shared by the command and the default serve mode. */
-export async function startPcapOverIp(config: PcapOverIpConfig, hub: CaptureHub, log: Logger, hooks?: ActiveHooks): Promise<RunningPcapOverIp> {
-  const server = await listenPcapOverIp(config, log);
-  const exclusion = server.ownTrafficFilter();
-  const filter = combineFilters(config.filter, exclusion);
-  if (exclusion) log.info(`leaving own traffic out of the capture: ${exclusion}`);
-  const iface = config.interface ?? chooseDefaultInterface(listInterfaces());
-  const ended = Promise.withResolvers<Error | undefined>();
-  let subscription;
-  try {
-    subscription = await hub.subscribe(
+  const filter = v.filter ?? positionals.join(" ");
+  const snaplen = parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN);
+  const inputs = v.from
+    ? v.from.map((url) => {
+        const [input] = inputsFromFlags([{ name: "interface", value: url }], { filter });
+        if (input!.kind !== "pcap-over-ip") throw new UsageError(`--from: '${url}' is not tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT`);
+        // A source that drops is redialled; the merge goes on with the others meanwhile.
+        return { ...input!, reconnect: true, reconnectAfterCleanEnd: true, ...(v["tls-ca"] ? { tlsCa: v["tls-ca"] } : {}), ...(insecure ? { insecure: true } : {}) };
+      })
+    : inputsFromFlags([{ name: "interface", value: v.interface ?? chooseDefaultInterface(listInterfaces()) }], {
+        filter,
+        snaplen,
+        bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
+      });
+  const hooks = hooksStageFromFlags(v);
+  const spec = specFromFlags("pcap-over-ip", {
+    inputs: inputs as PipelineSpec["inputs"],
+    stages: hooks ? [hooks] : [],
+    outputs: [
       {
-        interface: iface,
-        ...(filter ? { filter } : {}),
-        snaplen: config.snaplen,
-        bufferBytes: config.bufferKiB * 1024,
-        precision: config.nanoseconds ? "nano" : "micro",
+        kind: "pcap-over-ip",
+        listen: hostPorts("--listen", v.listen, PCAP_OVER_IP_DEFAULT_PORT),
+        connect: hostPorts("--connect", v.connect, PCAP_OVER_IP_DEFAULT_PORT),
+        allow: v.allow ?? [],
+        ...(v["tls-cert"] && v["tls-key"] ? { tls: { cert: v["tls-cert"], key: v["tls-key"], ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}) } } : {}),
+        ...(v["connect-tls"] ? { connectTls: { ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}), insecure } } : {}),
+        ...(v["slow-consumer"] ? { slowConsumer: v["slow-consumer"] as "drop" | "disconnect" } : {}),
+        ...(v["queue-bytes"] !== undefined ? { queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40)! } : {}),
       },
-      // Hooks run in this subscription's queue, so a slow hook drops (counted) instead of
-      // stalling the capture; every consumer then gets the hooked packets.
-      hooks ? hooks.stage.sinkInto({ write: (batch) => server.offer(batch) }) : { write: (batch) => server.offer(batch) },
-      { onEnd: (error) => ended.resolve(error), label: "pcap-over-ip" },
-    );
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
-  server.attach(subscription.info);
-  server.connectOut();
-  log.info(`capturing on ${iface}${config.filter ? ` with filter '${config.filter}'` : ""}`);
-  for (const l of server.listening) {
-    const host = l.host === "0.0.0.0" || l.host === "::" ? "127.0.0.1" : l.host;
-    log.info(readItWith(host, l.port, config.tlsCert !== undefined, config.tlsCa !== undefined));
-  }
-  const sub = subscription;
-  return {
-    server,
-    ended: ended.promise,
-    async stop() {
-      await sub.unsubscribe();
-      await server.stop();
-    },
-  };
-}
-
-/** The hint printed per listener: tshark and nc cannot speak TLS, so a TLS listener gets TLS clients. */
-function readItWith(host: string, port: number, tls: boolean, clientCertificates: boolean): string {
-  const at = formatHostPort(host, port);
-  if (!tls) return `read it with: tshark -i TCP@${at}   or: nc ${host} ${port} | tcpdump -n -r -`;
-  // With --tls-ca the listener wants a client certificate too.
-  const cert = clientCertificates ? " -cert CLIENT.pem -key CLIENT-KEY.pem" : "";
-  const probeCert = clientCertificates ? " --tls-cert CLIENT.pem --tls-key CLIENT-KEY.pem" : "";
-  return `read it with: probe capture -i tls://${at} --tls-ca CA.pem${probeCert} -w -   or: openssl s_client -quiet${cert} -connect ${at} | tcpdump -n -r -`;
+    ],
+    precision: v.nanoseconds ? "nano" : "micro",
+  });
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false };
 }
 
 export async function runPcapOverIp(argv: string[]): Promise<number> {
-  const config = parsePcapOverIpConfig(argv);
-  if (config === "help") {
+  const command = parsePcapOverIpCommand(argv);
+  if (command === "help") {
     process.stdout.write(PCAP_OVER_IP_HELP);
     return ExitCode.OK;
   }
-  const log = stderrLogger();
-  const hooks = await startHooks({ config, logger: log });
-  try {
-    if (config.from.length > 0) return await serveMerged(config, log, hooks);
-    return await serveCapture(config, log, hooks);
-  } finally {
-    if (hooks) for (const line of hooks.summaryLines()) log.info(line);
-    hooks?.close();
-  }
-}
-
-async function serveCapture(config: PcapOverIpConfig, log: Logger, hooks: ActiveHooks | undefined): Promise<number> {
-  const hub = new CaptureHub();
-  const running = await startPcapOverIp(config, hub, log, hooks);
-  const signal = Promise.withResolvers<void>();
-  process.on("SIGINT", () => signal.resolve());
-  process.on("SIGTERM", () => signal.resolve());
-  const failure = await Promise.race([signal.promise.then(() => undefined), running.ended]);
-  await running.stop();
-  await hub.close();
-  if (failure) throw failure;
-  return ExitCode.OK;
-}
-
-/**
- * --from URL...: read several PCAP-over-IP streams, merge them in timestamp order within a
- * bounded window, and serve the result. A source that drops is reconnected with backoff; the
- * merge goes on with the others meanwhile.
- */
-async function serveMerged(config: PcapOverIpConfig, log: Logger, hooks: ActiveHooks | undefined): Promise<number> {
-  const sources = config.from.map((text) => {
-    let address;
-    try {
-      address = parseRemoteSourceUrl(text);
-    } catch (error) {
-      throw new UsageError(`--from: ${(error as Error).message}`);
-    }
-    if (!address) throw new UsageError(`--from: '${text}' is not tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT`);
-    return new PcapOverIpSource({
-      address,
-      reconnect: true,
-      log,
-      ...(config.tlsCa ? { tlsCa: config.tlsCa } : {}),
-      ...(config.connectInsecure ? { insecure: true } : {}),
-      ...(config.filter ? { filter: config.filter } : {}),
-    });
+  const { spec } = command;
+  return runPipeline(spec, {
+    printPipeline: command.printPipeline,
+    onStarted: (_runner, log) => {
+      const first = spec.inputs[0]!;
+      if (spec.inputs.length > 1 || first.kind !== "interface") log.info(`merging ${spec.inputs.length} streams (${spec.inputs.map((i) => (i.kind === "pcap-over-ip" ? i.url : i.kind)).join(", ")})`);
+      else log.info(`capturing on ${first.device}${first.filter ? ` with filter '${first.filter}'` : ""}`);
+    },
   });
-  const merged = new MergedSource(sources, { log, precision: config.nanoseconds ? "nano" : "micro" });
-  const server = await listenPcapOverIp(config, log);
-  const ended = Promise.withResolvers<Error | undefined>();
-  let info;
-  try {
-    const sink = hooks ? hooks.stage.sinkInto({ write: (batch) => server.offer(batch) }) : { write: (batch: PacketBatch) => server.offer(batch) };
-    const queue = new ConsumerQueue(sink);
-    info = await merged.start({ onBatch: (batch) => void queue.offer(batch), onEnd: (_reason, error) => ended.resolve(error) });
-  } catch (error) {
-    await server.stop();
-    // The sources could not be reached: a runtime failure (exit 1), not a command-line mistake.
-    throw new CommandFailure(`pcap-over-ip: ${(error as Error).message}`);
-  }
-  server.attach(info);
-  server.connectOut();
-  log.info(`merging ${sources.length} streams (${config.from.join(", ")})`);
-  process.on("SIGINT", () => ended.resolve(undefined));
-  process.on("SIGTERM", () => ended.resolve(undefined));
-  const failure = await ended.promise;
-  await merged.stop();
-  await server.stop();
-  // Every source failed: their peers' doing (bad streams, refused connections), one line.
-  if (failure) throw new CommandFailure(`pcap-over-ip: ${failure.message}`);
-  return ExitCode.OK;
 }

@@ -1,5 +1,6 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
-// options, ExtraHop's -i/-t, a users file, and a shared capture behind every session.
+// options, ExtraHop's -i/-t, a users file, and shared captures behind every session. The flags
+// become a PipelineSpec with no inputs (clients open their own) and one rpcapd output.
 import { fstatSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
@@ -11,19 +12,14 @@ import {
   UDPSTR_DEFAULT_MTU,
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
-import { Authenticator, loadHostList, readHostListArgument } from "../../daemon/auth/index.ts";
+import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { inetdPeerAddress } from "../../daemon/inetd-peer.ts";
-import { RpcapDaemon } from "../../daemon/rpcapd.ts";
-import { silentLogger, stderrLogger, type Logger } from "../../logging/index.ts";
-import { CaptureHub } from "../../pipeline/capture-hub.ts";
-import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, startHooks } from "../hook-options.ts";
-import type { PacketBatch } from "../../packet/packet-batch.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, hooksStageFromFlags } from "../hook-options.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
-import { METRICS_CLI_OPTION, METRICS_OPTION_HELP, startMetricsOption } from "../metrics-option.ts";
-import { captureHubCollector, rpcapdCollector } from "../../metrics/index.ts";
 
 export const RPCAPD_HELP = `Usage: probe rpcapd [options]
 
@@ -39,9 +35,11 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
   -n, --null-auth          allow NULL authentication (no password)
   -a, --active-client HOST,PORT
       --active HOST:PORT   dial out to a collector (repeatable; port defaults to ${RPCAP_DEFAULT_ACTIVE_PORT})
-                           and serve it; redialled every 30 s while unreachable
+                           and serve it; redialled while unreachable (30 s, backing
+                           off to 4 min; one log line per outage)
   -v, --active-only        do not listen; active connections only
-  -d, --daemon             run in the background
+  -d, --daemon             run in the background, logging to syslog (like rpcapd) unless
+                           --log-file is given
   -s, --save-config FILE   write the current configuration to FILE (rpcapd's format)
   -f, --config FILE        load configuration (ActiveClient, PassiveClient, NullAuthPermit)
                            from FILE; SIGHUP reloads it without dropping live sessions
@@ -72,8 +70,11 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
                            of which from one address, IPv6 /64 (default 8)
       --pressure-auth-timeout-ms N
                            auth deadline once 3/4 of the sessions are taken (default 10000)
-${METRICS_OPTION_HELP}  -h, --help               this text
-${HOOK_OPTIONS_HELP}
+  -h, --help               this text
+${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}
+${PRINT_PIPELINE_HELP}
+Hooks run once per captured batch of each opened interface, before that capture's sessions;
+each client's filter, snaplen and sampling apply to it alone, after the hooks.
 Every failed authentication is answered "Authentication failed" and costs that peer a
 growing pause; the reason is logged. OPEN accepts local interfaces only.
 `;
@@ -106,8 +107,9 @@ const options = {
   "pressure-auth-timeout-ms": { type: "string" },
   "system-accounts-share-capture": { type: "boolean" },
   help: { type: "boolean", short: "h" },
-  ...METRICS_CLI_OPTION,
+  ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
 } as const;
 
 /**
@@ -124,18 +126,16 @@ export function rewriteInetdFlag(argv: readonly string[]): string[] {
   });
 }
 
+/** `--interfaces eth0,lo` as names; one clear line when nothing is left. */
+function interfaceList(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  const names = text.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  if (names.length === 0) throw new UsageError("--interfaces: give at least one interface name (e.g. --interfaces eth0,eth1)");
+  return names;
+}
+
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
-  return parseRpcapdCommandLine(argv).config;
-}
-
-/** The config, and the flags that are not part of it (--metrics: wired by the command). */
-function parseRpcapdCommandLine(argv: string[]): { config: RpcapdConfig | "help"; metrics?: string } {
-  const parsed = parseCommandLine("rpcapd", rewriteInetdFlag(argv), options);
-  const metrics = parsed.values.metrics;
-  return { config: rpcapdConfigFromFlags(parsed), ...(metrics !== undefined ? { metrics } : {}) };
-}
-
-function rpcapdConfigFromFlags({ values: v, positionals }: ReturnType<typeof parseCommandLine<typeof options>>): RpcapdConfig | "help" {
+  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(argv), options);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`rpcapd: unexpected argument '${positionals[0]}'`);
   const active = [
@@ -178,59 +178,47 @@ function rpcapdConfigFromFlags({ values: v, positionals }: ReturnType<typeof par
     pressureAuthTimeoutMs: parseInteger("--pressure-auth-timeout-ms", v["pressure-auth-timeout-ms"], 100, 86_400_000),
     systemAccountsShareCapture: v["system-accounts-share-capture"],
     ...hookConfigFromFlags(v),
+    ...logConfigFromFlags(v),
   });
 }
 
-/** `--interfaces eth0,lo` as names; one clear line when nothing is left. */
-function interfaceList(text: string | undefined): string[] | undefined {
-  if (text === undefined) return undefined;
-  const names = text.split(",").map((name) => name.trim()).filter((name) => name !== "");
-  if (names.length === 0) throw new UsageError("--interfaces: give at least one interface name (e.g. --interfaces eth0,eth1)");
-  return names;
-}
-
-/** The config file's settings merged over the command line's (rpcapd: the file wins). */
-function withConfigFile(config: RpcapdConfig): RpcapdConfig {
-  if (!config.configFile) return config;
-  let text: string;
-  try {
-    text = readFileSync(config.configFile, "utf8");
-  } catch (error) {
-    throw new UsageError(`-f ${config.configFile}: ${(error as Error).message}`);
-  }
-  let file;
-  try {
-    file = parseRpcapdConfigFile(text);
-  } catch (error) {
-    throw new UsageError(`${config.configFile}: ${(error as Error).message}`);
-  }
-  return Object.freeze({ ...config, active: file.active, passiveClients: file.passiveClients, nullAuth: file.nullAuth });
-}
-
-async function accessControl(config: RpcapdConfig, log: Logger) {
-  const hosts = [...config.passiveClients];
-  if (config.hostListFile) {
-    // A file, or the list itself as libpcap's rpcapd takes it (-l host1,host2).
-    try {
-      hosts.push(...readHostListArgument(config.hostListFile).hosts);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  }
-  const isHostAllowed = hosts.length > 0 ? await loadHostList(hosts, { warn: (m: string) => log.warn(m) }) : undefined;
-  const authenticator = await Authenticator.create(
-    {
-      nullAuth: config.nullAuth,
-      systemAccountsShareCapture: config.systemAccountsShareCapture,
-      ...(config.usersFile ? { usersFile: config.usersFile } : {}),
-    },
-    { log },
-  );
-  return { isHostAllowed, authenticator };
+/** The pipeline of an rpcapd configuration: no inputs (sessions open theirs), hooks, the daemon. */
+export function rpcapdSpec(config: RpcapdConfig, hooks: PipelineSpec["stages"][number] | undefined): PipelineSpec {
+  return specFromFlags("rpcapd", {
+    inputs: [],
+    stages: hooks ? [hooks] : [],
+    outputs: [
+      {
+        kind: "rpcapd",
+        ...(config.activeOnly || config.inetd ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
+        active: config.active,
+        ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
+        ...(config.configFile ? { configFile: config.configFile } : {}),
+        ...(config.hostListFile ? { hostListFile: config.hostListFile } : {}),
+        passiveClients: config.passiveClients,
+        nullAuth: config.nullAuth,
+        ...(config.usersFile ? { usersFile: config.usersFile } : {}),
+        ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
+        ...(config.interfaces ? { interfaces: config.interfaces } : {}),
+        ...(config.inetd ? { inetd: true } : {}),
+        udpstrMtu: config.udpstrMtu,
+        dataPort: config.dataPort,
+        authTimeoutMs: config.authTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+        activeRetryMs: config.activeRetryMs,
+        dataQueueBytes: config.dataQueueBytes,
+        maxControlPlen: config.maxControlPlen,
+        maxSessions: config.maxSessions,
+        maxSessionsPerAddress: config.maxSessionsPerAddress,
+        pressureAuthTimeoutMs: config.pressureAuthTimeoutMs,
+        systemAccountsShareCapture: config.systemAccountsShareCapture,
+      },
+    ],
+  });
 }
 
 export async function runRpcapd(argv: string[]): Promise<number> {
-  const { config: parsed, metrics: metricsFlag } = parseRpcapdCommandLine(argv);
+  const parsed = parseRpcapdConfig(argv);
   if (parsed === "help") {
     process.stdout.write(RPCAPD_HELP);
     return ExitCode.OK;
@@ -238,121 +226,35 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   if (parsed.inetd && (parsed.daemonize || parsed.activeOnly || parsed.active.length > 0)) {
     throw new UsageError("rpcapd: inetd mode (-i without an interface, --inetd) serves standard input; it cannot be combined with -d, -a/--active or -v");
   }
+  if (parsed.inetd && !inetdPeerAddress()) {
+    throw new UsageError("rpcapd -i (inetd mode): standard input is not a TCP connection; run it from inetd, probe-rpcapd.socket or socat, or give -i an interface name");
+  }
   if (parsed.preselectedInterface && parsed.interfaces && !parsed.interfaces.includes(parsed.preselectedInterface)) {
     throw new UsageError(`rpcapd: -i ${parsed.preselectedInterface} is not among --interfaces ${parsed.interfaces.join(",")}`);
   }
-  if (parsed.daemonize) return daemonize(argv);
-  const inetdPeer = parsed.inetd ? inetdPeerAddress() : undefined;
-  if (parsed.inetd && !inetdPeer) {
-    throw new UsageError("rpcapd -i (inetd mode): standard input is not a TCP connection; run it from inetd, probe-rpcapd.socket or socat, or give -i an interface name");
-  }
-  let config = withConfigFile(parsed);
-  if (config.saveConfigFile) {
-    writeFileSync(config.saveConfigFile, formatRpcapdConfigFile({ active: config.active, passiveClients: config.passiveClients, nullAuth: config.nullAuth }));
-  }
-  const log = parsed.inetd && stderrIsStdin() ? silentLogger : stderrLogger("probe-rpcapd");
-  const hub = new CaptureHub();
-  const access = await accessControl(config, log);
-  const hooks = await startHooks({ config, logger: log });
-  const daemon = new RpcapDaemon({
-    ...(config.activeOnly || config.inetd ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
-    active: config.active,
-    ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
-    ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}),
-    authenticator: access.authenticator,
-    ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
-    ...(config.interfaces ? { offeredInterfaces: config.interfaces } : {}),
-    udpstrMtu: config.udpstrMtu,
-    createUdpstrPacker: (mtu) => {
-      const packer = new UdpstrPacker({ mtuBytes: mtu });
-      return { pack: (batch, firstNpkt) => packer.push(batch, firstNpkt), flush: () => packer.flush() };
-    },
-    dataPort: config.dataPort,
-    authTimeoutMs: config.authTimeoutMs,
-    idleTimeoutMs: config.idleTimeoutMs,
-    activeRetryMs: config.activeRetryMs,
-    dataQueueBytes: config.dataQueueBytes,
-    maxControlPlen: config.maxControlPlen,
-    maxSessions: config.maxSessions,
-    maxSessionsPerAddress: config.maxSessionsPerAddress,
-    pressureAuthTimeoutMs: config.pressureAuthTimeoutMs,
-    hub,
-    ...(hooks ? { transformBatch: (batch: PacketBatch) => hooks.stage.apply(batch).batch } : {}),
-    log,
-  });
-  if (config.activeOnly && config.active.length === 0) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
-  await daemon.start();
-  const metrics = startMetricsOption(metricsFlag, [rpcapdCollector(daemon), captureHubCollector(hub)], log);
-  if (inetdPeer) {
-    await serveInheritedConnection(daemon, inetdPeer, log);
-    await metrics?.server.stop();
-    await daemon.stop();
-    await hub.close();
-    hooks?.close();
-    return ExitCode.OK;
-  }
-  process.on("SIGHUP", async () => {
-    try {
-      config = withConfigFile(parsed);
-      const access = await accessControl(config, log);
-      daemon.reconfigure({ active: config.active, authenticator: access.authenticator, ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}) });
-    } catch (error) {
-      log.error(`reload failed, keeping the running configuration: ${(error as Error).message}`);
-    }
-  });
-  const stop = Promise.withResolvers<void>();
-  process.on("SIGINT", () => stop.resolve());
-  process.on("SIGTERM", () => stop.resolve());
-  await stop.promise;
-  await metrics?.server.stop();
-  await daemon.stop();
-  await hub.close();
-  if (hooks) for (const line of hooks.summaryLines()) log.info(line);
-  hooks?.close();
-  return ExitCode.OK;
-}
-
-/**
- * Replies a peer may leave unread on standard output before the session is closed (the same
- * bound as a listening daemon's MAX_UNREAD_CONTROL_BYTES: control replies are small).
- */
-const INETD_MAX_UNREAD_BYTES = 1024 * 1024;
-
-/** inetd mode: one session over standard input/output, until it or the peer ends it. */
-async function serveInheritedConnection(daemon: RpcapDaemon, peerAddress: string, log: Logger): Promise<void> {
-  let ended = false;
-  const connection = daemon.serveStream({
-    peerAddress,
-    send: (bytes) => {
-      if (ended) return;
-      if (process.stdout.writableLength > INETD_MAX_UNREAD_BYTES) {
-        log.warn(`${peerAddress} does not read its control connection: closing`);
-        connection.peerClosed();
-        return;
+  // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
+  if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
+  const { values } = parseCommandLine("rpcapd", rewriteInetdFlag(argv), options);
+  const spec = rpcapdSpec(parsed, hooksStageFromFlags(values));
+  if (parsed.saveConfigFile && !values["print-pipeline"]) {
+    // The configuration in force: the -f file's settings win over the flags (rpcapd).
+    let saved = { active: [...parsed.active], passiveClients: [...parsed.passiveClients], nullAuth: parsed.nullAuth };
+    if (parsed.configFile) {
+      try {
+        saved = parseRpcapdConfigFile(readFileSync(parsed.configFile, "utf8"));
+      } catch (error) {
+        throw new UsageError(`-f ${parsed.configFile}: ${(error as Error).message}`);
       }
-      process.stdout.write(bytes);
-    },
-    end: () => {
-      if (ended) return;
-      ended = true;
-      process.stdout.end();
-    },
-  });
-  process.stdin.on("data", (chunk: Buffer) => connection.receive(chunk));
-  process.stdin.on("end", () => connection.peerClosed());
-  process.stdin.on("error", () => connection.peerClosed());
-  process.stdout.on("error", () => connection.peerClosed());
-  const stop = () => connection.peerClosed();
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
-  await connection.closed;
-  process.stdin.pause();
-  // Let the last reply (an ERROR, CLOSE's end) reach the peer before the process exits.
-  if (!ended) {
-    ended = true;
-    process.stdout.end();
+    }
+    writeFileSync(parsed.saveConfigFile, formatRpcapdConfigFile(saved));
   }
-  await new Promise<void>((resolve) => (process.stdout.writableLength === 0 ? resolve() : process.stdout.once("drain", () => resolve())));
+  if (parsed.activeOnly && parsed.active.length === 0 && !parsed.configFile) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
+  return runPipeline(withMetricsFlag(spec, values.metrics), {
+    printPipeline: values["print-pipeline"] ?? false,
+    logName: "probe-rpcapd",
+    // inetd mode: standard error may be the connection itself (plain inetd): then log nowhere.
+    logConfig: parsed.inetd && !parsed.logFile && !parsed.logSyslog && stderrIsStdin() ? { ...parsed, logFile: "/dev/null" } : parsed,
+  });
 }
 
 /** Whether standard error is the connection itself (plain inetd): then logging must stay off it. */
@@ -366,13 +268,28 @@ function stderrIsStdin(): boolean {
   }
 }
 
-/** -d: start again detached (without -d), stdio to /dev/null, and return at once. */
-function daemonize(argv: string[]): number {
+/** Set in the detached child's environment so that it does not detach again. */
+const DETACHED_ENV = "PROBE_RPCAPD_DETACHED";
+
+/**
+ * -d: start again detached (without -d), stdio to /dev/null, and return at once. The child
+ * logs to syslog like libpcap's rpcapd (checked here first, so an unreachable syslog is one
+ * line now rather than a silent daemon), unless --log-file or --syslog says where.
+ */
+function daemonize(argv: string[], config: RpcapdConfig): number {
   const rest = argv.filter((a) => a !== "-d" && a !== "--daemon");
+  if (!config.logFile && !config.logSyslog) {
+    openCommandLog({ ...config, logSyslog: true, pidFile: undefined }, "probe-rpcapd").close();
+    rest.push("--syslog");
+  }
   const self = process.execPath.endsWith("/bun") || process.execPath.endsWith("/bun.exe")
     ? [process.execPath, Bun.main]
     : [process.execPath];
-  const child = Bun.spawn([...self, "rpcapd", ...rest], { stdio: ["ignore", "ignore", "ignore"], detached: true } as Parameters<typeof Bun.spawn>[1]);
+  const child = Bun.spawn([...self, "rpcapd", ...rest], {
+    stdio: ["ignore", "ignore", "ignore"],
+    detached: true,
+    env: { ...process.env, [DETACHED_ENV]: "1" },
+  } as Parameters<typeof Bun.spawn>[1]);
   child.unref();
   process.stderr.write(`probe rpcapd running in the background, pid ${child.pid}\n`);
   return ExitCode.OK;

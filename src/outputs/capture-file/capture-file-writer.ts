@@ -1,9 +1,12 @@
-// CaptureFileWriter: a BatchSink that writes a classic pcap or pcapng file (or standard output
-// for `-w -`). Each batch is one write followed by a flush, so a reader on a pipe
+// CaptureFileWriter: writes a classic pcap or pcapng file (or standard output for `-w -`).
+// Each batch is one write followed by a flush, so a reader on a pipe
 // (`probe capture -w - | tshark -r -`) sees packets as they are captured.
+//
+// pcapng keeps one IDB per pipeline input (name, link type, snaplen, if_tsresol) and writes
+// each record with its input's interface id (meta.inputs), its EPB flags (meta.flags) and its
+// comments (meta.comments: hook tags). Classic pcap has one link type for the whole file.
 import type { FileSink } from "bun";
 import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
-import type { BatchSink } from "../../pipeline/consumer-queue.ts";
 import {
   encodePcapGlobalHeader,
   encodePcapngInterface,
@@ -11,27 +14,36 @@ import {
   encodePcapngSectionHeader,
   pcapRecordsFromBatch,
 } from "../../protocols/pcap/index.ts";
+import { inputRuns } from "../../pipeline/input-runs.ts";
 
 export type CaptureFileFormat = "pcap" | "pcapng";
+
+/** One pcapng interface (IDB): a pipeline input. */
+export interface CaptureFileInterface {
+  linktype: number;
+  snaplen: number;
+  name?: string;
+}
 
 export interface CaptureFileOptions {
   /** A path, or "-" for standard output. */
   target: string;
   format: CaptureFileFormat;
+  /** The file's link type (pcap) or the first interface's (pcapng, when `interfaces` is absent). */
   linktype: number;
   snaplen: number;
   /** Timestamp precision written to the file (pcap magic or pcapng if_tsresol). */
   precision: TimestampPrecision;
-  /** pcapng only: interface name recorded in the IDB. */
+  /** pcapng only: interface name recorded in the IDB (when `interfaces` is absent). */
   interfaceName?: string;
-  /** pcapng only: per-record comments (hook tags) for a batch, by record index; written after the batch's own meta.comments. */
-  comments?: (batch: PacketBatch) => ((index: number) => readonly string[] | undefined) | undefined;
+  /** pcapng only: one IDB per pipeline input, in input order (meta.inputs indexes them). */
+  interfaces?: readonly CaptureFileInterface[];
 }
 
 /** Identifies the writer in pcapng's shb_userappl. */
 const USER_APPLICATION = "probe";
 
-export class CaptureFileWriter implements BatchSink {
+export class CaptureFileWriter {
   private readonly sink: FileSink;
   private closed = false;
   packetsWritten = 0;
@@ -52,16 +64,21 @@ export class CaptureFileWriter implements BatchSink {
   write(batch: PacketBatch): void | Promise<void> {
     if (this.closed) return;
     const o = this.options;
-    const bytes =
-      o.format === "pcap"
-        ? pcapRecordsFromBatch(batch, o.precision)
-        : encodePcapngPacketsFromBatch(batch, 0, {
-            comments: recordComments(batch, o.comments?.(batch)),
-            flags: recordFlags(batch),
+    if (o.format === "pcap") {
+      this.writeBytes(pcapRecordsFromBatch(batch, o.precision));
+    } else {
+      for (const run of inputRuns(batch)) {
+        const meta = run.batch.meta;
+        this.writeBytes(
+          encodePcapngPacketsFromBatch(run.batch, run.input, {
+            comments: meta?.comments ? (index) => meta.comments![index] : undefined,
+            flags: meta?.flags ? (index) => meta.flags![index] || undefined : undefined,
             precision: o.precision,
-          });
+          }),
+        );
+      }
+    }
     this.packetsWritten += batch.count;
-    this.writeBytes(bytes);
     return this.flush();
   }
 
@@ -78,16 +95,19 @@ export class CaptureFileWriter implements BatchSink {
     if (o.format === "pcap") {
       return encodePcapGlobalHeader({ linktype: o.linktype, snaplen: o.snaplen, precision: o.precision, littleEndian: true });
     }
-    const shb = encodePcapngSectionHeader({ userApplication: USER_APPLICATION });
-    const idb = encodePcapngInterface({
-      linktype: o.linktype,
-      snaplen: o.snaplen,
-      precision: o.precision,
-      ...(o.interfaceName ? { name: o.interfaceName } : {}),
-    });
-    const header = new Uint8Array(shb.byteLength + idb.byteLength);
-    header.set(shb, 0);
-    header.set(idb, shb.byteLength);
+    const interfaces = o.interfaces ?? [{ linktype: o.linktype, snaplen: o.snaplen, ...(o.interfaceName ? { name: o.interfaceName } : {}) }];
+    const blocks = [
+      encodePcapngSectionHeader({ userApplication: USER_APPLICATION }),
+      ...interfaces.map((i) =>
+        encodePcapngInterface({ linktype: i.linktype, snaplen: i.snaplen, precision: o.precision, ...(i.name ? { name: i.name } : {}) }),
+      ),
+    ];
+    const header = new Uint8Array(blocks.reduce((n, b) => n + b.byteLength, 0));
+    let at = 0;
+    for (const block of blocks) {
+      header.set(block, at);
+      at += block.byteLength;
+    }
     return header;
   }
 
@@ -100,26 +120,4 @@ export class CaptureFileWriter implements BatchSink {
     const pending = this.sink.flush();
     if (pending instanceof Promise) return pending.then(() => undefined);
   }
-}
-
-/** pcapng opt_comment strings per record: the batch's meta.comments (stages' marks), then `extra` (hook tags). */
-function recordComments(
-  batch: PacketBatch,
-  extra: ((index: number) => readonly string[] | undefined) | undefined,
-): ((index: number) => readonly string[] | undefined) | undefined {
-  const own = batch.meta?.comments;
-  if (!own) return extra;
-  if (!extra) return (i) => own[i];
-  return (i) => {
-    const a = own[i];
-    const b = extra(i);
-    return a && b ? [...a, ...b] : (a ?? b);
-  };
-}
-
-/** epb_flags per record from the batch's meta.flags (direction bits); 0 writes no option. */
-function recordFlags(batch: PacketBatch): ((index: number) => number | undefined) | undefined {
-  const flags = batch.meta?.flags;
-  if (!flags) return undefined;
-  return (i) => (flags[i] ? flags[i] : undefined);
 }

@@ -1,5 +1,6 @@
 // MergeError: why a merge of several capture sources could not start or had to end, with a
 // stable code tests assert.
+import { ProbeError } from "../../packet/probe-error.ts";
 
 export type MergeErrorCode =
   /** No source could be started. */
@@ -11,13 +12,10 @@ export type MergeErrorCode =
   /** The consumer's onBatch threw or rejected. */
   | "consumer-failed";
 
-export class MergeError extends Error {
+export class MergeError extends ProbeError {
   override readonly name = "MergeError";
-  constructor(
-    readonly code: MergeErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  declare readonly code: MergeErrorCode;
+  constructor(code: MergeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, "runtime", message, options);
   }
 }

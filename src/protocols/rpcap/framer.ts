@@ -15,6 +15,7 @@ export class RpcapFramer {
   private failed: ProtocolError | null = null;
   /** Stream bytes consumed so far, so error offsets are positions in the whole stream. */
   private consumed = 0;
+  private lastVersion = 0;
 
   /** `maxPlen(type)` is the largest payload a message of that type may declare, in bytes. */
   constructor(private readonly maxPlen: (type: number) => number) {}
@@ -44,6 +45,15 @@ export class RpcapFramer {
     return this.header;
   }
 
+  /**
+   * The version byte of the last header decoded: an error reply about that message echoes
+   * it (rpcap-protocol.h). Not the first byte of the last chunk, which is mid-header when the
+   * header arrived in pieces.
+   */
+  get lastHeaderVersion(): number {
+    return this.lastVersion;
+  }
+
   /** The error that stopped this framer, if any. */
   get error(): ProtocolError | null {
     return this.failed;
@@ -66,6 +76,7 @@ export class RpcapFramer {
         if (this.buffered < RPCAP_HEADER_BYTES) break;
         const headerAt = this.consumed;
         const header = decodeHeader(this.take(RPCAP_HEADER_BYTES));
+        this.lastVersion = header.ver;
         const cap = this.maxPlen(header.type);
         if (header.plen > cap) {
           this.failed = new ProtocolError(

@@ -1,0 +1,99 @@
+// Running a command's pipeline: the one place for --print-pipeline, signals (SIGINT/SIGTERM
+// stop with a complete file and a summary; SIGHUP rereads configuration), the summary on
+// standard error, and the end of the run. Exit statuses are main.ts's (from error categories).
+import { formatPipeline } from "../config/pipeline-file.ts";
+import type { LogConfig } from "../config/log-config.ts";
+import type { Logger } from "../logging/index.ts";
+import { logConfigSchema } from "../config/log-config.ts";
+import { openCommandLog } from "./logging-options.ts";
+import { PipelineRunner } from "../pipeline/runner.ts";
+import { checkPipelineSpec, type PipelineSpec, type PipelineSpecInput } from "../pipeline/spec.ts";
+import { ExitCode, UsageError } from "./usage-error.ts";
+import { parseHostPort } from "../config/addresses.ts";
+
+/** The flags every pipeline command takes: --print-pipeline and --metrics. */
+export const PRINT_PIPELINE_OPTION = { "print-pipeline": { type: "boolean" }, metrics: { type: "string" } } as const;
+export const PRINT_PIPELINE_HELP = `      --print-pipeline    print the pipeline this command line makes (YAML; 'probe run FILE'
+                          runs it) and exit
+      --metrics HOST:PORT Prometheus metrics at http://HOST:PORT/metrics while it runs (no
+                          authentication: keep it on loopback or a management network)
+`;
+
+/** Validates a spec a command built from its flags; an issue names the setting. */
+export function specFromFlags(command: string, raw: PipelineSpecInput): PipelineSpec {
+  const checked = checkPipelineSpec(raw);
+  if ("issues" in checked) {
+    throw new UsageError(checked.issues.map((i) => `${command}: ${i.path.join(".")}${i.path.length ? ": " : ""}${i.message}`).join("\n"));
+  }
+  return checked.spec;
+}
+
+/** The spec with --metrics HOST:PORT in it (unchanged without the flag); a bad address is a usage error. */
+export function withMetricsFlag(spec: PipelineSpec, flag: string | undefined): PipelineSpec {
+  if (flag === undefined) return spec;
+  try {
+    return { ...spec, metrics: parseHostPort(flag) };
+  } catch (error) {
+    throw new UsageError(`--metrics: ${(error as Error).message}`);
+  }
+}
+
+export interface RunPipelineOptions {
+  /** Print the spec and return instead of running it. */
+  printPipeline?: boolean;
+  /** Logger prefix ("probe", "probe-rpcapd"...). */
+  logName?: string;
+  /** --log-format/--log-level/--log-file/--syslog/--pid-file (defaults: text on standard error). */
+  logConfig?: LogConfig;
+  /** Called once everything is running (banners that name the bound ports). */
+  onStarted?(runner: PipelineRunner, log: Logger): void;
+}
+
+export async function runPipeline(spec: PipelineSpec, options: RunPipelineOptions = {}): Promise<number> {
+  if (options.printPipeline) {
+    process.stdout.write(formatPipeline(spec));
+    return ExitCode.OK;
+  }
+  const commandLog = openCommandLog(options.logConfig ?? logConfigSchema.parse({}), options.logName ?? "probe");
+  const log = commandLog.log;
+  try {
+    return await runLogged(spec, options, log);
+  } catch (error) {
+    // Logging to a file or syslog (rpcapd -d): standard error may go nowhere, so say there why the run stopped.
+    if (options.logConfig?.logFile || options.logConfig?.logSyslog) log.error((error as Error).message);
+    throw error;
+  } finally {
+    commandLog.close();
+  }
+}
+
+async function runLogged(spec: PipelineSpec, options: RunPipelineOptions, log: Logger): Promise<number> {
+  // Installed before anything starts: a signal while inputs open stops the run once they have
+  // (SIGHUP's default action, ending the process, never applies).
+  const signalled = Promise.withResolvers<void>();
+  let runner: PipelineRunner | undefined;
+  const onStop = () => signalled.resolve();
+  const onHangup = () => runner?.reload();
+  process.on("SIGINT", onStop);
+  process.on("SIGTERM", onStop);
+  process.on("SIGHUP", onHangup);
+  let end;
+  try {
+    runner = await PipelineRunner.start(spec, { log });
+    options.onStarted?.(runner, log);
+    end = await Promise.race([runner.ended, signalled.promise.then(() => undefined)]);
+  } finally {
+    process.off("SIGINT", onStop);
+    process.off("SIGTERM", onStop);
+    process.off("SIGHUP", onHangup);
+  }
+  await runner.stop();
+  if (!spec.quiet) {
+    const lines = runner.summaryLines();
+    // JSON logs: every line of standard error is a JSON object, the summary too.
+    if (options.logConfig?.logFormat === "json") for (const line of lines) log.info(line);
+    else if (lines.length > 0) process.stderr.write(`${lines.join("\n")}\n`);
+  }
+  if (end?.reason === "failed") throw end.error;
+  return ExitCode.OK;
+}

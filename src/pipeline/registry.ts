@@ -1,0 +1,201 @@
+// The registry: one builder per kind of input, stage and output of the PipelineSpec. To add a
+// kind: its zod schema goes into the discriminated union in spec.ts, its builder into the
+// table here (INPUTS, STAGES or OUTPUTS); the runner and every command pick it up unchanged.
+import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
+import { combineFilters } from "../capture/combine-filters.ts";
+import { FileReplaySource } from "../capture/file-replay-source.ts";
+import { LibpcapFileSource } from "../capture/libpcap-file-source.ts";
+import { LiveCaptureSource } from "../capture/live-capture-source.ts";
+import { parseRemoteSourceUrl, PcapOverIpSource } from "../capture/remote/index.ts";
+import { parseRpcapUrl, RpcapCaptureSource } from "../capture/remote/rpcap-source.ts";
+import { UdpstrSource } from "../capture/udpstr-source.ts";
+import type { Logger } from "../logging/index.ts";
+import { CaptureFileOutput } from "../outputs/capture-file/capture-file-output.ts";
+import type { OutputContext, PreparedOutput } from "../outputs/output-context.ts";
+import type { PipelineOutput } from "../outputs/output.ts";
+import { ProbeError } from "../packet/probe-error.ts";
+import type { StagesFactory } from "./capture-hub.ts";
+import type { InputSpec, OutputSpec, PipelineSpec, StageSpec } from "./spec.ts";
+import { createFilterStage } from "./stages/filter.ts";
+import { createHooksStage } from "./stages/hooks.ts";
+import { createSamplingStage } from "./stages/sampling.ts";
+import { createSnaplenStage } from "./stages/snaplen.ts";
+import type { StageContext } from "./stages/stage-context.ts";
+import type { PacketStage } from "./stage.ts";
+
+type Of<U, K> = Extract<U, { kind: K }>;
+
+// ------------------------------------------------------------------------------------- inputs
+
+export interface InputContext {
+  readonly precision: "micro" | "nano";
+  /** Own-traffic exclusions of the outputs, added to live interface captures. */
+  readonly ownTraffic: string;
+  readonly log: Logger;
+}
+
+export interface BuiltInput {
+  readonly source: CaptureSource;
+  /** Live inputs never wait for the pipeline (they drop, counted); files wait and lose nothing. */
+  readonly live: boolean;
+  /** Extra summary line (a udpstr receiver's loss accounting). */
+  summaryLine?(): string;
+}
+
+type InputBuilder<K extends InputSpec["kind"]> = (spec: Of<InputSpec, K>, context: InputContext) => BuiltInput;
+
+function remoteAddress<T>(flag: string, text: string, parse: (text: string) => T | undefined, want: string): T {
+  let parsed: T | undefined;
+  try {
+    parsed = parse(text);
+  } catch (error) {
+    throw new ProbeError("bad-url", "usage", `${flag}: ${(error as Error).message}`);
+  }
+  if (!parsed) throw new ProbeError("bad-url", "usage", `${flag}: '${text}' is not ${want}`);
+  return parsed;
+}
+
+export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
+  interface: (spec, context) => {
+    const filter = combineFilters(spec.filter, context.ownTraffic);
+    return {
+      live: true,
+      source: new LiveCaptureSource({
+        interface: spec.device,
+        ...(filter ? { filter } : {}),
+        snaplen: spec.snaplen,
+        promiscuous: spec.promiscuous,
+        bufferBytes: spec.bufferKiB * 1024,
+        immediate: spec.immediate,
+        precision: context.precision,
+        direction: spec.direction,
+        engine: spec.engine,
+      }),
+    };
+  },
+  file: (spec, context) => {
+    const filter = spec.filter ? { filter: spec.filter } : {};
+    const source = spec.reader === "libpcap"
+      ? new LibpcapFileSource({ path: spec.path, ...filter, precision: context.precision })
+      : new FileReplaySource({ path: spec.path, ...filter, snaplen: spec.snaplen, realtime: spec.realtime });
+    return { live: false, source };
+  },
+  rpcap: (spec, context) => {
+    const address = remoteAddress("-i", spec.url, parseRpcapUrl, "rpcap://HOST[:PORT]/IFACE");
+    return {
+      live: true,
+      source: new RpcapCaptureSource({
+        address,
+        ...(spec.filter ? { filter: spec.filter } : {}),
+        snaplen: spec.snaplen,
+        promiscuous: spec.promiscuous,
+        tls: { ca: spec.tlsCa, insecure: spec.insecure },
+        log: context.log,
+      }),
+    };
+  },
+  "pcap-over-ip": (spec, context) => {
+    const address = remoteAddress("-i", spec.url, parseRemoteSourceUrl, "tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT");
+    return {
+      live: true,
+      source: new PcapOverIpSource({
+        address,
+        reconnect: spec.reconnect ? { afterCleanEnd: spec.reconnectAfterCleanEnd } : false,
+        log: context.log,
+        ...(spec.tlsCa ? { tlsCa: spec.tlsCa } : {}),
+        ...(spec.tlsCert ? { tlsCert: spec.tlsCert } : {}),
+        ...(spec.tlsKey ? { tlsKey: spec.tlsKey } : {}),
+        ...(spec.insecure ? { insecure: true } : {}),
+        ...(spec.filter ? { filter: spec.filter } : {}),
+      }),
+    };
+  },
+  udpstr: (spec, context) => {
+    const source = new UdpstrSource({
+      host: spec.listen.host,
+      port: spec.listen.port,
+      linktype: spec.linktype,
+      receiveBufferBytes: spec.receiveBufferBytes,
+      reportSeconds: spec.reportSeconds,
+      ...(spec.filter ? { filter: spec.filter } : {}),
+      log: context.log,
+    });
+    return { live: true, source, summaryLine: () => source.summaryLine() };
+  },
+};
+
+export function buildInput(spec: InputSpec, context: InputContext): BuiltInput {
+  return (INPUTS[spec.kind] as InputBuilder<typeof spec.kind>)(spec, context);
+}
+
+// ------------------------------------------------------------------------------------- stages
+
+type StageBuilder<K extends StageSpec["kind"]> = (spec: Of<StageSpec, K>, context: StageContext) => PacketStage | Promise<PacketStage>;
+
+export const STAGES: { [K in StageSpec["kind"]]: StageBuilder<K> } = {
+  snaplen: (spec) => createSnaplenStage(spec.bytes),
+  filter: (spec) => createFilterStage(spec.expression),
+  sampling: (spec) => createSamplingStage(spec.method, spec.value),
+  hooks: (spec, context) => {
+    const { kind: _kind, files, ...settings } = spec;
+    return createHooksStage(files, settings, context);
+  },
+};
+
+/** Builds every stage in order; on failure, closes the ones already built. */
+export async function buildStages(specs: readonly StageSpec[], context: StageContext): Promise<PacketStage[]> {
+  const built: PacketStage[] = [];
+  try {
+    for (const spec of specs) built.push(await (STAGES[spec.kind] as StageBuilder<typeof spec.kind>)(spec, context));
+  } catch (error) {
+    for (const stage of built) stage.close?.();
+    throw error;
+  }
+  return built;
+}
+
+// ------------------------------------------------------------------------------------ outputs
+
+export interface PipelineOutputContext extends OutputContext {
+  readonly spec: PipelineSpec;
+  /** Kernel and delivery stats of the pipeline's input (for RPCAP STATS of joined sessions). */
+  readonly inputStats: () => Promise<CaptureStats>;
+  /** The stages again, for a capture an output opens itself (rpcapd OPEN of another interface). */
+  readonly createStages: StagesFactory | undefined;
+}
+
+type OutputBuilder<K extends OutputSpec["kind"]> = (spec: Of<OutputSpec, K>, context: PipelineOutputContext) => Promise<PreparedOutput<PipelineOutput>>;
+
+export const OUTPUTS: { [K in OutputSpec["kind"]]: OutputBuilder<K> } = {
+  file: async (spec, context) => ({ output: new CaptureFileOutput(spec.path, spec.format, context) }),
+  // Outputs that bring sockets, TLS and the daemon's auth load only when a spec uses them, so
+  // a capture to a file starts as fast as before the pipeline existed.
+  "pcap-over-ip": async (spec, context) =>
+    (await import("../outputs/pcap-over-ip/pcap-over-ip-output.ts")).PcapOverIpOutput.prepare(
+      {
+        listen: spec.listen,
+        connect: spec.connect,
+        allow: spec.allow,
+        tls: spec.tls,
+        connectTls: spec.connectTls,
+        slowConsumer: spec.slowConsumer,
+        queueBytes: spec.queueBytes,
+        precision: context.spec.precision,
+      },
+      context,
+    ),
+  rpcapd: async (spec, context) => {
+    // Sessions that OPEN an interface the pipeline captures join its stream.
+    const joinable = new Map<string, number>();
+    context.spec.inputs.forEach((input, index) => {
+      if (input.kind === "interface" && !joinable.has(input.device)) joinable.set(input.device, index);
+    });
+    return (await import("../daemon/rpcapd-output.ts")).RpcapdOutput.prepare(spec, context, joinable, context.createStages);
+  },
+  udpstr: async (spec, context) =>
+    ({ output: new (await import("../outputs/udpstr/udpstr-output.ts")).UdpstrOutput({ host: spec.target.host, port: spec.target.port, mtu: spec.mtu, sendBufferBytes: spec.sendBufferBytes }, context) }),
+};
+
+export function buildOutput(spec: OutputSpec, context: PipelineOutputContext): Promise<PreparedOutput<PipelineOutput>> {
+  return (OUTPUTS[spec.kind] as OutputBuilder<typeof spec.kind>)(spec, context);
+}

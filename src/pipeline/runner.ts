@@ -1,0 +1,384 @@
+// PipelineRunner: the one path a packet takes through probe.
+//
+//   inputs ──(one, or several merged in timestamp order)──▶ stop-after count
+//     ──▶ [live: bounded stage queue] ──▶ stages, ONCE per batch ──▶ every output
+//
+// Outputs bound their own queues (a slow consumer drops, counted, and never stalls the others);
+// replayed files instead wait for the slowest output and lose nothing. Every command builds a
+// PipelineSpec and runs it here; `probe run FILE` does the same from a file.
+import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
+import { combineFilters } from "../capture/combine-filters.ts";
+import { RemoteSourceError } from "../capture/remote/remote-source-error.ts";
+import type { Logger } from "../logging/index.ts";
+import type { PipelineEvent, PipelineOutput, StreamDescription, StreamInput } from "../outputs/output.ts";
+import { takeRecords, type PacketBatch } from "../packet/packet-batch.ts";
+import { asUserFacing, ProbeError } from "../packet/probe-error.ts";
+import { ConsumerQueue } from "./consumer-queue.ts";
+import { DEFAULT_MERGE_WINDOW_MS, isMergedBatch, MergedSource } from "./merge/index.ts";
+import { buildInput, buildOutput, buildStages, type BuiltInput } from "./registry.ts";
+import { inputName, type PipelineSpec } from "./spec.ts";
+import { StageChain, yieldToEventLoop } from "./stage-chain.ts";
+import type { PacketStage } from "./stage.ts";
+import { MetricsBindError, MetricsRegistry, pipelineCollector, processCollector, startMetricsServer, type MetricsCollector, type MetricsServer } from "../metrics/index.ts";
+
+/**
+ * Merge window when every input is a file: a file always delivers its next record, so waiting
+ * for it costs no latency, only memory, which MergedSource bounds per input (8 MiB high-water
+ * mark). One day (under setTimeout's 2^31 ms limit) makes the order exactly mergecap's.
+ */
+export const FILE_MERGE_WINDOW_MS = 86_400_000;
+
+/**
+ * How often the runner looks for loss to tell outputs about (PipelineEvent): kernel drops of a
+ * live input, drops in front of the stages, records the merge let out of order. One pcap_stats
+ * call a second is nothing; an output that cuts a file on loss hears of it within a second.
+ */
+export const LOSS_POLL_INTERVAL_MS = 1000;
+
+export interface RunnerOptions {
+  log: Logger;
+  /** Reload hook files on change and SIGHUP (default true). */
+  reloadHooks?: boolean;
+}
+
+/**
+ * `metrics: HOST:PORT` in the spec (--metrics on every pipeline command): the process, the
+ * runner's input, stages and outputs, and whatever collectors an output offers
+ * (`metricsCollectors()`: rpcapd's sessions, AUTH outcomes and the captures its clients opened).
+ */
+function startRunnerMetrics(runner: PipelineRunner, address: { host: string; port: number }, log: Logger): MetricsServer {
+  const registry = new MetricsRegistry();
+  registry.register(processCollector());
+  const inputs = runner.spec.inputs;
+  registry.register(
+    pipelineCollector({
+      inputLabel: inputs.length === 0 ? undefined : inputs.length === 1 ? inputName(inputs[0]!) : "merged",
+      get packetsIn() {
+        return runner.packetsIn;
+      },
+      inputStats: () => runner.inputStats(),
+      stages: runner.stageList,
+      outputs: runner.outputs,
+    }),
+  );
+  for (const output of runner.outputs) {
+    const offering = output as PipelineOutput & { metricsCollectors?: () => MetricsCollector[] };
+    for (const collector of offering.metricsCollectors?.() ?? []) registry.register(collector);
+  }
+  try {
+    return startMetricsServer({ host: address.host, port: address.port, registry, log });
+  } catch (error) {
+    if (error instanceof MetricsBindError) throw new ProbeError("metrics-listen", "runtime", error.message);
+    throw error;
+  }
+}
+
+/** Why the run ended by itself (signals are the caller's). */
+export type RunEnd = { reason: "end-of-input" | "count" } | { reason: "failed"; error: Error };
+
+export class PipelineRunner {
+  private source: CaptureSource | undefined;
+  private merged: MergedSource | undefined;
+  private inputs: BuiltInput[] = [];
+  private stageQueue: ConsumerQueue | undefined;
+  private live = false;
+  private received = 0;
+  private lossTimer: ReturnType<typeof setInterval> | undefined;
+  /** What the last loss poll saw, so each event carries only what is new. */
+  private readonly lossSeen = { kernel: 0, stages: 0, merge: 0 };
+  private stopping = false;
+  private finalStats: CaptureStats | undefined;
+  private readonly endSignal = Promise.withResolvers<RunEnd>();
+  /** Settles when the inputs end, the count is reached, or an output fails. */
+  readonly ended: Promise<RunEnd> = this.endSignal.promise;
+  stream: StreamDescription | undefined;
+
+  private constructor(
+    readonly spec: PipelineSpec,
+    private readonly stages: StageChain,
+    readonly outputs: readonly PipelineOutput[],
+    private readonly options: RunnerOptions,
+  ) {}
+
+  /**
+   * Builds and starts everything, in the order that keeps failures cheap: stages first (a hook
+   * that does not compile ends the run before a file is truncated), then outputs (listeners
+   * bound, so their ports go into the captures' own-traffic filter), then inputs, then the
+   * outputs start with the stream's description. Any failure stops what was started.
+   */
+  static async start(spec: PipelineSpec, options: RunnerOptions): Promise<PipelineRunner> {
+    const log = options.log;
+    const reload = options.reloadHooks ?? true;
+    const inputNames = spec.inputs.map(inputName);
+    const stages = new StageChain(await buildStages(spec.stages, { inputNames, log, reload }));
+    let runner: PipelineRunner | undefined;
+    const prepared: PipelineOutput[] = [];
+    const ownTraffic: string[] = [];
+    try {
+      const createStages = spec.stages.length > 0
+        ? (device: string) => buildStages(spec.stages, { inputNames: [device], log, reload })
+        : undefined;
+      for (const outputSpec of spec.outputs) {
+        const built = await buildOutput(outputSpec, {
+          log,
+          spec,
+          createStages,
+          fail: (error) => runner?.fail(error),
+          finish: () => runner?.finish(),
+          inputStats: () => runner?.inputStats() ?? Promise.resolve({ delivered: 0 }),
+        });
+        prepared.push(built.output);
+        if (built.ownTraffic) ownTraffic.push(built.ownTraffic);
+      }
+      runner = new PipelineRunner(spec, stages, prepared, options);
+      if (spec.metrics) runner.metrics = startRunnerMetrics(runner, spec.metrics, log);
+      const exclusion = combineFilters(...ownTraffic);
+      if (exclusion && spec.inputs.some((i) => i.kind === "interface")) log.info(`leaving own traffic out of the capture: ${exclusion}`);
+      await runner.startInputs(exclusion);
+    } catch (error) {
+      await runner?.metrics?.stop();
+      await Promise.allSettled(prepared.map((o) => o.stop()));
+      await runner?.source?.stop().catch(() => undefined);
+      stages.close();
+      throw error;
+    }
+    return runner;
+  }
+
+  /** Packets that came in (before the stages). */
+  get packetsIn(): number {
+    return this.received;
+  }
+
+  /** Kernel and delivery stats of the input (the merge's when several). */
+  async inputStats(): Promise<CaptureStats> {
+    return this.finalStats ?? (await this.source?.stats()) ?? { delivered: 0 };
+  }
+
+  /** SIGHUP: stages (hook files) and outputs (rpcapd's -f file) reread their configuration. */
+  reload(): void {
+    this.stages.reload();
+    for (const output of this.outputs) {
+      const reloadable = output as PipelineOutput & { reload?: () => Promise<void> };
+      void reloadable.reload?.();
+    }
+  }
+
+  /** Stops the inputs, lets what is queued through the stages and out, stops the outputs. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.lossTimer);
+    await this.metrics?.stop();
+    if (this.source) this.finalStats = await this.source.stop();
+    await this.stageQueue?.drained();
+    await Promise.allSettled(this.outputs.map((o) => o.stop()));
+    // Counted before the hooks are released (a released hook reports itself disabled).
+    this.stageSummary = this.stages.summaryLines();
+    this.stages.close();
+  }
+
+  private stageSummary: string[] | undefined;
+  /** The --metrics endpoint, when the spec asks for one. */
+  private metrics: MetricsServer | undefined;
+
+  /** The stages, in order (for metrics). */
+  get stageList(): readonly PacketStage[] {
+    return this.stages.stages;
+  }
+
+  /** What happened, for standard error at the end (after stop()). */
+  summaryLines(): string[] {
+    const lines: string[] = [];
+    if (this.source) {
+      lines.push(`${this.received} packet${this.received === 1 ? "" : "s"} captured`);
+      const kernel = this.finalStats?.kernel;
+      if (this.live && kernel) {
+        lines.push(`${kernel.received} packets received by filter`);
+        lines.push(`${kernel.dropped} packets dropped by kernel`);
+      }
+    }
+    const stageDrops = this.stageQueue?.counters.droppedPackets ?? 0;
+    if (stageDrops > 0) lines.push(`${stageDrops} packets dropped by probe (stages too slow)`);
+    if (this.merged) {
+      const c = this.merged.counters;
+      if (c.outOfOrder > 0) lines.push(`${c.outOfOrder} packets arrived later than the ${this.mergeWindowMs()} ms merge window and went out of order`);
+    }
+    for (const input of this.inputs) if (input.summaryLine) lines.push(input.summaryLine());
+    lines.push(...(this.stageSummary ?? this.stages.summaryLines()));
+    for (const output of this.outputs) lines.push(...(output.summaryLines?.() ?? []));
+    return lines;
+  }
+
+  /** Tells outputs about loss since the last poll (see LOSS_POLL_INTERVAL_MS). */
+  private async pollLoss(): Promise<void> {
+    const events: PipelineEvent[] = [];
+    if (this.live && !this.merged && this.source) {
+      const kernel = (await this.source.stats().catch(() => undefined))?.kernel?.dropped;
+      if (kernel !== undefined && kernel > this.lossSeen.kernel) {
+        events.push({ kind: "kernel-drop", input: 0, packets: kernel - this.lossSeen.kernel });
+        this.lossSeen.kernel = kernel;
+      }
+    }
+    const stages = this.stageQueue?.counters.droppedPackets ?? 0;
+    if (stages > this.lossSeen.stages) {
+      events.push({ kind: "queue-drop", output: "stages", packets: stages - this.lossSeen.stages });
+      this.lossSeen.stages = stages;
+    }
+    const merge = this.merged?.counters.outOfOrder ?? 0;
+    if (merge > this.lossSeen.merge) {
+      events.push({ kind: "merge-gap", packets: merge - this.lossSeen.merge });
+      this.lossSeen.merge = merge;
+    }
+    if (this.stopping) return;
+    for (const event of events) for (const output of this.outputs) output.event?.(event);
+  }
+
+  private fail(error: Error): void {
+    this.endSignal.resolve({ reason: "failed", error });
+  }
+
+  /** An output's work is done (rpcapd's inetd session ended): the run ends as at end of input. */
+  private finish(): void {
+    this.endSignal.resolve({ reason: "end-of-input" });
+  }
+
+  private mergeWindowMs(): number {
+    return this.spec.merge.windowMs ?? (this.inputs.every((i) => !i.live) ? FILE_MERGE_WINDOW_MS : DEFAULT_MERGE_WINDOW_MS);
+  }
+
+  private async startInputs(ownTraffic: string): Promise<void> {
+    const spec = this.spec;
+    if (spec.inputs.length === 0) {
+      // Only an rpcapd output: its sessions open their own captures.
+      this.stream = { inputs: [], precision: spec.precision };
+      for (const output of this.outputs) await output.start(this.stream);
+      return;
+    }
+    const context = { precision: spec.precision, ownTraffic, log: this.options.log };
+    this.inputs = spec.inputs.map((input) => buildInput(input, context));
+    this.live = this.inputs.some((i) => i.live);
+    const several = this.inputs.length > 1;
+    if (several) {
+      this.merged = new MergedSource(this.inputs.map((i) => i.source), {
+        windowMs: this.mergeWindowMs(),
+        allowMixedLinktypes: true,
+        precision: spec.precision,
+        log: this.options.log,
+      });
+    }
+    const source = this.merged ?? this.inputs[0]!.source;
+    this.source = source;
+    if (this.live && !this.stages.empty) {
+      // Live inputs never wait: batches queue (bounded, drops counted) in front of the stages,
+      // which run a turn of the event loop later, never inside the capture's callback.
+      this.stageQueue = new ConsumerQueue(
+        {
+          write: async (batch) => {
+            await yieldToEventLoop();
+            await this.process(batch);
+          },
+        },
+        undefined,
+        (error) => this.fail(error),
+      );
+    }
+    const outputsReady = Promise.withResolvers<void>();
+    this.gate = outputsReady.promise;
+    let info;
+    try {
+      info = await source.start({
+        onBatch: (batch) => this.accept(batch),
+        onEnd: (reason, error) => {
+          if (error) this.fail(error);
+          else if (!this.stopping) this.endSignal.resolve({ reason: "end-of-input" });
+          void reason;
+        },
+      });
+    } catch (error) {
+      const where = several ? undefined : source.description;
+      // A remote stream that cannot be reached or is not a pcap stream is the peer's doing.
+      if (error instanceof RemoteSourceError) throw new ProbeError(error.code, "runtime", error.message, { cause: error });
+      throw asUserFacing(error, where) ?? error;
+    }
+    if (this.merged) {
+      // An input that could not start at all ends the run (a missing file, a refused stream),
+      // unless it is a stream that redials by itself.
+      for (const status of this.merged.sourceStatuses) {
+        const input = spec.inputs[status.index]!;
+        const redials = input.kind === "pcap-over-ip" && input.reconnect;
+        if (status.state === "failed" && !status.info && !redials) {
+          await this.merged.stop();
+          const error = status.error ?? new Error("failed");
+          throw asUserFacing(error, status.description) ?? new ProbeError("input-failed", "runtime", `${status.description}: ${error.message}`, { cause: error });
+        }
+      }
+    }
+    if (info.warning && !info.warning.includes("different link types")) this.options.log.warn(info.warning);
+    const infos = this.merged ? this.merged.sourceInfos : [info];
+    // The ring engine handing an interface to libpcap ('any', non-Ethernet, --immediate) says why.
+    for (const known of infos) if (known?.engineNote) this.options.log.info(known.engineNote);
+    const inputs: StreamInput[] = spec.inputs.map((input, i) => {
+      const known = infos[i];
+      return {
+        name: inputName(input),
+        linktype: known?.linktype ?? info.linktype,
+        snaplen: known?.snaplen ?? info.snaplen,
+        description: known?.description ?? this.inputs[i]!.source.description,
+      };
+    });
+    // Outputs write the spec's precision; batches of the other precision are converted there.
+    this.stream = { inputs, precision: spec.precision };
+    try {
+      for (const output of this.outputs) await output.start(this.stream);
+    } catch (error) {
+      // Batches already waiting at the gate are let go (and dropped) so the inputs can stop.
+      this.stopping = true;
+      outputsReady.resolve();
+      await source.stop();
+      throw error;
+    }
+    this.gateOpen = true;
+    outputsReady.resolve();
+    if (this.outputs.some((o) => o.event)) this.lossTimer = setInterval(() => void this.pollLoss(), LOSS_POLL_INTERVAL_MS);
+  }
+
+  private gate: Promise<void> = Promise.resolve();
+  private gateOpen = false;
+
+  /** A batch from the input: counted, cut at the stop-after count, queued (live) or processed (files). */
+  private accept(batch: PacketBatch): void | Promise<void> {
+    // Still taken while stopping: what a merge held, or a live capture's last batch, goes out.
+    const limit = this.spec.stopAfterPackets;
+    if (limit !== undefined) {
+      if (this.received >= limit) return;
+      if (this.received + batch.count >= limit) {
+        batch = takeRecords(batch, limit - this.received);
+        queueMicrotask(() => this.endSignal.resolve({ reason: "count" }));
+      }
+    }
+    this.received += batch.count;
+    if (isMergedBatch(batch)) batch = { ...batch, meta: { ...batch.meta, inputs: batch.sourceIndexes } };
+    if (this.stageQueue) {
+      this.stageQueue.offer(batch);
+      return;
+    }
+    return this.process(batch);
+  }
+
+  /** The stages, once, then every output; a promise when the outputs want the caller to wait (files). */
+  private process(batch: PacketBatch): void | Promise<void> {
+    if (!this.gateOpen) return this.gate.then(() => (this.gateOpen ? this.process(batch) : undefined));
+    if (!this.stages.empty) {
+      batch = this.stages.apply(batch);
+      if (batch.count === 0) return;
+    }
+    let pending: Promise<void>[] | undefined;
+    for (const output of this.outputs) {
+      const result = output.write(batch);
+      if (result && !this.live) (pending ??= []).push(result);
+    }
+    if (pending) return Promise.all(pending).then(() => undefined);
+  }
+
+}
