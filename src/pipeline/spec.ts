@@ -89,12 +89,31 @@ export const udpstrInputSchema = z.strictObject({
   reportSeconds: z.number().int().min(0).max(86400).default(5),
 });
 
+/**
+ * Active-mode RPCAP probes (libpcap's `rpcapd -a`, `probe rpcapd --active`) dialling in, as one
+ * stream (libpcap#960): each is captured with AUTH (NULL, or username/password), OPEN of
+ * `device` (default: the probe's preselected interface, else its first) and STARTCAP with
+ * `filter` run on the probe.
+ */
+export const rpcapActiveInputSchema = z.strictObject({
+  kind: z.literal("rpcap-active"),
+  ...inputCommon,
+  listen: hostPortSchema,
+  device: z.string().min(1).optional(),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  /** Names for probe addresses ("10.0.0.5": "edge-1"), for logs and metrics. */
+  probeNames: z.record(z.string(), z.string().min(1)).default({}),
+  promiscuous: z.boolean().default(true),
+});
+
 export const inputSpecSchema = z.discriminatedUnion("kind", [
   interfaceInputSchema,
   fileInputSchema,
   rpcapInputSchema,
   pcapOverIpInputSchema,
   udpstrInputSchema,
+  rpcapActiveInputSchema,
 ]);
 
 // ---------------------------------------------------------------------------------- stages
@@ -278,5 +297,7 @@ export function inputName(input: InputSpec): string {
       return input.url.replace(/^[a-z]+:\/\/([^@]*@)?/i, "").replace(/^TCP@/i, "");
     case "udpstr":
       return `udpstr:${input.listen.port}`;
+    case "rpcap-active":
+      return `rpcap-active:${input.listen.port}`;
   }
 }

@@ -163,6 +163,36 @@ describe("collect --rpcap-active-listen with probe's own rpcapd --active", () =>
   });
 });
 
+describe("the rpcap-active pipeline input (probe run FILE)", () => {
+  test("probes dialling in feed the runner: file output and --metrics counts equal what was sent", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const listenPort = freePort();
+      const out = join(dir, "pipeline.pcap");
+      const pipelineFile = join(dir, "active.json");
+      await Bun.write(pipelineFile, JSON.stringify({
+        inputs: [{ kind: "rpcap-active", listen: { host: "127.0.0.1", port: listenPort }, device: "lo", filter: `udp dst port ${flow.port}`, probeNames: { "127.0.0.1": "edge" } }],
+        outputs: [{ kind: "file", path: out }],
+      }));
+      const run = started(["run", pipelineFile, "--metrics", "127.0.0.1:0"]);
+      await waitFor(() => run.log().includes("accepting active rpcapd connections"), 10_000, "run listening");
+      started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
+      await waitFor(() => run.log().includes("probe edge (127.0.0.1) capturing on lo"), 10_000, "probe capturing");
+      await Bun.sleep(300);
+      await flow.send([9, 19, 29, 39], { gapMs: 5 });
+      const port = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(run.log())![1]);
+      await waitFor(async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return new RegExp(`probe_input_packets_received_total\\{input="rpcap-active:${listenPort}"\\} 4\\b`).test(text);
+      }, 10_000, "4 packets counted at the input");
+      expect(await stop(run.proc)).toBe(0);
+      expect(await udpLengths(out)).toEqual([17, 27, 37, 47]);
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+});
+
 /** Splits a recorded control stream into messages (8-byte header, plen at offset 4). */
 function messages(bytes: Uint8Array): RpcapMessage[] {
   return new RpcapFramer(() => 1 << 20).push(bytes);

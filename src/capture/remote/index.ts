@@ -20,8 +20,10 @@ export {
 } from "./remote-source-url.ts";
 export {
   MAX_ACTIVE_PROBES,
+  RpcapActiveInputSource,
   RpcapActiveListener,
   RpcapActivePeerSource,
   type ActiveCaptureSettings,
+  type RpcapActiveInputOptions,
   type RpcapActiveListenerOptions,
 } from "./rpcap-active-source.ts";

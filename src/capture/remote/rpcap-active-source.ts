@@ -296,3 +296,90 @@ export class RpcapActivePeerSource implements CaptureSource {
 function oneLine(text: string): string {
   return JSON.stringify(text.slice(0, 200)).slice(1, -1);
 }
+
+export interface RpcapActiveInputOptions extends ActiveCaptureSettings {
+  host: string;
+  port: number;
+  names?: ReadonlyMap<string, string>;
+  maxProbes?: number;
+  log: Logger;
+}
+
+/**
+ * Every probe that dials in, as one CaptureSource: the pipeline's `rpcap-active` input (hooks,
+ * rotation, metrics and every output apply to all probes' packets together). start() resolves
+ * once the first probe captures; its link type is the stream's, and a probe that captures
+ * another is left out (logged). Per-probe outputs are `probe collect --rpcap-active-listen`'s.
+ */
+export class RpcapActiveInputSource implements CaptureSource {
+  readonly description: string;
+  private listener: RpcapActiveListener | null = null;
+  private info: CaptureInfo | null = null;
+  private delivered = 0;
+  private stopped = false;
+  private handlers: CaptureHandlers | null = null;
+
+  constructor(private readonly options: RpcapActiveInputOptions) {
+    this.description = `rpcap active probes on ${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
+  }
+
+  /** The probes seen so far (for metrics and logs). */
+  get probes(): readonly RpcapActivePeerSource[] {
+    return this.listener?.probes ?? [];
+  }
+
+  async start(handlers: CaptureHandlers): Promise<CaptureInfo> {
+    this.handlers = handlers;
+    const first = Promise.withResolvers<CaptureInfo>();
+    const log = this.options.log;
+    this.listener = new RpcapActiveListener({
+      ...this.options,
+      onProbe: (probe) => {
+        probe
+          .start({
+            onBatch: (batch) => {
+              if (this.stopped || !this.info || batch.linktype !== this.info.linktype) return;
+              this.delivered += batch.count;
+              return handlers.onBatch(batch);
+            },
+            onEnd: () => {},
+          })
+          .then(
+            (info) => {
+              if (!this.info) {
+                this.info = { ...info, description: this.description };
+                first.resolve(this.info);
+              } else if (info.linktype !== this.info.linktype) {
+                log.warn(`probe ${probe.label}: link type ${info.linktype} differs from the stream's ${this.info.linktype}; its packets are left out`);
+              }
+            },
+            (error: Error) => log.warn(error.message),
+          );
+      },
+    });
+    try {
+      this.listener.listen();
+    } catch (error) {
+      throw new CaptureError("capture-failed", `${this.description}: cannot listen (${(error as Error).message.split("\n")[0]})`);
+    }
+    log.info(`accepting active rpcapd connections on ${this.options.host}:${this.listener.port}`);
+    return first.promise;
+  }
+
+  async setFilter(filter: string | readonly BpfInstruction[]): Promise<void> {
+    for (const probe of this.probes) if (probe.connected) await probe.setFilter(filter);
+  }
+
+  async stats(): Promise<CaptureStats> {
+    return { delivered: this.delivered };
+  }
+
+  async stop(): Promise<CaptureStats> {
+    if (!this.stopped) {
+      this.stopped = true;
+      await this.listener?.stop();
+      this.handlers?.onEnd("stopped");
+    }
+    return { delivered: this.delivered };
+  }
+}
