@@ -131,6 +131,7 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
       ...(spec.filter ? { filter: spec.filter } : {}),
       snaplen: spec.snaplen,
       promiscuous: spec.promiscuous,
+      udpstr: spec.udpstr,
       ...(spec.username !== undefined ? { username: spec.username, password: spec.password ?? "" } : {}),
       names: new Map(Object.entries(spec.probeNames)),
       log: context.log,

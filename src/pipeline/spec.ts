@@ -105,6 +105,8 @@ export const rpcapActiveInputSchema = z.strictObject({
   /** Names for probe addresses ("10.0.0.5": "edge-1"), for logs and metrics. */
   probeNames: z.record(z.string(), z.string().min(1)).default({}),
   promiscuous: z.boolean().default(true),
+  /** Ask for a UDP data channel read as udpstr (probes running `rpcapd -t MTU`). */
+  udpstr: z.boolean().default(false),
 });
 
 export const inputSpecSchema = z.discriminatedUnion("kind", [

@@ -145,6 +145,29 @@ describe("collect --rpcap-active-listen with probe's own rpcapd --active", () =>
     }
   }, 30_000);
 
+  test("--udpstr: a probe running rpcapd -t sends udpstr datagrams; the collector reassembles every packet", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const listenPort = freePort();
+      const file = join(dir, "udpstr.pcap");
+      const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`, "--udpstr", "-w", file]);
+      await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+      const probe = started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n", "-t", "600"]);
+      await waitFor(() => collector.log().includes("capturing on lo"), 10_000, "probe capturing");
+      await Bun.sleep(300);
+      // Sizes around and past the 600-byte datagram: records are split across datagrams.
+      await flow.send([10, 500, 700, 1400, 3000, 20], { gapMs: 5 });
+      await waitFor(async () => (await udpLengths(file).catch(() => [])).length >= 6, 10_000, "6 packets written");
+      await stop(probe.proc);
+      expect(await stop(collector.proc)).toBe(0);
+      expect(await udpLengths(file)).toEqual([18, 508, 708, 1408, 3008, 28]);
+      expect(collector.log()).toContain("0 lost in udpstr datagrams");
+      expect(probe.log()).toContain("udpstr");
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+
   test("a peer that dials in and sends garbage: one line naming it, the collector carries on", async () => {
     const listenPort = freePort();
     const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-w", join(dir, "none.pcap")]);

@@ -12,6 +12,7 @@ import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts"
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
 import { CaptureError } from "../errors.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
+import { UdpstrReassembler, type UdpstrReassemblerCounters } from "../../protocols/udpstr/index.ts";
 import { createBatchFilter, type BatchFilter } from "../packet-filter.ts";
 import type { BpfProgram } from "../../packet/bpf/index.ts";
 import type { Logger } from "../../logging/index.ts";
@@ -36,6 +37,11 @@ export interface ActiveCaptureSettings {
   /** Password authentication; undefined = NULL authentication. */
   username?: string;
   password?: string;
+  /**
+   * UDP data channel read as udpstr (ExtraHop's `rpcapd -t MTU`, probe's `rpcapd -t`): the
+   * probe packs records into datagrams; they are reassembled here (losses counted).
+   */
+  udpstr?: boolean;
 }
 
 export interface RpcapActiveListenerOptions extends ActiveCaptureSettings {
@@ -192,20 +198,21 @@ export class RpcapActivePeerSource implements CaptureSource {
       const snaplen = this.settings.snaplen ?? MAXIMUM_SNAPLEN;
       const filter = this.settings.filter ? compileFilter(this.settings.filter, linktype, snaplen) : [];
       if (this.client !== client || this.stopped) return;
+      const deliver = (batch: PacketBatch) => {
+        if (this.client !== client || this.stopped) return;
+        this.delivered += batch.count;
+        void handlers.onBatch(batch);
+        for (const tap of this.taps) {
+          const mine = tap.filter ? tap.filter(batch) : batch;
+          if (mine.count > 0) void tap.handlers.onBatch(mine);
+        }
+      };
       await client.startCapture({
         snaplen,
         promiscuous: this.settings.promiscuous ?? true,
         filter: filter as readonly BpfInstruction[],
-        serverOpen: true,
-        onBatch: (batch: PacketBatch) => {
-          if (this.client !== client || this.stopped) return;
-          this.delivered += batch.count;
-          void handlers.onBatch(batch);
-          for (const tap of this.taps) {
-            const mine = tap.filter ? tap.filter(batch) : batch;
-            if (mine.count > 0) void tap.handlers.onBatch(mine);
-          }
-        },
+        ...(this.settings.udpstr ? { udp: true, onDatagram: this.udpstrReader(linktype, snaplen, deliver) } : { serverOpen: true }),
+        onBatch: deliver,
       });
       this.connections++;
       const info = this.info ?? { linktype, snaplen, precision: "micro" as const, description: `${this.description} (${device})` };
@@ -220,6 +227,29 @@ export class RpcapActivePeerSource implements CaptureSource {
       else this.firstStart.reject(new CaptureError("capture-failed", message));
     }
   }
+
+  /**
+   * udpstr datagrams to batches: records completed by the datagrams of one event-loop turn go
+   * out as one batch; a datagram lost cuts only the records it carried (counted, logged at stop).
+   */
+  private udpstrReader(linktype: number, snaplen: number, deliver: (batch: PacketBatch) => void): (datagram: Uint8Array) => void {
+    const reassembler = new UdpstrReassembler({ linktype, snaplen });
+    this.udpstrCounters.push(reassembler.counters);
+    let scheduled = false;
+    return (datagram) => {
+      reassembler.push(datagram);
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(() => {
+        scheduled = false;
+        const taken = reassembler.take();
+        if (taken) deliver(taken.batch);
+      });
+    };
+  }
+
+  /** udpstr loss counters of every connection so far (empty without udpstr). */
+  readonly udpstrCounters: UdpstrReassemblerCounters[] = [];
 
   /** The interface a probe preselected (ExtraHop-style -i), else the first it lists. */
   private async chooseDevice(client: RpcapClient): Promise<string> {

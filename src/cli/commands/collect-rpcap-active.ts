@@ -34,6 +34,8 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
   --remote-user USER                authenticate with a password (default: NULL auth)
   --remote-password PASS
   --probe-name ADDR=NAME            name the probe that dials from ADDR (repeatable)
+  --udpstr                          ask for a UDP data channel and read it as udpstr (probes
+                                    running ExtraHop's or probe's 'rpcapd -t MTU')
  OUTPUTS (at least one):
   -w, --write FILE                  one capture file for every probe; a FILE containing
                                     {probe} is one file per probe ({probe} = its name)
@@ -69,6 +71,7 @@ export async function runRpcapActiveCollectCommand(argv: string[]): Promise<numb
     "null-auth": { type: "boolean", short: "n" },
     users: { type: "string" },
     metrics: { type: "string" },
+    udpstr: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (v.help) {
@@ -92,6 +95,7 @@ export async function runRpcapActiveCollectCommand(argv: string[]): Promise<numb
       ...(v["null-auth"] ? { nullAuth: true } : {}),
       ...(v.users !== undefined ? { users: v.users } : {}),
       ...(v.metrics !== undefined ? { metrics: v.metrics } : {}),
+      ...(v.udpstr ? { udpstr: true } : {}),
     },
     stderrLogger("probe-collect"),
   );
@@ -112,6 +116,7 @@ export interface RpcapActiveCollectFlags {
   nullAuth?: boolean;
   users?: string;
   metrics?: string;
+  udpstr?: boolean;
 }
 
 /** Something that takes one probe's (or every probe's) batches. */
@@ -167,6 +172,7 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
     ...(flags.interface ? { device: flags.interface } : {}),
     ...(flags.filter ? { filter: flags.filter } : {}),
     ...(flags.remoteUser !== undefined ? { username: flags.remoteUser, password: flags.remotePassword ?? "" } : {}),
+    ...(flags.udpstr ? { udpstr: true } : {}),
     names,
     log,
     onProbe: (source) => void startProbe(source),
@@ -239,7 +245,8 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
   for (const output of shared) await output.close();
   for (const probe of probes) {
     const stats = await probe.stats();
-    log.info(`probe ${probe.label}: ${stats.delivered} packets over ${probe.connections} connection(s)`);
+    const lost = probe.udpstrCounters.reduce((n, c) => n + c.recordsLost, 0);
+    log.info(`probe ${probe.label}: ${stats.delivered} packets over ${probe.connections} connection(s)${flags.udpstr ? `, ${lost} lost in udpstr datagrams` : ""}`);
   }
   return ExitCode.OK;
 }
