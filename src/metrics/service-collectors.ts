@@ -1,6 +1,6 @@
 // Collectors over the counters probe's long-running parts already keep: the capture hub's
-// inputs and consumers, an RPCAP daemon's sessions and AUTH outcomes, a PCAP-over-IP server's
-// consumers. Each reads a structural view (no imports from the parts), so metrics stays a leaf
+// inputs and consumers, an RPCAP daemon's sessions and AUTH outcomes, the active collector's
+// probes. (Outputs' own counters() reach metrics through pipeline-collector.ts.) Each reads a structural view (no imports from the parts), so metrics stays a leaf
 // that commands and the pipeline runner wire: `registry.register(captureHubCollector(hub))`.
 import { boundSeries, type MetricFamily, type MetricSample } from "./metric-family.ts";
 import type { MetricsCollector } from "./metrics-registry.ts";
@@ -66,37 +66,6 @@ export function rpcapdCollector(daemon: RpcapdCounterView): MetricsCollector {
     { name: "rpcap_auth_successes", help: "RPCAP AUTH requests accepted.", type: "counter", samples: [{ value: daemon.totals.authSucceeded }] },
     { name: "rpcap_auth_failures", help: "RPCAP AUTH requests refused.", type: "counter", samples: [{ value: daemon.totals.authFailed }] },
   ];
-}
-
-/** What pcapOverIpCollector reads (src/outputs/pcap-over-ip's PcapOverIpServer). */
-export interface PcapOverIpCounterView {
-  readonly connectedConsumers: readonly { peer: string; counters: { deliveredPackets: number; droppedPackets: number; queuedBytes: number } }[];
-  readonly totals: { consumersServed: number; refused: number; packetsSent: number; packetsDropped: number };
-}
-
-/**
- * A PCAP-over-IP server's consumers: totals (gone and connected), clients now, and the
- * connected consumers' sent counts as top-N series (bounded: one per ephemeral port otherwise).
- */
-export function pcapOverIpCollector(server: PcapOverIpCounterView): MetricsCollector {
-  return (): MetricFamily[] => {
-    const live = server.connectedConsumers;
-    const sum = (pick: (c: (typeof live)[number]["counters"]) => number) => live.reduce((n, c) => n + pick(c.counters), 0);
-    return [
-      { name: "pcap_over_ip_packets_sent", help: "Packets written to PCAP-over-IP consumers.", type: "counter", samples: [{ value: server.totals.packetsSent + sum((c) => c.deliveredPackets) }] },
-      { name: "pcap_over_ip_packets_dropped", help: "Packets dropped for slow PCAP-over-IP consumers.", type: "counter", samples: [{ labels: { reason: "queue_full" }, value: server.totals.packetsDropped + sum((c) => c.droppedPackets) }] },
-      { name: "pcap_over_ip_queue_bytes", help: "Bytes queued for PCAP-over-IP consumers now.", type: "gauge", samples: [{ value: sum((c) => c.queuedBytes) }] },
-      { name: "pcap_over_ip_clients", help: "PCAP-over-IP consumers connected now.", type: "gauge", samples: [{ value: live.length }] },
-      { name: "pcap_over_ip_clients_served", help: "PCAP-over-IP consumers ever connected.", type: "counter", samples: [{ value: server.totals.consumersServed }] },
-      { name: "pcap_over_ip_clients_refused", help: "PCAP-over-IP connections refused by --allow.", type: "counter", samples: [{ value: server.totals.refused }] },
-      {
-        name: "pcap_over_ip_client_packets_sent",
-        help: "Packets sent to each connected consumer (largest first; the rest summed as consumer=\"other\").",
-        type: "gauge",
-        samples: boundSeries(live.map((c) => ({ labels: { consumer: c.peer }, value: c.counters.deliveredPackets })), "consumer"),
-      },
-    ];
-  };
 }
 
 /** What activeProbesCollector reads (src/capture/remote's RpcapActiveListener). */
