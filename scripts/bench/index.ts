@@ -7,6 +7,7 @@ import { benchServe } from "./serve.ts";
 import { benchRobustness } from "./robustness.ts";
 import { benchStages } from "./stages.ts";
 import { benchRotation } from "./rotation.ts";
+import { benchRt } from "./rt.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
@@ -17,6 +18,7 @@ const benches: Record<string, () => Promise<void>> = {
   robustness: benchRobustness,
   stages: () => benchStages(),
   rotation: benchRotation,
+  rt: benchRt,
   // hooks.ts runs at its top level; start it as its own process.
   hooks: async () => {
     const proc = Bun.spawn([process.execPath, new URL("./hooks.ts", import.meta.url).pathname], { stdout: "inherit", stderr: "inherit" });

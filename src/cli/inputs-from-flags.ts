@@ -1,6 +1,6 @@
 // The input flags every capturing command shares, in the order given: -i NAME (an interface,
-// rpcap://..., or a PCAP-over-IP stream tcp:// TCP@ tls://) and -r FILE, each repeatable and
-// mixed; -f, -s and the capture settings apply to each.
+// rpcap://..., a PCAP-over-IP stream tcp:// TCP@ tls://, or an RT server rt://) and -r FILE,
+// each repeatable and mixed; -f, -s and the capture settings apply to each.
 import { parseRemoteSourceUrl } from "../capture/remote/index.ts";
 import { parseRpcapUrl } from "../capture/remote/rpcap-source.ts";
 import type { InputSpec } from "../pipeline/spec.ts";
@@ -41,6 +41,9 @@ export function inputsFromFlags(ordered: readonly { name: string; value: string 
       throw new UsageError(`-i: ${(error as Error).message}`);
     }
     const tls = flags.tls ?? {};
+    if (stream?.kind === "rt") {
+      return { kind: "rt", url: value, ...(flags.filter ? { filter: flags.filter } : {}), ...(flags.reconnect === false ? { reconnect: false } : {}) };
+    }
     if (stream) {
       return {
         kind: "pcap-over-ip",

@@ -20,6 +20,7 @@ Commands:
   pcap-over-ip         serve a live capture to PCAP-over-IP readers (tshark -i TCP@host:57012)
   (none)               serve the default interface over PCAP-over-IP (127.0.0.1:57012) and
                        RPCAP (127.0.0.1:2002) at once; 'probe --help-serve' for options
+  rt                   serve a capture over libtrace's RT protocol (tracepktdump rt:host:3435)
   forward              send packets as ExtraHop udpstr datagrams to a collector
   collect              receive udpstr, reassemble, account for every loss, write or serve
   hook test            run a packet hook (JavaScript, docs/hooks.md) over a capture file
@@ -62,6 +63,8 @@ async function loadCommand(name: string): Promise<Command | undefined> {
       return (await import("./commands/hook.ts")).runHook;
     case "passwd":
       return (await import("./commands/passwd.ts")).runPasswd;
+    case "rt":
+      return (await import("./commands/rt.ts")).runRt;
     case "summary":
       return (await import("./commands/summary.ts")).runSummary;
     case "run":

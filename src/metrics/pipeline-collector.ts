@@ -17,7 +17,17 @@ export interface PipelineCounterView {
  * Counter keys that are levels, not totals: exported as gauges. Every other key of a stage's or
  * output's counters() is a running total (a counter, `_total` added by the encoder).
  */
-const GAUGE_KEYS = new Set(["consumers", "clients", "sessions", "shared_captures", "queue_bytes", "queued_bytes", "files_open", "spool_bytes", "oldest_unacked_seconds"]);
+const GAUGE_KEYS = new Set([
+  "consumers",
+  "clients",
+  "sessions",
+  "shared_captures",
+  "queue_bytes",
+  "queued_bytes",
+  "files_open",
+  "fifo_used_bytes",
+  "fifo_records_held",
+]);
 
 export function pipelineCollector(runner: PipelineCounterView): MetricsCollector {
   return async (): Promise<MetricFamily[]> => {

@@ -46,6 +46,11 @@ export interface PipelineOutput {
   event?(event: PipelineEvent): void;
   /** Writes out what is queued, closes; idempotent. */
   stop(): Promise<void>;
+  /**
+   * True when the run should go on after the inputs end (a replayed file) until a signal, so
+   * clients still connected can drain what the output holds (the RT server's reliable fifo).
+   */
+  readonly keepsRunAfterInputsEnd?: boolean;
   /** Flat counters for the summary and metrics (packets_sent, packets_dropped, clients, ...). */
   counters(): Readonly<Record<string, number>>;
   summaryLines?(): string[];

@@ -6,7 +6,7 @@ import { combineFilters } from "../capture/combine-filters.ts";
 import { FileReplaySource } from "../capture/file-replay-source.ts";
 import { LibpcapFileSource } from "../capture/libpcap-file-source.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
-import { parseRemoteSourceUrl, PcapOverIpSource, RpcapActiveInputSource } from "../capture/remote/index.ts";
+import { parseRemoteSourceUrl, PcapOverIpSource, RpcapActiveInputSource, RtSource } from "../capture/remote/index.ts";
 import { parseRpcapUrl, RpcapCaptureSource } from "../capture/remote/rpcap-source.ts";
 import { UdpstrSource } from "../capture/udpstr-source.ts";
 import type { Logger } from "../logging/index.ts";
@@ -96,6 +96,7 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
   },
   "pcap-over-ip": (spec, context) => {
     const address = remoteAddress("-i", spec.url, parseRemoteSourceUrl, "tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT");
+    if (address.kind === "rt") throw new ProbeError("bad-url", "usage", `-i: '${spec.url}' is an RT server: use an input of kind rt`);
     return {
       live: true,
       source: new PcapOverIpSource({
@@ -122,6 +123,21 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
     });
     return { live: true, source, summaryLine: () => source.summaryLine() };
   },
+  // The RT source acknowledges a batch only once the runner's onBatch settles, so it is read like
+  // a file (live: false): the runner awaits the outputs' writes and nothing is dropped in front.
+  rt: (spec, context) => {
+    const address = remoteAddress("-i", spec.url, parseRemoteSourceUrl, "rt://HOST:PORT[?state=FILE]");
+    if (address.kind !== "rt") throw new ProbeError("bad-url", "usage", `-i: '${spec.url}' is not rt://HOST:PORT[?state=FILE]`);
+    const source = new RtSource({
+      host: address.host,
+      port: address.port,
+      ...(spec.filter ? { filter: spec.filter } : {}),
+      ...(address.statePath ? { statePath: address.statePath } : {}),
+      reconnect: spec.reconnect,
+      log: context.log,
+    });
+    return { live: false, source, summaryLine: () => rtSourceSummary(source) };
+  },
   "rpcap-active": (spec, context) => ({
     live: true,
     source: new RpcapActiveInputSource({
@@ -138,6 +154,11 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
     }),
   }),
 };
+
+function rtSourceSummary(source: RtSource): string {
+  const c = source.counters;
+  return `${source.description}: ${c.delivered} packets written, ${c.duplicates} duplicates dropped, ${c.gaps} sequence gaps, ${c.acksSent} acknowledgements sent`;
+}
 
 export function buildInput(spec: InputSpec, context: InputContext): BuiltInput {
   return (INPUTS[spec.kind] as InputBuilder<typeof spec.kind>)(spec, context);
@@ -209,6 +230,7 @@ export const OUTPUTS: { [K in OutputSpec["kind"]]: OutputBuilder<K> } = {
   },
   udpstr: async (spec, context) =>
     ({ output: new (await import("../outputs/udpstr/udpstr-output.ts")).UdpstrOutput({ host: spec.target.host, port: spec.target.port, mtu: spec.mtu, sendBufferBytes: spec.sendBufferBytes }, context) }),
+  rt: async (spec, context) => (await import("../outputs/rt/rt-output.ts")).prepareRtOutput(spec, context),
 };
 
 export function buildOutput(spec: OutputSpec, context: PipelineOutputContext): Promise<PreparedOutput<PipelineOutput>> {

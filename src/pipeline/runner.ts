@@ -29,7 +29,7 @@ import { MetricsBindError, MetricsRegistry, pipelineCollector, processCollector,
 export const FILE_MERGE_WINDOW_MS = 86_400_000;
 
 /**
- * How often the runner looks for loss to tell outputs about (PipelineEvent): kernel drops of a
+ * How often the runner looks for loss to tell outputs about (PipelineEvent): kernel drops of each
  * live input, drops in front of the stages, records the merge let out of order. One pcap_stats
  * call a second is nothing; an output that cuts a file on loss hears of it within a second.
  */
@@ -85,7 +85,9 @@ export class PipelineRunner {
   private received = 0;
   private lossTimer: ReturnType<typeof setInterval> | undefined;
   /** What the last loss poll saw, so each event carries only what is new. */
-  private readonly lossSeen = { kernel: 0, stages: 0, merge: 0 };
+  private readonly lossSeen = { stages: 0, merge: 0 };
+  /** Kernel drops already reported, by input index. */
+  private readonly kernelSeen: number[] = [];
   private stopping = false;
   private finalStats: CaptureStats | undefined;
   private readonly endSignal = Promise.withResolvers<RunEnd>();
@@ -213,11 +215,18 @@ export class PipelineRunner {
   /** Tells outputs about loss since the last poll (see LOSS_POLL_INTERVAL_MS). */
   private async pollLoss(): Promise<void> {
     const events: PipelineEvent[] = [];
-    if (this.live && !this.merged && this.source) {
-      const kernel = (await this.source.stats().catch(() => undefined))?.kernel?.dropped;
-      if (kernel !== undefined && kernel > this.lossSeen.kernel) {
-        events.push({ kind: "kernel-drop", input: 0, packets: kernel - this.lossSeen.kernel });
-        this.lossSeen.kernel = kernel;
+    if (this.live && this.source) {
+      // One source, or each running live input of a merge (the merge has no kernel counters).
+      const running = this.merged?.sourceStatuses.map((s) => s.state === "running") ?? [true];
+      const polled = this.merged ? this.inputs.map((input, i) => (input.live && running[i] ? input.source : undefined)) : [this.source];
+      for (const [index, source] of polled.entries()) {
+        if (!source) continue;
+        const kernel = (await source.stats().catch(() => undefined))?.kernel?.dropped;
+        const seen = this.kernelSeen[index] ?? 0;
+        if (kernel !== undefined && kernel > seen) {
+          events.push({ kind: "kernel-drop", input: index, packets: kernel - seen });
+          this.kernelSeen[index] = kernel;
+        }
       }
     }
     const stages = this.stageQueue?.counters.droppedPackets ?? 0;
@@ -232,6 +241,16 @@ export class PipelineRunner {
     }
     if (this.stopping) return;
     for (const event of events) for (const output of this.outputs) output.event?.(event);
+  }
+
+  /** The inputs ended by themselves: the run ends, unless an output serves on until a signal. */
+  private inputsEnded(): void {
+    const serving = this.outputs.filter((o) => o.keepsRunAfterInputsEnd);
+    if (serving.length === 0) {
+      this.endSignal.resolve({ reason: "end-of-input" });
+      return;
+    }
+    this.options.log.info(`the input has ended; ${serving.map((o) => o.name).join(", ")} serving on until SIGINT or SIGTERM`);
   }
 
   private fail(error: Error): void {
@@ -254,6 +273,11 @@ export class PipelineRunner {
       this.stream = { inputs: [], precision: spec.precision };
       for (const output of this.outputs) await output.start(this.stream);
       return;
+    }
+    if (spec.inputs.length > 1 && spec.inputs.some((i) => i.kind === "rt")) {
+      // An rt input acknowledges what its consumer took; in a merge that is what the merge holds,
+      // not what the outputs wrote, and a reliable sender would release unwritten packets.
+      throw new ProbeError("rt-input-merged", "usage", "an rt:// input must be the pipeline's only input (it acknowledges only what the outputs wrote)");
     }
     const context = { precision: spec.precision, ownTraffic, log: this.options.log };
     this.inputs = spec.inputs.map((input) => buildInput(input, context));
@@ -291,7 +315,7 @@ export class PipelineRunner {
         onBatch: (batch) => this.accept(batch),
         onEnd: (reason, error) => {
           if (error) this.fail(error);
-          else if (!this.stopping) this.endSignal.resolve({ reason: "end-of-input" });
+          else if (!this.stopping) this.inputsEnded();
           void reason;
         },
       });

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import { hookSettingsSchema } from "../hooks/settings.ts";
 import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/rpcapd-config.ts";
+import { DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES, MIN_RT_FIFO_BYTES } from "../config/rt-config.ts";
 
 /** A port as operators type it; 0 asks the system for a free one (tests, ephemeral listeners). */
 const port = z.number().int().min(0).max(65535);
@@ -89,6 +90,19 @@ export const udpstrInputSchema = z.strictObject({
   reportSeconds: z.number().int().min(0).max(86400).default(5),
 });
 
+export const rtInputSchema = z.strictObject({
+  kind: z.literal("rt"),
+  ...inputCommon,
+  /**
+   * rt://HOST:PORT[?state=FILE]: a libtrace RT server (probe's rt output, WDCap). FILE keeps
+   * (stream id, last sequence written) so a restart drops what a reliable sender re-sends.
+   * Read like a file (nothing dropped): each batch is acknowledged once the outputs took it.
+   */
+  url: z.string().min(1),
+  /** Redial with backoff (0.5 s doubling to 30 s) after the stream opened and then dropped. */
+  reconnect: z.boolean().default(true),
+});
+
 /**
  * Active-mode RPCAP probes (libpcap's `rpcapd -a`, `probe rpcapd --active`) dialling in, as one
  * stream (libpcap#960): each is captured with AUTH (NULL, or username/password), OPEN of
@@ -115,6 +129,7 @@ export const inputSpecSchema = z.discriminatedUnion("kind", [
   rpcapInputSchema,
   pcapOverIpInputSchema,
   udpstrInputSchema,
+  rtInputSchema,
   rpcapActiveInputSchema,
 ]);
 
@@ -223,11 +238,37 @@ export const udpstrOutputSchema = z.strictObject({
   sendBufferBytes: z.number().int().min(0).max(1 << 30).default(0),
 });
 
+export const rtOutputSchema = z
+  .strictObject({
+    kind: z.literal("rt"),
+    /** Listeners; empty means 127.0.0.1:3435 (libtrace's default). RT has no authentication. */
+    listen: z.array(hostPortSchema).default([]),
+    /** One client at a time; every packet stays in the fifo until that client acknowledges it. */
+    reliable: z.boolean().default(false),
+    /** Reliable: keep the fifo on disk in this directory (survives kill -9); absent = memory. */
+    spool: z.string().min(1).optional(),
+    spoolMaxBytes: z.number().int().min(MIN_RT_FIFO_BYTES).default(DEFAULT_RT_FIFO_BYTES),
+    /** When the fifo is full: hold (bounded, then drop), drop the oldest, or drop new packets. */
+    spoolFull: z.enum(["block", "drop-oldest", "drop-new"]).default("block"),
+    /** fdatasync the spool every N ms; 0 = OS-buffered. */
+    spoolFsyncMs: z.number().int().min(0).max(60_000).default(0),
+    spoolSegmentBytes: z.number().int().min(64 * 1024).optional(),
+    /** STATUS period to the reliable client; 0 = none (tracestats counts STATUS as packets). */
+    statusIntervalMs: z.number().int().min(0).max(3_600_000).default(1_000).refine((ms) => ms === 0 || ms >= 50, { message: "0 (off) or at least 50 ms" }),
+    /** Unreliable: a client more than queueBytes behind is dropped from (counted) or disconnected. */
+    slowConsumer: z.enum(["drop", "disconnect"]).default("drop"),
+    queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_RT_QUEUE_BYTES),
+    /** After the inputs end (a replayed file), keep serving until a signal so clients drain the fifo. */
+    keepServing: z.boolean().default(true),
+  })
+  .refine((o) => o.spool === undefined || o.reliable, { message: "spool needs reliable (an unreliable server keeps nothing)", path: ["spool"] });
+
 export const outputSpecSchema = z.discriminatedUnion("kind", [
   fileOutputSchema,
   pcapOverIpOutputSchema,
   rpcapdOutputSchema,
   udpstrOutputSchema,
+  rtOutputSchema,
 ]);
 
 // ---------------------------------------------------------------------------------- the whole
@@ -299,6 +340,8 @@ export function inputName(input: InputSpec): string {
       return input.url.replace(/^[a-z]+:\/\/([^@]*@)?/i, "").replace(/^TCP@/i, "");
     case "udpstr":
       return `udpstr:${input.listen.port}`;
+    case "rt":
+      return input.url.replace(/^rt:\/\//i, "").replace(/\?.*$/, "");
     case "rpcap-active":
       return `rpcap-active:${input.listen.port}`;
   }

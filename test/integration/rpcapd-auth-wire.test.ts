@@ -76,8 +76,8 @@ describe("AUTH over the wire", () => {
     for (const reply of replies.slice(1)) expect(reply).toEqual(replies[0]!);
     // The operator's log has the real reasons.
     const log = harness!.log.lines.join("\n");
-    expect(log).toContain("wrong password for 'alice'");
-    expect(log).toContain("no user 'mallory'");
+    expect(log).toContain('wrong password for "alice"');
+    expect(log).toContain('no user "mallory"');
     expect(log).toContain("null authentication is not permitted");
   });
 

@@ -50,3 +50,17 @@ describe("parseRemoteSourceUrl", () => {
     });
   }
 });
+
+describe("rt:// (libtrace RT)", () => {
+  test("host and port; ?state=FILE", () => {
+    expect(parseRemoteSourceUrl("rt://127.0.0.1:3435")).toEqual({ kind: "rt", host: "127.0.0.1", port: 3435 });
+    expect(parseRemoteSourceUrl("RT://[::1]:3435?state=/var/lib/probe/rt.state")).toEqual({ kind: "rt", host: "::1", port: 3435, statePath: "/var/lib/probe/rt.state" });
+  });
+  test.each([
+    ["rt://h:3435?state=", /needs a file name/],
+    ["rt://h:3435?reconnect=1", /unknown option 'reconnect'/],
+    ["rt://h", /missing :PORT/],
+  ])("refuses %s", (text, message) => {
+    expect(() => parseRemoteSourceUrl(text)).toThrow(message);
+  });
+});

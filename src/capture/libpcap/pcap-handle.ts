@@ -4,7 +4,7 @@
 import { ptr, read, type Pointer } from "bun:ffi";
 import { CaptureError, PERMISSION_ADVICE } from "../errors.ts";
 import type { TimestampPrecision } from "../../packet/packet-batch.ts";
-import { LINUX_BPF_MAXINSNS, type BpfInstruction } from "../../packet/bpf/index.ts";
+import { kernelFilterLengthProblem, type BpfInstruction } from "../../packet/bpf/index.ts";
 import {
   PCAP_NETMASK_UNKNOWN,
   PcapDirection,
@@ -194,11 +194,9 @@ export class PcapHandle {
    * it, with a message that says why. Capture files have no kernel filter and no such limit.
    */
   private checkKernelFilterLength(instructions: number, what: string): void {
-    if (this.selectableFd < 0 || instructions <= LINUX_BPF_MAXINSNS) return;
-    throw new CaptureError(
-      "bad-filter",
-      `${what} has ${instructions} instructions; the Linux kernel filters at most ${LINUX_BPF_MAXINSNS} (BPF_MAXINSNS)`,
-    );
+    if (this.selectableFd < 0) return;
+    const problem = kernelFilterLengthProblem(instructions, what);
+    if (problem) throw new CaptureError("bad-filter", problem);
   }
 
   /** Waits up to `timeoutMs` for the capture fd to become readable (files are always ready). */

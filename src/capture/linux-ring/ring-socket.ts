@@ -17,7 +17,7 @@ import { ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { existsSync, readFileSync } from "node:fs";
 import { CaptureError, PERMISSION_ADVICE } from "../errors.ts";
 import { BatchBuilder, type BatchPoster } from "../batch-builder.ts";
-import type { BpfInstruction } from "../../packet/bpf/index.ts";
+import { kernelFilterLengthProblem, type BpfInstruction } from "../../packet/bpf/index.ts";
 import type { TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { CaptureDirection, HandleInfo, KernelStats } from "../libpcap/pcap-handle.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
@@ -356,18 +356,20 @@ export class RingSocket {
     if (needsLibpcapVlanHandling(expression)) {
       throw new CaptureError("bad-filter", `filter '${expression}': 'vlan' filters need --capture-engine libpcap`);
     }
-    this.setFilterProgram(compileFilter(expression, LINKTYPE_ETHERNET, this.options.snaplen));
+    this.setFilterProgram(compileFilter(expression, LINKTYPE_ETHERNET, this.options.snaplen), `filter '${expression}'`);
   }
 
   /**
    * Attaches a classic BPF program in the kernel (SO_ATTACH_FILTER replaces the previous one).
    * Frames already in the ring passed the previous filter and are still delivered.
    */
-  setFilterProgram(instructions: readonly BpfInstruction[]): void {
+  setFilterProgram(instructions: readonly BpfInstruction[], what = "BPF program"): void {
     this.live();
     // An empty program would be refused; it means "everything", as in libpcap.
     const user = instructions.length > 0 ? instructions : [{ code: BPF_RET_K, jt: 0, jf: 0, k: this.options.snaplen }];
     const program = kernelProgram(user, this.keepIncoming, this.keepOutgoing);
+    const problem = kernelFilterLengthProblem(instructions.length, what, program.length - user.length);
+    if (problem) throw new CaptureError("bad-filter", problem);
     const encoded = encodeSocketFilter(program);
     if (ringLibc().setsockopt(this.fd, SOL_SOCKET, SO_ATTACH_FILTER, ptr(encoded.program), SOCK_FPROG_BYTES) !== 0) {
       const errno = lastErrno();

@@ -3,13 +3,16 @@
 //   tcp://HOST:PORT      plain TCP
 //   TCP@HOST:PORT        the same, as Wireshark/dumpcap spell a TCP "pipe" interface (-i TCP@...)
 //   tls://HOST:PORT      the stream wrapped in TLS ("PCAP-over-TLS", NetworkMiner's "Use SSL")
+//   rt://HOST:PORT       libtrace's RT protocol (probe rt, WDCap); not PCAP-over-IP: see
+//                        src/capture/remote/rt-source.ts. rt://HOST:PORT?state=FILE keeps the
+//                        receiver's (stream id, last sequence) in FILE so a restart drops duplicates.
 //
 // HOST may be a name, an IPv4 address or an IPv6 address in brackets ([::1]:57012).
 // Source: docs/spec/pcap-over-ip.md. The port is always required: NETRESEC's tools
 // default to 57012 and Wireshark to 19000, so no default would be right for everyone.
 import { isIP } from "node:net";
 
-export type RemoteSourceKind = "tcp" | "tls";
+export type RemoteSourceKind = "tcp" | "tls" | "rt";
 
 /** Where a PCAP-over-IP stream is read from. */
 export interface RemoteSourceAddress {
@@ -18,6 +21,8 @@ export interface RemoteSourceAddress {
   host: string;
   /** 1..65535 (0 cannot be connected to). */
   port: number;
+  /** rt only: ?state=FILE. */
+  statePath?: string;
 }
 
 /** Prefixes, matched case-insensitively, and the transport each names. */
@@ -25,6 +30,7 @@ const REMOTE_PREFIXES = [
   { prefix: "tcp://", kind: "tcp" },
   { prefix: "tls://", kind: "tls" },
   { prefix: "tcp@", kind: "tcp" },
+  { prefix: "rt://", kind: "rt" },
 ] as const satisfies readonly { prefix: string; kind: RemoteSourceKind }[];
 
 /** Longest host name DNS allows (RFC 1035 section 2.3.4); longer text is a typo or an attack on logs. */
@@ -40,12 +46,20 @@ export function parseRemoteSourceUrl(text: string): RemoteSourceAddress | undefi
   const lower = text.toLowerCase();
   const match = REMOTE_PREFIXES.find((p) => lower.startsWith(p.prefix));
   if (!match) return undefined;
-  const rest = text.slice(match.prefix.length);
+  let rest = text.slice(match.prefix.length);
+  let statePath: string | undefined;
+  if (match.kind === "rt" && rest.includes("?")) {
+    const query = new URLSearchParams(rest.slice(rest.indexOf("?") + 1));
+    rest = rest.slice(0, rest.indexOf("?"));
+    for (const key of query.keys()) if (key !== "state") throw new Error(`'${text}': unknown option '${key}' (rt:// takes ?state=FILE)`);
+    statePath = query.get("state") || undefined;
+    if (query.has("state") && !statePath) throw new Error(`'${text}': ?state= needs a file name`);
+  }
   const { host, portText } = splitHostPort(text, rest);
   if (!/^\d{1,5}$/.test(portText)) throw new Error(`'${text}': want ${match.prefix}HOST:PORT with a numeric port`);
   const port = Number(portText);
   if (port < 1 || port > 65535) throw new Error(`'${text}': port must be 1 to 65535`);
-  return { kind: match.kind, host, port };
+  return { kind: match.kind, host, port, ...(statePath ? { statePath } : {}) };
 }
 
 function splitHostPort(text: string, rest: string): { host: string; portText: string } {

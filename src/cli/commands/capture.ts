@@ -22,7 +22,9 @@ Options:
   -i, --interface NAME    capture on NAME (see 'probe list'); or on a remote interface
                           behind an RPCAP daemon: rpcap://[USER:PASS@]HOST[:PORT]/IFACE
                           (rpcaps:// for TLS; NULL authentication without USER); or read
-                          a PCAP-over-IP stream: tcp://HOST:PORT, TCP@HOST:PORT, tls://HOST:PORT
+                          a PCAP-over-IP stream: tcp://HOST:PORT, TCP@HOST:PORT, tls://HOST:PORT;
+                          or a libtrace RT server: rt://HOST:PORT[?state=FILE] (acknowledges
+                          only what is written; docs/rt.md)
       --tls-ca FILE       tls:// and rpcaps://: trust this CA for the server certificate
                           (default: the built-in public CAs); always verified
       --tls-insecure      tls:// and rpcaps://: do not verify it (logged)

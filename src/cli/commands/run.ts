@@ -7,8 +7,8 @@ import { ExitCode, UsageError } from "../usage-error.ts";
 export const RUN_HELP = `Usage: probe run FILE
 
 Run the pipeline FILE describes (YAML or JSON): inputs (interface, file, rpcap,
-pcap-over-ip, udpstr), stages run once per batch in order (snaplen, filter, sampling,
-hooks), outputs (file, pcap-over-ip, rpcapd, udpstr). Every command prints its own
+pcap-over-ip, udpstr, rt), stages run once per batch in order (snaplen, filter, sampling,
+hooks), outputs (file, pcap-over-ip, rpcapd, udpstr, rt). Every command prints its own
 pipeline with --print-pipeline; start from one of those:
   probe capture -i eth0 -w out.pcapng -F pcapng --print-pipeline > p.yaml
   probe run p.yaml

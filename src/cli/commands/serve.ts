@@ -9,6 +9,7 @@ import { RPCAP_DEFAULT_PORT } from "../../config/rpcapd-config.ts";
 import { RpcapdOutput } from "../../daemon/rpcapd-output.ts";
 import { PcapOverIpOutput } from "../../outputs/pcap-over-ip/pcap-over-ip-output.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
+import { RtServer, RT_SERVER_DEFAULT_PORT } from "../../outputs/rt/rt-server.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
@@ -18,7 +19,7 @@ import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } fr
 import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const SERVE_HELP = `Usage: probe [-i INTERFACE] [-f FILTER] [--pcap-over-ip ADDR:PORT] [--rpcap ADDR:PORT]
-             [--no-rpcap] [--users FILE]
+             [--no-rpcap] [--users FILE] [--rt ADDR:PORT]
 
 With no command, probe serves one capture two ways at once:
   PCAP-over-IP on 127.0.0.1:${PCAP_OVER_IP_DEFAULT_PORT}  (tshark -i TCP@127.0.0.1:${PCAP_OVER_IP_DEFAULT_PORT})
@@ -33,6 +34,8 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
       --rpcap A:P            where the RPCAP daemon listens
       --no-rpcap             serve PCAP-over-IP only
       --users FILE           RPCAP password file (then NULL authentication is refused)
+      --rt A:P               also serve libtrace's RT protocol here, unreliable
+                             (tracepktdump rt:A:P; 'probe rt' for the reliable mode)
       --print-pipeline       print the pipeline (YAML, for 'probe run FILE') and exit
   -h, --help                 this text
 ${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
@@ -47,6 +50,7 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
     rpcap: { type: "string" },
     "no-rpcap": { type: "boolean" },
     users: { type: "string" },
+    rt: { type: "string" },
     help: { type: "boolean", short: "h" },
     ...PRINT_PIPELINE_OPTION,
     ...HOOK_CLI_OPTIONS,
@@ -64,6 +68,7 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
   };
   const poipAddress = parse("--pcap-over-ip", v["pcap-over-ip"], PCAP_OVER_IP_DEFAULT_PORT);
   const rpcapAddress = parse("--rpcap", v.rpcap, RPCAP_DEFAULT_PORT);
+  const rtAddress = v.rt !== undefined ? parse("--rt", v.rt, RT_SERVER_DEFAULT_PORT) : undefined;
   const device = v.interface ?? chooseDefaultInterface(listInterfaces());
   const hooks = hooksStageFromFlags(v);
   const spec = specFromFlags("probe", {
@@ -80,6 +85,7 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
             nullAuth: !v.users,
             ...(v.users ? { usersFile: v.users } : {}),
           }]),
+      ...(rtAddress ? [{ kind: "rt" as const, listen: [rtAddress] }] : []),
     ],
   });
   return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("probe", v) };
@@ -107,6 +113,8 @@ export async function runServe(argv: string[]): Promise<number> {
       if (rpcap && rpcapSpec?.kind === "rpcapd") {
         lines.push(`  probe capture -i rpcap://${rpcapSpec.listen?.host ?? "127.0.0.1"}:${rpcap.port}/${device} -w - | tcpdump -n -r -`);
       }
+      const rt = runner.outputs.find((o): o is RtServer => o instanceof RtServer)?.listening[0];
+      if (rt) lines.push(`  tracepktdump rt:${rt.host.includes(":") ? `[${rt.host}]` : rt.host}:${rt.port}`);
       lines.push("Ctrl-C to stop.");
       // With --log-format json every line of standard error must be JSON: the banner too.
       if (command.logConfig.logFormat === "json") for (const line of lines) log.info(line);

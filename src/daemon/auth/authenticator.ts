@@ -3,7 +3,7 @@
 // accounts, one public answer for every failure (CVE-2019-15162), a growing pause per peer
 // address that every later AUTH from that address waits out, bounded pending checks per peer
 // and overall, and hashing on worker threads (check-scheduler.ts, hash-worker-pool.ts).
-import type { Logger } from "../../logging/index.ts";
+import { escapeControlCharacters, peerText, type Logger } from "../../logging/index.ts";
 import { RpcapAuthType, RpcapErrorCode } from "../../protocols/rpcap/index.ts";
 import { AUTH_FAILED_PUBLIC_MESSAGE, MAX_USERNAME_CHARS, parseAuthSettings, type AuthSettings, type AuthSettingsInput } from "./auth-settings.ts";
 import { CheckScheduler } from "./check-scheduler.ts";
@@ -52,7 +52,7 @@ export function usersFileBackend(users: UsersFile, hasher?: PasswordHasher): Pas
     async check(username, password) {
       if (await verifyUserPassword(users, username, password, verify)) return { ok: true };
       // Said only to the log: which of the two it was is exactly what the peer must not learn.
-      return { ok: false, reason: users.entries.has(username) ? `wrong password for '${username}'` : `no user '${username}' in ${users.source}` };
+      return { ok: false, reason: users.entries.has(username) ? `wrong password for ${peerText(username)}` : `no user ${peerText(username)} in ${users.source}` };
     },
   };
 }
@@ -97,11 +97,6 @@ export interface AuthenticatorDependencies {
   backend?: PasswordBackend;
   /** Where hashing runs; worker threads sized by the settings unless given. */
   hasher?: PasswordHasher;
-}
-
-/** Escapes control characters (a peer-chosen name may hold newlines) so a log entry stays one line. */
-function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 /** What {@link Authenticator.decide} found before any hashing. */
@@ -199,7 +194,7 @@ export class Authenticator {
       case "done":
         return outcome.value;
       case "failed":
-        return this.record(request, { ok: false, reason: `internal error while checking the password: ${printable(outcome.error.message)}` });
+        return this.record(request, { ok: false, reason: `internal error while checking the password: ${escapeControlCharacters(outcome.error.message)}` });
       case "cancelled":
         // Nothing was learnt about the password; the session is closed and sends nothing.
         return this.failure("the client left before its AUTH was checked", this.pauses.remainingPauseMs(request.peerAddress));
@@ -251,9 +246,9 @@ export class Authenticator {
     try {
       const check = await this.backend.check(request.username, request.password);
       if (check.ok) return { ok: true, user: request.username };
-      return { ok: false, reason: printable(`${this.backend.description}: ${check.reason}`) };
+      return { ok: false, reason: escapeControlCharacters(`${this.backend.description}: ${check.reason}`) };
     } catch (error) {
-      return { ok: false, reason: `internal error while checking the password: ${printable((error as Error).message)}` };
+      return { ok: false, reason: `internal error while checking the password: ${escapeControlCharacters((error as Error).message)}` };
     }
   }
 }

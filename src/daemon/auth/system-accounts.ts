@@ -3,6 +3,7 @@
 // /etc/shadow read on each attempt, hashes checked with crypt_r(3) from libcrypt.
 import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { peerText } from "../../logging/index.ts";
 import { DEFAULT_PASSWD_PATH, DEFAULT_SHADOW_PATH } from "./auth-settings.ts";
 import { cryptHash, DEFAULT_LIBCRYPT_PATH, type CryptResult } from "./libcrypt-ffi.ts";
 
@@ -116,25 +117,25 @@ export async function verifySystemAccount(
   };
 
   const account = passwd.get(username);
-  if (!account) return refuse(`no account '${username}' in ${passwdPath}`);
+  if (!account) return refuse(`no account ${peerText(username)} in ${passwdPath}`);
   const passwdField = account[1] ?? "";
   let entry: ShadowEntry;
   if (passwdField === "x") {
     const fields = shadow.get(username);
-    if (!fields) return refuse(`account '${username}' has no entry in ${shadowPath}`);
+    if (!fields) return refuse(`account ${peerText(username)} has no entry in ${shadowPath}`);
     entry = shadowEntry(fields);
   } else {
     // No shadowing: the hash is in /etc/passwd itself (rpcapd's fallback without getspnam).
     entry = { hash: passwdField, expireDays: undefined };
   }
-  if (entry.hash === "") return refuse(`account '${username}' has an empty password hash (passwordless logins are refused)`);
-  if (entry.hash.startsWith("!") || entry.hash.startsWith("*")) return refuse(`account '${username}' is locked`);
+  if (entry.hash === "") return refuse(`account ${peerText(username)} has an empty password hash (passwordless logins are refused)`);
+  if (entry.hash.startsWith("!") || entry.hash.startsWith("*")) return refuse(`account ${peerText(username)} is locked`);
   if (entry.expireDays !== undefined && Math.floor(now() / MS_PER_DAY) >= entry.expireDays) {
-    return refuse(`account '${username}' expired (shadow expiry day ${entry.expireDays})`);
+    return refuse(`account ${peerText(username)} expired (shadow expiry day ${entry.expireDays})`);
   }
   const computed = await crypt(password, entry.hash, libcryptPath);
-  if (!computed.ok) return { ok: false, reason: `crypt failed for '${username}': ${computed.reason}` };
-  if (!equalStrings(computed.hash, entry.hash)) return { ok: false, reason: `wrong password for '${username}'` };
+  if (!computed.ok) return { ok: false, reason: `crypt failed for ${peerText(username)}: ${computed.reason}` };
+  if (!equalStrings(computed.hash, entry.hash)) return { ok: false, reason: `wrong password for ${peerText(username)}` };
   return { ok: true };
 }
 

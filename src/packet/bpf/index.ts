@@ -24,6 +24,7 @@ export {
   BpfFault,
   DEFAULT_BPF_MAX_INSTRUCTIONS,
   LINUX_BPF_MAXINSNS,
+  kernelFilterLengthProblem,
   validateBpfProgram,
   type BpfFaultCode,
   type BpfValidateOptions,

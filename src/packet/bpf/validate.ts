@@ -47,6 +47,23 @@ export const DEFAULT_BPF_MAX_INSTRUCTIONS = 8192;
 /** Linux's in-kernel limit (BPF_MAXINSNS, include/uapi/linux/bpf_common.h): the most a live capture's filter may have. */
 export const LINUX_BPF_MAXINSNS = 4096;
 
+/**
+ * Why a live capture's kernel filter of `instructions` (plus `added` instructions the capture
+ * engine puts in front) cannot be attached, or undefined when it fits. The kernel refuses more
+ * than BPF_MAXINSNS; libpcap then filters in userland after a "Kernel filter failed" warning,
+ * so both engines refuse such a program up front with this message (`what` names it).
+ */
+export function kernelFilterLengthProblem(instructions: number, what: string, added = 0): string | undefined {
+  if (instructions > LINUX_BPF_MAXINSNS) {
+    return `${what} has ${instructions} instructions; the Linux kernel filters at most ${LINUX_BPF_MAXINSNS} (BPF_MAXINSNS)`;
+  }
+  if (instructions + added > LINUX_BPF_MAXINSNS) {
+    return `${what} has ${instructions} instructions; with the ${added} the ring engine adds to keep packet direction here, ` +
+      `it passes the Linux kernel's ${LINUX_BPF_MAXINSNS} (BPF_MAXINSNS): shorten it or use --capture-engine libpcap`;
+  }
+  return undefined;
+}
+
 /** Stable codes of the faults the validator reports (tests and logs rely on them). */
 export const BpfFault = {
   empty: "bpf-empty-program",

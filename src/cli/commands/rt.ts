@@ -1,0 +1,179 @@
+// `probe rt`: serve one capture over libtrace's RT protocol, unreliable (many clients) or
+// reliable (one client, a fifo in memory or on disk that loses nothing across restarts).
+// A thin command: flags -> PipelineSpec (one input, hooks, an rt output) -> runPipeline.
+import { chooseDefaultInterface } from "../../capture/default-interface.ts";
+import { listInterfaces } from "../../capture/libpcap/devices.ts";
+import { parseHostPort, type HostPort } from "../../config/addresses.ts";
+import type { LogConfig } from "../../config/log-config.ts";
+import { RT_SERVER_DEFAULT_PORT, SPOOL_FULL_POLICIES, type SpoolFullPolicy } from "../../outputs/rt/index.ts";
+import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
+import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
+import { inputsFromFlags } from "../inputs-from-flags.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
+import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { ExitCode, UsageError } from "../usage-error.ts";
+
+export const RT_HELP = `Usage: probe rt [-i INTERFACE | -r FILE] [options] [FILTER...]
+
+Serve packets over libtrace's RT protocol: tracepktdump rt:HOST:PORT, tracesplit,
+tracestats, any libtrace program, or another probe (probe capture -i rt://HOST:PORT).
+
+Capture:
+  -i, --interface NAME       interface (default: first up, running, non-loopback one)
+  -r, --read FILE            serve a pcap/pcapng file instead (read at the pace the
+                             output allows: nothing is dropped)
+  -f, --filter EXPR          tcpdump filter expression
+  -s, --snaplen N            bytes kept per packet (default 262144; RT carries at most
+                             65511 bytes of a packet: longer ones are cut, counted)
+  -B, --buffer-size KiB      kernel capture buffer
+  -p, --no-promiscuous       do not put the interface into promiscuous mode
+  -Q, --direction DIR        in, out or inout (default)
+      --immediate            libpcap immediate mode (lowest latency, smaller batches)
+
+Serving:
+      --listen ADDR:PORT     listen here (repeatable; default 127.0.0.1:${RT_SERVER_DEFAULT_PORT}).
+                             RT has no authentication: a non-loopback address is your choice.
+      --slow-consumer P      unreliable: drop (default) or disconnect a client that falls
+                             more than --queue-bytes behind
+      --queue-bytes N        unreliable: per-client bound (default 32 MiB)
+
+Reliable mode:
+      --reliable             one client at a time (others are denied); every packet stays in
+                             the fifo until the client acknowledges it; packets wait while
+                             no client is connected; STATUS every --status-interval-ms
+      --spool DIR            keep the fifo on disk in DIR: it survives kill -9 (and power
+                             loss with --spool-fsync-ms); a restart re-sends everything
+                             unacknowledged
+      --spool-max-bytes N    fifo cap, bytes, k/M/G suffixes (default 256M)
+      --spool-full P         when full: block (default; hold, bounded, then drop),
+                             drop-oldest, drop-new; counted, logged once per episode,
+                             in STATUS
+      --spool-fsync-ms N     fdatasync the spool every N ms (default 0: OS-buffered)
+      --spool-segment-bytes N  segment file size (default min(16M, max/4))
+      --status-interval-ms N STATUS period (default 1000; 0: none. tracestats counts
+                             each STATUS as a packet, see docs/rt.md)
+
+Run:
+  -c, --count N              stop after N packets
+  -q, --quiet                no summary on standard error at the end
+${PRINT_PIPELINE_HELP}  -h, --help                 this text
+${LOGGING_OPTIONS_HELP}
+Hooks (run once per batch before the output; docs/hooks.md):
+${HOOK_OPTIONS_HELP}
+A replayed file (-r) is served until SIGINT or SIGTERM after it ends, so a reliable client
+drains the fifo. Details and libtrace's quirks: docs/rt.md.
+`;
+
+const options = {
+  interface: { type: "string", short: "i" },
+  read: { type: "string", short: "r" },
+  filter: { type: "string", short: "f" },
+  snaplen: { type: "string", short: "s" },
+  "buffer-size": { type: "string", short: "B" },
+  "no-promiscuous": { type: "boolean", short: "p" },
+  direction: { type: "string", short: "Q" },
+  immediate: { type: "boolean" },
+  listen: { type: "string", multiple: true },
+  reliable: { type: "boolean" },
+  spool: { type: "string" },
+  "spool-max-bytes": { type: "string" },
+  "spool-full": { type: "string" },
+  "spool-fsync-ms": { type: "string" },
+  "spool-segment-bytes": { type: "string" },
+  "status-interval-ms": { type: "string" },
+  "slow-consumer": { type: "string" },
+  "queue-bytes": { type: "string" },
+  count: { type: "string", short: "c" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
+  ...HOOK_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
+} as const;
+
+/** "256M", "1g", "65536" -> bytes. */
+export function parseSize(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const match = /^(\d+)([kKmMgG]?)$/.exec(text);
+  if (!match) throw new UsageError(`${flag} wants a size like 65536, 512k, 256M or 2G, not '${text}'`);
+  const scale = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  return Number(match[1]) * scale;
+}
+
+export interface RtCommand {
+  spec: PipelineSpec;
+  printPipeline: boolean;
+  logConfig: LogConfig;
+}
+
+/** The pipeline an rt command line describes: one input, hooks, one rt output. */
+export function parseRtCommand(argv: string[]): RtCommand | "help" {
+  const { values: v, positionals } = parseCommandLine("rt", argv, options);
+  if (v.help) return "help";
+  if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("rt: filter given twice");
+  if (v.interface !== undefined && v.read !== undefined) throw new UsageError("rt: give -i INTERFACE or -r FILE, not both");
+  if (v.spool !== undefined && !v.reliable) throw new UsageError("rt: --spool needs --reliable (an unreliable server keeps nothing)");
+  if (v.direction !== undefined && !["in", "out", "inout"].includes(v.direction)) throw new UsageError(`rt: -Q is in, out or inout, not '${v.direction}'`);
+  if (v["spool-full"] !== undefined && !(SPOOL_FULL_POLICIES as readonly string[]).includes(v["spool-full"])) {
+    throw new UsageError(`rt: --spool-full is ${SPOOL_FULL_POLICIES.join(", ")}, not '${v["spool-full"]}'`);
+  }
+  if (v["slow-consumer"] !== undefined && v["slow-consumer"] !== "drop" && v["slow-consumer"] !== "disconnect") {
+    throw new UsageError(`rt: --slow-consumer is drop or disconnect, not '${v["slow-consumer"]}'`);
+  }
+  const listen: HostPort[] = (v.listen ?? []).map((text) => {
+    try {
+      return parseHostPort(text, RT_SERVER_DEFAULT_PORT);
+    } catch (error) {
+      throw new UsageError(`--listen: ${(error as Error).message}`);
+    }
+  });
+  const input = v.read !== undefined
+    ? { name: "read", value: v.read }
+    : { name: "interface", value: v.interface ?? chooseDefaultInterface(listInterfaces()) };
+  const hooks = hooksStageFromFlags(v);
+  const count = parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER);
+  const spoolMaxBytes = parseSize("--spool-max-bytes", v["spool-max-bytes"]);
+  const spoolFsyncMs = parseInteger("--spool-fsync-ms", v["spool-fsync-ms"], 0, 60_000);
+  const spoolSegmentBytes = parseSize("--spool-segment-bytes", v["spool-segment-bytes"]);
+  const statusIntervalMs = parseInteger("--status-interval-ms", v["status-interval-ms"], 0, 3_600_000);
+  const queueBytes = parseSize("--queue-bytes", v["queue-bytes"]);
+  const spec = specFromFlags("rt", {
+    inputs: inputsFromFlags([input], {
+      filter: v.filter ?? positionals.join(" "),
+      snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
+      promiscuous: !v["no-promiscuous"],
+      bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
+      immediate: v.immediate ?? false,
+      direction: v.direction,
+    }) as PipelineSpec["inputs"],
+    stages: hooks ? [hooks] : [],
+    outputs: [{
+      kind: "rt",
+      listen,
+      reliable: v.reliable ?? false,
+      ...(v.spool !== undefined ? { spool: v.spool } : {}),
+      ...(spoolMaxBytes !== undefined ? { spoolMaxBytes } : {}),
+      ...(v["spool-full"] !== undefined ? { spoolFull: v["spool-full"] as SpoolFullPolicy } : {}),
+      ...(spoolFsyncMs !== undefined ? { spoolFsyncMs } : {}),
+      ...(spoolSegmentBytes !== undefined ? { spoolSegmentBytes } : {}),
+      ...(statusIntervalMs !== undefined ? { statusIntervalMs } : {}),
+      ...(v["slow-consumer"] !== undefined ? { slowConsumer: v["slow-consumer"] } : {}),
+      ...(queueBytes !== undefined ? { queueBytes } : {}),
+    }],
+    ...(count !== undefined ? { stopAfterPackets: count } : {}),
+    quiet: v.quiet ?? false,
+  });
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("rt", v) };
+}
+
+export async function runRt(argv: string[]): Promise<number> {
+  const command = parseRtCommand(argv);
+  if (command === "help") {
+    process.stdout.write(RT_HELP);
+    return ExitCode.OK;
+  }
+  // The rt output logs where it serves ("rt: serving ... on HOST:PORT"), once it has started.
+  return runPipeline(command.spec, { printPipeline: command.printPipeline, logConfig: command.logConfig });
+}
