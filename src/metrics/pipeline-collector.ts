@@ -31,12 +31,16 @@ const GAUGE_KEYS = new Set([
 
 export function pipelineCollector(runner: PipelineCounterView): MetricsCollector {
   return async (): Promise<MetricFamily[]> => {
+    // The synchronous counts first, in pipeline order (input, stages, outputs), so a scrape never
+    // shows an output ahead of its input; the kernel's counters come from the Worker after.
     const families: MetricFamily[] = [];
     const input = runner.inputLabel;
+    const packetsIn = runner.packetsIn;
+    const parts = [...flatCounters("stage", runner.stages), ...flatCounters("output", runner.outputs)];
     if (input !== undefined) {
       const kernel = (await runner.inputStats().catch(() => ({}) as { kernel?: undefined })).kernel;
       const labels = { input };
-      families.push({ name: "input_packets_received", help: "Packets the pipeline's input delivered (before the stages).", type: "counter", samples: [{ labels, value: runner.packetsIn }] });
+      families.push({ name: "input_packets_received", help: "Packets the pipeline's input delivered (before the stages).", type: "counter", samples: [{ labels, value: packetsIn }] });
       if (kernel) {
         families.push(
           { name: "input_packets_seen_by_kernel", help: "Packets the kernel filter saw (pcap_stats ps_recv).", type: "counter", samples: [{ labels, value: kernel.received }] },
@@ -45,7 +49,7 @@ export function pipelineCollector(runner: PipelineCounterView): MetricsCollector
         );
       }
     }
-    families.push(...flatCounters("stage", runner.stages), ...flatCounters("output", runner.outputs));
+    families.push(...parts);
     return families;
   };
 }

@@ -25,7 +25,10 @@ export interface HubCounterView {
  */
 export function captureHubCollector(hub: HubCounterView): MetricsCollector {
   return async (): Promise<MetricFamily[]> => {
+    // Every count is read before the kernel stats are awaited: packets keep arriving meanwhile,
+    // and an output count read later could exceed the input count read earlier.
     const captures = hub.captureSnapshots();
+    const totals = [...hub.consumerTotals()];
     const kernel = await Promise.all(captures.map((c) => c.stats().then((s) => s.kernel, () => undefined)));
     const byInput = (pick: (i: number) => number | undefined): MetricSample[] =>
       boundSeries(
@@ -35,7 +38,6 @@ export function captureHubCollector(hub: HubCounterView): MetricsCollector {
         }),
         "input",
       );
-    const totals = [...hub.consumerTotals()];
     const byOutput = (pick: (t: (typeof totals)[number][1]) => number, extra: Record<string, string> = {}): MetricSample[] =>
       totals.map(([output, t]) => ({ labels: { output, ...extra }, value: pick(t) }));
     return [
