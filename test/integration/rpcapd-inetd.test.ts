@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { rewriteInetdFlag, parseRpcapdConfig } from "../../src/cli/commands/rpcapd.ts";
 import { RpcapClient, RpcapServerError } from "../../src/protocols/rpcap/index.ts";
+import { inetdPeerAddress, socketPeer } from "../../src/daemon/inetd-peer.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 
@@ -92,6 +93,14 @@ describe("rpcapd -i: libpcap's inetd mode beside ExtraHop's -i IFACE", () => {
     expect(text).not.toContain("node_modules");
     expect(text).toMatch(/session 1 127\.0\.0\.1 closed: .*/);
     expect(received).toBeGreaterThan(0); // an RPCAP ERROR reply came before the close
+  });
+
+  test("the peer falls back to systemd's REMOTE_ADDR when standard input is not a socket", () => {
+    // bun test's standard input is a pipe or a terminal, never a TCP socket.
+    expect(socketPeer(0)).toBeUndefined();
+    expect(inetdPeerAddress({ REMOTE_ADDR: "::ffff:10.1.2.3" })).toBe("10.1.2.3");
+    expect(inetdPeerAddress({ REMOTE_ADDR: "fe80::1" })).toBe("fe80::1");
+    expect(inetdPeerAddress({})).toBeUndefined();
   });
 
   test("-i with standard input not a connection: one clear line, exit status 2", async () => {
