@@ -1,8 +1,8 @@
 // Rotation benchmark (npm run bench -- rotation): a big pcap rewritten with -C 10 by the
 // rotating file output and by `tcpdump -r big.pcap -w out -C 10`, beside each writing one file
 // without rotation, all in one run on this machine. The target: rotation costs no more than
-// 1.2x the CPU of writing one file. Our side runs test/support/rotation-driver.ts (the project's
-// file reader feeding the output, as the runner will) under Bun from the sources.
+// 1.2x the CPU of writing one file. Our side is `probe capture -r big.pcap -w ...` (the runner,
+// the project's file reader and the output) under Bun from the sources.
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-w
 import { bunBinary, finish, printTable, repoRoot, watchPeakRss, type Measurement } from "./support/measure.ts";
 
 const FILE_PACKETS = Number(process.env.BENCH_ROTATION_PACKETS ?? 1_000_000);
-const DRIVER = `${repoRoot}test/support/rotation-driver.ts`;
+const PROBE = `${repoRoot}src/cli/main.ts`;
 
 async function makeBigFile(path: string, packets: number): Promise<void> {
   const writer = await CaptureFileWriter.open({ target: path, format: "pcap", linktype: 1, snaplen: 262144, precision: "micro" });
@@ -44,11 +44,11 @@ export async function benchRotation(): Promise<void> {
     const big = join(dir, "big.pcap");
     await makeBigFile(big, FILE_PACKETS);
     const out = join(dir, "out");
-    const ours = (extra: string[], name: string) => [bunBinary, DRIVER, "-r", big, "-w", join(out, name), ...extra];
+    const ours = (extra: string[], name: string) => [bunBinary, PROBE, "capture", "-q", "-r", big, "-w", join(out, name), ...extra];
     const rows: Measurement[] = [];
     rows.push(await run("tcpdump -r big.pcap -w one.pcap", ["tcpdump", "-Z", "root", "-r", big, "-w", join(out, "one.pcap")], out));
     rows.push(await run("tcpdump -r big.pcap -w out -C 10", ["tcpdump", "-Z", "root", "-r", big, "-w", join(out, "out"), "-C", "10"], out));
-    rows.push(await run("probe: one file (CaptureFileWriter)", ours(["--plain"], "one.pcap"), out));
+    rows.push(await run("probe: one file (file output)", ours([], "one.pcap"), out));
     rows.push(await run("probe: rotating output, no trigger", ours(["--no-rotate-on-loss"], "one-%N.pcap"), out));
     rows.push(await run("probe: rotating output -C 10", ours(["-C", "10"], "out-%N.pcap"), out));
     printTable(`rotation: ${FILE_PACKETS} packets (${(Bun.file(big).size / 1e6).toFixed(0)} MB) rewritten, -C 10`, rows);

@@ -179,6 +179,19 @@ export function onlyDirectionFromFlags(values: { "only-direction"?: string | und
 }
 
 /**
+ * `--only-direction in|out` for a command whose inputs never carry a direction of their own
+ * (live interfaces, classic pcap streams, udpstr): without --direction-in/--direction-out every
+ * packet would be untagged and nothing forwarded, so that is refused.
+ */
+export function onlyDirectionOfTaggedStream(values: { "only-direction"?: string | undefined } & ProcessingFlagValues): "in" | "out" | undefined {
+  const only = onlyDirectionFromFlags(values);
+  if (only !== undefined && values["direction-in"] === undefined && values["direction-out"] === undefined) {
+    throw new UsageError("--only-direction needs --direction-in or --direction-out: untagged packets are never forwarded");
+  }
+  return only;
+}
+
+/**
  * Builds the stages of `specs` in order. A ProcessingStageError (a key file of the wrong size,
  * a bad prefix or filter) becomes a UsageError: one line, exit status 2.
  */

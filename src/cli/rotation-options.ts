@@ -2,12 +2,14 @@
 // collect, the serve mode): the parseArgs option table, the help text, and the translation of
 // flags into a zod-validated output spec that buildRotatingFileOutput turns into the output.
 // tcpdump's letters (-G -C -W -z) and dumpcap's ideas (interval, packets) keep their meaning.
-import { z } from "zod";
-import type { Logger } from "../logging/index.ts";
-import { FileNameTemplate, FileNameTemplateError, RotatingFileOutput, type RotatingFileError } from "../outputs/rotating-file/index.ts";
+import { FileNameTemplate, FileNameTemplateError } from "../outputs/rotating-file/index.ts";
+import { rotatingFileSpecSchema, type RotatingFileSpec } from "../outputs/rotating-file/rotating-file-spec.ts";
 import { basename, dirname } from "node:path";
 import { UsageError } from "./usage-error.ts";
 import { validated } from "./validated.ts";
+
+// The spec and its builder live beside the output (the pipeline's registry uses them too).
+export { buildRotatingFileOutput, rotatingFileSpecSchema, type RotatingFileContext, type RotatingFileSpec } from "../outputs/rotating-file/rotating-file-spec.ts";
 
 export const ROTATION_CLI_OPTIONS = {
   "rotate-period": { type: "string" },
@@ -57,31 +59,6 @@ export const ROTATION_OPTIONS_HELP = `  -w may hold strftime conversions, always
 
 type RotationFlagValues = { [K in keyof typeof ROTATION_CLI_OPTIONS]?: (typeof ROTATION_CLI_OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
 
-/** The rotating file output as a declared spec (part of a pipeline's output list). */
-export const rotatingFileSpecSchema = z
-  .object({
-    kind: z.literal("rotating-file"),
-    path: z.string().min(1),
-    format: z.enum(["pcap", "pcapng"]),
-    triggers: z.object({
-      period: z.object({ unit: z.enum(["hour", "day"]), perPeriod: z.number().int().min(1).max(86_400) }).optional(),
-      everySeconds: z.number().positive().max(366 * 86_400).optional(),
-      intervalSeconds: z.number().int().min(1).max(366 * 86_400).optional(),
-      maxBytes: z.number().int().min(1).optional(),
-      maxPackets: z.number().int().min(1).optional(),
-    }),
-    rotateOnLoss: z.boolean().default(true),
-    retention: z.object({
-      files: z.number().int().min(1).optional(),
-      bytes: z.number().int().min(1).optional(),
-      minFreeBytes: z.number().int().min(0).optional(),
-    }),
-    fsyncOnRotate: z.boolean().default(false),
-    postRotateCommand: z.string().min(1).optional(),
-    onDiskFull: z.enum(["stop", "drop"]).default("stop"),
-  });
-
-export type RotatingFileSpec = Readonly<z.infer<typeof rotatingFileSpecSchema>>;
 
 /** True when a flag of the table was given (the file output then rotates). */
 export function hasRotationFlags(values: RotationFlagValues): boolean {
@@ -111,15 +88,37 @@ function parsePositive(flag: string, text: string | undefined, options: { intege
 }
 
 /**
+ * -w FILE as a pipeline output: rotating files when a rotation flag is given or the file name
+ * holds a conversion (%Y, %N, %I...: a name that changes needs the rotating output), else one
+ * plain file (or standard output). `format` is -F.
+ */
+export function fileOutputFromFlags(
+  command: string,
+  values: RotationFlagValues,
+  path: string,
+  format: "pcap" | "pcapng",
+): RotatingFileSpec | { kind: "file"; path: string; format: "pcap" | "pcapng" } {
+  const rotating = rotatingFileSpecFromFlags(command, values, { path, format }, { nameConversions: path !== "-" && hasNameConversions(path) });
+  return rotating ?? { kind: "file", path, format };
+}
+
+/** strftime conversions, %N or %I in the file name part of a path ('%%' alone is not one). */
+export function hasNameConversions(path: string): boolean {
+  return basename(path).replace(/%%/g, "").includes("%");
+}
+
+/**
  * The rotating file output spec from parsed flags, or undefined when no rotation flag was given
- * (the command then writes one plain file). `path` and `format` are -w and -F.
+ * (the command then writes one plain file). `path` and `format` are -w and -F. With
+ * `nameConversions` the spec is made even without a flag (a -w name with %-conversions).
  */
 export function rotatingFileSpecFromFlags(
   command: string,
   values: RotationFlagValues,
   file: { path: string; format: "pcap" | "pcapng" },
+  options: { nameConversions?: boolean } = {},
 ): RotatingFileSpec | undefined {
-  if (!hasRotationFlags(values)) return undefined;
+  if (!hasRotationFlags(values) && !options.nameConversions) return undefined;
   if (file.path === "-") throw new UsageError(`${command}: rotation flags need -w FILE, not standard output`);
   if (values["rotate-on-loss"] && values["no-rotate-on-loss"]) {
     throw new UsageError(`${command}: give --rotate-on-loss or --no-rotate-on-loss, not both`);
@@ -167,35 +166,4 @@ export function rotatingFileSpecFromFlags(
     postRotateCommand: values["post-rotate-command"],
     onDiskFull,
   });
-}
-
-/** What the runner gives the output besides its spec. */
-export interface RotatingFileContext {
-  readonly logger: Logger;
-  /** Stops the pipeline when the output cannot go on (disk full with --on-disk-full stop). */
-  readonly onFatal?: (error: RotatingFileError) => void;
-  readonly clockMs?: () => number;
-  readonly timers?: boolean;
-}
-
-/** Builds the PipelineOutput for a spec. */
-export function buildRotatingFileOutput(spec: RotatingFileSpec, context: RotatingFileContext): RotatingFileOutput {
-  return new RotatingFileOutput({
-    path: spec.path,
-    format: spec.format,
-    triggers: stripUndefined(spec.triggers),
-    rotateOnLoss: spec.rotateOnLoss,
-    retention: stripUndefined(spec.retention),
-    fsyncOnRotate: spec.fsyncOnRotate,
-    postRotateCommand: spec.postRotateCommand,
-    onDiskFull: spec.onDiskFull,
-    logger: context.logger,
-    ...(context.onFatal ? { onFatal: context.onFatal } : {}),
-    ...(context.clockMs ? { clockMs: context.clockMs } : {}),
-    ...(context.timers !== undefined ? { timers: context.timers } : {}),
-  });
-}
-
-function stripUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

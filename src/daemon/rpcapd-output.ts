@@ -20,6 +20,7 @@ import { Authenticator, loadHostList, readHostListArgument } from "./auth/index.
 import { RpcapDaemon } from "./rpcapd.ts";
 import { inetdPeerAddress } from "./inetd-peer.ts";
 import { captureHubCollector, rpcapdCollector, type MetricsCollector } from "../metrics/index.ts";
+import { onlyDirection, onlyDirectionStage, type Direction } from "../pipeline/stages/direction.ts";
 
 export interface RpcapdOutputOptions {
   listen?: { host?: string | undefined; port: number; ipv4Only: boolean } | undefined;
@@ -46,6 +47,8 @@ export interface RpcapdOutputOptions {
   maxSessionsPerAddress: number;
   pressureAuthTimeoutMs: number;
   systemAccountsShareCapture: boolean;
+  /** --only-direction: sessions get only the records a direction stage tagged so. */
+  onlyDirection?: Direction | undefined;
 }
 
 /** Where the pipeline's own stream can be joined: interface name → pipeline input index. */
@@ -101,6 +104,7 @@ class PipelineCaptures implements SharedCaptures {
     private readonly joinable: JoinableInputs,
     readonly hub: CaptureHub,
     private readonly inputStats: (() => Promise<CaptureStats>) | undefined,
+    private readonly only: Direction | undefined,
   ) {}
 
   start(stream: StreamDescription): void {
@@ -141,6 +145,8 @@ class PipelineCaptures implements SharedCaptures {
   /** One batch of the pipeline (after its stages) to every session that joined it. */
   offer(batch: PacketBatch): void {
     if (this.joined.size === 0) return;
+    if (this.only) batch = onlyDirection(batch, this.only);
+    if (batch.count === 0) return;
     const several = this.stream!.inputs.length > 1;
     for (const j of this.joined) {
       let mine = several ? selectInput(batch, j.input) : batch;
@@ -243,7 +249,12 @@ export class RpcapdOutput implements PipelineOutput {
       }
     }
     const access = await accessControl(options, context.log);
-    const captures = new PipelineCaptures(joinable, new CaptureHub(undefined, createStages, (line) => context.log.info(line)), context.inputStats);
+    // --only-direction applies to the daemon's own captures too: after their copy of the stages.
+    const only = spec.onlyDirection;
+    const stagesOfCapture: StagesFactory | undefined = only
+      ? async (device) => [...((await createStages?.(device)) ?? []), onlyDirectionStage(only)]
+      : createStages;
+    const captures = new PipelineCaptures(joinable, new CaptureHub(undefined, stagesOfCapture, (line) => context.log.info(line)), context.inputStats, only);
     const daemon = new RpcapDaemon({
       ...(options.listen ? { listen: { ...(options.listen.host ? { host: options.listen.host } : {}), port: options.listen.port, ipv4Only: options.listen.ipv4Only } } : {}),
       active: [...options.active],

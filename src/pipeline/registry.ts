@@ -19,6 +19,7 @@ import type { InputSpec, OutputSpec, PipelineSpec, StageSpec } from "./spec.ts";
 import { createFilterStage } from "./stages/filter.ts";
 import { createHooksStage } from "./stages/hooks.ts";
 import { createSamplingStage } from "./stages/sampling.ts";
+import { buildProcessingStage } from "./stages/processing-spec.ts";
 import { createSnaplenStage } from "./stages/snaplen.ts";
 import type { StageContext } from "./stages/stage-context.ts";
 import type { PacketStage } from "./stage.ts";
@@ -32,6 +33,8 @@ export interface InputContext {
   /** Own-traffic exclusions of the outputs, added to live interface captures. */
   readonly ownTraffic: string;
   readonly log: Logger;
+  /** A stream input redialled and its new stream has started (outputs hear of it as input-reconnect). */
+  readonly reconnected?: () => void;
 }
 
 export interface BuiltInput {
@@ -103,6 +106,7 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
         address,
         reconnect: spec.reconnect ? { afterCleanEnd: spec.reconnectAfterCleanEnd } : false,
         log: context.log,
+        ...(context.reconnected ? { onReconnected: context.reconnected } : {}),
         ...(spec.tlsCa ? { tlsCa: spec.tlsCa } : {}),
         ...(spec.tlsCert ? { tlsCert: spec.tlsCert } : {}),
         ...(spec.tlsKey ? { tlsKey: spec.tlsKey } : {}),
@@ -176,6 +180,12 @@ export const STAGES: { [K in StageSpec["kind"]]: StageBuilder<K> } = {
     const { kind: _kind, files, ...settings } = spec;
     return createHooksStage(files, settings, context);
   },
+  // Processing stages (docs/stages.md). Direction filters compile per link type when the stream
+  // starts (the runner calls prepare() with every input's link type), so a bad one fails then.
+  anonymize: (spec) => buildProcessingStage(spec),
+  "truncate-headers": (spec) => buildProcessingStage(spec),
+  checksums: (spec) => buildProcessingStage(spec),
+  direction: (spec) => buildProcessingStage(spec),
 };
 
 /** Builds every stage in order; on failure, closes the ones already built. */
@@ -204,6 +214,9 @@ type OutputBuilder<K extends OutputSpec["kind"]> = (spec: Of<OutputSpec, K>, con
 
 export const OUTPUTS: { [K in OutputSpec["kind"]]: OutputBuilder<K> } = {
   file: async (spec, context) => ({ output: new CaptureFileOutput(spec.path, spec.format, context) }),
+  // A full disk (with onDiskFull "stop") or an unwritable directory ends the run: one line, exit 1.
+  "rotating-file": async (spec, context) =>
+    ({ output: (await import("../outputs/rotating-file/rotating-file-spec.ts")).buildRotatingFileOutput(spec, { logger: context.log, onFatal: (error) => context.fail(error) }) }),
   // Outputs that bring sockets, TLS and the daemon's auth load only when a spec uses them, so
   // a capture to a file starts as fast as before the pipeline existed.
   "pcap-over-ip": async (spec, context) =>
@@ -217,6 +230,7 @@ export const OUTPUTS: { [K in OutputSpec["kind"]]: OutputBuilder<K> } = {
         slowConsumer: spec.slowConsumer,
         queueBytes: spec.queueBytes,
         precision: context.spec.precision,
+        ...(spec.onlyDirection ? { onlyDirection: spec.onlyDirection } : {}),
       },
       context,
     ),

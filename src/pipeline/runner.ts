@@ -207,7 +207,9 @@ export class PipelineRunner {
       if (c.outOfOrder > 0) lines.push(`${c.outOfOrder} packets arrived later than the ${this.mergeWindowMs()} ms merge window and went out of order`);
     }
     for (const input of this.inputs) if (input.summaryLine) lines.push(input.summaryLine());
-    lines.push(...(this.stageSummary ?? this.stages.summaryLines()));
+    // Without inputs (an rpcapd output alone) the stages ran in the daemon's own captures, which
+    // log their counters as each ends; the pipeline's copy saw nothing.
+    if (this.spec.inputs.length > 0) lines.push(...(this.stageSummary ?? this.stages.summaryLines()));
     for (const output of this.outputs) lines.push(...(output.summaryLines?.() ?? []));
     return lines;
   }
@@ -253,6 +255,17 @@ export class PipelineRunner {
     this.options.log.info(`the input has ended; ${serving.map((o) => o.name).join(", ")} serving on until SIGINT or SIGTERM`);
   }
 
+  /**
+   * A stream input redialled: outputs hear of it at once, before the new stream's first batch
+   * (a rotating file starts a new file whose first packet says why). With live inputs behind a
+   * stage queue, batches of the old stream still queued there reach the outputs after it.
+   */
+  private inputReconnected(index: number): void {
+    if (this.stopping || !this.gateOpen) return;
+    const event: PipelineEvent = { kind: "input-reconnect", input: index };
+    for (const output of this.outputs) output.event?.(event);
+  }
+
   private fail(error: Error): void {
     this.endSignal.resolve({ reason: "failed", error });
   }
@@ -280,7 +293,7 @@ export class PipelineRunner {
       throw new ProbeError("rt-input-merged", "usage", "an rt:// input must be the pipeline's only input (it acknowledges only what the outputs wrote)");
     }
     const context = { precision: spec.precision, ownTraffic, log: this.options.log };
-    this.inputs = spec.inputs.map((input) => buildInput(input, context));
+    this.inputs = spec.inputs.map((input, index) => buildInput(input, { ...context, reconnected: () => this.inputReconnected(index) }));
     this.live = this.inputs.some((i) => i.live);
     const several = this.inputs.length > 1;
     if (several) {
@@ -354,6 +367,9 @@ export class PipelineRunner {
     // Outputs write the spec's precision; batches of the other precision are converted there.
     this.stream = { inputs, precision: spec.precision };
     try {
+      // Stages that depend on the link type (direction filters) are readied for every input's
+      // (a filter that does not compile for one of them ends the run here, before any output starts).
+      this.stages.prepare(inputs.map((i) => i.linktype));
       for (const output of this.outputs) await output.start(this.stream);
     } catch (error) {
       // Batches already waiting at the gate are let go (and dropped) so the inputs can stop.

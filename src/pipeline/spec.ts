@@ -10,6 +10,8 @@ import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import { hookSettingsSchema } from "../hooks/settings.ts";
 import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/rpcapd-config.ts";
 import { DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES, MIN_RT_FIFO_BYTES } from "../config/rt-config.ts";
+import { rotatingFileSpecSchema } from "../outputs/rotating-file/rotating-file-spec.ts";
+import { onlyDirectionSchema, processingStageSchemas } from "./stages/processing-spec.ts";
 
 /** A port as operators type it; 0 asks the system for a free one (tests, ephemeral listeners). */
 const port = z.number().int().min(0).max(65535);
@@ -165,6 +167,8 @@ export const stageSpecSchema = z.discriminatedUnion("kind", [
   filterStageSchema,
   samplingStageSchema,
   hooksStageSchema,
+  // anonymize, truncate-headers, checksums, direction (docs/stages.md)
+  ...processingStageSchemas,
 ]);
 
 // ---------------------------------------------------------------------------------- outputs
@@ -191,6 +195,8 @@ export const pcapOverIpOutputSchema = z.strictObject({
   connectTls: z.strictObject({ ca: z.string().min(1).optional(), insecure: z.boolean().default(false) }).optional(),
   slowConsumer: z.enum(["drop", "disconnect"]).default("drop"),
   queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_PCAP_OVER_IP_QUEUE_BYTES),
+  /** Forward only the packets a direction stage tagged in (or out); untagged ones are not sent. */
+  onlyDirection: onlyDirectionSchema.optional(),
 });
 
 export const rpcapdOutputSchema = z.strictObject({
@@ -227,6 +233,8 @@ export const rpcapdOutputSchema = z.strictObject({
   pressureAuthTimeoutMs: z.number().int().min(100).default(DEFAULT_PRESSURE_AUTH_TIMEOUT_MS),
   /** Accept system-account passwords although the session captures with the daemon's rights. */
   systemAccountsShareCapture: z.boolean().default(false),
+  /** Send sessions only the packets a direction stage tagged in (or out); untagged ones are not sent. */
+  onlyDirection: onlyDirectionSchema.optional(),
 });
 
 export const udpstrOutputSchema = z.strictObject({
@@ -269,6 +277,8 @@ export const outputSpecSchema = z.discriminatedUnion("kind", [
   rpcapdOutputSchema,
   udpstrOutputSchema,
   rtOutputSchema,
+  // -w with rotation flags (docs/rotation.md)
+  rotatingFileSpecSchema,
 ]);
 
 // ---------------------------------------------------------------------------------- the whole

@@ -2,6 +2,7 @@
 // chain before the fan-out to every output) and by the RPCAP daemon's shared captures (one
 // chain per opened interface, before the fan-out to its sessions).
 import type { PacketBatch } from "../packet/packet-batch.ts";
+import { ProbeError } from "../packet/probe-error.ts";
 import type { PacketStage } from "./stage.ts";
 
 export class StageChain {
@@ -19,6 +20,25 @@ export class StageChain {
       current = stage.apply(current);
     }
     return current;
+  }
+
+  /**
+   * Readies every stage for the inputs' link types (PacketStage.prepare). A stage that cannot
+   * work on one of them ends the run at start, naming the stage: a ProbeError it throws is
+   * passed on as it is, anything else becomes a usage error (the spec asked for it).
+   */
+  prepare(linktypes: Iterable<number>): void {
+    for (const linktype of new Set(linktypes)) {
+      for (const stage of this.stages) {
+        try {
+          stage.prepare?.(linktype);
+        } catch (error) {
+          if (error instanceof ProbeError) throw error;
+          const reason = error instanceof Error ? error.message : String(error);
+          throw new ProbeError("bad-stage", "usage", `stage ${stage.name}: unusable for link type ${linktype}: ${reason}`);
+        }
+      }
+    }
   }
 
   summaryLines(): string[] {

@@ -18,6 +18,11 @@ export interface PacketStage {
   counters(): Readonly<Record<string, number>>;
   /** Lines for the end-of-run summary on standard error. */
   summaryLines?(): string[];
+  /**
+   * Called once per link type of the pipeline's inputs when the stream starts, before any batch
+   * (a direction filter compiles for it): throws what makes the stage unusable for that link type.
+   */
+  prepare?(linktype: number): void;
   /** SIGHUP: reread what the stage was built from (hook files); the runner calls it. */
   reload?(): void;
   /** Releases what the stage holds (a hook's VM, a key); idempotent. */

@@ -1,15 +1,14 @@
-// The rotating file output end to end in its own process (test/support/rotation-driver.ts reads
-// a capture file through the project's reader and writes through the output, as the runner
-// will): -C and -C -W against Debian's tcpdump byte for byte, -G 1 over a few real seconds,
-// loss events, kill -9 and recovery, retention and disk full on small tmpfs mounts.
+// The rotating file output end to end through `probe capture -r FILE -w ...` (dist/probe, the
+// runner's path): -C and -C -W against Debian's tcpdump byte for byte, -G 1 over a few real
+// seconds of --realtime replay, a real reconnect of a tcp:// input cutting a file, kill -9 and
+// recovery, retention and disk full on small tmpfs mounts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodePcapGlobalHeader } from "../../src/protocols/pcap/index.ts";
+import { probeCommand } from "../support/probe-binary.ts";
 import { batchAt, capinfosCount, filesIn, packetTags, tsharkFields } from "../support/rotation-files.ts";
-
-const DRIVER = new URL("../support/rotation-driver.ts", import.meta.url).pathname;
 const DAY = Date.UTC(2026, 11, 1) / 1000;
 
 let root: string;
@@ -29,12 +28,13 @@ function writeInput(path: string, count: number, perSecond = 100): void {
   writeFileSync(path, Buffer.concat([header, batch.bytes]));
 }
 
-function driver(args: string[]) {
-  return Bun.spawn([process.execPath, DRIVER, ...args], { stdout: "pipe", stderr: "pipe" });
+/** `probe capture ARGS` in the background. */
+function capture(args: string[]) {
+  return Bun.spawn([...probeCommand(), "capture", ...args], { stdout: "pipe", stderr: "pipe" });
 }
 
-async function runDriver(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = driver(args);
+async function runCapture(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = capture(args);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, stdout, stderr };
 }
@@ -74,7 +74,7 @@ afterAll(() => {
 describe("rotation against tcpdump", () => {
   test("-C 0.2 (a fraction of a megabyte, which tcpdump 4.99.3 refuses): tcpdump's names, every packet once in order", async () => {
     const ours = freshDir("c-ours");
-    expect((await runDriver(["-r", input, "-w", join(ours, "out"), "-C", "0.2"])).code).toBe(0);
+    expect((await runCapture(["-r", input, "-w", join(ours, "out"), "-C", "0.2"])).code).toBe(0);
     const names = filesIn(ours);
     const files = Math.ceil(INPUT_PACKETS / perFile(200_000));
     expect(names).toEqual(["out", ...Array.from({ length: files - 1 }, (_, i) => `out${i + 1}`)]);
@@ -89,7 +89,7 @@ describe("rotation against tcpdump", () => {
     for (const extra of [[], ["-W", "3"]]) {
       const ours = freshDir(`c1-ours${extra.length}`);
       const theirs = freshDir(`c1-tcpdump${extra.length}`);
-      const r = await runDriver(["-r", big, "-w", join(ours, "out"), "-C", "1", ...extra]);
+      const r = await runCapture(["-r", big, "-w", join(ours, "out"), "-C", "1", ...extra]);
       expect(r.code).toBe(0);
       const t = Bun.spawnSync(["tcpdump", "-Z", "root", "-r", big, "-w", join(theirs, "out"), "-C", "1", ...extra]);
       expect(t.exitCode).toBe(0);
@@ -102,12 +102,54 @@ describe("rotation against tcpdump", () => {
 });
 
 describe("real runs", () => {
-  test("-G 1 over about 3 s: several files, every packet in exactly one, in order, no .part left", async () => {
+  test("--print-pipeline makes a rotating-file output; probe run of it writes the same files", async () => {
+    const direct = freshDir("spec-direct");
+    const viaSpec = freshDir("spec-run");
+    const flags = ["-r", input, "-C", "0.3", "-W", "2", "--rotate-packets", "2000"];
+    expect((await runCapture([...flags, "-w", join(direct, "s-%N.pcap")])).code).toBe(0);
+    const printed = await runCapture([...flags, "-w", join(viaSpec, "s-%N.pcap"), "--print-pipeline"]);
+    expect(printed.code).toBe(0);
+    const spec = Bun.YAML.parse(printed.stdout) as { outputs: unknown[] };
+    expect(spec.outputs).toEqual([
+      {
+        kind: "rotating-file",
+        path: join(viaSpec, "s-%N.pcap"),
+        format: "pcap",
+        triggers: { maxBytes: 300_000, maxPackets: 2000 },
+        rotateOnLoss: true,
+        retention: { files: 2 },
+        fsyncOnRotate: false,
+        onDiskFull: "stop",
+      },
+    ]);
+    const specFile = join(root, "rotation.yaml");
+    writeFileSync(specFile, printed.stdout);
+    const run = Bun.spawnSync([...probeCommand(), "run", specFile], { stdout: "pipe", stderr: "pipe" });
+    expect(run.exitCode).toBe(0);
+    expect(filesIn(viaSpec)).toEqual(filesIn(direct));
+    expect(filesIn(direct).length).toBe(2);
+    for (const name of filesIn(direct)) expect(Buffer.compare(readFileSync(join(viaSpec, name)), readFileSync(join(direct, name)))).toBe(0);
+  });
+
+  test("-w 'out-%N.pcap' -C 1 on a 5 MB file: capinfos finds every packet in exactly one file, in order", async () => {
+    const dir = freshDir("n-c1");
+    const big = join(root, "big-n.pcap");
+    writeInput(big, INPUT_PACKETS * 5);
+    const r = await runCapture(["-r", big, "-w", join(dir, "out-%N.pcap"), "-C", "1"]);
+    expect(r.code).toBe(0);
+    const names = filesIn(dir);
+    expect(names).toEqual(Array.from({ length: Math.ceil((INPUT_PACKETS * 5) / perFile(1_000_000)) }, (_, i) => `out-${String(i).padStart(4, "0")}.pcap`));
+    expect(names.map((n) => capinfosCount(join(dir, n))).reduce((a, b) => a + b, 0)).toBe(INPUT_PACKETS * 5);
+    expect(await allTags(dir)).toEqual(Array.from({ length: INPUT_PACKETS * 5 }, (_, i) => i));
+    expect(r.stderr).toContain(`${INPUT_PACKETS * 5} packets written to ${names.length} files`);
+  });
+
+  test("-G 1 over about 3 s of --realtime replay: several files, every packet in exactly one, in order, no .part left", async () => {
     const dir = freshDir("g1");
     const count = 1500;
     const small = join(root, "g1.pcap");
-    writeInput(small, count);
-    const r = await runDriver(["-r", small, "-w", join(dir, "g-%N.pcap"), "-G", "1", "--batch-packets", "50", "--pace-ms", "100"]);
+    writeInput(small, count, 500);
+    const r = await runCapture(["-r", small, "--realtime", "-w", join(dir, "g-%N.pcap"), "-G", "1"]);
     expect(r.code).toBe(0);
     const names = filesIn(dir);
     expect(names.length).toBeGreaterThanOrEqual(2);
@@ -116,25 +158,48 @@ describe("real runs", () => {
     expect(names.reduce((n, name) => n + capinfosCount(join(dir, name)), 0)).toBe(count);
   }, 30_000);
 
-  test("loss events from the pipeline (input reconnect, our queue's drop) cut files with their reason", async () => {
+  test("a tcp:// input that drops mid-record and is redialled: the next file's first packet says so (pcapng comment)", async () => {
     const dir = freshDir("loss");
-    const r = await runDriver([
-      "-r", input, "-w", join(dir, "l-%N.pcapng"), "-F", "pcapng", "--rotate-on-loss",
-      "--batch-packets", "100", "--reconnect-after", "1000", "--queue-drop-after", "3000",
-    ]);
-    expect(r.code).toBe(0);
-    expect(filesIn(dir)).toEqual(["l-0000.pcapng", "l-0001.pcapng", "l-0002.pcapng"]);
-    expect(filesIn(dir).map((f) => capinfosCount(join(dir, f)))).toEqual([1000, 2000, INPUT_PACKETS - 3000]);
-    const firstComments = filesIn(dir).map((f) => tsharkFields(join(dir, f), ["frame.number", "frame.comment"])[0]![1] ?? "");
-    expect(firstComments[1]).toContain("reconnected");
-    expect(firstComments[2]).toContain("output queue dropped 7 packets");
-    expect(r.stderr).toContain("reconnected: closing the current file");
-  });
+    const file = readFileSync(input);
+    const firstRecords = 24 + RECORD_BYTES * 40;
+    let connections = 0;
+    // First connection: 40 records and half of the 41st, then closed (a retriable end); the
+    // second: the whole file from the start.
+    const server = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(socket) {
+          connections++;
+          if (connections === 1) {
+            socket.write(file.subarray(0, firstRecords + 50));
+            setTimeout(() => socket.end(), 100);
+          } else socket.write(file.subarray(0, 24 + RECORD_BYTES * 60));
+        },
+        data() {},
+      },
+    });
+    try {
+      const r = await runCapture(["-i", `tcp://127.0.0.1:${server.port}`, "-c", "100", "-F", "pcapng", "-w", join(dir, "l-%N.pcapng")]);
+      expect(r.stderr).toContain("reconnected: closing the current file");
+      expect(r.code).toBe(0);
+      expect(connections).toBe(2);
+      expect(filesIn(dir)).toEqual(["l-0000.pcapng", "l-0001.pcapng"]);
+      expect(filesIn(dir).map((f) => capinfosCount(join(dir, f)))).toEqual([40, 60]);
+      const rows = tsharkFields(join(dir, "l-0001.pcapng"), ["frame.number", "frame.comment"]);
+      expect(rows[0]![1]).toBe(`probe: new file after input "127.0.0.1:${server.port}" reconnected`);
+      expect(rows.slice(1).every((row) => (row[1] ?? "") === "")).toBe(true);
+      expect(tsharkFields(join(dir, "l-0000.pcapng"), ["frame.comment"]).every((row) => (row[0] ?? "") === "")).toBe(true);
+      expect(await allTags(dir)).toEqual([...Array.from({ length: 40 }, (_, i) => i), ...Array.from({ length: 60 }, (_, i) => i)]);
+    } finally {
+      server.stop(true);
+    }
+  }, 30_000);
 
   test("kill -9 in the middle of a file, restart: the recovered file is readable and holds every record written before the cut", async () => {
     const dir = freshDir("kill");
-    const args = ["-r", input, "-w", join(dir, "k-%N.pcap"), "--rotate-packets", "100000", "--batch-packets", "10", "--pace-ms", "5"];
-    const proc = driver(args);
+    const args = ["-r", input, "--realtime", "-w", join(dir, "k-%N.pcap"), "--rotate-packets", "100000"];
+    const proc = capture(args);
     const part = join(dir, "k-0000.pcap.part");
     // Wait (bounded) until the flush timer has put records on disk.
     for (let i = 0; i < 100 && !(existsSync(part) && statSync(part).size > 24 + RECORD_BYTES * 10); i++) await Bun.sleep(50);
@@ -149,7 +214,7 @@ describe("real runs", () => {
 
     const tiny = join(root, "tiny.pcap");
     writeInput(tiny, 3);
-    const r = await runDriver(["-r", tiny, "-w", join(dir, "k-%N.pcap"), "--rotate-packets", "100000"]);
+    const r = await runCapture(["-r", tiny, "-w", join(dir, "k-%N.pcap"), "--rotate-packets", "100000"]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`${complete} complete records kept, 90 bytes of a torn last record cut`);
     expect(filesIn(dir)).toEqual(["k-0000.pcap", "k-0001.pcap"]);
@@ -162,7 +227,8 @@ describe("retention and disk full on small tmpfs mounts", () => {
   test("--retain-min-free 1M on a 2 MiB tmpfs: oldest of ours deleted (logged), a foreign file kept, every file readable", async () => {
     const dir = mountTmpfs("minfree", "2m");
     writeFileSync(join(dir, "foreign.bin"), Buffer.alloc(100_000));
-    const r = await runDriver(["-r", input, "--loop", "3", "-w", join(dir, "m-%N.pcap"), "-C", "0.1", "--retain-min-free", "1M"]);
+    // The input three times over (merged: records of equal time in input order).
+    const r = await runCapture(["-r", input, "-r", input, "-r", input, "-w", join(dir, "m-%N.pcap"), "-C", "0.1", "--retain-min-free", "1M"]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("retention: deleted");
     expect(existsSync(join(dir, "foreign.bin"))).toBe(true);
@@ -175,7 +241,7 @@ describe("retention and disk full on small tmpfs mounts", () => {
 
   test("--retain-bytes 300k -C 0.1: at most 300 kB of our files plus the last file's overshoot", async () => {
     const dir = freshDir("bytes");
-    const r = await runDriver(["-r", input, "-w", join(dir, "b-%N.pcap"), "-C", "0.1", "--retain-bytes", "300k"]);
+    const r = await runCapture(["-r", input, "-w", join(dir, "b-%N.pcap"), "-C", "0.1", "--retain-bytes", "300k"]);
     expect(r.code).toBe(0);
     const total = filesIn(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
     expect(total).toBeLessThanOrEqual(300_000 + 100_000 + RECORD_BYTES);
@@ -184,10 +250,11 @@ describe("retention and disk full on small tmpfs mounts", () => {
 
   test("disk full on a 512 KiB tmpfs: one clear error, exit 1, every file complete and readable, no .part", async () => {
     const dir = mountTmpfs("full", "512k");
-    const r = await runDriver(["-r", input, "-w", join(dir, "f-%N.pcap"), "-C", "0.1"]);
+    const r = await runCapture(["-r", input, "-w", join(dir, "f-%N.pcap"), "-C", "0.1"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot write .*ENOSPC \(disk full\); stopped \(the files written are complete\)/);
     expect(r.stderr).not.toContain("    at ");
+    expect(r.stderr.match(/ENOSPC \(disk full\); stopped/g)).toHaveLength(1);
     const names = filesIn(dir);
     expect(names.some((n) => n.endsWith(".part"))).toBe(false);
     const tags = await allTags(dir);
@@ -200,7 +267,10 @@ describe("retention and disk full on small tmpfs mounts", () => {
     const dir = mountTmpfs("drop", "768k");
     const filler = join(dir, "filler.bin");
     writeFileSync(filler, Buffer.alloc(400_000));
-    const proc = driver(["-r", input, "-w", join(dir, "d-%N.pcapng"), "-F", "pcapng", "-C", "0.1", "--on-disk-full", "drop", "--batch-packets", "100", "--pace-ms", "30"]);
+    // 3000 packets a second of replay: the whole input in about 3 s.
+    const paced = join(root, "paced.pcap");
+    writeInput(paced, INPUT_PACKETS, 3000);
+    const proc = capture(["-r", paced, "--realtime", "-w", join(dir, "d-%N.pcapng"), "-F", "pcapng", "-C", "0.1", "--on-disk-full", "drop"]);
     const stderrChunks: string[] = [];
     const stderrDone = (async () => {
       for await (const chunk of proc.stderr as unknown as AsyncIterable<Uint8Array>) stderrChunks.push(Buffer.from(chunk).toString());
@@ -208,13 +278,17 @@ describe("retention and disk full on small tmpfs mounts", () => {
     // Bounded wait for the disk to fill, then give the space back.
     for (let i = 0; i < 200 && !stderrChunks.join("").includes("dropping packets until space returns"); i++) await Bun.sleep(25);
     rmSync(filler);
-    const [stdout, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    const code = await proc.exited;
     await stderrDone;
     const stderr = stderrChunks.join("");
     expect(code).toBe(0);
     expect(stderr).toContain("dropping packets until space returns");
     expect(stderr).toMatch(/writing again after dropping \d+ packets/);
-    const counters = JSON.parse(stdout.trim());
+    // From the summary: "N packets written to M files (B bytes)", "D packets dropped: disk full or unwritable".
+    const counters = {
+      packets_written: Number(/^(\d+) packets written to/m.exec(stderr)?.[1]),
+      packets_dropped_disk: Number(/^(\d+) packets dropped: disk full/m.exec(stderr)?.[1]),
+    };
     expect(counters.packets_dropped_disk).toBeGreaterThan(0);
     expect(counters.packets_written + counters.packets_dropped_disk).toBe(INPUT_PACKETS);
     const names = filesIn(dir);

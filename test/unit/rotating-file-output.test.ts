@@ -140,6 +140,22 @@ describe("rotating file output", () => {
     expect(lossy.counters().loss_rotations).toBe(2);
   });
 
+  test("queue drops: this output's and the runner's in front of the stages cut the file, another output's does not", async () => {
+    const spec = rotatingFileSpecFromFlags("test", {}, { path: join(dir, "q-%N.pcapng"), format: "pcapng" }, { nameConversions: true })!;
+    const out = buildRotatingFileOutput(spec, { logger, clockMs: () => nowMs, timers: false });
+    await out.start(STREAM);
+    out.write(batchAt([DAY], 0));
+    out.event({ kind: "queue-drop", output: "udpstr", packets: 3 });
+    out.write(batchAt([DAY], 1));
+    out.event({ kind: "queue-drop", output: "stages", packets: 7 });
+    out.write(batchAt([DAY], 2));
+    out.event({ kind: "queue-drop", output: "file", packets: 2 });
+    out.write(batchAt([DAY], 3));
+    await out.stop();
+    const comments = filesIn(dir).map((f) => tsharkFields(join(dir, f), ["frame.number", "frame.comment"]).map((r) => r[1] ?? ""));
+    expect(comments).toEqual([["", ""], ["probe: new file after probe dropped 7 packets in front of the stages"], ["probe: new file after output queue dropped 2 packets"]]);
+  });
+
   test("loss reasons waiting for a packet are bounded (MAX_PENDING_REASONS), the rest counted", async () => {
     const spec = rotatingFileSpecFromFlags("test", { "rotate-on-loss": true }, { path: join(dir, "b-%N.pcapng"), format: "pcapng" })!;
     const out = buildRotatingFileOutput(spec, { logger, clockMs: () => nowMs, timers: false });

@@ -346,6 +346,6 @@ describe("spec and flags", () => {
 
   test("a filter libpcap refuses fails at build time when the link type is known", async () => {
     const [spec] = processingStagesFromFlags({ "direction-in": "src nett 10" }, []);
-    await expect(buildProcessingStages([spec!], { linktype: 1 })).rejects.toThrow("--direction-in/--direction-out");
+    await expect(buildProcessingStages([spec!], { linktype: 1 })).rejects.toThrow("--direction-in 'src nett 10' (direction stage, link type 1): ");
   });
 });

@@ -96,6 +96,11 @@ export interface PcapOverIpSourceOptions {
   /** TCP keepalive idle time; default KEEPALIVE_INITIAL_DELAY_MS (a vanished peer is found within this + 10 s). */
   keepaliveIdleMs?: number;
   log?: Logger;
+  /**
+   * Called when a reconnected stream's header has been accepted, before any of its records are
+   * delivered (the pipeline tells its outputs: a rotating file starts a new file).
+   */
+  onReconnected?: () => void;
 }
 
 /** Counters beyond CaptureStats. */
@@ -462,6 +467,7 @@ export class PcapOverIpSource implements CaptureSource {
     clearTimeout(connection.headerTimer);
     connection.phase = "streaming";
     this.counters.connections++;
+    if (first) this.options.onReconnected?.();
     const opening = connection.opening;
     connection.opening = undefined;
     opening?.resolve(header);

@@ -1,12 +1,15 @@
 // `probe capture`: capture from interfaces, remote streams or files (-i and -r, repeatable and
-// mixed: merged in timestamp order), optionally filter, and write a pcap/pcapng file or
-// standard output, through operator hooks if given (--hook). Ctrl-C ends it with a complete
-// file and a summary. The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
+// mixed: merged in timestamp order), optionally filter, and write a pcap/pcapng file,
+// rotating files (-G, -C, %-names: docs/rotation.md) or standard output, through processing
+// stages (--anonymize-*, --truncate-headers, --checksums, --direction-*: docs/stages.md) and
+// operator hooks (--hook). Ctrl-C ends it with complete files and a summary. The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
+import { fileOutputFromFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { UsageError, ExitCode } from "../usage-error.ts";
 
@@ -53,6 +56,10 @@ Options:
   -q, --quiet             no summary on standard error
 ${PRINT_PIPELINE_HELP}  -h, --help              this text
 
+Processing (docs/stages.md):
+${PROCESSING_OPTIONS_HELP}
+Rotating files (docs/rotation.md):
+${ROTATION_OPTIONS_HELP}
 Hooks (JavaScript run on every packet in a sandbox; 'probe hook test' tries one on a file):
 ${HOOK_OPTIONS_HELP}  Hooks see packets after the filter; -c counts packets before hooks. With -F pcapng
   the tags hooks give a packet become its comments (tshark -e frame.comment). On a live
@@ -91,6 +98,8 @@ const options = {
   help: { type: "boolean", short: "h" },
   ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
+  ...PROCESSING_CLI_OPTIONS,
+  ...ROTATION_CLI_OPTIONS,
 } as const;
 
 export interface CaptureCommand {
@@ -98,8 +107,9 @@ export interface CaptureCommand {
   printPipeline: boolean;
 }
 
-/** The pipeline a capture command line describes: inputs in the order given, hooks, one file output. */
-export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
+/** The pipeline a capture command line describes: inputs in the order given, processing stages, hooks, one (rotating) file output. */
+export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" {
+  const argv = normalizeProcessingArgv(rawArgv);
   const { values: v, positionals, tokens } = parseCommandLine("capture", argv, options);
   if (v.help) return "help";
   if (v.filter !== undefined && positionals.length > 0) {
@@ -114,6 +124,7 @@ export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
   if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new UsageError("capture: --tls-cert and --tls-key go together");
   const hooks = hooksStageFromFlags(v);
   const count = parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER);
+  const format = (v.format ?? "pcap") as "pcap" | "pcapng";
   const spec = specFromFlags("capture", {
     inputs: inputsFromFlags(ordered, {
       filter: v.filter ?? positionals.join(" "),
@@ -128,8 +139,9 @@ export function parseCaptureCommand(argv: string[]): CaptureCommand | "help" {
       reconnect: !v["no-reconnect"],
       engine: v["capture-engine"],
     }) as PipelineSpec["inputs"],
-    stages: hooks ? [hooks] : [],
-    outputs: [{ kind: "file", path: v.write, format: (v.format ?? "pcap") as "pcap" | "pcapng" }],
+    // Processing stages in command-line order, then hooks.
+    stages: [...processingStagesFromFlags(v, argv), ...(hooks ? [hooks] : [])],
+    outputs: [fileOutputFromFlags("capture", v, v.write, format)],
     precision: v.nano ? "nano" : "micro",
     ...(count !== undefined ? { stopAfterPackets: count } : {}),
     quiet: v.quiet ?? false,

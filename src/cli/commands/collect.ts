@@ -1,11 +1,24 @@
 // `probe collect --udpstr-listen ADDR:PORT`: the udpstr receiver ExtraHop never shipped.
 // Reassembles records across datagrams, follows seqno, drops only records cut by a loss,
 // and accounts for every loss, live (every few seconds) and at exit. The flags become a
-// PipelineSpec with one udpstr input; src/pipeline/runner.ts runs it.
+// PipelineSpec with one udpstr input, the processing stages and a (rotating) file or
+// PCAP-over-IP output; src/pipeline/runner.ts runs it.
 import { LINKTYPE_ETHERNET } from "../../capture/libpcap/constants.ts";
 import { parseHostPort } from "../../config/addresses.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import {
+  normalizeProcessingArgv,
+  ONLY_DIRECTION_CLI_OPTION,
+  ONLY_DIRECTION_HELP,
+  onlyDirectionOfTaggedStream,
+  PROCESSING_CLI_OPTIONS,
+  PROCESSING_OPTIONS_HELP,
+  processingStagesFromFlags,
+} from "../processing-options.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
+import type { LogConfig } from "../../config/log-config.ts";
+import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
 import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { runRpcapActiveCollectCommand } from "./collect-rpcap-active.ts";
@@ -26,7 +39,11 @@ rpcapd) and write the packets to a file or serve them to PCAP-over-IP readers.
   --report-seconds N            live loss report interval (default 5; 0 = only at exit)
   -q, --quiet                   no reports
       --print-pipeline          print the pipeline (YAML, for 'probe run FILE') and exit
-Losses: a missing datagram loses only the records it cut; records wholly inside lost
+Processing (docs/stages.md):
+${PROCESSING_OPTIONS_HELP}${ONLY_DIRECTION_HELP}                          (with --serve-pcap-over-ip)
+Rotating files, with -w (docs/rotation.md):
+${ROTATION_OPTIONS_HELP}Logging:
+${LOGGING_OPTIONS_HELP}Losses: a missing datagram loses only the records it cut; records wholly inside lost
 datagrams are counted exactly from the npkt gap. Hostile datagrams (bad type, firsthdridx
 past the end, caplen > len or snaplen) are counted and skipped.
 `;
@@ -34,7 +51,8 @@ past the end, caplen > len or snaplen) are counted and skipped.
 /** Enough receive buffer for a burst of ~5000 full datagrams while the event loop is busy. */
 const DEFAULT_RCVBUF_BYTES = 8 * 1024 * 1024;
 
-export function parseCollectCommand(argv: string[]): { spec: PipelineSpec; printPipeline: boolean } | "help" {
+export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
+  const argv = normalizeProcessingArgv(rawArgv);
   const { values: v } = parseCommandLine("collect", argv, {
     "udpstr-listen": { type: "string" },
     write: { type: "string", short: "w" },
@@ -46,12 +64,19 @@ export function parseCollectCommand(argv: string[]): { spec: PipelineSpec; print
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
     ...PRINT_PIPELINE_OPTION,
+    ...PROCESSING_CLI_OPTIONS,
+    ...ONLY_DIRECTION_CLI_OPTION,
+    ...ROTATION_CLI_OPTIONS,
+    ...LOGGING_CLI_OPTIONS,
   });
   if (v.help) return "help";
   if (!v["udpstr-listen"]) throw new UsageError("collect: --udpstr-listen ADDR:PORT is required");
   if ((v.write === undefined) === (v["serve-pcap-over-ip"] === undefined)) {
     throw new UsageError("collect: give exactly one of -w FILE or --serve-pcap-over-ip ADDR:PORT");
   }
+  if (v.write === undefined && hasRotationFlags(v)) throw new UsageError("collect: rotation flags go with -w FILE");
+  const only = onlyDirectionOfTaggedStream(v);
+  if (only && v.write !== undefined) throw new UsageError("collect: --only-direction goes with --serve-pcap-over-ip");
   if (v.format && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError("collect: -F is pcap or pcapng");
   const address = (flag: string, text: string) => {
     try {
@@ -72,12 +97,13 @@ export function parseCollectCommand(argv: string[]): { spec: PipelineSpec; print
     ],
     outputs: [
       v.write !== undefined
-        ? { kind: "file", path: v.write, format: (v.format as "pcap" | "pcapng") ?? "pcap" }
-        : { kind: "pcap-over-ip", listen: [address("--serve-pcap-over-ip", v["serve-pcap-over-ip"]!)] },
+        ? fileOutputFromFlags("collect", v, v.write, (v.format as "pcap" | "pcapng" | undefined) ?? "pcap")
+        : { kind: "pcap-over-ip", listen: [address("--serve-pcap-over-ip", v["serve-pcap-over-ip"]!)], ...(only ? { onlyDirection: only } : {}) },
     ],
+    stages: processingStagesFromFlags(v, argv),
     quiet: v.quiet ?? false,
   });
-  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false };
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("collect", v) };
 }
 
 export async function runCollect(argv: string[]): Promise<number> {
@@ -88,5 +114,5 @@ export async function runCollect(argv: string[]): Promise<number> {
     process.stdout.write(COLLECT_HELP);
     return ExitCode.OK;
   }
-  return runPipeline(command.spec, { printPipeline: command.printPipeline, logName: "probe-collect" });
+  return runPipeline(command.spec, { printPipeline: command.printPipeline, logName: "probe-collect", logConfig: command.logConfig });
 }

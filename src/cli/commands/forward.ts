@@ -8,6 +8,9 @@ import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
+import type { LogConfig } from "../../config/log-config.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
@@ -29,14 +32,15 @@ datagram for small packets. A partly filled datagram is sent as soon as no packe
                        1500-byte link minus IPv4 and UDP headers; 37..${UDPSTR_MAX_MTU})
       --sndbuf BYTES   UDP send buffer (SO_SNDBUF)
   -q, --quiet          no summary
-${HOOK_OPTIONS_HELP}${PRINT_PIPELINE_HELP}At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
+${PROCESSING_OPTIONS_HELP}${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}${PRINT_PIPELINE_HELP}At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
 was full (EAGAIN/ENOBUFS: counted, never blocking the capture).
 `;
 
 /** Minimum MTU for which ExtraHop's packing invariant holds (see src/protocols/udpstr). */
 const MIN_MTU = 37;
 
-export function parseForwardCommand(argv: string[]): { spec: PipelineSpec; printPipeline: boolean } | "help" {
+export function parseForwardCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
+  const argv = normalizeProcessingArgv(rawArgv);
   const { values: v, positionals, tokens } = parseCommandLine("forward", argv, {
     udpstr: { type: "string" },
     interface: { type: "string", short: "i", multiple: true },
@@ -50,6 +54,8 @@ export function parseForwardCommand(argv: string[]): { spec: PipelineSpec; print
     help: { type: "boolean", short: "h" },
     ...PRINT_PIPELINE_OPTION,
     ...HOOK_CLI_OPTIONS,
+    ...PROCESSING_CLI_OPTIONS,
+    ...LOGGING_CLI_OPTIONS,
   });
   if (v.help) return "help";
   if (!v.udpstr) throw new UsageError("forward: --udpstr HOST:PORT is required");
@@ -68,7 +74,7 @@ export function parseForwardCommand(argv: string[]): { spec: PipelineSpec; print
       snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
       realtime: v.realtime ?? false,
     }) as PipelineSpec["inputs"],
-    stages: hooks ? [hooks] : [],
+    stages: [...processingStagesFromFlags(v, argv), ...(hooks ? [hooks] : [])],
     outputs: [
       {
         kind: "udpstr",
@@ -79,7 +85,7 @@ export function parseForwardCommand(argv: string[]): { spec: PipelineSpec; print
     ],
     quiet: v.quiet ?? false,
   });
-  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false };
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("forward", v) };
 }
 
 export async function runForward(argv: string[]): Promise<number> {
@@ -88,5 +94,5 @@ export async function runForward(argv: string[]): Promise<number> {
     process.stdout.write(FORWARD_HELP);
     return ExitCode.OK;
   }
-  return runPipeline(command.spec, { printPipeline: command.printPipeline, logName: "probe-forward" });
+  return runPipeline(command.spec, { printPipeline: command.printPipeline, logName: "probe-forward", logConfig: command.logConfig });
 }

@@ -10,6 +10,17 @@ import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import {
+  normalizeProcessingArgv,
+  ONLY_DIRECTION_CLI_OPTION,
+  ONLY_DIRECTION_HELP,
+  onlyDirectionOfTaggedStream,
+  PROCESSING_CLI_OPTIONS,
+  PROCESSING_OPTIONS_HELP,
+  processingStagesFromFlags,
+} from "../processing-options.ts";
+import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
+import type { LogConfig } from "../../config/log-config.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
@@ -49,7 +60,11 @@ Serving:
       --slow-consumer P    drop (default): a consumer that falls behind loses batches,
                            counted for it alone; disconnect: it is disconnected
       --queue-bytes N      how far a consumer may fall behind (default 16 MiB)
-
+${ONLY_DIRECTION_HELP}
+Processing (docs/stages.md):
+${PROCESSING_OPTIONS_HELP}
+Logging:
+${LOGGING_OPTIONS_HELP}
 Hooks (every packet goes through them before any consumer sees it):
 ${HOOK_OPTIONS_HELP}
 ${PRINT_PIPELINE_HELP}
@@ -78,6 +93,9 @@ const options = {
   help: { type: "boolean", short: "h" },
   ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
+  ...PROCESSING_CLI_OPTIONS,
+  ...ONLY_DIRECTION_CLI_OPTION,
+  ...LOGGING_CLI_OPTIONS,
 } as const;
 
 export function hostPorts(flag: string, values: string[] | undefined, defaultPort: number): HostPort[] {
@@ -90,7 +108,8 @@ export function hostPorts(flag: string, values: string[] | undefined, defaultPor
   });
 }
 
-export function parsePcapOverIpCommand(argv: string[]): { spec: PipelineSpec; printPipeline: boolean } | "help" {
+export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
+  const argv = normalizeProcessingArgv(rawArgv);
   const { values: v, positionals } = parseCommandLine("pcap-over-ip", argv, options);
   if (v.help) return "help";
   if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("pcap-over-ip: filter given twice");
@@ -127,9 +146,10 @@ export function parsePcapOverIpCommand(argv: string[]): { spec: PipelineSpec; pr
         bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
       });
   const hooks = hooksStageFromFlags(v);
+  const only = onlyDirectionOfTaggedStream(v);
   const spec = specFromFlags("pcap-over-ip", {
     inputs: inputs as PipelineSpec["inputs"],
-    stages: hooks ? [hooks] : [],
+    stages: [...processingStagesFromFlags(v, argv), ...(hooks ? [hooks] : [])],
     outputs: [
       {
         kind: "pcap-over-ip",
@@ -140,11 +160,12 @@ export function parsePcapOverIpCommand(argv: string[]): { spec: PipelineSpec; pr
         ...(v["connect-tls"] ? { connectTls: { ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}), insecure } } : {}),
         ...(v["slow-consumer"] ? { slowConsumer: v["slow-consumer"] as "drop" | "disconnect" } : {}),
         ...(v["queue-bytes"] !== undefined ? { queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40)! } : {}),
+        ...(only ? { onlyDirection: only } : {}),
       },
     ],
     precision: v.nanoseconds ? "nano" : "micro",
   });
-  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false };
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("pcap-over-ip", v) };
 }
 
 export async function runPcapOverIp(argv: string[]): Promise<number> {
@@ -156,6 +177,7 @@ export async function runPcapOverIp(argv: string[]): Promise<number> {
   const { spec } = command;
   return runPipeline(spec, {
     printPipeline: command.printPipeline,
+    logConfig: command.logConfig,
     onStarted: (_runner, log) => {
       const first = spec.inputs[0]!;
       if (spec.inputs.length > 1 || first.kind !== "interface") log.info(`merging ${spec.inputs.length} streams (${spec.inputs.map((i) => (i.kind === "pcap-over-ip" ? i.url : i.kind)).join(", ")})`);

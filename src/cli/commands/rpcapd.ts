@@ -15,6 +15,15 @@ import {
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { inetdPeerAddress } from "../../daemon/inetd-peer.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import {
+  normalizeProcessingArgv,
+  ONLY_DIRECTION_CLI_OPTION,
+  ONLY_DIRECTION_HELP,
+  onlyDirectionOfTaggedStream,
+  PROCESSING_CLI_OPTIONS,
+  PROCESSING_OPTIONS_HELP,
+  processingStagesFromFlags,
+} from "../processing-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, hooksStageFromFlags } from "../hook-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
@@ -71,6 +80,9 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
       --pressure-auth-timeout-ms N
                            auth deadline once 3/4 of the sessions are taken (default 10000)
   -h, --help               this text
+${ONLY_DIRECTION_HELP}
+Processing (docs/stages.md; run once per captured batch, like hooks):
+${PROCESSING_OPTIONS_HELP}
 ${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}
 ${PRINT_PIPELINE_HELP}
 Hooks run once per captured batch of each opened interface, before that capture's sessions;
@@ -110,6 +122,8 @@ const options = {
   ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
   ...LOGGING_CLI_OPTIONS,
+  ...PROCESSING_CLI_OPTIONS,
+  ...ONLY_DIRECTION_CLI_OPTION,
 } as const;
 
 /**
@@ -135,7 +149,7 @@ function interfaceList(text: string | undefined): string[] | undefined {
 }
 
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
-  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(argv), options);
+  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(normalizeProcessingArgv(argv)), options);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`rpcapd: unexpected argument '${positionals[0]}'`);
   const active = [
@@ -182,11 +196,14 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
   });
 }
 
-/** The pipeline of an rpcapd configuration: no inputs (sessions open theirs), hooks, the daemon. */
-export function rpcapdSpec(config: RpcapdConfig, hooks: PipelineSpec["stages"][number] | undefined): PipelineSpec {
+/**
+ * The pipeline of an rpcapd configuration: no inputs (sessions open theirs), the stages
+ * (processing, then hooks), the daemon.
+ */
+export function rpcapdSpec(config: RpcapdConfig, stages: PipelineSpec["stages"], onlyDirection?: "in" | "out"): PipelineSpec {
   return specFromFlags("rpcapd", {
     inputs: [],
-    stages: hooks ? [hooks] : [],
+    stages,
     outputs: [
       {
         kind: "rpcapd",
@@ -212,6 +229,7 @@ export function rpcapdSpec(config: RpcapdConfig, hooks: PipelineSpec["stages"][n
         maxSessionsPerAddress: config.maxSessionsPerAddress,
         pressureAuthTimeoutMs: config.pressureAuthTimeoutMs,
         systemAccountsShareCapture: config.systemAccountsShareCapture,
+        ...(onlyDirection ? { onlyDirection } : {}),
       },
     ],
   });
@@ -234,8 +252,10 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   }
   // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
   if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
-  const { values } = parseCommandLine("rpcapd", rewriteInetdFlag(argv), options);
-  const spec = rpcapdSpec(parsed, hooksStageFromFlags(values));
+  const normalized = rewriteInetdFlag(normalizeProcessingArgv(argv));
+  const { values } = parseCommandLine("rpcapd", normalized, options);
+  const hooks = hooksStageFromFlags(values);
+  const spec = rpcapdSpec(parsed, [...processingStagesFromFlags(values, normalized), ...(hooks ? [hooks] : [])], onlyDirectionOfTaggedStream(values));
   if (parsed.saveConfigFile && !values["print-pipeline"]) {
     // The configuration in force: the -f file's settings win over the flags (rpcapd).
     let saved = { active: [...parsed.active], passiveClients: [...parsed.passiveClients], nullAuth: parsed.nullAuth };

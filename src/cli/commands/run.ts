@@ -8,7 +8,8 @@ export const RUN_HELP = `Usage: probe run FILE
 
 Run the pipeline FILE describes (YAML or JSON): inputs (interface, file, rpcap,
 pcap-over-ip, udpstr, rt), stages run once per batch in order (snaplen, filter, sampling,
-hooks), outputs (file, pcap-over-ip, rpcapd, udpstr, rt). Every command prints its own
+hooks, anonymize, truncate-headers, checksums, direction), outputs (file, rotating-file,
+pcap-over-ip, rpcapd, udpstr, rt). docs/pipeline.md describes every kind. Every command prints its own
 pipeline with --print-pipeline; start from one of those:
   probe capture -i eth0 -w out.pcapng -F pcapng --print-pipeline > p.yaml
   probe run p.yaml

@@ -15,6 +15,16 @@ import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hoo
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { parseCommandLine } from "../parse-options.ts";
+import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
+import {
+  normalizeProcessingArgv,
+  ONLY_DIRECTION_CLI_OPTION,
+  ONLY_DIRECTION_HELP,
+  onlyDirectionOfTaggedStream,
+  PROCESSING_CLI_OPTIONS,
+  PROCESSING_OPTIONS_HELP,
+  processingStagesFromFlags,
+} from "../processing-options.ts";
 import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
@@ -36,13 +46,19 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
       --users FILE           RPCAP password file (then NULL authentication is refused)
       --rt A:P               also serve libtrace's RT protocol here, unreliable
                              (tracepktdump rt:A:P; 'probe rt' for the reliable mode)
+  -w, --write FILE           also keep the packets on disk (rotating with the flags below,
+                             or a %-conversion in FILE: docs/rotation.md)
+  -F, --format FMT           pcap (default) or pcapng, for -w
       --print-pipeline       print the pipeline (YAML, for 'probe run FILE') and exit
   -h, --help                 this text
-${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
+${ONLY_DIRECTION_HELP}${LOGGING_OPTIONS_HELP}Processing (docs/stages.md):
+${PROCESSING_OPTIONS_HELP}Rotating files, with -w:
+${ROTATION_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
 For everything else use 'probe pcap-over-ip' and 'probe rpcapd'.
 `;
 
-export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
+export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
+  const argv = normalizeProcessingArgv(rawArgv);
   const { values: v, positionals } = parseCommandLine("probe", argv, {
     interface: { type: "string", short: "i" },
     filter: { type: "string", short: "f" },
@@ -55,7 +71,11 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
     ...PRINT_PIPELINE_OPTION,
     ...HOOK_CLI_OPTIONS,
     ...LOGGING_CLI_OPTIONS,
-    ...LOGGING_CLI_OPTIONS,
+    ...PROCESSING_CLI_OPTIONS,
+    ...ONLY_DIRECTION_CLI_OPTION,
+    write: { type: "string", short: "w" },
+    format: { type: "string", short: "F" },
+    ...ROTATION_CLI_OPTIONS,
   });
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`unknown command '${positionals[0]}'`);
@@ -71,11 +91,15 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
   const rtAddress = v.rt !== undefined ? parse("--rt", v.rt, RT_SERVER_DEFAULT_PORT) : undefined;
   const device = v.interface ?? chooseDefaultInterface(listInterfaces());
   const hooks = hooksStageFromFlags(v);
+  const only = onlyDirectionOfTaggedStream(v);
+  if (v.write === undefined && (hasRotationFlags(v) || v.format !== undefined)) throw new UsageError("probe: -F and the rotation flags go with -w FILE");
+  if (v.format !== undefined && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError(`probe: -F is pcap or pcapng, not '${v.format}'`);
+  const disk = v.write !== undefined ? [fileOutputFromFlags("probe", v, v.write, (v.format ?? "pcap") as "pcap" | "pcapng")] : [];
   const spec = specFromFlags("probe", {
     inputs: [{ kind: "interface", device, ...(v.filter ? { filter: v.filter } : {}) }],
-    stages: hooks ? [hooks] : [],
+    stages: [...processingStagesFromFlags(v, argv), ...(hooks ? [hooks] : [])],
     outputs: [
-      { kind: "pcap-over-ip", listen: [poipAddress] },
+      { kind: "pcap-over-ip", listen: [poipAddress], ...(only ? { onlyDirection: only } : {}) },
       ...(v["no-rpcap"]
         ? []
         : [{
@@ -84,8 +108,10 @@ export function parseServeCommand(argv: string[]): { spec: PipelineSpec; printPi
             // NULL authentication on loopback unless a users file is given.
             nullAuth: !v.users,
             ...(v.users ? { usersFile: v.users } : {}),
+            ...(only ? { onlyDirection: only } : {}),
           }]),
       ...(rtAddress ? [{ kind: "rt" as const, listen: [rtAddress] }] : []),
+      ...disk,
     ],
   });
   return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("probe", v) };

@@ -8,6 +8,7 @@ import type { OutputContext, PreparedOutput } from "../output-context.ts";
 import type { PipelineOutput, StreamDescription } from "../output.ts";
 import { formatHostPort, PcapOverIpServer, PCAP_OVER_IP_DEFAULT_PORT } from "./pcap-over-ip-server.ts";
 import type { SlowConsumerPolicy } from "./stream-consumer.ts";
+import { onlyDirection, type Direction } from "../../pipeline/stages/direction.ts";
 
 export interface PcapOverIpOutputOptions {
   listen: readonly HostPort[];
@@ -18,6 +19,8 @@ export interface PcapOverIpOutputOptions {
   slowConsumer: SlowConsumerPolicy;
   queueBytes: number;
   precision: "micro" | "nano";
+  /** --only-direction: send only the records a direction stage tagged so. */
+  onlyDirection?: Direction | undefined;
 }
 
 export class PcapOverIpOutput implements PipelineOutput {
@@ -93,6 +96,11 @@ export class PcapOverIpOutput implements PipelineOutput {
   }
 
   write(batch: PacketBatch): void {
+    const only = this.options.onlyDirection;
+    if (only) {
+      batch = onlyDirection(batch, only);
+      if (batch.count === 0) return;
+    }
     this.server.offer(batch);
   }
 

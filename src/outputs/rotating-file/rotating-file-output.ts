@@ -11,6 +11,7 @@
 import { accessSync, constants, existsSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "../../logging/index.ts";
+import { ProbeError } from "../../packet/probe-error.ts";
 import { BATCH_RECORD_HEADER_BYTES, pickMeta, type PacketBatch, type TimestampPrecision } from "../../packet/packet-batch.ts";
 import {
   encodePcapGlobalHeader,
@@ -58,6 +59,8 @@ export const TICK_INTERVAL_MS = 250;
 export const MAX_PENDING_REASONS = 8;
 /** Names tried before giving up on finding one that is free (a directory full of our names). */
 export const MAX_NAME_ATTEMPTS = 100_000;
+/** The queue-drop event's output name for drops in front of the pipeline's stages (runner.ts). */
+const STAGES_QUEUE = "stages";
 /** epb_flags is a u32 (draft-ietf-opsawg-pcapng section 4.3.1). */
 const EPB_FLAGS_VALUE_BYTES = 4;
 /** Identifies the writer in pcapng's shb_userappl. */
@@ -94,13 +97,14 @@ export interface RotatingFileOptions {
 export type RotatingFileErrorCode = "bad-template" | "unwritable" | "disk-full" | "write-failed" | "mixed-linktypes";
 
 /** A failure of the rotating output, one line for the operator. */
-export class RotatingFileError extends Error {
+export class RotatingFileError extends ProbeError {
   override readonly name = "RotatingFileError";
   constructor(
-    readonly code: RotatingFileErrorCode,
+    override readonly code: RotatingFileErrorCode,
     message: string,
   ) {
-    super(message);
+    // The world's doing (a full disk, a directory we may not write): exit status 1.
+    super(code, "runtime", message);
   }
 }
 
@@ -219,8 +223,9 @@ export class RotatingFileOutput implements PipelineOutput {
   /** A loss upstream: with --rotate-on-loss the file closes and the next one says why. */
   event(event: PipelineEvent): void {
     if (!this.options.rotateOnLoss || this.state === "stopped" || this.state === "failed") return;
-    // Another output's queue drops leave our file whole.
-    if (event.kind === "queue-drop" && event.output !== this.name) return;
+    // Another output's queue drops leave our file whole; drops in front of the pipeline's
+    // stages ("stages") are lost to every output.
+    if (event.kind === "queue-drop" && event.output !== this.name && event.output !== STAGES_QUEUE) return;
     if ((event.kind === "kernel-drop" || event.kind === "queue-drop") && event.packets <= 0) return;
     this.lossCut(this.describeEvent(event));
   }
@@ -581,8 +586,9 @@ export class RotatingFileOutput implements PipelineOutput {
     if (this.timer) clearInterval(this.timer);
     const code = NO_SPACE_CODES.includes(error.code) ? "disk-full" : "write-failed";
     const failure = new RotatingFileError(code, `${this.describeWriteError(error)}; stopped (the files written are complete)`);
-    o.logger.error(failure.message);
-    o.onFatal?.(failure);
+    // Whoever stops the pipeline reports it (the runner: one line, exit 1); else it is logged.
+    if (o.onFatal) o.onFatal(failure);
+    else o.logger.error(failure.message);
   }
 
   /** In the dropping state: true when it is time to try again and there may be room. */
@@ -628,7 +634,7 @@ export class RotatingFileOutput implements PipelineOutput {
       case "kernel-drop":
         return `kernel dropped ${event.packets} packets on ${inputName(event.input)}`;
       case "queue-drop":
-        return `output queue dropped ${event.packets} packets`;
+        return event.output === STAGES_QUEUE ? `probe dropped ${event.packets} packets in front of the stages` : `output queue dropped ${event.packets} packets`;
       case "input-reconnect":
         return `input ${inputName(event.input)} reconnected`;
       case "merge-gap":

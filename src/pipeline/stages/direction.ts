@@ -15,6 +15,7 @@ import {
   EPB_FLAG_OUTBOUND,
   selectRecords,
 } from "../../packet/packet-batch.ts";
+import { ProbeError } from "../../packet/probe-error.ts";
 import type { PacketStage } from "../stage.ts";
 
 export type Direction = "in" | "out";
@@ -50,10 +51,20 @@ export class DirectionStage implements PacketStage {
   }
 
   /**
-   * Compiles the filters for `linktype` now, so a bad expression is reported at start (throws
-   * what the compiler throws) instead of leaving every packet untagged.
+   * Compiles the filters for `linktype` now, so a bad expression is reported at start instead of
+   * leaving every packet untagged: throws a usage ProbeError ("bad-filter") naming the filter.
    */
   prepare(linktype: number): void {
+    const o = this.options;
+    for (const [flag, expression] of [["--direction-in", o.inbound], ["--direction-out", o.outbound]] as const) {
+      if (expression === undefined) continue;
+      try {
+        o.compile(expression, linktype);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ProbeError("bad-filter", "usage", `${flag} '${expression}' (direction stage, link type ${linktype}): ${reason}`);
+      }
+    }
     this.byLinktype.set(linktype, this.compileFor(linktype));
   }
 
@@ -136,4 +147,19 @@ export function onlyDirection(batch: PacketBatch, direction: Direction): PacketB
     const f = flags?.[index++] ?? 0;
     return (f & EPB_FLAG_DIRECTION_MASK) === wanted ? caplen : -1;
   });
+}
+
+/** onlyDirection() as the last stage of a capture an output opens itself (rpcapd's own captures). */
+export function onlyDirectionStage(direction: Direction): PacketStage {
+  const stats = { packets_in: 0, packets_out: 0 };
+  return {
+    name: "only-direction",
+    apply(batch) {
+      stats.packets_in += batch.count;
+      const kept = onlyDirection(batch, direction);
+      stats.packets_out += kept.count;
+      return kept;
+    },
+    counters: () => ({ ...stats }),
+  };
 }

@@ -4,6 +4,7 @@
 // file, deriving a passphrase's key, compiling direction filters).
 import { z } from "zod";
 import { compileBpfRecordMatcher } from "../../packet/bpf/index.ts";
+import { ProbeError } from "../../packet/probe-error.ts";
 import type { PacketStage } from "../stage.ts";
 import { AnonymizeStage, type AddressPrefix, type AnonymizeMethod } from "./anonymize.ts";
 import { ChecksumsStage } from "./checksums.ts";
@@ -69,14 +70,13 @@ export const PROCESSING_STAGE_KINDS: readonly ProcessingStageKind[] = ["anonymiz
  * unreadable, a bad prefix, a filter libpcap refuses. The message names the setting or file;
  * `code` is stable for tests. Every one is the operator's to fix: exit status 2 (usage).
  */
-export class ProcessingStageError extends Error {
+export class ProcessingStageError extends ProbeError {
   override readonly name = "ProcessingStageError";
-  readonly category = "usage" as const;
   constructor(
-    readonly code: "bad-key-file" | "bad-prefix" | "bad-filter",
+    override readonly code: "bad-key-file" | "bad-prefix" | "bad-filter",
     message: string,
   ) {
-    super(message);
+    super(code, "usage", message);
   }
 }
 
@@ -106,7 +106,7 @@ export async function buildProcessingStage(spec: ProcessingStageSpec, context: P
         try {
           stage.prepare(context.linktype);
         } catch (error) {
-          throw new ProcessingStageError("bad-filter", `--direction-in/--direction-out: ${error instanceof Error ? error.message : String(error)}`);
+          throw new ProcessingStageError("bad-filter", error instanceof Error ? error.message : String(error));
         }
       }
       return stage;
