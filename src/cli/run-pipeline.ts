@@ -9,11 +9,14 @@ import { openCommandLog } from "./logging-options.ts";
 import { PipelineRunner } from "../pipeline/runner.ts";
 import { checkPipelineSpec, type PipelineSpec, type PipelineSpecInput } from "../pipeline/spec.ts";
 import { ExitCode, UsageError } from "./usage-error.ts";
+import { parseHostPort } from "../config/addresses.ts";
 
-/** The flag every pipeline command takes. */
-export const PRINT_PIPELINE_OPTION = { "print-pipeline": { type: "boolean" } } as const;
+/** The flags every pipeline command takes: --print-pipeline and --metrics. */
+export const PRINT_PIPELINE_OPTION = { "print-pipeline": { type: "boolean" }, metrics: { type: "string" } } as const;
 export const PRINT_PIPELINE_HELP = `      --print-pipeline    print the pipeline this command line makes (YAML; 'probe run FILE'
                           runs it) and exit
+      --metrics HOST:PORT Prometheus metrics at http://HOST:PORT/metrics while it runs (no
+                          authentication: keep it on loopback or a management network)
 `;
 
 /** Validates a spec a command built from its flags; an issue names the setting. */
@@ -23,6 +26,16 @@ export function specFromFlags(command: string, raw: PipelineSpecInput): Pipeline
     throw new UsageError(checked.issues.map((i) => `${command}: ${i.path.join(".")}${i.path.length ? ": " : ""}${i.message}`).join("\n"));
   }
   return checked.spec;
+}
+
+/** The spec with --metrics HOST:PORT in it (unchanged without the flag); a bad address is a usage error. */
+export function withMetricsFlag(spec: PipelineSpec, flag: string | undefined): PipelineSpec {
+  if (flag === undefined) return spec;
+  try {
+    return { ...spec, metrics: parseHostPort(flag) };
+  } catch (error) {
+    throw new UsageError(`--metrics: ${(error as Error).message}`);
+  }
 }
 
 export interface RunPipelineOptions {

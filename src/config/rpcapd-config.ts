@@ -63,6 +63,10 @@ export const rpcapdConfigSchema = z.object({
   tlsKey: z.string().default("key.pem"),
   tlsCert: z.string().default("cert.pem"),
   preselectedInterface: z.string().optional(),
+  /** inetd mode (libpcap's `rpcapd -i`): serve the one connection on standard input/output. */
+  inetd: z.boolean().default(false),
+  /** `--interfaces`: the only interfaces listed and openable (libpcap#1301); undefined = all. */
+  interfaces: z.array(z.string().min(1)).min(1).optional(),
   /** udpstr packing on UDP data channels: 0 = off (plain RPCAP, the default here). */
   udpstrMtu: z.number().int().min(0).max(UDPSTR_MAX_MTU).default(0),
   /** libpcap 1.11's fixed data port (libpcap#1120): 0 = a fresh ephemeral port per capture. */

@@ -18,6 +18,8 @@ import { ConsumerQueue, type BatchSink } from "../pipeline/consumer-queue.ts";
 import { UdpstrPacker } from "../protocols/udpstr/index.ts";
 import { Authenticator, loadHostList, readHostListArgument } from "./auth/index.ts";
 import { RpcapDaemon } from "./rpcapd.ts";
+import { inetdPeerAddress } from "./inetd-peer.ts";
+import { captureHubCollector, rpcapdCollector, type MetricsCollector } from "../metrics/index.ts";
 import { onlyDirection, onlyDirectionStage, type Direction } from "../pipeline/stages/direction.ts";
 
 export interface RpcapdOutputOptions {
@@ -30,6 +32,10 @@ export interface RpcapdOutputOptions {
   nullAuth: boolean;
   usersFile?: string | undefined;
   preselectedInterface?: string | undefined;
+  /** --interfaces: the only interfaces listed and openable (libpcap#1301). */
+  interfaces?: readonly string[] | undefined;
+  /** inetd mode: serve the connection on standard input/output, then finish the run. */
+  inetd?: boolean | undefined;
   udpstrMtu: number;
   dataPort: number;
   authTimeoutMs: number;
@@ -155,6 +161,57 @@ class PipelineCaptures implements SharedCaptures {
   }
 }
 
+/**
+ * Replies a peer may leave unread on standard output before its session is closed (the same
+ * bound as a listening daemon's MAX_UNREAD_CONTROL_BYTES: control replies are small).
+ */
+const INETD_MAX_UNREAD_BYTES = 1024 * 1024;
+
+/**
+ * inetd mode (libpcap's `rpcapd -i`): one session over standard input/output (process.stdin
+ * and process.stdout: Bun's `new net.Socket({ fd: 0 })` does not attach, measured); the run
+ * finishes when the session ends. The peer address comes from getpeername(0) or REMOTE_ADDR.
+ */
+function serveInetd(daemon: RpcapDaemon, context: OutputContext): void {
+  const peerAddress = inetdPeerAddress();
+  if (!peerAddress) throw new ProbeError("inetd-stdin", "usage", "rpcapd -i (inetd mode): standard input is not a TCP connection");
+  let ended = false;
+  const connection = daemon.serveStream({
+    peerAddress,
+    send: (bytes) => {
+      if (ended) return;
+      if (process.stdout.writableLength > INETD_MAX_UNREAD_BYTES) {
+        context.log.warn(`${peerAddress} does not read its control connection: closing`);
+        connection.peerClosed();
+        return;
+      }
+      process.stdout.write(bytes);
+    },
+    end: () => {
+      if (ended) return;
+      ended = true;
+      process.stdout.end();
+    },
+  });
+  const onData = (chunk: Buffer) => connection.receive(chunk);
+  const onGone = () => connection.peerClosed();
+  process.stdin.on("data", onData);
+  process.stdin.on("end", onGone);
+  process.stdin.on("error", onGone);
+  process.stdout.on("error", onGone);
+  void connection.closed.then(async () => {
+    process.stdin.off("data", onData);
+    process.stdin.pause();
+    if (!ended) {
+      ended = true;
+      process.stdout.end();
+    }
+    // Let the last reply (an ERROR, CLOSE's end) reach the peer before the run ends.
+    if (process.stdout.writableLength > 0) await new Promise<void>((resolve) => process.stdout.once("drain", () => resolve()));
+    context.finish?.();
+  });
+}
+
 function selectInput(batch: PacketBatch, input: number): PacketBatch {
   const inputs = batch.meta?.inputs;
   if (!inputs) return input === 0 ? batch : { ...batch, bytes: new Uint8Array(0), count: 0 };
@@ -184,7 +241,7 @@ export class RpcapdOutput implements PipelineOutput {
     createStages: StagesFactory | undefined,
   ): Promise<PreparedOutput<RpcapdOutput>> {
     const options = withConfigFile(spec);
-    if (!options.listen && options.active.length === 0) throw new ProbeError("no-active", "usage", "rpcapd: -v needs at least one -a HOST,PORT");
+    if (!options.listen && options.active.length === 0 && !options.inetd) throw new ProbeError("no-active", "usage", "rpcapd: -v needs at least one -a HOST,PORT");
     if (options.tls) {
       // Bun reports a missing key or certificate as a bare ENOENT at listen time: name the file.
       for (const [flag, file] of [["-K", options.tls.key], ["-X", options.tls.cert]] as const) {
@@ -205,6 +262,7 @@ export class RpcapdOutput implements PipelineOutput {
       ...(access.isHostAllowed ? { isHostAllowed: access.isHostAllowed } : {}),
       authenticator: access.authenticator,
       ...(options.preselectedInterface ? { preselectedInterface: options.preselectedInterface } : {}),
+      ...(options.interfaces ? { offeredInterfaces: options.interfaces } : {}),
       udpstrMtu: options.udpstrMtu,
       createUdpstrPacker: (mtu) => {
         const packer = new UdpstrPacker({ mtuBytes: mtu });
@@ -230,6 +288,7 @@ export class RpcapdOutput implements PipelineOutput {
       const where = `rpcapd cannot listen on ${l?.host ?? (l?.ipv4Only ? "0.0.0.0" : "[::]")}:${l?.port}`;
       throw asUserFacing(error, where) ?? new ProbeError("listen-failed", "runtime", `${where}: ${(error as Error).message}`, { cause: error });
     }
+    if (options.inetd) serveInetd(daemon, context);
     return { output: new RpcapdOutput(daemon, captures, spec, context) };
   }
 
@@ -265,6 +324,19 @@ export class RpcapdOutput implements PipelineOutput {
   }
 
   counters() {
-    return { sessions: this.daemon.sessionCount, shared_captures: this.captures.hub.captureCount };
+    const t = this.daemon.totals;
+    return {
+      sessions: this.daemon.sessionCount,
+      shared_captures: this.captures.hub.captureCount,
+      sessions_opened: t.sessionsOpened,
+      sessions_refused: t.sessionsRefused,
+      auth_successes: t.authSucceeded,
+      auth_failures: t.authFailed,
+    };
+  }
+
+  /** For --metrics: sessions and AUTH outcomes, and the captures clients opened (inputs and per-kind consumers). */
+  metricsCollectors(): MetricsCollector[] {
+    return [rpcapdCollector(this.daemon), captureHubCollector(this.captures.hub)];
   }
 }

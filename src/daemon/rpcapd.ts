@@ -2,7 +2,7 @@
 // host list enforced before AUTH, active connections to collectors redialled forever, a cap
 // on concurrent sessions, and reconfiguration (SIGHUP) without dropping live sessions.
 import type { Socket, TCPSocketListener } from "bun";
-import { listInterfaces } from "../capture/libpcap/devices.ts";
+import { listInterfaces, type CaptureInterface } from "../capture/libpcap/devices.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/index.ts";
 import type { Logger } from "../logging/index.ts";
@@ -37,6 +37,16 @@ export interface RpcapdOptions {
   isHostAllowed?: (address: string) => boolean;
   authenticator: DaemonAuthenticator;
   preselectedInterface?: string;
+  /**
+   * `--interfaces`: only these are listed by FINDALLIF and accepted by OPEN (libpcap#1301);
+   * undefined = every local interface.
+   */
+  offeredInterfaces?: readonly string[];
+  /**
+   * What FINDALLIF lists and OPEN may open, and how OPEN learns a link type; default: this
+   * host's libpcap interfaces. The active collector re-serves its probes through these.
+   */
+  interfaces?: { list(): CaptureInterface[]; linktype(device: string): Promise<number> };
   /** udpstr MTU for UDP data channels; 0 = plain RPCAP datagrams. */
   udpstrMtu: number;
   createUdpstrPacker?: (mtu: number) => { pack(batch: PacketBatch, firstNpkt: number): Uint8Array[]; flush(): Uint8Array[] };
@@ -57,6 +67,15 @@ export interface RpcapdOptions {
   log: Logger;
 }
 
+/** A control connection this process was handed (inetd mode): write side and peer. */
+export interface InheritedConnection {
+  readonly peerAddress: string;
+  /** Queues bytes for the peer (the caller bounds what the peer leaves unread). */
+  send(bytes: Uint8Array): void;
+  /** Ends the connection once what was sent is flushed. */
+  end(): void;
+}
+
 /** Control replies a peer may leave unread before it is cut off. */
 const MAX_UNREAD_CONTROL_BYTES = 1024 * 1024;
 
@@ -75,6 +94,8 @@ export class RpcapDaemon {
   /** One dialer per active collector, keyed host:port. */
   private readonly dialers = new Map<string, ActiveDialer>();
   private stopped = false;
+  /** Since start, for --metrics: control connections admitted and refused, AUTH outcomes. */
+  readonly totals = { sessionsOpened: 0, sessionsRefused: 0, authSucceeded: 0, authFailed: 0 };
   /** Every session's control and data connections, left out of every session's capture. */
   private readonly ownTraffic = new OwnTraffic((expression, error) =>
     this.options.log.warn(`cannot leave the daemon's own connections out of a capture (${error.message}): ${expression}`),
@@ -198,17 +219,7 @@ export class RpcapDaemon {
       },
       data: (socket: Socket<ControlData>, chunk: Buffer) => {
         const { framer, session } = socket.data ?? {};
-        if (!framer || !session) return;
-        let messages;
-        try {
-          messages = framer.push(chunk);
-        } catch (error) {
-          if (error instanceof ProtocolError) session.framingError(error, framer.lastHeaderVersion);
-          else session.close(`framing failed: ${(error as Error).message}`);
-          return;
-        }
-        if (messages.some((m) => m.header.type === RpcapMessageType.STARTCAP_REQ)) this.slots.noteCaptureStart(session);
-        if (messages.length > 0) session.receive(messages);
+        if (framer && session) this.feed(framer, session, chunk);
       },
       drain: (socket: Socket<ControlData>) => socket.data?.writer?.onDrain(),
       close: (socket: Socket<ControlData>) => {
@@ -219,6 +230,61 @@ export class RpcapDaemon {
       error: (socket: Socket<ControlData>, error: Error) => {
         socket.data?.session?.close(`socket error: ${error.message}`);
       },
+    };
+  }
+
+  /** Frames a control chunk and hands the messages to the session (a framing error ends it). */
+  private feed(framer: RpcapFramer, session: RpcapSession, chunk: Uint8Array): void {
+    let messages;
+    try {
+      messages = framer.push(chunk);
+    } catch (error) {
+      if (error instanceof ProtocolError) session.framingError(error, framer.lastHeaderVersion);
+      else session.close(`framing failed: ${(error as Error).message}`);
+      return;
+    }
+    if (messages.some((m) => m.header.type === RpcapMessageType.STARTCAP_REQ)) this.slots.noteCaptureStart(session);
+    if (messages.length > 0) session.receive(messages);
+  }
+
+  /**
+   * inetd mode (libpcap's `rpcapd -i`): one session over a connection this process inherited
+   * (standard input and output), without listening. The host list applies as for passive
+   * connections. The caller feeds received bytes to `receive` and calls `peerClosed` at EOF;
+   * `closed` resolves when the session ends, whoever ended it.
+   */
+  serveStream(stream: InheritedConnection): { receive(chunk: Uint8Array): void; peerClosed(): void; closed: Promise<void> } {
+    const closed = Promise.withResolvers<void>();
+    const peer = stream.peerAddress;
+    if (this.options.isHostAllowed && !this.options.isHostAllowed(peer)) {
+      this.options.log.warn(`refused ${peer}: not in the host list`);
+      this.totals.sessionsRefused++;
+      stream.send(encodeError(0, RpcapErrorCode.HOSTNOAUTH, "The host is not allowed to connect to this server"));
+      stream.end();
+      closed.resolve();
+      return { receive() {}, peerClosed() {}, closed: closed.promise };
+    }
+    const gone = new AbortController();
+    const environment = this.environment(gone.signal);
+    const session = new RpcapSession(
+      { send: (b) => stream.send(b), close: () => stream.end(), peerAddress: peer, tls: false, active: false },
+      environment,
+      (ended) => {
+        this.sessions.delete(ended);
+        this.slots.remove(ended);
+        gone.abort();
+        closed.resolve();
+      },
+    );
+    const framer = new RpcapFramer((type) => maxRequestPlen(type, this.options.maxControlPlen));
+    this.sessions.add(session);
+    this.totals.sessionsOpened++;
+    this.slots.add(session, peer, false);
+    this.options.log.info(`session ${session.id} from ${peer} (inetd)`);
+    return {
+      receive: (chunk) => this.feed(framer, session, chunk),
+      peerClosed: () => session.close("peer closed the control connection"),
+      closed: closed.promise,
     };
   }
 
@@ -259,6 +325,7 @@ export class RpcapDaemon {
     const peer = socket.remoteAddress;
     if (!active && this.options.isHostAllowed && !this.options.isHostAllowed(peer)) {
       this.options.log.warn(`refused ${peer}: not in the host list`);
+      this.totals.sessionsRefused++;
       socket.write(encodeError(0, RpcapErrorCode.HOSTNOAUTH, "The host is not allowed to connect to this server"));
       socket.end();
       return;
@@ -272,12 +339,14 @@ export class RpcapDaemon {
       }
       if (admission.refusal) {
         this.options.log.warn(`refused ${peer}: ${admission.refusal}`);
+        this.totals.sessionsRefused++;
         socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
         socket.end();
         return;
       }
     } else if (this.sessions.size >= this.options.maxSessions) {
       this.options.log.warn(`refused ${peer}: ${this.sessions.size} sessions already (limit ${this.options.maxSessions})`);
+      this.totals.sessionsRefused++;
       socket.write(encodeError(0, RpcapErrorCode.NETWORK, "Too many connections"));
       socket.end();
       return;
@@ -288,9 +357,7 @@ export class RpcapDaemon {
     );
     // Fires when the session ends, so an AUTH check still waiting for it is dropped unhashed.
     const gone = new AbortController();
-    const environment = this.environment();
-    const authenticator = this.options.authenticator;
-    environment.authenticator = { authenticate: (request) => authenticator.authenticate({ ...request, signal: gone.signal }) };
+    const environment = this.environment(gone.signal);
     session = new RpcapSession(
       { send: (b) => writer.send(b), close: () => writer.end(), peerAddress: unmapIPv4(peer), tls, active, localPort: socket.localPort, peerPort: socket.remotePort },
       environment,
@@ -303,18 +370,33 @@ export class RpcapDaemon {
     const framer = new RpcapFramer((type) => maxRequestPlen(type, this.options.maxControlPlen));
     socket.data = { session, framer, writer };
     this.sessions.add(session);
+    this.totals.sessionsOpened++;
     this.slots.add(session, peer, active);
     this.writers.set(session, writer);
     this.options.log.info(`session ${session.id} from ${peer}${active ? " (active)" : ""}`);
   }
 
-  private environment(): SessionEnvironment {
+  /** A session's environment; `gone` fires when it ends, so a pending AUTH check is dropped. */
+  private environment(gone: AbortSignal): SessionEnvironment {
     const o = this.options;
+    const authenticator = o.authenticator;
     const env: SessionEnvironment = {
       hub: o.hub,
-      authenticator: o.authenticator,
-      listInterfaces: () => listInterfaces(),
+      authenticator: {
+        authenticate: async (request) => {
+          const result = await authenticator.authenticate({ ...request, signal: gone });
+          if (result.ok) this.totals.authSucceeded++;
+          else this.totals.authFailed++;
+          return result;
+        },
+      },
+      listInterfaces: () => {
+        const all = o.interfaces ? o.interfaces.list() : listInterfaces();
+        const offered = o.offeredInterfaces;
+        return offered ? all.filter((d) => offered.includes(d.name)) : all;
+      },
       probeLinktype: async (device) => {
+        if (o.interfaces) return o.interfaces.linktype(device);
         const probe = new LiveCaptureSource({ interface: device, snaplen: 64 });
         const info = await probe.start({ onBatch: () => {}, onEnd: () => {} });
         await probe.stop();

@@ -469,6 +469,7 @@ export class RpcapSession {
       },
       {
         maxQueueBytes: this.env.dataQueueBytes,
+        label: "rpcap",
         onEnd: (error) => {
           const s = this.state;
           if (s.kind === "capturing") {

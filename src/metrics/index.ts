@@ -2,6 +2,8 @@
 // text encoder, and the `--metrics HOST:PORT` endpoint.
 export { MAX_SERIES_PER_FAMILY, boundSeries, type MetricFamily, type MetricSample, type MetricType } from "./metric-family.ts";
 export { METRICS_PREFIX, encodePrometheusText, exportedName } from "./prometheus-text.ts";
-export { MetricsRegistry, type MetricsCollector } from "./metrics-registry.ts";
+export { COLLECTOR_DEADLINE_MS, MetricsRegistry, type MetricsCollector } from "./metrics-registry.ts";
 export { processCollector } from "./process-collector.ts";
 export { METRICS_IDLE_TIMEOUT_SECONDS, METRICS_MAX_REQUEST_BODY_BYTES, MetricsBindError, startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics-server.ts";
+export { activeProbesCollector, captureHubCollector, rpcapdCollector, type ActiveProbesView, type HubCounterView, type RpcapdCounterView } from "./service-collectors.ts";
+export { pipelineCollector, type PipelineCounterView } from "./pipeline-collector.ts";

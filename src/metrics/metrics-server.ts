@@ -33,13 +33,13 @@ export function startMetricsServer(options: MetricsServerOptions): MetricsServer
       port: options.port,
       idleTimeout: METRICS_IDLE_TIMEOUT_SECONDS,
       maxRequestBodySize: METRICS_MAX_REQUEST_BODY_BYTES,
-      fetch(request) {
+      async fetch(request) {
         const url = new URL(request.url);
         if (url.pathname !== "/metrics") return new Response("not found: metrics are at /metrics\n", { status: 404 });
         if (request.method !== "GET" && request.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
         let body: string;
         try {
-          body = encodePrometheusText(options.registry.collect());
+          body = encodePrometheusText(await options.registry.collect());
         } catch (error) {
           options.log.error(`metrics: cannot encode: ${(error as Error).message}`);
           return new Response("metrics unavailable\n", { status: 500 });

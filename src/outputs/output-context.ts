@@ -6,6 +6,8 @@ export interface OutputContext {
   readonly log: Logger;
   /** Ends the pipeline with this error (printed as one line, exit 1). */
   fail(error: Error): void;
+  /** Ends the pipeline normally (exit 0): an output whose work is done (rpcapd in inetd mode). */
+  finish?(): void;
 }
 
 /**

@@ -8,7 +8,7 @@
 // stateful hook sees every packet once, and every consumer gets the same packets from it).
 import type { CaptureInfo, CaptureSource, CaptureStats } from "../capture/capture-source.ts";
 import { DEFAULT_CAPTURE_ENGINE, LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
-import type { PacketBatch } from "../packet/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "../packet/packet-batch.ts";
 import type { BpfProgram } from "../packet/bpf/index.ts";
 import { createBatchFilter, type BatchFilter } from "../capture/packet-filter.ts";
 import { ConsumerQueue, type BatchSink, type ConsumerCounters } from "./consumer-queue.ts";
@@ -29,6 +29,26 @@ export interface SubscribeOptions {
   /** Called when the shared capture ends (interface gone, error, hub closed). */
   onEnd?: (error?: Error) => void;
   onSinkError?: (error: Error) => void;
+  /** What this consumer is, for metrics ("rpcap", "pcap-over-ip"); a fixed word, not a peer. */
+  label?: string;
+}
+
+/** One shared capture's counts, read by --metrics at scrape time. */
+export interface HubCaptureSnapshot {
+  interface: string;
+  /** Packets and bytes (captured lengths) the capture delivered to the hub. */
+  packets: number;
+  bytes: number;
+  consumers: number;
+  stats(): Promise<CaptureStats>;
+}
+
+/** Consumer totals per label, including consumers that have left (so counters never go back). */
+export interface HubConsumerTotals {
+  deliveredPackets: number;
+  droppedPackets: number;
+  queuedBytes: number;
+  consumers: number;
 }
 
 export interface Subscription {
@@ -54,6 +74,8 @@ class SharedCapture {
   info!: CaptureInfo;
   opening!: Promise<CaptureInfo>;
   ended = false;
+  packets = 0;
+  bytes = 0;
   /** Batches waiting for the shared stages (bounded: a slow hook drops here, counted). */
   private stageQueue: ConsumerQueue | undefined;
 
@@ -76,6 +98,8 @@ class SharedCapture {
     }
     this.opening = this.source.start({
       onBatch: (batch: PacketBatch) => {
+        this.packets += batch.count;
+        this.bytes += batch.bytes.byteLength - batch.count * BATCH_RECORD_HEADER_BYTES; // captured bytes
         if (this.stageQueue) this.stageQueue.offer(batch);
         else this.fanOut(batch);
       },
@@ -126,6 +150,9 @@ export type StagesFactory = (device: string) => Promise<PacketStage[]>;
 
 export class CaptureHub implements SharedCaptures {
   private readonly captures = new Map<string, SharedCapture>();
+  /** Consumers that have left, summed per label; every consumer now, by label. */
+  private readonly departed = new Map<string, { deliveredPackets: number; droppedPackets: number }>();
+  private readonly present = new Map<ConsumerQueue, string>();
 
   constructor(
     private readonly createSource: SourceFactory = (options) => new LiveCaptureSource(options),
@@ -133,6 +160,32 @@ export class CaptureHub implements SharedCaptures {
     /** Receives each shared capture's stage summary when it ends. */
     private readonly report?: (line: string) => void,
   ) {}
+
+  /** Every capture open now, for metrics. */
+  captureSnapshots(): HubCaptureSnapshot[] {
+    return [...this.captures.values()].map((c) => ({
+      interface: c.source.description,
+      packets: c.packets,
+      bytes: c.bytes,
+      consumers: c.consumers.size,
+      stats: () => c.source.stats(),
+    }));
+  }
+
+  /** Consumer counts per label since the hub started (departed consumers included). */
+  consumerTotals(): Map<string, HubConsumerTotals> {
+    const out = new Map<string, HubConsumerTotals>();
+    for (const [label, gone] of this.departed) out.set(label, { ...gone, queuedBytes: 0, consumers: 0 });
+    for (const [queue, label] of this.present) {
+      const t = out.get(label) ?? { deliveredPackets: 0, droppedPackets: 0, queuedBytes: 0, consumers: 0 };
+      t.deliveredPackets += queue.counters.deliveredPackets;
+      t.droppedPackets += queue.counters.droppedPackets;
+      t.queuedBytes += queue.counters.queuedBytes;
+      t.consumers++;
+      out.set(label, t);
+    }
+    return out;
+  }
 
   /** Number of distinct native captures open now (for tests and status output). */
   get captureCount(): number {
@@ -181,6 +234,8 @@ export class CaptureHub implements SharedCaptures {
     else if (filter) consumer.filter = filter;
     else if (snaplen !== undefined) consumer.filter = (batch) => truncate(batch, snaplen);
     shared.consumers.add(consumer);
+    const label = options.label ?? "other";
+    this.present.set(consumer.queue, label);
     const owner = shared;
     let left = false;
     return {
@@ -192,6 +247,11 @@ export class CaptureHub implements SharedCaptures {
         if (left) return;
         left = true;
         consumer.queue.close();
+        this.present.delete(consumer.queue);
+        const gone = this.departed.get(label) ?? { deliveredPackets: 0, droppedPackets: 0 };
+        gone.deliveredPackets += consumer.queue.counters.deliveredPackets;
+        gone.droppedPackets += consumer.queue.counters.droppedPackets;
+        this.departed.set(label, gone);
         owner.consumers.delete(consumer);
         if (owner.consumers.size === 0 && !owner.ended) {
           if (this.captures.get(owner.key) === owner) this.captures.delete(owner.key);

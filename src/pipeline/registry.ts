@@ -6,7 +6,7 @@ import { combineFilters } from "../capture/combine-filters.ts";
 import { FileReplaySource } from "../capture/file-replay-source.ts";
 import { LibpcapFileSource } from "../capture/libpcap-file-source.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
-import { parseRemoteSourceUrl, PcapOverIpSource, RtSource } from "../capture/remote/index.ts";
+import { parseRemoteSourceUrl, PcapOverIpSource, RpcapActiveInputSource, RtSource } from "../capture/remote/index.ts";
 import { parseRpcapUrl, RpcapCaptureSource } from "../capture/remote/rpcap-source.ts";
 import { UdpstrSource } from "../capture/udpstr-source.ts";
 import type { Logger } from "../logging/index.ts";
@@ -142,6 +142,21 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
     });
     return { live: false, source, summaryLine: () => rtSourceSummary(source) };
   },
+  "rpcap-active": (spec, context) => ({
+    live: true,
+    source: new RpcapActiveInputSource({
+      host: spec.listen.host,
+      port: spec.listen.port,
+      ...(spec.device ? { device: spec.device } : {}),
+      ...(spec.filter ? { filter: spec.filter } : {}),
+      snaplen: spec.snaplen,
+      promiscuous: spec.promiscuous,
+      udpstr: spec.udpstr,
+      ...(spec.username !== undefined ? { username: spec.username, password: spec.password ?? "" } : {}),
+      names: new Map(Object.entries(spec.probeNames)),
+      log: context.log,
+    }),
+  }),
 };
 
 function rtSourceSummary(source: RtSource): string {

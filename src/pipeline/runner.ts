@@ -18,6 +18,8 @@ import { DEFAULT_MERGE_WINDOW_MS, isMergedBatch, MergedSource } from "./merge/in
 import { buildInput, buildOutput, buildStages, type BuiltInput } from "./registry.ts";
 import { inputName, type PipelineSpec } from "./spec.ts";
 import { StageChain, yieldToEventLoop } from "./stage-chain.ts";
+import type { PacketStage } from "./stage.ts";
+import { MetricsBindError, MetricsRegistry, pipelineCollector, processCollector, startMetricsServer, type MetricsCollector, type MetricsServer } from "../metrics/index.ts";
 
 /**
  * Merge window when every input is a file: a file always delivers its next record, so waiting
@@ -37,6 +39,38 @@ export interface RunnerOptions {
   log: Logger;
   /** Reload hook files on change and SIGHUP (default true). */
   reloadHooks?: boolean;
+}
+
+/**
+ * `metrics: HOST:PORT` in the spec (--metrics on every pipeline command): the process, the
+ * runner's input, stages and outputs, and whatever collectors an output offers
+ * (`metricsCollectors()`: rpcapd's sessions, AUTH outcomes and the captures its clients opened).
+ */
+function startRunnerMetrics(runner: PipelineRunner, address: { host: string; port: number }, log: Logger): MetricsServer {
+  const registry = new MetricsRegistry();
+  registry.register(processCollector());
+  const inputs = runner.spec.inputs;
+  registry.register(
+    pipelineCollector({
+      inputLabel: inputs.length === 0 ? undefined : inputs.length === 1 ? inputName(inputs[0]!) : "merged",
+      get packetsIn() {
+        return runner.packetsIn;
+      },
+      inputStats: () => runner.inputStats(),
+      stages: runner.stageList,
+      outputs: runner.outputs,
+    }),
+  );
+  for (const output of runner.outputs) {
+    const offering = output as PipelineOutput & { metricsCollectors?: () => MetricsCollector[] };
+    for (const collector of offering.metricsCollectors?.() ?? []) registry.register(collector);
+  }
+  try {
+    return startMetricsServer({ host: address.host, port: address.port, registry, log });
+  } catch (error) {
+    if (error instanceof MetricsBindError) throw new ProbeError("metrics-listen", "runtime", error.message);
+    throw error;
+  }
 }
 
 /** Why the run ended by itself (signals are the caller's). */
@@ -92,16 +126,19 @@ export class PipelineRunner {
           spec,
           createStages,
           fail: (error) => runner?.fail(error),
+          finish: () => runner?.finish(),
           inputStats: () => runner?.inputStats() ?? Promise.resolve({ delivered: 0 }),
         });
         prepared.push(built.output);
         if (built.ownTraffic) ownTraffic.push(built.ownTraffic);
       }
       runner = new PipelineRunner(spec, stages, prepared, options);
+      if (spec.metrics) runner.metrics = startRunnerMetrics(runner, spec.metrics, log);
       const exclusion = combineFilters(...ownTraffic);
       if (exclusion && spec.inputs.some((i) => i.kind === "interface")) log.info(`leaving own traffic out of the capture: ${exclusion}`);
       await runner.startInputs(exclusion);
     } catch (error) {
+      await runner?.metrics?.stop();
       await Promise.allSettled(prepared.map((o) => o.stop()));
       await runner?.source?.stop().catch(() => undefined);
       stages.close();
@@ -134,6 +171,7 @@ export class PipelineRunner {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.lossTimer);
+    await this.metrics?.stop();
     if (this.source) this.finalStats = await this.source.stop();
     await this.stageQueue?.drained();
     await Promise.allSettled(this.outputs.map((o) => o.stop()));
@@ -143,6 +181,13 @@ export class PipelineRunner {
   }
 
   private stageSummary: string[] | undefined;
+  /** The --metrics endpoint, when the spec asks for one. */
+  private metrics: MetricsServer | undefined;
+
+  /** The stages, in order (for metrics). */
+  get stageList(): readonly PacketStage[] {
+    return this.stages.stages;
+  }
 
   /** What happened, for standard error at the end (after stop()). */
   summaryLines(): string[] {
@@ -223,6 +268,11 @@ export class PipelineRunner {
 
   private fail(error: Error): void {
     this.endSignal.resolve({ reason: "failed", error });
+  }
+
+  /** An output's work is done (rpcapd's inetd session ended): the run ends as at end of input. */
+  private finish(): void {
+    this.endSignal.resolve({ reason: "end-of-input" });
   }
 
   private mergeWindowMs(): number {

@@ -105,6 +105,26 @@ export const rtInputSchema = z.strictObject({
   reconnect: z.boolean().default(true),
 });
 
+/**
+ * Active-mode RPCAP probes (libpcap's `rpcapd -a`, `probe rpcapd --active`) dialling in, as one
+ * stream (libpcap#960): each is captured with AUTH (NULL, or username/password), OPEN of
+ * `device` (default: the probe's preselected interface, else its first) and STARTCAP with
+ * `filter` run on the probe.
+ */
+export const rpcapActiveInputSchema = z.strictObject({
+  kind: z.literal("rpcap-active"),
+  ...inputCommon,
+  listen: hostPortSchema,
+  device: z.string().min(1).optional(),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  /** Names for probe addresses ("10.0.0.5": "edge-1"), for logs and metrics. */
+  probeNames: z.record(z.string(), z.string().min(1)).default({}),
+  promiscuous: z.boolean().default(true),
+  /** Ask for a UDP data channel read as udpstr (probes running `rpcapd -t MTU`). */
+  udpstr: z.boolean().default(false),
+});
+
 export const inputSpecSchema = z.discriminatedUnion("kind", [
   interfaceInputSchema,
   fileInputSchema,
@@ -112,6 +132,7 @@ export const inputSpecSchema = z.discriminatedUnion("kind", [
   pcapOverIpInputSchema,
   udpstrInputSchema,
   rtInputSchema,
+  rpcapActiveInputSchema,
 ]);
 
 // ---------------------------------------------------------------------------------- stages
@@ -193,6 +214,10 @@ export const rpcapdOutputSchema = z.strictObject({
   usersFile: z.string().min(1).optional(),
   /** ExtraHop -i: the one interface clients may OPEN. */
   preselectedInterface: z.string().min(1).optional(),
+  /** --interfaces (libpcap#1301): the only interfaces FINDALLIF lists and OPEN accepts. */
+  interfaces: z.array(z.string().min(1)).min(1).optional(),
+  /** inetd mode (libpcap's rpcapd -i): serve the one connection on standard input/output, then end the run. */
+  inetd: z.boolean().default(false),
   /** udpstr packing on UDP data channels: 0 = plain RPCAP. */
   udpstrMtu: z.number().int().min(0).max(65000).default(0),
   dataPort: port.default(0),
@@ -271,6 +296,8 @@ export const pipelineSpecSchema = z
     stopAfterPackets: z.number().int().min(1).optional(),
     /** No summary on standard error at the end. */
     quiet: z.boolean().default(false),
+    /** --metrics: serve Prometheus metrics at http://HOST:PORT/metrics while the pipeline runs. */
+    metrics: hostPortSchema.optional(),
   })
   .refine((s) => s.inputs.length > 0 || s.outputs.every((o) => o.kind === "rpcapd"), {
     message: "at least one input (only rpcapd outputs open their captures on demand)",
@@ -325,5 +352,7 @@ export function inputName(input: InputSpec): string {
       return `udpstr:${input.listen.port}`;
     case "rt":
       return input.url.replace(/^rt:\/\//i, "").replace(/\?.*$/, "");
+    case "rpcap-active":
+      return `rpcap-active:${input.listen.port}`;
   }
 }

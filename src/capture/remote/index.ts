@@ -1,6 +1,7 @@
 // Remote capture sources: packets read from another machine instead of a local interface.
 // Exported here: PCAP-over-IP (tcp://, TCP@, tls://) as a CaptureSource with optional reconnect,
-// and libtrace RT (rt://) with acknowledgement of what the consumer wrote.
+// libtrace RT (rt://) with acknowledgement of what the consumer wrote, and active-mode RPCAP
+// probes (one CaptureSource per probe that dials in, or all of them as one).
 export {
   DEFAULT_HEADER_TIMEOUT_MS,
   KEEPALIVE_INITIAL_DELAY_MS,
@@ -18,4 +19,13 @@ export {
   type RemoteSourceAddress,
   type RemoteSourceKind,
 } from "./remote-source-url.ts";
+export {
+  MAX_ACTIVE_PROBES,
+  RpcapActiveInputSource,
+  RpcapActiveListener,
+  RpcapActivePeerSource,
+  type ActiveCaptureSettings,
+  type RpcapActiveInputOptions,
+  type RpcapActiveListenerOptions,
+} from "./rpcap-active-source.ts";
 export { RtSource, RT_HELLO_TIMEOUT_MS, type RtSourceCounters, type RtSourceOptions } from "./rt-source.ts";

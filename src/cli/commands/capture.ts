@@ -10,7 +10,7 @@ import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
 import { fileOutputFromFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { UsageError, ExitCode } from "../usage-error.ts";
 
 export const CAPTURE_HELP = `Usage: probe capture (-i INTERFACE | -r FILE)... [options] -w FILE|- [FILTER...]
@@ -146,7 +146,7 @@ export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" 
     ...(count !== undefined ? { stopAfterPackets: count } : {}),
     quiet: v.quiet ?? false,
   });
-  return { spec, printPipeline: v["print-pipeline"] ?? false };
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false };
 }
 
 export async function runCapture(argv: string[]): Promise<number> {

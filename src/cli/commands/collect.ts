@@ -19,10 +19,12 @@ import {
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
-import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
+import { runRpcapActiveCollectCommand } from "./collect-rpcap-active.ts";
 
 export const COLLECT_HELP = `Usage: probe collect --udpstr-listen ADDR:PORT (-w FILE|- | --serve-pcap-over-ip ADDR:PORT)
+       probe collect --rpcap-active-listen HOST:PORT [options] OUTPUTS   (see --rpcap-active-listen --help)
 
 Receive a udpstr stream (from 'probe forward --udpstr', 'probe rpcapd -t', or ExtraHop's
 rpcapd) and write the packets to a file or serve them to PCAP-over-IP readers.
@@ -101,10 +103,12 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
     stages: processingStagesFromFlags(v, argv),
     quiet: v.quiet ?? false,
   });
-  return { spec, printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("collect", v) };
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("collect", v) };
 }
 
 export async function runCollect(argv: string[]): Promise<number> {
+  // The active-mode RPCAP collector has its own flags and several streams (one per probe).
+  if (argv.some((arg) => arg === "--rpcap-active-listen" || arg.startsWith("--rpcap-active-listen="))) return runRpcapActiveCollectCommand(argv);
   const command = parseCollectCommand(argv);
   if (command === "help") {
     process.stdout.write(COLLECT_HELP);

@@ -11,7 +11,7 @@ import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const FORWARD_HELP = `Usage: probe forward --udpstr HOST:PORT (-i INTERFACE | -r FILE) [options] [FILTER...]
@@ -85,7 +85,7 @@ export function parseForwardCommand(rawArgv: string[]): { spec: PipelineSpec; pr
     ],
     quiet: v.quiet ?? false,
   });
-  return { spec, printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("forward", v) };
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("forward", v) };
 }
 
 export async function runForward(argv: string[]): Promise<number> {

@@ -21,7 +21,7 @@ import {
 } from "../processing-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const PCAP_OVER_IP_HELP = `Usage: probe pcap-over-ip [-i INTERFACE] [options]
@@ -165,7 +165,7 @@ export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec;
     ],
     precision: v.nanoseconds ? "nano" : "micro",
   });
-  return { spec, printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("pcap-over-ip", v) };
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("pcap-over-ip", v) };
 }
 
 export async function runPcapOverIp(argv: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 // `probe rpcapd`: a drop-in for libpcap's rpcapd (same flags, same config file), plus long
 // options, ExtraHop's -i/-t, a users file, and shared captures behind every session. The flags
 // become a PipelineSpec with no inputs (clients open their own) and one rpcapd output.
-import { readFileSync, writeFileSync } from "node:fs";
+import { fstatSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
@@ -13,6 +13,7 @@ import {
   type RpcapdConfig,
 } from "../../config/rpcapd-config.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { inetdPeerAddress } from "../../daemon/inetd-peer.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
 import {
   normalizeProcessingArgv,
@@ -25,7 +26,7 @@ import {
 } from "../processing-options.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hookConfigFromFlags, hooksStageFromFlags } from "../hook-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromFlags, openCommandLog } from "../logging-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
 
@@ -56,6 +57,10 @@ TLS) capture on this host through it. Flags follow libpcap's rpcapd.
   -X, --tls-cert FILE      certificate (default cert.pem)
   -i, --interface IFACE    (ExtraHop) capture only IFACE: listed first as ';preselected',
                            any other OPEN is refused
+  -i                       (libpcap) with no IFACE, i.e. last or followed by another option:
+      --inetd              inetd mode, serve the one connection on standard input/output
+                           (inetd, systemd's probe-rpcapd.socket, socat) and exit when it ends
+      --interfaces LIST    only these interfaces (comma-separated) are listed and may be opened
   -t, --udpstr-mtu MTU     (ExtraHop) pack UDP data channels as udpstr datagrams of at most
                            MTU bytes (${UDPSTR_DEFAULT_MTU} for a 1500-byte link). Off unless given, so
                            stock libpcap clients keep working; -t 0 = plain RPCAP over UDP.
@@ -102,6 +107,8 @@ const options = {
   "tls-key": { type: "string", short: "K" },
   "tls-cert": { type: "string", short: "X" },
   interface: { type: "string", short: "i" },
+  inetd: { type: "boolean" },
+  interfaces: { type: "string" },
   "udpstr-mtu": { type: "string", short: "t" },
   "data-port": { type: "string" },
   users: { type: "string" },
@@ -119,8 +126,30 @@ const options = {
   ...ONLY_DIRECTION_CLI_OPTION,
 } as const;
 
+/**
+ * libpcap's rpcapd reads a bare `-i` as inetd mode; ExtraHop's reads `-i IFACE` as the
+ * preselected interface. Both stay usable: `-i` as the last argument or followed by another
+ * option means inetd (`--inetd`); `-i NAME` preselects NAME (no interface name starts with '-').
+ */
+export function rewriteInetdFlag(argv: readonly string[]): string[] {
+  const end = argv.indexOf("--");
+  return argv.map((arg, i) => {
+    if (arg !== "-i" || (end >= 0 && i > end)) return arg;
+    const next = argv[i + 1];
+    return next === undefined || next.startsWith("-") ? "--inetd" : arg;
+  });
+}
+
+/** `--interfaces eth0,lo` as names; one clear line when nothing is left. */
+function interfaceList(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  const names = text.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  if (names.length === 0) throw new UsageError("--interfaces: give at least one interface name (e.g. --interfaces eth0,eth1)");
+  return names;
+}
+
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
-  const { values: v, positionals } = parseCommandLine("rpcapd", normalizeProcessingArgv(argv), options);
+  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(normalizeProcessingArgv(argv)), options);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`rpcapd: unexpected argument '${positionals[0]}'`);
   const active = [
@@ -151,6 +180,8 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
     tlsKey: v["tls-key"],
     tlsCert: v["tls-cert"],
     preselectedInterface: v.interface,
+    inetd: v.inetd,
+    interfaces: interfaceList(v.interfaces),
     udpstrMtu: parseInteger("-t", v["udpstr-mtu"], 0, 65000),
     dataPort: parseInteger("--data-port", v["data-port"], 0, 65535),
     usersFile: v.users,
@@ -176,7 +207,7 @@ export function rpcapdSpec(config: RpcapdConfig, stages: PipelineSpec["stages"],
     outputs: [
       {
         kind: "rpcapd",
-        ...(config.activeOnly ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
+        ...(config.activeOnly || config.inetd ? {} : { listen: { ...(config.bindAddress ? { host: config.bindAddress } : {}), port: config.port, ipv4Only: config.ipv4Only } }),
         active: config.active,
         ...(config.tls ? { tls: { cert: config.tlsCert, key: config.tlsKey } } : {}),
         ...(config.configFile ? { configFile: config.configFile } : {}),
@@ -185,6 +216,8 @@ export function rpcapdSpec(config: RpcapdConfig, stages: PipelineSpec["stages"],
         nullAuth: config.nullAuth,
         ...(config.usersFile ? { usersFile: config.usersFile } : {}),
         ...(config.preselectedInterface ? { preselectedInterface: config.preselectedInterface } : {}),
+        ...(config.interfaces ? { interfaces: config.interfaces } : {}),
+        ...(config.inetd ? { inetd: true } : {}),
         udpstrMtu: config.udpstrMtu,
         dataPort: config.dataPort,
         authTimeoutMs: config.authTimeoutMs,
@@ -208,9 +241,18 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     process.stdout.write(RPCAPD_HELP);
     return ExitCode.OK;
   }
+  if (parsed.inetd && (parsed.daemonize || parsed.activeOnly || parsed.active.length > 0)) {
+    throw new UsageError("rpcapd: inetd mode (-i without an interface, --inetd) serves standard input; it cannot be combined with -d, -a/--active or -v");
+  }
+  if (parsed.inetd && !inetdPeerAddress()) {
+    throw new UsageError("rpcapd -i (inetd mode): standard input is not a TCP connection; run it from inetd, probe-rpcapd.socket or socat, or give -i an interface name");
+  }
+  if (parsed.preselectedInterface && parsed.interfaces && !parsed.interfaces.includes(parsed.preselectedInterface)) {
+    throw new UsageError(`rpcapd: -i ${parsed.preselectedInterface} is not among --interfaces ${parsed.interfaces.join(",")}`);
+  }
   // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
   if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
-  const normalized = normalizeProcessingArgv(argv);
+  const normalized = rewriteInetdFlag(normalizeProcessingArgv(argv));
   const { values } = parseCommandLine("rpcapd", normalized, options);
   const hooks = hooksStageFromFlags(values);
   const spec = rpcapdSpec(parsed, [...processingStagesFromFlags(values, normalized), ...(hooks ? [hooks] : [])], onlyDirectionOfTaggedStream(values));
@@ -227,7 +269,23 @@ export async function runRpcapd(argv: string[]): Promise<number> {
     writeFileSync(parsed.saveConfigFile, formatRpcapdConfigFile(saved));
   }
   if (parsed.activeOnly && parsed.active.length === 0 && !parsed.configFile) throw new UsageError("rpcapd: -v needs at least one -a HOST,PORT");
-  return runPipeline(spec, { printPipeline: values["print-pipeline"] ?? false, logName: "probe-rpcapd", logConfig: parsed });
+  return runPipeline(withMetricsFlag(spec, values.metrics), {
+    printPipeline: values["print-pipeline"] ?? false,
+    logName: "probe-rpcapd",
+    // inetd mode: standard error may be the connection itself (plain inetd): then log nowhere.
+    logConfig: parsed.inetd && !parsed.logFile && !parsed.logSyslog && stderrIsStdin() ? { ...parsed, logFile: "/dev/null" } : parsed,
+  });
+}
+
+/** Whether standard error is the connection itself (plain inetd): then logging must stay off it. */
+function stderrIsStdin(): boolean {
+  try {
+    const input = fstatSync(0);
+    const error = fstatSync(2);
+    return input.ino === error.ino && input.dev === error.dev;
+  } catch {
+    return false;
+  }
 }
 
 /** Set in the detached child's environment so that it does not detach again. */

@@ -12,7 +12,7 @@ import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hoo
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const RT_HELP = `Usage: probe rt [-i INTERFACE | -r FILE] [options] [FILTER...]
@@ -165,7 +165,7 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
     ...(count !== undefined ? { stopAfterPackets: count } : {}),
     quiet: v.quiet ?? false,
   });
-  return { spec, printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("rt", v) };
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("rt", v) };
 }
 
 export async function runRt(argv: string[]): Promise<number> {

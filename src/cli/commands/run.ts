@@ -1,7 +1,7 @@
 // `probe run FILE`: run a pipeline file (YAML or JSON, the format --print-pipeline writes).
 import { readPipelineFile } from "../../config/pipeline-file.ts";
 import { parseCommandLine } from "../parse-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const RUN_HELP = `Usage: probe run FILE
@@ -25,5 +25,5 @@ export async function runRun(argv: string[]): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError("run: give one pipeline FILE");
   const spec = await readPipelineFile(positionals[0]!);
-  return runPipeline(spec, { printPipeline: v["print-pipeline"] ?? false });
+  return runPipeline(withMetricsFlag(spec, v.metrics), { printPipeline: v["print-pipeline"] ?? false });
 }

@@ -25,7 +25,7 @@ import {
   PROCESSING_OPTIONS_HELP,
   processingStagesFromFlags,
 } from "../processing-options.ts";
-import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const SERVE_HELP = `Usage: probe [-i INTERFACE] [-f FILTER] [--pcap-over-ip ADDR:PORT] [--rpcap ADDR:PORT]
@@ -114,7 +114,7 @@ export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; prin
       ...disk,
     ],
   });
-  return { spec, printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("probe", v) };
+  return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("probe", v) };
 }
 
 export async function runServe(argv: string[]): Promise<number> {

@@ -109,8 +109,9 @@ export class PcapOverIpOutput implements PipelineOutput {
   }
 
   counters() {
-    let delivered = 0;
-    let dropped = 0;
+    // Consumers that have gone are in the server's totals: the counts never go back.
+    let delivered = this.server.totals.packetsSent;
+    let dropped = this.server.totals.packetsDropped;
     for (const c of this.server.connectedConsumers) {
       delivered += c.counters.deliveredPackets;
       dropped += c.counters.droppedPackets;

@@ -55,7 +55,8 @@ export class PcapOverIpServer {
   /** --connect targets already warned about --tls-insecure (one line each, not one per redial). */
   private readonly warnedInsecure = new Set<string>();
   /** Totals of consumers that have gone, so stats survive disconnects. */
-  readonly totals = { consumersServed: 0, refused: 0 };
+  /** Since start; packetsSent/packetsDropped count consumers that have gone (add the live ones). */
+  readonly totals = { consumersServed: 0, refused: 0, packetsSent: 0, packetsDropped: 0 };
 
   constructor(private readonly options: PcapOverIpServerOptions) {}
 
@@ -176,6 +177,8 @@ export class PcapOverIpServer {
       onClosed: (gone, why) => {
         this.consumers.delete(gone);
         const c = gone.counters;
+        this.totals.packetsSent += c.deliveredPackets;
+        this.totals.packetsDropped += c.droppedPackets;
         this.options.log.info(`consumer ${gone.peer} gone (${why}): ${c.deliveredPackets} packets sent, ${c.droppedPackets} dropped`);
         onGone?.();
       },

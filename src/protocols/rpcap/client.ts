@@ -27,6 +27,8 @@ import {
   type WireInterface,
 } from "./codec.ts";
 import { RpcapFramer } from "./framer.ts";
+import { unmapIPv4 } from "../ip-address.ts";
+import { isIP } from "node:net";
 import { RPCAP_HEADER_BYTES, RPCAP_REPLY_BIT, RpcapAuthType, RpcapMessageType, rpcapErrorName, rpcapMessageName, StartCapFlag } from "./wire.ts";
 
 /** An ERROR message from the server, with its PCAP_ERR_* code. */
@@ -90,6 +92,9 @@ export class RpcapClient {
   readonly unsolicited: RpcapMessage[] = [];
   version = 0;
   linktype = 1;
+  private readonly closedSignal = Promise.withResolvers<Error | undefined>();
+  /** Resolves once the control connection is closed (by either side), with the error if any. */
+  readonly whenClosed: Promise<Error | undefined> = this.closedSignal.promise;
 
   /** Client TLS options built once from options.tls (undefined = plain TCP). */
   private readonly tls: TLSOptions | undefined;
@@ -143,6 +148,8 @@ export class RpcapClient {
       socket: {
         open: (socket) => {
           const client = new RpcapClient({ host: socket.remoteAddress, port: 0 });
+          // A probe whose link dies without a FIN is noticed like a passive daemon's would be.
+          enableKeepAlive(socket);
           client.socket = socket as unknown as Socket<undefined>;
           socket.data = { client };
           onClient(client);
@@ -156,6 +163,11 @@ export class RpcapClient {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** The daemon's address: the host dialled, or the peer of an accepted active connection. */
+  get peerHost(): string {
+    return this.options.host;
   }
 
   /** Raw write for tests that misbehave on purpose. */
@@ -223,10 +235,29 @@ export class RpcapClient {
       portdata = udp.port;
       this.dataCleanup = () => udp.close();
     } else if (options.serverOpen) {
-      const listener = Bun.listen({
-        hostname: "0.0.0.0",
+      // The daemon connects back from the control connection's address, once; any other
+      // connection to this port is someone else's and is closed unread. (A host given by name
+      // is not resolved here: then the first connection is taken.)
+      const daemonAddress = unmapIPv4(this.options.host);
+      const known = isIP(daemonAddress) !== 0;
+      let accepted = false;
+      const listener = Bun.listen<{ ours: boolean }>({
+        hostname: daemonAddress.includes(":") ? "::" : "0.0.0.0",
         port: 0,
-        socket: { data: (_s, chunk) => sink.stream(chunk), close: () => options.onDataClosed?.() },
+        socket: {
+          open: (socket) => {
+            socket.data = { ours: !accepted && (!known || unmapIPv4(socket.remoteAddress) === daemonAddress) };
+            if (!socket.data.ours) return void socket.end();
+            accepted = true;
+            enableKeepAlive(socket, this.options.keepaliveIdleMs);
+          },
+          data: (socket, chunk) => {
+            if (socket.data.ours) sink.stream(chunk);
+          },
+          close: (socket) => {
+            if (socket.data?.ours) options.onDataClosed?.();
+          },
+        },
       });
       portdata = listener.port;
       this.dataCleanup = () => listener.stop(true);
@@ -295,6 +326,8 @@ export class RpcapClient {
     try {
       messages = this.framer.push(chunk);
     } catch (error) {
+      // A stream that does not frame is over: nothing after it can be trusted (STYLE.md 13).
+      this.socket?.end();
       this.onClose(error as Error);
       return;
     }
@@ -311,6 +344,7 @@ export class RpcapClient {
   private onClose(error?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    this.closedSignal.resolve(error);
     this.dataCleanup?.();
     this.dataCleanup = null;
     const waiter = this.pending;

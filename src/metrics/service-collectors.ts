@@ -1,0 +1,99 @@
+// Collectors over the counters probe's long-running parts already keep: the capture hub's
+// inputs and consumers, an RPCAP daemon's sessions and AUTH outcomes, the active collector's
+// probes. (Outputs' own counters() reach metrics through pipeline-collector.ts.) Each reads a structural view (no imports from the parts), so metrics stays a leaf
+// that commands and the pipeline runner wire: `registry.register(captureHubCollector(hub))`.
+import { boundSeries, type MetricFamily, type MetricSample } from "./metric-family.ts";
+import type { MetricsCollector } from "./metrics-registry.ts";
+
+/** What captureHubCollector reads (src/pipeline/capture-hub.ts's CaptureHub). */
+export interface HubCounterView {
+  captureSnapshots(): {
+    interface: string;
+    packets: number;
+    bytes: number;
+    consumers: number;
+    stats(): Promise<{ kernel?: { received: number; dropped: number; interfaceDropped: number } }>;
+  }[];
+  consumerTotals(): Map<string, { deliveredPackets: number; droppedPackets: number; queuedBytes: number; consumers: number }>;
+}
+
+/**
+ * Per input (one per shared capture, labelled by interface): packets and bytes received, and
+ * libpcap's kernel counters (seen, dropped by the buffer, dropped by the interface). Per output
+ * kind (the consumers' labels: rpcap, pcap-over-ip): packets sent, dropped with reason
+ * "queue_full", bytes queued now, consumers connected now.
+ */
+export function captureHubCollector(hub: HubCounterView): MetricsCollector {
+  return async (): Promise<MetricFamily[]> => {
+    // Every count is read before the kernel stats are awaited: packets keep arriving meanwhile,
+    // and an output count read later could exceed the input count read earlier.
+    const captures = hub.captureSnapshots();
+    const totals = [...hub.consumerTotals()];
+    const kernel = await Promise.all(captures.map((c) => c.stats().then((s) => s.kernel, () => undefined)));
+    const byInput = (pick: (i: number) => number | undefined): MetricSample[] =>
+      boundSeries(
+        captures.flatMap((c, i) => {
+          const value = pick(i);
+          return value === undefined ? [] : [{ labels: { input: c.interface }, value }];
+        }),
+        "input",
+      );
+    const byOutput = (pick: (t: (typeof totals)[number][1]) => number, extra: Record<string, string> = {}): MetricSample[] =>
+      totals.map(([output, t]) => ({ labels: { output, ...extra }, value: pick(t) }));
+    return [
+      { name: "input_packets_received", help: "Packets an input delivered to probe.", type: "counter", samples: byInput((i) => captures[i]!.packets) },
+      { name: "input_bytes_received", help: "Captured bytes an input delivered to probe.", type: "counter", samples: byInput((i) => captures[i]!.bytes) },
+      { name: "input_packets_seen_by_kernel", help: "Packets the kernel filter saw (pcap_stats ps_recv).", type: "counter", samples: byInput((i) => kernel[i]?.received) },
+      { name: "input_packets_dropped_by_kernel", help: "Packets dropped because the capture buffer was full (ps_drop).", type: "counter", samples: byInput((i) => kernel[i]?.dropped) },
+      { name: "input_packets_dropped_by_interface", help: "Packets dropped by the interface or driver (ps_ifdrop).", type: "counter", samples: byInput((i) => kernel[i]?.interfaceDropped) },
+      { name: "output_packets_sent", help: "Packets handed to consumers of an output.", type: "counter", samples: byOutput((t) => t.deliveredPackets) },
+      { name: "output_packets_dropped", help: "Packets an output dropped, by reason.", type: "counter", samples: byOutput((t) => t.droppedPackets, { reason: "queue_full" }) },
+      { name: "output_queue_bytes", help: "Bytes queued for an output's consumers now.", type: "gauge", samples: byOutput((t) => t.queuedBytes) },
+      { name: "output_consumers", help: "Consumers of an output now.", type: "gauge", samples: byOutput((t) => t.consumers) },
+    ];
+  };
+}
+
+/** What rpcapdCollector reads (src/daemon/rpcapd.ts's RpcapDaemon). */
+export interface RpcapdCounterView {
+  readonly sessionCount: number;
+  readonly totals: { sessionsOpened: number; sessionsRefused: number; authSucceeded: number; authFailed: number };
+}
+
+export function rpcapdCollector(daemon: RpcapdCounterView): MetricsCollector {
+  return (): MetricFamily[] => [
+    { name: "rpcap_sessions", help: "RPCAP control connections open now.", type: "gauge", samples: [{ value: daemon.sessionCount }] },
+    { name: "rpcap_sessions_opened", help: "RPCAP control connections admitted.", type: "counter", samples: [{ value: daemon.totals.sessionsOpened }] },
+    { name: "rpcap_sessions_refused", help: "RPCAP control connections refused (host list, session caps).", type: "counter", samples: [{ value: daemon.totals.sessionsRefused }] },
+    { name: "rpcap_auth_successes", help: "RPCAP AUTH requests accepted.", type: "counter", samples: [{ value: daemon.totals.authSucceeded }] },
+    { name: "rpcap_auth_failures", help: "RPCAP AUTH requests refused.", type: "counter", samples: [{ value: daemon.totals.authFailed }] },
+  ];
+}
+
+/** What activeProbesCollector reads (src/capture/remote's RpcapActiveListener). */
+export interface ActiveProbesView {
+  readonly probes: readonly { name: string; connected: boolean; connections: number; packetsDelivered: number }[];
+}
+
+/** `collect --rpcap-active-listen`: probes known and connected, and each probe's counts (top-N). */
+export function activeProbesCollector(listener: ActiveProbesView): MetricsCollector {
+  return (): MetricFamily[] => {
+    const probes = listener.probes;
+    return [
+      { name: "rpcap_active_probes", help: "Active-mode probes known (connected or waiting to reconnect).", type: "gauge", samples: [{ value: probes.length }] },
+      { name: "rpcap_active_probes_connected", help: "Active-mode probes connected now.", type: "gauge", samples: [{ value: probes.filter((p) => p.connected).length }] },
+      {
+        name: "rpcap_active_probe_packets_received",
+        help: "Packets received from each active-mode probe (largest first; the rest summed as probe=\"other\").",
+        type: "counter",
+        samples: boundSeries(probes.map((p) => ({ labels: { probe: p.name }, value: p.packetsDelivered })), "probe"),
+      },
+      {
+        name: "rpcap_active_probe_connections",
+        help: "Connections from each active-mode probe that reached STARTCAP.",
+        type: "counter",
+        samples: boundSeries(probes.map((p) => ({ labels: { probe: p.name }, value: p.connections })), "probe"),
+      },
+    ];
+  };
+}

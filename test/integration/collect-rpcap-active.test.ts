@@ -1,0 +1,303 @@
+// `probe collect --rpcap-active-listen` (libpcap#960) against real active daemons: probe's own
+// `rpcapd --active` capturing loopback traffic (re-served as PCAP-over-IP and to files, two
+// probes at once, a probe that reconnects), and libpcap's rpcapd as recorded in
+// test/fixtures/vectors/rpcap-active.pcap, replayed by a small peer that answers each request
+// with the recorded reply and sends the recorded data stream on the data connection.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Socket, Subprocess } from "bun";
+import { decodePacketPayload, RpcapClient, RpcapFramer, RpcapMessageType, type RpcapMessage } from "../../src/protocols/rpcap/index.ts";
+import { VECTORS_DIR } from "../support/fixtures.ts";
+import { openLoopbackFlow } from "../support/loopback-traffic.ts";
+import { runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { loadVectorStreams } from "../support/vector-streams.ts";
+
+let dir: string;
+const procs: Subprocess[] = [];
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "probe-collect-active-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    if (p.exitCode === null) p.kill("SIGTERM");
+    await p.exited;
+  }
+});
+
+const freePort = () => 20000 + Math.floor(Math.random() * 20000);
+
+function started(args: string[]): { proc: Subprocess; log: () => string } {
+  const proc = spawnProbe(args);
+  procs.push(proc);
+  let log = "";
+  (async () => {
+    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
+  })();
+  return { proc, log: () => log };
+}
+
+async function stop(proc: Subprocess): Promise<number> {
+  proc.kill("SIGTERM");
+  return proc.exited;
+}
+
+async function udpLengths(file: string): Promise<number[]> {
+  const text = await runTool(["tshark", "-r", file, "-T", "fields", "-e", "udp.length"]);
+  return text.trim() === "" ? [] : text.trim().split("\n").map(Number);
+}
+
+describe("collect --rpcap-active-listen with probe's own rpcapd --active", () => {
+  test("one probe: PCAP-over-IP reader and -w file get what was sent; a reconnecting probe resumes the stream", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const listenPort = freePort();
+      const servePort = freePort();
+      const file = join(dir, "collected.pcap");
+      const collector = started([
+        "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`,
+        "-w", file, "--serve-pcap-over-ip", `127.0.0.1:${servePort}`,
+      ]);
+      await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+      // A PCAP-over-IP reader connected before any probe: it sees both connections' packets.
+      const reader = started(["capture", "-i", `tcp://127.0.0.1:${servePort}`, "-c", "7", "-w", join(dir, "reader.pcap")]);
+      const first = started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
+      await waitFor(() => collector.log().includes("capturing on lo"), 10_000, "first connection capturing");
+      await Bun.sleep(300); // the data connection follows STARTCAP's reply
+      await flow.send([10, 20, 30, 40], { gapMs: 5 });
+      await waitFor(async () => (await udpLengths(file).catch(() => [])).length >= 4, 10_000, "4 packets written");
+      expect(await stop(first.proc)).toBe(0);
+      await waitFor(() => collector.log().includes("disconnected"), 10_000, "collector sees the probe go");
+
+      const second = started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
+      await waitFor(() => collector.log().includes("stream resumed"), 10_000, "second connection capturing");
+      await Bun.sleep(300);
+      await flow.send([50, 60, 70], { gapMs: 5 });
+      expect(await reader.proc.exited).toBe(0);
+      expect(await udpLengths(join(dir, "reader.pcap"))).toEqual([18, 28, 38, 48, 58, 68, 78]);
+      await stop(second.proc);
+      expect(await stop(collector.proc)).toBe(0);
+      expect(await udpLengths(file)).toEqual([18, 28, 38, 48, 58, 68, 78]);
+      expect(collector.log()).toContain("7 packets over 2 connection(s)");
+      expect(collector.log()).not.toMatch(/\n\s+at /);
+    } finally {
+      flow.close();
+    }
+  }, 40_000);
+
+  test("two probes at once, each named (--probe-name) and written to its own {probe} file", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const listenPort = freePort();
+      const collector = started([
+        "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`,
+        "--probe-name", "127.0.0.1=edge", "-w", join(dir, "each-{probe}.pcap"),
+      ]);
+      await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+      started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
+      await waitFor(() => collector.log().includes("probe edge (127.0.0.1) capturing"), 10_000, "first probe");
+      started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
+      await waitFor(() => collector.log().includes("probe edge-2 (127.0.0.1) capturing"), 10_000, "second probe");
+      await Bun.sleep(300);
+      await flow.send([15, 25, 35], { gapMs: 5 });
+      const a = join(dir, "each-edge.pcap");
+      const b = join(dir, "each-edge-2.pcap");
+      await waitFor(async () => (await udpLengths(a).catch(() => [])).length >= 3 && (await udpLengths(b).catch(() => [])).length >= 3, 10_000, "both files");
+      expect(await stop(collector.proc)).toBe(0);
+      // Both probes capture the same loopback: each file holds every packet once.
+      expect(await udpLengths(a)).toEqual([23, 33, 43]);
+      expect(await udpLengths(b)).toEqual([23, 33, 43]);
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+
+  test("--serve-rpcap: the probes are interfaces of a passive RPCAP daemon; probe capture -i rpcap://collector/PROBE reads one", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const listenPort = freePort();
+      const rpcapPort = freePort();
+      const collector = started([
+        "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", "udp",
+        "--probe-name", "127.0.0.1=edge", "--serve-rpcap", `127.0.0.1:${rpcapPort}`, "-n",
+      ]);
+      await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+      started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
+      await waitFor(() => collector.log().includes("probe edge (127.0.0.1) capturing"), 10_000, "probe capturing");
+      const client = await RpcapClient.connect({ host: "127.0.0.1", port: rpcapPort });
+      await client.authenticate();
+      expect((await client.findAllInterfaces()).map((i) => i.name)).toEqual(["edge"]);
+      const refused = await client.open("lo").then(() => null, (error: Error) => error.message);
+      expect(refused).toContain("not a local capture interface");
+      client.close();
+      const out = join(dir, "via-rpcap.pcap");
+      // The client's own filter runs at the collector on top of the probe's -f udp.
+      const reader = started(["capture", "-i", `rpcap://127.0.0.1:${rpcapPort}/edge`, "-c", "3", "-w", out, `udp dst port ${flow.port}`]);
+      await waitFor(() => collector.log().includes("capturing on edge"), 10_000, "re-served capture running");
+      await Bun.sleep(300);
+      await flow.send([12, 24, 36], { gapMs: 5 });
+      expect(await reader.proc.exited).toBe(0);
+      expect(await udpLengths(out)).toEqual([20, 32, 44]);
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+
+  test("--udpstr: a probe running rpcapd -t sends udpstr datagrams; the collector reassembles every packet", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const listenPort = freePort();
+      const file = join(dir, "udpstr.pcap");
+      const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`, "--udpstr", "-w", file]);
+      await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+      const probe = started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n", "-t", "600"]);
+      await waitFor(() => collector.log().includes("capturing on lo"), 10_000, "probe capturing");
+      await Bun.sleep(300);
+      // Sizes around and past the 600-byte datagram: records are split across datagrams.
+      await flow.send([10, 500, 700, 1400, 3000, 20], { gapMs: 5 });
+      await waitFor(async () => (await udpLengths(file).catch(() => [])).length >= 6, 10_000, "6 packets written");
+      await stop(probe.proc);
+      expect(await stop(collector.proc)).toBe(0);
+      expect(await udpLengths(file)).toEqual([18, 508, 708, 1408, 3008, 28]);
+      expect(collector.log()).toContain("0 lost in udpstr datagrams");
+      expect(probe.log()).toContain("udpstr");
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+
+  test("a peer that dials in and sends garbage: one line naming it, the collector carries on", async () => {
+    const listenPort = freePort();
+    const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-w", join(dir, "none.pcap")]);
+    await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+    const closed = Promise.withResolvers<void>();
+    const socket = await Bun.connect({ hostname: "127.0.0.1", port: listenPort, socket: { data() {}, close: () => closed.resolve() } });
+    // An AUTH reply header declaring a 4 GiB payload, then terminal escapes.
+    socket.write(Uint8Array.from([0, 0x88, 0, 0, 0xff, 0xff, 0xff, 0xff, ...new TextEncoder().encode("junk\n\x1b[31m")]));
+    await closed.promise;
+    await waitFor(() => collector.log().includes("connection closed"), 10_000, "garbage logged");
+    expect(collector.proc.exitCode).toBeNull();
+    const lines = collector.log().split("\n").filter((l) => l.includes("probe 127.0.0.1"));
+    expect(lines).toHaveLength(1);
+    expect(collector.log()).not.toContain("\x1b");
+    expect(collector.log()).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("the rpcap-active pipeline input (probe run FILE)", () => {
+  test("probes dialling in feed the runner: file output and --metrics counts equal what was sent", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const listenPort = freePort();
+      const out = join(dir, "pipeline.pcap");
+      const pipelineFile = join(dir, "active.json");
+      await Bun.write(pipelineFile, JSON.stringify({
+        inputs: [{ kind: "rpcap-active", listen: { host: "127.0.0.1", port: listenPort }, device: "lo", filter: `udp dst port ${flow.port}`, probeNames: { "127.0.0.1": "edge" } }],
+        outputs: [{ kind: "file", path: out }],
+      }));
+      const run = started(["run", pipelineFile, "--metrics", "127.0.0.1:0"]);
+      await waitFor(() => run.log().includes("accepting active rpcapd connections"), 10_000, "run listening");
+      started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
+      await waitFor(() => run.log().includes("probe edge (127.0.0.1) capturing on lo"), 10_000, "probe capturing");
+      await Bun.sleep(300);
+      await flow.send([9, 19, 29, 39], { gapMs: 5 });
+      const port = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(run.log())![1]);
+      await waitFor(async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return new RegExp(`probe_input_packets_received_total\\{input="rpcap-active:${listenPort}"\\} 4\\b`).test(text);
+      }, 10_000, "4 packets counted at the input");
+      expect(await stop(run.proc)).toBe(0);
+      expect(await udpLengths(out)).toEqual([17, 27, 37, 47]);
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+});
+
+/** Splits a recorded control stream into messages (8-byte header, plen at offset 4). */
+function messages(bytes: Uint8Array): RpcapMessage[] {
+  return new RpcapFramer(() => 1 << 20).push(bytes);
+}
+
+/**
+ * Plays libpcap's rpcapd in active mode from the recorded vector: dials the collector, answers
+ * each request with the recorded reply of that type, and on STARTCAP connects to the port the
+ * collector asked for and sends the recorded data stream (the 10 PACKET messages).
+ */
+async function replayActiveDaemon(collectorPort: number): Promise<{ requests: number[]; done: Promise<void> }> {
+  const streams = await loadVectorStreams("rpcap-active.pcap");
+  const all = [...streams.tcp.values()];
+  const control = all.find((s) => s.dstPort === 2003)!; // the daemon dialled the collector's 2003
+  const data = all.find((s) => s !== control && s.srcPort !== 2003 && messages(s.bytes).some((m) => m.header.type === RpcapMessageType.PACKET))!;
+  const replies = new Map<number, Uint8Array>();
+  let offset = 0;
+  for (const m of messages(control.bytes)) {
+    const size = 8 + m.payload.byteLength;
+    replies.set(m.header.type, control.bytes.subarray(offset, offset + size));
+    offset += size;
+  }
+  const requests: number[] = [];
+  const done = Promise.withResolvers<void>();
+  const framer = new RpcapFramer(() => 1 << 20);
+  let dataSocket: Socket<undefined> | undefined;
+  await Bun.connect({
+    hostname: "127.0.0.1",
+    port: collectorPort,
+    socket: {
+      data: async (socket, chunk) => {
+        for (const request of framer.push(chunk)) {
+          requests.push(request.header.type);
+          const reply = replies.get(request.header.type | 0x80);
+          if (reply) socket.write(reply);
+          if (request.header.type === RpcapMessageType.STARTCAP_REQ) {
+            const portdata = new DataView(request.payload.buffer, request.payload.byteOffset).getUint16(10, false);
+            dataSocket = await Bun.connect({ hostname: "127.0.0.1", port: portdata, socket: { data() {} } });
+            dataSocket.write(data.bytes);
+          }
+        }
+      },
+      close: () => {
+        dataSocket?.end();
+        done.resolve();
+      },
+    },
+  });
+  return { requests, done: done.promise };
+}
+
+describe("collect --rpcap-active-listen with libpcap's rpcapd (recorded active session replayed)", () => {
+  test("AUTH, OPEN, STARTCAP answered as recorded; the 10 recorded packets reach -w with their lengths and times", async () => {
+    const expected = JSON.parse(readFileSync(`${VECTORS_DIR}/expected/rpcap-active.json`, "utf8")) as {
+      original_packets: { frame_len: number; ts: string }[];
+    };
+    // The daemon's own timestamps, as its PACKET headers carry them (its capture saw each frame
+    // a microsecond or two away from the recording's).
+    const streams = await loadVectorStreams("rpcap-active.pcap");
+    const dataStream = [...streams.tcp.values()].find((s) => messages(s.bytes).some((m) => m.header.type === RpcapMessageType.PACKET))!;
+    const sentTimes = messages(dataStream.bytes).map((m) => {
+      const { header } = decodePacketPayload(m.payload);
+      return `${header.tsSec}.${String(header.tsUsec).padStart(6, "0")}`;
+    });
+    const listenPort = freePort();
+    const file = join(dir, "replayed.pcap");
+    const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "eth0", "-w", file]);
+    await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+    const peer = await replayActiveDaemon(listenPort);
+    await waitFor(async () => {
+      const text = await runTool(["capinfos", "-c", "-M", file]).catch(() => "");
+      return /Number of packets:\s+10\b/.test(text);
+    }, 10_000, "10 packets written");
+    expect(await stop(collector.proc)).toBe(0);
+    await peer.done;
+    expect(peer.requests.slice(0, 3)).toEqual([RpcapMessageType.AUTH_REQ, RpcapMessageType.OPEN_REQ, RpcapMessageType.STARTCAP_REQ]);
+    const fields = await runTool(["tshark", "-r", file, "-T", "fields", "-e", "frame.len", "-e", "frame.time_epoch"]);
+    const rows = fields.trim().split("\n").map((line) => line.split("\t"));
+    expect(rows.map((r) => Number(r[0]))).toEqual(expected.original_packets.map((p) => p.frame_len));
+    // As text: a double cannot hold these epoch times to the microsecond.
+    const written = rows.map((r) => r[1]!.slice(0, r[1]!.indexOf(".") + 7));
+    expect(written).toEqual(sentTimes);
+    written.forEach((time, i) => expect(Math.abs(Number(time) - Number(expected.original_packets[i]!.ts))).toBeLessThan(0.001));
+  });
+});
