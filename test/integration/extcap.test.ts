@@ -126,7 +126,7 @@ test("the link drops: the server closes mid-stream and comes back on the same po
     },
   });
   const port = first.port;
-  let second: ReturnType<typeof Bun.listen> | undefined;
+  let second: { stop(closeActiveConnections?: boolean): void } | undefined;
   const out = join(work, "tshark-reconnect.pcapng");
   const proc = Bun.spawn(
     ["tshark", "-i", "probe-pcap-over-ip", "-o", `extcap.probe_pcap_over_ip.remoteport:${port}`, "-c", String(expected.length), "-w", out],
