@@ -38,7 +38,14 @@ export class ReversedTlsError extends Error {
  * shared client rules against `peer` (the dialling probe's address, or a configured name).
  */
 export function tlsClientOnAccepted(socket: NetSocket, peer: string, settings: TlsClientSettings): Promise<tls.TLSSocket> {
-  const options = tlsClientOptions(peer, settings);
+  let options: ReturnType<typeof tlsClientOptions>;
+  try {
+    options = tlsClientOptions(peer, settings);
+  } catch (error) {
+    // The CA file went away since it was checked at start: this connection is refused.
+    socket.destroy();
+    return Promise.reject(new ReversedTlsError((error as Error).message));
+  }
   const secure = tls.connect({
     socket,
     // Judged below with the same words as every other client (tls-client.ts).

@@ -146,6 +146,33 @@ describe("active mode with TLS (rpcapd --active -S, collect --rpcap-active-liste
     }
   }, 60_000);
 
+  test("the rpcap-active pipeline input takes tls: {ca}: a probe dialling in with -S feeds the run", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const listenPort = freePort();
+      const out = join(dir, "pipeline-tls.pcap");
+      const pipelineFile = join(dir, "active-tls.json");
+      await Bun.write(pipelineFile, JSON.stringify({
+        inputs: [{ kind: "rpcap-active", listen: { host: "127.0.0.1", port: listenPort }, device: "lo", filter: `udp dst port ${flow.port}`, tls: { ca: certs.ca } }],
+        outputs: [{ kind: "file", path: out }],
+      }));
+      const run = started([], ["run", pipelineFile]);
+      await waitFor(() => run.log().includes("accepting active rpcapd connections"), 10_000, "run listening");
+      const probe = daemon(listenPort, "good");
+      await waitFor(() => run.log().includes("capturing on lo"), 10_000, "probe capturing");
+      await Bun.sleep(300);
+      await flow.send([9, 19, 29], { gapMs: 5 });
+      await waitFor(async () => (await udpLengths(out).catch(() => [])).length >= 3, 10_000, "3 packets written");
+      probe.proc.kill("SIGTERM");
+      await probe.proc.exited;
+      run.proc.kill("SIGTERM");
+      expect(await run.proc.exited).toBe(0);
+      expect(await udpLengths(out)).toEqual([17, 27, 37]);
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+
   test("flag mistakes are one line (exit 2)", async () => {
     const port = String(freePort());
     const noTls = await runProbe(["collect", "--rpcap-active-listen", `127.0.0.1:${port}`, "--tls-ca", "x.pem", "-w", join(dir, "x.pcap")]);

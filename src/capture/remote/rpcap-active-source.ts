@@ -16,7 +16,7 @@ import { UdpstrReassembler, type UdpstrReassemblerCounters } from "../../protoco
 import { createBatchFilter, type BatchFilter } from "../packet-filter.ts";
 import type { BpfProgram } from "../../packet/bpf/index.ts";
 import type { Logger } from "../../logging/index.ts";
-import type { TlsClientSettings } from "../../config/tls-client.ts";
+import { insecureWarning, type TlsClientSettings } from "../../config/tls-client.ts";
 
 /**
  * Probes connected or remembered at once. Each holds a control and a data connection and an
@@ -79,6 +79,7 @@ export class RpcapActiveListener {
 
   async listen(): Promise<void> {
     const tls = this.options.tls;
+    if (tls?.insecure) this.options.log.warn(insecureWarning(`active connections on ${this.options.host}:${this.options.port}`));
     this.listener = tls
       ? await RpcapClient.listenForActiveTls(this.options.host, this.options.port, tls, (client) => this.accept(client), (peer, reason) =>
           this.options.log.warn(`refused active connection from ${peer}: ${reason}`),
@@ -342,6 +343,8 @@ function oneLine(text: string): string {
 export interface RpcapActiveInputOptions extends ActiveCaptureSettings {
   host: string;
   port: number;
+  /** As RpcapActiveListenerOptions.tls. */
+  tls?: TlsClientSettings;
   names?: ReadonlyMap<string, string>;
   maxProbes?: number;
   log: Logger;

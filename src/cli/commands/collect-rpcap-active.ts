@@ -6,7 +6,7 @@ import { RpcapActiveListener, type RpcapActivePeerSource } from "../../capture/r
 import { compileFilter } from "../../capture/libpcap/compile-filter.ts";
 import type { CaptureInfo } from "../../capture/capture-source.ts";
 import { parseHostPort, type HostPort } from "../../config/addresses.ts";
-import { insecureWarning, tlsClientOptions } from "../../config/tls-client.ts";
+import { tlsClientOptions } from "../../config/tls-client.ts";
 import { RPCAP_DEFAULT_ACTIVE_PORT, RPCAP_DEFAULT_PORT, rpcapdConfigSchema } from "../../config/rpcapd-config.ts";
 import { Authenticator } from "../../daemon/auth/index.ts";
 import { RpcapDaemon } from "../../daemon/index.ts";
@@ -162,7 +162,6 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
   if (flags.tls) {
     // The CA file is read now: a missing one is one line before anything listens.
     tlsClientOptions("localhost", { ca: flags.tlsCa });
-    if (flags.tlsInsecure) log.warn(insecureWarning("--rpcap-active-listen"));
   }
   if (flags.filter) {
     try {

@@ -178,6 +178,7 @@ export class RpcapClient {
     onClient: (client: RpcapClient) => void,
     onRefused: (peer: string, reason: string) => void,
   ): Promise<{ readonly port: number; stop(closeActiveConnections?: boolean): void }> {
+    tlsClientOptions(host, settings); // reads the CA file now: a missing one fails the listen, one line
     const accepted = new Set<NetSocket>();
     const server = createServer((raw) => {
       const peer = unmapIPv4(raw.remoteAddress ?? "");
@@ -187,7 +188,13 @@ export class RpcapClient {
       enableKeepAlive(raw as unknown as { setKeepAlive(enable?: boolean, initialDelay?: number): boolean });
       tlsClientOnAccepted(raw, peer, settings).then(
         (secure) => {
-          const client = new RpcapClient({ host: peer, port: 0, tls: settings });
+          let client: RpcapClient;
+          try {
+            client = new RpcapClient({ host: peer, port: 0, tls: settings });
+          } catch (error) {
+            secure.destroy();
+            return onRefused(peer, (error as Error).message);
+          }
           client.socket = socketLike(secure, raw, undefined, {
             data: (_s, chunk) => client.onData(chunk),
             close: () => client.onClose(),
