@@ -151,11 +151,12 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
     }
   }, 30_000);
 
-  test("capture -w with --rotate-packets: rotations counted by reason", async () => {
+  test("capture -w with --rotate-packets, --checksums check, --anonymize-passphrase: rotations by reason, checksum and cache counts", async () => {
     const flow = await openLoopbackFlow();
     try {
       const capture = started([
-        "capture", "-i", "lo", "-w", join(dir, "r-%N.pcap"), "--rotate-packets", "3", "--metrics", "127.0.0.1:0", `udp dst port ${flow.port}`,
+        "capture", "-i", "lo", "-w", join(dir, "r-%N.pcap"), "--rotate-packets", "3", "--checksums", "check", "--anonymize-passphrase", "metrics test",
+        "--metrics", "127.0.0.1:0", `udp dst port ${flow.port}`,
       ]);
       const mport = await metricsPort(capture.log);
       await Bun.sleep(500);
@@ -172,6 +173,16 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
       expect(value(samples, "probe_output_rotations_total", { output: "file", reason: "size" })).toBe(0);
       expect(value(samples, "probe_output_rotations_total", { output: "file", reason: "loss" })).toBe(0);
       expect(value(samples, "probe_output_files_closed_total", { output: "file" })).toBe(3);
+      // The IPv4 header checksum is computed in software even on lo: all 10 good. (UDP's may be
+      // left to offload on lo, so only its total is fixed.)
+      expect(value(samples, "probe_stage_ipv4_ok_total", { stage: "checksums" })).toBe(10);
+      expect(value(samples, "probe_stage_ipv4_bad_total", { stage: "checksums" })).toBe(0);
+      const udp = ["ok", "bad", "zero", "truncated", "fragment", "disabled"].map((k) => value(samples, `probe_stage_udp_${k}_total`, { stage: "checksums" }) ?? 0);
+      expect(udp.reduce((a, b) => a + b, 0)).toBe(10);
+      // 10 packets from 127.0.0.1 to 127.0.0.1: one address, encrypted once, then found in the cache.
+      expect(value(samples, "probe_stage_packets_in_total", { stage: "anonymize" })).toBe(10);
+      expect(value(samples, "probe_stage_encryptions_total", { stage: "anonymize" })).toBe(1);
+      expect(value(samples, "probe_stage_ipv4_cache_hits_total", { stage: "anonymize" })).toBeGreaterThan(0);
     } finally {
       flow.close();
     }
