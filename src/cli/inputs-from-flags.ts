@@ -21,6 +21,8 @@ export interface InputFlags {
   tls?: { ca?: string | undefined; insecure?: boolean | undefined; cert?: string | undefined; key?: string | undefined };
   /** tcp:// and tls://: redial after a failure (default on). */
   reconnect?: boolean;
+  /** tcp:// and tls://: redial after a clean close too (--reconnect-after-close). */
+  reconnectAfterClose?: boolean;
 }
 
 type RawInput = Record<string, unknown> & { kind: InputSpec["kind"] };
@@ -50,6 +52,7 @@ export function inputsFromFlags(ordered: readonly { name: string; value: string 
         url: value,
         ...(flags.filter ? { filter: flags.filter } : {}),
         ...(flags.reconnect === false ? { reconnect: false } : {}),
+        ...(flags.reconnectAfterClose && flags.reconnect !== false ? { reconnectAfterCleanEnd: true } : {}),
         ...(tls.ca ? { tlsCa: tls.ca } : {}),
         ...(tls.cert ? { tlsCert: tls.cert } : {}),
         ...(tls.key ? { tlsKey: tls.key } : {}),

@@ -9,6 +9,8 @@ import { SocketWriter } from "../outputs/socket-writer.ts";
 import { setSocketBuffer } from "../capture/libpcap/ffi.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodePacketMessages } from "../protocols/rpcap/index.ts";
+import { connect as netConnect } from "node:net";
+import { socketLike, tlsServerOnDialed, type SocketLikeHandlers } from "../config/reversed-tls.ts";
 
 export interface DataChannel {
   readonly kind: "tcp" | "udp" | "udpstr";
@@ -153,32 +155,43 @@ export function listenForDataClient(options: {
 export function connectToDataClient(options: {
   host: string;
   port: number;
-  tls?: boolean;
+  /**
+   * TLS: the daemon is the TLS server on the connection it opens, as libpcap's rpcapd is
+   * (ssl_promotion(1, sockdata) whoever dialled; src/config/reversed-tls.ts).
+   */
+  tls?: TlsOptions | undefined;
   onPeerGone: () => void;
 }): Promise<DataChannel> {
   const ready = Promise.withResolvers<DataChannel>();
   const address = options.host.includes(":") ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
   const refused = (error: Error) =>
     ready.reject(new Error(`cannot connect to the client's data port ${address}: ${(error as { code?: string }).code ?? error.message}`));
-  Bun.connect<TcpData>({
-    hostname: options.host,
-    port: options.port,
-    ...(options.tls ? { tls: { rejectUnauthorized: false } } : {}),
-    socket: {
-      ...tcpHandlers,
-      open: (socket) => {
-        if (!options.tls) ready.resolve(new TcpDataChannel(socket, options.onPeerGone));
+  if (options.tls) {
+    const files = options.tls;
+    const raw = netConnect({ host: options.host, port: options.port });
+    raw.once("error", refused);
+    raw.once("connect", () => {
+      raw.off("error", refused);
+      raw.on("error", () => {}); // reported by the TLS socket above it
+      tlsServerOnDialed(raw, files).then(
+        (secure) => {
+          const socket = socketLike<TcpData>(secure, raw, {}, tcpHandlers as SocketLikeHandlers<TcpData>);
+          ready.resolve(new TcpDataChannel(socket as unknown as Socket<TcpData>, options.onPeerGone));
+        },
+        (error: Error) => ready.reject(new Error(`data connection to ${address}: ${error.message}`)),
+      );
+    });
+  } else {
+    Bun.connect<TcpData>({
+      hostname: options.host,
+      port: options.port,
+      socket: {
+        ...tcpHandlers,
+        open: (socket) => void ready.resolve(new TcpDataChannel(socket, options.onPeerGone)),
+        connectError: (_s, error) => refused(error),
       },
-      handshake: (socket, success) => {
-        if (success) ready.resolve(new TcpDataChannel(socket, options.onPeerGone));
-        else {
-          socket.end();
-          ready.reject(new Error("TLS handshake on the data connection failed"));
-        }
-      },
-      connectError: (_s, error) => refused(error),
-    },
-  }).catch(refused);
+    }).catch(refused);
+  }
   // The session reads the outcome only once its capture is subscribed: until then a refusal
   // must not count as unhandled (Bun prints those with program source).
   ready.promise.catch(() => {});

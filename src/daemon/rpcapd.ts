@@ -13,7 +13,9 @@ import { ProtocolError } from "../packet/protocol-error.ts";
 import { ProbeError } from "../packet/probe-error.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
 import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer, RpcapMessageType } from "../protocols/rpcap/index.ts";
-import { ActiveDialer } from "./active-dialer.ts";
+import { ActiveDialer, type DialEvents } from "./active-dialer.ts";
+import { connect as netConnect } from "node:net";
+import { socketLike, tlsServerOnDialed, type SocketLikeHandlers } from "../config/reversed-tls.ts";
 import { OwnTraffic } from "./own-traffic.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
@@ -427,7 +429,12 @@ export class RpcapDaemon {
       return { channel: Promise.resolve(channel), replyPortdata: 0 };
     }
     if (request.serverOpens) {
-      const channel = connectToDataClient({ host: request.peerAddress, port: request.portdata, tls: request.tls, onPeerGone: request.onPeerGone });
+      const channel = connectToDataClient({
+        host: request.peerAddress,
+        port: request.portdata,
+        tls: request.tls ? this.options.tls : undefined,
+        onPeerGone: request.onPeerGone,
+      });
       return { channel, replyPortdata: 0 };
     }
     const listen = this.options.listen;
@@ -450,12 +457,11 @@ export class RpcapDaemon {
       retryMs: this.options.activeRetryMs,
       log: this.options.log,
       dial: (events) => {
-        const tls = this.options.tls !== undefined;
-        const handlers = this.handlers(true, tls, () => events.closed());
+        if (this.options.tls) return this.dialActiveTls(key, target, this.options.tls, events);
+        const handlers = this.handlers(true, false, () => events.closed());
         Bun.connect<ControlData>({
           hostname: target.host,
           port: target.port,
-          ...(tls ? { tls: { rejectUnauthorized: false } } : {}),
           socket: {
             ...handlers,
             open: (socket) => {
@@ -469,6 +475,33 @@ export class RpcapDaemon {
     });
     this.dialers.set(key, dialer);
     dialer.start();
+  }
+
+  /**
+   * Active mode over TLS (-S): this daemon dials the collector and is the TLS server on that
+   * connection, as libpcap's rpcapd is (src/config/reversed-tls.ts); the collector verifies our
+   * certificate. A failed handshake ends the connection and the dialer tries again later.
+   */
+  private dialActiveTls(key: string, target: { host: string; port: number }, files: { cert: string; key: string }, events: DialEvents): void {
+    const raw = netConnect({ host: target.host, port: target.port });
+    const failed = (error: Error) => events.failed(error);
+    raw.once("error", failed);
+    raw.once("connect", () => {
+      raw.off("error", failed);
+      raw.on("error", () => {}); // reported by the TLS socket above it, or seen as the close
+      raw.once("close", () => events.closed());
+      events.opened();
+      tlsServerOnDialed(raw, files).then(
+        (secure) => {
+          if (this.stopped) return void secure.destroy();
+          const handlers = this.handlers(true, true) as unknown as SocketLikeHandlers<ControlData>;
+          const socket = socketLike<ControlData>(secure, raw, {}, handlers);
+          this.startSession(socket as unknown as Socket<ControlData>, true, true);
+        },
+        // The collector that refuses our certificate just closes: say what it may have disliked.
+        (error: Error) => this.options.log.warn(`collector ${key}: ${error.message} (does it run with -S, and trust the CA that signed -X?)`),
+      );
+    });
   }
 }
 

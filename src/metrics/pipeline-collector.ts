@@ -27,7 +27,18 @@ const GAUGE_KEYS = new Set([
   "files_open",
   "fifo_used_bytes",
   "fifo_records_held",
+  "fifo_capacity_bytes",
+  "fifo_oldest_unacked_age_seconds",
 ]);
+
+/**
+ * Keys of the form `FAMILY__VALUE` are one family with a label: `rotations__size` is
+ * `output_rotations_total{reason="size"}`. The family names the label; a `__` key whose family
+ * is not here is exported under its whole name, as any other key.
+ */
+const LABELLED_KEYS: Readonly<Record<string, string>> = {
+  rotations: "reason",
+};
 
 export function pipelineCollector(runner: PipelineCounterView): MetricsCollector {
   return async (): Promise<MetricFamily[]> => {
@@ -73,9 +84,13 @@ function flatCounters(kind: "stage" | "output", parts: PipelineCounterView["stag
     }
     for (const [key, value] of Object.entries(counters)) {
       if (!/^[a-z][a-z0-9_]*$/.test(key) || !Number.isFinite(value)) continue;
-      const samples = byKey.get(key) ?? [];
-      samples.push({ labels: { [kind]: label }, value });
-      byKey.set(key, samples);
+      const split = key.indexOf("__");
+      const labelName = split > 0 ? LABELLED_KEYS[key.slice(0, split)] : undefined;
+      const family = labelName ? key.slice(0, split) : key;
+      const labels = labelName ? { [kind]: label, [labelName]: key.slice(split + 2) } : { [kind]: label };
+      const samples = byKey.get(family) ?? [];
+      samples.push({ labels, value });
+      byKey.set(family, samples);
     }
   }
   return [...byKey].map(([key, samples]) => {

@@ -152,6 +152,7 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
       snaplen: spec.snaplen,
       promiscuous: spec.promiscuous,
       udpstr: spec.udpstr,
+      ...(spec.tls ? { tls: { ...(spec.tls.ca ? { ca: spec.tls.ca } : {}), insecure: spec.tls.insecure } } : {}),
       ...(spec.username !== undefined ? { username: spec.username, password: spec.password ?? "" } : {}),
       names: new Map(Object.entries(spec.probeNames)),
       log: context.log,

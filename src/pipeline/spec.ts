@@ -123,7 +123,20 @@ export const rpcapActiveInputSchema = z.strictObject({
   promiscuous: z.boolean().default(true),
   /** Ask for a UDP data channel read as udpstr (probes running `rpcapd -t MTU`). */
   udpstr: z.boolean().default(false),
-});
+  /**
+   * Probes dial in with TLS (`rpcapd -a ... -S`): this side is the TLS client, as libpcap's
+   * collector is, verifying each probe's certificate against its address (docs/collect.md).
+   */
+  tls: z
+    .strictObject({
+      /** CA file the probes' certificates must chain to (default the built-in public CAs). */
+      ca: z.string().min(1).optional(),
+      /** Accept any certificate (logged). */
+      insecure: z.boolean().default(false),
+    })
+    .optional(),
+})
+  .refine((spec) => !(spec.tls && spec.udpstr), { message: "tls cannot be combined with udpstr: the UDP data channel has no TLS", path: ["tls"] });
 
 export const inputSpecSchema = z.discriminatedUnion("kind", [
   interfaceInputSchema,

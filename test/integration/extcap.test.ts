@@ -89,3 +89,83 @@ test("tshark -i probe-pcap-over-ip captures every packet of a PCAP-over-IP strea
     server.stop(true);
   }
 });
+
+/** The byte offset of each record's header in a classic pcap file (after the 24-byte file header). */
+function recordOffsets(file: Uint8Array): number[] {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const little = view.getUint32(0, true) === 0xa1b2c3d4 || view.getUint32(0, true) === 0xa1b23c4d;
+  const offsets: number[] = [];
+  for (let at = 24; at + 16 <= file.byteLength; at += 16 + view.getUint32(at + 8, little)) offsets.push(at);
+  return offsets;
+}
+
+test("the link drops: the server closes mid-stream and comes back on the same port; tshark gets the packets of both connections", async () => {
+  const input = vectorPath("rpcap-passive-tcp.pcap");
+  const file = new Uint8Array(readFileSync(input));
+  const expected = await records(input);
+  const offsets = recordOffsets(file);
+  expect(offsets.length).toBe(expected.length);
+  expect(expected.length).toBeGreaterThanOrEqual(4);
+  // First connection: the header and the first half of the records, then a clean close (FIN) at a
+  // record boundary. Second connection, on the same port: a new header and the rest.
+  const half = Math.floor(offsets.length / 2);
+  const header = file.subarray(0, 24);
+  const firstPart = file.subarray(0, offsets[half]);
+  const secondPart = Buffer.concat([header, file.subarray(offsets[half])]);
+  let firstConnections = 0;
+  const first = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open: (socket) => {
+        firstConnections++;
+        socket.write(firstPart);
+        socket.end();
+      },
+      data() {},
+    },
+  });
+  const port = first.port;
+  let second: { stop(closeActiveConnections?: boolean): void } | undefined;
+  const out = join(work, "tshark-reconnect.pcapng");
+  const proc = Bun.spawn(
+    ["tshark", "-i", "probe-pcap-over-ip", "-o", `extcap.probe_pcap_over_ip.remoteport:${port}`, "-c", String(expected.length), "-w", out],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 40_000);
+  try {
+    // The link is down once the first connection has been served: nothing listens for a while.
+    const deadline = Date.now() + 20_000;
+    while (firstConnections === 0 && Date.now() < deadline) await Bun.sleep(50);
+    expect(firstConnections).toBe(1);
+    first.stop(true);
+    await Bun.sleep(1_000);
+    let secondConnections = 0;
+    second = Bun.listen({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        open: (socket) => {
+          secondConnections++;
+          socket.write(secondPart); // and stays open: the capture ends on tshark's -c
+        },
+        data() {},
+      },
+    });
+    const code = await proc.exited;
+    expect(secondConnections).toBe(1);
+    expect(code).toBe(0);
+    expect(await records(out)).toEqual(expected);
+  } finally {
+    clearTimeout(timer);
+    if (proc.exitCode === null) proc.kill("SIGKILL");
+    first.stop(true);
+    second?.stop(true);
+  }
+}, 60_000);
+
+test("--reconnect-after-close contradicts --no-reconnect: one line, exit 2", async () => {
+  const result = await runProbe(["capture", "-i", "tcp://127.0.0.1:9", "-w", join(work, "x.pcap"), "--no-reconnect", "--reconnect-after-close"]);
+  expect(result.exitCode).toBe(2);
+  expect(result.stderr.split("\n")[0]).toBe("probe: capture: --no-reconnect and --reconnect-after-close contradict each other");
+});

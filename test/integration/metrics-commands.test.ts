@@ -151,6 +151,79 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
     }
   }, 30_000);
 
+  test("capture -w with --rotate-packets, --checksums check, --anonymize-passphrase: rotations by reason, checksum and cache counts", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const capture = started([
+        "capture", "-i", "lo", "-w", join(dir, "r-%N.pcap"), "--rotate-packets", "3", "--checksums", "check", "--anonymize-passphrase", "metrics test",
+        "--metrics", "127.0.0.1:0", `udp dst port ${flow.port}`,
+      ]);
+      const mport = await metricsPort(capture.log);
+      await Bun.sleep(500);
+      // 10 packets, 3 a file: files of packets 1-3, 4-6 and 7-9 are closed by the count, the 10th is open.
+      await flow.send([10, 11, 12, 13, 14, 15, 16, 17, 18, 19], { gapMs: 5 });
+      let samples: ParsedSample[] = [];
+      await waitFor(async () => {
+        samples = await scrape(mport);
+        return value(samples, "probe_output_packets_written_total", { output: "file" }) === 10;
+      }, 10_000, "10 packets written");
+      const rotations = samples.filter((s) => s.name === "probe_output_rotations_total");
+      expect(rotations.every((s) => s.type === "counter" && s.labels.output === "file")).toBe(true);
+      expect(value(samples, "probe_output_rotations_total", { output: "file", reason: "packets" })).toBe(3);
+      expect(value(samples, "probe_output_rotations_total", { output: "file", reason: "size" })).toBe(0);
+      expect(value(samples, "probe_output_rotations_total", { output: "file", reason: "loss" })).toBe(0);
+      expect(value(samples, "probe_output_files_closed_total", { output: "file" })).toBe(3);
+      // The IPv4 header checksum is computed in software even on lo: all 10 good. (UDP's may be
+      // left to offload on lo, so only its total is fixed.)
+      expect(value(samples, "probe_stage_ipv4_ok_total", { stage: "checksums" })).toBe(10);
+      expect(value(samples, "probe_stage_ipv4_bad_total", { stage: "checksums" })).toBe(0);
+      const udp = ["ok", "bad", "zero", "truncated", "fragment", "disabled"].map((k) => value(samples, `probe_stage_udp_${k}_total`, { stage: "checksums" }) ?? 0);
+      expect(udp.reduce((a, b) => a + b, 0)).toBe(10);
+      // 10 packets from 127.0.0.1 to 127.0.0.1: one address, encrypted once, then found in the cache.
+      expect(value(samples, "probe_stage_packets_in_total", { stage: "anonymize" })).toBe(10);
+      expect(value(samples, "probe_stage_encryptions_total", { stage: "anonymize" })).toBe(1);
+      expect(value(samples, "probe_stage_ipv4_cache_hits_total", { stage: "anonymize" })).toBeGreaterThan(0);
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+
+  test("reliable rt with a spool and no client: spool bytes, records held and the oldest unacked age", async () => {
+    const flow = await openLoopbackFlow();
+    try {
+      const rt = started([
+        "rt", "-i", "lo", "-f", `udp dst port ${flow.port}`, "--reliable", "--spool", join(dir, "spool"), "--spool-max-bytes", "4M",
+        "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+      ]);
+      const mport = await metricsPort(rt.log);
+      await Bun.sleep(500);
+      const sizes = [30, 40, 50, 60, 70];
+      await flow.send(sizes, { gapMs: 5 });
+      let samples: ParsedSample[] = [];
+      await waitFor(async () => {
+        samples = await scrape(mport);
+        return value(samples, "probe_output_fifo_records_held", { output: "rt" }) === 5;
+      }, 10_000, "5 records held for the absent client");
+      const family = (name: string) => samples.find((s) => s.name === name);
+      expect(family("probe_output_fifo_records_held")?.type).toBe("gauge");
+      expect(family("probe_output_fifo_used_bytes")?.type).toBe("gauge");
+      expect(family("probe_output_fifo_oldest_unacked_age_seconds")?.type).toBe("gauge");
+      expect(value(samples, "probe_output_fifo_capacity_bytes", { output: "rt" })).toBe(4 * 1024 * 1024);
+      // Each record holds at least its packet (42 bytes of headers + payload).
+      const packetBytes = sizes.reduce((sum, n) => sum + 42 + n, 0);
+      expect(value(samples, "probe_output_fifo_used_bytes", { output: "rt" })).toBeGreaterThanOrEqual(packetBytes);
+      expect(value(samples, "probe_output_packets_sent_total", { output: "rt" })).toBe(0);
+      // The oldest record waits on: its age grows between two scrapes a second and a half apart.
+      const first = value(samples, "probe_output_fifo_oldest_unacked_age_seconds", { output: "rt" })!;
+      await Bun.sleep(1_500);
+      const later = value(await scrape(mport), "probe_output_fifo_oldest_unacked_age_seconds", { output: "rt" })!;
+      expect(later).toBeGreaterThanOrEqual(first + 1);
+      expect(later).toBeLessThan(60);
+    } finally {
+      flow.close();
+    }
+  }, 30_000);
+
   test("every pipeline command takes it: collect --udpstr-listen exposes its input and file output", async () => {
     const collector = started(["collect", "--udpstr-listen", "127.0.0.1:0", "-w", join(dir, "u.pcap"), "--metrics", "127.0.0.1:0"]);
     const mport = await metricsPort(collector.log);

@@ -46,6 +46,30 @@ describe("pipelineCollector", () => {
   });
 });
 
+describe("pipelineCollector: labelled keys", () => {
+  test("rotations__REASON keys are one family with a reason label; other __ keys keep their name", async () => {
+    const registry = new MetricsRegistry();
+    registry.register(
+      pipelineCollector({
+        inputLabel: undefined,
+        packetsIn: 0,
+        inputStats: async () => ({}),
+        stages: [],
+        outputs: [
+          { name: "file", counters: () => ({ rotations__size: 4, rotations__packets: 2, odd__key: 1 }) },
+          { name: "rt", counters: () => ({ fifo_oldest_unacked_age_seconds: 2.5, fifo_capacity_bytes: 1024 }) },
+        ],
+      }),
+    );
+    const samples = await judged(registry);
+    const rotations = samples.filter((s) => s.name === "probe_output_rotations_total");
+    expect(rotations.map((s) => [s.labels.reason, s.value, s.type])).toEqual([["size", 4, "counter"], ["packets", 2, "counter"]]);
+    expect(samples.find((s) => s.name === "probe_output_odd__key_total")?.value).toBe(1);
+    expect(samples.find((s) => s.name === "probe_output_fifo_oldest_unacked_age_seconds")?.type).toBe("gauge");
+    expect(samples.find((s) => s.name === "probe_output_fifo_capacity_bytes")?.type).toBe("gauge");
+  });
+});
+
 describe("service collectors", () => {
   test("rpcapd sessions and AUTH outcomes", async () => {
     const registry = new MetricsRegistry();

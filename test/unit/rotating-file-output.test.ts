@@ -138,6 +138,9 @@ describe("rotating file output", () => {
     expect(comments).toEqual([["", ""], ['probe: new file after kernel dropped 12 packets on "eth0"', ""], ['probe: new file after input "eth0" reconnected']]);
     expect(logger.lines.some((l) => l.includes('kernel dropped 12 packets on "eth0"'))).toBe(true);
     expect(lossy.counters().loss_rotations).toBe(2);
+    // Two cuts by loss; the last file closed by stop() is not a rotation.
+    expect(lossy.counters().rotations__loss).toBe(2);
+    expect(lossy.counters().rotations__packets).toBe(0);
   });
 
   test("queue drops: this output's and the runner's in front of the stages cut the file, another output's does not", async () => {

@@ -16,6 +16,7 @@ import { UdpstrReassembler, type UdpstrReassemblerCounters } from "../../protoco
 import { createBatchFilter, type BatchFilter } from "../packet-filter.ts";
 import type { BpfProgram } from "../../packet/bpf/index.ts";
 import type { Logger } from "../../logging/index.ts";
+import { insecureWarning, type TlsClientSettings } from "../../config/tls-client.ts";
 
 /**
  * Probes connected or remembered at once. Each holds a control and a data connection and an
@@ -47,6 +48,12 @@ export interface ActiveCaptureSettings {
 export interface RpcapActiveListenerOptions extends ActiveCaptureSettings {
   host: string;
   port: number;
+  /**
+   * Probes dial in with TLS (`rpcapd --active -S`): this side is the TLS client, as libpcap's
+   * collector is, and verifies each probe's certificate against its address (--tls-ca,
+   * --tls-insecure). Undefined = plain TCP.
+   */
+  tls?: TlsClientSettings;
   /** Names for probe addresses ("10.0.0.5" -> "edge-1"); others are named by their address. */
   names?: ReadonlyMap<string, string>;
   maxProbes?: number;
@@ -57,7 +64,7 @@ export interface RpcapActiveListenerOptions extends ActiveCaptureSettings {
 
 /** Accepts active rpcapd connections and hands each to its probe's source. */
 export class RpcapActiveListener {
-  private listener: TCPSocketListener<{ client: RpcapClient }> | null = null;
+  private listener: Pick<TCPSocketListener<{ client: RpcapClient }>, "port" | "stop"> | null = null;
   private readonly sources = new Map<string, RpcapActivePeerSource>();
 
   constructor(private readonly options: RpcapActiveListenerOptions) {}
@@ -70,8 +77,14 @@ export class RpcapActiveListener {
     return [...this.sources.values()];
   }
 
-  listen(): void {
-    this.listener = RpcapClient.listenForActive(this.options.host, this.options.port, (client) => this.accept(client));
+  async listen(): Promise<void> {
+    const tls = this.options.tls;
+    if (tls?.insecure) this.options.log.warn(insecureWarning(`active connections on ${this.options.host}:${this.options.port}`));
+    this.listener = tls
+      ? await RpcapClient.listenForActiveTls(this.options.host, this.options.port, tls, (client) => this.accept(client), (peer, reason) =>
+          this.options.log.warn(`refused active connection from ${peer}: ${reason}`),
+        )
+      : RpcapClient.listenForActive(this.options.host, this.options.port, (client) => this.accept(client));
   }
 
   /** Stops listening and stops every probe's source. */
@@ -330,6 +343,8 @@ function oneLine(text: string): string {
 export interface RpcapActiveInputOptions extends ActiveCaptureSettings {
   host: string;
   port: number;
+  /** As RpcapActiveListenerOptions.tls. */
+  tls?: TlsClientSettings;
   names?: ReadonlyMap<string, string>;
   maxProbes?: number;
   log: Logger;
@@ -388,7 +403,7 @@ export class RpcapActiveInputSource implements CaptureSource {
       },
     });
     try {
-      this.listener.listen();
+      await this.listener.listen();
     } catch (error) {
       throw new CaptureError("capture-failed", `${this.description}: cannot listen (${(error as Error).message.split("\n")[0]})`);
     }

@@ -34,7 +34,10 @@ Options:
       --tls-cert FILE     tls://: client certificate for a server that requires one...
       --tls-key FILE      ...and its key
       --no-reconnect      tcp:// and tls://: end on a failure instead of redialling
-                          (0.5 s doubling to 30 s); a clean close always ends the capture
+                          (0.5 s doubling to 30 s); a clean close ends the capture...
+      --reconnect-after-close
+                          ...unless this is given: redial after the server closed the
+                          stream cleanly too (Wireshark's extcap path sets it)
       --capture-engine E  who reads -i INTERFACE: ring (default: Linux's packet ring
                           read directly, least CPU) or libpcap; ring falls back to
                           libpcap for 'any', non-Ethernet links and --immediate
@@ -94,6 +97,7 @@ const options = {
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
   "no-reconnect": { type: "boolean" },
+  "reconnect-after-close": { type: "boolean" },
   "capture-engine": { type: "string" },
   help: { type: "boolean", short: "h" },
   ...PRINT_PIPELINE_OPTION,
@@ -122,6 +126,7 @@ export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" 
   if (v.direction !== undefined && !["in", "out", "inout"].includes(v.direction)) throw new UsageError(`capture: -Q is in, out or inout, not '${v.direction}'`);
   if (v.reader !== undefined && v.reader !== "probe" && v.reader !== "libpcap") throw new UsageError(`capture: --reader is probe or libpcap, not '${v.reader}'`);
   if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new UsageError("capture: --tls-cert and --tls-key go together");
+  if (v["no-reconnect"] && v["reconnect-after-close"]) throw new UsageError("capture: --no-reconnect and --reconnect-after-close contradict each other");
   const hooks = hooksStageFromFlags(v);
   const count = parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER);
   const format = (v.format ?? "pcap") as "pcap" | "pcapng";
@@ -137,6 +142,7 @@ export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" 
       reader: v.reader,
       tls: { ca: v["tls-ca"], insecure: v["tls-insecure"], cert: v["tls-cert"], key: v["tls-key"] },
       reconnect: !v["no-reconnect"],
+      reconnectAfterClose: v["reconnect-after-close"] ?? false,
       engine: v["capture-engine"],
     }) as PipelineSpec["inputs"],
     // Processing stages in command-line order, then hooks.

@@ -6,6 +6,7 @@ import { RpcapActiveListener, type RpcapActivePeerSource } from "../../capture/r
 import { compileFilter } from "../../capture/libpcap/compile-filter.ts";
 import type { CaptureInfo } from "../../capture/capture-source.ts";
 import { parseHostPort, type HostPort } from "../../config/addresses.ts";
+import { tlsClientOptions } from "../../config/tls-client.ts";
 import { RPCAP_DEFAULT_ACTIVE_PORT, RPCAP_DEFAULT_PORT, rpcapdConfigSchema } from "../../config/rpcapd-config.ts";
 import { Authenticator } from "../../daemon/auth/index.ts";
 import { RpcapDaemon } from "../../daemon/index.ts";
@@ -36,6 +37,13 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
   --probe-name ADDR=NAME            name the probe that dials from ADDR (repeatable)
   --udpstr                          ask for a UDP data channel and read it as udpstr (probes
                                     running ExtraHop's or probe's 'rpcapd -t MTU')
+  -S, --tls                         probes dial in with TLS ('rpcapd -a ... -S', 'probe rpcapd
+                                    --active ... -S'): as in libpcap the probe is the TLS
+                                    server and this side verifies its certificate against
+                                    the probe's address
+  --tls-ca FILE                     trust this CA for the probes' certificates (default: the
+                                    built-in public CAs)
+  --tls-insecure                    do not verify them (logged)
  OUTPUTS (at least one):
   -w, --write FILE                  one capture file for every probe; a FILE containing
                                     {probe} is one file per probe ({probe} = its name)
@@ -72,6 +80,9 @@ export async function runRpcapActiveCollectCommand(argv: string[]): Promise<numb
     users: { type: "string" },
     metrics: { type: "string" },
     udpstr: { type: "boolean" },
+    tls: { type: "boolean", short: "S" },
+    "tls-ca": { type: "string" },
+    "tls-insecure": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (v.help) {
@@ -96,6 +107,9 @@ export async function runRpcapActiveCollectCommand(argv: string[]): Promise<numb
       ...(v.users !== undefined ? { users: v.users } : {}),
       ...(v.metrics !== undefined ? { metrics: v.metrics } : {}),
       ...(v.udpstr ? { udpstr: true } : {}),
+      ...(v.tls ? { tls: true } : {}),
+      ...(v["tls-ca"] !== undefined ? { tlsCa: v["tls-ca"] } : {}),
+      ...(v["tls-insecure"] ? { tlsInsecure: true } : {}),
     },
     stderrLogger("probe-collect"),
   );
@@ -117,6 +131,10 @@ export interface RpcapActiveCollectFlags {
   users?: string;
   metrics?: string;
   udpstr?: boolean;
+  /** Probes dial in with TLS; their certificates verified against --tls-ca (or not: --tls-insecure). */
+  tls?: boolean;
+  tlsCa?: string;
+  tlsInsecure?: boolean;
 }
 
 /** Something that takes one probe's (or every probe's) batches. */
@@ -136,6 +154,14 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
   if (flags.format && flags.format !== "pcap" && flags.format !== "pcapng") throw new UsageError("collect: -F is pcap or pcapng");
   if ((flags.remoteUser === undefined) !== (flags.remotePassword === undefined)) {
     throw new UsageError("collect: give --remote-user and --remote-password together");
+  }
+  if (!flags.tls && (flags.tlsCa !== undefined || flags.tlsInsecure)) throw new UsageError("collect: --tls-ca and --tls-insecure go with -S (--tls)");
+  if (flags.tlsCa !== undefined && flags.tlsInsecure) throw new UsageError("collect: give --tls-ca or --tls-insecure, not both");
+  // libpcap's rpcapd refuses TLS with a UDP data channel (daemon_msg_startcap_req): so does this.
+  if (flags.tls && flags.udpstr) throw new UsageError("collect: -S (--tls) cannot be combined with --udpstr: the UDP data channel has no TLS");
+  if (flags.tls) {
+    // The CA file is read now: a missing one is one line before anything listens.
+    tlsClientOptions("localhost", { ca: flags.tlsCa });
   }
   if (flags.filter) {
     try {
@@ -173,6 +199,7 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
     ...(flags.filter ? { filter: flags.filter } : {}),
     ...(flags.remoteUser !== undefined ? { username: flags.remoteUser, password: flags.remotePassword ?? "" } : {}),
     ...(flags.udpstr ? { udpstr: true } : {}),
+    ...(flags.tls ? { tls: { ca: flags.tlsCa, insecure: flags.tlsInsecure } } : {}),
     names,
     log,
     onProbe: (source) => void startProbe(source),
@@ -221,7 +248,7 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
 
   const rpcapServer = flags.serveRpcap === undefined ? undefined : await serveProbesOverRpcap(collector, hostPortFlag("--serve-rpcap", flags.serveRpcap, RPCAP_DEFAULT_PORT), flags, log);
   try {
-    collector.listen();
+    await collector.listen();
   } catch (error) {
     await rpcapServer?.daemon.stop();
     throw new CommandFailure(`--rpcap-active-listen ${flags.listen}: cannot listen (${(error as Error).message.split("\n")[0]})`);

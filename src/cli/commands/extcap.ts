@@ -124,6 +124,9 @@ export async function runExtcap(argv: string[], capture: (argv: string[]) => Pro
     ...(v["remote-password"] ? { password: v["remote-password"] } : {}),
   });
   const args = ["-i", url, "-w", v.fifo, "-q"];
+  // A Wireshark capture runs until the user stops it: a server that closes the stream (a restart,
+  // a link that drops) is redialled like a failure, where `probe capture` alone would end.
+  if (name === "probe-pcap-over-ip") args.push("--reconnect-after-close");
   const filter = v["extcap-capture-filter"]?.trim();
   if (filter) args.push("-f", filter);
   if (v["tls-ca"]) args.push("--tls-ca", v["tls-ca"]);

@@ -148,6 +148,14 @@ export class RotatingFileOutput implements PipelineOutput {
     loss_rotations: 0,
     parts_recovered: 0,
   };
+  /**
+   * Files closed by a rotation, per reason (the end of the output, "stop", is not a rotation;
+   * "disk" is a file closed because the disk refused a write). Exported as `rotations__REASON`
+   * keys: the metrics' `probe_output_rotations_total{reason=...}`.
+   */
+  private readonly rotations: Record<Exclude<CutReason, "stop">, number> = {
+    period: 0, seconds: 0, interval: 0, size: 0, packets: 0, loss: 0, disk: 0,
+  };
 
   constructor(private readonly options: RotatingFileOptions) {
     this.name = options.name ?? "file";
@@ -278,6 +286,7 @@ export class RotatingFileOutput implements PipelineOutput {
     return {
       ...this.stats,
       post_rotate_failures: this.postRotate?.failures ?? 0,
+      ...Object.fromEntries(Object.entries(this.rotations).map(([reason, n]) => [`rotations__${reason}`, n])),
     };
   }
 
@@ -495,6 +504,7 @@ export class RotatingFileOutput implements PipelineOutput {
     this.lastFlushMs = this.clockMs();
     if (!path) return;
     this.stats.files_closed++;
+    if (reason !== "stop") this.rotations[reason]++;
     this.options.logger.info(
       `closed ${path}: ${current.state.packets} packets, ${current.file.size} bytes (${detail ?? REASON_TEXT[reason]})`,
     );
@@ -568,6 +578,7 @@ export class RotatingFileOutput implements PipelineOutput {
         const path = current.file.close({ fsync: false, headerBytes: this.header.byteLength });
         if (path) {
           this.stats.files_closed++;
+          this.rotations.disk++;
           o.logger.info(`closed ${path}: ends at its last complete record (${error.code})`);
         }
       } catch (closeError) {

@@ -38,6 +38,7 @@ import type { PipelineEvent, PipelineOutput, StreamDescription } from "../output
 import { DiskSpool, type SpoolRecovery } from "./fifo/disk-spool.ts";
 import { MemoryFifo } from "./fifo/memory-fifo.ts";
 import type { PacketFifo, SpoolFullPolicy } from "./fifo/packet-fifo.ts";
+import { UnackedAge } from "./fifo/unacked-age.ts";
 
 /** libtrace's COLLECTOR_PORT. */
 export const RT_SERVER_DEFAULT_PORT = 3435;
@@ -99,6 +100,8 @@ export class RtServer implements PipelineOutput {
   private readonly clients = new Set<Client>();
   private reliableClient: Client | undefined;
   private fifo: PacketFifo | undefined;
+  /** When the fifo's unacknowledged records were appended (the oldest unacked age metric). */
+  private readonly unackedAge = new UnackedAge();
   private stream: StreamDescription | undefined;
   /** Unreliable: sequence of the next data message (wraps explicitly at 2^32). */
   private sequence = 0;
@@ -156,6 +159,7 @@ export class RtServer implements PipelineOutput {
         });
         this.fifo = spool;
         this.recovery = recovery;
+        if (spool.counters.recordsHeld > 0) this.unackedAge.recovered(spool.nextSequence - 1);
         const r = recovery;
         this.options.log.info(
           r.created
@@ -301,6 +305,7 @@ export class RtServer implements PipelineOutput {
       const distance = sequenceDistance(probe.lastSequence, fifo.ackedThrough % RT_SEQUENCE_MODULUS);
       const through = fifo.ackedThrough + distance;
       if (distance > 0 && through < fifo.nextSequence) fifo.ack(through);
+      this.unackedAge.release(fifo.ackedThrough);
     }
     client.nextSend = fifo.ackedThrough + 1;
     if (probe) client.socket.write(encodeStreamAnnounce(fifo.streamId, client.nextSend % RT_SEQUENCE_MODULUS, linktype));
@@ -324,6 +329,7 @@ export class RtServer implements PipelineOutput {
       return;
     }
     fifo.ack(through);
+    this.unackedAge.release(fifo.ackedThrough);
     this.flushPending();
     this.checkEpisodeEnd();
     this.pump();
@@ -351,6 +357,7 @@ export class RtServer implements PipelineOutput {
     if (this.pending.length > 0) return this.hold(batch);
     const droppedBefore = this.fifo!.counters.droppedOldestRecords;
     const result = this.fifo!.append(batch);
+    if (result.kind === "appended") this.appendedToFifo();
     if (result.kind === "failed") {
       // The spool's disk refused the write: counted like a full fifo, logged once per episode.
       if (!this.fullEpisode) this.options.log.error(`rt spool write failed (${result.reason}); dropping packets until it works again`);
@@ -368,6 +375,13 @@ export class RtServer implements PipelineOutput {
     if (this.fifo!.counters.droppedOldestRecords > droppedBefore) this.beginEpisode();
     else this.checkEpisodeEnd();
     this.pump();
+  }
+
+  /** Notes the append's time; drop-oldest may have released records without an ack. */
+  private appendedToFifo(): void {
+    const fifo = this.fifo!;
+    this.unackedAge.appended(fifo.nextSequence - 1);
+    this.unackedAge.release(fifo.ackedThrough);
   }
 
   private broadcast(batch: PacketBatch): void {
@@ -409,6 +423,7 @@ export class RtServer implements PipelineOutput {
       const batch = this.pending[0]!;
       const result = this.fifo!.append(batch);
       if (result.kind === "full") return;
+      if (result.kind === "appended") this.appendedToFifo();
       if (result.kind === "failed") this.stats.packetsDroppedFifoFull += batch.count;
       this.pending.shift();
       this.pendingBytes -= batch.bytes.byteLength;
@@ -516,6 +531,8 @@ export class RtServer implements PipelineOutput {
       fifo_full_episodes: this.stats.fullEpisodes,
       fifo_used_bytes: c?.usedBytes ?? 0,
       fifo_records_held: c?.recordsHeld ?? 0,
+      fifo_capacity_bytes: c?.capacityBytes ?? 0,
+      fifo_oldest_unacked_age_seconds: this.fifo ? this.unackedAge.ageSeconds(this.fifo.ackedThrough) : 0,
       fifo_disk_bytes_written: c?.diskBytesWritten ?? 0,
       clients_denied: this.stats.clientsDenied,
       protocol_errors: this.stats.protocolErrors,

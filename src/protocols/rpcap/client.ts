@@ -2,8 +2,10 @@
 // rpcap://...` and by the tests. Requests go one at a time; each awaits its reply or an ERROR.
 // Data arrives on a TCP data connection (the client connects, or listens for SERVEROPEN) or
 // a UDP socket, and is decoded into PacketBatches.
-import type { Socket, TCPSocketListener, TLSOptions } from "bun";
+import type { TCPSocketListener, TLSOptions } from "bun";
+import { createServer, type Server as NetServer, type Socket as NetSocket } from "node:net";
 import { enableKeepAlive } from "../../config/keepalive.ts";
+import { socketLike, tlsClientOnAccepted } from "../../config/reversed-tls.ts";
 import { tlsClientOptions, tlsHandshakeRefusal, type TlsClientSettings } from "../../config/tls-client.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import { PacketBatchBuilder, type PacketBatch } from "../../packet/packet-batch.ts";
@@ -82,7 +84,8 @@ export interface StartCaptureOptions {
 type Pending = { resolve(m: RpcapMessage): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> };
 
 export class RpcapClient {
-  private socket: Socket<undefined> | null = null;
+  /** The control connection: a Bun socket, or a node TLS socket behind the same two calls. */
+  private socket: { write(bytes: Uint8Array): unknown; end(): void } | null = null;
   private readonly framer = new RpcapFramer(() => CLIENT_MAX_PLEN);
   private pending: Pending | null = null;
   private chain: Promise<unknown> = Promise.resolve();
@@ -150,7 +153,7 @@ export class RpcapClient {
           const client = new RpcapClient({ host: socket.remoteAddress, port: 0 });
           // A probe whose link dies without a FIN is noticed like a passive daemon's would be.
           enableKeepAlive(socket);
-          client.socket = socket as unknown as Socket<undefined>;
+          client.socket = socket;
           socket.data = { client };
           onClient(client);
         },
@@ -159,6 +162,57 @@ export class RpcapClient {
         error: (socket, error) => socket.data.client.onClose(error),
       },
     });
+  }
+
+  /**
+   * Active mode over TLS, with libpcap's roles (src/config/reversed-tls.ts): the daemon dials in
+   * and is the TLS server; this side is the TLS client and verifies the daemon's certificate
+   * against its address (`settings`: --tls-ca, --tls-insecure). The data connection the daemon
+   * opens back is verified the same way. A connection whose certificate is refused is closed and
+   * reported through `onRefused` (peer address, reason).
+   */
+  static async listenForActiveTls(
+    host: string,
+    port: number,
+    settings: TlsClientSettings,
+    onClient: (client: RpcapClient) => void,
+    onRefused: (peer: string, reason: string) => void,
+  ): Promise<{ readonly port: number; stop(closeActiveConnections?: boolean): void }> {
+    tlsClientOptions(host, settings); // reads the CA file now: a missing one fails the listen, one line
+    const accepted = new Set<NetSocket>();
+    const server = createServer((raw) => {
+      const peer = unmapIPv4(raw.remoteAddress ?? "");
+      accepted.add(raw);
+      raw.once("close", () => accepted.delete(raw));
+      raw.on("error", () => {}); // reported by the TLS socket above it
+      enableKeepAlive(raw as unknown as { setKeepAlive(enable?: boolean, initialDelay?: number): boolean });
+      tlsClientOnAccepted(raw, peer, settings).then(
+        (secure) => {
+          let client: RpcapClient;
+          try {
+            client = new RpcapClient({ host: peer, port: 0, tls: settings });
+          } catch (error) {
+            secure.destroy();
+            return onRefused(peer, (error as Error).message);
+          }
+          client.socket = socketLike(secure, raw, undefined, {
+            data: (_s, chunk) => client.onData(chunk),
+            close: () => client.onClose(),
+            error: (_s, error) => client.onClose(error),
+          });
+          onClient(client);
+        },
+        (error: Error) => onRefused(peer, error.message),
+      );
+    });
+    await listenNet(server, host, port);
+    return {
+      port: (server.address() as { port: number }).port,
+      stop: (closeActiveConnections = false) => {
+        server.close();
+        if (closeActiveConnections) for (const socket of accepted) socket.destroy();
+      },
+    };
   }
 
   get isClosed(): boolean {
@@ -234,6 +288,11 @@ export class RpcapClient {
       });
       portdata = udp.port;
       this.dataCleanup = () => udp.close();
+    } else if (options.serverOpen && this.tlsSettings) {
+      // Active mode over TLS: the daemon connects back and is the TLS server (reversed-tls.ts).
+      const listener = await this.listenForTlsData(options, sink);
+      portdata = listener.port;
+      this.dataCleanup = () => listener.stop();
     } else if (options.serverOpen) {
       // The daemon connects back from the control connection's address, once; any other
       // connection to this port is someone else's and is closed unread. (A host given by name
@@ -293,6 +352,38 @@ export class RpcapClient {
       this.dataCleanup = () => data.end();
     }
     return { bufsize: reply.bufsize, dataPort: reply.portdata };
+  }
+
+  /** The TLS form of the SERVEROPEN data listener: one connection, from the daemon's address, verified. */
+  private async listenForTlsData(options: StartCaptureOptions, sink: PacketMessageSink): Promise<{ port: number; stop(): void }> {
+    const daemonAddress = unmapIPv4(this.options.host);
+    const known = isIP(daemonAddress) !== 0;
+    const settings = this.tlsSettings!;
+    let taken: NetSocket | undefined;
+    const server = createServer((raw) => {
+      raw.on("error", () => {});
+      if (taken || (known && unmapIPv4(raw.remoteAddress ?? "") !== daemonAddress)) return void raw.destroy();
+      taken = raw;
+      server.close(); // one data connection per capture
+      enableKeepAlive(raw as unknown as { setKeepAlive(enable?: boolean, initialDelay?: number): boolean }, this.options.keepaliveIdleMs);
+      tlsClientOnAccepted(raw, daemonAddress, settings).then(
+        (secure) => {
+          socketLike(secure, raw, undefined, {
+            data: (_s, chunk) => sink.stream(chunk),
+            close: () => options.onDataClosed?.(),
+          });
+        },
+        (error: Error) => options.onDataClosed?.(new RpcapTlsError(`data connection: ${error.message}`)),
+      );
+    });
+    await listenNet(server, daemonAddress.includes(":") ? "::" : "0.0.0.0", 0);
+    return {
+      port: (server.address() as { port: number }).port,
+      stop: () => {
+        server.close();
+        taken?.destroy();
+      },
+    };
   }
 
   async updateFilter(program: readonly BpfInstruction[]): Promise<void> {
@@ -397,3 +488,14 @@ class PacketMessageSink {
 }
 
 export { RPCAP_HEADER_BYTES };
+
+/** node:net's listen as a promise: resolves when bound, rejects with the bind error. */
+function listenNet(server: NetServer, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
