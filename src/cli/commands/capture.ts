@@ -73,7 +73,8 @@ Exit status: 0 success, 1 capture or file error (including a hook file that does
 compile), 2 bad command line.
 `;
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const CAPTURE_OPTIONS = {
   interface: { type: "string", short: "i", multiple: true },
   read: { type: "string", short: "r", multiple: true },
   write: { type: "string", short: "w" },
@@ -110,7 +111,7 @@ export interface CaptureCommand {
 /** The pipeline a capture command line describes: inputs in the order given, processing stages, hooks, one (rotating) file output. */
 export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v, positionals, tokens } = parseCommandLine("capture", argv, options);
+  const { values: v, positionals, tokens } = parseCommandLine("capture", argv, CAPTURE_OPTIONS);
   if (v.help) return "help";
   if (v.filter !== undefined && positionals.length > 0) {
     throw new UsageError("capture: give the filter either with -f or as trailing words, not both");

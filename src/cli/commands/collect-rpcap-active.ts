@@ -49,31 +49,35 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
     -n, --null-auth                 its clients may use NULL authentication
     --users FILE                    its password file ('probe passwd USER' lines)
   --metrics HOST:PORT               Prometheus metrics at http://HOST:PORT/metrics
+  -h, --help                        this text
 A probe that disconnects keeps its name and outputs: when it dials in again its stream resumes
 (PCAP-over-IP readers stay connected). Outputs shared by several probes take the link type of
 the first; a probe capturing another link type there is refused (logged).
 `;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const COLLECT_RPCAP_ACTIVE_OPTIONS = {
+  "rpcap-active-listen": { type: "string" },
+  interface: { type: "string", short: "i" },
+  filter: { type: "string", short: "f" },
+  "remote-user": { type: "string" },
+  "remote-password": { type: "string" },
+  "probe-name": { type: "string", multiple: true },
+  write: { type: "string", short: "w" },
+  format: { type: "string", short: "F" },
+  "serve-pcap-over-ip": { type: "string" },
+  "serve-pcap-over-ip-each": { type: "string" },
+  "serve-rpcap": { type: "string" },
+  "null-auth": { type: "boolean", short: "n" },
+  users: { type: "string" },
+  metrics: { type: "string" },
+  udpstr: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 /** `probe collect --rpcap-active-listen ...`: parses its own flags (collect.ts dispatches here). */
 export async function runRpcapActiveCollectCommand(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parseCommandLine("collect", argv, {
-    "rpcap-active-listen": { type: "string" },
-    interface: { type: "string", short: "i" },
-    filter: { type: "string", short: "f" },
-    "remote-user": { type: "string" },
-    "remote-password": { type: "string" },
-    "probe-name": { type: "string", multiple: true },
-    write: { type: "string", short: "w" },
-    format: { type: "string", short: "F" },
-    "serve-pcap-over-ip": { type: "string" },
-    "serve-pcap-over-ip-each": { type: "string" },
-    "serve-rpcap": { type: "string" },
-    "null-auth": { type: "boolean", short: "n" },
-    users: { type: "string" },
-    metrics: { type: "string" },
-    udpstr: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values: v, positionals } = parseCommandLine("collect", argv, COLLECT_RPCAP_ACTIVE_OPTIONS);
   if (v.help) {
     process.stdout.write(COLLECT_RPCAP_ACTIVE_HELP);
     return ExitCode.OK;

@@ -19,7 +19,7 @@ import {
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
-import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 import { runRpcapActiveCollectCommand } from "./collect-rpcap-active.ts";
 
@@ -38,8 +38,8 @@ rpcapd) and write the packets to a file or serve them to PCAP-over-IP readers.
   --rcvbuf BYTES                UDP receive buffer (SO_RCVBUF; default 8 MiB)
   --report-seconds N            live loss report interval (default 5; 0 = only at exit)
   -q, --quiet                   no reports
-      --print-pipeline          print the pipeline (YAML, for 'probe run FILE') and exit
-Processing (docs/stages.md):
+  -h, --help                    this text
+${PRINT_PIPELINE_HELP}Processing (docs/stages.md):
 ${PROCESSING_OPTIONS_HELP}${ONLY_DIRECTION_HELP}                          (with --serve-pcap-over-ip)
 Rotating files, with -w (docs/rotation.md):
 ${ROTATION_OPTIONS_HELP}Logging:
@@ -51,24 +51,27 @@ past the end, caplen > len or snaplen) are counted and skipped.
 /** Enough receive buffer for a burst of ~5000 full datagrams while the event loop is busy. */
 const DEFAULT_RCVBUF_BYTES = 8 * 1024 * 1024;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const COLLECT_OPTIONS = {
+  "udpstr-listen": { type: "string" },
+  write: { type: "string", short: "w" },
+  format: { type: "string", short: "F" },
+  "serve-pcap-over-ip": { type: "string" },
+  linktype: { type: "string" },
+  rcvbuf: { type: "string" },
+  "report-seconds": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
+  ...PROCESSING_CLI_OPTIONS,
+  ...ONLY_DIRECTION_CLI_OPTION,
+  ...ROTATION_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
+} as const;
+
 export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v } = parseCommandLine("collect", argv, {
-    "udpstr-listen": { type: "string" },
-    write: { type: "string", short: "w" },
-    format: { type: "string", short: "F" },
-    "serve-pcap-over-ip": { type: "string" },
-    linktype: { type: "string" },
-    rcvbuf: { type: "string" },
-    "report-seconds": { type: "string" },
-    quiet: { type: "boolean", short: "q" },
-    help: { type: "boolean", short: "h" },
-    ...PRINT_PIPELINE_OPTION,
-    ...PROCESSING_CLI_OPTIONS,
-    ...ONLY_DIRECTION_CLI_OPTION,
-    ...ROTATION_CLI_OPTIONS,
-    ...LOGGING_CLI_OPTIONS,
-  });
+  const { values: v } = parseCommandLine("collect", argv, COLLECT_OPTIONS);
   if (v.help) return "help";
   if (!v["udpstr-listen"]) throw new UsageError("collect: --udpstr-listen ADDR:PORT is required");
   if ((v.write === undefined) === (v["serve-pcap-over-ip"] === undefined)) {

@@ -32,6 +32,7 @@ datagram for small packets. A partly filled datagram is sent as soon as no packe
                        1500-byte link minus IPv4 and UDP headers; 37..${UDPSTR_MAX_MTU})
       --sndbuf BYTES   UDP send buffer (SO_SNDBUF)
   -q, --quiet          no summary
+  -h, --help           this text
 ${PROCESSING_OPTIONS_HELP}${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}${PRINT_PIPELINE_HELP}At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
 was full (EAGAIN/ENOBUFS: counted, never blocking the capture).
 `;
@@ -39,24 +40,27 @@ was full (EAGAIN/ENOBUFS: counted, never blocking the capture).
 /** Minimum MTU for which ExtraHop's packing invariant holds (see src/protocols/udpstr). */
 const MIN_MTU = 37;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const FORWARD_OPTIONS = {
+  udpstr: { type: "string" },
+  interface: { type: "string", short: "i", multiple: true },
+  read: { type: "string", short: "r", multiple: true },
+  realtime: { type: "boolean" },
+  filter: { type: "string", short: "f" },
+  snaplen: { type: "string", short: "s" },
+  mtu: { type: "string" },
+  sndbuf: { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
+  ...HOOK_CLI_OPTIONS,
+  ...PROCESSING_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
+} as const;
+
 export function parseForwardCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v, positionals, tokens } = parseCommandLine("forward", argv, {
-    udpstr: { type: "string" },
-    interface: { type: "string", short: "i", multiple: true },
-    read: { type: "string", short: "r", multiple: true },
-    realtime: { type: "boolean" },
-    filter: { type: "string", short: "f" },
-    snaplen: { type: "string", short: "s" },
-    mtu: { type: "string" },
-    sndbuf: { type: "string" },
-    quiet: { type: "boolean", short: "q" },
-    help: { type: "boolean", short: "h" },
-    ...PRINT_PIPELINE_OPTION,
-    ...HOOK_CLI_OPTIONS,
-    ...PROCESSING_CLI_OPTIONS,
-    ...LOGGING_CLI_OPTIONS,
-  });
+  const { values: v, positionals, tokens } = parseCommandLine("forward", argv, FORWARD_OPTIONS);
   if (v.help) return "help";
   if (!v.udpstr) throw new UsageError("forward: --udpstr HOST:PORT is required");
   const ordered = inOrder(tokens, ["interface", "read"]);

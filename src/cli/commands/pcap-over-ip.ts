@@ -67,12 +67,14 @@ Logging:
 ${LOGGING_OPTIONS_HELP}
 Hooks (every packet goes through them before any consumer sees it):
 ${HOOK_OPTIONS_HELP}
-${PRINT_PIPELINE_HELP}
+${PRINT_PIPELINE_HELP}  -h, --help               this text
+
 The listeners' own traffic and the --connect peers' are left out of the capture, so probe
 never captures its own stream.
 `;
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const PCAP_OVER_IP_OPTIONS = {
   interface: { type: "string", short: "i" },
   filter: { type: "string", short: "f" },
   snaplen: { type: "string", short: "s" },
@@ -110,7 +112,7 @@ export function hostPorts(flag: string, values: string[] | undefined, defaultPor
 
 export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v, positionals } = parseCommandLine("pcap-over-ip", argv, options);
+  const { values: v, positionals } = parseCommandLine("pcap-over-ip", argv, PCAP_OVER_IP_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("pcap-over-ip: filter given twice");
   if (v.interface !== undefined && v.from !== undefined) throw new UsageError("pcap-over-ip: give -i INTERFACE or --from URL..., not both");

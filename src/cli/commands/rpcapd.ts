@@ -91,7 +91,8 @@ Every failed authentication is answered "Authentication failed" and costs that p
 growing pause; the reason is logged. OPEN accepts local interfaces only.
 `;
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const RPCAPD_OPTIONS = {
   bind: { type: "string", short: "b" },
   port: { type: "string", short: "p" },
   ipv4: { type: "boolean", short: "4" },
@@ -149,7 +150,7 @@ function interfaceList(text: string | undefined): string[] | undefined {
 }
 
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
-  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(normalizeProcessingArgv(argv)), options);
+  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(normalizeProcessingArgv(argv)), RPCAPD_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`rpcapd: unexpected argument '${positionals[0]}'`);
   const active = [
@@ -253,7 +254,7 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
   if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
   const normalized = rewriteInetdFlag(normalizeProcessingArgv(argv));
-  const { values } = parseCommandLine("rpcapd", normalized, options);
+  const { values } = parseCommandLine("rpcapd", normalized, RPCAPD_OPTIONS);
   const hooks = hooksStageFromFlags(values);
   const spec = rpcapdSpec(parsed, [...processingStagesFromFlags(values, normalized), ...(hooks ? [hooks] : [])], onlyDirectionOfTaggedStream(values));
   if (parsed.saveConfigFile && !values["print-pipeline"]) {

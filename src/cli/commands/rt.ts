@@ -66,7 +66,8 @@ A replayed file (-r) is served until SIGINT or SIGTERM after it ends, so a relia
 drains the fifo. Details and libtrace's quirks: docs/rt.md.
 `;
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const RT_OPTIONS = {
   interface: { type: "string", short: "i" },
   read: { type: "string", short: "r" },
   filter: { type: "string", short: "f" },
@@ -110,7 +111,7 @@ export interface RtCommand {
 
 /** The pipeline an rt command line describes: one input, hooks, one rt output. */
 export function parseRtCommand(argv: string[]): RtCommand | "help" {
-  const { values: v, positionals } = parseCommandLine("rt", argv, options);
+  const { values: v, positionals } = parseCommandLine("rt", argv, RT_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("rt: filter given twice");
   if (v.interface !== undefined && v.read !== undefined) throw new UsageError("rt: give -i INTERFACE or -r FILE, not both");

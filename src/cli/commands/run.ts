@@ -17,8 +17,11 @@ pipeline with --print-pipeline; start from one of those:
 ${PRINT_PIPELINE_HELP}  -h, --help              this text
 `;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const RUN_OPTIONS = { help: { type: "boolean", short: "h" }, ...PRINT_PIPELINE_OPTION } as const;
+
 export async function runRun(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parseCommandLine("run", argv, { help: { type: "boolean", short: "h" }, ...PRINT_PIPELINE_OPTION });
+  const { values: v, positionals } = parseCommandLine("run", argv, RUN_OPTIONS);
   if (v.help) {
     process.stdout.write(RUN_HELP);
     return ExitCode.OK;

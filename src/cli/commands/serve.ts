@@ -25,7 +25,7 @@ import {
   PROCESSING_OPTIONS_HELP,
   processingStagesFromFlags,
 } from "../processing-options.ts";
-import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const SERVE_HELP = `Usage: probe [-i INTERFACE] [-f FILTER] [--pcap-over-ip ADDR:PORT] [--rpcap ADDR:PORT]
@@ -49,34 +49,36 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
   -w, --write FILE           also keep the packets on disk (rotating with the flags below,
                              or a %-conversion in FILE: docs/rotation.md)
   -F, --format FMT           pcap (default) or pcapng, for -w
-      --print-pipeline       print the pipeline (YAML, for 'probe run FILE') and exit
   -h, --help                 this text
-${ONLY_DIRECTION_HELP}${LOGGING_OPTIONS_HELP}Processing (docs/stages.md):
+${PRINT_PIPELINE_HELP}${ONLY_DIRECTION_HELP}${LOGGING_OPTIONS_HELP}Processing (docs/stages.md):
 ${PROCESSING_OPTIONS_HELP}Rotating files, with -w:
 ${ROTATION_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
 For everything else use 'probe pcap-over-ip' and 'probe rpcapd'.
 `;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const SERVE_OPTIONS = {
+  interface: { type: "string", short: "i" },
+  filter: { type: "string", short: "f" },
+  "pcap-over-ip": { type: "string" },
+  rpcap: { type: "string" },
+  "no-rpcap": { type: "boolean" },
+  users: { type: "string" },
+  rt: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
+  ...HOOK_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
+  ...PROCESSING_CLI_OPTIONS,
+  ...ONLY_DIRECTION_CLI_OPTION,
+  write: { type: "string", short: "w" },
+  format: { type: "string", short: "F" },
+  ...ROTATION_CLI_OPTIONS,
+} as const;
+
 export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v, positionals } = parseCommandLine("probe", argv, {
-    interface: { type: "string", short: "i" },
-    filter: { type: "string", short: "f" },
-    "pcap-over-ip": { type: "string" },
-    rpcap: { type: "string" },
-    "no-rpcap": { type: "boolean" },
-    users: { type: "string" },
-    rt: { type: "string" },
-    help: { type: "boolean", short: "h" },
-    ...PRINT_PIPELINE_OPTION,
-    ...HOOK_CLI_OPTIONS,
-    ...LOGGING_CLI_OPTIONS,
-    ...PROCESSING_CLI_OPTIONS,
-    ...ONLY_DIRECTION_CLI_OPTION,
-    write: { type: "string", short: "w" },
-    format: { type: "string", short: "F" },
-    ...ROTATION_CLI_OPTIONS,
-  });
+  const { values: v, positionals } = parseCommandLine("probe", argv, SERVE_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`unknown command '${positionals[0]}'`);
   const parse = (flag: string, text: string | undefined, port: number) => {
