@@ -75,6 +75,22 @@ describe("forward -> collect", () => {
   });
 });
 
+describe("forward to a port where nothing listens", () => {
+  test("the kernel's port-unreachable reports become one log line, not an error dump per datagram", async () => {
+    const input = join(dir, "unreachable.pcap");
+    await writeFrames(input, Array.from({ length: 20 }, () => 100));
+    // A port just bound and closed again: nothing listens there.
+    const probeSocket = await Bun.udpSocket({ hostname: "127.0.0.1" });
+    const port = probeSocket.port;
+    probeSocket.close();
+    const result = await runProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-r", input, "--realtime"]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toContain("20 packets forwarded");
+    expect(result.stderr).not.toContain("errno");
+    expect(result.stderr.match(/nothing listens there/g)?.length).toBe(1);
+  });
+});
+
 describe("collect --serve-pcap-over-ip", () => {
   test("records forwarded as udpstr reach a PCAP-over-IP reader", async () => {
     const sizes = Array.from({ length: 50 }, (_, i) => 42 + i * 20);
