@@ -6,7 +6,7 @@ import { ExitCode, UsageError } from "../usage-error.ts";
 
 export const RUN_HELP = `Usage: probe run FILE
 
-Run the pipeline FILE describes (YAML or JSON): inputs (interface, file, rpcap,
+Run the pipeline FILE describes (YAML or JSON): inputs (interface, file, rpcap, rpcap-active,
 pcap-over-ip, udpstr, rt), stages run once per batch in order (snaplen, filter, sampling,
 hooks, anonymize, truncate-headers, checksums, direction), outputs (file, rotating-file,
 pcap-over-ip, rpcapd, udpstr, rt). docs/pipeline.md describes every kind. Every command prints its own
