@@ -5,7 +5,7 @@
 import { RpcapActiveListener, type RpcapActivePeerSource } from "../../capture/remote/index.ts";
 import { compileFilter } from "../../capture/libpcap/compile-filter.ts";
 import type { CaptureInfo } from "../../capture/capture-source.ts";
-import { parseHostPort, type HostPort } from "../../config/addresses.ts";
+import type { HostPort } from "../../config/addresses.ts";
 import { RPCAP_DEFAULT_ACTIVE_PORT, RPCAP_DEFAULT_PORT, rpcapdConfigSchema } from "../../config/rpcapd-config.ts";
 import { Authenticator } from "../../daemon/auth/index.ts";
 import { RpcapDaemon } from "../../daemon/index.ts";
@@ -17,7 +17,7 @@ import { DEFAULT_CONSUMER_QUEUE_BYTES } from "../../pipeline/consumer-queue.ts";
 import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
-import { parseCommandLine } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine } from "../parse-options.ts";
 import { stderrLogger } from "../../logging/index.ts";
 import { startMetricsOption } from "../metrics-option.ts";
 import { activeProbesCollector, captureHubCollector, rpcapdCollector } from "../../metrics/index.ts";
@@ -385,13 +385,6 @@ function pcapOverIpOutput(server: PcapOverIpServer, info: CaptureInfo): BatchOut
   return { offer: (batch) => server.offer(batch), close: async () => {} };
 }
 
-function hostPortFlag(flag: string, text: string, defaultPort?: number): HostPort {
-  try {
-    return parseHostPort(text, defaultPort);
-  } catch (error) {
-    throw new UsageError(`${flag}: ${(error as Error).message}`);
-  }
-}
 
 /** A probe name as a file-name part: "edge-2" stays, "fe80::1" -> "fe80__1". */
 function fileSafe(name: string): string {

@@ -4,9 +4,8 @@
 // PipelineSpec with one udpstr input, the processing stages and a (rotating) file or
 // PCAP-over-IP output; src/pipeline/runner.ts runs it.
 import { LINKTYPE_ETHERNET } from "../../capture/libpcap/constants.ts";
-import { parseHostPort } from "../../config/addresses.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
@@ -81,18 +80,11 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
   const only = onlyDirectionOfTaggedStream(v);
   if (only && v.write !== undefined) throw new UsageError("collect: --only-direction goes with --serve-pcap-over-ip");
   if (v.format && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError("collect: -F is pcap or pcapng");
-  const address = (flag: string, text: string) => {
-    try {
-      return parseHostPort(text);
-    } catch (error) {
-      throw new UsageError(`${flag}: ${(error as Error).message}`);
-    }
-  };
   const spec = specFromFlags("collect", {
     inputs: [
       {
         kind: "udpstr",
-        listen: address("--udpstr-listen", v["udpstr-listen"]),
+        listen: hostPortFlag("--udpstr-listen", v["udpstr-listen"]),
         linktype: parseInteger("--linktype", v.linktype, 0, 0xffff) ?? LINKTYPE_ETHERNET,
         receiveBufferBytes: parseInteger("--rcvbuf", v.rcvbuf, 0, 1 << 30) ?? DEFAULT_RCVBUF_BYTES,
         reportSeconds: v.quiet ? 0 : (parseInteger("--report-seconds", v["report-seconds"], 0, 86400) ?? 5),
@@ -101,7 +93,7 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
     outputs: [
       v.write !== undefined
         ? fileOutputFromFlags("collect", v, v.write, (v.format as "pcap" | "pcapng" | undefined) ?? "pcap")
-        : { kind: "pcap-over-ip", listen: [address("--serve-pcap-over-ip", v["serve-pcap-over-ip"]!)], ...(only ? { onlyDirection: only } : {}) },
+        : { kind: "pcap-over-ip", listen: [hostPortFlag("--serve-pcap-over-ip", v["serve-pcap-over-ip"]!)], ...(only ? { onlyDirection: only } : {}) },
     ],
     stages: processingStagesFromFlags(v, argv),
     quiet: v.quiet ?? false,

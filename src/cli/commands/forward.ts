@@ -1,13 +1,12 @@
 // `probe forward --udpstr HOST:PORT`: ExtraHop-compatible packed UDP forwarding with no RPCAP
 // control connection, for collectors that only listen. The flags become a PipelineSpec with
 // one udpstr output; src/pipeline/runner.ts runs it.
-import { parseHostPort } from "../../config/addresses.ts";
 import { UDPSTR_DEFAULT_MTU, UDPSTR_MAX_MTU } from "../../config/rpcapd-config.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
-import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { hostPortFlag, inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
@@ -65,12 +64,7 @@ export function parseForwardCommand(rawArgv: string[]): { spec: PipelineSpec; pr
   if (!v.udpstr) throw new UsageError("forward: --udpstr HOST:PORT is required");
   const ordered = inOrder(tokens, ["interface", "read"]);
   if (ordered.length === 0) throw new UsageError("forward: give -i INTERFACE or -r FILE");
-  let target;
-  try {
-    target = parseHostPort(v.udpstr);
-  } catch (error) {
-    throw new UsageError(`--udpstr: ${(error as Error).message}`);
-  }
+  const target = hostPortFlag("--udpstr", v.udpstr);
   const hooks = hooksStageFromFlags(v);
   const spec = specFromFlags("forward", {
     inputs: inputsFromFlags(ordered, {

@@ -3,13 +3,13 @@
 // The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
-import { parseCidr, parseHostPort, type HostPort } from "../../config/addresses.ts";
+import { parseCidr, type HostPort } from "../../config/addresses.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
@@ -101,13 +101,7 @@ export const PCAP_OVER_IP_OPTIONS = {
 } as const;
 
 export function hostPorts(flag: string, values: string[] | undefined, defaultPort: number): HostPort[] {
-  return (values ?? []).map((text) => {
-    try {
-      return parseHostPort(text, defaultPort);
-    } catch (error) {
-      throw new UsageError(`${flag}: ${(error as Error).message}`);
-    }
-  });
+  return (values ?? []).map((text) => hostPortFlag(flag, text, defaultPort));
 }
 
 export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {

@@ -2,7 +2,6 @@
 // options, ExtraHop's -i/-t, a users file, and shared captures behind every session. The flags
 // become a PipelineSpec with no inputs (clients open their own) and one rpcapd output.
 import { fstatSync, readFileSync, writeFileSync } from "node:fs";
-import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
   parseRpcapdConfigFile,
@@ -14,7 +13,7 @@ import {
 } from "../../config/rpcapd-config.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { inetdPeerAddress } from "../../daemon/inetd-peer.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
@@ -158,13 +157,7 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
       const [host, port] = text.split(",");
       return { host: host ?? "", port: port ? Number(port) : RPCAP_DEFAULT_ACTIVE_PORT };
     }),
-    ...(v.active ?? []).map((text) => {
-      try {
-        return parseHostPort(text, RPCAP_DEFAULT_ACTIVE_PORT);
-      } catch (error) {
-        throw new UsageError(`--active: ${(error as Error).message}`);
-      }
-    }),
+    ...(v.active ?? []).map((text) => hostPortFlag("--active", text, RPCAP_DEFAULT_ACTIVE_PORT)),
   ];
   return validated("rpcapd", rpcapdConfigSchema, {
     bindAddress: v.bind,

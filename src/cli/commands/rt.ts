@@ -3,7 +3,7 @@
 // A thin command: flags -> PipelineSpec (one input, hooks, an rt output) -> runPipeline.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
-import { parseHostPort, type HostPort } from "../../config/addresses.ts";
+import type { HostPort } from "../../config/addresses.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { RT_SERVER_DEFAULT_PORT, SPOOL_FULL_POLICIES, type SpoolFullPolicy } from "../../outputs/rt/index.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
@@ -11,7 +11,7 @@ import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";
 
@@ -123,13 +123,7 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
   if (v["slow-consumer"] !== undefined && v["slow-consumer"] !== "drop" && v["slow-consumer"] !== "disconnect") {
     throw new UsageError(`rt: --slow-consumer is drop or disconnect, not '${v["slow-consumer"]}'`);
   }
-  const listen: HostPort[] = (v.listen ?? []).map((text) => {
-    try {
-      return parseHostPort(text, RT_SERVER_DEFAULT_PORT);
-    } catch (error) {
-      throw new UsageError(`--listen: ${(error as Error).message}`);
-    }
-  });
+  const listen: HostPort[] = (v.listen ?? []).map((text) => hostPortFlag("--listen", text, RT_SERVER_DEFAULT_PORT));
   const input = v.read !== undefined
     ? { name: "read", value: v.read }
     : { name: "interface", value: v.interface ?? chooseDefaultInterface(listInterfaces()) };

@@ -4,7 +4,6 @@
 // both: RPCAP clients that open the served interface join this capture.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
-import { parseHostPort } from "../../config/addresses.ts";
 import { RPCAP_DEFAULT_PORT } from "../../config/rpcapd-config.ts";
 import { RpcapdOutput } from "../../daemon/rpcapd-output.ts";
 import { PcapOverIpOutput } from "../../outputs/pcap-over-ip/pcap-over-ip-output.ts";
@@ -14,7 +13,7 @@ import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
-import { parseCommandLine } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine } from "../parse-options.ts";
 import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
 import {
   normalizeProcessingArgv,
@@ -81,13 +80,7 @@ export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; prin
   const { values: v, positionals } = parseCommandLine("probe", argv, SERVE_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`unknown command '${positionals[0]}'`);
-  const parse = (flag: string, text: string | undefined, port: number) => {
-    try {
-      return text ? parseHostPort(text, port) : { host: "127.0.0.1", port };
-    } catch (error) {
-      throw new UsageError(`${flag}: ${(error as Error).message}`);
-    }
-  };
+  const parse = (flag: string, text: string | undefined, port: number) => (text ? hostPortFlag(flag, text, port) : { host: "127.0.0.1", port });
   const poipAddress = parse("--pcap-over-ip", v["pcap-over-ip"], PCAP_OVER_IP_DEFAULT_PORT);
   const rpcapAddress = parse("--rpcap", v.rpcap, RPCAP_DEFAULT_PORT);
   const rtAddress = v.rt !== undefined ? parse("--rt", v.rt, RT_SERVER_DEFAULT_PORT) : undefined;
