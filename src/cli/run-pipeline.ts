@@ -44,6 +44,22 @@ export interface RunPipelineOptions {
   onStarted?(runner: PipelineRunner, log: Logger): void;
 }
 
+/** What a pipeline command's parser returns for a command line that is not --help. */
+export interface PipelineCommand {
+  spec: PipelineSpec;
+  printPipeline: boolean;
+  logConfig?: LogConfig;
+}
+
+/** A pipeline command's whole run: its help text for "help", else its pipeline run (or printed). */
+export async function runPipelineCommand(command: PipelineCommand | "help", help: string, options: Pick<RunPipelineOptions, "logName" | "onStarted"> = {}): Promise<number> {
+  if (command === "help") {
+    process.stdout.write(help);
+    return ExitCode.OK;
+  }
+  return runPipeline(command.spec, { ...options, printPipeline: command.printPipeline, ...(command.logConfig ? { logConfig: command.logConfig } : {}) });
+}
+
 export async function runPipeline(spec: PipelineSpec, options: RunPipelineOptions = {}): Promise<number> {
   if (options.printPipeline) {
     process.stdout.write(formatPipeline(spec));

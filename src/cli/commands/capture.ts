@@ -10,8 +10,8 @@ import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
 import { fileOutputFromFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { UsageError, ExitCode } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const CAPTURE_HELP = `Usage: probe capture (-i INTERFACE | -r FILE)... [options] -w FILE|- [FILTER...]
 
@@ -151,16 +151,9 @@ export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" 
 }
 
 export async function runCapture(argv: string[]): Promise<number> {
-  const command = parseCaptureCommand(argv);
-  if (command === "help") {
-    process.stdout.write(CAPTURE_HELP);
-    return ExitCode.OK;
-  }
-  const { spec } = command;
-  return runPipeline(spec, {
-    printPipeline: command.printPipeline,
+  return runPipelineCommand(parseCaptureCommand(argv), CAPTURE_HELP, {
     onStarted: (runner) => {
-      const stream = runner.stream;
+      const { spec, stream } = runner;
       const only = spec.inputs.length === 1 ? spec.inputs[0] : undefined;
       if (spec.quiet || !stream || !only || only.kind === "file") return;
       const input = stream.inputs[0]!;

@@ -18,8 +18,8 @@ import {
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 import { runRpcapActiveCollectCommand } from "./collect-rpcap-active.ts";
 
 export const COLLECT_HELP = `Usage: probe collect --udpstr-listen ADDR:PORT (-w FILE|- | --serve-pcap-over-ip ADDR:PORT)
@@ -104,10 +104,5 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
 export async function runCollect(argv: string[]): Promise<number> {
   // The active-mode RPCAP collector has its own flags and several streams (one per probe).
   if (argv.some((arg) => arg === "--rpcap-active-listen" || arg.startsWith("--rpcap-active-listen="))) return runRpcapActiveCollectCommand(argv);
-  const command = parseCollectCommand(argv);
-  if (command === "help") {
-    process.stdout.write(COLLECT_HELP);
-    return ExitCode.OK;
-  }
-  return runPipeline(command.spec, { printPipeline: command.printPipeline, logName: "probe-collect", logConfig: command.logConfig });
+  return runPipelineCommand(parseCollectCommand(argv), COLLECT_HELP, { logName: "probe-collect" });
 }

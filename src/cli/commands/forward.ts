@@ -10,8 +10,8 @@ import { hostPortFlag, inOrder, parseCommandLine, parseInteger } from "../parse-
 import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const FORWARD_HELP = `Usage: probe forward --udpstr HOST:PORT (-i INTERFACE | -r FILE) [options] [FILTER...]
 
@@ -87,10 +87,5 @@ export function parseForwardCommand(rawArgv: string[]): { spec: PipelineSpec; pr
 }
 
 export async function runForward(argv: string[]): Promise<number> {
-  const command = parseForwardCommand(argv);
-  if (command === "help") {
-    process.stdout.write(FORWARD_HELP);
-    return ExitCode.OK;
-  }
-  return runPipeline(command.spec, { printPipeline: command.printPipeline, logName: "probe-forward", logConfig: command.logConfig });
+  return runPipelineCommand(parseForwardCommand(argv), FORWARD_HELP, { logName: "probe-forward" });
 }

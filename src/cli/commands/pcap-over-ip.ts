@@ -21,8 +21,8 @@ import {
 } from "../processing-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const PCAP_OVER_IP_HELP = `Usage: probe pcap-over-ip [-i INTERFACE] [options]
 
@@ -165,16 +165,8 @@ export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec;
 }
 
 export async function runPcapOverIp(argv: string[]): Promise<number> {
-  const command = parsePcapOverIpCommand(argv);
-  if (command === "help") {
-    process.stdout.write(PCAP_OVER_IP_HELP);
-    return ExitCode.OK;
-  }
-  const { spec } = command;
-  return runPipeline(spec, {
-    printPipeline: command.printPipeline,
-    logConfig: command.logConfig,
-    onStarted: (_runner, log) => {
+  return runPipelineCommand(parsePcapOverIpCommand(argv), PCAP_OVER_IP_HELP, {
+    onStarted: ({ spec }, log) => {
       const first = spec.inputs[0]!;
       if (spec.inputs.length > 1 || first.kind !== "interface") log.info(`merging ${spec.inputs.length} streams (${spec.inputs.map((i) => (i.kind === "pcap-over-ip" ? i.url : i.kind)).join(", ")})`);
       else log.info(`capturing on ${first.device}${first.filter ? ` with filter '${first.filter}'` : ""}`);

@@ -12,8 +12,8 @@ import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hoo
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const RT_HELP = `Usage: probe rt [-i INTERFACE | -r FILE] [options] [FILTER...]
 
@@ -164,11 +164,6 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
 }
 
 export async function runRt(argv: string[]): Promise<number> {
-  const command = parseRtCommand(argv);
-  if (command === "help") {
-    process.stdout.write(RT_HELP);
-    return ExitCode.OK;
-  }
   // The rt output logs where it serves ("rt: serving ... on HOST:PORT"), once it has started.
-  return runPipeline(command.spec, { printPipeline: command.printPipeline, logConfig: command.logConfig });
+  return runPipelineCommand(parseRtCommand(argv), RT_HELP);
 }

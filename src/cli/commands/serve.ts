@@ -24,8 +24,8 @@ import {
   PROCESSING_OPTIONS_HELP,
   processingStagesFromFlags,
 } from "../processing-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const SERVE_HELP = `Usage: probe [-i INTERFACE] [-f FILTER] [--pcap-over-ip ADDR:PORT] [--rpcap ADDR:PORT]
              [--no-rpcap] [--users FILE] [--rt ADDR:PORT]
@@ -114,15 +114,11 @@ export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; prin
 
 export async function runServe(argv: string[]): Promise<number> {
   const command = parseServeCommand(argv);
-  if (command === "help") {
-    process.stdout.write(SERVE_HELP);
-    return ExitCode.OK;
-  }
-  const { spec } = command;
-  return runPipeline(spec, {
-    printPipeline: command.printPipeline,
-    logConfig: command.logConfig,
+  // With --log-format json every line of standard error must be JSON: the banner too.
+  const jsonLog = command !== "help" && command.logConfig.logFormat === "json";
+  return runPipelineCommand(command, SERVE_HELP, {
     onStarted: (runner, log) => {
+      const { spec } = runner;
       const input = spec.inputs[0]!;
       const device = input.kind === "interface" ? input.device : "";
       const poip = runner.outputs.find((o): o is PcapOverIpOutput => o instanceof PcapOverIpOutput);
@@ -137,8 +133,7 @@ export async function runServe(argv: string[]): Promise<number> {
       const rt = runner.outputs.find((o): o is RtServer => o instanceof RtServer)?.listening[0];
       if (rt) lines.push(`  tracepktdump rt:${rt.host.includes(":") ? `[${rt.host}]` : rt.host}:${rt.port}`);
       lines.push("Ctrl-C to stop.");
-      // With --log-format json every line of standard error must be JSON: the banner too.
-      if (command.logConfig.logFormat === "json") for (const line of lines) log.info(line);
+      if (jsonLog) for (const line of lines) log.info(line);
       else process.stderr.write(`${lines.join("\n")}\n`);
     },
   });
