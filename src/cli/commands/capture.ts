@@ -3,6 +3,7 @@
 // rotating files (-G, -C, %-names: docs/rotation.md) or standard output, through processing
 // stages (--anonymize-*, --truncate-headers, --checksums, --direction-*: docs/stages.md) and
 // operator hooks (--hook). Ctrl-C ends it with complete files and a summary. The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
+import { linktypeText } from "../../capture/libpcap/index.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
@@ -157,7 +158,7 @@ export async function runCapture(argv: string[]): Promise<number> {
       const only = spec.inputs.length === 1 ? spec.inputs[0] : undefined;
       if (spec.quiet || !stream || !only || only.kind === "file") return;
       const input = stream.inputs[0]!;
-      process.stderr.write(`probe: listening on ${input.description}, link-type ${input.linktype}, snapshot length ${input.snaplen} bytes\n`);
+      process.stderr.write(`probe: listening on ${input.description}, link-type ${linktypeText(input.linktype)}, snapshot length ${input.snaplen} bytes\n`);
     },
   });
 }
