@@ -35,7 +35,8 @@ Capture:
   -f, --filter EXPR        tcpdump filter expression
   -s, --snaplen N          bytes kept per packet (default 262144)
   -B, --buffer-size KiB    kernel capture buffer
-      --nanoseconds        nanosecond timestamps (pcap magic a1b23c4d)
+      --nano               nanosecond timestamps (pcap magic a1b23c4d), as 'probe capture
+                           --nano' and tcpdump --nano; --nanoseconds is the old name
 
 Merging (instead of -i):
       --from URL           read a PCAP-over-IP stream (tcp://H:P, TCP@H:P, tls://H:P);
@@ -79,6 +80,7 @@ export const PCAP_OVER_IP_OPTIONS = {
   filter: { type: "string", short: "f" },
   snaplen: { type: "string", short: "s" },
   "buffer-size": { type: "string", short: "B" },
+  nano: { type: "boolean" },
   nanoseconds: { type: "boolean" },
   listen: { type: "string", multiple: true },
   connect: { type: "string", multiple: true },
@@ -159,7 +161,7 @@ export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec;
         ...(only ? { onlyDirection: only } : {}),
       },
     ],
-    precision: v.nanoseconds ? "nano" : "micro",
+    precision: v.nano || v.nanoseconds ? "nano" : "micro",
   });
   return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("pcap-over-ip", v) };
 }
