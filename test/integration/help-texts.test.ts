@@ -1,8 +1,11 @@
 // Every command's --help against its parser: each flag the help lists is accepted by the
 // command (run through probe itself, so argv rewrites such as rpcapd's bare -i count), each
 // option the parser defines appears in the help, and `-x, --long` pairs match the parser's
-// short letters. Adding a flag without documenting it fails here.
+// short letters. Adding a flag without documenting it fails here. And every probe command line
+// in README.md and docs/*.md parses: a renamed or removed flag fails here too.
 import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { CAPTURE_HELP, CAPTURE_OPTIONS } from "../../src/cli/commands/capture.ts";
 import { COLLECT_RPCAP_ACTIVE_HELP, COLLECT_RPCAP_ACTIVE_OPTIONS } from "../../src/cli/commands/collect-rpcap-active.ts";
 import { COLLECT_HELP, COLLECT_OPTIONS } from "../../src/cli/commands/collect.ts";
@@ -16,7 +19,7 @@ import { RT_HELP, RT_OPTIONS } from "../../src/cli/commands/rt.ts";
 import { RUN_HELP, RUN_OPTIONS } from "../../src/cli/commands/run.ts";
 import { SERVE_HELP, SERVE_OPTIONS } from "../../src/cli/commands/serve.ts";
 import { SUMMARY_HELP, SUMMARY_OPTIONS } from "../../src/cli/commands/summary.ts";
-import { runProbe } from "../support/probe-binary.ts";
+import { repoRoot, runProbe } from "../support/probe-binary.ts";
 
 type OptionTable = Readonly<Record<string, { readonly type: string; readonly short?: string }>>;
 
@@ -168,4 +171,63 @@ describe("help texts", () => {
       }, 60_000);
     });
   }
+});
+
+/** Splits a shell word list with '...' and "..." quoting (enough for documentation examples). */
+function shellWords(text: string): string[] {
+  const words: string[] = [];
+  for (const match of text.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)) words.push(match[1] ?? match[2] ?? match[3]!);
+  return words;
+}
+
+/**
+ * The probe command lines of a Markdown page: in fenced or indented code, starting with
+ * `probe`, joined across trailing backslashes, cut before a pipe, redirection, comment or a
+ * two-space gap (a description column). Synopses with [optional] parts or ... are left out.
+ */
+export function probeCommandLines(markdown: string): { line: number; argv: string[] }[] {
+  const found: { line: number; argv: string[] }[] = [];
+  const lines = markdown.split("\n");
+  let fenced = false;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.startsWith("```")) {
+      fenced = !fenced;
+      continue;
+    }
+    if (!fenced && !line.startsWith("    ")) continue;
+    let text = line.trim();
+    const start = i;
+    while (text.endsWith("\\") && i + 1 < lines.length) text = `${text.slice(0, -1).trimEnd()} ${lines[++i]!.trim()}`;
+    if (!/^probe(\s|$)/.test(text)) continue;
+    const command = text.slice("probe".length).replace(/^ /, "").split(/ {2,}|\s(?:\||#|>|2>|;|&&)(?:\s|$)/)[0]!;
+    if (/\[|\.\.\.|COMMAND|\(/.test(command)) continue;
+    found.push({ line: start + 1, argv: shellWords(command) });
+  }
+  return found;
+}
+
+describe("command lines in README.md and docs/", () => {
+  test("the extractor joins continued lines and cuts pipes, comments and description columns", () => {
+    const page = "text\n\n    probe capture -i eth0 -f 'tcp port 443' \\\n        -w - | tshark -r -\n    probe list [--json]        synopsis\n    probe          the serve mode\n";
+    expect(probeCommandLines(page)).toEqual([
+      { line: 3, argv: ["capture", "-i", "eth0", "-f", "tcp port 443", "-w", "-"] },
+      { line: 6, argv: [] },
+    ]);
+  });
+
+  const pages = ["README.md", ...readdirSync(join(repoRoot, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+  test("every one parses: each flag exists for its command", async () => {
+    const refused: string[] = [];
+    let checked = 0;
+    for (const page of pages) {
+      for (const { line, argv } of probeCommandLines(readFileSync(join(repoRoot, page), "utf8"))) {
+        checked++;
+        const result = await runProbe([...argv, SENTINEL], { timeoutMs: 15_000 });
+        if (!result.stderr.includes(`Unknown option '${SENTINEL}'`)) refused.push(`${page}:${line}: probe ${argv.join(" ")} -> ${result.stderr.trim().split("\n")[0]}`);
+      }
+    }
+    expect(refused).toEqual([]);
+    expect(checked).toBeGreaterThan(20);
+  }, 120_000);
 });
