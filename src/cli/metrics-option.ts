@@ -1,10 +1,10 @@
 // `--metrics HOST:PORT` for long-running commands: parses the flag, registers the process
 // collector and the command's own, and binds the endpoint. The pipeline runner and commands
 // that predate it call the same function.
-import { parseHostPort } from "../config/addresses.ts";
+import { hostPortFlag } from "./parse-options.ts";
 import type { Logger } from "../logging/index.ts";
 import { MetricsBindError, MetricsRegistry, processCollector, startMetricsServer, type MetricsCollector, type MetricsServer } from "../metrics/index.ts";
-import { CommandFailure, UsageError } from "./usage-error.ts";
+import { CommandFailure } from "./usage-error.ts";
 
 export const METRICS_CLI_OPTION = { metrics: { type: "string" } } as const;
 
@@ -15,12 +15,7 @@ export const METRICS_OPTION_HELP = `      --metrics HOST:PORT  Prometheus metric
 /** Starts the endpoint when the flag is given; undefined when it is not. */
 export function startMetricsOption(flag: string | undefined, collectors: readonly MetricsCollector[], log: Logger): { server: MetricsServer; registry: MetricsRegistry } | undefined {
   if (flag === undefined) return undefined;
-  let address;
-  try {
-    address = parseHostPort(flag);
-  } catch (error) {
-    throw new UsageError(`--metrics: ${(error as Error).message}`);
-  }
+  const address = hostPortFlag("--metrics", flag);
   const registry = new MetricsRegistry();
   registry.register(processCollector());
   for (const collector of collectors) registry.register(collector);

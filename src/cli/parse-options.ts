@@ -1,6 +1,7 @@
 // A thin layer over node:util parseArgs: strict parsing with errors turned into UsageErrors
 // that name the command, so every subcommand reports bad flags the same way.
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseHostPort, type HostPort } from "../config/addresses.ts";
 import { UsageError } from "./usage-error.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -28,4 +29,13 @@ export function inOrder(tokens: readonly { kind: string; name?: string; value?: 
   return tokens
     .filter((t) => t.kind === "option" && t.name !== undefined && names.includes(t.name) && t.value !== undefined)
     .map((t) => ({ name: t.name!, value: t.value! }));
+}
+
+/** A HOST:PORT flag value (PORT may be left out when `defaultPort` is given); a bad one is a usage error naming the flag. */
+export function hostPortFlag(flag: string, text: string, defaultPort?: number): HostPort {
+  try {
+    return parseHostPort(text, defaultPort);
+  } catch (error) {
+    throw new UsageError(`${flag}: ${(error as Error).message}`);
+  }
 }

@@ -41,9 +41,10 @@ export const ROTATION_OPTIONS_HELP = `  -w may hold strftime conversions, always
                           (dumpcap -b interval:S; 3600 cuts on the hour)
   -C, --rotate-size MB    a new file once one holds more than MB x 1,000,000 bytes (tcpdump -C)
       --rotate-packets N  a new file every N packets
-      --no-rotate-on-loss do not cut on loss; by default kernel drops, this output's queue
-                          drops, input reconnects and merge gaps close the file, and the next
-                          file's first packet says why (pcapng comment; log line always)
+      --rotate-on-loss    (default) kernel drops, this output's queue drops, input
+                          reconnects and merge gaps close the file, and the next file's
+                          first packet says why (pcapng comment; log line always)
+      --no-rotate-on-loss do not cut on loss
   -W, --ring-files N      keep N files, deleting our oldest; with -C and a plain name a
                           ring named as tcpdump names it (out0..out{N-1})
       --retain-bytes SIZE keep at most SIZE bytes of our files (SIZE: 500M, 2G, 1Gi...)

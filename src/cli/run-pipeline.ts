@@ -1,6 +1,7 @@
 // Running a command's pipeline: the one place for --print-pipeline, signals (SIGINT/SIGTERM
 // stop with a complete file and a summary; SIGHUP rereads configuration), the summary on
 // standard error, and the end of the run. Exit statuses are main.ts's (from error categories).
+import { hostPortFlag } from "./parse-options.ts";
 import { formatPipeline } from "../config/pipeline-file.ts";
 import type { LogConfig } from "../config/log-config.ts";
 import type { Logger } from "../logging/index.ts";
@@ -9,7 +10,6 @@ import { openCommandLog } from "./logging-options.ts";
 import { PipelineRunner } from "../pipeline/runner.ts";
 import { checkPipelineSpec, type PipelineSpec, type PipelineSpecInput } from "../pipeline/spec.ts";
 import { ExitCode, UsageError } from "./usage-error.ts";
-import { parseHostPort } from "../config/addresses.ts";
 
 /** The flags every pipeline command takes: --print-pipeline and --metrics. */
 export const PRINT_PIPELINE_OPTION = { "print-pipeline": { type: "boolean" }, metrics: { type: "string" } } as const;
@@ -30,12 +30,7 @@ export function specFromFlags(command: string, raw: PipelineSpecInput): Pipeline
 
 /** The spec with --metrics HOST:PORT in it (unchanged without the flag); a bad address is a usage error. */
 export function withMetricsFlag(spec: PipelineSpec, flag: string | undefined): PipelineSpec {
-  if (flag === undefined) return spec;
-  try {
-    return { ...spec, metrics: parseHostPort(flag) };
-  } catch (error) {
-    throw new UsageError(`--metrics: ${(error as Error).message}`);
-  }
+  return flag === undefined ? spec : { ...spec, metrics: hostPortFlag("--metrics", flag) };
 }
 
 export interface RunPipelineOptions {
@@ -47,6 +42,22 @@ export interface RunPipelineOptions {
   logConfig?: LogConfig;
   /** Called once everything is running (banners that name the bound ports). */
   onStarted?(runner: PipelineRunner, log: Logger): void;
+}
+
+/** What a pipeline command's parser returns for a command line that is not --help. */
+export interface PipelineCommand {
+  spec: PipelineSpec;
+  printPipeline: boolean;
+  logConfig?: LogConfig;
+}
+
+/** A pipeline command's whole run: its help text for "help", else its pipeline run (or printed). */
+export async function runPipelineCommand(command: PipelineCommand | "help", help: string, options: Pick<RunPipelineOptions, "logName" | "onStarted"> = {}): Promise<number> {
+  if (command === "help") {
+    process.stdout.write(help);
+    return ExitCode.OK;
+  }
+  return runPipeline(command.spec, { ...options, printPipeline: command.printPipeline, ...(command.logConfig ? { logConfig: command.logConfig } : {}) });
 }
 
 export async function runPipeline(spec: PipelineSpec, options: RunPipelineOptions = {}): Promise<number> {

@@ -207,8 +207,18 @@ export async function openUdpDataChannel(options: {
   kind: "udp" | "udpstr";
   /** SO_SNDBUF in bytes (0 = the kernel default). */
   sendBufferBytes?: number;
+  /**
+   * The kernel's reports on earlier datagrams (ECONNREFUSED: ICMP port unreachable, nothing
+   * listens at the destination). Sending goes on; without a handler Bun prints each report
+   * as an error object on standard error.
+   */
+  onSendError?: (error: Error) => void;
 }): Promise<DataChannel> {
-  const socket = await Bun.udpSocket({ hostname: options.host.includes(":") ? "::" : "0.0.0.0" });
+  const socket = await Bun.udpSocket({
+    hostname: options.host.includes(":") ? "::" : "0.0.0.0",
+    // Bun 1.4.4 calls error(error) with the error alone, though its types say (socket, error).
+    socket: { error: (...args: unknown[]) => options.onSendError?.(args.find((a): a is Error => a instanceof Error) ?? new Error("UDP send error")) },
+  });
   // Bun exposes the fd at run time (checked on 1.4.4) but not in its types.
   if (options.sendBufferBytes) setSocketBuffer((socket as unknown as { fd: number }).fd, "send", options.sendBufferBytes);
   let npkt = 1;

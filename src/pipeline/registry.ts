@@ -243,8 +243,12 @@ export const OUTPUTS: { [K in OutputSpec["kind"]]: OutputBuilder<K> } = {
     });
     return (await import("../daemon/rpcapd-output.ts")).RpcapdOutput.prepare(spec, context, joinable, context.createStages);
   },
-  udpstr: async (spec, context) =>
-    ({ output: new (await import("../outputs/udpstr/udpstr-output.ts")).UdpstrOutput({ host: spec.target.host, port: spec.target.port, mtu: spec.mtu, sendBufferBytes: spec.sendBufferBytes }, context) }),
+  udpstr: async (spec, context) => ({
+    output: new (await import("../outputs/udpstr/udpstr-output.ts")).UdpstrOutput({ host: spec.target.host, port: spec.target.port, mtu: spec.mtu, sendBufferBytes: spec.sendBufferBytes }, context),
+    // The datagrams sent would otherwise be captured again when they leave by a captured
+    // interface (-i lo with a collector on loopback: each packet forwarded again, without end).
+    ownTraffic: `not (udp and dst host ${spec.target.host} and dst port ${spec.target.port})`,
+  }),
   rt: async (spec, context) => (await import("../outputs/rt/rt-output.ts")).prepareRtOutput(spec, context),
 };
 

@@ -11,6 +11,7 @@ import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-w
 import { readCaptureFile } from "../../src/protocols/pcap/index.ts";
 import { forEachRecord } from "../../src/packet/packet-batch.ts";
 import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 
 let dir: string;
 beforeAll(() => (dir = mkdtempSync(join(tmpdir(), "probe-udpstr-"))));
@@ -73,6 +74,52 @@ describe("forward -> collect", () => {
     expect(Number(forwarded[2])).toBeGreaterThanOrEqual(ideal);
     expect(Number(forwarded[2])).toBeLessThan(ideal * 1.1);
   });
+});
+
+describe("forward to a port where nothing listens", () => {
+  test("the kernel's port-unreachable reports become one log line, not an error dump per datagram", async () => {
+    const input = join(dir, "unreachable.pcap");
+    await writeFrames(input, Array.from({ length: 20 }, () => 100));
+    // A port just bound and closed again: nothing listens there.
+    const probeSocket = await Bun.udpSocket({ hostname: "127.0.0.1" });
+    const port = probeSocket.port;
+    probeSocket.close();
+    const result = await runProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-r", input, "--realtime"]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toContain("20 packets forwarded");
+    expect(result.stderr).not.toContain("errno");
+    expect(result.stderr.match(/nothing listens there/g)?.length).toBe(1);
+  });
+});
+
+describe("forward -i lo to a collector on loopback", () => {
+  test("its own datagrams are left out of the capture (no packet forwarded again)", async () => {
+    const output = join(dir, "own-traffic.pcap");
+    const port = 45000 + Math.floor(Math.random() * 5000);
+    const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${port}`, "-w", output]);
+    const flow = await openLoopbackFlow();
+    const forward = spawnProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-i", "lo"]);
+    let log = "";
+    (async () => {
+      for await (const chunk of forward.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
+    })();
+    try {
+      await waitFor(() => log.includes("forwarding as udpstr"), 10_000, "forward start");
+      for (let round = 0; round < 20; round++) await flow.send([64], { gapMs: 50 });
+    } finally {
+      forward.kill("SIGINT");
+      await forward.exited;
+      flow.close();
+      await Bun.sleep(300);
+      collector.proc.kill("SIGINT");
+      await collector.proc.exited;
+    }
+    expect(log).toContain(`leaving own traffic out of the capture: not (udp and dst host 127.0.0.1 and dst port ${port})`);
+    const toFlow = await runTool(["tshark", "-r", output, "-Y", `udp.dstport == ${flow.port}`, "-T", "fields", "-e", "frame.number"]);
+    expect(toFlow.trim().split("\n").length).toBe(20);
+    const toCollector = await runTool(["tshark", "-r", output, "-Y", `udp.dstport == ${port}`, "-T", "fields", "-e", "frame.number"]);
+    expect(toCollector.trim()).toBe("");
+  }, 30_000);
 });
 
 describe("collect --serve-pcap-over-ip", () => {

@@ -9,6 +9,7 @@ import {
   BpfTextFault,
   decodeBpfInstructions,
   encodeBpfInstructions,
+  encodeHostBpfInstructions,
   formatBpfCStyle,
   formatBpfDecimal,
   parseBpfCStyle,
@@ -187,5 +188,20 @@ describe("text formats", () => {
   ];
   test.each(errorRows)("error: %s", (_name, fn, code, offset) => {
     expect(caught(fn)).toEqual({ code, offset });
+  });
+});
+
+describe("encodeHostBpfInstructions (struct sock_filter / bpf_insn for the kernel and libpcap)", () => {
+  test("little-endian code and k, jt and jf as bytes, 8 bytes per instruction", () => {
+    const bytes = encodeHostBpfInstructions([
+      { code: 0x28, jt: 0, jf: 0, k: 12 },
+      { code: 0x15, jt: 1, jf: 2, k: 0x800 },
+      { code: 0x06, jt: 0, jf: 0, k: 0xffffffff },
+    ]);
+    expect(Buffer.from(bytes).toString("hex")).toBe("280000000c000000" + "1500010200080000" + "06000000ffffffff");
+  });
+
+  test("an empty program still has one (zero) slot to point at", () => {
+    expect(Buffer.from(encodeHostBpfInstructions([])).toString("hex")).toBe("0000000000000000");
   });
 });

@@ -39,3 +39,16 @@ export function compileFilter(expression: string, linktype: number, snaplen: num
 export function libpcapVersion(): string {
   return String(libpcap().pcap_lib_version());
 }
+
+/** A link type as tcpdump names it ("EN10MB (Ethernet)"); the number when libpcap does not know it or cannot load. */
+export function linktypeText(linktype: number): string {
+  try {
+    const lib = libpcap();
+    const name = lib.pcap_datalink_val_to_name(linktype);
+    if (name === null || String(name) === "") return String(linktype);
+    const description = lib.pcap_datalink_val_to_description(linktype);
+    return description === null || String(description) === "" ? String(name) : `${name} (${description})`;
+  } catch {
+    return String(linktype);
+  }
+}

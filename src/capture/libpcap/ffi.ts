@@ -15,6 +15,8 @@ const { ptr: P, i32, u32, cstring, void: V } = FFIType;
 
 const pcapSymbols = {
   pcap_lib_version: { args: [], returns: cstring },
+  pcap_datalink_val_to_name: { args: [i32], returns: cstring },
+  pcap_datalink_val_to_description: { args: [i32], returns: cstring },
   pcap_findalldevs: { args: [P, P], returns: i32 },
   pcap_freealldevs: { args: [P], returns: V },
   pcap_create: { args: [P, P], returns: P },

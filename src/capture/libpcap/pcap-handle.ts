@@ -4,7 +4,7 @@
 import { ptr, read, type Pointer } from "bun:ffi";
 import { CaptureError, PERMISSION_ADVICE } from "../errors.ts";
 import type { TimestampPrecision } from "../../packet/packet-batch.ts";
-import { kernelFilterLengthProblem, type BpfInstruction } from "../../packet/bpf/index.ts";
+import { encodeHostBpfInstructions, kernelFilterLengthProblem, type BpfInstruction } from "../../packet/bpf/index.ts";
 import {
   PCAP_NETMASK_UNKNOWN,
   PcapDirection,
@@ -13,7 +13,6 @@ import {
   pcapStatusName,
 } from "./constants.ts";
 import {
-  BPF_INSN_BYTES,
   BPF_PROGRAM_STRUCT_BYTES,
   cString,
   errorBuffer,
@@ -169,14 +168,7 @@ export class PcapHandle {
     const lib = libpcap();
     const handle = this.live();
     this.checkKernelFilterLength(instructions.length, "BPF program");
-    const insns = new Uint8Array(Math.max(1, instructions.length) * BPF_INSN_BYTES);
-    const view = new DataView(insns.buffer);
-    instructions.forEach((insn, i) => {
-      view.setUint16(i * 8, insn.code, true);
-      view.setUint8(i * 8 + 2, insn.jt);
-      view.setUint8(i * 8 + 3, insn.jf);
-      view.setUint32(i * 8 + 4, insn.k >>> 0, true);
-    });
+    const insns = encodeHostBpfInstructions(instructions);
     const program = new Uint8Array(BPF_PROGRAM_STRUCT_BYTES);
     const programView = new DataView(program.buffer);
     programView.setUint32(0, instructions.length, true);

@@ -17,7 +17,7 @@ import { ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { existsSync, readFileSync } from "node:fs";
 import { CaptureError, PERMISSION_ADVICE } from "../errors.ts";
 import { BatchBuilder, type BatchPoster } from "../batch-builder.ts";
-import { kernelFilterLengthProblem, type BpfInstruction } from "../../packet/bpf/index.ts";
+import { encodeHostBpfInstructions, kernelFilterLengthProblem, type BpfInstruction } from "../../packet/bpf/index.ts";
 import type { TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { CaptureDirection, HandleInfo, KernelStats } from "../libpcap/pcap-handle.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
@@ -46,7 +46,6 @@ import {
   PROT_WRITE,
   SO_ATTACH_FILTER,
   SO_ERROR,
-  SOCK_FILTER_BYTES,
   SOCK_FPROG_BYTES,
   SOCK_RAW,
   SOCKADDR_LL_BYTES,
@@ -139,14 +138,7 @@ function interfaceVanishes(name: string): boolean {
 
 /** sock_fprog + sock_filter array for SO_ATTACH_FILTER; the arrays must outlive the call only. */
 function encodeSocketFilter(instructions: readonly BpfInstruction[]): { program: Uint8Array; insns: Uint8Array } {
-  const insns = new Uint8Array(Math.max(1, instructions.length) * SOCK_FILTER_BYTES);
-  const view = new DataView(insns.buffer);
-  instructions.forEach((insn, i) => {
-    view.setUint16(i * 8, insn.code, true);
-    view.setUint8(i * 8 + 2, insn.jt);
-    view.setUint8(i * 8 + 3, insn.jf);
-    view.setUint32(i * 8 + 4, insn.k >>> 0, true);
-  });
+  const insns = encodeHostBpfInstructions(instructions);
   const program = new Uint8Array(SOCK_FPROG_BYTES);
   const programView = new DataView(program.buffer);
   programView.setUint16(0, instructions.length, true);

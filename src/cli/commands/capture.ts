@@ -3,6 +3,7 @@
 // rotating files (-G, -C, %-names: docs/rotation.md) or standard output, through processing
 // stages (--anonymize-*, --truncate-headers, --checksums, --direction-*: docs/stages.md) and
 // operator hooks (--hook). Ctrl-C ends it with complete files and a summary. The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
+import { linktypeText } from "../../capture/libpcap/index.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
@@ -10,8 +11,8 @@ import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
 import { fileOutputFromFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { UsageError, ExitCode } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const CAPTURE_HELP = `Usage: probe capture (-i INTERFACE | -r FILE)... [options] -w FILE|- [FILTER...]
 
@@ -76,7 +77,8 @@ Exit status: 0 success, 1 capture or file error (including a hook file that does
 compile), 2 bad command line.
 `;
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const CAPTURE_OPTIONS = {
   interface: { type: "string", short: "i", multiple: true },
   read: { type: "string", short: "r", multiple: true },
   write: { type: "string", short: "w" },
@@ -114,7 +116,7 @@ export interface CaptureCommand {
 /** The pipeline a capture command line describes: inputs in the order given, processing stages, hooks, one (rotating) file output. */
 export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v, positionals, tokens } = parseCommandLine("capture", argv, options);
+  const { values: v, positionals, tokens } = parseCommandLine("capture", argv, CAPTURE_OPTIONS);
   if (v.help) return "help";
   if (v.filter !== undefined && positionals.length > 0) {
     throw new UsageError("capture: give the filter either with -f or as trailing words, not both");
@@ -156,20 +158,13 @@ export function parseCaptureCommand(rawArgv: string[]): CaptureCommand | "help" 
 }
 
 export async function runCapture(argv: string[]): Promise<number> {
-  const command = parseCaptureCommand(argv);
-  if (command === "help") {
-    process.stdout.write(CAPTURE_HELP);
-    return ExitCode.OK;
-  }
-  const { spec } = command;
-  return runPipeline(spec, {
-    printPipeline: command.printPipeline,
+  return runPipelineCommand(parseCaptureCommand(argv), CAPTURE_HELP, {
     onStarted: (runner) => {
-      const stream = runner.stream;
+      const { spec, stream } = runner;
       const only = spec.inputs.length === 1 ? spec.inputs[0] : undefined;
       if (spec.quiet || !stream || !only || only.kind === "file") return;
       const input = stream.inputs[0]!;
-      process.stderr.write(`probe: listening on ${input.description}, link-type ${input.linktype}, snapshot length ${input.snaplen} bytes\n`);
+      process.stderr.write(`probe: listening on ${input.description}, link-type ${linktypeText(input.linktype)}, snapshot length ${input.snaplen} bytes\n`);
     },
   });
 }

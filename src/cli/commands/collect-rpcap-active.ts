@@ -5,7 +5,7 @@
 import { RpcapActiveListener, type RpcapActivePeerSource } from "../../capture/remote/index.ts";
 import { compileFilter } from "../../capture/libpcap/compile-filter.ts";
 import type { CaptureInfo } from "../../capture/capture-source.ts";
-import { parseHostPort, type HostPort } from "../../config/addresses.ts";
+import type { HostPort } from "../../config/addresses.ts";
 import { tlsClientOptions } from "../../config/tls-client.ts";
 import { RPCAP_DEFAULT_ACTIVE_PORT, RPCAP_DEFAULT_PORT, rpcapdConfigSchema } from "../../config/rpcapd-config.ts";
 import { Authenticator } from "../../daemon/auth/index.ts";
@@ -18,7 +18,7 @@ import { DEFAULT_CONSUMER_QUEUE_BYTES } from "../../pipeline/consumer-queue.ts";
 import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
-import { parseCommandLine } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine } from "../parse-options.ts";
 import { stderrLogger } from "../../logging/index.ts";
 import { startMetricsOption } from "../metrics-option.ts";
 import { activeProbesCollector, captureHubCollector, rpcapdCollector } from "../../metrics/index.ts";
@@ -57,34 +57,38 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
     -n, --null-auth                 its clients may use NULL authentication
     --users FILE                    its password file ('probe passwd USER' lines)
   --metrics HOST:PORT               Prometheus metrics at http://HOST:PORT/metrics
+  -h, --help                        this text
 A probe that disconnects keeps its name and outputs: when it dials in again its stream resumes
 (PCAP-over-IP readers stay connected). Outputs shared by several probes take the link type of
 the first; a probe capturing another link type there is refused (logged).
 `;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const COLLECT_RPCAP_ACTIVE_OPTIONS = {
+  "rpcap-active-listen": { type: "string" },
+  interface: { type: "string", short: "i" },
+  filter: { type: "string", short: "f" },
+  "remote-user": { type: "string" },
+  "remote-password": { type: "string" },
+  "probe-name": { type: "string", multiple: true },
+  write: { type: "string", short: "w" },
+  format: { type: "string", short: "F" },
+  "serve-pcap-over-ip": { type: "string" },
+  "serve-pcap-over-ip-each": { type: "string" },
+  "serve-rpcap": { type: "string" },
+  "null-auth": { type: "boolean", short: "n" },
+  users: { type: "string" },
+  metrics: { type: "string" },
+  udpstr: { type: "boolean" },
+  tls: { type: "boolean", short: "S" },
+  "tls-ca": { type: "string" },
+  "tls-insecure": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 /** `probe collect --rpcap-active-listen ...`: parses its own flags (collect.ts dispatches here). */
 export async function runRpcapActiveCollectCommand(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parseCommandLine("collect", argv, {
-    "rpcap-active-listen": { type: "string" },
-    interface: { type: "string", short: "i" },
-    filter: { type: "string", short: "f" },
-    "remote-user": { type: "string" },
-    "remote-password": { type: "string" },
-    "probe-name": { type: "string", multiple: true },
-    write: { type: "string", short: "w" },
-    format: { type: "string", short: "F" },
-    "serve-pcap-over-ip": { type: "string" },
-    "serve-pcap-over-ip-each": { type: "string" },
-    "serve-rpcap": { type: "string" },
-    "null-auth": { type: "boolean", short: "n" },
-    users: { type: "string" },
-    metrics: { type: "string" },
-    udpstr: { type: "boolean" },
-    tls: { type: "boolean", short: "S" },
-    "tls-ca": { type: "string" },
-    "tls-insecure": { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values: v, positionals } = parseCommandLine("collect", argv, COLLECT_RPCAP_ACTIVE_OPTIONS);
   if (v.help) {
     process.stdout.write(COLLECT_RPCAP_ACTIVE_HELP);
     return ExitCode.OK;
@@ -408,13 +412,6 @@ function pcapOverIpOutput(server: PcapOverIpServer, info: CaptureInfo): BatchOut
   return { offer: (batch) => server.offer(batch), close: async () => {} };
 }
 
-function hostPortFlag(flag: string, text: string, defaultPort?: number): HostPort {
-  try {
-    return parseHostPort(text, defaultPort);
-  } catch (error) {
-    throw new UsageError(`${flag}: ${(error as Error).message}`);
-  }
-}
 
 /** A probe name as a file-name part: "edge-2" stays, "fe80::1" -> "fe80__1". */
 function fileSafe(name: string): string {

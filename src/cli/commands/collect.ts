@@ -4,9 +4,8 @@
 // PipelineSpec with one udpstr input, the processing stages and a (rotating) file or
 // PCAP-over-IP output; src/pipeline/runner.ts runs it.
 import { LINKTYPE_ETHERNET } from "../../capture/libpcap/constants.ts";
-import { parseHostPort } from "../../config/addresses.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
@@ -19,8 +18,8 @@ import {
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
-import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 import { runRpcapActiveCollectCommand } from "./collect-rpcap-active.ts";
 
 export const COLLECT_HELP = `Usage: probe collect --udpstr-listen ADDR:PORT (-w FILE|- | --serve-pcap-over-ip ADDR:PORT)
@@ -38,8 +37,8 @@ rpcapd) and write the packets to a file or serve them to PCAP-over-IP readers.
   --rcvbuf BYTES                UDP receive buffer (SO_RCVBUF; default 8 MiB)
   --report-seconds N            live loss report interval (default 5; 0 = only at exit)
   -q, --quiet                   no reports
-      --print-pipeline          print the pipeline (YAML, for 'probe run FILE') and exit
-Processing (docs/stages.md):
+  -h, --help                    this text
+${PRINT_PIPELINE_HELP}Processing (docs/stages.md):
 ${PROCESSING_OPTIONS_HELP}${ONLY_DIRECTION_HELP}                          (with --serve-pcap-over-ip)
 Rotating files, with -w (docs/rotation.md):
 ${ROTATION_OPTIONS_HELP}Logging:
@@ -51,24 +50,27 @@ past the end, caplen > len or snaplen) are counted and skipped.
 /** Enough receive buffer for a burst of ~5000 full datagrams while the event loop is busy. */
 const DEFAULT_RCVBUF_BYTES = 8 * 1024 * 1024;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const COLLECT_OPTIONS = {
+  "udpstr-listen": { type: "string" },
+  write: { type: "string", short: "w" },
+  format: { type: "string", short: "F" },
+  "serve-pcap-over-ip": { type: "string" },
+  linktype: { type: "string" },
+  rcvbuf: { type: "string" },
+  "report-seconds": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
+  ...PROCESSING_CLI_OPTIONS,
+  ...ONLY_DIRECTION_CLI_OPTION,
+  ...ROTATION_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
+} as const;
+
 export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v } = parseCommandLine("collect", argv, {
-    "udpstr-listen": { type: "string" },
-    write: { type: "string", short: "w" },
-    format: { type: "string", short: "F" },
-    "serve-pcap-over-ip": { type: "string" },
-    linktype: { type: "string" },
-    rcvbuf: { type: "string" },
-    "report-seconds": { type: "string" },
-    quiet: { type: "boolean", short: "q" },
-    help: { type: "boolean", short: "h" },
-    ...PRINT_PIPELINE_OPTION,
-    ...PROCESSING_CLI_OPTIONS,
-    ...ONLY_DIRECTION_CLI_OPTION,
-    ...ROTATION_CLI_OPTIONS,
-    ...LOGGING_CLI_OPTIONS,
-  });
+  const { values: v } = parseCommandLine("collect", argv, COLLECT_OPTIONS);
   if (v.help) return "help";
   if (!v["udpstr-listen"]) throw new UsageError("collect: --udpstr-listen ADDR:PORT is required");
   if ((v.write === undefined) === (v["serve-pcap-over-ip"] === undefined)) {
@@ -78,18 +80,11 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
   const only = onlyDirectionOfTaggedStream(v);
   if (only && v.write !== undefined) throw new UsageError("collect: --only-direction goes with --serve-pcap-over-ip");
   if (v.format && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError("collect: -F is pcap or pcapng");
-  const address = (flag: string, text: string) => {
-    try {
-      return parseHostPort(text);
-    } catch (error) {
-      throw new UsageError(`${flag}: ${(error as Error).message}`);
-    }
-  };
   const spec = specFromFlags("collect", {
     inputs: [
       {
         kind: "udpstr",
-        listen: address("--udpstr-listen", v["udpstr-listen"]),
+        listen: hostPortFlag("--udpstr-listen", v["udpstr-listen"]),
         linktype: parseInteger("--linktype", v.linktype, 0, 0xffff) ?? LINKTYPE_ETHERNET,
         receiveBufferBytes: parseInteger("--rcvbuf", v.rcvbuf, 0, 1 << 30) ?? DEFAULT_RCVBUF_BYTES,
         reportSeconds: v.quiet ? 0 : (parseInteger("--report-seconds", v["report-seconds"], 0, 86400) ?? 5),
@@ -98,7 +93,7 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
     outputs: [
       v.write !== undefined
         ? fileOutputFromFlags("collect", v, v.write, (v.format as "pcap" | "pcapng" | undefined) ?? "pcap")
-        : { kind: "pcap-over-ip", listen: [address("--serve-pcap-over-ip", v["serve-pcap-over-ip"]!)], ...(only ? { onlyDirection: only } : {}) },
+        : { kind: "pcap-over-ip", listen: [hostPortFlag("--serve-pcap-over-ip", v["serve-pcap-over-ip"]!)], ...(only ? { onlyDirection: only } : {}) },
     ],
     stages: processingStagesFromFlags(v, argv),
     quiet: v.quiet ?? false,
@@ -109,10 +104,5 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
 export async function runCollect(argv: string[]): Promise<number> {
   // The active-mode RPCAP collector has its own flags and several streams (one per probe).
   if (argv.some((arg) => arg === "--rpcap-active-listen" || arg.startsWith("--rpcap-active-listen="))) return runRpcapActiveCollectCommand(argv);
-  const command = parseCollectCommand(argv);
-  if (command === "help") {
-    process.stdout.write(COLLECT_HELP);
-    return ExitCode.OK;
-  }
-  return runPipeline(command.spec, { printPipeline: command.printPipeline, logName: "probe-collect", logConfig: command.logConfig });
+  return runPipelineCommand(parseCollectCommand(argv), COLLECT_HELP, { logName: "probe-collect" });
 }

@@ -59,7 +59,8 @@ export function extcapSourceUrl(iface: ExtcapInterface, v: { host: string; port:
   return `${v.tls ? "rpcaps" : "rpcap"}://${auth}${host}:${v.port}/${encodeURIComponent(v.remoteInterface ?? "")}`;
 }
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const EXTCAP_OPTIONS = {
   "extcap-interfaces": { type: "boolean" },
   "extcap-version": { type: "string" },
   "extcap-interface": { type: "string" },
@@ -92,7 +93,7 @@ export function isExtcapInvocation(argv: readonly string[]): boolean {
  * given its argv), so the extcap path and `probe capture` are one path.
  */
 export async function runExtcap(argv: string[], capture: (argv: string[]) => Promise<number>): Promise<number> {
-  const { values: v } = parseCommandLine("extcap", argv, options);
+  const { values: v } = parseCommandLine("extcap", argv, EXTCAP_OPTIONS);
   if (v["extcap-interfaces"]) {
     process.stdout.write(extcapInterfacesText());
     return ExitCode.OK;

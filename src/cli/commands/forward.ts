@@ -1,18 +1,17 @@
 // `probe forward --udpstr HOST:PORT`: ExtraHop-compatible packed UDP forwarding with no RPCAP
 // control connection, for collectors that only listen. The flags become a PipelineSpec with
 // one udpstr output; src/pipeline/runner.ts runs it.
-import { parseHostPort } from "../../config/addresses.ts";
 import { UDPSTR_DEFAULT_MTU, UDPSTR_MAX_MTU } from "../../config/rpcapd-config.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
-import { inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { hostPortFlag, inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const FORWARD_HELP = `Usage: probe forward --udpstr HOST:PORT (-i INTERFACE | -r FILE) [options] [FILTER...]
 
@@ -32,6 +31,7 @@ datagram for small packets. A partly filled datagram is sent as soon as no packe
                        1500-byte link minus IPv4 and UDP headers; 37..${UDPSTR_MAX_MTU})
       --sndbuf BYTES   UDP send buffer (SO_SNDBUF)
   -q, --quiet          no summary
+  -h, --help           this text
 ${PROCESSING_OPTIONS_HELP}${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}${PRINT_PIPELINE_HELP}At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
 was full (EAGAIN/ENOBUFS: counted, never blocking the capture).
 `;
@@ -39,34 +39,32 @@ was full (EAGAIN/ENOBUFS: counted, never blocking the capture).
 /** Minimum MTU for which ExtraHop's packing invariant holds (see src/protocols/udpstr). */
 const MIN_MTU = 37;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const FORWARD_OPTIONS = {
+  udpstr: { type: "string" },
+  interface: { type: "string", short: "i", multiple: true },
+  read: { type: "string", short: "r", multiple: true },
+  realtime: { type: "boolean" },
+  filter: { type: "string", short: "f" },
+  snaplen: { type: "string", short: "s" },
+  mtu: { type: "string" },
+  sndbuf: { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
+  ...HOOK_CLI_OPTIONS,
+  ...PROCESSING_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
+} as const;
+
 export function parseForwardCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v, positionals, tokens } = parseCommandLine("forward", argv, {
-    udpstr: { type: "string" },
-    interface: { type: "string", short: "i", multiple: true },
-    read: { type: "string", short: "r", multiple: true },
-    realtime: { type: "boolean" },
-    filter: { type: "string", short: "f" },
-    snaplen: { type: "string", short: "s" },
-    mtu: { type: "string" },
-    sndbuf: { type: "string" },
-    quiet: { type: "boolean", short: "q" },
-    help: { type: "boolean", short: "h" },
-    ...PRINT_PIPELINE_OPTION,
-    ...HOOK_CLI_OPTIONS,
-    ...PROCESSING_CLI_OPTIONS,
-    ...LOGGING_CLI_OPTIONS,
-  });
+  const { values: v, positionals, tokens } = parseCommandLine("forward", argv, FORWARD_OPTIONS);
   if (v.help) return "help";
   if (!v.udpstr) throw new UsageError("forward: --udpstr HOST:PORT is required");
   const ordered = inOrder(tokens, ["interface", "read"]);
   if (ordered.length === 0) throw new UsageError("forward: give -i INTERFACE or -r FILE");
-  let target;
-  try {
-    target = parseHostPort(v.udpstr);
-  } catch (error) {
-    throw new UsageError(`--udpstr: ${(error as Error).message}`);
-  }
+  const target = hostPortFlag("--udpstr", v.udpstr);
   const hooks = hooksStageFromFlags(v);
   const spec = specFromFlags("forward", {
     inputs: inputsFromFlags(ordered, {
@@ -89,10 +87,5 @@ export function parseForwardCommand(rawArgv: string[]): { spec: PipelineSpec; pr
 }
 
 export async function runForward(argv: string[]): Promise<number> {
-  const command = parseForwardCommand(argv);
-  if (command === "help") {
-    process.stdout.write(FORWARD_HELP);
-    return ExitCode.OK;
-  }
-  return runPipeline(command.spec, { printPipeline: command.printPipeline, logName: "probe-forward", logConfig: command.logConfig });
+  return runPipelineCommand(parseForwardCommand(argv), FORWARD_HELP, { logName: "probe-forward" });
 }

@@ -46,7 +46,8 @@ hook does not compile or a file cannot be read or written, 2 bad command line.
 /** What `probe hook` with no subcommand or an unknown one points to. */
 const SUBCOMMAND_HINT = "the subcommand is 'probe hook test FILE.js -r IN.pcap' (see 'probe hook test --help')";
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const HOOK_TEST_OPTIONS = {
   read: { type: "string", short: "r" },
   write: { type: "string", short: "w" },
   format: { type: "string", short: "F" },
@@ -69,7 +70,7 @@ const hookTestConfigSchema = hookConfigSchema.extend({
 type HookTestConfig = Readonly<z.infer<typeof hookTestConfigSchema>>;
 
 export function parseHookTestConfig(argv: string[]): HookTestConfig | "help" {
-  const { values: v, positionals } = parseCommandLine("hook test", argv, options);
+  const { values: v, positionals } = parseCommandLine("hook test", argv, HOOK_TEST_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 1) throw new UsageError(`hook test: one hook file at a time, not ${positionals.join(" ")}`);
   return validated("hook test", hookTestConfigSchema, {

@@ -9,6 +9,9 @@ export const LIST_HELP = `Usage: probe list [--json]
 List the interfaces probe can capture on, numbered like 'tcpdump -D', with their flags
 and IPv4/IPv6 addresses. --json prints an array of
 {name, description, flags, loopback, up, running, addresses:[{family, addr, netmask?, broadaddr?, dstaddr?}]}.
+
+      --json    the list as JSON
+  -h, --help    this text
 `;
 
 const connectionStatus = ["", "Connected", "Disconnected", "Not applicable"] as const;
@@ -32,11 +35,14 @@ export function formatInterfaceLine(index: number, device: CaptureInterface): st
   return lines.join("\n");
 }
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const LIST_OPTIONS = {
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 export function runList(argv: string[]): number {
-  const { values } = parseCommandLine("list", argv, {
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values } = parseCommandLine("list", argv, LIST_OPTIONS);
   if (values.help) {
     process.stdout.write(LIST_HELP);
     return ExitCode.OK;

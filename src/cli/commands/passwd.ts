@@ -15,6 +15,9 @@ On a terminal the password is asked for twice without echo. USER is 1 to 64 char
 without ':' or control characters; the password may not be empty or longer than
 ${DEFAULT_MAX_PASSWORD_BYTES} bytes.
 
+Options:
+  -h, --help    this text
+
 Example:
   printf '%s\\n' "$PASSWORD" | probe passwd alice >> /etc/probe/users
 `;
@@ -123,10 +126,13 @@ async function readPassword(io: PasswdIo, user: string): Promise<string> {
   }
 }
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const PASSWD_OPTIONS = { help: { type: "boolean", short: "h" } } as const;
+
 /** `probe passwd USER`: prints `USER:hash`; 0 on success, 2 on bad usage or input. */
 export async function runPasswd(argv: string[], io: PasswdIo = processIo()): Promise<number> {
   try {
-    const { values, positionals } = parseCommandLine("passwd", argv, { help: { type: "boolean", short: "h" } });
+    const { values, positionals } = parseCommandLine("passwd", argv, PASSWD_OPTIONS);
     if (values.help) {
       io.stdout(PASSWD_HELP);
       return ExitCode.OK;

@@ -3,13 +3,13 @@
 // The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
-import { parseCidr, parseHostPort, type HostPort } from "../../config/addresses.ts";
+import { parseCidr, type HostPort } from "../../config/addresses.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
@@ -21,8 +21,8 @@ import {
 } from "../processing-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const PCAP_OVER_IP_HELP = `Usage: probe pcap-over-ip [-i INTERFACE] [options]
 
@@ -35,7 +35,8 @@ Capture:
   -f, --filter EXPR        tcpdump filter expression
   -s, --snaplen N          bytes kept per packet (default 262144)
   -B, --buffer-size KiB    kernel capture buffer
-      --nanoseconds        nanosecond timestamps (pcap magic a1b23c4d)
+      --nano               nanosecond timestamps (pcap magic a1b23c4d), as 'probe capture
+                           --nano' and tcpdump --nano; --nanoseconds is the old name
 
 Merging (instead of -i):
       --from URL           read a PCAP-over-IP stream (tcp://H:P, TCP@H:P, tls://H:P);
@@ -67,16 +68,19 @@ Logging:
 ${LOGGING_OPTIONS_HELP}
 Hooks (every packet goes through them before any consumer sees it):
 ${HOOK_OPTIONS_HELP}
-${PRINT_PIPELINE_HELP}
+${PRINT_PIPELINE_HELP}  -h, --help               this text
+
 The listeners' own traffic and the --connect peers' are left out of the capture, so probe
 never captures its own stream.
 `;
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const PCAP_OVER_IP_OPTIONS = {
   interface: { type: "string", short: "i" },
   filter: { type: "string", short: "f" },
   snaplen: { type: "string", short: "s" },
   "buffer-size": { type: "string", short: "B" },
+  nano: { type: "boolean" },
   nanoseconds: { type: "boolean" },
   listen: { type: "string", multiple: true },
   connect: { type: "string", multiple: true },
@@ -99,18 +103,12 @@ const options = {
 } as const;
 
 export function hostPorts(flag: string, values: string[] | undefined, defaultPort: number): HostPort[] {
-  return (values ?? []).map((text) => {
-    try {
-      return parseHostPort(text, defaultPort);
-    } catch (error) {
-      throw new UsageError(`${flag}: ${(error as Error).message}`);
-    }
-  });
+  return (values ?? []).map((text) => hostPortFlag(flag, text, defaultPort));
 }
 
 export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v, positionals } = parseCommandLine("pcap-over-ip", argv, options);
+  const { values: v, positionals } = parseCommandLine("pcap-over-ip", argv, PCAP_OVER_IP_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("pcap-over-ip: filter given twice");
   if (v.interface !== undefined && v.from !== undefined) throw new UsageError("pcap-over-ip: give -i INTERFACE or --from URL..., not both");
@@ -163,22 +161,14 @@ export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec;
         ...(only ? { onlyDirection: only } : {}),
       },
     ],
-    precision: v.nanoseconds ? "nano" : "micro",
+    precision: v.nano || v.nanoseconds ? "nano" : "micro",
   });
   return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("pcap-over-ip", v) };
 }
 
 export async function runPcapOverIp(argv: string[]): Promise<number> {
-  const command = parsePcapOverIpCommand(argv);
-  if (command === "help") {
-    process.stdout.write(PCAP_OVER_IP_HELP);
-    return ExitCode.OK;
-  }
-  const { spec } = command;
-  return runPipeline(spec, {
-    printPipeline: command.printPipeline,
-    logConfig: command.logConfig,
-    onStarted: (_runner, log) => {
+  return runPipelineCommand(parsePcapOverIpCommand(argv), PCAP_OVER_IP_HELP, {
+    onStarted: ({ spec }, log) => {
       const first = spec.inputs[0]!;
       if (spec.inputs.length > 1 || first.kind !== "interface") log.info(`merging ${spec.inputs.length} streams (${spec.inputs.map((i) => (i.kind === "pcap-over-ip" ? i.url : i.kind)).join(", ")})`);
       else log.info(`capturing on ${first.device}${first.filter ? ` with filter '${first.filter}'` : ""}`);

@@ -2,7 +2,6 @@
 // options, ExtraHop's -i/-t, a users file, and shared captures behind every session. The flags
 // become a PipelineSpec with no inputs (clients open their own) and one rpcapd output.
 import { fstatSync, readFileSync, writeFileSync } from "node:fs";
-import { parseHostPort } from "../../config/addresses.ts";
 import {
   formatRpcapdConfigFile,
   parseRpcapdConfigFile,
@@ -14,7 +13,7 @@ import {
 } from "../../config/rpcapd-config.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { inetdPeerAddress } from "../../daemon/inetd-peer.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
@@ -91,7 +90,8 @@ Every failed authentication is answered "Authentication failed" and costs that p
 growing pause; the reason is logged. OPEN accepts local interfaces only.
 `;
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const RPCAPD_OPTIONS = {
   bind: { type: "string", short: "b" },
   port: { type: "string", short: "p" },
   ipv4: { type: "boolean", short: "4" },
@@ -149,7 +149,7 @@ function interfaceList(text: string | undefined): string[] | undefined {
 }
 
 export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
-  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(normalizeProcessingArgv(argv)), options);
+  const { values: v, positionals } = parseCommandLine("rpcapd", rewriteInetdFlag(normalizeProcessingArgv(argv)), RPCAPD_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`rpcapd: unexpected argument '${positionals[0]}'`);
   const active = [
@@ -157,13 +157,7 @@ export function parseRpcapdConfig(argv: string[]): RpcapdConfig | "help" {
       const [host, port] = text.split(",");
       return { host: host ?? "", port: port ? Number(port) : RPCAP_DEFAULT_ACTIVE_PORT };
     }),
-    ...(v.active ?? []).map((text) => {
-      try {
-        return parseHostPort(text, RPCAP_DEFAULT_ACTIVE_PORT);
-      } catch (error) {
-        throw new UsageError(`--active: ${(error as Error).message}`);
-      }
-    }),
+    ...(v.active ?? []).map((text) => hostPortFlag("--active", text, RPCAP_DEFAULT_ACTIVE_PORT)),
   ];
   return validated("rpcapd", rpcapdConfigSchema, {
     bindAddress: v.bind,
@@ -253,7 +247,7 @@ export async function runRpcapd(argv: string[]): Promise<number> {
   // The detached child sees -d again when it was bundled (-nd): the marker stops a chain.
   if (parsed.daemonize && process.env[DETACHED_ENV] !== "1") return daemonize(argv, parsed);
   const normalized = rewriteInetdFlag(normalizeProcessingArgv(argv));
-  const { values } = parseCommandLine("rpcapd", normalized, options);
+  const { values } = parseCommandLine("rpcapd", normalized, RPCAPD_OPTIONS);
   const hooks = hooksStageFromFlags(values);
   const spec = rpcapdSpec(parsed, [...processingStagesFromFlags(values, normalized), ...(hooks ? [hooks] : [])], onlyDirectionOfTaggedStream(values));
   if (parsed.saveConfigFile && !values["print-pipeline"]) {

@@ -3,7 +3,7 @@
 // A thin command: flags -> PipelineSpec (one input, hooks, an rt output) -> runPipeline.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
-import { parseHostPort, type HostPort } from "../../config/addresses.ts";
+import type { HostPort } from "../../config/addresses.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { RT_SERVER_DEFAULT_PORT, SPOOL_FULL_POLICIES, type SpoolFullPolicy } from "../../outputs/rt/index.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
@@ -11,9 +11,9 @@ import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
-import { parseCommandLine, parseInteger } from "../parse-options.ts";
-import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const RT_HELP = `Usage: probe rt [-i INTERFACE | -r FILE] [options] [FILTER...]
 
@@ -66,7 +66,8 @@ A replayed file (-r) is served until SIGINT or SIGTERM after it ends, so a relia
 drains the fifo. Details and libtrace's quirks: docs/rt.md.
 `;
 
-const options = {
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const RT_OPTIONS = {
   interface: { type: "string", short: "i" },
   read: { type: "string", short: "r" },
   filter: { type: "string", short: "f" },
@@ -110,7 +111,7 @@ export interface RtCommand {
 
 /** The pipeline an rt command line describes: one input, hooks, one rt output. */
 export function parseRtCommand(argv: string[]): RtCommand | "help" {
-  const { values: v, positionals } = parseCommandLine("rt", argv, options);
+  const { values: v, positionals } = parseCommandLine("rt", argv, RT_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("rt: filter given twice");
   if (v.interface !== undefined && v.read !== undefined) throw new UsageError("rt: give -i INTERFACE or -r FILE, not both");
@@ -122,13 +123,7 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
   if (v["slow-consumer"] !== undefined && v["slow-consumer"] !== "drop" && v["slow-consumer"] !== "disconnect") {
     throw new UsageError(`rt: --slow-consumer is drop or disconnect, not '${v["slow-consumer"]}'`);
   }
-  const listen: HostPort[] = (v.listen ?? []).map((text) => {
-    try {
-      return parseHostPort(text, RT_SERVER_DEFAULT_PORT);
-    } catch (error) {
-      throw new UsageError(`--listen: ${(error as Error).message}`);
-    }
-  });
+  const listen: HostPort[] = (v.listen ?? []).map((text) => hostPortFlag("--listen", text, RT_SERVER_DEFAULT_PORT));
   const input = v.read !== undefined
     ? { name: "read", value: v.read }
     : { name: "interface", value: v.interface ?? chooseDefaultInterface(listInterfaces()) };
@@ -169,11 +164,6 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
 }
 
 export async function runRt(argv: string[]): Promise<number> {
-  const command = parseRtCommand(argv);
-  if (command === "help") {
-    process.stdout.write(RT_HELP);
-    return ExitCode.OK;
-  }
   // The rt output logs where it serves ("rt: serving ... on HOST:PORT"), once it has started.
-  return runPipeline(command.spec, { printPipeline: command.printPipeline, logConfig: command.logConfig });
+  return runPipelineCommand(parseRtCommand(argv), RT_HELP);
 }

@@ -4,7 +4,6 @@
 // both: RPCAP clients that open the served interface join this capture.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
-import { parseHostPort } from "../../config/addresses.ts";
 import { RPCAP_DEFAULT_PORT } from "../../config/rpcapd-config.ts";
 import { RpcapdOutput } from "../../daemon/rpcapd-output.ts";
 import { PcapOverIpOutput } from "../../outputs/pcap-over-ip/pcap-over-ip-output.ts";
@@ -14,7 +13,7 @@ import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
-import { parseCommandLine } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine } from "../parse-options.ts";
 import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
 import {
   normalizeProcessingArgv,
@@ -25,8 +24,8 @@ import {
   PROCESSING_OPTIONS_HELP,
   processingStagesFromFlags,
 } from "../processing-options.ts";
-import { PRINT_PIPELINE_OPTION, runPipeline, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
-import { ExitCode, UsageError } from "../usage-error.ts";
+import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
+import { UsageError } from "../usage-error.ts";
 
 export const SERVE_HELP = `Usage: probe [-i INTERFACE] [-f FILTER] [--pcap-over-ip ADDR:PORT] [--rpcap ADDR:PORT]
              [--no-rpcap] [--users FILE] [--rt ADDR:PORT]
@@ -49,43 +48,39 @@ authentication. RPCAP allows NULL authentication on loopback unless --users is g
   -w, --write FILE           also keep the packets on disk (rotating with the flags below,
                              or a %-conversion in FILE: docs/rotation.md)
   -F, --format FMT           pcap (default) or pcapng, for -w
-      --print-pipeline       print the pipeline (YAML, for 'probe run FILE') and exit
   -h, --help                 this text
-${ONLY_DIRECTION_HELP}${LOGGING_OPTIONS_HELP}Processing (docs/stages.md):
+${PRINT_PIPELINE_HELP}${ONLY_DIRECTION_HELP}${LOGGING_OPTIONS_HELP}Processing (docs/stages.md):
 ${PROCESSING_OPTIONS_HELP}Rotating files, with -w:
 ${ROTATION_OPTIONS_HELP}${HOOK_OPTIONS_HELP}Hooks run once per batch, before both outputs: every consumer gets the same packets.
 For everything else use 'probe pcap-over-ip' and 'probe rpcapd'.
 `;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const SERVE_OPTIONS = {
+  interface: { type: "string", short: "i" },
+  filter: { type: "string", short: "f" },
+  "pcap-over-ip": { type: "string" },
+  rpcap: { type: "string" },
+  "no-rpcap": { type: "boolean" },
+  users: { type: "string" },
+  rt: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  ...PRINT_PIPELINE_OPTION,
+  ...HOOK_CLI_OPTIONS,
+  ...LOGGING_CLI_OPTIONS,
+  ...PROCESSING_CLI_OPTIONS,
+  ...ONLY_DIRECTION_CLI_OPTION,
+  write: { type: "string", short: "w" },
+  format: { type: "string", short: "F" },
+  ...ROTATION_CLI_OPTIONS,
+} as const;
+
 export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v, positionals } = parseCommandLine("probe", argv, {
-    interface: { type: "string", short: "i" },
-    filter: { type: "string", short: "f" },
-    "pcap-over-ip": { type: "string" },
-    rpcap: { type: "string" },
-    "no-rpcap": { type: "boolean" },
-    users: { type: "string" },
-    rt: { type: "string" },
-    help: { type: "boolean", short: "h" },
-    ...PRINT_PIPELINE_OPTION,
-    ...HOOK_CLI_OPTIONS,
-    ...LOGGING_CLI_OPTIONS,
-    ...PROCESSING_CLI_OPTIONS,
-    ...ONLY_DIRECTION_CLI_OPTION,
-    write: { type: "string", short: "w" },
-    format: { type: "string", short: "F" },
-    ...ROTATION_CLI_OPTIONS,
-  });
+  const { values: v, positionals } = parseCommandLine("probe", argv, SERVE_OPTIONS);
   if (v.help) return "help";
   if (positionals.length > 0) throw new UsageError(`unknown command '${positionals[0]}'`);
-  const parse = (flag: string, text: string | undefined, port: number) => {
-    try {
-      return text ? parseHostPort(text, port) : { host: "127.0.0.1", port };
-    } catch (error) {
-      throw new UsageError(`${flag}: ${(error as Error).message}`);
-    }
-  };
+  const parse = (flag: string, text: string | undefined, port: number) => (text ? hostPortFlag(flag, text, port) : { host: "127.0.0.1", port });
   const poipAddress = parse("--pcap-over-ip", v["pcap-over-ip"], PCAP_OVER_IP_DEFAULT_PORT);
   const rpcapAddress = parse("--rpcap", v.rpcap, RPCAP_DEFAULT_PORT);
   const rtAddress = v.rt !== undefined ? parse("--rt", v.rt, RT_SERVER_DEFAULT_PORT) : undefined;
@@ -119,15 +114,11 @@ export function parseServeCommand(rawArgv: string[]): { spec: PipelineSpec; prin
 
 export async function runServe(argv: string[]): Promise<number> {
   const command = parseServeCommand(argv);
-  if (command === "help") {
-    process.stdout.write(SERVE_HELP);
-    return ExitCode.OK;
-  }
-  const { spec } = command;
-  return runPipeline(spec, {
-    printPipeline: command.printPipeline,
-    logConfig: command.logConfig,
+  // With --log-format json every line of standard error must be JSON: the banner too.
+  const jsonLog = command !== "help" && command.logConfig.logFormat === "json";
+  return runPipelineCommand(command, SERVE_HELP, {
     onStarted: (runner, log) => {
+      const { spec } = runner;
       const input = spec.inputs[0]!;
       const device = input.kind === "interface" ? input.device : "";
       const poip = runner.outputs.find((o): o is PcapOverIpOutput => o instanceof PcapOverIpOutput);
@@ -142,8 +133,7 @@ export async function runServe(argv: string[]): Promise<number> {
       const rt = runner.outputs.find((o): o is RtServer => o instanceof RtServer)?.listening[0];
       if (rt) lines.push(`  tracepktdump rt:${rt.host.includes(":") ? `[${rt.host}]` : rt.host}:${rt.port}`);
       lines.push("Ctrl-C to stop.");
-      // With --log-format json every line of standard error must be JSON: the banner too.
-      if (command.logConfig.logFormat === "json") for (const line of lines) log.info(line);
+      if (jsonLog) for (const line of lines) log.info(line);
       else process.stderr.write(`${lines.join("\n")}\n`);
     },
   });

@@ -11,17 +11,25 @@ export const SUMMARY_HELP = `Usage: probe summary [-i INTERFACE] [-f FILTER] [--
 probe summary captures on INTERFACE (default: the first interface that is up,
 running and not loopback) and prints one line a second: packets and bytes in that second,
 totals, and packets dropped by the kernel. Stops on Ctrl-C or after --seconds.
+
+  -i, --interface NAME  interface to capture on (see 'probe list')
+  -f, --filter EXPR     tcpdump filter expression
+      --seconds N       stop after N seconds
+  -h, --help            this text
 `;
 
 const SUMMARY_INTERVAL_MS = 1000;
 
+/** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
+export const SUMMARY_OPTIONS = {
+  interface: { type: "string", short: "i" },
+  filter: { type: "string", short: "f" },
+  seconds: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 export async function runSummary(argv: string[]): Promise<number> {
-  const { values } = parseCommandLine("summary", argv, {
-    interface: { type: "string", short: "i" },
-    filter: { type: "string", short: "f" },
-    seconds: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values } = parseCommandLine("summary", argv, SUMMARY_OPTIONS);
   if (values.help) {
     process.stdout.write(SUMMARY_HELP);
     return ExitCode.OK;

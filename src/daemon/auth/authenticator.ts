@@ -75,7 +75,7 @@ export function systemAccountsRefusedBackend(): PasswordBackend {
 
 /** Why system-account logins are refused by default (log and start-up warning). */
 export const SYSTEM_ACCOUNTS_REFUSED_REASON =
-  "system-account logins are off: sessions would capture with the daemon's rights, not the user's (rpcapd switches to the user); use --users FILE, or --system-accounts-share-capture to accept the shared capture";
+  "system-account logins are off: sessions would capture with the daemon's rights, not the user's (rpcapd switches to the user); use --users FILE, or 'probe rpcapd --system-accounts-share-capture' to accept the shared capture";
 
 /** The system's /etc/passwd + /etc/shadow as a {@link PasswordBackend}. */
 export function systemAccountsBackend(options: SystemAccountOptions = {}): PasswordBackend {

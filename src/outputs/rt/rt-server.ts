@@ -37,6 +37,8 @@ import {
 import type { PipelineEvent, PipelineOutput, StreamDescription } from "../output.ts";
 import { DiskSpool, type SpoolRecovery } from "./fifo/disk-spool.ts";
 import { MemoryFifo } from "./fifo/memory-fifo.ts";
+// Defaults shared with the spec schema: how far an unreliable client may fall behind, the reliable fifo cap.
+import { DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES } from "../../config/rt-config.ts";
 import type { PacketFifo, SpoolFullPolicy } from "./fifo/packet-fifo.ts";
 import { UnackedAge } from "./fifo/unacked-age.ts";
 
@@ -48,10 +50,6 @@ export const RT_START_TIMEOUT_MS = 10_000;
 export const RT_STATUS_INTERVAL_MS = 1_000;
 /** Unreliable: most clients served at once; each costs a socket and up to queueBytes of memory. */
 export const RT_MAX_CLIENTS = 64;
-/** Unreliable: how far one client may fall behind before it loses batches (~2 s of 100 Mbit/s). */
-export const RT_DEFAULT_QUEUE_BYTES = 32 * 1024 * 1024;
-/** Reliable: default fifo cap (memory, or disk with --spool). */
-export const RT_DEFAULT_FIFO_BYTES = 256 * 1024 * 1024;
 /** Bytes read from the fifo per send: one socket write of RT messages. */
 const SEND_CHUNK_BYTES = 256 * 1024;
 /**
@@ -147,7 +145,7 @@ export class RtServer implements PipelineOutput {
     if (this.prepared) return;
     this.prepared = true;
     if (this.options.reliable) {
-      const fifo = this.options.fifo ?? { maxBytes: RT_DEFAULT_FIFO_BYTES, policy: "block" as const };
+      const fifo = this.options.fifo ?? { maxBytes: DEFAULT_RT_FIFO_BYTES, policy: "block" as const };
       if (fifo.directory) {
         const { spool, recovery } = DiskSpool.open({
           directory: fifo.directory,
@@ -391,7 +389,7 @@ export class RtServer implements PipelineOutput {
     if (started.length === 0) return;
     const encoded = encodeDataMessages(batch.bytes, batch.count, RT_DATA_DLT + batch.linktype, batch.precision, first);
     this.stats.packetsTruncated += encoded.truncated;
-    const limit = this.options.queueBytes ?? RT_DEFAULT_QUEUE_BYTES;
+    const limit = this.options.queueBytes ?? DEFAULT_RT_QUEUE_BYTES;
     for (const client of started) {
       if (client.socket.writableLength > 0 && client.socket.writableLength + encoded.bytes.byteLength > limit) {
         if (this.options.slowConsumer === "disconnect") {

@@ -15,10 +15,18 @@ export interface UdpstrOutputOptions {
   sendBufferBytes: number;
 }
 
+/**
+ * The kernel reports one ICMP port unreachable per datagram or so while no collector listens:
+ * the first is logged at once, then at most one line (with the count) a minute.
+ */
+const SEND_ERROR_LOG_INTERVAL_MS = 60_000;
+
 export class UdpstrOutput implements PipelineOutput {
   readonly name = "udpstr";
   private channel: DataChannel | undefined;
   private queue: ConsumerQueue | undefined;
+  private sendErrors = 0;
+  private sendErrorLoggedAt = -Infinity;
 
   constructor(
     private readonly options: UdpstrOutputOptions,
@@ -36,10 +44,22 @@ export class UdpstrOutput implements PipelineOutput {
       kind: "udpstr",
       sendBufferBytes: o.sendBufferBytes,
       packer: { pack: (batch, npkt) => packer.push(batch, npkt), flush: () => packer.flush() },
+      onSendError: (error) => this.sendErrorReported(error),
     });
     this.channel = channel;
     this.queue = new ConsumerQueue({ write: (batch) => channel.write(batch) });
     this.context.log.info(`forwarding as udpstr (mtu ${o.mtu}) to ${o.host}:${o.port}`);
+  }
+
+  /** A report from the kernel on an earlier datagram; sending goes on (the collector may come up later). */
+  private sendErrorReported(error: Error): void {
+    this.sendErrors++;
+    const now = performance.now();
+    if (now - this.sendErrorLoggedAt < SEND_ERROR_LOG_INTERVAL_MS) return;
+    this.sendErrorLoggedAt = now;
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === "ECONNREFUSED" ? "nothing listens there (ICMP port unreachable)" : error.message;
+    this.context.log.warn(`udpstr to ${this.options.host}:${this.options.port}: ${why}; still sending (${this.sendErrors} such reports so far)`);
   }
 
   write(batch: PacketBatch): Promise<void> {

@@ -14,6 +14,7 @@ import { BpfFault, DEFAULT_BPF_MAX_INSTRUCTIONS } from "./validate.ts";
 export const BPF_WIRE_INSTRUCTION_BYTES = 8;
 
 const BIG_ENDIAN = false;
+const LITTLE_ENDIAN = true;
 
 export interface BpfDecodeOptions {
   /** Cap checked BEFORE anything is allocated; {@link DEFAULT_BPF_MAX_INSTRUCTIONS} unless set. */
@@ -74,5 +75,19 @@ export function writeBpfInstructions(writer: ByteWriter, program: BpfProgram): v
 export function encodeBpfInstructions(program: BpfProgram): Uint8Array {
   const writer = new ByteWriter(bpfWireSize(program));
   writeBpfInstructions(writer, program);
+  return writer.finish();
+}
+
+/**
+ * `program` as the in-memory array the kernel and libpcap read (struct sock_filter, struct
+ * bpf_insn: the same 8-byte layout) in little-endian host order, for SO_ATTACH_FILTER and
+ * pcap_setfilter. At least one slot: an empty array would have no address to point at.
+ */
+export function encodeHostBpfInstructions(program: BpfProgram): Uint8Array {
+  const writer = new ByteWriter(Math.max(1, program.length) * BPF_WIRE_INSTRUCTION_BYTES);
+  for (const insn of program) {
+    writer.u16(insn.code, LITTLE_ENDIAN).u8(insn.jt).u8(insn.jf).u32(insn.k >>> 0, LITTLE_ENDIAN);
+  }
+  if (program.length === 0) writer.u32(0, LITTLE_ENDIAN).u32(0, LITTLE_ENDIAN);
   return writer.finish();
 }

@@ -42,6 +42,7 @@ export {
   bpfWireSize,
   decodeBpfInstructions,
   encodeBpfInstructions,
+  encodeHostBpfInstructions,
   writeBpfInstructions,
   type BpfDecodeOptions,
 } from "./codec.ts";
