@@ -1,6 +1,7 @@
 // LiveCaptureSource: a capture of one interface, by Linux's TPACKET_V3 ring read directly
 // (src/capture/linux-ring) or through libpcap, running in a Worker so the main thread (which
-// serves sockets) never blocks. Batches arrive transferred, not copied.
+// serves sockets) never blocks. Batches arrive through a BatchChannel (shared memory, no message
+// per batch) and are copied out once into buffers the consumers own.
 import { CaptureError, type CaptureErrorCode } from "./errors.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
@@ -9,6 +10,8 @@ import type { CaptureDirection, CaptureEngine, KernelStats, LiveOpenOptions } fr
 import type { FromWorker, ToWorker, WorkerFilter } from "./libpcap/worker-protocol.ts";
 import { startCaptureWorker } from "./libpcap/worker-entry.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
+import { BatchChannelReader, createBatchChannelMemory } from "./batch-channel.ts";
+import { BatchBuilder } from "./batch-builder.ts";
 
 export interface LiveCaptureOptions {
   interface: string;
@@ -72,6 +75,8 @@ export class CaptureWorkerClient {
   private opened: { resolve(info: FromWorker & { type: "opened" }): void; reject(e: Error): void } | null = null;
   private ended: Promise<KernelStats | undefined>;
   private resolveEnded!: (stats: KernelStats | undefined) => void;
+  /** A live capture's batches (absent for file replay, whose batches come as messages). */
+  private channel: BatchChannelReader | null = null;
   delivered = 0;
   lastKernelStats: KernelStats | undefined;
 
@@ -85,6 +90,10 @@ export class CaptureWorkerClient {
     this.worker = worker;
     worker.onmessage = (event: MessageEvent<FromWorker>) => this.receive(event.data);
     worker.onerror = (event) => this.finish("failed", new CaptureError("capture-failed", `capture worker: ${event.message}`));
+    if (message.type === "open-live") {
+      this.channel = new BatchChannelReader(message.channel);
+      void this.receiveBatches(this.channel);
+    }
     return new Promise((resolve, reject) => {
       this.opened = { resolve, reject };
       worker.postMessage(message);
@@ -110,6 +119,21 @@ export class CaptureWorkerClient {
     return this.ended;
   }
 
+  /** Takes the channel's batches as the worker publishes them, until the capture ends. */
+  private async receiveBatches(channel: BatchChannelReader): Promise<void> {
+    const deliver = (bytes: Uint8Array, count: number) => this.deliver(bytes, count);
+    while (!channel.isClosed) {
+      channel.drain(deliver);
+      await channel.waitForBatch();
+    }
+  }
+
+  private deliver(bytes: Uint8Array, count: number): void {
+    const batch: PacketBatch = { bytes, count, linktype: this.linkinfo.linktype, precision: this.linkinfo.precision };
+    this.delivered += count;
+    this.handlers?.onBatch(batch);
+  }
+
   private receive(message: FromWorker): void {
     switch (message.type) {
       case "opened":
@@ -118,17 +142,9 @@ export class CaptureWorkerClient {
         this.opened?.resolve(message);
         this.opened = null;
         break;
-      case "batch": {
-        const batch: PacketBatch = {
-          bytes: new Uint8Array(message.buffer, 0, message.byteLength),
-          count: message.count,
-          linktype: this.linkinfo.linktype,
-          precision: this.linkinfo.precision,
-        };
-        this.delivered += message.count;
-        this.handlers?.onBatch(batch);
+      case "batch":
+        this.deliver(new Uint8Array(message.buffer, 0, message.byteLength), message.count);
         break;
-      }
       case "reply": {
         const waiter = this.pending.get(message.id);
         this.pending.delete(message.id);
@@ -151,6 +167,10 @@ export class CaptureWorkerClient {
     if (!worker) return;
     this.worker = null;
     worker.terminate();
+    // Batches the worker published before it ended come first (it publishes before "ended").
+    if (this.channel) this.channel.drain((bytes, count) => this.deliver(bytes, count));
+    this.channel?.close();
+    this.channel = null;
     if (this.opened) {
       this.opened.reject(error ?? new CaptureError("capture-failed", "capture ended before it opened"));
       this.opened = null;
@@ -186,10 +206,12 @@ export class LiveCaptureSource implements CaptureSource {
       precision: o.precision ?? "micro",
       direction: o.direction ?? "inout",
     };
+    const batchBytes = o.batchBytes ?? DEFAULT_BATCH_BYTES;
     const message: Extract<ToWorker, { type: "open-live" }> = {
       type: "open-live",
       options: open,
-      batchBytes: o.batchBytes ?? DEFAULT_BATCH_BYTES,
+      channel: createBatchChannelMemory(BatchBuilder.stagingBytesFor(batchBytes)),
+      batchBytes,
       flushIntervalMs: o.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
       engine: o.engine ?? DEFAULT_CAPTURE_ENGINE,
       ...(o.fanoutGroup !== undefined ? { fanoutGroup: o.fanoutGroup } : {}),
