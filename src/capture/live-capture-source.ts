@@ -12,6 +12,9 @@ import { startCaptureWorker } from "./libpcap/worker-entry.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import { BatchChannelReader, createBatchChannelMemory } from "./batch-channel.ts";
 import { BatchBuilder } from "./batch-builder.ts";
+import { openRingCapture } from "./linux-ring/open-ring.ts";
+import { RingUnsupported } from "./linux-ring/ring-socket.ts";
+import { MainThreadRingReader } from "./linux-ring/main-thread-ring.ts";
 
 export interface LiveCaptureOptions {
   interface: string;
@@ -39,6 +42,23 @@ export interface LiveCaptureOptions {
   engine?: CaptureEngine;
   /** Ring engine: join this PACKET_FANOUT group so several sources share one interface by flow hash. */
   fanoutGroup?: number;
+  /**
+   * Ring engine: where the ring is read. "worker" (default): a capture Worker, which keeps
+   * reading while the main thread is busy. "main": on the main thread from a timer, without a
+   * Worker (less memory and CPU; loses packets once the ring fills while the main thread is
+   * busy: docs/capture.md). Falls back to the worker where the ring cannot serve.
+   */
+  thread?: CaptureThread;
+}
+
+export type CaptureThread = "worker" | "main";
+
+/**
+ * The thread used when LiveCaptureOptions.thread is absent: "worker", or PROBE_CAPTURE_THREAD
+ * ("main" / "worker") so benchmarks and operators can try the main-thread reader without a flag.
+ */
+export function defaultCaptureThread(): CaptureThread {
+  return process.env.PROBE_CAPTURE_THREAD === "main" ? "main" : "worker";
 }
 
 /** The engine used when LiveCaptureOptions.engine is absent. */
@@ -186,6 +206,10 @@ export class CaptureWorkerClient {
 export class LiveCaptureSource implements CaptureSource {
   readonly description: string;
   private readonly client = new CaptureWorkerClient({ linktype: 0, precision: "micro" });
+  /** Set when the ring is read on the main thread (thread "main"); the worker client is unused then. */
+  private mainThread: MainThreadRingReader | null = null;
+  private mainThreadDelivered = 0;
+  private mainThreadFinal: KernelStats | undefined;
   private started = false;
 
   constructor(private readonly options: LiveCaptureOptions) {
@@ -217,21 +241,81 @@ export class LiveCaptureSource implements CaptureSource {
       ...(o.fanoutGroup !== undefined ? { fanoutGroup: o.fanoutGroup } : {}),
     };
     if (o.filter !== undefined && o.filter !== "") message.filter = toWorkerFilter(o.filter);
+    if (message.engine === "ring" && (o.thread ?? defaultCaptureThread()) === "main") {
+      const info = this.startOnMainThread(message, handlers);
+      if (info) return info;
+    }
     const opened = await this.client.open(message, handlers);
     const info: CaptureInfo = { ...opened.info, description: o.interface };
     return info;
   }
 
+  /**
+   * The ring read on the main thread (MainThreadRingReader); undefined when the ring cannot serve
+   * this capture, so the worker opens libpcap instead and says why.
+   */
+  private startOnMainThread(message: Extract<ToWorker, { type: "open-live" }>, handlers: CaptureHandlers): CaptureInfo | undefined {
+    // The reader looks at the ring every half interval and the kernel retires a block after
+    // another half: a lone packet is handed over within about the flush interval.
+    const halfIntervalMs = Math.max(1, message.flushIntervalMs / 2);
+    let ring;
+    try {
+      ring = openRingCapture({
+        options: message.options,
+        batchBytes: message.batchBytes,
+        retireBlockMs: halfIntervalMs,
+        ...(message.filter ? { filter: message.filter } : {}),
+        ...(message.fanoutGroup !== undefined ? { fanoutGroup: message.fanoutGroup } : {}),
+      });
+    } catch (error) {
+      if (error instanceof RingUnsupported) return undefined;
+      throw error;
+    }
+    const linktype = ring.info.linktype;
+    const precision = ring.info.precision;
+    const reader = new MainThreadRingReader(ring, halfIntervalMs, message.flushIntervalMs, {
+      onBatch: (bytes, count) => {
+        this.mainThreadDelivered += count;
+        handlers.onBatch({ bytes, count, linktype, precision });
+      },
+      onFailure: (error) => {
+        this.mainThread = null;
+        handlers.onEnd("failed", error);
+      },
+    });
+    this.mainThread = reader;
+    this.stopMainThread = () => {
+      this.mainThread = null;
+      this.mainThreadFinal = reader.stop();
+      handlers.onEnd("stopped");
+    };
+    reader.start();
+    return { ...ring.info, engine: "ring", description: this.options.interface };
+  }
+
+  private stopMainThread: (() => void) | null = null;
+
   async setFilter(filter: string | readonly BpfInstruction[]): Promise<void> {
+    if (this.mainThread) return this.mainThread.setFilter(toWorkerFilter(filter));
+    if (this.stopMainThread) throw new CaptureError("capture-failed", "capture is not running");
     await this.client.request({ type: "set-filter", filter: toWorkerFilter(filter) });
   }
 
   async stats(): Promise<CaptureStats> {
+    if (this.stopMainThread) {
+      const kernel = this.mainThread ? this.mainThread.stats() : this.mainThreadFinal;
+      return kernel ? { delivered: this.mainThreadDelivered, kernel } : { delivered: this.mainThreadDelivered };
+    }
     const kernel = await this.client.request({ type: "stats" });
     return kernel ? { delivered: this.client.delivered, kernel } : { delivered: this.client.delivered };
   }
 
   async stop(): Promise<CaptureStats> {
+    if (this.stopMainThread) {
+      if (this.mainThread) this.stopMainThread();
+      const kernel = this.mainThreadFinal;
+      return kernel ? { delivered: this.mainThreadDelivered, kernel } : { delivered: this.mainThreadDelivered };
+    }
     const kernel = await this.client.stop();
     return kernel ? { delivered: this.client.delivered, kernel } : { delivered: this.client.delivered };
   }

@@ -8,7 +8,8 @@ import { CaptureError } from "../errors.ts";
 import { libcSymbolsLoaded } from "./ffi.ts";
 import { PcapHandle, type RecordSink } from "./pcap-handle.ts";
 import { BatchBuilder, type BatchPoster } from "../batch-builder.ts";
-import { needsLibpcapVlanHandling, RingSocket, RingUnsupported } from "../linux-ring/ring-socket.ts";
+import { RingSocket, RingUnsupported } from "../linux-ring/ring-socket.ts";
+import { openRingCapture } from "../linux-ring/open-ring.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./worker-protocol.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import { BatchChannelWriter } from "../batch-channel.ts";
@@ -129,30 +130,13 @@ async function runLive(message: Extract<ToWorker, { type: "open-live" }>): Promi
 }
 
 function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket {
-  const o = message.options;
-  if (o.immediate) throw new RingUnsupported("immediate mode needs libpcap's TPACKET_V2 ring");
-  if (message.filter?.kind === "expression" && needsLibpcapVlanHandling(message.filter.expression)) {
-    throw new RingUnsupported("'vlan' filters need libpcap's in-kernel VLAN tag tests");
-  }
-  const ring = RingSocket.open({
-    interface: o.interface,
-    snaplen: o.snaplen,
-    promiscuous: o.promiscuous,
-    bufferBytes: o.bufferBytes,
-    precision: o.precision,
-    direction: o.direction,
-    retireBlockMs: message.flushIntervalMs,
+  return openRingCapture({
+    options: message.options,
     batchBytes: message.batchBytes,
+    retireBlockMs: message.flushIntervalMs,
+    ...(message.filter ? { filter: message.filter } : {}),
     ...(message.fanoutGroup !== undefined ? { fanoutGroup: message.fanoutGroup } : {}),
   });
-  try {
-    if (message.filter) applyFilter(ring, message.filter);
-    ring.start();
-  } catch (error) {
-    ring.close();
-    throw error;
-  }
-  return ring;
 }
 
 /**
