@@ -259,6 +259,8 @@ export class LiveCaptureSource implements CaptureSource {
     // another half: a lone packet is handed over within about the flush interval.
     const halfIntervalMs = Math.max(1, message.flushIntervalMs / 2);
     let ring;
+    // A capture that fails to open is over: stop() and stats() must not wait for a worker.
+    this.stopMainThread = () => {};
     try {
       ring = openRingCapture({
         options: message.options,
@@ -268,8 +270,9 @@ export class LiveCaptureSource implements CaptureSource {
         ...(message.fanoutGroup !== undefined ? { fanoutGroup: message.fanoutGroup } : {}),
       });
     } catch (error) {
-      if (error instanceof RingUnsupported) return undefined;
-      throw error;
+      if (!(error instanceof RingUnsupported)) throw error;
+      this.stopMainThread = null; // the worker takes over
+      return undefined;
     }
     const linktype = ring.info.linktype;
     const precision = ring.info.precision;
