@@ -13,8 +13,8 @@ import { bunBinary, cpuSecondsOf, finish, watchPeakRss, parseSummary, printTable
 const LIVE_PACKETS = Number(process.env.BENCH_LIVE_PACKETS ?? 400_000);
 /** The larger load: long enough that start-up is a small share even of the whole-process figure. */
 const LARGE_LIVE_PACKETS = Number(process.env.BENCH_LARGE_LIVE_PACKETS ?? 2_000_000);
-/** Which parts run (comma-separated): live,large,fanout,idle,file; all by default. */
-const PARTS = new Set((process.env.BENCH_CAPTURE_PARTS ?? "live,large,fanout,idle,file").split(","));
+/** Which parts run (comma-separated): live,large,busy,fanout,idle,file; all by default. */
+const PARTS = new Set((process.env.BENCH_CAPTURE_PARTS ?? "live,large,busy,fanout,idle,file").split(","));
 const LIVE_PAYLOAD_BYTES = 100;
 /** Optional: another probe binary (e.g. built from the commit before a change) measured alongside. */
 const PROBE_BEFORE = process.env.BENCH_PROBE_BEFORE;
@@ -112,6 +112,31 @@ async function benchFanout(port: number): Promise<void> {
   printTable("PACKET_FANOUT on lo, 2 cores (Bun process running LiveCaptureSource directly, no output)", rows);
 }
 
+/** The busy-main-thread run: blocked this long out of every period (a slow hook, a large write). */
+const BUSY_MS = 50;
+const BUSY_PERIOD_MS = 100;
+
+/**
+ * Loss with a busy main thread: the ring read in its worker against the ring read on the main
+ * thread, while the main thread is blocked BUSY_MS of every BUSY_PERIOD_MS, same unpaced load.
+ */
+async function benchBusyMainThread(port: number): Promise<void> {
+  for (const thread of ["worker", "main"]) {
+    const argv = [bunBinary, `${repoRoot}scripts/bench/support/busy-main-capture.ts`, thread, String(port), String(BUSY_MS), String(BUSY_PERIOD_MS)];
+    const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "inherit" });
+    const out = new Response(proc.stdout).text();
+    await Bun.sleep(1500);
+    const sink = await Bun.udpSocket({ hostname: "127.0.0.1", port });
+    const load = await udpLoad(port, LIVE_PACKETS, LIVE_PAYLOAD_BYTES);
+    await Bun.sleep(500);
+    proc.kill("SIGINT");
+    await proc.exited;
+    sink.close();
+    const report = JSON.parse((await out).trim()) as { delivered: number; dropped: number };
+    console.log(`main thread busy ${BUSY_MS} ms of every ${BUSY_PERIOD_MS} ms, ring read in the ${thread === "main" ? "main thread" : "worker"}: ${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s, ${report.delivered} delivered, ${report.dropped} dropped by the kernel`);
+  }
+}
+
 /** Seconds over which serve mode's idle CPU is measured. */
 const IDLE_SECONDS = 10;
 
@@ -184,6 +209,7 @@ export async function benchCapture(): Promise<void> {
   if (PARTS.has("large")) {
     printLiveTable(`live capture on lo: ${LARGE_LIVE_PACKETS} UDP packets of ${LIVE_PAYLOAD_BYTES} payload bytes, max rate (at most 60 s)`, await liveRows(port, filter, LARGE_LIVE_PACKETS, false));
   }
+  if (PARTS.has("busy")) await benchBusyMainThread(port);
   if (!PARTS.has("fanout") && !PARTS.has("idle") && !PARTS.has("file")) return;
   if (PARTS.has("fanout")) await benchFanout(port);
   console.log("");
