@@ -11,19 +11,32 @@ import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-w
 import { bunBinary, cpuSecondsOf, finish, watchPeakRss, parseSummary, printTable, probeBinary, repoRoot, udpLoad, type Measurement } from "./support/measure.ts";
 
 const LIVE_PACKETS = Number(process.env.BENCH_LIVE_PACKETS ?? 400_000);
+/** The larger load: long enough that start-up is a small share even of the whole-process figure. */
+const LARGE_LIVE_PACKETS = Number(process.env.BENCH_LARGE_LIVE_PACKETS ?? 2_000_000);
+/** Which parts run (comma-separated): live,large,busy,fanout,idle,file; all by default. */
+const PARTS = new Set((process.env.BENCH_CAPTURE_PARTS ?? "live,large,busy,fanout,idle,file").split(","));
 const LIVE_PAYLOAD_BYTES = 100;
 /** Optional: another probe binary (e.g. built from the commit before a change) measured alongside. */
 const PROBE_BEFORE = process.env.BENCH_PROBE_BEFORE;
 const FILE_PACKETS = Number(process.env.BENCH_FILE_PACKETS ?? 2_000_000);
 
-async function liveRun(name: string, argv: string[], port: number, packets = LIVE_PACKETS): Promise<Measurement> {
+/** A live run's CPU split: what the process spent while listening (start-up and shutdown excluded). */
+interface LiveMeasurement extends Measurement {
+  /** CPU seconds between "the capture is listening" and "the load is over", from /proc/PID/stat. */
+  steadyCpuSeconds: number;
+}
+
+async function liveRun(name: string, argv: string[], port: number, packets = LIVE_PACKETS, env?: Record<string, string>): Promise<LiveMeasurement> {
   const sink = await Bun.udpSocket({ hostname: "127.0.0.1", port });
-  const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
+  const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe", ...(env ? { env: { ...process.env, ...env } } : {}) });
   const rss = watchPeakRss(proc.pid);
   const stderrText = new Response(proc.stderr).text();
   await Bun.sleep(700); // capture open
+  // Start-up is over: sample CPU here and again once the load has been drained.
+  const cpuAtListen = cpuSecondsOf(proc.pid);
   const load = packets > 0 ? await udpLoad(port, packets, LIVE_PAYLOAD_BYTES) : await Bun.sleep(2000).then(() => ({ sent: 0, seconds: 2 }));
   await Bun.sleep(500);
+  const steadyCpuSeconds = cpuSecondsOf(proc.pid) - cpuAtListen;
   proc.kill("SIGINT");
   const usage = await finish(proc, rss);
   sink.close();
@@ -33,6 +46,7 @@ async function liveRun(name: string, argv: string[], port: number, packets = LIV
     packets: summary.captured,
     seconds: load.seconds,
     cpuSeconds: usage.cpuSeconds,
+    steadyCpuSeconds,
     peakRssMiB: usage.peakRssMiB,
     kernelDrops: summary.drops,
     note: packets > 0 ? `${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s` : `no traffic for ${load.seconds} s: ${usage.cpuSeconds.toFixed(3)} CPU s in all`,
@@ -98,6 +112,31 @@ async function benchFanout(port: number): Promise<void> {
   printTable("PACKET_FANOUT on lo, 2 cores (Bun process running LiveCaptureSource directly, no output)", rows);
 }
 
+/** The busy-main-thread run: blocked this long out of every period (a slow hook, a large write). */
+const BUSY_MS = 50;
+const BUSY_PERIOD_MS = 100;
+
+/**
+ * Loss with a busy main thread: the ring read in its worker against the ring read on the main
+ * thread, while the main thread is blocked BUSY_MS of every BUSY_PERIOD_MS, same unpaced load.
+ */
+async function benchBusyMainThread(port: number): Promise<void> {
+  for (const thread of ["worker", "main"]) {
+    const argv = [bunBinary, `${repoRoot}scripts/bench/support/busy-main-capture.ts`, thread, String(port), String(BUSY_MS), String(BUSY_PERIOD_MS)];
+    const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "inherit" });
+    const out = new Response(proc.stdout).text();
+    await Bun.sleep(1500);
+    const sink = await Bun.udpSocket({ hostname: "127.0.0.1", port });
+    const load = await udpLoad(port, LIVE_PACKETS, LIVE_PAYLOAD_BYTES);
+    await Bun.sleep(500);
+    proc.kill("SIGINT");
+    await proc.exited;
+    sink.close();
+    const report = JSON.parse((await out).trim()) as { delivered: number; dropped: number };
+    console.log(`main thread busy ${BUSY_MS} ms of every ${BUSY_PERIOD_MS} ms, ring read in the ${thread === "main" ? "main thread" : "worker"}: ${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s, ${report.delivered} delivered, ${report.dropped} dropped by the kernel`);
+  }
+}
+
 /** Seconds over which serve mode's idle CPU is measured. */
 const IDLE_SECONDS = 10;
 
@@ -105,10 +144,10 @@ const IDLE_SECONDS = 10;
  * Serve mode idle: `probe -i lo` serving PCAP-over-IP with one reader connected and a filter no
  * packet matches; CPU over IDLE_SECONDS after start-up, as a share of one core.
  */
-async function benchServeIdle(binary: string, label: string): Promise<void> {
+async function benchServeIdle(binary: string, label: string, env?: Record<string, string>): Promise<void> {
   const port = 20000 + Math.floor(Math.random() * 10000);
   const argv = [binary, "-i", "lo", "-f", "udp port 9", "--pcap-over-ip", `127.0.0.1:${port}`, "--no-rpcap"];
-  const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "ignore" });
+  const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "ignore", ...(env ? { env: { ...process.env, ...env } } : {}) });
   try {
     await Bun.sleep(1500);
     const reader = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
@@ -124,29 +163,62 @@ async function benchServeIdle(binary: string, label: string): Promise<void> {
   }
 }
 
+/** Live rows with CPU per million packets both ways: whole process, and while listening only. */
+function printLiveTable(title: string, rows: LiveMeasurement[]): void {
+  printTable(title, rows);
+  console.log("\nCPU s per 1M packets excluding start-up and shutdown (sampled from /proc/PID/stat once listening and after the load):");
+  for (const r of rows) {
+    const perMillion = r.packets > 0 ? ((r.steadyCpuSeconds / r.packets) * 1e6).toFixed(3) : "-";
+    console.log(`  ${r.name.padEnd(58)} ${perMillion.padStart(7)}   (${r.steadyCpuSeconds.toFixed(2)} CPU s while listening)`);
+  }
+}
+
+/** The probe variants measured: each engine, and the ring read on the main thread (no Worker). */
+const PROBE_VARIANTS: { label: string; engine: string; env?: Record<string, string> }[] = [
+  { label: "ring, worker", engine: "ring", env: { PROBE_CAPTURE_THREAD: "worker" } },
+  { label: "ring, main thread", engine: "ring", env: { PROBE_CAPTURE_THREAD: "main" } },
+  { label: "libpcap", engine: "libpcap" },
+];
+
+async function liveRows(port: number, filter: string, packets: number, withIdle: boolean): Promise<LiveMeasurement[]> {
+  const rows: LiveMeasurement[] = [];
+  rows.push(await liveRun("tcpdump -i lo -w /dev/null", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port, packets));
+  for (const variant of PROBE_VARIANTS) {
+    const argv = [probeBinary, "capture", "--capture-engine", variant.engine, "-i", "lo", "-w", "/dev/null", filter];
+    rows.push(await liveRun(`probe capture -i lo -w /dev/null (${variant.label})`, argv, port, packets, variant.env));
+  }
+  if (PROBE_BEFORE) {
+    rows.push(await liveRun("probe before (BENCH_PROBE_BEFORE)", [PROBE_BEFORE, "capture", "-i", "lo", "-w", "/dev/null", filter], port, packets));
+  }
+  if (!withIdle) return rows;
+  rows.push(await liveRun("tcpdump, no traffic", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port, 0));
+  for (const variant of PROBE_VARIANTS) {
+    const argv = [probeBinary, "capture", "--capture-engine", variant.engine, "-i", "lo", "-w", "/dev/null", filter];
+    rows.push(await liveRun(`probe (${variant.label}), no traffic`, argv, port, 0, variant.env));
+  }
+  return rows;
+}
+
 export async function benchCapture(): Promise<void> {
   const port = 40000 + Math.floor(Math.random() * 10000);
   const filter = `udp dst port ${port}`;
-  const live: Measurement[] = [];
-  live.push(await liveRun("tcpdump -i lo -w /dev/null", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port));
-  for (const engine of ["ring", "libpcap"]) {
-    const argv = [probeBinary, "capture", "--capture-engine", engine, "-i", "lo", "-w", "/dev/null", filter];
-    live.push(await liveRun(`probe capture -i lo -w /dev/null (${engine})`, argv, port));
+  if (PARTS.has("live")) {
+    printLiveTable(`live capture on lo: ${LIVE_PACKETS} UDP packets of ${LIVE_PAYLOAD_BYTES} payload bytes, max rate`, await liveRows(port, filter, LIVE_PACKETS, true));
+    console.log("(whole-process CPU per packet includes each program's start-up and idle cost, shown in the 'no traffic' rows)");
   }
-  if (PROBE_BEFORE) {
-    live.push(await liveRun("probe before (BENCH_PROBE_BEFORE)", [PROBE_BEFORE, "capture", "-i", "lo", "-w", "/dev/null", filter], port));
+  if (PARTS.has("large")) {
+    printLiveTable(`live capture on lo: ${LARGE_LIVE_PACKETS} UDP packets of ${LIVE_PAYLOAD_BYTES} payload bytes, max rate (at most 60 s)`, await liveRows(port, filter, LARGE_LIVE_PACKETS, false));
   }
-  live.push(await liveRun("tcpdump, no traffic", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port, 0));
-  for (const engine of ["ring", "libpcap"]) {
-    const argv = [probeBinary, "capture", "--capture-engine", engine, "-i", "lo", "-w", "/dev/null", filter];
-    live.push(await liveRun(`probe (${engine}), no traffic`, argv, port, 0));
-  }
-  printTable(`live capture on lo: ${LIVE_PACKETS} UDP packets of ${LIVE_PAYLOAD_BYTES} payload bytes, max rate`, live);
-  console.log("(CPU per packet includes each program's start-up and idle cost, shown in the 'no traffic' rows)");
-  await benchFanout(port);
+  if (PARTS.has("busy")) await benchBusyMainThread(port);
+  if (!PARTS.has("fanout") && !PARTS.has("idle") && !PARTS.has("file")) return;
+  if (PARTS.has("fanout")) await benchFanout(port);
   console.log("");
-  await benchServeIdle(probeBinary, "ring engine");
-  if (PROBE_BEFORE) await benchServeIdle(PROBE_BEFORE, "BENCH_PROBE_BEFORE");
+  if (PARTS.has("idle")) {
+    await benchServeIdle(probeBinary, "ring engine, worker", { PROBE_CAPTURE_THREAD: "worker" });
+    await benchServeIdle(probeBinary, "ring engine, main thread", { PROBE_CAPTURE_THREAD: "main" });
+    if (PROBE_BEFORE) await benchServeIdle(PROBE_BEFORE, "BENCH_PROBE_BEFORE");
+  }
+  if (!PARTS.has("file")) return;
 
   const dir = mkdtempSync(join(tmpdir(), "probe-bench-"));
   try {

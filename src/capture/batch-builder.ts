@@ -1,8 +1,8 @@
-// BatchBuilder: where a capture worker gathers records in the PacketBatch layout before handing
-// them to the main thread. Records are written into one staging buffer that lives as long as the
-// worker (its pages stay mapped and warm); a flush copies exactly the bytes used into a fresh
-// ArrayBuffer that is transferred, so the main thread owns it (PacketBatch says consumers may keep
-// a batch, so the staging buffer itself is never handed out or pooled).
+// BatchBuilder: where a capture engine gathers records in the PacketBatch layout before handing
+// them on. Records are written into one staging buffer that lives as long as the capture (its
+// pages stay mapped and warm); a flush lends the used bytes to a poster, which copies them where
+// they go (a BatchChannel slot for a live worker, an owned buffer on the main thread, a
+// transferred copy for file replay). The staging buffer itself is never handed out or pooled.
 // Measured before this (docs/capture.md): allocating a zeroed flushBytes + 256 KiB buffer per
 // batch cost memset, page faults and 2x the memory of the data it carried.
 import { BATCH_RECORD_HEADER_BYTES, MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
@@ -10,10 +10,14 @@ import { BATCH_RECORD_HEADER_BYTES, MAXIMUM_SNAPLEN } from "../packet/packet-bat
 /** An 802.1Q tag re-inserted by the ring engine can make a record this much longer than snaplen's frame. */
 const VLAN_TAG_BYTES = 4;
 
-export type BatchPoster = (buffer: ArrayBuffer, byteLength: number, count: number) => void;
+/**
+ * Receives a finished batch: `staged` is borrowed (valid during the call only; copy it). Returns
+ * false when it cannot take the batch now (no free channel slot): the records stay staged.
+ */
+export type BatchPoster = (staged: Uint8Array, count: number) => boolean;
 
 export class BatchBuilder {
-  /** The staging bytes (borrowed by the engines for writing; never leave the worker). */
+  /** The staging bytes (borrowed by the engines for writing; only lent, never handed out). */
   readonly bytes: Uint8Array;
   readonly view: DataView;
   used = 0;
@@ -28,7 +32,7 @@ export class BatchBuilder {
 
   /**
    * @param flushBytes a batch is handed over once it holds this many bytes
-   * @param post receives each finished batch (an owned copy)
+   * @param post receives each finished batch (borrowed: it copies)
    * @param staging where records are gathered, at least stagingBytesFor(flushBytes) long; a
    *   fresh buffer when absent. The ring engine passes memory that shares one ArrayBuffer with
    *   its ring, so frames are copied with copyWithin (no view object per packet).
@@ -67,14 +71,16 @@ export class BatchBuilder {
     return this.count === 0 ? 0 : now - this.firstPendingAt;
   }
 
-  /** Hands the pending records over as an owned, exactly sized buffer; no-op when empty. */
-  flush(): void {
-    if (this.count === 0) return;
-    const owned = this.bytes.slice(0, this.used).buffer;
-    const count = this.count;
+  /**
+   * Lends the pending records to the poster; true when it took them (or nothing was pending),
+   * false when it could not (they stay staged: do not append to a full builder then).
+   */
+  flush(): boolean {
+    if (this.count === 0) return true;
+    if (!this.post(this.bytes.subarray(0, this.used), this.count)) return false;
     this.used = 0;
     this.count = 0;
     this.firstPendingAt = 0;
-    this.post(owned, owned.byteLength, count);
+    return true;
   }
 }

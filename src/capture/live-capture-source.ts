@@ -1,6 +1,7 @@
 // LiveCaptureSource: a capture of one interface, by Linux's TPACKET_V3 ring read directly
 // (src/capture/linux-ring) or through libpcap, running in a Worker so the main thread (which
-// serves sockets) never blocks. Batches arrive transferred, not copied.
+// serves sockets) never blocks. Batches arrive through a BatchChannel (shared memory, no message
+// per batch) and are copied out once into buffers the consumers own.
 import { CaptureError, type CaptureErrorCode } from "./errors.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
@@ -9,6 +10,11 @@ import type { CaptureDirection, CaptureEngine, KernelStats, LiveOpenOptions } fr
 import type { FromWorker, ToWorker, WorkerFilter } from "./libpcap/worker-protocol.ts";
 import { startCaptureWorker } from "./libpcap/worker-entry.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
+import { BatchChannelReader, createBatchChannelMemory } from "./batch-channel.ts";
+import { BatchBuilder } from "./batch-builder.ts";
+import { openRingCapture } from "./linux-ring/open-ring.ts";
+import { RingUnsupported } from "./linux-ring/ring-socket.ts";
+import { MainThreadRingReader } from "./linux-ring/main-thread-ring.ts";
 
 export interface LiveCaptureOptions {
   interface: string;
@@ -36,6 +42,23 @@ export interface LiveCaptureOptions {
   engine?: CaptureEngine;
   /** Ring engine: join this PACKET_FANOUT group so several sources share one interface by flow hash. */
   fanoutGroup?: number;
+  /**
+   * Ring engine: where the ring is read. "worker" (default): a capture Worker, which keeps
+   * reading while the main thread is busy. "main": on the main thread from a timer, without a
+   * Worker (less memory and CPU; loses packets once the ring fills while the main thread is
+   * busy: docs/capture.md). Falls back to the worker where the ring cannot serve.
+   */
+  thread?: CaptureThread;
+}
+
+export type CaptureThread = "worker" | "main";
+
+/**
+ * The thread used when LiveCaptureOptions.thread is absent: "worker", or PROBE_CAPTURE_THREAD
+ * ("main" / "worker") so benchmarks and operators can try the main-thread reader without a flag.
+ */
+export function defaultCaptureThread(): CaptureThread {
+  return process.env.PROBE_CAPTURE_THREAD === "main" ? "main" : "worker";
 }
 
 /** The engine used when LiveCaptureOptions.engine is absent. */
@@ -72,6 +95,8 @@ export class CaptureWorkerClient {
   private opened: { resolve(info: FromWorker & { type: "opened" }): void; reject(e: Error): void } | null = null;
   private ended: Promise<KernelStats | undefined>;
   private resolveEnded!: (stats: KernelStats | undefined) => void;
+  /** A live capture's batches (absent for file replay, whose batches come as messages). */
+  private channel: BatchChannelReader | null = null;
   delivered = 0;
   lastKernelStats: KernelStats | undefined;
 
@@ -85,6 +110,10 @@ export class CaptureWorkerClient {
     this.worker = worker;
     worker.onmessage = (event: MessageEvent<FromWorker>) => this.receive(event.data);
     worker.onerror = (event) => this.finish("failed", new CaptureError("capture-failed", `capture worker: ${event.message}`));
+    if (message.type === "open-live") {
+      this.channel = new BatchChannelReader(message.channel);
+      void this.receiveBatches(this.channel);
+    }
     return new Promise((resolve, reject) => {
       this.opened = { resolve, reject };
       worker.postMessage(message);
@@ -110,6 +139,21 @@ export class CaptureWorkerClient {
     return this.ended;
   }
 
+  /** Takes the channel's batches as the worker publishes them, until the capture ends. */
+  private async receiveBatches(channel: BatchChannelReader): Promise<void> {
+    const deliver = (bytes: Uint8Array, count: number) => this.deliver(bytes, count);
+    while (!channel.isClosed) {
+      channel.drain(deliver);
+      await channel.waitForBatch();
+    }
+  }
+
+  private deliver(bytes: Uint8Array, count: number): void {
+    const batch: PacketBatch = { bytes, count, linktype: this.linkinfo.linktype, precision: this.linkinfo.precision };
+    this.delivered += count;
+    this.handlers?.onBatch(batch);
+  }
+
   private receive(message: FromWorker): void {
     switch (message.type) {
       case "opened":
@@ -118,17 +162,9 @@ export class CaptureWorkerClient {
         this.opened?.resolve(message);
         this.opened = null;
         break;
-      case "batch": {
-        const batch: PacketBatch = {
-          bytes: new Uint8Array(message.buffer, 0, message.byteLength),
-          count: message.count,
-          linktype: this.linkinfo.linktype,
-          precision: this.linkinfo.precision,
-        };
-        this.delivered += message.count;
-        this.handlers?.onBatch(batch);
+      case "batch":
+        this.deliver(new Uint8Array(message.buffer, 0, message.byteLength), message.count);
         break;
-      }
       case "reply": {
         const waiter = this.pending.get(message.id);
         this.pending.delete(message.id);
@@ -151,6 +187,10 @@ export class CaptureWorkerClient {
     if (!worker) return;
     this.worker = null;
     worker.terminate();
+    // Batches the worker published before it ended come first (it publishes before "ended").
+    if (this.channel) this.channel.drain((bytes, count) => this.deliver(bytes, count));
+    this.channel?.close();
+    this.channel = null;
     if (this.opened) {
       this.opened.reject(error ?? new CaptureError("capture-failed", "capture ended before it opened"));
       this.opened = null;
@@ -166,6 +206,10 @@ export class CaptureWorkerClient {
 export class LiveCaptureSource implements CaptureSource {
   readonly description: string;
   private readonly client = new CaptureWorkerClient({ linktype: 0, precision: "micro" });
+  /** Set when the ring is read on the main thread (thread "main"); the worker client is unused then. */
+  private mainThread: MainThreadRingReader | null = null;
+  private mainThreadDelivered = 0;
+  private mainThreadFinal: KernelStats | undefined;
   private started = false;
 
   constructor(private readonly options: LiveCaptureOptions) {
@@ -186,30 +230,97 @@ export class LiveCaptureSource implements CaptureSource {
       precision: o.precision ?? "micro",
       direction: o.direction ?? "inout",
     };
+    const batchBytes = o.batchBytes ?? DEFAULT_BATCH_BYTES;
     const message: Extract<ToWorker, { type: "open-live" }> = {
       type: "open-live",
       options: open,
-      batchBytes: o.batchBytes ?? DEFAULT_BATCH_BYTES,
+      channel: createBatchChannelMemory(BatchBuilder.stagingBytesFor(batchBytes)),
+      batchBytes,
       flushIntervalMs: o.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
       engine: o.engine ?? DEFAULT_CAPTURE_ENGINE,
       ...(o.fanoutGroup !== undefined ? { fanoutGroup: o.fanoutGroup } : {}),
     };
     if (o.filter !== undefined && o.filter !== "") message.filter = toWorkerFilter(o.filter);
+    if (message.engine === "ring" && (o.thread ?? defaultCaptureThread()) === "main") {
+      const info = this.startOnMainThread(message, handlers);
+      if (info) return info;
+    }
     const opened = await this.client.open(message, handlers);
     const info: CaptureInfo = { ...opened.info, description: o.interface };
     return info;
   }
 
+  /**
+   * The ring read on the main thread (MainThreadRingReader); undefined when the ring cannot serve
+   * this capture, so the worker opens libpcap instead and says why.
+   */
+  private startOnMainThread(message: Extract<ToWorker, { type: "open-live" }>, handlers: CaptureHandlers): CaptureInfo | undefined {
+    // The reader looks at the ring once per flush interval (a tick every half interval cost
+    // 1.0% of a core idle in serve mode; this, about half) and the kernel retires a block after
+    // half an interval: a lone packet is handed over within about 1.5 flush intervals.
+    const halfIntervalMs = Math.max(1, message.flushIntervalMs / 2);
+    const tickMs = message.flushIntervalMs;
+    let ring;
+    // A capture that fails to open is over: stop() and stats() must not wait for a worker.
+    this.stopMainThread = () => {};
+    try {
+      ring = openRingCapture({
+        options: message.options,
+        batchBytes: message.batchBytes,
+        retireBlockMs: halfIntervalMs,
+        ...(message.filter ? { filter: message.filter } : {}),
+        ...(message.fanoutGroup !== undefined ? { fanoutGroup: message.fanoutGroup } : {}),
+      });
+    } catch (error) {
+      if (!(error instanceof RingUnsupported)) throw error;
+      this.stopMainThread = null; // the worker takes over
+      return undefined;
+    }
+    const linktype = ring.info.linktype;
+    const precision = ring.info.precision;
+    const reader = new MainThreadRingReader(ring, tickMs, message.flushIntervalMs, {
+      onBatch: (bytes, count) => {
+        this.mainThreadDelivered += count;
+        handlers.onBatch({ bytes, count, linktype, precision });
+      },
+      onFailure: (error) => {
+        this.mainThread = null;
+        handlers.onEnd("failed", error);
+      },
+    });
+    this.mainThread = reader;
+    this.stopMainThread = () => {
+      this.mainThread = null;
+      this.mainThreadFinal = reader.stop();
+      handlers.onEnd("stopped");
+    };
+    reader.start();
+    return { ...ring.info, engine: "ring", description: this.options.interface };
+  }
+
+  private stopMainThread: (() => void) | null = null;
+
   async setFilter(filter: string | readonly BpfInstruction[]): Promise<void> {
+    if (this.mainThread) return this.mainThread.setFilter(toWorkerFilter(filter));
+    if (this.stopMainThread) throw new CaptureError("capture-failed", "capture is not running");
     await this.client.request({ type: "set-filter", filter: toWorkerFilter(filter) });
   }
 
   async stats(): Promise<CaptureStats> {
+    if (this.stopMainThread) {
+      const kernel = this.mainThread ? this.mainThread.stats() : this.mainThreadFinal;
+      return kernel ? { delivered: this.mainThreadDelivered, kernel } : { delivered: this.mainThreadDelivered };
+    }
     const kernel = await this.client.request({ type: "stats" });
     return kernel ? { delivered: this.client.delivered, kernel } : { delivered: this.client.delivered };
   }
 
   async stop(): Promise<CaptureStats> {
+    if (this.stopMainThread) {
+      if (this.mainThread) this.stopMainThread();
+      const kernel = this.mainThreadFinal;
+      return kernel ? { delivered: this.mainThreadDelivered, kernel } : { delivered: this.mainThreadDelivered };
+    }
     const kernel = await this.client.stop();
     return kernel ? { delivered: this.client.delivered, kernel } : { delivered: this.client.delivered };
   }

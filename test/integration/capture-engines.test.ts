@@ -314,7 +314,10 @@ describe("kernel drop counters", () => {
       expect(stats.dropped).toBeGreaterThan(0);
       expect(stats.received).toBe(SENT);
       let delivered = 0;
-      const batch = ring.newBatchBuilder((_b, _l, count) => (delivered += count));
+      const batch = ring.newBatchBuilder((_staged, count) => {
+        delivered += count;
+        return true;
+      });
       ring.readInto(batch, 100);
       batch.flush();
       expect(delivered + stats.dropped).toBe(SENT);

@@ -1,8 +1,9 @@
 // Live capture on lo through both engines (the TPACKET_V3 ring read directly, and libpcap) and
 // the capture worker: traffic the test sends is compared packet by packet with what the source
-// delivers. Every test runs once per engine.
+// delivers. Every test runs once per engine, and the ring engine once more read on the main
+// thread (thread "main": no Worker).
 import { afterEach, describe, expect, test } from "bun:test";
-import { LiveCaptureSource } from "../../src/capture/live-capture-source.ts";
+import { LiveCaptureSource, type CaptureThread, type LiveCaptureOptions } from "../../src/capture/live-capture-source.ts";
 import { forEachRecord, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { listInterfaces } from "../../src/capture/libpcap/devices.ts";
@@ -33,9 +34,14 @@ afterEach(async () => {
   flow = undefined;
 });
 
-const ENGINES = ["ring", "libpcap"] as const;
+/** Each engine, and the ring engine read on the main thread as well as in its worker. */
+const VARIANTS = [
+  ["ring", "worker"],
+  ["ring", "main"],
+  ["libpcap", "worker"],
+] as const satisfies readonly (readonly [CaptureEngine, CaptureThread])[];
 
-async function capture(engine: CaptureEngine, filterFor: (port: number) => string | ReturnType<typeof compileFilter>, options = {}) {
+async function capture(engine: CaptureEngine, filterFor: (port: number) => string | ReturnType<typeof compileFilter>, options: Partial<LiveCaptureOptions> = {}) {
   flow = await openLoopbackFlow();
   const batches: PacketBatch[] = [];
   source = new LiveCaptureSource({ interface: "lo", engine, filter: filterFor(flow.port), ...options });
@@ -45,9 +51,9 @@ async function capture(engine: CaptureEngine, filterFor: (port: number) => strin
 
 const count = (batches: PacketBatch[]) => batches.reduce((n, b) => n + b.count, 0);
 
-describe.each(ENGINES)("live capture on lo (%s engine)", (engine) => {
+describe.each(VARIANTS)("live capture on lo (%s engine, %s thread)", (engine, thread) => {
   test("delivers every packet sent, byte for byte, in order", async () => {
-    const { info, batches, flow } = await capture(engine, (port) => `udp and dst port ${port}`);
+    const { info, batches, flow } = await capture(engine, (port) => `udp and dst port ${port}`, { thread });
     expect(info.linktype).toBe(1);
     expect(info.engine).toBe(engine);
     const sizes = Array.from({ length: 300 }, (_, i) => 1 + ((i * 37) % 1400));
@@ -59,7 +65,7 @@ describe.each(ENGINES)("live capture on lo (%s engine)", (engine) => {
   });
 
   test("records carry wire length and timestamps that move forward", async () => {
-    const { batches, flow } = await capture(engine, (port) => `udp dst port ${port}`, { snaplen: 64 });
+    const { batches, flow } = await capture(engine, (port) => `udp dst port ${port}`, { thread, snaplen: 64 });
     await flow.send([10, 500, 1000]);
     await waitFor(() => count(batches) >= 3, 10_000, "captured packets");
     const seen: { caplen: number; len: number; ts: number }[] = [];
@@ -82,7 +88,7 @@ describe.each(ENGINES)("live capture on lo (%s engine)", (engine) => {
       });
       expect(program.length).toBe(Number(lines[0]));
       const batches: PacketBatch[] = [];
-      source = new LiveCaptureSource({ interface: "lo", engine, filter: program });
+      source = new LiveCaptureSource({ interface: "lo", engine, thread, filter: program });
       await source.start({ onBatch: (b) => void batches.push(b), onEnd: () => {} });
       await other.send([100, 100, 100]);
       await flow.send([20, 30]);
@@ -95,7 +101,7 @@ describe.each(ENGINES)("live capture on lo (%s engine)", (engine) => {
   });
 
   test("setFilter on a running capture switches traffic", async () => {
-    const { batches, flow, source } = await capture(engine, (port) => `udp dst port ${port}`);
+    const { batches, flow, source } = await capture(engine, (port) => `udp dst port ${port}`, { thread });
     const second = await openLoopbackFlow();
     try {
       await flow.send([11]);
@@ -113,7 +119,7 @@ describe.each(ENGINES)("live capture on lo (%s engine)", (engine) => {
   });
 
   test("kernel stats count what the filter accepted", async () => {
-    const { batches, flow, source } = await capture(engine, (port) => `udp dst port ${port}`);
+    const { batches, flow, source } = await capture(engine, (port) => `udp dst port ${port}`, { thread });
     await flow.send(Array(50).fill(64));
     await waitFor(() => count(batches) >= 50, 10_000, "captured packets");
     const stats = await source.stats();
@@ -124,7 +130,7 @@ describe.each(ENGINES)("live capture on lo (%s engine)", (engine) => {
   });
 
   test("a bad filter fails start() with libpcap's message and the expression", async () => {
-    source = new LiveCaptureSource({ interface: "lo", engine, filter: "udp port banana" });
+    source = new LiveCaptureSource({ interface: "lo", engine, thread, filter: "udp port banana" });
     const error = await source.start({ onBatch: () => {}, onEnd: () => {} }).catch((e) => e);
     expect(error).toBeInstanceOf(CaptureError);
     expect(error.code).toBe("bad-filter");
@@ -133,7 +139,7 @@ describe.each(ENGINES)("live capture on lo (%s engine)", (engine) => {
   });
 
   test("an unknown interface fails with no-such-device", async () => {
-    source = new LiveCaptureSource({ interface: "nosuch0", engine });
+    source = new LiveCaptureSource({ interface: "nosuch0", engine, thread });
     const error = await source.start({ onBatch: () => {}, onEnd: () => {} }).catch((e) => e);
     expect(error).toBeInstanceOf(CaptureError);
     expect(error.code).toBe("no-such-device");
@@ -141,7 +147,7 @@ describe.each(ENGINES)("live capture on lo (%s engine)", (engine) => {
   });
 
   test("stop() ends the worker and reports final kernel stats; stop twice is harmless", async () => {
-    const { source } = await capture(engine, (port) => `udp dst port ${port}`);
+    const { source } = await capture(engine, (port) => `udp dst port ${port}`, { thread });
     const first = await source.stop();
     const second = await source.stop();
     expect(first.kernel).toBeDefined();

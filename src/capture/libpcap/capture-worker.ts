@@ -1,15 +1,18 @@
 // The capture worker: owns one capture handle (a TPACKET_V3 RingSocket or a libpcap PcapHandle)
 // and runs every blocking call off the main thread. Packets are copied from the kernel's ring
-// (directly, or through libpcap) into a staging buffer, and each batch is handed over as an
-// owned, exactly sized ArrayBuffer that is transferred (not copied again) to the main thread.
+// (directly, or through libpcap) into a staging buffer; a live capture's batches are copied into
+// a slot of the shared BatchChannel (no message, no allocation per batch), a file replay's are
+// transferred as exactly sized ArrayBuffers.
 import { ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
 import { libcSymbolsLoaded } from "./ffi.ts";
 import { PcapHandle, type RecordSink } from "./pcap-handle.ts";
-import { BatchBuilder } from "../batch-builder.ts";
-import { needsLibpcapVlanHandling, RingSocket, RingUnsupported } from "../linux-ring/ring-socket.ts";
+import { BatchBuilder, type BatchPoster } from "../batch-builder.ts";
+import { RingSocket, RingUnsupported } from "../linux-ring/ring-socket.ts";
+import { openRingCapture } from "../linux-ring/open-ring.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./worker-protocol.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
+import { BatchChannelWriter } from "../batch-channel.ts";
 
 declare const self: Worker;
 
@@ -22,6 +25,11 @@ const POLL_SLICE_MS = 50;
 const RING_BLOCKS_PER_TURN = 16;
 /** A file replay keeps at most this many batches in flight before waiting for credit. */
 const FILE_BATCHES_IN_FLIGHT = 4;
+/**
+ * At stop, how long the worker waits for a free channel slot for its last batch: the main thread
+ * is draining the channel meanwhile, so this only runs out if it is stuck.
+ */
+const STOP_FLUSH_MS = 1000;
 
 /** libc's memcpy, looked up once: it runs for every captured packet. */
 const memcpy = libcSymbolsLoaded().memcpy;
@@ -39,8 +47,22 @@ function post(message: FromWorker, transfer?: ArrayBuffer[]): void {
 /** libpcap's MAXIMUM_SNAPLEN: no record libpcap hands us is longer than this. */
 const MAXIMUM_CAPLEN = MAXIMUM_SNAPLEN;
 
-function postBatch(buffer: ArrayBuffer, byteLength: number, count: number): void {
-  post({ type: "batch", buffer, byteLength, count }, [buffer]);
+/** File replay: an owned, exactly sized copy, transferred. */
+function postBatch(staged: Uint8Array, count: number): boolean {
+  const buffer = staged.slice().buffer;
+  post({ type: "batch", buffer, byteLength: buffer.byteLength, count }, [buffer]);
+  return true;
+}
+
+/** Live capture: into the next free channel slot, or refused while every slot is full. */
+function channelPoster(channel: BatchChannelWriter): BatchPoster {
+  return (staged, count) => channel.publish(staged, count);
+}
+
+/** The last batch at stop: waits (bounded) for the main thread to free a slot. */
+function flushAtStop(batch: BatchBuilder, channel: BatchChannelWriter): void {
+  const deadline = performance.now() + STOP_FLUSH_MS;
+  while (!batch.flush() && performance.now() < deadline) channel.waitForSpace(POLL_SLICE_MS);
 }
 
 /**
@@ -75,6 +97,17 @@ function waitBudgetMs(batch: BatchBuilder, flushIntervalMs: number): number {
   return Math.max(1, Math.ceil(flushIntervalMs - batch.pendingMs(performance.now())));
 }
 
+/**
+ * Before reading more: a full batch must be handed over first. When every channel slot is taken
+ * (the main thread is busy), waits for one (bounded) and returns false: read nothing this turn,
+ * the kernel's ring holds the traffic meanwhile.
+ */
+function handOverFullBatch(batch: BatchBuilder, channel: BatchChannelWriter): boolean {
+  if (!batch.full || batch.flush()) return true;
+  channel.waitForSpace(POLL_SLICE_MS);
+  return false;
+}
+
 /** Flushes by time: the oldest pending record has waited the flush interval. */
 function flushIfDue(batch: BatchBuilder, flushIntervalMs: number): void {
   if (batch.count > 0 && batch.pendingMs(performance.now()) >= flushIntervalMs) batch.flush();
@@ -97,30 +130,13 @@ async function runLive(message: Extract<ToWorker, { type: "open-live" }>): Promi
 }
 
 function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket {
-  const o = message.options;
-  if (o.immediate) throw new RingUnsupported("immediate mode needs libpcap's TPACKET_V2 ring");
-  if (message.filter?.kind === "expression" && needsLibpcapVlanHandling(message.filter.expression)) {
-    throw new RingUnsupported("'vlan' filters need libpcap's in-kernel VLAN tag tests");
-  }
-  const ring = RingSocket.open({
-    interface: o.interface,
-    snaplen: o.snaplen,
-    promiscuous: o.promiscuous,
-    bufferBytes: o.bufferBytes,
-    precision: o.precision,
-    direction: o.direction,
-    retireBlockMs: message.flushIntervalMs,
+  return openRingCapture({
+    options: message.options,
     batchBytes: message.batchBytes,
+    retireBlockMs: message.flushIntervalMs,
+    ...(message.filter ? { filter: message.filter } : {}),
     ...(message.fanoutGroup !== undefined ? { fanoutGroup: message.fanoutGroup } : {}),
   });
-  try {
-    if (message.filter) applyFilter(ring, message.filter);
-    ring.start();
-  } catch (error) {
-    ring.close();
-    throw error;
-  }
-  return ring;
 }
 
 /**
@@ -130,16 +146,20 @@ function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket
 async function runRing(ring: RingSocket, message: Extract<ToWorker, { type: "open-live" }>): Promise<void> {
   handle = ring;
   post({ type: "opened", info: { ...ring.info, engine: "ring" } });
-  const batch = ring.newBatchBuilder(postBatch);
+  const channel = new BatchChannelWriter(message.channel);
+  const batch = ring.newBatchBuilder(channelPoster(channel));
   const flushIntervalMs = message.flushIntervalMs;
   while (!stopping) {
-    const blocks = ring.readInto(batch, RING_BLOCKS_PER_TURN);
-    flushIfDue(batch, flushIntervalMs);
-    if (blocks === 0) ring.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+    if (handOverFullBatch(batch, channel)) {
+      const blocks = ring.readInto(batch, RING_BLOCKS_PER_TURN);
+      flushIfDue(batch, flushIntervalMs);
+      if (channel.full) channel.waitForSpace(POLL_SLICE_MS);
+      else if (blocks === 0) ring.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+    }
     await yieldToEvents();
   }
-  ring.readInto(batch, RING_BLOCKS_PER_TURN); // what is already in the ring, bounded
-  batch.flush();
+  if (handOverFullBatch(batch, channel)) ring.readInto(batch, RING_BLOCKS_PER_TURN); // what is already in the ring, bounded
+  flushAtStop(batch, channel);
   const stats = ring.stats();
   ring.close();
   handle = null;
@@ -151,17 +171,20 @@ async function runLibpcap(message: Extract<ToWorker, { type: "open-live" }>, eng
   handle = live;
   if (message.filter) applyFilter(live, message.filter);
   post({ type: "opened", info: { ...live.info, engine: "libpcap", ...(engineNote ? { engineNote } : {}) } });
-  const batch = new BatchBuilder(message.batchBytes, postBatch);
+  const channel = new BatchChannelWriter(message.channel);
+  const batch = new BatchBuilder(message.batchBytes, channelPoster(channel));
   const sink = new LibpcapSink(batch);
   const flushIntervalMs = message.flushIntervalMs;
   while (!stopping) {
-    const outcome = live.readInto(sink);
-    if (outcome === "more") batch.flush();
-    flushIfDue(batch, flushIntervalMs);
-    if (outcome === "idle") live.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+    if (handOverFullBatch(batch, channel)) {
+      const outcome = live.readInto(sink);
+      if (outcome === "more") batch.flush();
+      flushIfDue(batch, flushIntervalMs);
+      if (outcome === "idle") live.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+    }
     await yieldToEvents();
   }
-  batch.flush();
+  flushAtStop(batch, channel);
   const stats = live.stats();
   live.close();
   handle = null;

@@ -1,9 +1,11 @@
-// Messages between the main thread and the capture worker. Plain data only (structured clone),
-// with batch buffers transferred rather than copied.
+// Messages between the main thread and the capture worker. Plain data only (structured clone).
+// A live capture's batches do not travel as messages: they go through the BatchChannel whose
+// shared memory comes with "open-live". A file replay's batches are transferred buffers.
 import type { TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { CaptureErrorCode } from "../errors.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { CaptureEngine, HandleInfo, KernelStats, LiveOpenOptions } from "./pcap-handle.ts";
+import type { BatchChannelMemory } from "../batch-channel.ts";
 
 export type WorkerFilter = { kind: "expression"; expression: string } | { kind: "program"; instructions: BpfInstruction[] };
 
@@ -18,6 +20,8 @@ export type ToWorker =
       engine: CaptureEngine;
       /** Ring engine only: join this PACKET_FANOUT group (flow hash). */
       fanoutGroup?: number;
+      /** Where batches go (shared memory; slots of at least BatchBuilder.stagingBytesFor(batchBytes)). */
+      channel: BatchChannelMemory;
     }
   | { type: "open-file"; path: string; precision: TimestampPrecision; filter?: WorkerFilter; batchBytes: number }
   | { type: "set-filter"; id: number; filter: WorkerFilter }

@@ -206,6 +206,12 @@ export class RingSocket {
   /** The same memory as Int32 for Atomics on block_status (the kernel writes it concurrently). */
   private ringAtomic: Int32Array | null;
   private blockIndex = 0;
+  /**
+   * Where readInto stopped inside the current block when the batch was full and could not be
+   * handed over (every channel slot taken): the next frame's offset and index; 0 = block start.
+   */
+  private resumeFrame = 0;
+  private resumeIndex = 0;
   private filterAttached = false;
   private readonly pollfd = new Int32Array(2);
   private readonly totals = { received: 0, dropped: 0 };
@@ -398,7 +404,8 @@ export class RingSocket {
    * Copies the frames of up to `maxBlocks` ready blocks into `batch`, returning each block to the
    * kernel as soon as it is copied. Flushes `batch` whenever it fills, and after a block the
    * kernel retired on its timer (light traffic: nothing more is coming soon, so do not wait).
-   * Returns how many blocks were read (0 = none ready).
+   * When a full batch cannot be handed over (its poster refuses), stops in the middle of the
+   * block and resumes there on the next call. Returns how many blocks were finished.
    */
   readInto(batch: BatchBuilder, maxBlocks: number): number {
     const ring8 = this.ring8!;
@@ -421,8 +428,13 @@ export class RingSocket {
       if ((blockStatus & TpStatus.USER) === 0) break;
       const blockEnd = base + this.blockBytes;
       const packets = ring32[(base + BlockDescLayout.packetCount) >>> 2]!;
-      let frame = base + ring32[(base + BlockDescLayout.firstPacketOffset) >>> 2]!;
-      for (let i = 0; i < packets; i++) {
+      let frame = this.resumeFrame !== 0 ? this.resumeFrame : base + ring32[(base + BlockDescLayout.firstPacketOffset) >>> 2]!;
+      for (let i = this.resumeFrame !== 0 ? this.resumeIndex : 0; i < packets; i++) {
+        if (batch.full && !batch.flush()) {
+          this.resumeFrame = frame;
+          this.resumeIndex = i;
+          return blocks;
+        }
         const h = frame >>> 2;
         const next = ring32[h]!;
         const pkttype = ring8[frame + H.sllPacketType]!;
@@ -461,10 +473,11 @@ export class RingSocket {
             const rest = caplen - VLAN_TAG_OFFSET - VLAN_TAG_BYTES;
             if (rest > 0) out8.set(ring8.subarray(data + VLAN_TAG_OFFSET, data + VLAN_TAG_OFFSET + rest), at + VLAN_TAG_OFFSET + VLAN_TAG_BYTES);
           }
-          if (batch.full) batch.flush();
         }
         frame += next;
       }
+      this.resumeFrame = 0;
+      if (batch.full) batch.flush(); // a refusal is retried before the next append
       // Give the block back: the kernel fills it again once it sees TP_STATUS_KERNEL.
       Atomics.store(atomic, statusIndex, TpStatus.KERNEL);
       this.blockIndex = (this.blockIndex + 1) % this.blockCount;

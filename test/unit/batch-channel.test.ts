@@ -1,0 +1,81 @@
+// BatchChannel: the shared-memory slots between a capture worker and the main thread. Both
+// sides run in one thread here (the memory is the same whichever thread touches it); the
+// integration capture tests run it across a real Worker.
+import { describe, expect, test } from "bun:test";
+import { BatchChannelReader, BatchChannelWriter, createBatchChannelMemory } from "../../src/capture/batch-channel.ts";
+
+function batchOf(byte: number, length: number): Uint8Array {
+  return new Uint8Array(length).fill(byte);
+}
+
+describe("BatchChannel", () => {
+  test("batches come out in order, as exactly sized copies the reader owns", () => {
+    const memory = createBatchChannelMemory(64, 4);
+    const writer = new BatchChannelWriter(memory);
+    const reader = new BatchChannelReader(memory);
+    expect(writer.publish(batchOf(1, 10), 1)).toBe(true);
+    expect(writer.publish(batchOf(2, 64), 2)).toBe(true);
+    const got: { bytes: Uint8Array; count: number }[] = [];
+    expect(reader.drain((bytes, count) => got.push({ bytes, count }))).toBe(2);
+    expect(got.map((g) => [g.bytes.byteLength, g.count, g.bytes[0]])).toEqual([
+      [10, 1, 1],
+      [64, 2, 2],
+    ]);
+    // Owned: a plain ArrayBuffer of exactly the batch's size, not a view of shared memory.
+    expect(got[0]!.bytes.buffer).toBeInstanceOf(ArrayBuffer);
+    expect(got[0]!.bytes.buffer.byteLength).toBe(10);
+    // A later batch in the same slot does not change what the reader kept.
+    for (let i = 0; i < 4; i++) expect(writer.publish(batchOf(9, 10), 1)).toBe(true);
+    expect(got[0]!.bytes.every((b) => b === 1)).toBe(true);
+  });
+
+  test("the writer is refused while every slot is full, and resumes once the reader drains", () => {
+    const memory = createBatchChannelMemory(16, 2);
+    const writer = new BatchChannelWriter(memory);
+    const reader = new BatchChannelReader(memory);
+    expect(writer.publish(batchOf(1, 4), 1)).toBe(true);
+    expect(writer.publish(batchOf(2, 4), 1)).toBe(true);
+    expect(writer.full).toBe(true);
+    expect(writer.publish(batchOf(3, 4), 1)).toBe(false);
+    const seen: number[] = [];
+    reader.drain((bytes) => seen.push(bytes[0]!));
+    expect(writer.full).toBe(false);
+    expect(writer.publish(batchOf(3, 4), 1)).toBe(true);
+    reader.drain((bytes) => seen.push(bytes[0]!));
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
+  test("counters wrap at 2^32 without losing or repeating a batch", () => {
+    const memory = createBatchChannelMemory(8, 4);
+    const control = new Int32Array(memory.control);
+    control[0] = -2; // published: 2^32 - 2
+    control[1] = -2; // consumed
+    const writer = new BatchChannelWriter(memory);
+    const reader = new BatchChannelReader(memory);
+    const seen: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      expect(writer.publish(batchOf(i, 1), 1)).toBe(true);
+      reader.drain((bytes) => seen.push(bytes[0]!));
+    }
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  test("a batch larger than a slot is a bug, not a silent cut", () => {
+    const writer = new BatchChannelWriter(createBatchChannelMemory(8, 2));
+    expect(() => writer.publish(batchOf(1, 9), 1)).toThrow(RangeError);
+  });
+
+  test("waitForBatch resolves on a publish, and on close", async () => {
+    const memory = createBatchChannelMemory(8, 2);
+    const writer = new BatchChannelWriter(memory);
+    const reader = new BatchChannelReader(memory);
+    const waiting = reader.waitForBatch();
+    writer.publish(batchOf(1, 1), 1);
+    await waiting;
+    expect(reader.drain(() => {})).toBe(1);
+    const second = reader.waitForBatch();
+    reader.close();
+    await second;
+    expect(reader.isClosed).toBe(true);
+  });
+});
