@@ -256,17 +256,12 @@ describe("log destinations (issues 9 and 15)", () => {
 
 describe("the serve mode takes the same log flags (issue 15)", () => {
   test("--log-format json: every line of its standard error parses, the banner included", async () => {
-    const proc = spawnProbe(["-i", "lo", "--pcap-over-ip", "127.0.0.1:0", "--rpcap", "127.0.0.1:0", "--log-format", "json"]);
+    const { proc, stderr } = spawnProbeLoggingToFile(["-i", "lo", "--pcap-over-ip", "127.0.0.1:0", "--rpcap", "127.0.0.1:0", "--log-format", "json"], join(dir, "serve.stderr"));
     procs.push(proc);
-    let stderr = "";
-    const reading = (async () => {
-      for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderr += new TextDecoder().decode(chunk);
-    })();
-    await waitFor(() => stderr.includes("Ctrl-C to stop") || proc.exitCode !== null, 10_000, "the serve mode's banner");
+    await waitFor(() => stderr().includes("Ctrl-C to stop") || proc.exitCode !== null, 10_000, "the serve mode's banner");
     proc.kill("SIGTERM");
     await proc.exited;
-    await reading;
-    const records = stderr.trimEnd().split("\n").map((line) => JSON.parse(line) as { level: string; name: string; message: string });
+    const records = stderr().trimEnd().split("\n").map((line) => JSON.parse(line) as { level: string; name: string; message: string });
     expect(records.some((r) => r.message.startsWith("probe is serving lo"))).toBe(true);
     expect(records.every((r) => r.name === "probe")).toBe(true);
   });
