@@ -86,6 +86,14 @@ export function toWorkerFilter(filter: string | readonly BpfInstruction[]): Work
     : { kind: "program", instructions: filter.map((i) => ({ ...i })) };
 }
 
+/**
+ * How long stop() waits for the worker's "ended" before ending it from here. A worker answers
+ * within one read timeout (READ_TIMEOUT_MS) and a batch flush; one that has not after this
+ * long is stuck or gone, and a run's shutdown must not wait behind it (its last partial
+ * batch and kernel counters are lost, nothing else).
+ */
+const WORKER_STOP_DEADLINE_MS = 10_000;
+
 /** Shared main-thread side of a capture worker: request/reply, batches, end. */
 export class CaptureWorkerClient {
   private worker: Worker | null = null;
@@ -134,9 +142,21 @@ export class CaptureWorkerClient {
     this.worker?.postMessage(message);
   }
 
+  /** Ends the capture; resolves once the worker has ended (at once if none was started). */
   async stop(): Promise<KernelStats | undefined> {
-    if (this.worker) this.worker.postMessage({ type: "stop" } satisfies ToWorker);
-    return this.ended;
+    const worker = this.worker;
+    // Never started, or already ended: nothing will say "ended" again.
+    if (!worker) {
+      this.resolveEnded(this.lastKernelStats);
+      return this.ended;
+    }
+    worker.postMessage({ type: "stop" } satisfies ToWorker);
+    const deadline = setTimeout(() => this.finish("stopped"), WORKER_STOP_DEADLINE_MS);
+    try {
+      return await this.ended;
+    } finally {
+      clearTimeout(deadline);
+    }
   }
 
   /** Takes the channel's batches as the worker publishes them, until the capture ends. */

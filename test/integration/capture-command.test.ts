@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync, chmodSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { runProbe, runTool, spawnProbe, waitFor, probeCommand } from "../support/probe-binary.ts";
+import { runProbe, runTool, spawnProbe, spawnProbeLoggingToFile, waitFor, probeCommand } from "../support/probe-binary.ts";
 import { VECTORS_DIR } from "../support/fixtures.ts";
 
 const vectors = `${VECTORS_DIR}/`;
@@ -32,15 +32,13 @@ describe("live capture to a file", () => {
     const flow = await openLoopbackFlow();
     try {
       const out = join(dir, "live.pcap");
-      const proc = spawnProbe(["capture", "-i", "lo", "-c", "25", "-w", out, `udp dst port ${flow.port}`]);
-      let stderr = "";
-      const reading = new Response(proc.stderr).text().then((t) => (stderr = t));
-      await Bun.sleep(300); // capture open before traffic
+      const { proc, stderr } = spawnProbeLoggingToFile(["capture", "-i", "lo", "-c", "25", "-w", out, `udp dst port ${flow.port}`], join(dir, "live.stderr"));
+      // The capture open before traffic (a fixed sleep was too short under load).
+      await waitFor(() => stderr().includes("listening on lo") || proc.exitCode !== null, 10_000, "the capture to open");
       const sizes = Array.from({ length: 30 }, (_, i) => 1 + i * 40);
       await flow.send(sizes, { gapMs: 2 });
       expect(await proc.exited).toBe(0);
-      await reading;
-      expect(stderr).toContain("25 packets captured");
+      expect(stderr()).toContain("25 packets captured");
       const frames = await tsharkFrames(out);
       expect(frames.length).toBe(25);
       frames.forEach((f, i) => {
@@ -60,14 +58,15 @@ describe("live capture to a file", () => {
     const flow = await openLoopbackFlow();
     try {
       const out = join(dir, "sigint.pcapng");
-      const proc = spawnProbe(["capture", "-i", "lo", "-F", "pcapng", "-w", out, "-f", `udp dst port ${flow.port}`]);
-      const stderrText = new Response(proc.stderr).text();
-      await Bun.sleep(300);
+      const logged = spawnProbeLoggingToFile(["capture", "-i", "lo", "-F", "pcapng", "-w", out, "-f", `udp dst port ${flow.port}`], join(dir, "sigint.stderr"));
+      const proc = logged.proc;
+      await waitFor(() => logged.stderr().includes("listening on lo") || proc.exitCode !== null, 10_000, "the capture to open");
       await flow.send(Array(40).fill(200), { gapMs: 1 });
-      await Bun.sleep(300);
+      // All 40 written (the file is written batch by batch) before Ctrl-C.
+      await waitFor(async () => (await tsharkFrames(out).catch(() => [])).length === 40, 10_000, "40 packets written");
       proc.kill("SIGINT");
       expect(await proc.exited).toBe(0);
-      const stderr = await stderrText;
+      const stderr = logged.stderr();
       expect(stderr).toContain("40 packets captured");
       expect(stderr).toMatch(/\d+ packets received by filter/);
       expect(stderr).toContain("0 packets dropped by kernel");

@@ -2,7 +2,7 @@
 // listed by `tshark -D`, and `tshark -i probe-pcap-over-ip` captures through it from a
 // PCAP-over-IP server on loopback, every packet byte for byte.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
+import { lstatSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { extcapSourceUrl, isExtcapInvocation } from "../../src/cli/commands/extcap.ts";
@@ -16,8 +16,11 @@ const link = join(EXTCAP_DIR, "probe");
 const work = mkdtempSync(join(tmpdir(), "probe-extcap-"));
 
 beforeAll(() => {
-  if (existsSync(link) || (() => { try { return lstatSync(link).isSymbolicLink(); } catch { return false; } })()) unlinkSync(link);
-  symlinkSync(probeBinary, link);
+  // Replaced in one rename: a concurrent run's tshark never finds the name missing.
+  const fresh = `${link}.${process.pid}`;
+  if ((() => { try { return lstatSync(fresh).isSymbolicLink(); } catch { return false; } })()) unlinkSync(fresh);
+  symlinkSync(probeBinary, fresh);
+  renameSync(fresh, link);
 });
 afterAll(() => {
   try {
@@ -72,18 +75,26 @@ describe("extcap sentences", () => {
 test("tshark -i probe-pcap-over-ip captures every packet of a PCAP-over-IP stream byte for byte", async () => {
   const input = vectorPath("rpcap-passive-tcp.pcap");
   const stream = readFileSync(input);
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (socket) => void socket.write(stream), data() {} } });
+  // A socket write may take only part of the stream (a full send buffer under load): the rest
+  // goes on each drain, or tshark would wait forever for the last packets.
+  const sent = new WeakMap<object, number>();
+  const push = (socket: { write(data: Uint8Array): number }) => {
+    const offset = sent.get(socket) ?? 0;
+    if (offset < stream.length) sent.set(socket, offset + Math.max(0, socket.write(stream.subarray(offset))));
+  };
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: push, drain: push, data() {} } });
   try {
     const expected = await records(input);
     const out = join(work, "tshark.pcapng");
     const proc = Bun.spawn(
       ["tshark", "-i", "probe-pcap-over-ip", "-o", `extcap.probe_pcap_over_ip.remoteport:${server.port}`, "-c", String(expected.length), "-w", out],
-      { stdout: "pipe", stderr: "pipe" },
+      { stdout: "ignore", stderr: "pipe" },
     );
     const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
-    const code = await proc.exited;
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     clearTimeout(timer);
-    expect(code).toBe(0);
+    // tshark's own words name the cause when it fails.
+    expect({ code, stderr: code === 0 ? "" : stderr }).toEqual({ code: 0, stderr: "" });
     expect(await records(out)).toEqual(expected);
   } finally {
     server.stop(true);

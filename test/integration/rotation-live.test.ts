@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readCaptureFile } from "../../src/protocols/pcap/index.ts";
 import { openLoopbackFlow, type LoopbackFlow } from "../support/loopback-traffic.ts";
-import { spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { spawnProbeLoggingToFile, waitFor } from "../support/probe-binary.ts";
 import { capinfosCount, filesIn } from "../support/rotation-files.ts";
 
 const PACKETS = 30;
@@ -21,25 +21,23 @@ let flow: LoopbackFlow | undefined;
 afterEach(() => {
   flow?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(`${dir}.stderr`, { force: true });
 });
 
 test("probe capture -i lo -G 1: several files, each packet once, in order, no .part", async () => {
   dir = mkdtempSync(join(tmpdir(), "rotation-live-"));
   flow = await openLoopbackFlow();
-  const probe = spawnProbe(["capture", "-i", "lo", "-w", join(dir, "live-%Y%m%d%H%M%S-%N.pcap"), "-G", "1", "udp and dst port", String(flow.port)]);
-  let stderr = "";
-  const reading = (async () => {
-    for await (const chunk of probe.stderr as unknown as AsyncIterable<Uint8Array>) stderr += Buffer.from(chunk).toString();
-  })();
+  const logged = spawnProbeLoggingToFile(["capture", "-i", "lo", "-w", join(dir, "live-%Y%m%d%H%M%S-%N.pcap"), "-G", "1", "udp and dst port", String(flow.port)], `${dir}.stderr`);
+  const probe = logged.proc;
   try {
-    await waitFor(() => stderr.includes("listening on lo"), 10_000, "the capture to open");
+    await waitFor(() => logged.stderr().includes("listening on lo"), 10_000, "the capture to open");
     await flow.send(Array.from({ length: PACKETS }, () => 64), { gapMs: GAP_MS });
     await Bun.sleep(500); // the last packets through the capture worker
   } finally {
     probe.kill("SIGINT");
     await probe.exited;
-    await reading;
   }
+  const stderr = logged.stderr();
   expect(probe.exitCode).toBe(0);
   expect(stderr).toContain(`${PACKETS} packets captured`);
   expect(stderr).toContain("0 packets dropped by kernel");

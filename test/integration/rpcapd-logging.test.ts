@@ -16,13 +16,14 @@ import {
   RpcapServerError,
   StartCapFlag,
 } from "../../src/protocols/rpcap/index.ts";
-import { probeCommand, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { probeCommand, spawnProbe, spawnProbeLoggingToFile, waitFor } from "../support/probe-binary.ts";
 
 // Each test starts a probe process; on a loaded 2-core machine that alone can take seconds.
 setDefaultTimeout(30_000);
 
 let dir: string;
 const procs: Subprocess[] = [];
+let daemons = 0;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "probe-rpcapd-log-"));
 });
@@ -47,16 +48,12 @@ function releasedPort(): number {
  * With `quietPort` it listens on a released port instead (its log may not print the line).
  */
 async function daemon(args: string[], quietPort?: number) {
-  const proc = spawnProbe(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(quietPort ?? 0), "-n", ...args]);
+  const { proc, stderr } = spawnProbeLoggingToFile(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(quietPort ?? 0), "-n", ...args], join(dir, `stderr-${++daemons}`));
   procs.push(proc);
-  let stderr = "";
-  const reading = (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderr += new TextDecoder().decode(chunk);
-  })();
   let port = quietPort ?? 0;
   if (quietPort === undefined) {
-    await waitFor(() => /listening on 127\.0\.0\.1:\d+/.test(stderr) || proc.exitCode !== null, 10_000, "rpcapd start");
-    port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1]);
+    await waitFor(() => /listening on 127\.0\.0\.1:\d+/.test(stderr()) || proc.exitCode !== null, 10_000, "rpcapd start");
+    port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stderr())?.[1]);
   } else {
     await waitFor(async () => {
       try {
@@ -70,13 +67,12 @@ async function daemon(args: string[], quietPort?: number) {
   return {
     proc,
     port,
-    stderr: () => stderr,
+    stderr,
     /** SIGTERM, then the whole standard error once the process has gone. */
     async stop() {
       proc.kill("SIGTERM");
       await proc.exited;
-      await reading;
-      return stderr;
+      return stderr();
     },
   };
 }
@@ -260,17 +256,12 @@ describe("log destinations (issues 9 and 15)", () => {
 
 describe("the serve mode takes the same log flags (issue 15)", () => {
   test("--log-format json: every line of its standard error parses, the banner included", async () => {
-    const proc = spawnProbe(["-i", "lo", "--pcap-over-ip", "127.0.0.1:0", "--rpcap", "127.0.0.1:0", "--log-format", "json"]);
+    const { proc, stderr } = spawnProbeLoggingToFile(["-i", "lo", "--pcap-over-ip", "127.0.0.1:0", "--rpcap", "127.0.0.1:0", "--log-format", "json"], join(dir, "serve.stderr"));
     procs.push(proc);
-    let stderr = "";
-    const reading = (async () => {
-      for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderr += new TextDecoder().decode(chunk);
-    })();
-    await waitFor(() => stderr.includes("Ctrl-C to stop") || proc.exitCode !== null, 10_000, "the serve mode's banner");
+    await waitFor(() => stderr().includes("Ctrl-C to stop") || proc.exitCode !== null, 10_000, "the serve mode's banner");
     proc.kill("SIGTERM");
     await proc.exited;
-    await reading;
-    const records = stderr.trimEnd().split("\n").map((line) => JSON.parse(line) as { level: string; name: string; message: string });
+    const records = stderr().trimEnd().split("\n").map((line) => JSON.parse(line) as { level: string; name: string; message: string });
     expect(records.some((r) => r.message.startsWith("probe is serving lo"))).toBe(true);
     expect(records.every((r) => r.name === "probe")).toBe(true);
   });

@@ -1,6 +1,6 @@
 // Runs the compiled dist/probe (what operators run) — or the sources with PROBE_TEST_SOURCE=1 —
 // and collects its exit status and output.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 
 export const repoRoot = new URL("../..", import.meta.url).pathname;
 export const probeBinary = `${repoRoot}dist/probe`;
@@ -46,6 +46,24 @@ export function spawnProbe(args: string[], options: { env?: Record<string, strin
     stdin: "ignore",
     env: { ...process.env, ...options.env },
   });
+}
+
+/**
+ * Starts probe in the background with its standard error written to `stderrPath` (a file
+ * the caller owns) instead of a pipe; `stderr()` reads what it holds so far. Bun's
+ * ReadableStream of a child's pipe was seen to stop delivering mid-run (rpcapd-logging: the
+ * child sent three more lines and exited 0, and the test's reader got neither the lines nor
+ * the end, about 1 run in 6); a file has no reader to stall.
+ */
+export function spawnProbeLoggingToFile(args: string[], stderrPath: string, options: { env?: Record<string, string> } = {}) {
+  writeFileSync(stderrPath, "");
+  const proc = Bun.spawn([...probeCommand(), ...args], {
+    stdout: "ignore",
+    stderr: Bun.file(stderrPath),
+    stdin: "ignore",
+    env: { ...process.env, ...options.env },
+  });
+  return { proc, stderr: () => readFileSync(stderrPath, "utf8") };
 }
 
 /** Runs a third-party tool (tshark, capinfos, tcpdump) and returns its stdout; throws on failure. */
