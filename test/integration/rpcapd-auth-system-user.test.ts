@@ -105,6 +105,13 @@ describe.skipIf(!runnable)("system accounts: a real throwaway user (root only)",
     expect(log.lines.some((line) => line.startsWith("warn:") && line.includes("system-account logins are off"))).toBe(true);
   });
 
+  test("with NULL authentication the refusal of system accounts is a note (info), not a warning at every start", async () => {
+    const log = memoryLogger();
+    await Authenticator.create({ nullAuth: true }, { log });
+    expect(log.lines.some((line) => line.startsWith("info:") && line.includes("system-account logins are off"))).toBe(true);
+    expect(log.lines.some((line) => line.startsWith("warn:"))).toBe(false);
+  });
+
   test("yescrypt hash set by chpasswd verifies too", async () => {
     setPassword("YESCRYPT");
     expect(shadowHash()).toStartWith("$y$");

@@ -143,7 +143,10 @@ export class Authenticator {
       backend = usersFileBackend(users, hasher());
     }
     if (!backend && !settings.systemAccountsShareCapture) {
-      dependencies.log?.warn(SYSTEM_ACCOUNTS_REFUSED_REASON);
+      // With NULL authentication (-n, the serve mode on loopback) clients get in without a
+      // password, so this is a note, not a warning every operator sees at every start.
+      if (settings.nullAuth) dependencies.log?.info(SYSTEM_ACCOUNTS_REFUSED_REASON);
+      else dependencies.log?.warn(SYSTEM_ACCOUNTS_REFUSED_REASON);
       backend = systemAccountsRefusedBackend();
     }
     if (!backend) {
