@@ -5,7 +5,7 @@
 // TLS server and the collector that accepted is the TLS client, verifying the daemon's
 // certificate. Judged on the wire by tshark (who sends the ClientHello) and by the packets
 // collected; refusals (unknown CA, wrong host, expired, self-signed) named in one line each.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,10 +13,11 @@ import type { Subprocess } from "bun";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { makeTestCertificates, REFUSAL_PATTERN, type TestCertificates } from "../support/tls-certs.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;
 let certs: TestCertificates;
-const procs: Subprocess[] = [];
+const procs = processesStoppedAfterEach();
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "probe-active-tls-"));
   certs = await makeTestCertificates();
@@ -24,12 +25,6 @@ beforeAll(async () => {
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
   certs.remove();
-});
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    if (p.exitCode === null) p.kill("SIGTERM");
-    await p.exited;
-  }
 });
 
 const freePort = () => 20000 + Math.floor(Math.random() * 20000);

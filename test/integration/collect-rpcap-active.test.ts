@@ -3,7 +3,7 @@
 // probes at once, a probe that reconnects), and libpcap's rpcapd as recorded in
 // test/fixtures/vectors/rpcap-active.pcap, replayed by a small peer that answers each request
 // with the recorded reply and sends the recorded data stream on the data connection.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,19 +13,14 @@ import { VECTORS_DIR } from "../support/fixtures.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { loadVectorStreams } from "../support/vector-streams.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;
-const procs: Subprocess[] = [];
+const procs = processesStoppedAfterEach();
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "probe-collect-active-"));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    if (p.exitCode === null) p.kill("SIGTERM");
-    await p.exited;
-  }
-});
 
 const freePort = () => 20000 + Math.floor(Math.random() * 20000);
 

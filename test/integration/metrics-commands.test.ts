@@ -1,7 +1,7 @@
 // `--metrics HOST:PORT` on the long-running commands, scraped during a real run and judged by
 // Debian's prometheus_client parser: counts must match the packets sent on loopback, the RPCAP
 // sessions opened and the AUTH failures provoked.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,19 +10,14 @@ import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { runProbe, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { parsePrometheusText, type ParsedSample } from "../support/prometheus-parser.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;
-const procs: Subprocess[] = [];
+const procs = processesStoppedAfterEach();
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "probe-metrics-"));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    if (p.exitCode === null) p.kill("SIGTERM");
-    await p.exited;
-  }
-});
 
 function started(args: string[]): { proc: Subprocess; log: () => string } {
   const proc = spawnProbe(args);

@@ -2,7 +2,7 @@
 // the TLS handshake, servers that send invalid link types or garbage, inputs that fail and must
 // be redialled, and a peer that vanishes without a FIN (found by TCP keepalive, issue 15).
 // Every failure must be one line naming the address: no TypeError, no stack, no program source.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,9 +13,10 @@ import { PcapOverIpServer } from "../../src/outputs/pcap-over-ip/index.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { collect, pcapHeaderBytes, pcapRecordBytes, pcapStream, startStreamServer, taggedRecords, unusedPort, until, within, ETHERNET } from "./remote-source-helpers.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;
-const procs: Subprocess[] = [];
+const procs = processesStoppedAfterEach();
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "probe-poip-robust-"));
@@ -25,12 +26,6 @@ beforeAll(async () => {
   ]);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    p.kill("SIGTERM");
-    await p.exited;
-  }
-});
 
 /** Signs of a crash report reaching the operator: an uncaught error, a stack frame, a source excerpt. */
 const CRASH_SIGNS = /TypeError|ReferenceError|\n\s+at |^\d+ \|/m;

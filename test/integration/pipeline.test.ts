@@ -2,21 +2,21 @@
 // behind one PCAP-over-IP consumer and two RPCAP clients counts each packet once and every
 // consumer gets the same packets; several -r inputs merge in mergecap's order with one pcapng
 // IDB per input; `probe run FILE` equals the command line; --print-pipeline reads back.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { connectStreamClient } from "../support/pcap-stream-client.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { vectorPath } from "../support/fixtures.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;
 let countingHook: string;
-const procs: Subprocess[] = [];
+const procs = processesStoppedAfterEach();
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "probe-pipeline-"));
   countingHook = join(dir, "every-second.js");
@@ -25,12 +25,6 @@ beforeAll(() => {
   writeFileSync(countingHook, 'export default function (pkt, ctx) { ctx.state.n = (ctx.state.n ?? 0) + 1; if (ctx.state.n % 2 === 0) return "drop"; }\n');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    p.kill("SIGTERM");
-    await p.exited;
-  }
-});
 
 function start(args: string[], ready: RegExp) {
   const proc = spawnProbe(args);

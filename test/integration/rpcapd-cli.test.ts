@@ -1,7 +1,7 @@
 // `probe rpcapd` as operators run it (dist/probe on both ends where possible): passive capture
 // read by `probe capture -i rpcap://`, users file from `probe passwd`, null auth refused without
 // -n, TLS, active mode, udpstr on UDP data channels (-t), host list, config file and SIGHUP.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,20 +12,15 @@ import { RpcapClient, RpcapServerError } from "../../src/protocols/rpcap/index.t
 import { UdpstrReassembler } from "../../src/protocols/udpstr/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;
-const procs: Subprocess[] = [];
+const procs = processesStoppedAfterEach();
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "probe-rpcapd-"));
   await runTool(["sh", "-c", `cd ${dir} && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -days 1 2>/dev/null`]);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    p.kill("SIGTERM");
-    await p.exited;
-  }
-});
 
 const freePort = () => 20000 + Math.floor(Math.random() * 20000);
 

@@ -2,7 +2,7 @@
 // connection is the child's standard input and output, as inetd and systemd's Accept=yes hand
 // it over) spawns `probe rpcapd -i -n`; probe's own client captures through it. --interfaces
 // (libpcap#1301): FINDALLIF lists only the named interfaces and OPEN refuses the others.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,19 +12,14 @@ import { RpcapClient, RpcapServerError } from "../../src/protocols/rpcap/index.t
 import { inetdPeerAddress, socketPeer } from "../../src/daemon/inetd-peer.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;
-const procs: Subprocess[] = [];
+const procs = processesStoppedAfterEach();
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "probe-inetd-"));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    if (p.exitCode === null) p.kill("SIGTERM");
-    await p.exited;
-  }
-});
 
 const freePort = () => 20000 + Math.floor(Math.random() * 20000);
 

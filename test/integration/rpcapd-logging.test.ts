@@ -3,11 +3,10 @@
 // one by one, levels filter, --log-file and syslog (a Unix datagram socket of the test's
 // own, bound by python3) receive the lines, -d logs to syslog and writes --pid-file, and a
 // STARTCAP aimed at a closed port is one line naming the address, no stack or source.
-import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import {
   encodeOpenRequestPayload,
   encodeStartCapRequestPayload,
@@ -17,23 +16,18 @@ import {
   StartCapFlag,
 } from "../../src/protocols/rpcap/index.ts";
 import { probeCommand, spawnProbe, spawnProbeLoggingToFile, waitFor } from "../support/probe-binary.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 // Each test starts a probe process; on a loaded 2-core machine that alone can take seconds.
 setDefaultTimeout(30_000);
 
 let dir: string;
-const procs: Subprocess[] = [];
+const procs = processesStoppedAfterEach();
 let daemons = 0;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "probe-rpcapd-log-"));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    p.kill("SIGTERM");
-    await p.exited;
-  }
-});
 
 /** A port that was free a moment ago, for runs whose log does not say where they listen. */
 function releasedPort(): number {

@@ -1,32 +1,26 @@
 // The default serve mode (what `npm start` runs), hooks on every forwarding command, PCAP-over-IP
 // as an input (`probe capture -i tcp://`) and merging (`probe pcap-over-ip --from ... --from ...`).
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { connectStreamClient } from "../support/pcap-stream-client.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { vectorPath } from "../support/fixtures.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;
 let dropBig: string;
-const procs: Subprocess[] = [];
+const procs = processesStoppedAfterEach();
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "probe-serve-"));
   dropBig = join(dir, "drop-big.js");
   writeFileSync(dropBig, 'export default function (pkt, ctx) { ctx.tag("seen"); if (pkt.caplen > 100) return "drop"; }\n');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const p of procs.splice(0)) {
-    p.kill("SIGTERM");
-    await p.exited;
-  }
-});
 
 function start(args: string[], ready: RegExp) {
   const proc = spawnProbe(args);
