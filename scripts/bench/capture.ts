@@ -6,8 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SyntheticSource } from "../../src/capture/synthetic-source.ts";
-import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-writer.ts";
+import { makeBigFile } from "./support/big-file.ts";
 import { bunBinary, cpuSecondsOf, finish, watchPeakRss, parseSummary, printTable, probeBinary, repoRoot, udpLoad, type Measurement } from "./support/measure.ts";
 
 const LIVE_PACKETS = Number(process.env.BENCH_LIVE_PACKETS ?? 400_000);
@@ -60,17 +59,6 @@ async function fileRun(name: string, argv: string[], packets: number): Promise<M
   const seconds = (performance.now() - started) / 1000;
   if (usage.exitCode !== 0) throw new Error(`${name} failed: ${await new Response(proc.stderr).text()}`);
   return { name, packets, seconds, cpuSeconds: usage.cpuSeconds, peakRssMiB: usage.peakRssMiB };
-}
-
-async function makeBigFile(path: string, packets: number): Promise<void> {
-  const writer = await CaptureFileWriter.open({ target: path, format: "pcap", linktype: 1, snaplen: 262144, precision: "micro" });
-  // Sizes cycle through small and large frames like mixed traffic.
-  const sizes = [60, 60, 120, 590, 1514, 60, 350, 1514];
-  const source = new SyntheticSource({ count: packets, frameBytes: (i) => sizes[i % sizes.length]!, packetsPerBatch: 4096 });
-  const done = Promise.withResolvers<void>();
-  await source.start({ onBatch: (b) => writer.write(b), onEnd: () => done.resolve() });
-  await done.promise;
-  await writer.close();
 }
 
 /**

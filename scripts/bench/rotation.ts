@@ -6,23 +6,11 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SyntheticSource } from "../../src/capture/synthetic-source.ts";
-import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-writer.ts";
+import { makeBigFile } from "./support/big-file.ts";
 import { bunBinary, finish, printTable, repoRoot, watchPeakRss, type Measurement } from "./support/measure.ts";
 
 const FILE_PACKETS = Number(process.env.BENCH_ROTATION_PACKETS ?? 1_000_000);
 const PROBE = `${repoRoot}src/cli/main.ts`;
-
-async function makeBigFile(path: string, packets: number): Promise<void> {
-  const writer = await CaptureFileWriter.open({ target: path, format: "pcap", linktype: 1, snaplen: 262144, precision: "micro" });
-  // Sizes cycle through small and large frames like mixed traffic (as the capture benchmark).
-  const sizes = [60, 60, 120, 590, 1514, 60, 350, 1514];
-  const source = new SyntheticSource({ count: packets, frameBytes: (i) => sizes[i % sizes.length]!, packetsPerBatch: 4096 });
-  const done = Promise.withResolvers<void>();
-  await source.start({ onBatch: (b) => writer.write(b), onEnd: () => done.resolve() });
-  await done.promise;
-  await writer.close();
-}
 
 async function run(name: string, argv: string[], outDir: string): Promise<Measurement> {
   rmSync(outDir, { recursive: true, force: true });
