@@ -18,25 +18,45 @@ export interface CacheCounters {
   resets: number;
 }
 
-/** u32 -> u32 map. `get` returns -1 for a miss (values are unsigned, so -1 cannot be one). */
-export class Ipv4AddressCache {
-  private readonly keys: Uint32Array;
-  private readonly values: Uint32Array;
-  private readonly used: Uint8Array;
-  private readonly shift: number;
-  private readonly mask: number;
+/**
+ * The bookkeeping both caches share: which slots are used, the hash shift and probe mask for a
+ * power-of-two table, and the clear-when-half-full rule. Subclasses keep keys and values in
+ * typed arrays of their own shape.
+ */
+abstract class OpenAddressingTable {
+  protected readonly used: Uint8Array;
+  protected readonly shift: number;
+  protected readonly mask: number;
   private readonly limit: number;
-  private size = 0;
+  protected size = 0;
   readonly counters: CacheCounters = { hits: 0, misses: 0, resets: 0 };
 
-  constructor(slotsLog2 = IPV4_CACHE_SLOTS_LOG2) {
+  constructor(slotsLog2: number) {
     const slots = 1 << slotsLog2;
-    this.keys = new Uint32Array(slots);
-    this.values = new Uint32Array(slots);
     this.used = new Uint8Array(slots);
     this.shift = 32 - slotsLog2;
     this.mask = slots - 1;
     this.limit = slots >>> 1;
+  }
+
+  /** Empties the table when it is half full (counted as a reset), before an insert. */
+  protected makeRoom(): void {
+    if (this.size < this.limit) return;
+    this.used.fill(0);
+    this.size = 0;
+    this.counters.resets++;
+  }
+}
+
+/** u32 -> u32 map. `get` returns -1 for a miss (values are unsigned, so -1 cannot be one). */
+export class Ipv4AddressCache extends OpenAddressingTable {
+  private readonly keys: Uint32Array;
+  private readonly values: Uint32Array;
+
+  constructor(slotsLog2 = IPV4_CACHE_SLOTS_LOG2) {
+    super(slotsLog2);
+    this.keys = new Uint32Array(1 << slotsLog2);
+    this.values = new Uint32Array(1 << slotsLog2);
   }
 
   get(address: number): number {
@@ -53,7 +73,7 @@ export class Ipv4AddressCache {
   }
 
   set(address: number, value: number): void {
-    if (this.size >= this.limit) this.clear();
+    this.makeRoom();
     let slot = Math.imul(address, 0x9e3779b1) >>> this.shift;
     while (this.used[slot] === 1) {
       if (this.keys[slot] === address) break;
@@ -64,33 +84,17 @@ export class Ipv4AddressCache {
     this.keys[slot] = address;
     this.values[slot] = value;
   }
-
-  private clear(): void {
-    this.used.fill(0);
-    this.size = 0;
-    this.counters.resets++;
-  }
 }
 
 /** 16-byte -> 16-byte map over addresses inside packet bytes. */
-export class Ipv6AddressCache {
+export class Ipv6AddressCache extends OpenAddressingTable {
   private readonly keys: Uint32Array;
   private readonly values: Uint8Array;
-  private readonly used: Uint8Array;
-  private readonly shift: number;
-  private readonly mask: number;
-  private readonly limit: number;
-  private size = 0;
-  readonly counters: CacheCounters = { hits: 0, misses: 0, resets: 0 };
 
   constructor(slotsLog2 = IPV6_CACHE_SLOTS_LOG2) {
-    const slots = 1 << slotsLog2;
-    this.keys = new Uint32Array(slots * 4);
-    this.values = new Uint8Array(slots * 16);
-    this.used = new Uint8Array(slots);
-    this.shift = 32 - slotsLog2;
-    this.mask = slots - 1;
-    this.limit = slots >>> 1;
+    super(slotsLog2);
+    this.keys = new Uint32Array((1 << slotsLog2) * 4);
+    this.values = new Uint8Array((1 << slotsLog2) * 16);
   }
 
   /** Copies the cached value for `bytes[at..at+16)` into `out[outAt..]` and returns true, or returns false. */
@@ -117,7 +121,7 @@ export class Ipv6AddressCache {
 
   /** Stores `value[valueAt..+16)` for the address `bytes[at..at+16)`. */
   set(bytes: Uint8Array, at: number, value: Uint8Array, valueAt: number): void {
-    if (this.size >= this.limit) this.clear();
+    this.makeRoom();
     const w0 = word(bytes, at);
     const w1 = word(bytes, at + 4);
     const w2 = word(bytes, at + 8);
@@ -138,12 +142,6 @@ export class Ipv6AddressCache {
     keys[k + 3] = w3;
     const v = slot * 16;
     for (let b = 0; b < 16; b++) this.values[v + b] = value[valueAt + b]!;
-  }
-
-  private clear(): void {
-    this.used.fill(0);
-    this.size = 0;
-    this.counters.resets++;
   }
 }
 
