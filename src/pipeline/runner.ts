@@ -322,6 +322,14 @@ export class PipelineRunner {
     }
     const outputsReady = Promise.withResolvers<void>();
     this.gate = outputsReady.promise;
+    // Giving up during start: batches waiting at the gate are let go (and dropped) before the
+    // inputs are stopped, because a merge drains what it holds before it ends and would wait
+    // behind a closed gate forever ("an input that cannot start" hung one run in eight).
+    const abandonStart = async (stop: () => Promise<unknown>): Promise<void> => {
+      this.stopping = true;
+      outputsReady.resolve();
+      await stop();
+    };
     let info;
     try {
       info = await source.start({
@@ -345,12 +353,8 @@ export class PipelineRunner {
         const input = spec.inputs[status.index]!;
         const redials = input.kind === "pcap-over-ip" && input.reconnect;
         if (status.state === "failed" && !status.info && !redials) {
-          // Let batches waiting at the gate go (dropped) first: the merge drains what it holds
-          // before it ends, and waiting for it behind a closed gate never ended (issue 10's
-          // "an input that cannot start ends the run" hung about one run in eight).
-          this.stopping = true;
-          outputsReady.resolve();
-          await this.merged.stop();
+          const merged = this.merged;
+          await abandonStart(() => merged.stop());
           const error = status.error ?? new Error("failed");
           throw asUserFacing(error, status.description) ?? new ProbeError("input-failed", "runtime", `${status.description}: ${error.message}`, { cause: error });
         }
@@ -377,10 +381,7 @@ export class PipelineRunner {
       this.stages.prepare(inputs.map((i) => i.linktype));
       for (const output of this.outputs) await output.start(this.stream);
     } catch (error) {
-      // Batches already waiting at the gate are let go (and dropped) so the inputs can stop.
-      this.stopping = true;
-      outputsReady.resolve();
-      await source.stop();
+      await abandonStart(() => source.stop());
       throw error;
     }
     this.gateOpen = true;
