@@ -72,7 +72,8 @@ async function readWithoutAck(port: number, want: number): Promise<number> {
   return count;
 }
 
-const countIn = (file: string) => (existsSync(file) ? numbersIn(file).length : 0);
+/** Packets in a file another process is writing: none until its 24-byte pcap header is there. */
+const countIn = (file: string) => (existsSync(file) && statSync(file).size >= 24 ? numbersIn(file).length : 0);
 
 async function stop(p: RunningProbe): Promise<void> {
   p.proc.kill("SIGTERM");
