@@ -98,9 +98,9 @@ class SharedCapture {
       });
     }
     this.opening = this.source.start({
-      onBatch: (lent: PacketBatch) => {
-        // Consumers' sinks (RPCAP data channels, ...) were written for owned batches: one copy here.
-        const batch = ownedBatch(lent);
+      onBatch: (batch: PacketBatch) => {
+        // A live capture's batch is lent: each consumer's ConsumerQueue copies what it must hold,
+        // and the sinks (RPCAP data channels) encode it into a message buffer before returning.
         this.packets += batch.count;
         this.bytes += batch.bytes.byteLength - batch.count * BATCH_RECORD_HEADER_BYTES; // captured bytes
         if (this.stageQueue) this.stageQueue.offer(batch);

@@ -16,15 +16,15 @@ describe("BatchChannel", () => {
     const reader = new BatchChannelReader(memory);
     expect(writer.publish(batchOf(1, 10), 1)).toBe(true);
     expect(writer.publish(batchOf(2, 64), 2)).toBe(true);
-    const got: { bytes: Uint8Array; count: number; lent: boolean }[] = [];
+    const got: { bytes: Uint8Array; count: number; first: number; lent: boolean }[] = [];
     const kept: Uint8Array[] = [];
     expect(
       reader.drain((bytes, count) => {
-        got.push({ bytes, count, lent: isLentBytes(bytes) });
+        got.push({ bytes, count, first: bytes[0]!, lent: isLentBytes(bytes) });
         kept.push(ownedBytes(bytes));
       }),
     ).toBe(2);
-    expect(got.map((g) => [g.bytes.byteLength, g.count, g.bytes[0], g.lent])).toEqual([
+    expect(got.map((g) => [g.bytes.byteLength, g.count, g.first, g.lent])).toEqual([
       [10, 1, 1, true],
       [64, 2, 2, true],
     ]);
