@@ -1,9 +1,9 @@
 // BatchChannel: how a capture worker hands batches to the main thread without a message per
 // batch. Shared memory holds a few batch slots; the worker copies a finished batch into the next
 // free slot and publishes it by bumping a counter (Atomics.store + Atomics.notify); the main
-// thread, woken by Atomics.waitAsync, copies each published batch out into an exactly sized
-// buffer of its own (PacketBatch: consumers may keep a batch) and frees the slot. No
-// postMessage, no transfer, no allocation in the worker.
+// thread, woken by Atomics.waitAsync, lends each published batch to its consumers as a view of
+// the slot (a lent PacketBatch: valid during the call, see isLentBatch) and frees the slot when
+// the call returns. No postMessage, no transfer, no allocation, no copy on either side.
 // Measured before (docs/capture.md): postMessage with a transferred buffer cost 30–130 µs per
 // batch, and the worker's fresh, exactly sized copy 50–60 µs (page faults on new memory); the
 // slots are reused, so the worker's copy lands in warm pages.
@@ -24,6 +24,10 @@
  * touched in turn, so all of them count in RSS once traffic has flowed.
  */
 export const BATCH_CHANNEL_SLOTS = 8;
+
+/** PROBE_DEBUG_POISON_LENT_BATCHES=1 (set by the test preload): fill freed slots with POISON_BYTE. */
+const POISON_FREED_SLOTS = process.env.PROBE_DEBUG_POISON_LENT_BATCHES === "1";
+const POISON_BYTE = 0xee;
 
 const PUBLISHED = 0;
 const CONSUMED = 1;
@@ -105,9 +109,9 @@ export class BatchChannelReader {
   }
 
   /**
-   * Takes every published batch, in order: each is copied into an owned, exactly sized buffer
-   * (the consumer may keep it), then its slot is freed before `deliver` runs, so the worker can
-   * refill it meanwhile. Returns how many batches were taken.
+   * Takes every published batch, in order: each is lent to `deliver` as a view of its slot and
+   * the slot is freed when `deliver` returns (the worker refills it next). Whoever keeps a batch
+   * past the call keeps an owned copy (ownedBatch). Returns how many batches were taken.
    */
   drain(deliver: (bytes: Uint8Array, count: number) => void): number {
     const control = this.control;
@@ -119,11 +123,16 @@ export class BatchChannelReader {
       const byteLength = control[SLOT_META + 2 * slot]!;
       const count = control[SLOT_META + 2 * slot + 1]!;
       const start = slot * this.memory.slotBytes;
-      const owned = this.data.slice(start, start + byteLength); // a plain ArrayBuffer of its own
-      Atomics.store(control, CONSUMED, (consumed + 1) | 0); // wraps at 2^32 on purpose
-      Atomics.notify(control, CONSUMED);
+      try {
+        deliver(this.data.subarray(start, start + byteLength), count);
+      } finally {
+        // Tests poison a freed slot so that a consumer which kept a lent view without copying
+        // reads garbage at once instead of only when the worker happens to refill the slot.
+        if (POISON_FREED_SLOTS) this.data.fill(POISON_BYTE, start, start + byteLength);
+        Atomics.store(control, CONSUMED, (consumed + 1) | 0); // wraps at 2^32 on purpose
+        Atomics.notify(control, CONSUMED);
+      }
       taken++;
-      deliver(owned, count);
     }
   }
 

@@ -28,9 +28,11 @@ export type CaptureEndReason = "stopped" | "end-of-file" | "failed";
 
 export interface CaptureHandlers {
   /**
-   * Called on the main thread with owned batches, in capture order. File and synthetic
-   * sources wait for a returned promise before reading on (back-pressure, nothing lost);
-   * live sources never wait: the kernel would drop meanwhile, so consumers queue or drop.
+   * Called on the main thread with batches in capture order. A live capture's batches are
+   * lent (isLentBatch): valid during this call only; keep `ownedBatch(batch)` to hold one
+   * longer. File and synthetic sources wait for a returned promise before reading on
+   * (back-pressure, nothing lost); live sources never wait: the kernel would drop meanwhile,
+   * so consumers queue (owned copies) or drop.
    */
   onBatch(batch: PacketBatch): void | Promise<void>;
   /** Called once when the source ends for any reason; `error` is set when it failed. */

@@ -1,7 +1,8 @@
 // LiveCaptureSource: a capture of one interface, by Linux's TPACKET_V3 ring read directly
 // (src/capture/linux-ring) or through libpcap, running in a Worker so the main thread (which
 // serves sockets) never blocks. Batches arrive through a BatchChannel (shared memory, no message
-// per batch) and are copied out once into buffers the consumers own.
+// per batch) and are lent to the consumers in that shared memory (valid during the onBatch call:
+// see isLentBatch in src/packet/packet-batch.ts).
 import { CaptureError, type CaptureErrorCode } from "./errors.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";

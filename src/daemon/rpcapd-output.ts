@@ -301,6 +301,12 @@ export class RpcapdOutput implements PipelineOutput {
     this.captures.start(stream);
   }
 
+  /**
+   * Sessions' ConsumerQueues copy what they hold; their sinks (session.ts, data-channel.ts) encode
+   * each batch into RPCAP messages before returning.
+   */
+  readonly takesLentBatches = true;
+
   write(batch: PacketBatch): void {
     this.captures.offer(batch);
   }

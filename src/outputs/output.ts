@@ -42,6 +42,13 @@ export interface PipelineOutput {
    * pace of the slowest such output and loses nothing.
    */
   write(batch: PacketBatch): void | Promise<void>;
+  /**
+   * True when write() may be given a lent batch (isLentBatch: a live capture's shared memory,
+   * reused once write() returns) because everything the output keeps past the call it keeps
+   * as an owned copy (ConsumerQueue copies what it queues, SocketWriter what the kernel did not
+   * take, Bun's FileSink copies on write). Other outputs get an owned copy, made once per batch.
+   */
+  readonly takesLentBatches?: boolean;
   /** Something happened upstream (loss, reconnect). */
   event?(event: PipelineEvent): void;
   /** Writes out what is queued, closes; idempotent. */

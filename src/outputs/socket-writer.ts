@@ -3,6 +3,7 @@
 // does not read return 1048576, 1048576, 1048576, 774144); the rest is ours to keep until the
 // socket's drain event. One write is outstanding at a time (ConsumerQueue serialises them).
 import type { Socket } from "bun";
+import { ownedBytes } from "../packet/packet-batch.ts";
 
 export class SocketWriter {
   private remainder: Uint8Array | null = null;
@@ -25,7 +26,8 @@ export class SocketWriter {
     if (written < 0) return Promise.reject(new Error("socket write failed"));
     this.bytesWritten += written;
     if (written === bytes.byteLength) return;
-    this.remainder = bytes.subarray(written);
+    // The rest is written on drain, after the caller's batch may have been reused: keep a copy if lent.
+    this.remainder = ownedBytes(bytes.subarray(written));
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 

@@ -19,8 +19,17 @@ export const BATCH_RECORD_HEADER_BYTES = 16;
 export type TimestampPrecision = "micro" | "nano";
 
 /**
- * Owned packet records (the buffer is not shared with libpcap; consumers may keep it).
- * Consumers must treat `bytes` as read-only: one batch is handed to many consumers.
+ * Packet records, owned or lent (see isLentBatch). Consumers must treat `bytes` as read-only:
+ * one batch is handed to many consumers.
+ *
+ * Lent batches: a live capture hands its batches over in the shared memory the capture worker
+ * wrote them to (src/capture/batch-channel.ts), without a copy; that memory is reused for a later
+ * batch as soon as the call that received the batch returns. So a batch (or any view of its
+ * bytes) is valid beyond the call that received it only if it is owned: whoever keeps one past
+ * that call (a queue, a merge, a write that did not finish, a timer) keeps `ownedBatch(batch)`.
+ * Measured (docs/capture.md): copying every batch out of the shared memory cost the main thread
+ * ~60 % of its CPU per packet in a live capture (the copy, page faults on fresh buffers, garbage
+ * collection) and ~18 MiB of peak memory.
  */
 export interface PacketBatch {
   /** The records, back to back; `bytes.byteLength` is the end of the last record. */
@@ -46,6 +55,30 @@ export interface RecordMeta {
   readonly flags?: Uint32Array;
   /** Comments per record: hook tags, checksum verdicts, rotation reasons (pcapng opt_comment). */
   readonly comments?: readonly (readonly string[] | undefined)[];
+}
+
+/**
+ * True when the batch's bytes are lent (they live in a SharedArrayBuffer, which only the live
+ * capture's batch channel uses): valid during the call that received them, then reused. Views of
+ * a lent batch (subarray, selectRecords' in-place cuts) are lent too; a copy is owned.
+ */
+export function isLentBatch(batch: PacketBatch): boolean {
+  return isLentBytes(batch.bytes);
+}
+
+/** True when `bytes` is a view of lent memory (see isLentBatch). */
+export function isLentBytes(bytes: Uint8Array): boolean {
+  return bytes.buffer instanceof SharedArrayBuffer;
+}
+
+/** The batch itself when owned; an owned copy of its bytes (same metadata) when lent. */
+export function ownedBatch(batch: PacketBatch): PacketBatch {
+  return isLentBytes(batch.bytes) ? { ...batch, bytes: batch.bytes.slice() } : batch;
+}
+
+/** `bytes` itself when owned; an owned copy when it is a view of lent memory. */
+export function ownedBytes(bytes: Uint8Array): Uint8Array {
+  return isLentBytes(bytes) ? bytes.slice() : bytes;
 }
 
 /** EPB flags direction bits (pcapng spec, epb_flags bits 0-1), as tshark's frame.packet_flags_direction. */

@@ -8,7 +8,7 @@
 // stateful hook sees every packet once, and every consumer gets the same packets from it).
 import type { CaptureInfo, CaptureSource, CaptureStats } from "../capture/capture-source.ts";
 import { DEFAULT_CAPTURE_ENGINE, LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
-import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "../packet/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, ownedBatch, type PacketBatch } from "../packet/packet-batch.ts";
 import type { BpfProgram } from "../packet/bpf/index.ts";
 import { createBatchFilter, type BatchFilter } from "../capture/packet-filter.ts";
 import { ConsumerQueue, type BatchSink, type ConsumerCounters } from "./consumer-queue.ts";
@@ -91,13 +91,16 @@ class SharedCapture {
     if (stages && !stages.empty) {
       this.stageQueue = new ConsumerQueue({
         write: async (batch: PacketBatch) => {
+          const kept = ownedBatch(batch); // used after the await: a lent batch is gone by then
           await yieldToEventLoop();
-          this.fanOut(stages.apply(batch));
+          this.fanOut(stages.apply(kept));
         },
       });
     }
     this.opening = this.source.start({
       onBatch: (batch: PacketBatch) => {
+        // A live capture's batch is lent: each consumer's ConsumerQueue copies what it must hold,
+        // and the sinks (RPCAP data channels) encode it into a message buffer before returning.
         this.packets += batch.count;
         this.bytes += batch.bytes.byteLength - batch.count * BATCH_RECORD_HEADER_BYTES; // captured bytes
         if (this.stageQueue) this.stageQueue.offer(batch);

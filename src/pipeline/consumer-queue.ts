@@ -1,8 +1,12 @@
 // ConsumerQueue: one consumer's bounded queue of batches. Capture never waits for a consumer:
 // offer() either queues the batch or drops it and counts the drop for this consumer alone.
-import type { PacketBatch } from "../packet/packet-batch.ts";
+import { ownedBatch, type PacketBatch } from "../packet/packet-batch.ts";
 
-/** Where a queue delivers; a returned promise means "not ready for the next batch until it settles". */
+/**
+ * Where a queue delivers; a returned promise means "not ready for the next batch until it
+ * settles". write() may get a lent batch (isLentBatch): a sink that uses it after returning
+ * (after an await, in a pending write) keeps ownedBatch(batch) / ownedBytes(...) instead.
+ */
 export interface BatchSink {
   write(batch: PacketBatch): void | Promise<void>;
 }
@@ -53,7 +57,9 @@ export class ConsumerQueue {
       this.counters.droppedBatches++;
       return false;
     }
-    this.queue.push(batch);
+    // An idle queue hands the batch to its sink before offer() returns; one that must hold it
+    // (a write is in progress) holds an owned copy, since a lent batch is reused after the call.
+    this.queue.push(this.pumping ? ownedBatch(batch) : batch);
     this.counters.queuedBytes += size;
     this.counters.queuedPackets += batch.count;
     if (!this.pumping) void this.pump();

@@ -11,7 +11,7 @@ import { combineFilters } from "../capture/combine-filters.ts";
 import { RemoteSourceError } from "../capture/remote/remote-source-error.ts";
 import type { Logger } from "../logging/index.ts";
 import type { PipelineEvent, PipelineOutput, StreamDescription, StreamInput } from "../outputs/output.ts";
-import { takeRecords, type PacketBatch } from "../packet/packet-batch.ts";
+import { isLentBatch, ownedBatch, takeRecords, type PacketBatch } from "../packet/packet-batch.ts";
 import { asUserFacing, ProbeError } from "../packet/probe-error.ts";
 import { ConsumerQueue } from "./consumer-queue.ts";
 import { DEFAULT_MERGE_WINDOW_MS, isMergedBatch, MergedSource } from "./merge/index.ts";
@@ -312,8 +312,9 @@ export class PipelineRunner {
       this.stageQueue = new ConsumerQueue(
         {
           write: async (batch) => {
+            const kept = ownedBatch(batch); // used after the await: a lent batch is gone by then
             await yieldToEventLoop();
-            await this.process(batch);
+            await this.process(kept);
           },
         },
         undefined,
@@ -414,14 +415,20 @@ export class PipelineRunner {
 
   /** The stages, once, then every output; a promise when the outputs want the caller to wait (files). */
   private process(batch: PacketBatch): void | Promise<void> {
-    if (!this.gateOpen) return this.gate.then(() => (this.gateOpen ? this.process(batch) : undefined));
+    if (!this.gateOpen) {
+      const kept = ownedBatch(batch); // held until the outputs are ready
+      return this.gate.then(() => (this.gateOpen ? this.process(kept) : undefined));
+    }
     if (!this.stages.empty) {
       batch = this.stages.apply(batch);
       if (batch.count === 0) return;
     }
     let pending: Promise<void>[] | undefined;
+    // A lent batch goes as it is to the outputs that take lent batches; the others share one copy.
+    let owned: PacketBatch | undefined;
     for (const output of this.outputs) {
-      const result = output.write(batch);
+      const given = output.takesLentBatches || !isLentBatch(batch) ? batch : (owned ??= ownedBatch(batch));
+      const result = output.write(given);
       if (result && !this.live) (pending ??= []).push(result);
     }
     if (pending) return Promise.all(pending).then(() => undefined);

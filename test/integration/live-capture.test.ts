@@ -4,7 +4,7 @@
 // thread (thread "main": no Worker).
 import { afterEach, describe, expect, test } from "bun:test";
 import { LiveCaptureSource, type CaptureThread, type LiveCaptureOptions } from "../../src/capture/live-capture-source.ts";
-import { forEachRecord, type PacketBatch } from "../../src/packet/packet-batch.ts";
+import { forEachRecord, ownedBatch, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { listInterfaces } from "../../src/capture/libpcap/devices.ts";
 import { CaptureError } from "../../src/capture/errors.ts";
@@ -45,7 +45,7 @@ async function capture(engine: CaptureEngine, filterFor: (port: number) => strin
   flow = await openLoopbackFlow();
   const batches: PacketBatch[] = [];
   source = new LiveCaptureSource({ interface: "lo", engine, filter: filterFor(flow.port), ...options });
-  const info = await source.start({ onBatch: (b) => void batches.push(b), onEnd: () => {} });
+  const info = await source.start({ onBatch: (b) => void batches.push(ownedBatch(b)) /* kept past the call: a live batch is lent */, onEnd: () => {} });
   return { info, batches, flow, source };
 }
 
@@ -89,7 +89,7 @@ describe.each(VARIANTS)("live capture on lo (%s engine, %s thread)", (engine, th
       expect(program.length).toBe(Number(lines[0]));
       const batches: PacketBatch[] = [];
       source = new LiveCaptureSource({ interface: "lo", engine, thread, filter: program });
-      await source.start({ onBatch: (b) => void batches.push(b), onEnd: () => {} });
+      await source.start({ onBatch: (b) => void batches.push(ownedBatch(b)) /* kept past the call: a live batch is lent */, onEnd: () => {} });
       await other.send([100, 100, 100]);
       await flow.send([20, 30]);
       await waitFor(() => count(batches) >= 2, 10_000, "captured packets");

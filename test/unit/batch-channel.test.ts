@@ -3,30 +3,53 @@
 // integration capture tests run it across a real Worker.
 import { describe, expect, test } from "bun:test";
 import { BatchChannelReader, BatchChannelWriter, createBatchChannelMemory } from "../../src/capture/batch-channel.ts";
+import { isLentBytes, ownedBytes } from "../../src/packet/packet-batch.ts";
 
 function batchOf(byte: number, length: number): Uint8Array {
   return new Uint8Array(length).fill(byte);
 }
 
 describe("BatchChannel", () => {
-  test("batches come out in order, as exactly sized copies the reader owns", () => {
+  test("batches come out in order, lent as views of their slot; an owned copy outlives the slot", () => {
     const memory = createBatchChannelMemory(64, 4);
     const writer = new BatchChannelWriter(memory);
     const reader = new BatchChannelReader(memory);
     expect(writer.publish(batchOf(1, 10), 1)).toBe(true);
     expect(writer.publish(batchOf(2, 64), 2)).toBe(true);
-    const got: { bytes: Uint8Array; count: number }[] = [];
-    expect(reader.drain((bytes, count) => got.push({ bytes, count }))).toBe(2);
-    expect(got.map((g) => [g.bytes.byteLength, g.count, g.bytes[0]])).toEqual([
-      [10, 1, 1],
-      [64, 2, 2],
+    const got: { bytes: Uint8Array; count: number; first: number; lent: boolean }[] = [];
+    const kept: Uint8Array[] = [];
+    expect(
+      reader.drain((bytes, count) => {
+        got.push({ bytes, count, first: bytes[0]!, lent: isLentBytes(bytes) });
+        kept.push(ownedBytes(bytes));
+      }),
+    ).toBe(2);
+    expect(got.map((g) => [g.bytes.byteLength, g.count, g.first, g.lent])).toEqual([
+      [10, 1, 1, true],
+      [64, 2, 2, true],
     ]);
-    // Owned: a plain ArrayBuffer of exactly the batch's size, not a view of shared memory.
-    expect(got[0]!.bytes.buffer).toBeInstanceOf(ArrayBuffer);
-    expect(got[0]!.bytes.buffer.byteLength).toBe(10);
-    // A later batch in the same slot does not change what the reader kept.
+    // The owned copy: a plain ArrayBuffer of exactly the batch's size.
+    expect(kept[0]!.buffer).toBeInstanceOf(ArrayBuffer);
+    expect(isLentBytes(kept[0]!)).toBe(false);
+    expect(kept[0]!.buffer.byteLength).toBe(10);
+    // A later batch in the same slot overwrites the lent view, never the copy.
     for (let i = 0; i < 4; i++) expect(writer.publish(batchOf(9, 10), 1)).toBe(true);
-    expect(got[0]!.bytes.every((b) => b === 1)).toBe(true);
+    expect(got[0]!.bytes.every((b) => b === 9)).toBe(true);
+    expect(kept[0]!.every((b) => b === 1)).toBe(true);
+  });
+
+  test("a slot is freed only when the consumer's call returns", () => {
+    const memory = createBatchChannelMemory(16, 1);
+    const writer = new BatchChannelWriter(memory);
+    const reader = new BatchChannelReader(memory);
+    expect(writer.publish(batchOf(1, 4), 1)).toBe(true);
+    const during: boolean[] = [];
+    reader.drain((bytes) => {
+      during.push(writer.publish(batchOf(2, 4), 1)); // the only slot is still lent: refused
+      during.push(bytes.every((b) => b === 1));
+    });
+    expect(during).toEqual([false, true]);
+    expect(writer.publish(batchOf(2, 4), 1)).toBe(true);
   });
 
   test("the writer is refused while every slot is full, and resumes once the reader drains", () => {

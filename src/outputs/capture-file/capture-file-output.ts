@@ -10,6 +10,8 @@ import { CaptureFileWriter, type CaptureFileFormat } from "./capture-file-writer
 
 export class CaptureFileOutput implements PipelineOutput {
   readonly name = "file";
+  /** Its queue copies what it holds and Bun's FileSink copies on write (capture-file-writer.ts). */
+  readonly takesLentBatches = true;
   private writer: CaptureFileWriter | undefined;
   private queue: ConsumerQueue | undefined;
 

@@ -112,6 +112,9 @@ export class CaptureFileWriter {
   }
 
   private writeBytes(bytes: Uint8Array): void {
+    // FileSink.write copies (or writes) the bytes before it returns: verified on Bun 1.4.4 by
+    // overwriting a SharedArrayBuffer view right after write(), to a file and to a slow pipe,
+    // and finding none of the overwrite in the output. So lent batches need no copy here.
     this.sink.write(bytes);
     this.bytesWritten += bytes.byteLength;
   }

@@ -24,6 +24,8 @@ export interface PcapOverIpOutputOptions {
 }
 
 export class PcapOverIpOutput implements PipelineOutput {
+  /** Each client's ConsumerQueue copies what it holds; SocketWriter copies what the kernel did not take. */
+  readonly takesLentBatches = true;
   readonly name = "pcap-over-ip";
 
   private constructor(

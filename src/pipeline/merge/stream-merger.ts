@@ -24,7 +24,7 @@
 // Sources that never wait (live captures) are bounded by `maxHeldBytes` in the window.
 import type { CaptureEndReason, CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../../capture/capture-source.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
-import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
+import { ownedBatch, type PacketBatch, type TimestampPrecision } from "../../packet/packet-batch.ts";
 import { silentLogger, type Logger } from "../../logging/index.ts";
 import { MergeError } from "./merge-error.ts";
 import { MAX_MERGE_SOURCES, MergeWindow, type MergeWindowCounters, type MergedBatch } from "./merge-window.ts";
@@ -271,8 +271,10 @@ export class MergedSource implements CaptureSource {
     };
   }
 
-  private onSourceBatch(lane: Lane, batch: PacketBatch): void | Promise<void> {
+  private onSourceBatch(lane: Lane, lent: PacketBatch): void | Promise<void> {
     if (this.ended || (lane.state !== "running" && lane.state !== "starting")) return;
+    // The merge holds records across calls (its window): it keeps owned copies of lent batches.
+    const batch = ownedBatch(lent);
     lane.received += batch.count;
     const window = this.window;
     if (!window) {
