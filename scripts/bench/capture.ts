@@ -23,6 +23,8 @@ const FILE_PACKETS = Number(process.env.BENCH_FILE_PACKETS ?? 2_000_000);
 interface LiveMeasurement extends Measurement {
   /** CPU seconds between "the capture is listening" and "the load is over", from /proc/PID/stat. */
   steadyCpuSeconds: number;
+  /** The same interval per thread name (main thread, capture Worker, JIT, GC...), CPU seconds. */
+  steadyByThread: Map<string, number>;
 }
 
 async function liveRun(name: string, argv: string[], port: number, packets = LIVE_PACKETS, env?: Record<string, string>): Promise<LiveMeasurement> {
@@ -33,9 +35,11 @@ async function liveRun(name: string, argv: string[], port: number, packets = LIV
   await Bun.sleep(700); // capture open
   // Start-up is over: sample CPU here and again once the load has been drained.
   const cpuAtListen = cpuSecondsOf(proc.pid);
+  const threadsAtListen = threadCpuSecondsOf(proc.pid);
   const load = packets > 0 ? await udpLoad(port, packets, LIVE_PAYLOAD_BYTES) : await Bun.sleep(2000).then(() => ({ sent: 0, seconds: 2 }));
   await Bun.sleep(500);
   const steadyCpuSeconds = cpuSecondsOf(proc.pid) - cpuAtListen;
+  const steadyByThread = threadShares(threadsAtListen, threadCpuSecondsOf(proc.pid));
   proc.kill("SIGINT");
   const usage = await finish(proc, rss);
   sink.close();
@@ -46,6 +50,7 @@ async function liveRun(name: string, argv: string[], port: number, packets = LIV
     seconds: load.seconds,
     cpuSeconds: usage.cpuSeconds,
     steadyCpuSeconds,
+    steadyByThread,
     peakRssMiB: usage.peakRssMiB,
     kernelDrops: summary.drops,
     note: packets > 0 ? `${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s` : `no traffic for ${load.seconds} s: ${usage.cpuSeconds.toFixed(3)} CPU s in all`,
@@ -151,13 +156,49 @@ async function benchServeIdle(binary: string, label: string, env?: Record<string
   }
 }
 
+/** CPU seconds (user + system) of each thread of a live process, by thread id, with its name. */
+function threadCpuSecondsOf(pid: number): Map<number, { name: string; seconds: number }> {
+  const fs = require("node:fs") as typeof import("node:fs");
+  const threads = new Map<number, { name: string; seconds: number }>();
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        threads.set(Number(tid), { name, seconds: (Number(fields[11]) + Number(fields[12])) / 100 });
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    // the process ended
+  }
+  return threads;
+}
+
+/**
+ * CPU per thread name between two samples ("main" for the process's first thread): where a
+ * probe's time goes, the main thread against the capture Worker, the JIT and the GC helpers.
+ */
+function threadShares(before: Map<number, { name: string; seconds: number }>, after: Map<number, { name: string; seconds: number }>): Map<string, number> {
+  const byName = new Map<string, number>();
+  const mainTid = Math.min(...after.keys());
+  for (const [tid, now] of after) {
+    const name = tid === mainTid ? "main" : now.name;
+    byName.set(name, (byName.get(name) ?? 0) + now.seconds - (before.get(tid)?.seconds ?? 0));
+  }
+  return byName;
+}
+
 /** Live rows with CPU per million packets both ways: whole process, and while listening only. */
 function printLiveTable(title: string, rows: LiveMeasurement[]): void {
   printTable(title, rows);
   console.log("\nCPU s per 1M packets excluding start-up and shutdown (sampled from /proc/PID/stat once listening and after the load):");
   for (const r of rows) {
     const perMillion = r.packets > 0 ? ((r.steadyCpuSeconds / r.packets) * 1e6).toFixed(3) : "-";
-    console.log(`  ${r.name.padEnd(58)} ${perMillion.padStart(7)}   (${r.steadyCpuSeconds.toFixed(2)} CPU s while listening)`);
+    const threads = [...r.steadyByThread].filter(([, seconds]) => seconds > 0).map(([name, seconds]) => `${name} ${seconds.toFixed(2)}`).join(", ");
+    console.log(`  ${r.name.padEnd(58)} ${perMillion.padStart(7)}   (${r.steadyCpuSeconds.toFixed(2)} CPU s while listening${threads ? `: ${threads}` : ""})`);
   }
 }
 
