@@ -6,7 +6,7 @@
 // reached only through import() into its own chunk inside the executable, so a command parses
 // and evaluates only what it imports (without it one 2 MB bundle, QuickJS's 1.3 MB included, is
 // parsed by every run); `bytecode` stores JSC bytecode beside the source so modules are not
-// parsed at start. Together: --help 43 -> 21 MB, an idle capture 56-60 -> 53 MB peak RSS.
+// parsed at start. Together: --help 42 -> 20 MiB, an idle capture 54-59 -> 51 MiB peak RSS.
 // Bytecode needs the esm format here (main.ts awaits at top level).
 import { $ } from "bun";
 
