@@ -1,10 +1,7 @@
 #!/usr/bin/env bun
 // probe's entry point: picks the command, runs it, and turns failures into one clear line
 // on standard error and the documented exit status.
-import { libpcapVersion } from "../capture/libpcap/compile-filter.ts";
 import { asUserFacing, exitStatusOf } from "../packet/probe-error.ts";
-import { runCapture } from "./commands/capture.ts";
-import { runList } from "./commands/list.ts";
 import { ExitCode, UsageError } from "./usage-error.ts";
 import { PROBE_VERSION } from "./version.ts";
 
@@ -48,10 +45,15 @@ Capturing needs root or: setcap cap_net_raw,cap_net_admin=eip /path/to/probe
 
 type Command = (argv: string[]) => number | Promise<number>;
 
+// Every command is imported when it is chosen, not before: the build splits the program into
+// chunks (scripts/build.ts), so --help, --version and each command evaluate only the modules
+// they use (docs/capture.md, "Memory: where it goes").
+const runCapture = async (argv: string[]): Promise<number> => (await import("./commands/capture.ts")).runCapture(argv);
+
 async function loadCommand(name: string): Promise<Command | undefined> {
   switch (name) {
     case "list":
-      return runList;
+      return (await import("./commands/list.ts")).runList;
     case "capture":
       return runCapture;
     case "pcap-over-ip":
@@ -81,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   // Wireshark runs extcap programs with --extcap-* flags and no command (docs/extcap.md).
   const extcap = await import("./commands/extcap.ts");
-  if (extcap.isExtcapInvocation(argv)) return extcap.runExtcap(argv, async (args) => runCapture(args));
+  if (extcap.isExtcapInvocation(argv)) return extcap.runExtcap(argv, runCapture);
   if (first === "--help-serve") {
     return (await import("./commands/serve.ts")).runServe(["--help"]);
   }
@@ -92,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
   if (first === "-V" || first === "--version") {
     let pcapVersion: string;
     try {
-      pcapVersion = libpcapVersion();
+      pcapVersion = (await import("../capture/libpcap/compile-filter.ts")).libpcapVersion();
     } catch (error) {
       pcapVersion = `libpcap not loaded (${(error as Error).message})`;
     }

@@ -1,6 +1,6 @@
 // Validates a command's raw settings against its zod schema and freezes the result; zod's
 // issues become one UsageError line each, naming the setting.
-import type { z } from "zod";
+import type { z } from "../config/zod.ts";
 import { UsageError } from "./usage-error.ts";
 
 export function validated<S extends z.ZodType>(command: string, schema: S, raw: unknown): Readonly<z.infer<S>> {

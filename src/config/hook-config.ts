@@ -1,6 +1,6 @@
 // Hook settings as every command that runs hooks takes them: the hook files, in order, plus
 // hookSettingsSchema's limits and failure policy, for merging into a command's own schema.
-import { z } from "zod";
+import { z } from "./zod.ts";
 // settings.ts directly, not hooks/index.ts: the index loads QuickJS (~35 ms), which a command
 // that validates its flags but runs no hook should not pay for.
 import { hookSettingsSchema } from "../hooks/settings.ts";

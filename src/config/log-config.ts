@@ -1,6 +1,6 @@
 // Log and service settings every long-running command takes (--log-format, --log-level,
 // --log-file, --syslog, --syslog-socket, --pid-file), for merging into a command's schema.
-import { z } from "zod";
+import { z } from "./zod.ts";
 import { DEFAULT_SYSLOG_SOCKET, LOG_FORMATS, LOG_LEVELS } from "../logging/index.ts";
 
 export const logConfigSchema = z.object({

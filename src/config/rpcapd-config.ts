@@ -1,6 +1,6 @@
 // Settings of `probe rpcapd`: rpcapd's flags and config-file keys merged once into a frozen,
 // zod-validated object. Timeouts and limits are named with units and reasons.
-import { z } from "zod";
+import { z } from "./zod.ts";
 import { hookConfigSchema } from "./hook-config.ts";
 import { logConfigSchema } from "./log-config.ts";
 

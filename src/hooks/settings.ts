@@ -1,6 +1,6 @@
 // Hook limits and policies with their defaults, units and reasons, as a zod schema that the
 // config layer can merge into its own (STYLE 14), plus the constants the runner enforces.
-import { z } from "zod";
+import { z } from "../config/zod.ts";
 
 /**
  * QuickJS heap per hook. 64 MiB holds a hook's state for ~100k flows with room to spare while

@@ -5,7 +5,7 @@
 //
 // Adding a kind: one entry in the discriminated union below (inputSpecSchema, stageSpecSchema or
 // outputSpecSchema) and one builder in src/pipeline/registry.ts. Nothing else changes.
-import { z } from "zod";
+import { z } from "../config/zod.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import { hookSettingsSchema } from "../hooks/settings.ts";
 import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/rpcapd-config.ts";

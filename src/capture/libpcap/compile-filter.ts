@@ -2,7 +2,7 @@
 // matching of files and per-consumer filters. Compilation does no I/O, so any thread may call it.
 import { ptr, read, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
-import { PCAP_NETMASK_UNKNOWN } from "./constants.ts";
+import { LINKTYPE_ETHERNET, PCAP_NETMASK_UNKNOWN } from "./constants.ts";
 import { BPF_PROGRAM_STRUCT_BYTES, cString, libpcap } from "./ffi.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 
@@ -40,8 +40,17 @@ export function libpcapVersion(): string {
   return String(libpcap().pcap_lib_version());
 }
 
+/**
+ * Ethernet's text, as every libpcap gives it. The ring engine (the default) captures only
+ * Ethernet and loopback, so a capture's "listening on" line needs no libpcap: without this the
+ * main thread loaded libpcap (and dbus, systemd, gcrypt...) only to print it, ~1.1 MB of RSS
+ * (docs/capture.md, "Memory: where it goes").
+ */
+const ETHERNET_TEXT = "EN10MB (Ethernet)";
+
 /** A link type as tcpdump names it ("EN10MB (Ethernet)"); the number when libpcap does not know it or cannot load. */
 export function linktypeText(linktype: number): string {
+  if (linktype === LINKTYPE_ETHERNET) return ETHERNET_TEXT;
   try {
     const lib = libpcap();
     const name = lib.pcap_datalink_val_to_name(linktype);

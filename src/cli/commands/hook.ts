@@ -13,7 +13,7 @@ import { HookSetupError } from "../../pipeline/stages/hooks.ts";
 import { parseCommandLine } from "../parse-options.ts";
 import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
-import { z } from "zod";
+import { z } from "../../config/zod.ts";
 
 export const HOOK_HELP = `Usage: probe hook test FILE.js -r IN.pcap [-w OUT.pcap|OUT.pcapng] [-v]
 

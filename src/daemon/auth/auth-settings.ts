@@ -1,6 +1,6 @@
 // Settings of the RPCAP daemon's authentication layer: every limit and pause as a named
 // constant with its unit and reason, and the zod schema that validates them once at load.
-import { z } from "zod";
+import { z } from "../../config/zod.ts";
 
 /**
  * First pause after a failed AUTH, in ms. libpcap's rpcapd sleeps RPCAP_SUSPEND_WRONGAUTH

@@ -1,7 +1,7 @@
 // The rotating file output as a declared part of a PipelineSpec (kind "rotating-file"): the zod
 // schema the spec's output union holds and the builder the registry calls. The command-line
 // flags that make one are src/cli/rotation-options.ts; docs/rotation.md explains both.
-import { z } from "zod";
+import { z } from "../../config/zod.ts";
 import type { Logger } from "../../logging/index.ts";
 import { RotatingFileOutput, type RotatingFileError } from "./rotating-file-output.ts";
 

@@ -2,7 +2,7 @@
 // modules): zod schemas for the four stage kinds, to add to the spec's stage union, and
 // buildProcessingStage(), which turns one validated entry into a PacketStage (reading the key
 // file, deriving a passphrase's key, compiling direction filters).
-import { z } from "zod";
+import { z } from "../../config/zod.ts";
 import { compileBpfRecordMatcher } from "../../packet/bpf/index.ts";
 import { ProbeError } from "../../packet/probe-error.ts";
 import type { PacketStage } from "../stage.ts";
