@@ -1,13 +1,15 @@
 // The capture worker: owns one capture handle (a TPACKET_V3 RingSocket or a libpcap PcapHandle)
-// and runs every blocking call off the main thread. Packets are copied from the kernel's ring
-// (directly, or through libpcap) into a staging buffer; a live capture's batches are copied into
-// a slot of the shared BatchChannel (no message, no allocation per batch), a file replay's are
-// transferred as exactly sized ArrayBuffers.
+// and runs every blocking call off the main thread. A live capture's records are written
+// straight into the next free slot of the shared BatchChannel (the ring's native block walker,
+// or one memcpy per packet from libpcap) and published in place: no message, no allocation, no
+// copy per batch. The ring's JavaScript walker (the fallback) gathers records in a staging area
+// beside the ring and copies each batch into a slot. A file replay's batches are transferred as
+// exactly sized ArrayBuffers.
 import { ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
 import { libcSymbolsLoaded } from "./ffi.ts";
 import { PcapHandle, type RecordSink } from "./pcap-handle.ts";
-import { BatchBuilder, type BatchPoster } from "../batch-builder.ts";
+import { BatchBuilder, type BatchMemory, type BatchPoster, type BatchSlots } from "../batch-builder.ts";
 import { RingSocket, RingUnsupported } from "../linux-ring/ring-socket.ts";
 import { openRingCapture } from "../linux-ring/open-ring.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./worker-protocol.ts";
@@ -54,33 +56,52 @@ function postBatch(staged: Uint8Array, count: number): boolean {
   return true;
 }
 
-/** Live capture: into the next free channel slot, or refused while every slot is full. */
+/** Live capture, staged batches (the ring's JavaScript walker): copied into the next free channel slot, or refused while every slot is full. */
 function channelPoster(channel: BatchChannelWriter): BatchPoster {
   return (staged, count) => channel.publish(staged, count);
 }
 
-/** The last batch at stop: waits (bounded) for the main thread to free a slot. */
-function flushAtStop(batch: BatchBuilder, channel: BatchChannelWriter): void {
-  const deadline = performance.now() + STOP_FLUSH_MS;
-  while (!batch.flush() && performance.now() < deadline) channel.waitForSpace(POLL_SLICE_MS);
+/** Live capture, written in place: the channel's slots with their native addresses (taken once: shared memory never moves). */
+function channelSlots(channel: BatchChannelWriter): BatchSlots {
+  const memories: BatchMemory[] = channel.slotViews.map((bytes) => ({ bytes, address: Number(ptr(bytes)) }));
+  return {
+    claim: () => {
+      const slot = channel.claim();
+      return slot < 0 ? null : memories[slot]!;
+    },
+    publish: (byteLength, count) => channel.publishClaimed(byteLength, count),
+  };
+}
+
+/** A fresh staging buffer with its native address (file replay). */
+function stagingMemory(flushBytes: number): BatchMemory {
+  const bytes = new Uint8Array(BatchBuilder.stagingBytesFor(flushBytes));
+  return { bytes, address: Number(ptr(bytes)) };
 }
 
 /**
- * Copies records from libpcap's buffer into a BatchBuilder: one memcpy per packet into the
- * builder's staging buffer, whose address is taken once (it never moves or leaves the worker).
+ * The last batch at stop: waits (bounded) for the main thread to take it. A builder that writes
+ * into slots always publishes (its slot was claimed before writing), so only staged records wait.
+ */
+function flushAtStop(batch: BatchBuilder, channel: BatchChannelWriter): void {
+  const deadline = performance.now() + STOP_FLUSH_MS;
+  while (batch.count > 0 && !batch.flush() && performance.now() < deadline) channel.waitForSpace(POLL_SLICE_MS);
+}
+
+/**
+ * Copies records from libpcap's buffer into a BatchBuilder: one memcpy per packet to the
+ * builder's current memory (a channel slot, or a staging buffer for file replay), at its native
+ * address; the builder moves to another slot only in flush(), between packets.
  */
 class LibpcapSink implements RecordSink {
-  private readonly base: number;
-
-  constructor(readonly batch: BatchBuilder) {
-    this.base = ptr(batch.bytes);
-  }
+  constructor(readonly batch: BatchBuilder) {}
 
   append(tsSec: number, tsFrac: number, caplen: number, len: number, data: Pointer): boolean {
     if (caplen > MAXIMUM_CAPLEN) throw new CaptureError("capture-failed", `libpcap returned caplen ${caplen} > ${MAXIMUM_CAPLEN}`);
-    const at = this.batch.beginRecord(tsSec, tsFrac, caplen, len);
-    if (caplen > 0) memcpy((this.base + at) as Pointer, data, caplen);
-    return this.batch.full;
+    const batch = this.batch;
+    const at = batch.beginRecord(tsSec, tsFrac, caplen, len);
+    if (caplen > 0) memcpy((batch.address + at) as Pointer, data, caplen);
+    return batch.full;
   }
 }
 
@@ -145,9 +166,11 @@ function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket
  */
 async function runRing(ring: RingSocket, message: Extract<ToWorker, { type: "open-live" }>): Promise<void> {
   handle = ring;
-  post({ type: "opened", info: { ...ring.info, engine: "ring" } });
+  post({ type: "opened", info: { ...ring.info, engine: "ring", ...(ring.walkerNote ? { engineNote: ring.walkerNote } : {}) } });
   const channel = new BatchChannelWriter(message.channel);
-  const batch = ring.newBatchBuilder(channelPoster(channel));
+  // The native walker writes into the slots in place; the JavaScript one copies from its staging area.
+  const batch =
+    ring.walkerKind === "native" ? new BatchBuilder(message.batchBytes, channelSlots(channel)) : ring.newBatchBuilder(channelPoster(channel));
   const flushIntervalMs = message.flushIntervalMs;
   while (!stopping) {
     if (handOverFullBatch(batch, channel)) {
@@ -172,7 +195,7 @@ async function runLibpcap(message: Extract<ToWorker, { type: "open-live" }>, eng
   if (message.filter) applyFilter(live, message.filter);
   post({ type: "opened", info: { ...live.info, engine: "libpcap", ...(engineNote ? { engineNote } : {}) } });
   const channel = new BatchChannelWriter(message.channel);
-  const batch = new BatchBuilder(message.batchBytes, channelPoster(channel));
+  const batch = new BatchBuilder(message.batchBytes, channelSlots(channel));
   const sink = new LibpcapSink(batch);
   const flushIntervalMs = message.flushIntervalMs;
   while (!stopping) {
@@ -196,7 +219,7 @@ async function runFile(message: Extract<ToWorker, { type: "open-file" }>): Promi
   handle = file;
   if (message.filter) applyFilter(file, message.filter);
   post({ type: "opened", info: file.info });
-  const batch = new BatchBuilder(message.batchBytes, postBatch);
+  const batch = new BatchBuilder(message.batchBytes, postBatch, stagingMemory(message.batchBytes));
   const sink = new LibpcapSink(batch);
   let ended = false;
   while (!stopping && !ended) {
