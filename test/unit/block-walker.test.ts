@@ -181,6 +181,17 @@ describe("ring block walkers: native and JavaScript write the same records", () 
     for (const kind of ["native", "js"] as const) {
       const blocks = [[{ data: patternFrame(60, 1) }, { data: patternFrame(60, 2), snaplenOverride: BLOCK_BYTES }]];
       expect(() => walkAll(kind, "separate staging", { blocks })).toThrow("ring frame overruns its block");
+      // A first frame past the block's end, or not on a 4-byte boundary.
+      for (const firstPacketOffset of [BLOCK_BYTES - 8, 50]) {
+        const region = new Uint8Array(BLOCK_BYTES + BatchBuilder.stagingBytesFor(4096));
+        writeRingBlock(region, 0, BLOCK_BYTES, [{ data: patternFrame(60, 1) }]);
+        new DataView(region.buffer).setUint32(16, firstPacketOffset, true);
+        const options = { snaplen: 65535, keepIncoming: true, keepOutgoing: true, nano: false, blockBytes: BLOCK_BYTES, interfaceName: "test0" };
+        const { walker } = createBlockWalker({ buffer: region.buffer, address: Number(ptr(region)) }, options, kind);
+        const staging = region.subarray(BLOCK_BYTES);
+        const batch = new BatchBuilder(4096, () => true, { bytes: staging, address: Number(ptr(staging)) });
+        expect(() => walker.walk(0, batch)).toThrow("ring frame overruns its block");
+      }
     }
   });
 });

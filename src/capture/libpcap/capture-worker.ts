@@ -23,8 +23,16 @@ declare const self: Worker;
  * the worst delay of a stop or stats request, and 20 wake-ups a second on an idle interface.
  */
 const POLL_SLICE_MS = 50;
-/** Ring blocks read per loop turn before the worker yields to its message queue. */
+/** Ring blocks read per loop turn (at most ~8 MiB of frames) before the loop looks at its flush deadline again. */
 const RING_BLOCKS_PER_TURN = 16;
+/**
+ * While traffic keeps the loop busy, how often it yields to the worker's message queue (stop,
+ * stats, filters). Yielding every turn (once per ring block) cost ~12-30 µs of worker CPU per
+ * turn (`await setImmediate` and what the event loop does then), ~25% of the worker's CPU at
+ * 250,000 packets/s (docs/capture.md, "The worker's loop"). An idle loop (poll timed out, or no
+ * free slot) still yields at once, so a stop waits at most this or one poll slice.
+ */
+const MESSAGE_CHECK_MS = 10;
 /** A file replay keeps at most this many batches in flight before waiting for credit. */
 const FILE_BATCHES_IN_FLIGHT = 4;
 /**
@@ -112,6 +120,21 @@ function applyFilter(target: PcapHandle | RingSocket, filter: WorkerFilter): voi
 
 const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** When a busy capture loop next yields to the message queue (see MESSAGE_CHECK_MS). */
+class MessageCheck {
+  private dueAt = 0;
+
+  /** True when the loop should yield now: it is idle (it waited and nothing came), or a check is due. */
+  due(idle: boolean): boolean {
+    return idle || performance.now() >= this.dueAt;
+  }
+
+  async yield(): Promise<void> {
+    await yieldToEvents();
+    this.dueAt = performance.now() + MESSAGE_CHECK_MS;
+  }
+}
+
 /** Milliseconds to wait for traffic: until the pending batch is due, or one poll slice. */
 function waitBudgetMs(batch: BatchBuilder, flushIntervalMs: number): number {
   if (batch.count === 0) return POLL_SLICE_MS;
@@ -162,7 +185,8 @@ function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket
 
 /**
  * The ring loop: read every ready block (no native call per packet), flush by size or when the
- * oldest record is due, and otherwise poll until the next block or the flush deadline.
+ * oldest record is due, and otherwise poll until the next block or the flush deadline. Yields to
+ * the message queue when idle, and every MESSAGE_CHECK_MS while busy.
  */
 async function runRing(ring: RingSocket, message: Extract<ToWorker, { type: "open-live" }>): Promise<void> {
   handle = ring;
@@ -172,14 +196,17 @@ async function runRing(ring: RingSocket, message: Extract<ToWorker, { type: "ope
   const batch =
     ring.walkerKind === "native" ? new BatchBuilder(message.batchBytes, channelSlots(channel)) : ring.newBatchBuilder(channelPoster(channel));
   const flushIntervalMs = message.flushIntervalMs;
+  const messages = new MessageCheck();
   while (!stopping) {
+    let idle = true;
     if (handOverFullBatch(batch, channel)) {
       const blocks = ring.readInto(batch, RING_BLOCKS_PER_TURN);
       flushIfDue(batch, flushIntervalMs);
       if (channel.full) channel.waitForSpace(POLL_SLICE_MS);
-      else if (blocks === 0) ring.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+      else if (blocks === 0) idle = !ring.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+      else idle = false;
     }
-    await yieldToEvents();
+    if (messages.due(idle)) await messages.yield();
   }
   if (handOverFullBatch(batch, channel)) ring.readInto(batch, RING_BLOCKS_PER_TURN); // what is already in the ring, bounded
   flushAtStop(batch, channel);
@@ -198,14 +225,17 @@ async function runLibpcap(message: Extract<ToWorker, { type: "open-live" }>, eng
   const batch = new BatchBuilder(message.batchBytes, channelSlots(channel));
   const sink = new LibpcapSink(batch);
   const flushIntervalMs = message.flushIntervalMs;
+  const messages = new MessageCheck();
   while (!stopping) {
+    let idle = true;
     if (handOverFullBatch(batch, channel)) {
       const outcome = live.readInto(sink);
       if (outcome === "more") batch.flush();
       flushIfDue(batch, flushIntervalMs);
       if (outcome === "idle") live.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+      else idle = false;
     }
-    await yieldToEvents();
+    if (messages.due(idle)) await messages.yield();
   }
   flushAtStop(batch, channel);
   const stats = live.stats();

@@ -102,7 +102,8 @@ export class JsBlockWalker implements BlockWalker {
         out8 = batch.bytes; // a slot builder writes into another slot now
         shared = out8.buffer === this.memory.buffer;
       }
-      if (frame + FRAME_HEADER_BYTES > blockEnd) throw overrun(this.options);
+      // The kernel starts frames on 16-byte boundaries; a misaligned one is as wrong as one outside.
+      if (frame + FRAME_HEADER_BYTES > blockEnd || (frame & 3) !== 0) throw overrun(this.options);
       const h = frame >>> 2;
       const next = ring32[h]!;
       const pkttype = ring8[frame + H.sllPacketType]!;

@@ -386,16 +386,16 @@ export class RingSocket {
   }
 
   /**
-   * Waits up to `timeoutMs` for a block to be ready. Throws CaptureError when the socket reports
-   * an error: the interface went down or vanished (ENETDOWN), or the socket hung up.
+   * Waits up to `timeoutMs` for a block to be ready; true when one is. Throws CaptureError when
+   * the socket reports an error: the interface went down or vanished (ENETDOWN), or it hung up.
    */
-  waitReadable(timeoutMs: number): void {
+  waitReadable(timeoutMs: number): boolean {
     this.live();
-    if (this.blockReady()) return;
+    if (this.blockReady()) return true;
     this.pollfd[0] = this.fd;
     this.pollfd[1] = POLLIN | POLLERR; // events (low short), revents (high short) = 0
     const ready = ringLibc().poll(ptr(this.pollfd), 1, timeoutMs);
-    if (ready <= 0) return; // timeout, or EINTR: the caller loops
+    if (ready <= 0) return false; // timeout, or EINTR: the caller loops
     const revents = this.pollfd[1]! >>> 16;
     if (revents & POLLERR) {
       const errno = this.socketError();
@@ -407,6 +407,7 @@ export class RingSocket {
       if (errno !== 0) throw new CaptureError("capture-failed", `${name}: packet socket error: ${errnoText(errno)}`);
     }
     if (revents & (POLLHUP | POLLNVAL)) throw new CaptureError("capture-failed", `${this.options.interface}: packet socket hung up`);
+    return this.blockReady();
   }
 
   /**
