@@ -61,11 +61,15 @@ import {
 /** LINKTYPE_ETHERNET: what libpcap reports for Ethernet and loopback devices on Linux. */
 const LINKTYPE_ETHERNET = 1;
 /**
- * Ring block size. One poll() and one pass over a block's descriptors per block, so larger
- * blocks amortise more; 256 KiB holds a 64 KiB loopback frame (lo's MTU) with room to spare
- * (frames longer than a block would be cut by the kernel) and ~1,100 small frames.
+ * Ring block size. The worker wakes from poll() once per block (~26 µs of its CPU each, measured:
+ * docs/capture.md, "The worker's loop"), so larger blocks amortise more: 512 KiB (what libpcap
+ * picks with tcpdump's default snaplen) holds ~2,200 small frames and a 64 KiB loopback frame
+ * with room to spare (frames longer than a block would be cut by the kernel). Larger still
+ * trades against slack at low rates: the kernel retires a block on its timer however little it
+ * holds, so a ring of N blocks covers only N flush intervals of a stalled reader (8 with the
+ * default ring).
  */
-export const RING_BLOCK_BYTES = 256 * 1024;
+export const RING_BLOCK_BYTES = 512 * 1024;
 /**
  * Ring size when the caller gives none (-B). libpcap's default is 2 MiB; the ring engine takes
  * 4 MiB because its reader is a JavaScript worker that a garbage collection or a busy machine
