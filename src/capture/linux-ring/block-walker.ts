@@ -9,7 +9,7 @@
 // (what libpcap's pcap-linux.c does: see ring-socket.ts), stop before a frame once the batch
 // is full and cannot be handed over, and resume there on the next call.
 import { cc, ptr, type Pointer } from "bun:ffi";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CaptureError } from "../errors.ts";
@@ -217,39 +217,58 @@ let compiled: { walk: NativeWalk; library: object } | { error: string } | undefi
 /**
  * Compiles ring-walk.c with Bun's TinyCC. cc() reads its source from a path, and a source
  * embedded in the executable (/$bunfs/...) is not readable to it, so the text goes to a memfd
- * (/proc/self/fd/N) or, failing that, a private temporary directory, removed right after.
+ * (/proc/self/fd/N) or, when there is no memfd or no /proc, to a private temporary directory
+ * removed right after.
  */
 function compileNativeWalk(): { walk: NativeWalk; library: object } | { error: string } {
-  const symbols = { probe_ring_walk: { args: ["ptr", "ptr", "ptr"], returns: "i32" } } as const;
   const bytes = new TextEncoder().encode(walkerSource);
-  try {
-    const c = ringLibc();
-    const fd = c.memfd_create(ptr(new TextEncoder().encode("probe-ring-walk.c\0")), MFD_CLOEXEC);
-    if (fd >= 0) {
-      try {
-        if (Number(c.write(fd, ptr(bytes), bytes.byteLength)) === bytes.byteLength) {
-          const library = cc({ source: `/proc/self/fd/${fd}`, symbols });
-          return { walk: library.symbols.probe_ring_walk as NativeWalk, library };
-        }
-      } finally {
-        c.close(fd);
-      }
+  const fd = sourceMemfd(bytes);
+  if (fd >= 0) {
+    try {
+      const path = `/proc/self/fd/${fd}`;
+      if (existsSync(path)) return compileAt(path);
+    } finally {
+      ringLibc().close(fd);
     }
-  } catch {
-    // no memfd or no /proc: try a file
   }
   let directory: string | undefined;
   try {
     directory = mkdtempSync(join(tmpdir(), "probe-ring-walk-"));
     const path = join(directory, "ring-walk.c");
     writeFileSync(path, bytes, { mode: 0o600 });
-    const library = cc({ source: path, symbols });
-    return { walk: library.symbols.probe_ring_walk as NativeWalk, library };
+    return compileAt(path);
   } catch (error) {
-    return { error: String((error as Error).message ?? error).split("\n")[0]! };
+    return { error: firstLine(error) };
   } finally {
     if (directory) rmSync(directory, { recursive: true, force: true });
   }
+}
+
+/** A memfd holding `bytes`, or -1 when memfd_create or write fails. */
+function sourceMemfd(bytes: Uint8Array): number {
+  try {
+    const c = ringLibc();
+    const fd = c.memfd_create(ptr(new TextEncoder().encode("probe-ring-walk.c\0")), MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    if (Number(c.write(fd, ptr(bytes), bytes.byteLength)) === bytes.byteLength) return fd;
+    c.close(fd);
+  } catch {
+    // no memfd_create in this libc
+  }
+  return -1;
+}
+
+function compileAt(path: string): { walk: NativeWalk; library: object } | { error: string } {
+  try {
+    const library = cc({ source: path, symbols: { probe_ring_walk: { args: ["ptr", "ptr", "ptr"], returns: "i32" } } });
+    return { walk: library.symbols.probe_ring_walk as NativeWalk, library };
+  } catch (error) {
+    return { error: firstLine(error) };
+  }
+}
+
+function firstLine(error: unknown): string {
+  return String(error instanceof Error ? error.message : error).split("\n")[0]!;
 }
 
 /** The walker kind asked for by PROBE_RING_WALKER (native unless it says "js"). */
