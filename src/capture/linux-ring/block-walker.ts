@@ -192,6 +192,7 @@ export class NativeBlockWalker implements BlockWalker {
 
   walk(base: number, batch: BatchBuilder): boolean {
     const state = this.state;
+    if (base < 0 || base + this.options.blockBytes > this.memory.buffer.byteLength) throw new RangeError(`block at ${base} outside the ring`);
     for (;;) {
       if (batch.full && !batch.flush()) return false; // the resume point stays in state
       if (batch.address === 0) throw new Error("native ring walker needs a batch with a native address");

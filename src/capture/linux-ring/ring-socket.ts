@@ -422,6 +422,7 @@ export class RingSocket {
    * block and resumes there on the next call. Returns how many blocks were finished.
    */
   readInto(batch: BatchBuilder, maxBlocks: number): number {
+    this.live(); // the native walker must never run over an unmapped ring
     const atomic = this.ringAtomic!;
     let blocks = 0;
     while (blocks < maxBlocks) {
