@@ -126,6 +126,8 @@ export class BatchBuilder {
       if (this.bytes !== NO_MEMORY.bytes) return true;
       const next = slots.claim();
       if (!next) return false;
+      const size = BatchBuilder.stagingBytesFor(this.flushBytes);
+      if (next.bytes.byteLength < size) throw new RangeError(`batch slot of ${next.bytes.byteLength} bytes < ${size}`);
       this.use(next);
       return true;
     }
