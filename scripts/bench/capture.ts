@@ -202,9 +202,10 @@ function printLiveTable(title: string, rows: LiveMeasurement[]): void {
   }
 }
 
-/** The probe variants measured: each engine, and the ring read on the main thread (no Worker). */
+/** The probe variants measured: each engine, the ring's JavaScript block walker, and the ring read on the main thread (no Worker). */
 const PROBE_VARIANTS: { label: string; engine: string; env?: Record<string, string> }[] = [
   { label: "ring, worker", engine: "ring", env: { PROBE_CAPTURE_THREAD: "worker" } },
+  { label: "ring, worker, JavaScript walker", engine: "ring", env: { PROBE_CAPTURE_THREAD: "worker", PROBE_RING_WALKER: "js" } },
   { label: "ring, main thread", engine: "ring", env: { PROBE_CAPTURE_THREAD: "main" } },
   { label: "libpcap", engine: "libpcap" },
 ];

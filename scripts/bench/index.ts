@@ -8,6 +8,7 @@ import { benchRobustness } from "./robustness.ts";
 import { benchStages } from "./stages.ts";
 import { benchRotation } from "./rotation.ts";
 import { benchRt } from "./rt.ts";
+import { benchRingWalk } from "./ring-walk.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
@@ -19,6 +20,7 @@ const benches: Record<string, () => Promise<void>> = {
   stages: () => benchStages(),
   rotation: benchRotation,
   rt: benchRt,
+  "ring-walk": benchRingWalk,
   // hooks.ts runs at its top level; start it as its own process.
   hooks: async () => {
     const proc = Bun.spawn([process.execPath, new URL("./hooks.ts", import.meta.url).pathname], { stdout: "inherit", stderr: "inherit" });

@@ -1,9 +1,10 @@
 // BatchChannel: how a capture worker hands batches to the main thread without a message per
-// batch. Shared memory holds a few batch slots; the worker copies a finished batch into the next
-// free slot and publishes it by bumping a counter (Atomics.store + Atomics.notify); the main
-// thread, woken by Atomics.waitAsync, lends each published batch to its consumers as a view of
-// the slot (a lent PacketBatch: valid during the call, see isLentBatch) and frees the slot when
-// the call returns. No postMessage, no transfer, no allocation, no copy on either side.
+// batch. Shared memory holds a few batch slots; the worker writes a batch into the next free
+// slot (in place: claim + publishClaimed, or as a copy of a staged batch: publish) and publishes
+// it by bumping a counter (Atomics.store + Atomics.notify); the main thread, woken by
+// Atomics.waitAsync, lends each published batch to its consumers as a view of the slot (a lent
+// PacketBatch: valid during the call, see isLentBatch) and frees the slot when the call
+// returns. No postMessage, no transfer, no allocation, no copy on either side.
 // Measured before (docs/capture.md): postMessage with a transferred buffer cost 30–130 µs per
 // batch, and the worker's fresh, exactly sized copy 50–60 µs (page faults on new memory); the
 // slots are reused, so the worker's copy lands in warm pages.
@@ -60,9 +61,40 @@ export class BatchChannelWriter {
   private readonly control: Int32Array;
   private readonly data: Uint8Array;
 
+  /** Each slot's bytes, a view of the shared memory, for writing a batch in place (claim). */
+  readonly slotViews: readonly Uint8Array[];
+
   constructor(private readonly memory: BatchChannelMemory) {
     this.control = new Int32Array(memory.control);
     this.data = new Uint8Array(memory.data);
+    this.slotViews = Array.from({ length: memory.slots }, (_, i) => new Uint8Array(memory.data, i * memory.slotBytes, memory.slotBytes));
+  }
+
+  /**
+   * The slot the next batch goes to (an index into slotViews), or -1 while every slot is full.
+   * The reader does not look at it until publishClaimed, so the worker may fill it over time.
+   */
+  claim(): number {
+    const published = Atomics.load(this.control, PUBLISHED);
+    if (fullSlots(published, Atomics.load(this.control, CONSUMED)) >= this.memory.slots) return -1;
+    return (published >>> 0) % this.memory.slots;
+  }
+
+  /**
+   * Publishes the slot claim() returned, holding `count` records in its first `byteLength`
+   * bytes, with no copy, and wakes the main thread. Only the worker moves `published`, so the
+   * claimed slot is still the next one, and still free (the reader only ever frees slots).
+   */
+  publishClaimed(byteLength: number, count: number): void {
+    if (byteLength > this.memory.slotBytes) throw new RangeError(`batch of ${byteLength} bytes > slot of ${this.memory.slotBytes}`);
+    const control = this.control;
+    const published = Atomics.load(control, PUBLISHED);
+    if (fullSlots(published, Atomics.load(control, CONSUMED)) >= this.memory.slots) throw new Error("publishClaimed without a claimed slot");
+    const slot = (published >>> 0) % this.memory.slots;
+    control[SLOT_META + 2 * slot] = byteLength;
+    control[SLOT_META + 2 * slot + 1] = count;
+    Atomics.store(control, PUBLISHED, (published + 1) | 0); // wraps at 2^32 on purpose
+    Atomics.notify(control, PUBLISHED);
   }
 
   /**
@@ -97,7 +129,7 @@ export class BatchChannelWriter {
   }
 }
 
-/** The main thread's side: copies published batches out and frees their slots. */
+/** The main thread's side: lends published batches to consumers and frees their slots. */
 export class BatchChannelReader {
   private readonly control: Int32Array;
   private readonly data: Uint8Array;

@@ -28,17 +28,22 @@ async function tsharkFrames(file: string): Promise<{ len: number; payload: strin
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
 describe("live capture to a file", () => {
-  test("-c N on lo writes exactly the packets sent; tshark and capinfos agree", async () => {
+  // The ring engine's native block walker (the default), and its JavaScript fallback.
+  for (const walker of ["native", "js"] as const) test(`-c N on lo (${walker} ring walker) writes exactly the packets sent; tshark and capinfos agree`, async () => {
     const flow = await openLoopbackFlow();
     try {
-      const out = join(dir, "live.pcap");
-      const { proc, stderr } = spawnProbeLoggingToFile(["capture", "-i", "lo", "-c", "25", "-w", out, `udp dst port ${flow.port}`], join(dir, "live.stderr"));
+      const out = join(dir, `live-${walker}.pcap`);
+      const { proc, stderr } = spawnProbeLoggingToFile(["capture", "-i", "lo", "-c", "25", "-w", out, `udp dst port ${flow.port}`], join(dir, `live-${walker}.stderr`), {
+        env: { PROBE_RING_WALKER: walker },
+      });
       // The capture open before traffic (a fixed sleep was too short under load).
       await waitFor(() => stderr().includes("listening on lo") || proc.exitCode !== null, 10_000, "the capture to open");
       const sizes = Array.from({ length: 30 }, (_, i) => 1 + i * 40);
       await flow.send(sizes, { gapMs: 2 });
       expect(await proc.exited).toBe(0);
       expect(stderr()).toContain("25 packets captured");
+      // The compiled binary can compile the native walker (it says so when it cannot).
+      expect(stderr()).not.toContain("native ring walker unavailable");
       const frames = await tsharkFrames(out);
       expect(frames.length).toBe(25);
       frames.forEach((f, i) => {

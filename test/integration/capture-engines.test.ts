@@ -1,5 +1,6 @@
-// Both live capture engines (the TPACKET_V3 ring read directly, and libpcap) judged against
-// tcpdump capturing the same traffic at the same time: records compared packet by packet
+// Both live capture engines (the TPACKET_V3 ring read directly, with its native and its
+// JavaScript block walker, and libpcap) judged against tcpdump capturing the same traffic at
+// the same time: records compared packet by packet
 // (count, caplen, len, bytes, and nanosecond timestamps, which every packet socket receives
 // from the same skb). VLAN-tagged frames and direction run on a veth pair between two network
 // namespaces made here (cr-n1, cr-n2); kernel drop counters, and an interface that vanishes
@@ -20,6 +21,17 @@ import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { probeCommand, waitFor } from "../support/probe-binary.ts";
 
 const ENGINES: readonly CaptureEngine[] = ["ring", "libpcap"];
+/**
+ * The probe runs judged against tcpdump: both engines, and the ring engine once more with its
+ * JavaScript block walker (the fallback when the native walker cannot be compiled).
+ */
+const VARIANTS = [
+  { name: "ring", engine: "ring", env: {} },
+  { name: "ring-js", engine: "ring", env: { PROBE_RING_WALKER: "js" } },
+  { name: "libpcap", engine: "libpcap", env: {} },
+] as const;
+type VariantName = (typeof VARIANTS)[number]["name"];
+const VARIANT_NAMES = VARIANTS.map((v) => v.name);
 /** Namespaces and links, all prefixed with the branch name (cr-) so helpers do not collide. */
 const NS1 = "cr-n1";
 const NS2 = "cr-n2";
@@ -108,8 +120,8 @@ interface RunningCapture {
 }
 
 /** Spawns `argv` and resolves once its standard error says it is listening. */
-async function startCapture(name: string, argv: string[], path: string): Promise<RunningCapture> {
-  const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
+async function startCapture(name: string, argv: string[], path: string, env: Record<string, string> = {}): Promise<RunningCapture> {
+  const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe", stdin: "ignore", env: { ...process.env, ...env } });
   const killer = setTimeout(() => proc.kill("SIGKILL"), CAPTURE_DEADLINE_MS);
   let stderr = "";
   const decoder = new TextDecoder();
@@ -150,7 +162,7 @@ interface TrioOptions {
 }
 
 /** tcpdump and probe (each engine) capture the same traffic; returns each one's records. */
-async function captureWithTcpdump(o: TrioOptions): Promise<Record<"tcpdump" | CaptureEngine, ReturnType<typeof readPcap>>> {
+async function captureWithTcpdump(o: TrioOptions): Promise<Record<"tcpdump" | VariantName, ReturnType<typeof readPcap>>> {
   const prefix = o.namespace ? ["ip", "netns", "exec", o.namespace] : [];
   const flags = o.flags ?? [];
   const tag = `${o.interface}-${Math.random().toString(36).slice(2, 8)}`;
@@ -167,10 +179,10 @@ async function captureWithTcpdump(o: TrioOptions): Promise<Record<"tcpdump" | Ca
         tcpdumpPath,
       ),
     );
-    for (const engine of ENGINES) {
-      const path = join(dir, `probe-${engine}-${tag}.pcap`);
+    for (const { name, engine, env } of VARIANTS) {
+      const path = join(dir, `probe-${name}-${tag}.pcap`);
       const argv = [...prefix, ...probeCommand(), "capture", "--capture-engine", engine, "-i", o.interface, ...(o.nano ? ["--nano"] : []), ...flags, "-w", path, o.filter];
-      running.push(await startCapture(engine, argv, path));
+      running.push(await startCapture(name, argv, path, env));
     }
     await o.traffic();
     await Bun.sleep(300); // the ring retires a partial block after ~10 ms, libpcap after 20 ms
@@ -180,8 +192,8 @@ async function captureWithTcpdump(o: TrioOptions): Promise<Record<"tcpdump" | Ca
       if (exitCode !== 0) throw new Error(`${capture.name} exited ${exitCode}: ${stderr}`);
     }
   }
-  const out = {} as Record<"tcpdump" | CaptureEngine, ReturnType<typeof readPcap>>;
-  for (const capture of running) out[capture.name as "tcpdump" | CaptureEngine] = readPcap(capture.path);
+  const out = {} as Record<"tcpdump" | VariantName, ReturnType<typeof readPcap>>;
+  for (const capture of running) out[capture.name as "tcpdump" | VariantName] = readPcap(capture.path);
   return out;
 }
 
@@ -229,7 +241,7 @@ describe("both engines against tcpdump", () => {
         traffic: () => flow.send(Array.from({ length: 400 }, (_, i) => 1 + ((i * 151) % 9000)), { gapMs: 1 }),
       });
       expect(result.tcpdump.records.length).toBe(400);
-      for (const engine of ENGINES) expectSameRecords(result[engine].records, result.tcpdump.records, false);
+      for (const name of VARIANT_NAMES) expectSameRecords(result[name].records, result.tcpdump.records, false);
     } finally {
       flow.close();
     }
@@ -245,7 +257,7 @@ describe("both engines against tcpdump", () => {
         traffic: () => flow.send([10, 54, 55, 1000, 5000], { gapMs: 1 }),
       });
       expect(result.tcpdump.records.map((r) => r.caplen)).toEqual([52, 96, 96, 96, 96]);
-      for (const engine of ENGINES) expectSameRecords(result[engine].records, result.tcpdump.records, false);
+      for (const name of VARIANT_NAMES) expectSameRecords(result[name].records, result.tcpdump.records, false);
     } finally {
       flow.close();
     }
@@ -270,10 +282,10 @@ describe("both engines against tcpdump", () => {
       if (i % 3 === 0) expect({ i, tpid }).toEqual({ i, tpid: 0x0800 });
     });
     expect(result.tcpdump.nano).toBe(true);
-    for (const engine of ENGINES) {
-      expect(result[engine].nano).toBe(true);
-      expect(result[engine].linktype).toBe(1);
-      expectSameRecords(result[engine].records, reference, true);
+    for (const name of VARIANT_NAMES) {
+      expect(result[name].nano).toBe(true);
+      expect(result[name].linktype).toBe(1);
+      expectSameRecords(result[name].records, reference, true);
     }
   }, 60_000);
 
@@ -291,7 +303,7 @@ describe("both engines against tcpdump", () => {
       });
       const expected = direction === "out" ? { count: 6, mac: 1 } : { count: 5, mac: 2 };
       expect(result.tcpdump.records.map((r) => r.data[11])).toEqual(Array(expected.count).fill(expected.mac));
-      for (const engine of ENGINES) expectSameRecords(result[engine].records, result.tcpdump.records, false);
+      for (const name of VARIANT_NAMES) expectSameRecords(result[name].records, result.tcpdump.records, false);
     }, 60_000);
   }
 });
@@ -301,10 +313,11 @@ describe("kernel drop counters", () => {
   const SENT = 6000;
   const PAYLOAD_BYTES = 1000;
 
-  test("ring engine: PACKET_STATISTICS drops move when the ring overflows, and received = delivered + dropped", async () => {
+  for (const walker of ["native", "js"] as const) test(`ring engine (${walker} walker): PACKET_STATISTICS drops move when the ring overflows, and received = delivered + dropped`, async () => {
     const flow = await openLoopbackFlow();
-    // The smallest ring: two 256 KiB blocks, ~230 frames of 1,042 bytes each.
-    const ring = RingSocket.open({ interface: "lo", snaplen: 262144, promiscuous: false, bufferBytes: 1, precision: "micro", direction: "inout", retireBlockMs: 10, batchBytes: 256 * 1024 });
+    // The smallest ring: two blocks (RING_BLOCK_BYTES), a few hundred frames of 1,042 bytes.
+    const ring = RingSocket.open({ interface: "lo", snaplen: 262144, promiscuous: false, bufferBytes: 1, precision: "micro", direction: "inout", retireBlockMs: 10, batchBytes: 256 * 1024, walker });
+    expect(ring.walkerKind).toBe(walker);
     try {
       ring.setFilterExpression(`udp dst port ${flow.port}`);
       ring.start();

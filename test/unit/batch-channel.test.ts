@@ -101,4 +101,34 @@ describe("BatchChannel", () => {
     await second;
     expect(reader.isClosed).toBe(true);
   });
+
+  test("a batch written in place (claim, publishClaimed) reaches the reader; no slot is claimed while all are full", () => {
+    const memory = createBatchChannelMemory(16, 2);
+    const writer = new BatchChannelWriter(memory);
+    const reader = new BatchChannelReader(memory);
+    const seen: number[][] = [];
+    for (const byte of [1, 2]) {
+      const slot = writer.claim();
+      expect(slot).toBeGreaterThanOrEqual(0);
+      writer.slotViews[slot]!.fill(byte, 0, 3);
+      writer.publishClaimed(3, 1);
+    }
+    expect(writer.claim()).toBe(-1);
+    expect(() => writer.publishClaimed(3, 1)).toThrow("without a claimed slot");
+    reader.drain((bytes, count) => seen.push([...bytes, count]));
+    expect(seen).toEqual([
+      [1, 1, 1, 1],
+      [2, 2, 2, 1],
+    ]);
+    // Copies and in-place batches share the order.
+    expect(writer.publish(batchOf(3, 2), 2)).toBe(true);
+    writer.slotViews[writer.claim()]!.fill(4, 0, 1);
+    writer.publishClaimed(1, 1);
+    reader.drain((bytes, count) => seen.push([...bytes, count]));
+    expect(seen.slice(2)).toEqual([
+      [3, 3, 2],
+      [4, 1],
+    ]);
+    expect(() => writer.publishClaimed(17, 1)).toThrow(RangeError);
+  });
 });

@@ -1,13 +1,15 @@
 // The capture worker: owns one capture handle (a TPACKET_V3 RingSocket or a libpcap PcapHandle)
-// and runs every blocking call off the main thread. Packets are copied from the kernel's ring
-// (directly, or through libpcap) into a staging buffer; a live capture's batches are copied into
-// a slot of the shared BatchChannel (no message, no allocation per batch), a file replay's are
-// transferred as exactly sized ArrayBuffers.
+// and runs every blocking call off the main thread. A live capture's records are written
+// straight into the next free slot of the shared BatchChannel (the ring's native block walker,
+// or one memcpy per packet from libpcap) and published in place: no message, no allocation, no
+// copy per batch. The ring's JavaScript walker (the fallback) gathers records in a staging area
+// beside the ring and copies each batch into a slot. A file replay's batches are transferred as
+// exactly sized ArrayBuffers.
 import { ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
 import { libcSymbolsLoaded } from "./ffi.ts";
 import { PcapHandle, type RecordSink } from "./pcap-handle.ts";
-import { BatchBuilder, type BatchPoster } from "../batch-builder.ts";
+import { BatchBuilder, type BatchMemory, type BatchPoster, type BatchSlots } from "../batch-builder.ts";
 import { RingSocket, RingUnsupported } from "../linux-ring/ring-socket.ts";
 import { openRingCapture } from "../linux-ring/open-ring.ts";
 import type { FromWorker, ToWorker, WorkerFilter } from "./worker-protocol.ts";
@@ -21,8 +23,16 @@ declare const self: Worker;
  * the worst delay of a stop or stats request, and 20 wake-ups a second on an idle interface.
  */
 const POLL_SLICE_MS = 50;
-/** Ring blocks read per loop turn before the worker yields to its message queue. */
+/** Ring blocks read per loop turn (at most ~8 MiB of frames) before the loop looks at its flush deadline again. */
 const RING_BLOCKS_PER_TURN = 16;
+/**
+ * While traffic keeps the loop busy, how often it yields to the worker's message queue (stop,
+ * stats, filters). Yielding every turn (once per ring block) cost ~12-30 µs of worker CPU per
+ * turn (`await setImmediate` and what the event loop does then), ~25% of the worker's CPU at
+ * 250,000 packets/s (docs/capture.md, "The worker's loop"). An idle loop (poll timed out, or no
+ * free slot) still yields at once, so a stop waits at most this or one poll slice.
+ */
+const MESSAGE_CHECK_MS = 10;
 /** A file replay keeps at most this many batches in flight before waiting for credit. */
 const FILE_BATCHES_IN_FLIGHT = 4;
 /**
@@ -54,33 +64,52 @@ function postBatch(staged: Uint8Array, count: number): boolean {
   return true;
 }
 
-/** Live capture: into the next free channel slot, or refused while every slot is full. */
+/** Live capture, staged batches (the ring's JavaScript walker): copied into the next free channel slot, or refused while every slot is full. */
 function channelPoster(channel: BatchChannelWriter): BatchPoster {
   return (staged, count) => channel.publish(staged, count);
 }
 
-/** The last batch at stop: waits (bounded) for the main thread to free a slot. */
-function flushAtStop(batch: BatchBuilder, channel: BatchChannelWriter): void {
-  const deadline = performance.now() + STOP_FLUSH_MS;
-  while (!batch.flush() && performance.now() < deadline) channel.waitForSpace(POLL_SLICE_MS);
+/** Live capture, written in place: the channel's slots with their native addresses (taken once: shared memory never moves). */
+function channelSlots(channel: BatchChannelWriter): BatchSlots {
+  const memories: BatchMemory[] = channel.slotViews.map((bytes) => ({ bytes, address: Number(ptr(bytes)) }));
+  return {
+    claim: () => {
+      const slot = channel.claim();
+      return slot < 0 ? null : memories[slot]!;
+    },
+    publish: (byteLength, count) => channel.publishClaimed(byteLength, count),
+  };
+}
+
+/** A fresh staging buffer with its native address (file replay). */
+function stagingMemory(flushBytes: number): BatchMemory {
+  const bytes = new Uint8Array(BatchBuilder.stagingBytesFor(flushBytes));
+  return { bytes, address: Number(ptr(bytes)) };
 }
 
 /**
- * Copies records from libpcap's buffer into a BatchBuilder: one memcpy per packet into the
- * builder's staging buffer, whose address is taken once (it never moves or leaves the worker).
+ * The last batch at stop: waits (bounded) for the main thread to take it. A builder that writes
+ * into slots always publishes (its slot was claimed before writing), so only staged records wait.
+ */
+function flushAtStop(batch: BatchBuilder, channel: BatchChannelWriter): void {
+  const deadline = performance.now() + STOP_FLUSH_MS;
+  while (batch.count > 0 && !batch.flush() && performance.now() < deadline) channel.waitForSpace(POLL_SLICE_MS);
+}
+
+/**
+ * Copies records from libpcap's buffer into a BatchBuilder: one memcpy per packet to the
+ * builder's current memory (a channel slot, or a staging buffer for file replay), at its native
+ * address; the builder moves to another slot only in flush(), between packets.
  */
 class LibpcapSink implements RecordSink {
-  private readonly base: number;
-
-  constructor(readonly batch: BatchBuilder) {
-    this.base = ptr(batch.bytes);
-  }
+  constructor(readonly batch: BatchBuilder) {}
 
   append(tsSec: number, tsFrac: number, caplen: number, len: number, data: Pointer): boolean {
     if (caplen > MAXIMUM_CAPLEN) throw new CaptureError("capture-failed", `libpcap returned caplen ${caplen} > ${MAXIMUM_CAPLEN}`);
-    const at = this.batch.beginRecord(tsSec, tsFrac, caplen, len);
-    if (caplen > 0) memcpy((this.base + at) as Pointer, data, caplen);
-    return this.batch.full;
+    const batch = this.batch;
+    const at = batch.beginRecord(tsSec, tsFrac, caplen, len);
+    if (caplen > 0) memcpy((batch.address + at) as Pointer, data, caplen);
+    return batch.full;
   }
 }
 
@@ -90,6 +119,21 @@ function applyFilter(target: PcapHandle | RingSocket, filter: WorkerFilter): voi
 }
 
 const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** When a busy capture loop next yields to the message queue (see MESSAGE_CHECK_MS). */
+class MessageCheck {
+  private dueAt = 0;
+
+  /** True when the loop should yield now: it is idle (it waited and nothing came), or a check is due. */
+  due(idle: boolean): boolean {
+    return idle || performance.now() >= this.dueAt;
+  }
+
+  async yield(): Promise<void> {
+    await yieldToEvents();
+    this.dueAt = performance.now() + MESSAGE_CHECK_MS;
+  }
+}
 
 /** Milliseconds to wait for traffic: until the pending batch is due, or one poll slice. */
 function waitBudgetMs(batch: BatchBuilder, flushIntervalMs: number): number {
@@ -141,22 +185,28 @@ function openRing(message: Extract<ToWorker, { type: "open-live" }>): RingSocket
 
 /**
  * The ring loop: read every ready block (no native call per packet), flush by size or when the
- * oldest record is due, and otherwise poll until the next block or the flush deadline.
+ * oldest record is due, and otherwise poll until the next block or the flush deadline. Yields to
+ * the message queue when idle, and every MESSAGE_CHECK_MS while busy.
  */
 async function runRing(ring: RingSocket, message: Extract<ToWorker, { type: "open-live" }>): Promise<void> {
   handle = ring;
-  post({ type: "opened", info: { ...ring.info, engine: "ring" } });
+  post({ type: "opened", info: { ...ring.info, engine: "ring", ...(ring.walkerNote ? { engineNote: ring.walkerNote } : {}) } });
   const channel = new BatchChannelWriter(message.channel);
-  const batch = ring.newBatchBuilder(channelPoster(channel));
+  // The native walker writes into the slots in place; the JavaScript one copies from its staging area.
+  const batch =
+    ring.walkerKind === "native" ? new BatchBuilder(message.batchBytes, channelSlots(channel)) : ring.newBatchBuilder(channelPoster(channel));
   const flushIntervalMs = message.flushIntervalMs;
+  const messages = new MessageCheck();
   while (!stopping) {
+    let idle = true;
     if (handOverFullBatch(batch, channel)) {
       const blocks = ring.readInto(batch, RING_BLOCKS_PER_TURN);
       flushIfDue(batch, flushIntervalMs);
       if (channel.full) channel.waitForSpace(POLL_SLICE_MS);
-      else if (blocks === 0) ring.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+      else if (blocks === 0) idle = !ring.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+      else idle = false;
     }
-    await yieldToEvents();
+    if (messages.due(idle)) await messages.yield();
   }
   if (handOverFullBatch(batch, channel)) ring.readInto(batch, RING_BLOCKS_PER_TURN); // what is already in the ring, bounded
   flushAtStop(batch, channel);
@@ -172,17 +222,20 @@ async function runLibpcap(message: Extract<ToWorker, { type: "open-live" }>, eng
   if (message.filter) applyFilter(live, message.filter);
   post({ type: "opened", info: { ...live.info, engine: "libpcap", ...(engineNote ? { engineNote } : {}) } });
   const channel = new BatchChannelWriter(message.channel);
-  const batch = new BatchBuilder(message.batchBytes, channelPoster(channel));
+  const batch = new BatchBuilder(message.batchBytes, channelSlots(channel));
   const sink = new LibpcapSink(batch);
   const flushIntervalMs = message.flushIntervalMs;
+  const messages = new MessageCheck();
   while (!stopping) {
+    let idle = true;
     if (handOverFullBatch(batch, channel)) {
       const outcome = live.readInto(sink);
       if (outcome === "more") batch.flush();
       flushIfDue(batch, flushIntervalMs);
       if (outcome === "idle") live.waitReadable(waitBudgetMs(batch, flushIntervalMs));
+      else idle = false;
     }
-    await yieldToEvents();
+    if (messages.due(idle)) await messages.yield();
   }
   flushAtStop(batch, channel);
   const stats = live.stats();
@@ -196,7 +249,7 @@ async function runFile(message: Extract<ToWorker, { type: "open-file" }>): Promi
   handle = file;
   if (message.filter) applyFilter(file, message.filter);
   post({ type: "opened", info: file.info });
-  const batch = new BatchBuilder(message.batchBytes, postBatch);
+  const batch = new BatchBuilder(message.batchBytes, postBatch, stagingMemory(message.batchBytes));
   const sink = new LibpcapSink(batch);
   let ended = false;
   while (!stopping && !ended) {

@@ -15,6 +15,8 @@ const ringLibcSymbols = {
   mmap: { args: [P, u64, i32, i32, i32, i64], returns: P },
   munmap: { args: [P, u64], returns: i32 },
   close: { args: [i32], returns: i32 },
+  memfd_create: { args: [P, u32], returns: i32 },
+  write: { args: [i32, P, u64], returns: i64 },
   poll: { args: [P, u32, i32], returns: i32 },
   __errno_location: { args: [], returns: P },
   strerror: { args: [i32], returns: cstring },

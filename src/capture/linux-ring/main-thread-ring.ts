@@ -15,8 +15,8 @@ import { applyRingFilter } from "./open-ring.ts";
 import type { RingSocket } from "./ring-socket.ts";
 
 /**
- * Ring blocks read per tick before yielding to the event loop (sockets, timers): 16 blocks of
- * 256 KiB is at most ~4 MiB of frames, a few milliseconds of copying.
+ * Ring blocks read per tick before yielding to the event loop (sockets, timers): 16 blocks is
+ * more than the default ring holds (8 of 512 KiB), a few milliseconds of copying.
  */
 const BLOCKS_PER_TICK = 16;
 

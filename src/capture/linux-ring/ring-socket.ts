@@ -1,8 +1,9 @@
 // RingSocket: the single owner of one AF_PACKET socket with a TPACKET_V3 receive ring mapped
 // into this process (Documentation/networking/packet_mmap.rst). It opens, binds and configures
-// the socket, attaches classic BPF filters, walks ready ring blocks from JavaScript and copies
-// their frames into a BatchBuilder with no native call per packet, hands blocks back to the
-// kernel by writing their status, reports the kernel's counters, and closes exactly once.
+// the socket, attaches classic BPF filters, walks ready ring blocks into a BatchBuilder (with the
+// native or the JavaScript block walker: block-walker.ts; never a native call per packet), hands
+// blocks back to the kernel by writing their status, reports the kernel's counters, and closes
+// exactly once.
 // poll() blocks, so a RingSocket lives in the capture worker, never on the main thread.
 //
 // What libpcap's pcap-linux.c does on this path, and this file does too:
@@ -22,12 +23,12 @@ import type { TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { CaptureDirection, HandleInfo, KernelStats } from "../libpcap/pcap-handle.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
 import { errnoText, lastErrno, ringLibc } from "./ffi.ts";
+import { createBlockWalker, requestedRingWalker, type BlockWalker, type RingWalkerKind } from "./block-walker.ts";
 import {
   AF_PACKET,
   ArpHardware,
   BlockDescLayout,
   Errno,
-  ETH_P_8021Q,
   ETH_P_ALL_NETWORK_ORDER,
   MAP_ANONYMOUS,
   MAP_FIXED,
@@ -53,22 +54,22 @@ import {
   SOL_SOCKET,
   TPACKET_STATS_V3_BYTES,
   TPACKET_V3,
-  Tpacket3HeaderLayout as H,
   TpacketReq3Layout,
   TpStatus,
 } from "./tpacket.ts";
 
 /** LINKTYPE_ETHERNET: what libpcap reports for Ethernet and loopback devices on Linux. */
 const LINKTYPE_ETHERNET = 1;
-/** Bytes before the 802.1Q tag in an Ethernet frame (destination and source MAC). */
-const VLAN_TAG_OFFSET = 12;
-const VLAN_TAG_BYTES = 4;
 /**
- * Ring block size. One poll() and one pass over a block's descriptors per block, so larger
- * blocks amortise more; 256 KiB holds a 64 KiB loopback frame (lo's MTU) with room to spare
- * (frames longer than a block would be cut by the kernel) and ~1,100 small frames.
+ * Ring block size. The worker wakes from poll() once per block (~26 µs of its CPU each, measured:
+ * docs/capture.md, "The worker's loop"), so larger blocks amortise more: 512 KiB (what libpcap
+ * picks with tcpdump's default snaplen) holds ~2,200 small frames and a 64 KiB loopback frame
+ * with room to spare (frames longer than a block would be cut by the kernel). Larger still
+ * trades against slack at low rates: the kernel retires a block on its timer however little it
+ * holds, so a ring of N blocks covers only N flush intervals of a stalled reader (8 with the
+ * default ring).
  */
-export const RING_BLOCK_BYTES = 256 * 1024;
+export const RING_BLOCK_BYTES = 512 * 1024;
 /**
  * Ring size when the caller gives none (-B). libpcap's default is 2 MiB; the ring engine takes
  * 4 MiB because its reader is a JavaScript worker that a garbage collection or a busy machine
@@ -101,6 +102,11 @@ export interface RingOpenOptions {
   fanoutGroup?: number;
   /** Flush threshold of the batches this ring fills; sizes the staging area mapped beside it. */
   batchBytes: number;
+  /**
+   * Which block walker to use (block-walker.ts); native falls back to JavaScript if it does not
+   * compile. Default: what PROBE_RING_WALKER asks for (native unless "js").
+   */
+  walker?: RingWalkerKind;
 }
 
 /** Thrown when the ring cannot serve this interface but libpcap can (the worker falls back). */
@@ -176,10 +182,12 @@ export function kernelProgram(program: readonly BpfInstruction[], keepIncoming: 
 }
 
 /**
- * One mapping holds the ring and, right after it, the staging area where batches are gathered:
- * an anonymous reservation of both sizes with the ring mapped over its start (MAP_FIXED). As one
- * ArrayBuffer, frames move from ring to batch with Uint8Array.copyWithin, a memmove that makes no
- * view object per packet (measured: ~15 ns against ~55 ns for set(subarray()) per 142-byte frame).
+ * One mapping holds the ring and, right after it, the staging area where batches are gathered
+ * when they are not written into channel slots in place: an anonymous reservation of both sizes
+ * with the ring mapped over its start (MAP_FIXED). As one ArrayBuffer, the JavaScript walker moves
+ * frames from ring to batch with Uint8Array.copyWithin, a memmove that makes no view object per
+ * packet (measured: ~15 ns against ~55 ns for set(subarray()) per 142-byte frame). Pages of the
+ * staging area that are never written cost no memory.
  */
 interface RingRegion {
   address: Pointer;
@@ -200,26 +208,19 @@ export class RingSocket {
   private readonly blockBytes: number;
   private readonly blockCount: number;
   private regionBuffer: ArrayBuffer | null;
-  private ring8: Uint8Array | null;
-  private ring16: Uint16Array | null;
-  private ring32: Uint32Array | null;
   /** The same memory as Int32 for Atomics on block_status (the kernel writes it concurrently). */
   private ringAtomic: Int32Array | null;
+  private readonly walker: BlockWalker;
   private blockIndex = 0;
-  /**
-   * Where readInto stopped inside the current block when the batch was full and could not be
-   * handed over (every channel slot taken): the next frame's offset and index; 0 = block start.
-   */
-  private resumeFrame = 0;
-  private resumeIndex = 0;
   private filterAttached = false;
   private readonly pollfd = new Int32Array(2);
   private readonly totals = { received: 0, dropped: 0 };
   private readonly ifDroppedAtOpen: number;
   private readonly keepIncoming: boolean;
   private readonly keepOutgoing: boolean;
-  private readonly nano: boolean;
   readonly info: HandleInfo;
+  /** Set when the native block walker was asked for but could not be compiled (say so once). */
+  readonly walkerNote: string | undefined;
 
   private constructor(
     private readonly options: RingOpenOptions,
@@ -235,14 +236,21 @@ export class RingSocket {
     this.blockCount = ring.blockCount;
     const buffer = toArrayBuffer(ring.address, 0, ring.bytes);
     this.regionBuffer = buffer;
-    this.ring8 = new Uint8Array(buffer);
-    this.ring16 = new Uint16Array(buffer);
-    this.ring32 = new Uint32Array(buffer);
     this.ringAtomic = new Int32Array(buffer);
     // libpcap's linux_check_direction(): outgoing frames on a loopback device are never kept.
     this.keepOutgoing = !loopback && options.direction !== "in";
     this.keepIncoming = options.direction !== "out";
-    this.nano = options.precision === "nano";
+    const walk = {
+      snaplen: options.snaplen,
+      keepIncoming: this.keepIncoming,
+      keepOutgoing: this.keepOutgoing,
+      nano: options.precision === "nano",
+      blockBytes: ring.blockBytes,
+      interfaceName: options.interface,
+    };
+    const { walker, note } = createBlockWalker({ buffer, address: Number(ring.address) }, walk, options.walker ?? requestedRingWalker());
+    this.walker = walker;
+    this.walkerNote = note;
     this.ifDroppedAtOpen = Number(sysfsField(options.interface, "statistics/rx_dropped") ?? 0);
     this.info = { linktype: LINKTYPE_ETHERNET, snaplen: options.snaplen, precision: options.precision };
   }
@@ -334,14 +342,19 @@ export class RingSocket {
     }
   }
 
+  /** Which block walker reads this ring. */
+  get walkerKind(): RingWalkerKind {
+    return this.walker.kind;
+  }
+
   /**
-   * A BatchBuilder whose staging area is the memory mapped right after the ring, so readInto
-   * copies frames with copyWithin. One builder per ring at a time; it must not be used after
-   * close() (its bytes are unmapped then).
+   * A BatchBuilder whose staging area is the memory mapped right after the ring, so the
+   * JavaScript walker copies frames with copyWithin. It must not be used after close() (its
+   * bytes are unmapped then). A worker with the native walker writes into channel slots instead.
    */
   newBatchBuilder(post: BatchPoster): BatchBuilder {
-    const staging = new Uint8Array(this.regionBuffer!, this.ringBytes, this.regionBytes - this.ringBytes);
-    return new BatchBuilder(this.options.batchBytes, post, staging);
+    const bytes = new Uint8Array(this.regionBuffer!, this.ringBytes, this.regionBytes - this.ringBytes);
+    return new BatchBuilder(this.options.batchBytes, post, { bytes, address: Number(this.regionAddress) + this.ringBytes });
   }
 
   /**
@@ -377,16 +390,16 @@ export class RingSocket {
   }
 
   /**
-   * Waits up to `timeoutMs` for a block to be ready. Throws CaptureError when the socket reports
-   * an error: the interface went down or vanished (ENETDOWN), or the socket hung up.
+   * Waits up to `timeoutMs` for a block to be ready; true when one is. Throws CaptureError when
+   * the socket reports an error: the interface went down or vanished (ENETDOWN), or it hung up.
    */
-  waitReadable(timeoutMs: number): void {
+  waitReadable(timeoutMs: number): boolean {
     this.live();
-    if (this.blockReady()) return;
+    if (this.blockReady()) return true;
     this.pollfd[0] = this.fd;
     this.pollfd[1] = POLLIN | POLLERR; // events (low short), revents (high short) = 0
     const ready = ringLibc().poll(ptr(this.pollfd), 1, timeoutMs);
-    if (ready <= 0) return; // timeout, or EINTR: the caller loops
+    if (ready <= 0) return false; // timeout, or EINTR: the caller loops
     const revents = this.pollfd[1]! >>> 16;
     if (revents & POLLERR) {
       const errno = this.socketError();
@@ -398,6 +411,7 @@ export class RingSocket {
       if (errno !== 0) throw new CaptureError("capture-failed", `${name}: packet socket error: ${errnoText(errno)}`);
     }
     if (revents & (POLLHUP | POLLNVAL)) throw new CaptureError("capture-failed", `${this.options.interface}: packet socket hung up`);
+    return this.blockReady();
   }
 
   /**
@@ -408,75 +422,15 @@ export class RingSocket {
    * block and resumes there on the next call. Returns how many blocks were finished.
    */
   readInto(batch: BatchBuilder, maxBlocks: number): number {
-    const ring8 = this.ring8!;
-    const ring16 = this.ring16!;
-    const ring32 = this.ring32!;
+    this.live(); // the native walker must never run over an unmapped ring
     const atomic = this.ringAtomic!;
-    const snaplen = this.options.snaplen;
-    const keepIncoming = this.keepIncoming;
-    const keepOutgoing = this.keepOutgoing;
-    const nano = this.nano;
-    const out8 = batch.bytes;
-    // Same ArrayBuffer as the ring (newBatchBuilder): copy with copyWithin at this offset.
-    const shared = out8.buffer === this.regionBuffer;
-    const outBase = out8.byteOffset;
     let blocks = 0;
     while (blocks < maxBlocks) {
       const base = this.blockIndex * this.blockBytes;
       const statusIndex = (base + BlockDescLayout.blockStatus) >>> 2;
       const blockStatus = Atomics.load(atomic, statusIndex);
       if ((blockStatus & TpStatus.USER) === 0) break;
-      const blockEnd = base + this.blockBytes;
-      const packets = ring32[(base + BlockDescLayout.packetCount) >>> 2]!;
-      let frame = this.resumeFrame !== 0 ? this.resumeFrame : base + ring32[(base + BlockDescLayout.firstPacketOffset) >>> 2]!;
-      for (let i = this.resumeFrame !== 0 ? this.resumeIndex : 0; i < packets; i++) {
-        if (batch.full && !batch.flush()) {
-          this.resumeFrame = frame;
-          this.resumeIndex = i;
-          return blocks;
-        }
-        const h = frame >>> 2;
-        const next = ring32[h]!;
-        const pkttype = ring8[frame + H.sllPacketType]!;
-        const keep = pkttype === PacketType.OUTGOING ? keepOutgoing : keepIncoming;
-        if (keep) {
-          const status = ring32[h + 5]!;
-          const tpSnaplen = ring32[h + 3]!;
-          let len = ring32[h + 4]!;
-          const data = frame + ring16[(frame + H.mac) >>> 1]!;
-          if (data + tpSnaplen > blockEnd) {
-            throw new CaptureError("capture-failed", `${this.options.interface}: ring frame overruns its block (kernel/ABI mismatch)`);
-          }
-          const vlan = (status & TpStatus.VLAN_VALID) !== 0 && tpSnaplen >= VLAN_TAG_OFFSET;
-          let wire = tpSnaplen;
-          if (vlan) {
-            wire += VLAN_TAG_BYTES;
-            len += VLAN_TAG_BYTES;
-          }
-          const caplen = wire < snaplen ? wire : snaplen;
-          const sec = ring32[h + 1]!;
-          const nsec = ring32[h + 2]!;
-          const at = batch.beginRecord(sec, nano ? nsec : Math.floor(nsec / 1000), caplen, len);
-          if (!vlan) {
-            if (shared) ring8.copyWithin(outBase + at, data, data + caplen);
-            else out8.set(ring8.subarray(data, data + caplen), at);
-          } else {
-            // pcap-linux.c: memmove the MAC addresses 4 bytes forward and write TPID + TCI.
-            const tpid = status & TpStatus.VLAN_TPID_VALID ? ring16[(frame + H.vlanTpid) >>> 1]! : ETH_P_8021Q;
-            const tci = ring32[(frame + H.vlanTci) >>> 2]! & 0xffff;
-            const tag = (tpid << 16) | tci; // big-endian on the wire: TPID then TCI
-            const head = Math.min(caplen, VLAN_TAG_OFFSET);
-            out8.set(ring8.subarray(data, data + head), at);
-            for (let b = 0; b < VLAN_TAG_BYTES && VLAN_TAG_OFFSET + b < caplen; b++) {
-              out8[at + VLAN_TAG_OFFSET + b] = (tag >>> (24 - 8 * b)) & 0xff;
-            }
-            const rest = caplen - VLAN_TAG_OFFSET - VLAN_TAG_BYTES;
-            if (rest > 0) out8.set(ring8.subarray(data + VLAN_TAG_OFFSET, data + VLAN_TAG_OFFSET + rest), at + VLAN_TAG_OFFSET + VLAN_TAG_BYTES);
-          }
-        }
-        frame += next;
-      }
-      this.resumeFrame = 0;
+      if (!this.walker.walk(base, batch)) return blocks;
       if (batch.full) batch.flush(); // a refusal is retried before the next append
       // Give the block back: the kernel fills it again once it sees TP_STATUS_KERNEL.
       Atomics.store(atomic, statusIndex, TpStatus.KERNEL);
@@ -506,7 +460,6 @@ export class RingSocket {
   close(): void {
     if (this.fd < 0) return;
     const c = ringLibc();
-    this.ring8 = this.ring16 = this.ring32 = null;
     this.ringAtomic = null;
     this.regionBuffer = null;
     if (this.regionAddress) c.munmap(this.regionAddress, this.regionBytes);
