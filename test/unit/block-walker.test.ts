@@ -6,6 +6,7 @@ import { ptr } from "bun:ffi";
 import { createBlockWalker, type RingWalkerKind, type WalkOptions } from "../../src/capture/linux-ring/block-walker.ts";
 import { BatchBuilder } from "../../src/capture/batch-builder.ts";
 import { BatchChannelReader, BatchChannelWriter, createBatchChannelMemory } from "../../src/capture/batch-channel.ts";
+import { ownedBytes } from "../../src/packet/packet-batch.ts";
 import { patternFrame, writeRingBlock, type RingFrameSpec } from "../support/tpacket-block.ts";
 
 const BLOCK_BYTES = 64 * 1024;
@@ -68,7 +69,7 @@ function walkAll(kind: RingWalkerKind, output: Output, scenario: Scenario): Batc
       },
       publish: (byteLength, count) => writer.publishClaimed(byteLength, count),
     });
-    drain = () => void reader.drain((bytes, count) => batches.push({ bytes, count }));
+    drain = () => void reader.drain((bytes, count) => batches.push({ bytes: ownedBytes(bytes), count })) /* lent: kept past the call */;
   } else {
     const bytes = output === "staging beside the ring" ? region.subarray(ringBytes) : new Uint8Array(stagingBytes);
     batch = new BatchBuilder(flushBytes, (staged, count) => (attempts++ % 2 === 1 ? (batches.push({ bytes: staged.slice(), count }), true) : false), {
