@@ -7,6 +7,7 @@ import type { CaptureInterface } from "../capture/libpcap/devices.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
 import { peerText, type Logger } from "../logging/index.ts";
 import type { SharedCaptures, Subscription } from "../pipeline/capture-hub.ts";
+import { DEFAULT_FLUSH_INTERVAL_MS } from "../capture/live-capture-source.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import {
   decodeAuthRequest,
@@ -99,18 +100,43 @@ type SessionState =
   | { kind: "capturing"; user: string; device: string; linktype: number; capture: SessionCapture }
   | { kind: "closed" };
 
-interface SessionCapture {
+/** What a STARTCAP asked for, kept for UPDATEFILTER (which subscribes again with a new filter). */
+interface CaptureSettings {
+  snaplen: number;
+  promiscuous: boolean;
+  direction: "inout" | "in" | "out";
+  /** How long a packet may wait in the capture before it is sent: from the client's read_timeout. */
+  flushIntervalMs: number;
+}
+
+interface SessionCapture extends CaptureSettings {
   subscription: Subscription;
   /** Removes this capture's data connection from the daemon's own traffic. */
   forgetDataConnection: () => void;
   channel: DataChannel | null;
-  snaplen: number;
-  promiscuous: boolean;
-  direction: "inout" | "in" | "out";
 }
 
 /** Messages that may wait while one is handled (e.g. during a failed-auth pause). */
 const MAX_PENDING_MESSAGES = 64;
+
+/**
+ * The longest a client's read_timeout may make the daemon hold packets before sending them. libpcap's
+ * rpcapd opens its capture with the client's read_timeout (pcap_open_live(..., read_timeout)), and
+ * libpcap's client asks for half of its own timeout: tcpdump's 1000 ms arrives as 500 ms.
+ */
+export const MAX_RPCAP_FLUSH_INTERVAL_MS = 1000;
+
+/**
+ * The flush interval of a session's capture for a STARTCAP read_timeout, as libpcap's rpcapd uses
+ * it: packets wait at most that long (fewer, larger messages at low rates: at 20,000 packets/s a
+ * 500 ms timeout sends ~8 batches a second instead of 100). 0 ("no timeout") gets the default
+ * interval; the wait is capped at MAX_RPCAP_FLUSH_INTERVAL_MS, and never below the default
+ * interval, so a client cannot make the capture wake more often than any other capture.
+ */
+export function flushIntervalForReadTimeout(readTimeoutMs: number): number {
+  if (readTimeoutMs <= 0) return DEFAULT_FLUSH_INTERVAL_MS;
+  return Math.min(Math.max(readTimeoutMs, DEFAULT_FLUSH_INTERVAL_MS), MAX_RPCAP_FLUSH_INTERVAL_MS);
+}
 /** libpcap's daemon tells clients to size their buffer for this many bytes at least. */
 const MIN_REPLY_BUFSIZE = 262144;
 
@@ -387,9 +413,15 @@ export class RpcapSession {
       ports: [serverOpens ? request.portdata : opened.replyPortdata],
     };
     const forgetDataConnection = this.ownTraffic.add(dataConnection);
+    const settings: CaptureSettings = {
+      snaplen,
+      promiscuous: (request.flags & StartCapFlag.PROMISC) !== 0,
+      direction,
+      flushIntervalMs: flushIntervalForReadTimeout(request.readTimeoutMs),
+    };
     let subscription: Subscription;
     try {
-      subscription = await this.subscribe(state.device, state.linktype, program, snaplen, (request.flags & StartCapFlag.PROMISC) !== 0, direction, channelState);
+      subscription = await this.subscribe(state.device, state.linktype, program, settings, channelState);
     } catch (error) {
       forgetDataConnection();
       void opened.channel.then((c) => c.close(), () => {});
@@ -406,7 +438,7 @@ export class RpcapSession {
     this.env.log.info(
       `session ${this.id}: leaving the daemon's own connections out of the capture on ${state.device} (${this.ownTraffic.size} now; this session's: ${ownTrafficFilter([this.controlConnection, dataConnection])})`,
     );
-    const capture: SessionCapture = { subscription, forgetDataConnection, channel: null, snaplen, promiscuous: (request.flags & StartCapFlag.PROMISC) !== 0, direction };
+    const capture: SessionCapture = { subscription, forgetDataConnection, channel: null, ...settings };
     this.state = { kind: "capturing", user: state.user, device: state.device, linktype: state.linktype, capture };
     if (this.timer) clearTimeout(this.timer); // no idle timeout while capturing
     this.timer = null;
@@ -433,11 +465,10 @@ export class RpcapSession {
     device: string,
     linktype: number,
     program: BpfProgram,
-    snaplen: number,
-    promiscuous: boolean,
-    direction: "inout" | "in" | "out",
+    settings: CaptureSettings,
     channelState: { channel: DataChannel | null },
   ): Promise<Subscription> {
+    const { snaplen, promiscuous, direction, flushIntervalMs } = settings;
     const sampler = () => new Sampler(this.sampling);
     let activeSampler = sampler();
     let activeSampling = this.sampling;
@@ -448,6 +479,7 @@ export class RpcapSession {
         snaplen,
         promiscuous,
         direction,
+        flushIntervalMs,
       },
       {
         write: (batch: PacketBatch) => {
@@ -498,7 +530,7 @@ export class RpcapSession {
     const channelState = { channel: old.channel };
     let next: Subscription;
     try {
-      next = await this.subscribe(state.device, state.linktype, program, old.snaplen, old.promiscuous, old.direction, channelState);
+      next = await this.subscribe(state.device, state.linktype, program, old, channelState);
     } catch (error) {
       return this.sendError(ver, RpcapErrorCode.UPDATEFILTER, (error as Error).message);
     }

@@ -7,7 +7,7 @@
 // their filter and snaplen: those become per-consumer, in userland, after the stages (so a
 // stateful hook sees every packet once, and every consumer gets the same packets from it).
 import type { CaptureInfo, CaptureSource, CaptureStats } from "../capture/capture-source.ts";
-import { DEFAULT_CAPTURE_ENGINE, LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
+import { DEFAULT_CAPTURE_ENGINE, DEFAULT_FLUSH_INTERVAL_MS, LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
 import { BATCH_RECORD_HEADER_BYTES, ownedBatch, type PacketBatch } from "../packet/packet-batch.ts";
 import type { BpfProgram } from "../packet/bpf/index.ts";
 import { createBatchFilter, type BatchFilter } from "../capture/packet-filter.ts";
@@ -295,5 +295,6 @@ function captureKey(o: LiveCaptureOptions): string {
     o.precision ?? "micro",
     o.direction ?? "inout",
     o.engine ?? DEFAULT_CAPTURE_ENGINE,
+    o.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
   ]);
 }

@@ -18,6 +18,9 @@ import { openLoopbackFlow, type LoopbackFlow } from "../support/loopback-traffic
 import { waitFor } from "../support/probe-binary.ts";
 import { rawPeer } from "../support/raw-rpcap-peer.ts";
 import { startTestDaemon } from "../support/rpcapd-harness.ts";
+import { CaptureHub } from "../../src/pipeline/capture-hub.ts";
+import { DEFAULT_FLUSH_INTERVAL_MS, LiveCaptureSource } from "../../src/capture/live-capture-source.ts";
+import { MAX_RPCAP_FLUSH_INTERVAL_MS } from "../../src/daemon/session.ts";
 
 type Harness = Awaited<ReturnType<typeof startTestDaemon>>;
 let harness: Harness | undefined;
@@ -75,6 +78,32 @@ describe("capturing", () => {
       await client.endCapture();
     });
   }
+
+  test("the capture waits at most the client's read_timeout (as libpcap's rpcapd), clamped to [10 ms, 1 s]", async () => {
+    const asked: (number | undefined)[] = [];
+    const hub = new CaptureHub((options) => {
+      asked.push(options.flushIntervalMs);
+      return new LiveCaptureSource(options);
+    });
+    cleanups.push(() => void hub.close());
+    const { port, flow } = await setup({ hub });
+    const sinks = [];
+    for (const readTimeoutMs of [500, 0, 60_000]) {
+      const client = await RpcapClient.connect({ host: "127.0.0.1", port });
+      cleanups.push(() => client.close());
+      await client.authenticate();
+      await client.open("lo");
+      const sink = collector();
+      await client.startCapture({ filter: compileFilter(`udp dst port ${flow.port}`, 1, 65535), readTimeoutMs, onBatch: sink.onBatch });
+      sinks.push(sink);
+    }
+    // tcpdump's 1000 ms arrives as 500; 0 ("no timeout") gets the default; 60 s is capped.
+    expect(asked).toEqual([500, DEFAULT_FLUSH_INTERVAL_MS, MAX_RPCAP_FLUSH_INTERVAL_MS]);
+    await Bun.sleep(150); // data connections up
+    await flow.send([10, 20, 30], { gapMs: 1 });
+    for (const sink of sinks) await waitFor(() => sink.payloads.length >= 3, 10_000, "packets");
+    for (const sink of sinks) expect(sink.payloads).toEqual(flow.sent);
+  });
 
   test("active mode: the daemon dials the collector, serves it, and redials after it leaves", async () => {
     const clients: RpcapClient[] = [];
