@@ -12,8 +12,8 @@ import { bunBinary, cpuSecondsOf, finish, watchPeakRss, parseSummary, printTable
 const LIVE_PACKETS = Number(process.env.BENCH_LIVE_PACKETS ?? 400_000);
 /** The larger load: long enough that start-up is a small share even of the whole-process figure. */
 const LARGE_LIVE_PACKETS = Number(process.env.BENCH_LARGE_LIVE_PACKETS ?? 2_000_000);
-/** Which parts run (comma-separated): live,large,busy,fanout,idle,file; all by default. */
-const PARTS = new Set((process.env.BENCH_CAPTURE_PARTS ?? "live,large,busy,fanout,idle,file").split(","));
+/** Which parts run (comma-separated): live,large,busy,fanout,idle,latency,file; all by default. */
+const PARTS = new Set((process.env.BENCH_CAPTURE_PARTS ?? "live,large,busy,fanout,idle,latency,file").split(","));
 const LIVE_PAYLOAD_BYTES = 100;
 /** Optional: another probe binary (e.g. built from the commit before a change) measured alongside. */
 const PROBE_BEFORE = process.env.BENCH_PROBE_BEFORE;
@@ -203,6 +203,52 @@ function threadShares(before: Map<number, { name: string; seconds: number }>, af
   return byName;
 }
 
+/** Lone packets in the latency run, and the gap between them (not a multiple of the flush interval). */
+const LONE_PACKETS = 20;
+const LONE_GAP_MS = 137;
+
+/**
+ * The latency bound: lone packets on an idle lo, each timed from the sender's send() to the
+ * moment its record arrives on the capture's standard output (`-w -`, read by this process).
+ * Prints median and maximum milliseconds.
+ */
+async function loneLatency(label: string, argv: string[], port: number, env?: Record<string, string>): Promise<void> {
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "ignore", ...(env ? { env: { ...process.env, ...env } } : {}) });
+  let bytes = 0;
+  const waiter: { arrived: (() => void) | null } = { arrived: null };
+  const reading = (async () => {
+    for await (const chunk of proc.stdout) {
+      bytes += chunk.byteLength;
+      waiter.arrived?.();
+    }
+  })();
+  const sender = await Bun.udpSocket({});
+  const sink = await Bun.udpSocket({ hostname: "127.0.0.1", port });
+  const latencies: number[] = [];
+  try {
+    await Bun.sleep(1500); // capture open, file header written
+    for (let i = 0; i < LONE_PACKETS; i++) {
+      const before = bytes;
+      const got = new Promise<void>((resolve) => (waiter.arrived = () => void (bytes > before + 16 && resolve())));
+      const sentAt = performance.now();
+      sender.send(new Uint8Array(64), port, "127.0.0.1");
+      const timedOut = await Promise.race([got.then(() => false), Bun.sleep(2000).then(() => true)]);
+      latencies.push(timedOut ? Infinity : performance.now() - sentAt);
+      await Bun.sleep(LONE_GAP_MS);
+    }
+  } finally {
+    sender.close();
+    sink.close();
+    proc.kill("SIGINT");
+    await proc.exited;
+    await reading.catch(() => {});
+  }
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  const max = sorted[sorted.length - 1]!;
+  console.log(`lone packet to consumer, ${label}: median ${median.toFixed(1)} ms, max ${Number.isFinite(max) ? `${max.toFixed(1)} ms` : "lost (2 s timeout)"} (${LONE_PACKETS} packets ${LONE_GAP_MS} ms apart)`);
+}
+
 /** Live rows with CPU per million packets both ways: whole process, and while listening only. */
 function printLiveTable(title: string, rows: LiveMeasurement[]): void {
   printTable(title, rows);
@@ -252,6 +298,13 @@ export async function benchCapture(): Promise<void> {
     printLiveTable(`live capture on lo: ${LARGE_LIVE_PACKETS} UDP packets of ${LIVE_PAYLOAD_BYTES} payload bytes, max rate (at most 60 s)`, await liveRows(port, filter, LARGE_LIVE_PACKETS, false, LARGE_WARMUP_PACKETS));
   }
   if (PARTS.has("busy")) await benchBusyMainThread(port);
+  if (PARTS.has("latency")) {
+    const lonePort = port + 7;
+    const filter = `udp dst port ${lonePort}`;
+    await loneLatency("tcpdump --immediate-mode -U -w -", ["tcpdump", "--immediate-mode", "-U", "-w", "-", "-i", "lo", filter], lonePort);
+    await loneLatency("probe capture -w - (ring, worker; flush interval 10 ms)", [probeBinary, "capture", "-i", "lo", "-w", "-", filter], lonePort);
+    await loneLatency("probe capture -w - (libpcap engine)", [probeBinary, "capture", "--capture-engine", "libpcap", "-i", "lo", "-w", "-", filter], lonePort);
+  }
   if (!PARTS.has("fanout") && !PARTS.has("idle") && !PARTS.has("file")) return;
   if (PARTS.has("fanout")) await benchFanout(port);
   console.log("");
