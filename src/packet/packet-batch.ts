@@ -73,7 +73,8 @@ export function isLentBytes(bytes: Uint8Array): boolean {
 
 /** The batch itself when owned; an owned copy of its bytes (same metadata) when lent. */
 export function ownedBatch(batch: PacketBatch): PacketBatch {
-  return isLentBytes(batch.bytes) ? { ...batch, bytes: batch.bytes.slice() } : batch;
+  const bytes = ownedBytes(batch.bytes);
+  return bytes === batch.bytes ? batch : { ...batch, bytes };
 }
 
 /** `bytes` itself when owned; an owned copy when it is a view of lent memory. */

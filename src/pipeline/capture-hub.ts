@@ -8,12 +8,12 @@
 // stateful hook sees every packet once, and every consumer gets the same packets from it).
 import type { CaptureInfo, CaptureSource, CaptureStats } from "../capture/capture-source.ts";
 import { DEFAULT_CAPTURE_ENGINE, DEFAULT_FLUSH_INTERVAL_MS, LiveCaptureSource, type LiveCaptureOptions } from "../capture/live-capture-source.ts";
-import { BATCH_RECORD_HEADER_BYTES, ownedBatch, type PacketBatch } from "../packet/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "../packet/packet-batch.ts";
 import type { BpfProgram } from "../packet/bpf/index.ts";
 import { createBatchFilter, type BatchFilter } from "../capture/packet-filter.ts";
 import { ConsumerQueue, type BatchSink, type ConsumerCounters } from "./consumer-queue.ts";
 import { MAXIMUM_SNAPLEN, selectRecords } from "../packet/packet-batch.ts";
-import { StageChain, yieldToEventLoop } from "./stage-chain.ts";
+import { nextTurnSink, StageChain } from "./stage-chain.ts";
 import type { PacketStage } from "./stage.ts";
 
 export interface SubscribeOptions {
@@ -89,13 +89,7 @@ class SharedCapture {
   open(): Promise<CaptureInfo> {
     const stages = this.stages;
     if (stages && !stages.empty) {
-      this.stageQueue = new ConsumerQueue({
-        write: async (batch: PacketBatch) => {
-          const kept = ownedBatch(batch); // used after the await: a lent batch is gone by then
-          await yieldToEventLoop();
-          this.fanOut(stages.apply(kept));
-        },
-      });
+      this.stageQueue = new ConsumerQueue(nextTurnSink((batch) => this.fanOut(stages.apply(batch))));
     }
     this.opening = this.source.start({
       onBatch: (batch: PacketBatch) => {

@@ -17,7 +17,7 @@ import { ConsumerQueue } from "./consumer-queue.ts";
 import { DEFAULT_MERGE_WINDOW_MS, isMergedBatch, MergedSource } from "./merge/index.ts";
 import { buildInput, buildOutput, buildStages, type BuiltInput } from "./registry.ts";
 import { inputName, type PipelineSpec } from "./spec.ts";
-import { StageChain, yieldToEventLoop } from "./stage-chain.ts";
+import { nextTurnSink, StageChain } from "./stage-chain.ts";
 import type { PacketStage } from "./stage.ts";
 import { MetricsBindError, MetricsRegistry, pipelineCollector, processCollector, startMetricsServer, type MetricsCollector, type MetricsServer } from "../metrics/index.ts";
 
@@ -309,17 +309,7 @@ export class PipelineRunner {
     if (this.live && !this.stages.empty) {
       // Live inputs never wait: batches queue (bounded, drops counted) in front of the stages,
       // which run a turn of the event loop later, never inside the capture's callback.
-      this.stageQueue = new ConsumerQueue(
-        {
-          write: async (batch) => {
-            const kept = ownedBatch(batch); // used after the await: a lent batch is gone by then
-            await yieldToEventLoop();
-            await this.process(kept);
-          },
-        },
-        undefined,
-        (error) => this.fail(error),
-      );
+      this.stageQueue = new ConsumerQueue(nextTurnSink((batch) => this.process(batch)), undefined, (error) => this.fail(error));
     }
     const outputsReady = Promise.withResolvers<void>();
     this.gate = outputsReady.promise;

@@ -1,7 +1,8 @@
 // StageChain: the pipeline's stages in spec order, run once per batch. Used by the runner (one
 // chain before the fan-out to every output) and by the RPCAP daemon's shared captures (one
 // chain per opened interface, before the fan-out to its sessions).
-import type { PacketBatch } from "../packet/packet-batch.ts";
+import { ownedBatch, type PacketBatch } from "../packet/packet-batch.ts";
+import type { BatchSink } from "./consumer-queue.ts";
 import { ProbeError } from "../packet/probe-error.ts";
 import type { PacketStage } from "./stage.ts";
 
@@ -63,4 +64,19 @@ export class StageChain {
  */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * The sink of a stage queue: runs `run` on each batch a turn of the event loop later
+ * (yieldToEventLoop), never inside the capture's callback. It keeps an owned copy first: a live
+ * capture's batch is lent and gone once the call that delivered it has returned.
+ */
+export function nextTurnSink(run: (batch: PacketBatch) => void | Promise<void>): BatchSink {
+  return {
+    write: async (batch) => {
+      const kept = ownedBatch(batch);
+      await yieldToEventLoop();
+      await run(kept);
+    },
+  };
 }
