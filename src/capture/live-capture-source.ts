@@ -1,8 +1,9 @@
 // LiveCaptureSource: a capture of one interface, by Linux's TPACKET_V3 ring read directly
-// (src/capture/linux-ring) or through libpcap, running in a Worker so the main thread (which
-// serves sockets) never blocks. Batches arrive through a BatchChannel (shared memory, no message
-// per batch) and are lent to the consumers in that shared memory (valid during the onBatch call:
-// see isLentBatch in src/packet/packet-batch.ts).
+// (src/capture/linux-ring) or through libpcap. Whatever blocks runs off the main thread (which
+// serves sockets): the ring in a native capture thread (the default) or a Worker, libpcap in a
+// Worker. Batches arrive through a BatchChannel (shared memory, no message per batch) and are
+// lent to the consumers in that shared memory (valid during the onBatch call: see isLentBatch in
+// src/packet/packet-batch.ts).
 import { CaptureError, type CaptureErrorCode } from "./errors.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "./capture-source.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
@@ -14,8 +15,9 @@ import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import { BatchChannelReader, createBatchChannelMemory } from "./batch-channel.ts";
 import { BatchBuilder } from "./batch-builder.ts";
 import { openRingCapture } from "./linux-ring/open-ring.ts";
-import { RingUnsupported } from "./linux-ring/ring-socket.ts";
+import { RingUnsupported, type RingSocket } from "./linux-ring/ring-socket.ts";
 import { MainThreadRingReader } from "./linux-ring/main-thread-ring.ts";
+import { RingCaptureThread, ringThreadUnavailable } from "./linux-ring/ring-thread.ts";
 
 export interface LiveCaptureOptions {
   interface: string;
@@ -44,22 +46,25 @@ export interface LiveCaptureOptions {
   /** Ring engine: join this PACKET_FANOUT group so several sources share one interface by flow hash. */
   fanoutGroup?: number;
   /**
-   * Ring engine: where the ring is read. "worker" (default): a capture Worker, which keeps
-   * reading while the main thread is busy. "main": on the main thread from a timer, without a
-   * Worker (less memory and CPU; loses packets once the ring fills while the main thread is
-   * busy: docs/capture.md). Falls back to the worker where the ring cannot serve.
+   * Ring engine: where the ring is read. "native" (default): a native thread (ring-thread.c)
+   * that keeps reading while the main thread is busy, with no second JavaScript runtime; falls
+   * back to "worker" where it cannot run (not x86-64, no TinyCC), saying so in engineNote.
+   * "worker": a capture Worker. "main": on the main thread from a timer (loses packets once the
+   * ring fills while the main thread is busy: docs/capture.md). Each falls back to the worker
+   * (which opens libpcap) where the ring cannot serve.
    */
   thread?: CaptureThread;
 }
 
-export type CaptureThread = "worker" | "main";
+export type CaptureThread = "native" | "worker" | "main";
 
 /**
- * The thread used when LiveCaptureOptions.thread is absent: "worker", or PROBE_CAPTURE_THREAD
- * ("main" / "worker") so benchmarks and operators can try the main-thread reader without a flag.
+ * The thread used when LiveCaptureOptions.thread is absent: "native", or PROBE_CAPTURE_THREAD
+ * ("worker" / "main") so benchmarks and operators can compare the readers without a flag.
  */
 export function defaultCaptureThread(): CaptureThread {
-  return process.env.PROBE_CAPTURE_THREAD === "main" ? "main" : "worker";
+  const asked = process.env.PROBE_CAPTURE_THREAD;
+  return asked === "worker" || asked === "main" ? asked : "native";
 }
 
 /** The engine used when LiveCaptureOptions.engine is absent. */
@@ -224,13 +229,24 @@ export class CaptureWorkerClient {
   }
 }
 
+/**
+ * A ring read in this process without a Worker: by the native capture thread (RingCaptureThread)
+ * or by the main thread itself (MainThreadRingReader).
+ */
+interface InProcessRing {
+  setFilter(filter: WorkerFilter): void;
+  /** The kernel's counters now, or the last ones once the capture ended. */
+  stats(): KernelStats | undefined;
+  /** Hands over what the ring holds, ends the capture (handlers.onEnd runs) and gives the last counters. */
+  stop(): Promise<KernelStats | undefined>;
+}
+
 export class LiveCaptureSource implements CaptureSource {
   readonly description: string;
   private readonly client = new CaptureWorkerClient({ linktype: 0, precision: "micro" });
-  /** Set when the ring is read on the main thread (thread "main"); the worker client is unused then. */
-  private mainThread: MainThreadRingReader | null = null;
-  private mainThreadDelivered = 0;
-  private mainThreadFinal: KernelStats | undefined;
+  /** Set when the ring is read in this process (thread "native" or "main"); the worker client is unused then. */
+  private inProcess: InProcessRing | null = null;
+  private inProcessDelivered = 0;
   private started = false;
 
   constructor(private readonly options: LiveCaptureOptions) {
@@ -262,87 +278,129 @@ export class LiveCaptureSource implements CaptureSource {
       ...(o.fanoutGroup !== undefined ? { fanoutGroup: o.fanoutGroup } : {}),
     };
     if (o.filter !== undefined && o.filter !== "") message.filter = toWorkerFilter(o.filter);
-    if (message.engine === "ring" && (o.thread ?? defaultCaptureThread()) === "main") {
-      const info = this.startOnMainThread(message, handlers);
-      if (info) return info;
+    let workerNote: string | undefined;
+    if (message.engine === "ring") {
+      const thread = o.thread ?? defaultCaptureThread();
+      const unavailable = thread === "native" ? ringThreadUnavailable() : undefined;
+      if (unavailable) workerNote = `${unavailable}; ring read by a capture Worker`;
+      else if (thread !== "worker") {
+        const info = this.startInProcess(thread, message, handlers);
+        if (info) return info;
+      }
     }
     const opened = await this.client.open(message, handlers);
     const info: CaptureInfo = { ...opened.info, description: o.interface };
+    if (workerNote && info.engine === "ring" && !info.engineNote) info.engineNote = workerNote;
     return info;
   }
 
   /**
-   * The ring read on the main thread (MainThreadRingReader); undefined when the ring cannot serve
-   * this capture, so the worker opens libpcap instead and says why.
+   * The ring read in this process, by the native capture thread or on the main thread; undefined
+   * when the ring cannot serve this capture, so the worker opens libpcap instead and says why.
    */
-  private startOnMainThread(message: Extract<ToWorker, { type: "open-live" }>, handlers: CaptureHandlers): CaptureInfo | undefined {
-    // The reader looks at the ring once per flush interval (a tick every half interval cost
-    // 1.0% of a core idle in serve mode; this, about half) and the kernel retires a block after
-    // half an interval: a lone packet is handed over within about 1.5 flush intervals.
-    const halfIntervalMs = Math.max(1, message.flushIntervalMs / 2);
-    const tickMs = message.flushIntervalMs;
-    let ring;
-    // A capture that fails to open is over: stop() and stats() must not wait for a worker.
-    this.stopMainThread = () => {};
+  private startInProcess(thread: "native" | "main", message: Extract<ToWorker, { type: "open-live" }>, handlers: CaptureHandlers): CaptureInfo | undefined {
+    // The main-thread reader looks at the ring once per flush interval (a tick every half
+    // interval cost 1.0% of a core idle in serve mode; this, about half) and the kernel retires
+    // a block after half an interval: a lone packet is handed over within about 1.5 flush
+    // intervals. The capture thread waits in poll(), so a block retired after one interval
+    // reaches it at once, as in the worker.
+    const retireBlockMs = thread === "main" ? Math.max(1, message.flushIntervalMs / 2) : message.flushIntervalMs;
+    let ring: RingSocket;
     try {
       ring = openRingCapture({
         options: message.options,
         batchBytes: message.batchBytes,
-        retireBlockMs: halfIntervalMs,
+        retireBlockMs,
         ...(message.filter ? { filter: message.filter } : {}),
         ...(message.fanoutGroup !== undefined ? { fanoutGroup: message.fanoutGroup } : {}),
       });
     } catch (error) {
       if (!(error instanceof RingUnsupported)) throw error;
-      this.stopMainThread = null; // the worker takes over
-      return undefined;
+      return undefined; // the worker takes over
     }
     const linktype = ring.info.linktype;
     const precision = ring.info.precision;
-    const reader = new MainThreadRingReader(ring, tickMs, message.flushIntervalMs, {
-      onBatch: (bytes, count) => {
-        this.mainThreadDelivered += count;
-        handlers.onBatch({ bytes, count, linktype, precision });
-      },
+    const onBatch = (bytes: Uint8Array, count: number) => {
+      this.inProcessDelivered += count;
+      handlers.onBatch({ bytes, count, linktype, precision });
+    };
+    try {
+      this.inProcess =
+        thread === "native"
+          ? this.startCaptureThread(ring, message, onBatch, handlers)
+          : this.startMainThreadReader(ring, message, onBatch, handlers);
+    } catch (error) {
+      ring.close();
+      throw error;
+    }
+    const note = ring.walkerNote;
+    return { ...ring.info, engine: "ring", ...(note ? { engineNote: note } : {}), description: this.options.interface };
+  }
+
+  private startCaptureThread(
+    ring: RingSocket,
+    message: Extract<ToWorker, { type: "open-live" }>,
+    onBatch: (bytes: Uint8Array, count: number) => void,
+    handlers: CaptureHandlers,
+  ): InProcessRing {
+    const captureThread = new RingCaptureThread(ring, message.channel, message.batchBytes, message.flushIntervalMs, {
+      onBatch,
+      onEnd: (error) => (error ? handlers.onEnd("failed", error) : handlers.onEnd("stopped")),
+    });
+    return {
+      setFilter: (filter) => captureThread.setFilter(filter),
+      stats: () => captureThread.stats(),
+      stop: () => captureThread.stop(),
+    };
+  }
+
+  private startMainThreadReader(
+    ring: RingSocket,
+    message: Extract<ToWorker, { type: "open-live" }>,
+    onBatch: (bytes: Uint8Array, count: number) => void,
+    handlers: CaptureHandlers,
+  ): InProcessRing {
+    let running = true;
+    let final: KernelStats | undefined;
+    const reader = new MainThreadRingReader(ring, message.flushIntervalMs, message.flushIntervalMs, {
+      onBatch,
       onFailure: (error) => {
-        this.mainThread = null;
+        running = false;
         handlers.onEnd("failed", error);
       },
     });
-    this.mainThread = reader;
-    this.stopMainThread = () => {
-      this.mainThread = null;
-      this.mainThreadFinal = reader.stop();
-      handlers.onEnd("stopped");
-    };
     reader.start();
-    return { ...ring.info, engine: "ring", description: this.options.interface };
+    return {
+      setFilter: (filter) => {
+        if (!running) throw new CaptureError("capture-failed", "capture is not running");
+        reader.setFilter(filter);
+      },
+      stats: () => (running ? reader.stats() : final),
+      stop: async () => {
+        if (running) {
+          running = false;
+          final = reader.stop();
+          handlers.onEnd("stopped");
+        }
+        return final;
+      },
+    };
   }
 
-  private stopMainThread: (() => void) | null = null;
-
   async setFilter(filter: string | readonly BpfInstruction[]): Promise<void> {
-    if (this.mainThread) return this.mainThread.setFilter(toWorkerFilter(filter));
-    if (this.stopMainThread) throw new CaptureError("capture-failed", "capture is not running");
+    if (this.inProcess) return this.inProcess.setFilter(toWorkerFilter(filter));
     await this.client.request({ type: "set-filter", filter: toWorkerFilter(filter) });
   }
 
   async stats(): Promise<CaptureStats> {
-    if (this.stopMainThread) {
-      const kernel = this.mainThread ? this.mainThread.stats() : this.mainThreadFinal;
-      return kernel ? { delivered: this.mainThreadDelivered, kernel } : { delivered: this.mainThreadDelivered };
-    }
-    const kernel = await this.client.request({ type: "stats" });
-    return kernel ? { delivered: this.client.delivered, kernel } : { delivered: this.client.delivered };
+    const kernel = this.inProcess ? this.inProcess.stats() : await this.client.request({ type: "stats" });
+    const delivered = this.inProcess ? this.inProcessDelivered : this.client.delivered;
+    return kernel ? { delivered, kernel } : { delivered };
   }
 
   async stop(): Promise<CaptureStats> {
-    if (this.stopMainThread) {
-      if (this.mainThread) this.stopMainThread();
-      const kernel = this.mainThreadFinal;
-      return kernel ? { delivered: this.mainThreadDelivered, kernel } : { delivered: this.mainThreadDelivered };
-    }
-    const kernel = await this.client.stop();
-    return kernel ? { delivered: this.client.delivered, kernel } : { delivered: this.client.delivered };
+    const kernel = this.inProcess ? await this.inProcess.stop() : await this.client.stop();
+    const delivered = this.inProcess ? this.inProcessDelivered : this.client.delivered;
+    return kernel ? { delivered, kernel } : { delivered };
   }
 }

@@ -1,7 +1,7 @@
 // Live capture on lo through both engines (the TPACKET_V3 ring read directly, and libpcap) and
-// the capture worker: traffic the test sends is compared packet by packet with what the source
-// delivers. Every test runs once per engine, and the ring engine once more read on the main
-// thread (thread "main": no Worker).
+// the thread that reads them: traffic the test sends is compared packet by packet with what the
+// source delivers. Every test runs once per engine and reader: the ring read by its native
+// capture thread (the default), by a capture Worker and on the main thread; libpcap in a Worker.
 import { afterEach, describe, expect, test } from "bun:test";
 import { LiveCaptureSource, type CaptureThread, type LiveCaptureOptions } from "../../src/capture/live-capture-source.ts";
 import { forEachRecord, ownedBatch, type PacketBatch } from "../../src/packet/packet-batch.ts";
@@ -34,8 +34,9 @@ afterEach(async () => {
   flow = undefined;
 });
 
-/** Each engine, and the ring engine read on the main thread as well as in its worker. */
+/** Each engine, and the ring engine read by its native thread, its worker and the main thread. */
 const VARIANTS = [
+  ["ring", "native"],
   ["ring", "worker"],
   ["ring", "main"],
   ["libpcap", "worker"],

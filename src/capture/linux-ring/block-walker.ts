@@ -8,15 +8,11 @@
 // Both skip frames by direction, cut to the snapshot length, put back a stripped 802.1Q tag
 // (what libpcap's pcap-linux.c does: see ring-socket.ts), stop before a frame once the batch
 // is full and cannot be handed over, and resume there on the next call.
-import { cc, ptr, type Pointer } from "bun:ffi";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
 import type { BatchBuilder } from "../batch-builder.ts";
-import { ringLibc } from "./ffi.ts";
+import { ringNatives, type NativeWalk } from "./ring-natives.ts";
 import { BlockDescLayout, ETH_P_8021Q, PacketType, Tpacket3HeaderLayout as H, TpStatus } from "./tpacket.ts";
-import walkerSource from "./ring-walk.c" with { type: "text" };
 
 /** Environment variable choosing the ring's block walker: "js" forces the JavaScript one. */
 export const RING_WALKER_ENV = "PROBE_RING_WALKER";
@@ -56,8 +52,13 @@ export interface BlockWalker {
   walk(base: number, batch: BatchBuilder): boolean;
 }
 
+/** A frame outside its block: what every walker (and the capture thread, ring-thread.c) reports. */
+export function ringOverrunError(interfaceName: string): CaptureError {
+  return new CaptureError("capture-failed", `${interfaceName}: ring frame overruns its block (kernel/ABI mismatch)`);
+}
+
 function overrun(options: WalkOptions): CaptureError {
-  return new CaptureError("capture-failed", `${options.interfaceName}: ring frame overruns its block (kernel/ABI mismatch)`);
+  return ringOverrunError(options.interfaceName);
 }
 
 /**
@@ -148,8 +149,6 @@ export class JsBlockWalker implements BlockWalker {
   }
 }
 
-/** ring-walk.c's entry point: (block address, output address, state address) → a WalkResult. */
-type NativeWalk = (block: Pointer, out: Pointer, state: Pointer) => number;
 
 /** ring-walk.c's state[] indexes and return codes. */
 const State = {
@@ -209,69 +208,6 @@ export class NativeBlockWalker implements BlockWalker {
   }
 }
 
-/** memfd_create(2) flag: the descriptor is not inherited by programs this process runs. */
-const MFD_CLOEXEC = 1;
-
-/** The compiled walker of this thread (each Worker compiles its own, ~5 ms), or why there is none. */
-let compiled: { walk: NativeWalk; library: object } | { error: string } | undefined;
-
-/**
- * Compiles ring-walk.c with Bun's TinyCC. cc() reads its source from a path, and a source
- * embedded in the executable (/$bunfs/...) is not readable to it, so the text goes to a memfd
- * (/proc/self/fd/N) or, when there is no memfd or no /proc, to a private temporary directory
- * removed right after.
- */
-function compileNativeWalk(): { walk: NativeWalk; library: object } | { error: string } {
-  const bytes = new TextEncoder().encode(walkerSource);
-  const fd = sourceMemfd(bytes);
-  if (fd >= 0) {
-    try {
-      const path = `/proc/self/fd/${fd}`;
-      if (existsSync(path)) return compileAt(path);
-    } finally {
-      ringLibc().close(fd);
-    }
-  }
-  let directory: string | undefined;
-  try {
-    directory = mkdtempSync(join(tmpdir(), "probe-ring-walk-"));
-    const path = join(directory, "ring-walk.c");
-    writeFileSync(path, bytes, { mode: 0o600 });
-    return compileAt(path);
-  } catch (error) {
-    return { error: firstLine(error) };
-  } finally {
-    if (directory) rmSync(directory, { recursive: true, force: true });
-  }
-}
-
-/** A memfd holding `bytes`, or -1 when memfd_create or write fails. */
-function sourceMemfd(bytes: Uint8Array): number {
-  try {
-    const c = ringLibc();
-    const fd = c.memfd_create(ptr(new TextEncoder().encode("probe-ring-walk.c\0")), MFD_CLOEXEC);
-    if (fd < 0) return -1;
-    if (Number(c.write(fd, ptr(bytes), bytes.byteLength)) === bytes.byteLength) return fd;
-    c.close(fd);
-  } catch {
-    // no memfd_create in this libc
-  }
-  return -1;
-}
-
-function compileAt(path: string): { walk: NativeWalk; library: object } | { error: string } {
-  try {
-    const library = cc({ source: path, symbols: { probe_ring_walk: { args: ["ptr", "ptr", "ptr"], returns: "i32" } } });
-    return { walk: library.symbols.probe_ring_walk as NativeWalk, library };
-  } catch (error) {
-    return { error: firstLine(error) };
-  }
-}
-
-function firstLine(error: unknown): string {
-  return String(error instanceof Error ? error.message : error).split("\n")[0]!;
-}
-
 /** The walker kind asked for by PROBE_RING_WALKER (native unless it says "js"). */
 export function requestedRingWalker(): RingWalkerKind {
   return process.env[RING_WALKER_ENV] === "js" ? "js" : "native";
@@ -283,9 +219,9 @@ export function requestedRingWalker(): RingWalkerKind {
  */
 export function createBlockWalker(memory: RingMemory, options: WalkOptions, wanted: RingWalkerKind): { walker: BlockWalker; note?: string } {
   if (wanted === "js") return { walker: new JsBlockWalker(memory, options) };
-  compiled ??= compileNativeWalk();
-  if ("error" in compiled) {
-    return { walker: new JsBlockWalker(memory, options), note: `native ring walker unavailable (${compiled.error}); using the JavaScript walker` };
+  const natives = ringNatives();
+  if ("error" in natives) {
+    return { walker: new JsBlockWalker(memory, options), note: `native ring walker unavailable (${natives.error}); using the JavaScript walker` };
   }
-  return { walker: new NativeBlockWalker(compiled.walk, memory, options) };
+  return { walker: new NativeBlockWalker(natives.walk, memory, options) };
 }

@@ -1,8 +1,8 @@
 // libc through bun:ffi for the TPACKET_V3 ring engine. Like src/capture/libpcap/ffi.ts this is
 // one of the two places probe calls native code (STYLE 3 names libpcap's folder; the ring engine
-// needs the packet-socket system calls that libpcap would otherwise make for us). Only the
-// capture worker opens rings; these calls are made once per capture or once per ring block,
-// never once per packet.
+// needs the packet-socket system calls that libpcap would otherwise make for us). These calls are
+// made once per capture or once per ring block, never once per packet (the capture thread,
+// ring-thread.c, makes its own calls from C).
 import { dlopen, FFIType, read } from "bun:ffi";
 
 const { ptr: P, i32, u32, u64, i64, cstring } = FFIType;
@@ -16,6 +16,7 @@ const ringLibcSymbols = {
   munmap: { args: [P, u64], returns: i32 },
   close: { args: [i32], returns: i32 },
   memfd_create: { args: [P, u32], returns: i32 },
+  eventfd: { args: [u32, i32], returns: i32 },
   write: { args: [i32, P, u64], returns: i64 },
   poll: { args: [P, u32, i32], returns: i32 },
   __errno_location: { args: [], returns: P },

@@ -109,6 +109,25 @@ export interface RingOpenOptions {
   walker?: RingWalkerKind;
 }
 
+/** RingSocket.threadParameters(). */
+export interface RingThreadParameters {
+  fd: number;
+  ringAddress: number;
+  blockBytes: number;
+  blockCount: number;
+  /** The block the kernel fills next (0 unless the ring was read before). */
+  nextBlock: number;
+  snaplen: number;
+  keepIncoming: boolean;
+  keepOutgoing: boolean;
+  nano: boolean;
+}
+
+/** Errors a packet socket reports when its interface went down or was removed. */
+export function isInterfaceGoneErrno(errno: number): boolean {
+  return errno === Errno.ENETDOWN || errno === Errno.ENODEV || errno === Errno.ENXIO;
+}
+
 /** Thrown when the ring cannot serve this interface but libpcap can (the worker falls back). */
 export class RingUnsupported extends Error {
   override readonly name = "RingUnsupported";
@@ -139,6 +158,16 @@ function interfaceVanishes(name: string): boolean {
     if (!existsSync(`/sys/class/net/${name}`)) return true;
     if (performance.now() >= deadline) return false;
     Bun.sleepSync(INTERFACE_GONE_POLL_MS);
+  }
+}
+
+/** interfaceVanishes for the main thread: the same looks, with timers between them instead of sleeps. */
+export async function interfaceVanishesAsync(name: string): Promise<boolean> {
+  const deadline = performance.now() + INTERFACE_GONE_CHECK_MS;
+  for (;;) {
+    if (!existsSync(`/sys/class/net/${name}`)) return true;
+    if (performance.now() >= deadline) return false;
+    await Bun.sleep(INTERFACE_GONE_POLL_MS);
   }
 }
 
@@ -342,6 +371,11 @@ export class RingSocket {
     }
   }
 
+  /** The interface this ring captures. */
+  get interfaceName(): string {
+    return this.options.interface;
+  }
+
   /** Which block walker reads this ring. */
   get walkerKind(): RingWalkerKind {
     return this.walker.kind;
@@ -403,15 +437,49 @@ export class RingSocket {
     const revents = this.pollfd[1]! >>> 16;
     if (revents & POLLERR) {
       const errno = this.socketError();
-      const name = this.options.interface;
-      if (errno === Errno.ENETDOWN || errno === Errno.ENODEV || errno === Errno.ENXIO) {
-        if (interfaceVanishes(name)) throw new CaptureError("no-such-device", `${name}: the interface vanished (it was removed)`);
-        throw new CaptureError("interface-down", `${name}: the interface went down`);
-      }
-      if (errno !== 0) throw new CaptureError("capture-failed", `${name}: packet socket error: ${errnoText(errno)}`);
+      if (errno !== 0) throw this.socketFailure(errno, isInterfaceGoneErrno(errno) && interfaceVanishes(this.options.interface));
     }
-    if (revents & (POLLHUP | POLLNVAL)) throw new CaptureError("capture-failed", `${this.options.interface}: packet socket hung up`);
+    if (revents & (POLLHUP | POLLNVAL)) throw this.hangUp();
     return this.blockReady();
+  }
+
+  /**
+   * What a pending socket error (SO_ERROR, nonzero) means for this capture. `vanished`: the
+   * caller looked (interfaceVanishes, or its asynchronous twin on the main thread) whether an
+   * interface that went down was removed.
+   */
+  socketFailure(errno: number, vanished: boolean): CaptureError {
+    const name = this.options.interface;
+    if (isInterfaceGoneErrno(errno)) {
+      if (vanished) return new CaptureError("no-such-device", `${name}: the interface vanished (it was removed)`);
+      return new CaptureError("interface-down", `${name}: the interface went down`);
+    }
+    return new CaptureError("capture-failed", `${name}: packet socket error: ${errnoText(errno)}`);
+  }
+
+  /** POLLHUP or POLLNVAL on the socket. */
+  hangUp(): CaptureError {
+    return new CaptureError("capture-failed", `${this.options.interface}: packet socket hung up`);
+  }
+
+  /**
+   * What a native capture thread (ring-thread.ts) needs to read this ring on its own: the socket,
+   * the ring's address and geometry, and the walk's settings. The ring must not be read with
+   * readInto while such a thread runs, nor closed before it has ended.
+   */
+  threadParameters(): RingThreadParameters {
+    this.live();
+    return {
+      fd: this.fd,
+      ringAddress: Number(this.regionAddress),
+      blockBytes: this.blockBytes,
+      blockCount: this.blockCount,
+      nextBlock: this.blockIndex,
+      snaplen: this.options.snaplen,
+      keepIncoming: this.keepIncoming,
+      keepOutgoing: this.keepOutgoing,
+      nano: this.options.precision === "nano",
+    };
   }
 
   /**
