@@ -122,11 +122,11 @@ const BUSY_MS = 50;
 const BUSY_PERIOD_MS = 100;
 
 /**
- * Loss with a busy main thread: the ring read in its worker against the ring read on the main
- * thread, while the main thread is blocked BUSY_MS of every BUSY_PERIOD_MS, same unpaced load.
+ * Loss with a busy main thread: the ring read by its native thread, in its worker and on the
+ * main thread, while the main thread is blocked BUSY_MS of every BUSY_PERIOD_MS, same unpaced load.
  */
 async function benchBusyMainThread(port: number): Promise<void> {
-  for (const thread of ["worker", "main"]) {
+  for (const thread of ["native", "worker", "main"]) {
     const argv = [bunBinary, `${repoRoot}scripts/bench/support/busy-main-capture.ts`, thread, String(port), String(BUSY_MS), String(BUSY_PERIOD_MS)];
     const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "inherit" });
     const out = new Response(proc.stdout).text();
@@ -138,7 +138,7 @@ async function benchBusyMainThread(port: number): Promise<void> {
     await proc.exited;
     sink.close();
     const report = JSON.parse((await out).trim()) as { delivered: number; dropped: number };
-    console.log(`main thread busy ${BUSY_MS} ms of every ${BUSY_PERIOD_MS} ms, ring read in the ${thread === "main" ? "main thread" : "worker"}: ${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s, ${report.delivered} delivered, ${report.dropped} dropped by the kernel`);
+    console.log(`main thread busy ${BUSY_MS} ms of every ${BUSY_PERIOD_MS} ms, ring read ${thread === "main" ? "on the main thread" : thread === "native" ? "by the native thread" : "in the worker"}: ${load.sent} sent at ${Math.round(load.sent / load.seconds)}/s, ${report.delivered} delivered, ${report.dropped} dropped by the kernel`);
   }
 }
 
@@ -260,13 +260,20 @@ function printLiveTable(title: string, rows: LiveMeasurement[]): void {
   }
 }
 
-/** The probe variants measured: each engine, the ring's JavaScript block walker, and the ring read on the main thread (no Worker). */
-const PROBE_VARIANTS: { label: string; engine: string; env?: Record<string, string> }[] = [
+/**
+ * The probe variants measured: each engine; the ring read by its native capture thread (the
+ * default), by a capture Worker (with either block walker) and on the main thread.
+ * BENCH_CAPTURE_VARIANTS (labels separated by ";") keeps only some.
+ */
+const ALL_PROBE_VARIANTS: { label: string; engine: string; env?: Record<string, string> }[] = [
+  { label: "ring, native thread", engine: "ring", env: { PROBE_CAPTURE_THREAD: "native" } },
   { label: "ring, worker", engine: "ring", env: { PROBE_CAPTURE_THREAD: "worker" } },
   { label: "ring, worker, JavaScript walker", engine: "ring", env: { PROBE_CAPTURE_THREAD: "worker", PROBE_RING_WALKER: "js" } },
   { label: "ring, main thread", engine: "ring", env: { PROBE_CAPTURE_THREAD: "main" } },
   { label: "libpcap", engine: "libpcap" },
 ];
+const VARIANT_FILTER = process.env.BENCH_CAPTURE_VARIANTS?.split(";");
+const PROBE_VARIANTS = VARIANT_FILTER ? ALL_PROBE_VARIANTS.filter((v) => VARIANT_FILTER.includes(v.label)) : ALL_PROBE_VARIANTS;
 
 async function liveRows(port: number, filter: string, packets: number, withIdle: boolean, warmup = 0): Promise<LiveMeasurement[]> {
   const rows: LiveMeasurement[] = [];
@@ -302,13 +309,14 @@ export async function benchCapture(): Promise<void> {
     const lonePort = port + 7;
     const filter = `udp dst port ${lonePort}`;
     await loneLatency("tcpdump --immediate-mode -U -w -", ["tcpdump", "--immediate-mode", "-U", "-w", "-", "-i", "lo", filter], lonePort);
-    await loneLatency("probe capture -w - (ring, worker; flush interval 10 ms)", [probeBinary, "capture", "-i", "lo", "-w", "-", filter], lonePort);
+    await loneLatency("probe capture -w - (ring, native thread; flush interval 10 ms)", [probeBinary, "capture", "-i", "lo", "-w", "-", filter], lonePort);
     await loneLatency("probe capture -w - (libpcap engine)", [probeBinary, "capture", "--capture-engine", "libpcap", "-i", "lo", "-w", "-", filter], lonePort);
   }
   if (!PARTS.has("fanout") && !PARTS.has("idle") && !PARTS.has("file")) return;
   if (PARTS.has("fanout")) await benchFanout(port);
   console.log("");
   if (PARTS.has("idle")) {
+    await benchServeIdle(probeBinary, "ring engine, native thread", { PROBE_CAPTURE_THREAD: "native" });
     await benchServeIdle(probeBinary, "ring engine, worker", { PROBE_CAPTURE_THREAD: "worker" });
     await benchServeIdle(probeBinary, "ring engine, main thread", { PROBE_CAPTURE_THREAD: "main" });
     if (PROBE_BEFORE) await benchServeIdle(PROBE_BEFORE, "BENCH_PROBE_BEFORE");
