@@ -8,10 +8,11 @@
 // "Memory: where it goes"). The interpreted parser gives the same results and messages.
 //
 // Built on first use: building zod schemas costs memory out of proportion to their size (the
-// runtime code and JIT tiers ~900 schema objects exercise: ~4.6 MiB of an idle capture's peak
-// RSS, docs/capture.md). So schema modules declare their schemas with lazySchema() or
-// kindSchema(): importing a module builds nothing, validating builds what the input reaches
-// (a capture spec builds its interface input and file output, not the other 20 kinds).
+// runtime code and JIT tiers that building them exercises). So schema modules declare their
+// schemas with lazySchema() or kindSchema(): importing a module builds nothing, validating
+// builds what the input reaches (a capture spec: its interface input and file output, not the
+// other 20 kinds; ~180 schema objects instead of ~940, 2.5 MiB less peak RSS for an idle
+// capture, 5 MiB for `probe capture --help`: docs/capture.md, "Memory: where it goes").
 import { z } from "zod";
 
 z.config({ jitless: true });
