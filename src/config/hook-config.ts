@@ -1,6 +1,6 @@
 // Hook settings as every command that runs hooks takes them: the hook files, in order, plus
 // hookSettingsSchema's limits and failure policy, for merging into a command's own schema.
-import { z } from "./zod.ts";
+import { lazySchema, z } from "./zod.ts";
 // settings.ts directly, not hooks/index.ts: the index loads QuickJS (~35 ms), which a command
 // that validates its flags but runs no hook should not pay for.
 import { hookSettingsSchema } from "../hooks/settings.ts";
@@ -12,9 +12,12 @@ import { hookSettingsSchema } from "../hooks/settings.ts";
  */
 export const MAX_HOOK_FILES = 16;
 
-export const hookConfigSchema = hookSettingsSchema.extend({
-  /** Hook files, applied in this order (`--hook FILE`, repeatable). */
-  hooks: z.array(z.string().min(1)).max(MAX_HOOK_FILES, `at most ${MAX_HOOK_FILES} hooks`).default([]),
-});
+/** Built on first use (src/config/zod.ts); `.unwrap()` for `.extend()` or `.shape`. */
+export const hookConfigSchema = lazySchema(() =>
+  hookSettingsSchema.unwrap().extend({
+    /** Hook files, applied in this order (`--hook FILE`, repeatable). */
+    hooks: z.array(z.string().min(1)).max(MAX_HOOK_FILES, `at most ${MAX_HOOK_FILES} hooks`).default([]),
+  }),
+);
 
 export type HookConfig = Readonly<z.infer<typeof hookConfigSchema>>;

@@ -1,6 +1,6 @@
 // Settings of `probe rpcapd`: rpcapd's flags and config-file keys merged once into a frozen,
 // zod-validated object. Timeouts and limits are named with units and reasons.
-import { z } from "./zod.ts";
+import { lazySchema, z } from "./zod.ts";
 import { hookConfigSchema } from "./hook-config.ts";
 import { logConfigSchema } from "./log-config.ts";
 
@@ -44,45 +44,53 @@ export const UDPSTR_DEFAULT_MTU = 1472;
 /** ExtraHop's upper bound on -t. */
 export const UDPSTR_MAX_MTU = 65000;
 
-const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
-
-export const rpcapdConfigSchema = z.object({
-  bindAddress: z.string().optional(),
-  port: z.number().int().min(0).max(65535).default(RPCAP_DEFAULT_PORT),
-  ipv4Only: z.boolean().default(false),
-  hostListFile: z.string().optional(),
-  /** Hosts from the config file's PassiveClient lines (merged with the -l file). */
-  passiveClients: z.array(z.string()).default([]),
-  nullAuth: z.boolean().default(false),
-  active: z.array(hostPort).default([]),
-  activeOnly: z.boolean().default(false),
-  daemonize: z.boolean().default(false),
-  saveConfigFile: z.string().optional(),
-  configFile: z.string().optional(),
-  tls: z.boolean().default(false),
-  tlsKey: z.string().default("key.pem"),
-  tlsCert: z.string().default("cert.pem"),
-  preselectedInterface: z.string().optional(),
-  /** inetd mode (libpcap's `rpcapd -i`): serve the one connection on standard input/output. */
-  inetd: z.boolean().default(false),
-  /** `--interfaces`: the only interfaces listed and openable (libpcap#1301); undefined = all. */
-  interfaces: z.array(z.string().min(1)).min(1).optional(),
-  /** udpstr packing on UDP data channels: 0 = off (plain RPCAP, the default here). */
-  udpstrMtu: z.number().int().min(0).max(UDPSTR_MAX_MTU).default(0),
-  /** libpcap 1.11's fixed data port (libpcap#1120): 0 = a fresh ephemeral port per capture. */
-  dataPort: z.number().int().min(0).max(65535).default(0),
-  usersFile: z.string().optional(),
-  authTimeoutMs: z.number().int().min(100).default(DEFAULT_AUTH_TIMEOUT_MS),
-  idleTimeoutMs: z.number().int().min(100).default(DEFAULT_IDLE_TIMEOUT_MS),
-  activeRetryMs: z.number().int().min(50).default(DEFAULT_ACTIVE_RETRY_MS),
-  dataQueueBytes: z.number().int().min(64 * 1024).default(DEFAULT_DATA_QUEUE_BYTES),
-  maxControlPlen: z.number().int().min(1024).default(DEFAULT_MAX_CONTROL_PLEN),
-  maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
-  maxSessionsPerAddress: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS_PER_ADDRESS),
-  pressureAuthTimeoutMs: z.number().int().min(100).default(DEFAULT_PRESSURE_AUTH_TIMEOUT_MS),
-  /** Accept system-account passwords although the session captures with the daemon's rights. */
-  systemAccountsShareCapture: z.boolean().default(false),
-}).extend(hookConfigSchema.shape).extend(logConfigSchema.shape);
+/**
+ * Built on first use (src/config/zod.ts): `probe capture` imports this module for the defaults
+ * above (the rpcapd output's) and never validates rpcapd's settings.
+ */
+export const rpcapdConfigSchema = lazySchema(() => {
+  const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
+  return z
+    .object({
+      bindAddress: z.string().optional(),
+      port: z.number().int().min(0).max(65535).default(RPCAP_DEFAULT_PORT),
+      ipv4Only: z.boolean().default(false),
+      hostListFile: z.string().optional(),
+      /** Hosts from the config file's PassiveClient lines (merged with the -l file). */
+      passiveClients: z.array(z.string()).default([]),
+      nullAuth: z.boolean().default(false),
+      active: z.array(hostPort).default([]),
+      activeOnly: z.boolean().default(false),
+      daemonize: z.boolean().default(false),
+      saveConfigFile: z.string().optional(),
+      configFile: z.string().optional(),
+      tls: z.boolean().default(false),
+      tlsKey: z.string().default("key.pem"),
+      tlsCert: z.string().default("cert.pem"),
+      preselectedInterface: z.string().optional(),
+      /** inetd mode (libpcap's `rpcapd -i`): serve the one connection on standard input/output. */
+      inetd: z.boolean().default(false),
+      /** `--interfaces`: the only interfaces listed and openable (libpcap#1301); undefined = all. */
+      interfaces: z.array(z.string().min(1)).min(1).optional(),
+      /** udpstr packing on UDP data channels: 0 = off (plain RPCAP, the default here). */
+      udpstrMtu: z.number().int().min(0).max(UDPSTR_MAX_MTU).default(0),
+      /** libpcap 1.11's fixed data port (libpcap#1120): 0 = a fresh ephemeral port per capture. */
+      dataPort: z.number().int().min(0).max(65535).default(0),
+      usersFile: z.string().optional(),
+      authTimeoutMs: z.number().int().min(100).default(DEFAULT_AUTH_TIMEOUT_MS),
+      idleTimeoutMs: z.number().int().min(100).default(DEFAULT_IDLE_TIMEOUT_MS),
+      activeRetryMs: z.number().int().min(50).default(DEFAULT_ACTIVE_RETRY_MS),
+      dataQueueBytes: z.number().int().min(64 * 1024).default(DEFAULT_DATA_QUEUE_BYTES),
+      maxControlPlen: z.number().int().min(1024).default(DEFAULT_MAX_CONTROL_PLEN),
+      maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
+      maxSessionsPerAddress: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS_PER_ADDRESS),
+      pressureAuthTimeoutMs: z.number().int().min(100).default(DEFAULT_PRESSURE_AUTH_TIMEOUT_MS),
+      /** Accept system-account passwords although the session captures with the daemon's rights. */
+      systemAccountsShareCapture: z.boolean().default(false),
+    })
+    .extend(hookConfigSchema.unwrap().shape)
+    .extend(logConfigSchema.unwrap().shape);
+});
 
 export type RpcapdConfig = Readonly<z.infer<typeof rpcapdConfigSchema>>;
 

@@ -1,6 +1,6 @@
 // Hook limits and policies with their defaults, units and reasons, as a zod schema that the
 // config layer can merge into its own (STYLE 14), plus the constants the runner enforces.
-import { z } from "../config/zod.ts";
+import { lazySchema, z } from "../config/zod.ts";
 
 /**
  * QuickJS heap per hook. 64 MiB holds a hook's state for ~100k flows with room to spare while
@@ -43,25 +43,37 @@ export const HOOK_LOG_LINES_PER_SECOND = 20;
 export const HOOK_FAIL_POLICY = { PASS: "pass", DROP: "drop" } as const;
 export type HookFailPolicy = (typeof HOOK_FAIL_POLICY)[keyof typeof HOOK_FAIL_POLICY];
 
-export const hookSettingsSchema = z.object({
-  hookFail: z.enum(["pass", "drop"]).default(HOOK_FAIL_POLICY.PASS),
-  hookMemoryLimitBytes: z
-    .number()
-    .int()
-    .min(1024 * 1024)
-    .max(1024 * 1024 * 1024)
-    .default(DEFAULT_HOOK_MEMORY_LIMIT_BYTES),
-  hookBatchBudgetMs: z.number().min(1).max(10_000).default(DEFAULT_HOOK_BATCH_BUDGET_MS),
-  hookCompileBudgetMs: z.number().min(1).max(60_000).default(DEFAULT_HOOK_COMPILE_BUDGET_MS),
-  hookMaxStackBytes: z
-    .number()
-    .int()
-    .min(64 * 1024)
-    .max(4 * 1024 * 1024)
-    .default(DEFAULT_HOOK_MAX_STACK_BYTES),
-});
+/** Built on first use (src/config/zod.ts); `.unwrap()` for `.extend()`. */
+export const hookSettingsSchema = lazySchema(() =>
+  z.object({
+    hookFail: z.enum(["pass", "drop"]).default(HOOK_FAIL_POLICY.PASS),
+    hookMemoryLimitBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .max(1024 * 1024 * 1024)
+      .default(DEFAULT_HOOK_MEMORY_LIMIT_BYTES),
+    hookBatchBudgetMs: z.number().min(1).max(10_000).default(DEFAULT_HOOK_BATCH_BUDGET_MS),
+    hookCompileBudgetMs: z.number().min(1).max(60_000).default(DEFAULT_HOOK_COMPILE_BUDGET_MS),
+    hookMaxStackBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(4 * 1024 * 1024)
+      .default(DEFAULT_HOOK_MAX_STACK_BYTES),
+  }),
+);
 
 export type HookSettings = Readonly<z.infer<typeof hookSettingsSchema>>;
 
-/** The defaults as a frozen object (zod parse of nothing). */
-export const DEFAULT_HOOK_SETTINGS: HookSettings = Object.freeze(hookSettingsSchema.parse({}));
+/**
+ * The defaults as a frozen object: what the schema makes of nothing (a test holds the two
+ * equal), written out so that importing this module builds no schema.
+ */
+export const DEFAULT_HOOK_SETTINGS: HookSettings = Object.freeze({
+  hookFail: HOOK_FAIL_POLICY.PASS,
+  hookMemoryLimitBytes: DEFAULT_HOOK_MEMORY_LIMIT_BYTES,
+  hookBatchBudgetMs: DEFAULT_HOOK_BATCH_BUDGET_MS,
+  hookCompileBudgetMs: DEFAULT_HOOK_COMPILE_BUDGET_MS,
+  hookMaxStackBytes: DEFAULT_HOOK_MAX_STACK_BYTES,
+});

@@ -3,9 +3,13 @@
 // hands it to the runner (src/pipeline/runner.ts); `probe run FILE` reads one from YAML or JSON;
 // `--print-pipeline` prints the one a command line makes. Parsed specs are deeply frozen.
 //
-// Adding a kind: one entry in the discriminated union below (inputSpecSchema, stageSpecSchema or
-// outputSpecSchema) and one builder in src/pipeline/registry.ts. Nothing else changes.
-import { z } from "../config/zod.ts";
+// Adding a kind: one `kindSchema("name", (kind) => z.strictObject({ kind, ... }))` listed in the
+// discriminated union below (inputSpecSchema, stageSpecSchema or outputSpecSchema) and one builder
+// in src/pipeline/registry.ts. Nothing else changes.
+//
+// Schemas are built on first use (src/config/zod.ts): importing this module builds the unions'
+// shells; validating a spec builds the top level and the kinds that spec holds.
+import { kindSchema, lazySchema, z } from "../config/zod.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import { hookSettingsSchema } from "../hooks/settings.ts";
 import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/rpcapd-config.ts";
@@ -14,96 +18,108 @@ import { rotatingFileSpecSchema } from "../outputs/rotating-file/rotating-file-s
 import { onlyDirectionSchema, processingStageSchemas } from "./stages/processing-spec.ts";
 
 /** A port as operators type it; 0 asks the system for a free one (tests, ephemeral listeners). */
-const port = z.number().int().min(0).max(65535);
-export const hostPortSchema = z.strictObject({ host: z.string().min(1), port });
+const port = () => z.number().int().min(0).max(65535);
+export const hostPortSchema = lazySchema(() => z.strictObject({ host: z.string().min(1), port: port() }));
 
 // ---------------------------------------------------------------------------------- inputs
 
-const inputCommon = {
+const inputCommon = () => ({
   /** What hooks see as pkt.interfaceName and pcapng IDBs carry; defaults per kind. */
   name: z.string().min(1).optional(),
   /** Capture filter (tcpdump syntax), run by the kernel for live inputs, else in userland. */
   filter: z.string().default(""),
   snaplen: z.number().int().min(1).max(MAXIMUM_SNAPLEN).default(MAXIMUM_SNAPLEN),
-};
-
-export const interfaceInputSchema = z.strictObject({
-  kind: z.literal("interface"),
-  ...inputCommon,
-  device: z.string().min(1),
-  promiscuous: z.boolean().default(true),
-  /** Kernel buffer in KiB, like tcpdump -B; 0 = libpcap's default. */
-  bufferKiB: z.number().int().min(0).max(4 * 1024 * 1024).default(0),
-  immediate: z.boolean().default(false),
-  direction: z.enum(["inout", "in", "out"]).default("inout"),
-  /** Who reads the interface: Linux's TPACKET_V3 ring read directly (least CPU) or libpcap (docs/capture.md). */
-  engine: z.enum(["ring", "libpcap"]).default("ring"),
 });
 
-export const fileInputSchema = z.strictObject({
-  kind: z.literal("file"),
-  ...inputCommon,
-  path: z.string().min(1),
-  /** Replay at the pace of the file's timestamps instead of as fast as outputs take it. */
-  realtime: z.boolean().default(false),
-  /** Who reads the file: probe's streaming reader or libpcap's pcap_open_offline. */
-  reader: z.enum(["probe", "libpcap"]).default("probe"),
-});
+export const interfaceInputSchema = kindSchema("interface", (kind) =>
+  z.strictObject({
+    kind,
+    ...inputCommon(),
+    device: z.string().min(1),
+    promiscuous: z.boolean().default(true),
+    /** Kernel buffer in KiB, like tcpdump -B; 0 = libpcap's default. */
+    bufferKiB: z.number().int().min(0).max(4 * 1024 * 1024).default(0),
+    immediate: z.boolean().default(false),
+    direction: z.enum(["inout", "in", "out"]).default("inout"),
+    /** Who reads the interface: Linux's TPACKET_V3 ring read directly (least CPU) or libpcap (docs/capture.md). */
+    engine: z.enum(["ring", "libpcap"]).default("ring"),
+  }),
+);
 
-export const rpcapInputSchema = z.strictObject({
-  kind: z.literal("rpcap"),
-  ...inputCommon,
-  /** rpcap://[USER:PASS@]HOST[:PORT]/IFACE or rpcaps://... */
-  url: z.string().min(1),
-  promiscuous: z.boolean().default(true),
-  /** rpcaps://: CA file the server certificate must chain to (default the built-in public CAs). */
-  tlsCa: z.string().min(1).optional(),
-  /** rpcaps://: accept any server certificate (logged). */
-  insecure: z.boolean().default(false),
-});
+export const fileInputSchema = kindSchema("file", (kind) =>
+  z.strictObject({
+    kind,
+    ...inputCommon(),
+    path: z.string().min(1),
+    /** Replay at the pace of the file's timestamps instead of as fast as outputs take it. */
+    realtime: z.boolean().default(false),
+    /** Who reads the file: probe's streaming reader or libpcap's pcap_open_offline. */
+    reader: z.enum(["probe", "libpcap"]).default("probe"),
+  }),
+);
 
-export const pcapOverIpInputSchema = z.strictObject({
-  kind: z.literal("pcap-over-ip"),
-  ...inputCommon,
-  /** tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT */
-  url: z.string().min(1),
-  /** Redial with backoff (0.5 s doubling to 30 s) after a failure (the merge goes on with the other inputs). */
-  reconnect: z.boolean().default(true),
-  /** Also redial after the server closed the stream cleanly (--from keeps serving; capture ends). */
-  reconnectAfterCleanEnd: z.boolean().default(false),
-  /** tls://: CA file the server certificate must chain to (default the built-in public CAs). */
-  tlsCa: z.string().min(1).optional(),
-  /** tls://: client certificate and key, for servers that require mutual TLS. */
-  tlsCert: z.string().min(1).optional(),
-  tlsKey: z.string().min(1).optional(),
-  /** tls://: accept any server certificate (logged). */
-  insecure: z.boolean().default(false),
-});
+export const rpcapInputSchema = kindSchema("rpcap", (kind) =>
+  z.strictObject({
+    kind,
+    ...inputCommon(),
+    /** rpcap://[USER:PASS@]HOST[:PORT]/IFACE or rpcaps://... */
+    url: z.string().min(1),
+    promiscuous: z.boolean().default(true),
+    /** rpcaps://: CA file the server certificate must chain to (default the built-in public CAs). */
+    tlsCa: z.string().min(1).optional(),
+    /** rpcaps://: accept any server certificate (logged). */
+    insecure: z.boolean().default(false),
+  }),
+);
 
-export const udpstrInputSchema = z.strictObject({
-  kind: z.literal("udpstr"),
-  ...inputCommon,
-  listen: hostPortSchema,
-  /** Link type of the forwarded frames: udpstr does not carry it (1 = Ethernet). */
-  linktype: z.number().int().min(0).max(0xffff).default(1),
-  /** SO_RCVBUF: a burst of ~5000 full datagrams while the event loop is busy. */
-  receiveBufferBytes: z.number().int().min(0).max(1 << 30).default(8 * 1024 * 1024),
-  /** Live loss report interval; 0 = only at exit. */
-  reportSeconds: z.number().int().min(0).max(86400).default(5),
-});
+export const pcapOverIpInputSchema = kindSchema("pcap-over-ip", (kind) =>
+  z.strictObject({
+    kind,
+    ...inputCommon(),
+    /** tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT */
+    url: z.string().min(1),
+    /** Redial with backoff (0.5 s doubling to 30 s) after a failure (the merge goes on with the other inputs). */
+    reconnect: z.boolean().default(true),
+    /** Also redial after the server closed the stream cleanly (--from keeps serving; capture ends). */
+    reconnectAfterCleanEnd: z.boolean().default(false),
+    /** tls://: CA file the server certificate must chain to (default the built-in public CAs). */
+    tlsCa: z.string().min(1).optional(),
+    /** tls://: client certificate and key, for servers that require mutual TLS. */
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    /** tls://: accept any server certificate (logged). */
+    insecure: z.boolean().default(false),
+  }),
+);
 
-export const rtInputSchema = z.strictObject({
-  kind: z.literal("rt"),
-  ...inputCommon,
-  /**
-   * rt://HOST:PORT[?state=FILE]: a libtrace RT server (probe's rt output, WDCap). FILE keeps
-   * (stream id, last sequence written) so a restart drops what a reliable sender re-sends.
-   * Read like a file (nothing dropped): each batch is acknowledged once the outputs took it.
-   */
-  url: z.string().min(1),
-  /** Redial with backoff (0.5 s doubling to 30 s) after the stream opened and then dropped. */
-  reconnect: z.boolean().default(true),
-});
+export const udpstrInputSchema = kindSchema("udpstr", (kind) =>
+  z.strictObject({
+    kind,
+    ...inputCommon(),
+    listen: hostPortSchema,
+    /** Link type of the forwarded frames: udpstr does not carry it (1 = Ethernet). */
+    linktype: z.number().int().min(0).max(0xffff).default(1),
+    /** SO_RCVBUF: a burst of ~5000 full datagrams while the event loop is busy. */
+    receiveBufferBytes: z.number().int().min(0).max(1 << 30).default(8 * 1024 * 1024),
+    /** Live loss report interval; 0 = only at exit. */
+    reportSeconds: z.number().int().min(0).max(86400).default(5),
+  }),
+);
+
+export const rtInputSchema = kindSchema("rt", (kind) =>
+  z.strictObject({
+    kind,
+    ...inputCommon(),
+    /**
+     * rt://HOST:PORT[?state=FILE]: a libtrace RT server (probe's rt output, WDCap). FILE keeps
+     * (stream id, last sequence written) so a restart drops what a reliable sender re-sends.
+     * Read like a file (nothing dropped): each batch is acknowledged once the outputs took it.
+     */
+    url: z.string().min(1),
+    /** Redial with backoff (0.5 s doubling to 30 s) after the stream opened and then dropped. */
+    reconnect: z.boolean().default(true),
+  }),
+);
 
 /**
  * Active-mode RPCAP probes (libpcap's `rpcapd -a`, `probe rpcapd --active`) dialling in, as one
@@ -111,32 +127,33 @@ export const rtInputSchema = z.strictObject({
  * `device` (default: the probe's preselected interface, else its first) and STARTCAP with
  * `filter` run on the probe.
  */
-export const rpcapActiveInputSchema = z.strictObject({
-  kind: z.literal("rpcap-active"),
-  ...inputCommon,
-  listen: hostPortSchema,
-  device: z.string().min(1).optional(),
-  username: z.string().optional(),
-  password: z.string().optional(),
-  /** Names for probe addresses ("10.0.0.5": "edge-1"), for logs and metrics. */
-  probeNames: z.record(z.string(), z.string().min(1)).default({}),
-  promiscuous: z.boolean().default(true),
-  /** Ask for a UDP data channel read as udpstr (probes running `rpcapd -t MTU`). */
-  udpstr: z.boolean().default(false),
-  /**
-   * Probes dial in with TLS (`rpcapd -a ... -S`): this side is the TLS client, as libpcap's
-   * collector is, verifying each probe's certificate against its address (docs/collect.md).
-   */
-  tls: z
-    .strictObject({
-      /** CA file the probes' certificates must chain to (default the built-in public CAs). */
-      ca: z.string().min(1).optional(),
-      /** Accept any certificate (logged). */
-      insecure: z.boolean().default(false),
-    })
-    .optional(),
-})
-  .refine((spec) => !(spec.tls && spec.udpstr), { message: "tls cannot be combined with udpstr: the UDP data channel has no TLS", path: ["tls"] });
+export const rpcapActiveInputSchema = kindSchema("rpcap-active", (kind) =>
+  z.strictObject({
+    kind,
+    ...inputCommon(),
+    listen: hostPortSchema,
+    device: z.string().min(1).optional(),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    /** Names for probe addresses ("10.0.0.5": "edge-1"), for logs and metrics. */
+    probeNames: z.record(z.string(), z.string().min(1)).default({}),
+    promiscuous: z.boolean().default(true),
+    /** Ask for a UDP data channel read as udpstr (probes running `rpcapd -t MTU`). */
+    udpstr: z.boolean().default(false),
+    /**
+     * Probes dial in with TLS (`rpcapd -a ... -S`): this side is the TLS client, as libpcap's
+     * collector is, verifying each probe's certificate against its address (docs/collect.md).
+     */
+    tls: z
+      .strictObject({
+        /** CA file the probes' certificates must chain to (default the built-in public CAs). */
+        ca: z.string().min(1).optional(),
+        /** Accept any certificate (logged). */
+        insecure: z.boolean().default(false),
+      })
+      .optional(),
+  }).refine((spec) => !(spec.tls && spec.udpstr), { message: "tls cannot be combined with udpstr: the UDP data channel has no TLS", path: ["tls"] }),
+);
 
 export const inputSpecSchema = z.discriminatedUnion("kind", [
   interfaceInputSchema,
@@ -150,30 +167,41 @@ export const inputSpecSchema = z.discriminatedUnion("kind", [
 
 // ---------------------------------------------------------------------------------- stages
 
-export const snaplenStageSchema = z.strictObject({
-  kind: z.literal("snaplen"),
-  /** Bytes kept of each packet (like tcpdump -s, but after the merge and before the outputs). */
-  bytes: z.number().int().min(1).max(MAXIMUM_SNAPLEN),
-});
+export const snaplenStageSchema = kindSchema("snaplen", (kind) =>
+  z.strictObject({
+    kind,
+    /** Bytes kept of each packet (like tcpdump -s, but after the merge and before the outputs). */
+    bytes: z.number().int().min(1).max(MAXIMUM_SNAPLEN),
+  }),
+);
 
-export const filterStageSchema = z.strictObject({
-  kind: z.literal("filter"),
-  /** tcpdump expression, compiled per link type and run in userland on every input's records. */
-  expression: z.string().min(1),
-});
+export const filterStageSchema = kindSchema("filter", (kind) =>
+  z.strictObject({
+    kind,
+    /** tcpdump expression, compiled per link type and run in userland on every input's records. */
+    expression: z.string().min(1),
+  }),
+);
 
-export const samplingStageSchema = z.strictObject({
-  kind: z.literal("sampling"),
-  /** one-every-n keeps packets 1, n+1, 2n+1...; first-after-ms keeps the first after each interval. */
-  method: z.enum(["one-every-n", "first-after-ms"]),
-  value: z.number().int().min(1).max(0xffffffff),
-});
+export const samplingStageSchema = kindSchema("sampling", (kind) =>
+  z.strictObject({
+    kind,
+    /** one-every-n keeps packets 1, n+1, 2n+1...; first-after-ms keeps the first after each interval. */
+    method: z.enum(["one-every-n", "first-after-ms"]),
+    value: z.number().int().min(1).max(0xffffffff),
+  }),
+);
 
-export const hooksStageSchema = hookSettingsSchema.extend({
-  kind: z.literal("hooks"),
-  /** Hook files (JavaScript, docs/hooks.md), applied in this order. */
-  files: z.array(z.string().min(1)).min(1).max(16, "at most 16 hooks"),
-}).strict();
+export const hooksStageSchema = kindSchema("hooks", (kind) =>
+  hookSettingsSchema
+    .unwrap()
+    .extend({
+      kind,
+      /** Hook files (JavaScript, docs/hooks.md), applied in this order. */
+      files: z.array(z.string().min(1)).min(1).max(16, "at most 16 hooks"),
+    })
+    .strict(),
+);
 
 export const stageSpecSchema = z.discriminatedUnion("kind", [
   snaplenStageSchema,
@@ -186,103 +214,113 @@ export const stageSpecSchema = z.discriminatedUnion("kind", [
 
 // ---------------------------------------------------------------------------------- outputs
 
-export const fileOutputSchema = z.strictObject({
-  kind: z.literal("file"),
-  /** A path, or "-" for standard output. */
-  path: z.string().min(1),
-  format: z.enum(["pcap", "pcapng"]).default("pcap"),
-});
+export const fileOutputSchema = kindSchema("file", (kind) =>
+  z.strictObject({
+    kind,
+    /** A path, or "-" for standard output. */
+    path: z.string().min(1),
+    format: z.enum(["pcap", "pcapng"]).default("pcap"),
+  }),
+);
 
 /** Per-consumer queue bound: how far one PCAP-over-IP consumer may fall behind (16 MiB). */
 export const DEFAULT_PCAP_OVER_IP_QUEUE_BYTES = 16 * 1024 * 1024;
 
-export const pcapOverIpOutputSchema = z.strictObject({
-  kind: z.literal("pcap-over-ip"),
-  /** Listeners; empty with no `connect` means 127.0.0.1:57012. */
-  listen: z.array(hostPortSchema).default([]),
-  /** Consumers to dial out to, redialled with backoff. */
-  connect: z.array(hostPortSchema).default([]),
-  /** CIDR blocks allowed to connect; empty = everyone who can reach a listener. */
-  allow: z.array(z.string().min(1)).default([]),
-  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() }).optional(),
-  connectTls: z.strictObject({ ca: z.string().min(1).optional(), insecure: z.boolean().default(false) }).optional(),
-  slowConsumer: z.enum(["drop", "disconnect"]).default("drop"),
-  queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_PCAP_OVER_IP_QUEUE_BYTES),
-  /** Forward only the packets a direction stage tagged in (or out); untagged ones are not sent. */
-  onlyDirection: onlyDirectionSchema.optional(),
-});
-
-export const rpcapdOutputSchema = z.strictObject({
-  kind: z.literal("rpcapd"),
-  /** Where to listen; absent = active mode only. host absent = every address. */
-  listen: z.strictObject({ host: z.string().min(1).optional(), port, ipv4Only: z.boolean().default(false) }).optional(),
-  /** Collectors to dial (active mode), redialled every activeRetryMs. */
-  active: z.array(hostPortSchema).default([]),
-  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
-  /** rpcapd's -f file (ActiveClient, PassiveClient, NullAuthPermit), reread on SIGHUP. */
-  configFile: z.string().min(1).optional(),
-  hostListFile: z.string().min(1).optional(),
-  passiveClients: z.array(z.string().min(1)).default([]),
-  nullAuth: z.boolean().default(false),
-  usersFile: z.string().min(1).optional(),
-  /** ExtraHop -i: the one interface clients may OPEN. */
-  preselectedInterface: z.string().min(1).optional(),
-  /** --interfaces (libpcap#1301): the only interfaces FINDALLIF lists and OPEN accepts. */
-  interfaces: z.array(z.string().min(1)).min(1).optional(),
-  /** inetd mode (libpcap's rpcapd -i): serve the one connection on standard input/output, then end the run. */
-  inetd: z.boolean().default(false),
-  /** udpstr packing on UDP data channels: 0 = plain RPCAP. */
-  udpstrMtu: z.number().int().min(0).max(65000).default(0),
-  dataPort: port.default(0),
-  authTimeoutMs: z.number().int().min(100).default(90_000),
-  idleTimeoutMs: z.number().int().min(100).default(180_000),
-  activeRetryMs: z.number().int().min(50).default(30_000),
-  dataQueueBytes: z.number().int().min(64 * 1024).default(16 * 1024 * 1024),
-  maxControlPlen: z.number().int().min(1024).default(128 * 1024),
-  maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
-  /** Sessions from one address (IPv4, IPv6 /64): one peer cannot take every slot. */
-  maxSessionsPerAddress: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS_PER_ADDRESS),
-  /** Auth deadline once 3/4 of the slots are taken (idle pre-auth connections are cut sooner). */
-  pressureAuthTimeoutMs: z.number().int().min(100).default(DEFAULT_PRESSURE_AUTH_TIMEOUT_MS),
-  /** Accept system-account passwords although the session captures with the daemon's rights. */
-  systemAccountsShareCapture: z.boolean().default(false),
-  /** Send sessions only the packets a direction stage tagged in (or out); untagged ones are not sent. */
-  onlyDirection: onlyDirectionSchema.optional(),
-});
-
-export const udpstrOutputSchema = z.strictObject({
-  kind: z.literal("udpstr"),
-  target: hostPortSchema,
-  /** Datagram size, udpstr header included (1472 = a 1500-byte link minus IPv4 and UDP headers). */
-  mtu: z.number().int().min(37).max(65000).default(1472),
-  /** SO_SNDBUF; 0 = the kernel's default. */
-  sendBufferBytes: z.number().int().min(0).max(1 << 30).default(0),
-});
-
-export const rtOutputSchema = z
-  .strictObject({
-    kind: z.literal("rt"),
-    /** Listeners; empty means 127.0.0.1:3435 (libtrace's default). RT has no authentication. */
+export const pcapOverIpOutputSchema = kindSchema("pcap-over-ip", (kind) =>
+  z.strictObject({
+    kind,
+    /** Listeners; empty with no `connect` means 127.0.0.1:57012. */
     listen: z.array(hostPortSchema).default([]),
-    /** One client at a time; every packet stays in the fifo until that client acknowledges it. */
-    reliable: z.boolean().default(false),
-    /** Reliable: keep the fifo on disk in this directory (survives kill -9); absent = memory. */
-    spool: z.string().min(1).optional(),
-    spoolMaxBytes: z.number().int().min(MIN_RT_FIFO_BYTES).default(DEFAULT_RT_FIFO_BYTES),
-    /** When the fifo is full: hold (bounded, then drop), drop the oldest, or drop new packets. */
-    spoolFull: z.enum(["block", "drop-oldest", "drop-new"]).default("block"),
-    /** fdatasync the spool every N ms; 0 = OS-buffered. */
-    spoolFsyncMs: z.number().int().min(0).max(60_000).default(0),
-    spoolSegmentBytes: z.number().int().min(64 * 1024).optional(),
-    /** STATUS period to the reliable client; 0 = none (tracestats counts STATUS as packets). */
-    statusIntervalMs: z.number().int().min(0).max(3_600_000).default(1_000).refine((ms) => ms === 0 || ms >= 50, { message: "0 (off) or at least 50 ms" }),
-    /** Unreliable: a client more than queueBytes behind is dropped from (counted) or disconnected. */
+    /** Consumers to dial out to, redialled with backoff. */
+    connect: z.array(hostPortSchema).default([]),
+    /** CIDR blocks allowed to connect; empty = everyone who can reach a listener. */
+    allow: z.array(z.string().min(1)).default([]),
+    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() }).optional(),
+    connectTls: z.strictObject({ ca: z.string().min(1).optional(), insecure: z.boolean().default(false) }).optional(),
     slowConsumer: z.enum(["drop", "disconnect"]).default("drop"),
-    queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_RT_QUEUE_BYTES),
-    /** After the inputs end (a replayed file), keep serving until a signal so clients drain the fifo. */
-    keepServing: z.boolean().default(true),
-  })
-  .refine((o) => o.spool === undefined || o.reliable, { message: "spool needs reliable (an unreliable server keeps nothing)", path: ["spool"] });
+    queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_PCAP_OVER_IP_QUEUE_BYTES),
+    /** Forward only the packets a direction stage tagged in (or out); untagged ones are not sent. */
+    onlyDirection: onlyDirectionSchema.optional(),
+  }),
+);
+
+export const rpcapdOutputSchema = kindSchema("rpcapd", (kind) =>
+  z.strictObject({
+    kind,
+    /** Where to listen; absent = active mode only. host absent = every address. */
+    listen: z.strictObject({ host: z.string().min(1).optional(), port: port(), ipv4Only: z.boolean().default(false) }).optional(),
+    /** Collectors to dial (active mode), redialled every activeRetryMs. */
+    active: z.array(hostPortSchema).default([]),
+    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+    /** rpcapd's -f file (ActiveClient, PassiveClient, NullAuthPermit), reread on SIGHUP. */
+    configFile: z.string().min(1).optional(),
+    hostListFile: z.string().min(1).optional(),
+    passiveClients: z.array(z.string().min(1)).default([]),
+    nullAuth: z.boolean().default(false),
+    usersFile: z.string().min(1).optional(),
+    /** ExtraHop -i: the one interface clients may OPEN. */
+    preselectedInterface: z.string().min(1).optional(),
+    /** --interfaces (libpcap#1301): the only interfaces FINDALLIF lists and OPEN accepts. */
+    interfaces: z.array(z.string().min(1)).min(1).optional(),
+    /** inetd mode (libpcap's rpcapd -i): serve the one connection on standard input/output, then end the run. */
+    inetd: z.boolean().default(false),
+    /** udpstr packing on UDP data channels: 0 = plain RPCAP. */
+    udpstrMtu: z.number().int().min(0).max(65000).default(0),
+    dataPort: port().default(0),
+    authTimeoutMs: z.number().int().min(100).default(90_000),
+    idleTimeoutMs: z.number().int().min(100).default(180_000),
+    activeRetryMs: z.number().int().min(50).default(30_000),
+    dataQueueBytes: z.number().int().min(64 * 1024).default(16 * 1024 * 1024),
+    maxControlPlen: z.number().int().min(1024).default(128 * 1024),
+    maxSessions: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS),
+    /** Sessions from one address (IPv4, IPv6 /64): one peer cannot take every slot. */
+    maxSessionsPerAddress: z.number().int().min(1).default(DEFAULT_MAX_SESSIONS_PER_ADDRESS),
+    /** Auth deadline once 3/4 of the slots are taken (idle pre-auth connections are cut sooner). */
+    pressureAuthTimeoutMs: z.number().int().min(100).default(DEFAULT_PRESSURE_AUTH_TIMEOUT_MS),
+    /** Accept system-account passwords although the session captures with the daemon's rights. */
+    systemAccountsShareCapture: z.boolean().default(false),
+    /** Send sessions only the packets a direction stage tagged in (or out); untagged ones are not sent. */
+    onlyDirection: onlyDirectionSchema.optional(),
+  }),
+);
+
+export const udpstrOutputSchema = kindSchema("udpstr", (kind) =>
+  z.strictObject({
+    kind,
+    target: hostPortSchema,
+    /** Datagram size, udpstr header included (1472 = a 1500-byte link minus IPv4 and UDP headers). */
+    mtu: z.number().int().min(37).max(65000).default(1472),
+    /** SO_SNDBUF; 0 = the kernel's default. */
+    sendBufferBytes: z.number().int().min(0).max(1 << 30).default(0),
+  }),
+);
+
+export const rtOutputSchema = kindSchema("rt", (kind) =>
+  z
+    .strictObject({
+      kind,
+      /** Listeners; empty means 127.0.0.1:3435 (libtrace's default). RT has no authentication. */
+      listen: z.array(hostPortSchema).default([]),
+      /** One client at a time; every packet stays in the fifo until that client acknowledges it. */
+      reliable: z.boolean().default(false),
+      /** Reliable: keep the fifo on disk in this directory (survives kill -9); absent = memory. */
+      spool: z.string().min(1).optional(),
+      spoolMaxBytes: z.number().int().min(MIN_RT_FIFO_BYTES).default(DEFAULT_RT_FIFO_BYTES),
+      /** When the fifo is full: hold (bounded, then drop), drop the oldest, or drop new packets. */
+      spoolFull: z.enum(["block", "drop-oldest", "drop-new"]).default("block"),
+      /** fdatasync the spool every N ms; 0 = OS-buffered. */
+      spoolFsyncMs: z.number().int().min(0).max(60_000).default(0),
+      spoolSegmentBytes: z.number().int().min(64 * 1024).optional(),
+      /** STATUS period to the reliable client; 0 = none (tracestats counts STATUS as packets). */
+      statusIntervalMs: z.number().int().min(0).max(3_600_000).default(1_000).refine((ms) => ms === 0 || ms >= 50, { message: "0 (off) or at least 50 ms" }),
+      /** Unreliable: a client more than queueBytes behind is dropped from (counted) or disconnected. */
+      slowConsumer: z.enum(["drop", "disconnect"]).default("drop"),
+      queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_RT_QUEUE_BYTES),
+      /** After the inputs end (a replayed file), keep serving until a signal so clients drain the fifo. */
+      keepServing: z.boolean().default(true),
+    })
+    .refine((o) => o.spool === undefined || o.reliable, { message: "spool needs reliable (an unreliable server keeps nothing)", path: ["spool"] }),
+);
 
 export const outputSpecSchema = z.discriminatedUnion("kind", [
   fileOutputSchema,
@@ -296,26 +334,28 @@ export const outputSpecSchema = z.discriminatedUnion("kind", [
 
 // ---------------------------------------------------------------------------------- the whole
 
-export const pipelineSpecSchema = z
-  .strictObject({
-    inputs: z.array(inputSpecSchema).max(64, "at most 64 inputs").default([]),
-    stages: z.array(stageSpecSchema).max(64, "at most 64 stages").default([]),
-    outputs: z.array(outputSpecSchema).min(1, "at least one output").max(64, "at most 64 outputs"),
-    /** Timestamp precision of the stream (pcap magic, pcapng if_tsresol). */
-    precision: z.enum(["micro", "nano"]).default("micro"),
-    /** Several inputs: how long a record may wait for a slower input before it goes out of order. */
-    merge: z.strictObject({ windowMs: z.number().int().min(1).max(86_400_000).optional() }).default({}),
-    /** Stop after this many packets have come in (before the stages, like tcpdump -c). */
-    stopAfterPackets: z.number().int().min(1).optional(),
-    /** No summary on standard error at the end. */
-    quiet: z.boolean().default(false),
-    /** --metrics: serve Prometheus metrics at http://HOST:PORT/metrics while the pipeline runs. */
-    metrics: hostPortSchema.optional(),
-  })
-  .refine((s) => s.inputs.length > 0 || s.outputs.every((o) => o.kind === "rpcapd"), {
-    message: "at least one input (only rpcapd outputs open their captures on demand)",
-    path: ["inputs"],
-  });
+export const pipelineSpecSchema = lazySchema(() =>
+  z
+    .strictObject({
+      inputs: z.array(inputSpecSchema).max(64, "at most 64 inputs").default([]),
+      stages: z.array(stageSpecSchema).max(64, "at most 64 stages").default([]),
+      outputs: z.array(outputSpecSchema).min(1, "at least one output").max(64, "at most 64 outputs"),
+      /** Timestamp precision of the stream (pcap magic, pcapng if_tsresol). */
+      precision: z.enum(["micro", "nano"]).default("micro"),
+      /** Several inputs: how long a record may wait for a slower input before it goes out of order. */
+      merge: z.strictObject({ windowMs: z.number().int().min(1).max(86_400_000).optional() }).default({}),
+      /** Stop after this many packets have come in (before the stages, like tcpdump -c). */
+      stopAfterPackets: z.number().int().min(1).optional(),
+      /** No summary on standard error at the end. */
+      quiet: z.boolean().default(false),
+      /** --metrics: serve Prometheus metrics at http://HOST:PORT/metrics while the pipeline runs. */
+      metrics: hostPortSchema.optional(),
+    })
+    .refine((s) => s.inputs.length > 0 || s.outputs.every((o) => o.kind === "rpcapd"), {
+      message: "at least one input (only rpcapd outputs open their captures on demand)",
+      path: ["inputs"],
+    }),
+);
 
 export type PipelineSpec = Readonly<z.infer<typeof pipelineSpecSchema>>;
 export type InputSpec = z.infer<typeof inputSpecSchema>;

@@ -13,7 +13,7 @@ import { HookSetupError } from "../../pipeline/stages/hooks.ts";
 import { parseCommandLine } from "../parse-options.ts";
 import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { validated } from "../validated.ts";
-import { z } from "../../config/zod.ts";
+import { lazySchema, z } from "../../config/zod.ts";
 
 export const HOOK_HELP = `Usage: probe hook test FILE.js -r IN.pcap [-w OUT.pcap|OUT.pcapng] [-v]
 
@@ -58,14 +58,16 @@ export const HOOK_TEST_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-const hookTestConfigSchema = hookConfigSchema.extend({
-  hooks: z.array(z.string().min(1)).length(1, "give exactly one hook FILE.js"),
-  readFile: z.string().min(1, "-r IN.pcap is required"),
-  writeTarget: z.string().min(1).optional(),
-  format: z.enum(["pcap", "pcapng"]).optional(),
-  /** 0: totals only; 1: a line per packet; 2: lines with decoded layers. */
-  verbosity: z.number().int().min(0).max(2),
-});
+const hookTestConfigSchema = lazySchema(() =>
+  hookConfigSchema.unwrap().extend({
+    hooks: z.array(z.string().min(1)).length(1, "give exactly one hook FILE.js"),
+    readFile: z.string().min(1, "-r IN.pcap is required"),
+    writeTarget: z.string().min(1).optional(),
+    format: z.enum(["pcap", "pcapng"]).optional(),
+    /** 0: totals only; 1: a line per packet; 2: lines with decoded layers. */
+    verbosity: z.number().int().min(0).max(2),
+  }),
+);
 
 type HookTestConfig = Readonly<z.infer<typeof hookTestConfigSchema>>;
 

@@ -1,14 +1,14 @@
 // The rotating file output as a declared part of a PipelineSpec (kind "rotating-file"): the zod
 // schema the spec's output union holds and the builder the registry calls. The command-line
 // flags that make one are src/cli/rotation-options.ts; docs/rotation.md explains both.
-import { z } from "../../config/zod.ts";
+import { kindSchema, z } from "../../config/zod.ts";
 import type { Logger } from "../../logging/index.ts";
 import { RotatingFileOutput, type RotatingFileError } from "./rotating-file-output.ts";
 
-/** The rotating file output as a declared spec (part of a pipeline's output list). */
-export const rotatingFileSpecSchema = z
-  .strictObject({
-    kind: z.literal("rotating-file"),
+/** The rotating file output as a declared spec (part of a pipeline's output list), built on first use. */
+export const rotatingFileSpecSchema = kindSchema("rotating-file", (kind) =>
+  z.strictObject({
+    kind,
     /** -w: directory, then a file name template (strftime UTC, %N, %I). */
     path: z.string().min(1),
     format: z.enum(["pcap", "pcapng"]).default("pcap"),
@@ -29,7 +29,8 @@ export const rotatingFileSpecSchema = z
     fsyncOnRotate: z.boolean().default(false),
     postRotateCommand: z.string().min(1).optional(),
     onDiskFull: z.enum(["stop", "drop"]).default("stop"),
-  });
+  }),
+);
 
 export type RotatingFileSpec = Readonly<z.infer<typeof rotatingFileSpecSchema>>;
 

@@ -2,7 +2,7 @@
 // modules): zod schemas for the four stage kinds, to add to the spec's stage union, and
 // buildProcessingStage(), which turns one validated entry into a PacketStage (reading the key
 // file, deriving a passphrase's key, compiling direction filters).
-import { z } from "../../config/zod.ts";
+import { kindSchema, z } from "../../config/zod.ts";
 import { compileBpfRecordMatcher } from "../../packet/bpf/index.ts";
 import { ProbeError } from "../../packet/probe-error.ts";
 import type { PacketStage } from "../stage.ts";
@@ -17,42 +17,51 @@ export const MAX_PASSPHRASE_CHARS = 1024;
 
 const cidrPattern = /^[0-9a-fA-F:.]+\/\d{1,3}$/;
 
-export const anonymizeStageSchema = z
-  .strictObject({
-    kind: z.literal("anonymize"),
-    /** File of exactly 32 raw bytes: the key `traceanon -f` reads (AES key, then pad). */
-    keyFile: z.string().min(1).optional(),
-    /** Passphrase the key is derived from (PBKDF2-HMAC-SHA256, docs/stages.md). */
-    passphrase: z.string().min(1).max(MAX_PASSPHRASE_CHARS).optional(),
-    /** Prefix substitution instead of CryptoPAn (like traceanon -p): at most one IPv4 and one IPv6 CIDR. */
-    prefixes: z.array(z.string().regex(cidrPattern, "an address prefix like 10.0.0.0/8")).min(1).max(2).optional(),
-    /** Which addresses to rewrite. */
-    only: z.enum(["both", "src", "dst"]).default("both"),
-  })
-  .refine((s) => [s.keyFile, s.passphrase, s.prefixes].filter((v) => v !== undefined).length === 1, {
-    message: "anonymize wants exactly one of keyFile, passphrase or prefixes",
-  });
+// Each kind is built when a spec first holds it (kindSchema, src/config/zod.ts).
+export const anonymizeStageSchema = kindSchema("anonymize", (kind) =>
+  z
+    .strictObject({
+      kind,
+      /** File of exactly 32 raw bytes: the key `traceanon -f` reads (AES key, then pad). */
+      keyFile: z.string().min(1).optional(),
+      /** Passphrase the key is derived from (PBKDF2-HMAC-SHA256, docs/stages.md). */
+      passphrase: z.string().min(1).max(MAX_PASSPHRASE_CHARS).optional(),
+      /** Prefix substitution instead of CryptoPAn (like traceanon -p): at most one IPv4 and one IPv6 CIDR. */
+      prefixes: z.array(z.string().regex(cidrPattern, "an address prefix like 10.0.0.0/8")).min(1).max(2).optional(),
+      /** Which addresses to rewrite. */
+      only: z.enum(["both", "src", "dst"]).default("both"),
+    })
+    .refine((s) => [s.keyFile, s.passphrase, s.prefixes].filter((v) => v !== undefined).length === 1, {
+      message: "anonymize wants exactly one of keyFile, passphrase or prefixes",
+    }),
+);
 
-export const truncateHeadersStageSchema = z.strictObject({
-  kind: z.literal("truncate-headers"),
-  /** Payload bytes kept after the last header. */
-  payloadBytes: z.number().int().min(0).max(MAX_TRUNCATE_PAYLOAD_BYTES).default(0),
-});
+export const truncateHeadersStageSchema = kindSchema("truncate-headers", (kind) =>
+  z.strictObject({
+    kind,
+    /** Payload bytes kept after the last header. */
+    payloadBytes: z.number().int().min(0).max(MAX_TRUNCATE_PAYLOAD_BYTES).default(0),
+  }),
+);
 
-export const checksumsStageSchema = z.strictObject({
-  kind: z.literal("checksums"),
-  action: z.enum(["check", "update", "blank"]),
-});
+export const checksumsStageSchema = kindSchema("checksums", (kind) =>
+  z.strictObject({
+    kind,
+    action: z.enum(["check", "update", "blank"]),
+  }),
+);
 
-export const directionStageSchema = z
-  .strictObject({
-    kind: z.literal("direction"),
-    /** tcpdump expression matching inbound packets. */
-    inbound: z.string().min(1).optional(),
-    /** tcpdump expression matching outbound packets. */
-    outbound: z.string().min(1).optional(),
-  })
-  .refine((s) => s.inbound !== undefined || s.outbound !== undefined, { message: "direction wants inbound, outbound or both" });
+export const directionStageSchema = kindSchema("direction", (kind) =>
+  z
+    .strictObject({
+      kind,
+      /** tcpdump expression matching inbound packets. */
+      inbound: z.string().min(1).optional(),
+      /** tcpdump expression matching outbound packets. */
+      outbound: z.string().min(1).optional(),
+    })
+    .refine((s) => s.inbound !== undefined || s.outbound !== undefined, { message: "direction wants inbound, outbound or both" }),
+);
 
 /** An output's `onlyDirection` setting (`--only-direction in|out`): forward one direction only. */
 export const onlyDirectionSchema = z.enum(["in", "out"]);
