@@ -265,8 +265,9 @@ function printLiveTable(title: string, rows: LiveMeasurement[]): void {
  * default), by a capture Worker (with either block walker) and on the main thread.
  * BENCH_CAPTURE_VARIANTS (labels separated by ";") keeps only some.
  */
-const ALL_PROBE_VARIANTS: { label: string; engine: string; env?: Record<string, string> }[] = [
+const ALL_PROBE_VARIANTS: { label: string; engine: string; env?: Record<string, string>; args?: string[] }[] = [
   { label: "ring, native thread", engine: "ring", env: { PROBE_CAPTURE_THREAD: "native" } },
+  { label: "ring, native thread, -B 4096", engine: "ring", env: { PROBE_CAPTURE_THREAD: "native" }, args: ["-B", "4096"] },
   { label: "ring, worker", engine: "ring", env: { PROBE_CAPTURE_THREAD: "worker" } },
   { label: "ring, worker, JavaScript walker", engine: "ring", env: { PROBE_CAPTURE_THREAD: "worker", PROBE_RING_WALKER: "js" } },
   { label: "ring, main thread", engine: "ring", env: { PROBE_CAPTURE_THREAD: "main" } },
@@ -279,7 +280,7 @@ async function liveRows(port: number, filter: string, packets: number, withIdle:
   const rows: LiveMeasurement[] = [];
   rows.push(await liveRun("tcpdump -i lo -w /dev/null", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port, packets, undefined, warmup));
   for (const variant of PROBE_VARIANTS) {
-    const argv = [probeBinary, "capture", "--capture-engine", variant.engine, "-i", "lo", "-w", "/dev/null", filter];
+    const argv = [probeBinary, "capture", "--capture-engine", variant.engine, ...(variant.args ?? []), "-i", "lo", "-w", "/dev/null", filter];
     rows.push(await liveRun(`probe capture -i lo -w /dev/null (${variant.label})`, argv, port, packets, variant.env, warmup));
   }
   if (PROBE_BEFORE) {
@@ -288,7 +289,7 @@ async function liveRows(port: number, filter: string, packets: number, withIdle:
   if (!withIdle) return rows;
   rows.push(await liveRun("tcpdump, no traffic", ["tcpdump", "-i", "lo", "-w", "/dev/null", filter], port, 0));
   for (const variant of PROBE_VARIANTS) {
-    const argv = [probeBinary, "capture", "--capture-engine", variant.engine, "-i", "lo", "-w", "/dev/null", filter];
+    const argv = [probeBinary, "capture", "--capture-engine", variant.engine, ...(variant.args ?? []), "-i", "lo", "-w", "/dev/null", filter];
     rows.push(await liveRun(`probe (${variant.label}), no traffic`, argv, port, 0, variant.env));
   }
   return rows;

@@ -35,9 +35,9 @@ Global options:
 Environment:
   PROBE_LIBPCAP        path of the libpcap shared object (default libpcap.so.0.8, Debian
                        package libpcap0.8)
-  PROBE_CAPTURE_THREAD main: read the ring engine on the main thread, without a Worker (less
-                       memory, but packets are lost while the main thread is busy;
-                       docs/capture.md); default: a Worker
+  PROBE_CAPTURE_THREAD who reads the ring engine: native (default: a native thread),
+                       worker (a JavaScript Worker: more memory and CPU) or main (the
+                       main thread: packets are lost while it is busy); docs/capture.md
 
 Exit status: 0 success, 1 runtime failure (capture, file, network), 2 bad command line.
 Capturing needs root or: setcap cap_net_raw,cap_net_admin=eip /path/to/probe

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LiveCaptureSource } from "../../src/capture/live-capture-source.ts";
+import { LiveCaptureSource, type CaptureThread } from "../../src/capture/live-capture-source.ts";
 import { RingSocket } from "../../src/capture/linux-ring/ring-socket.ts";
 import { PcapHandle } from "../../src/capture/libpcap/pcap-handle.ts";
 import { CaptureError } from "../../src/capture/errors.ts";
@@ -373,34 +373,47 @@ function packetSockets(): number {
   return openFds().filter((target) => inodes.has(target)).length;
 }
 /**
- * This process's Worker threads (Bun names them "Worker"); the runtime's own helper threads
- * (heap helpers, signal sender, JIT) come and go with load and are not counted.
+ * Threads a capture may leave behind: Worker threads (Bun names them "Worker") and native capture
+ * threads (ring-thread.c's pthread keeps the name of the thread that made it, the main thread's);
+ * the runtime's own helper threads (heap helpers, signal sender, JIT) come and go with load and
+ * have names of their own, so they are not counted.
  */
-const workerThreads = () =>
-  readdirSync("/proc/self/task").filter((task) => {
+const captureThreads = () => {
+  const mainName = readFileSync("/proc/self/comm", "utf8").trim();
+  return readdirSync("/proc/self/task").filter((task) => {
     try {
-      return readFileSync(`/proc/self/task/${task}/comm`, "utf8").trim() === "Worker";
+      const name = readFileSync(`/proc/self/task/${task}/comm`, "utf8").trim();
+      return name === "Worker" || (name === mainName && Number(task) !== process.pid);
     } catch {
       return false; // the thread exited while being listed
     }
   }).length;
+};
 
-describe.each(ENGINES)("a vanishing interface (%s engine)", (engine) => {
-  test("deleting the veth ends the capture with a clear error; its socket and worker are gone", async () => {
+/** Each engine with the thread that reads it: the ring by its native thread (default) and by a Worker; libpcap in a Worker. */
+const READERS = [
+  ["ring", "native"],
+  ["ring", "worker"],
+  ["libpcap", "worker"],
+] as const satisfies readonly (readonly [CaptureEngine, CaptureThread])[];
+
+describe.each(READERS)("a vanishing interface (%s engine, %s thread)", (engine, thread) => {
+  test("deleting the veth ends the capture with a clear error; its socket and thread are gone", async () => {
     await sh(`ip link del ${HOST_VETH} 2>/dev/null; ip link add ${HOST_VETH} type veth peer name ${HOST_VETH_PEER} && ip link set ${HOST_VETH} up && ip link set ${HOST_VETH_PEER} up`);
     // Warm up: the first worker of a process starts runtime threads that stay for reuse.
-    const warm = new LiveCaptureSource({ interface: HOST_VETH, engine, promiscuous: false });
+    const warm = new LiveCaptureSource({ interface: HOST_VETH, engine, thread, promiscuous: false });
     await warm.start({ onBatch: () => {}, onEnd: () => {} });
     await warm.stop();
     await Bun.sleep(200);
     const socketsBefore = packetSockets();
-    const threadsBefore = workerThreads();
+    const threadsBefore = captureThreads();
 
     const ended = Promise.withResolvers<{ reason: string; error?: Error }>();
-    const source = new LiveCaptureSource({ interface: HOST_VETH, engine, promiscuous: false });
+    const source = new LiveCaptureSource({ interface: HOST_VETH, engine, thread, promiscuous: false });
     const info = await source.start({ onBatch: () => {}, onEnd: (reason, error) => ended.resolve(error ? { reason, error } : { reason }) });
     expect(info.engine).toBe(engine);
     expect(packetSockets()).toBeGreaterThan(socketsBefore);
+    expect(captureThreads()).toBeGreaterThan(threadsBefore);
     await sh(`ip link del ${HOST_VETH}`);
     const timeout = setTimeout(() => ended.reject(new Error("capture did not end after its interface vanished")), 10_000);
     const end = await ended.promise;
@@ -410,11 +423,11 @@ describe.each(ENGINES)("a vanishing interface (%s engine)", (engine) => {
     expect(end.error!.message).toContain(HOST_VETH);
     if (engine === "ring") expect((end.error as CaptureError).code).toBe("no-such-device");
     await source.stop(); // harmless after the end
-    // The terminated worker's thread exits soon, later under load: wait for it (a worker that
+    // The terminated worker's thread exits soon, later under load: wait for it (a thread that
     // stays still fails below).
-    await waitFor(() => workerThreads() <= threadsBefore, 10_000, "the worker thread to exit").catch(() => {});
+    await waitFor(() => captureThreads() <= threadsBefore, 10_000, "the capture thread to exit").catch(() => {});
     expect(packetSockets()).toBe(socketsBefore);
-    expect(workerThreads()).toBeLessThanOrEqual(threadsBefore);
+    expect(captureThreads()).toBeLessThanOrEqual(threadsBefore);
   }, 30_000);
 });
 

@@ -156,6 +156,32 @@ describe.each(VARIANTS)("live capture on lo (%s engine, %s thread)", (engine, th
   });
 });
 
+describe("the native capture thread", () => {
+  /** Runs test/support/capture-thread-exit.ts in its own process (it ends that process). */
+  async function runExitScript(mode: "exit" | "throw") {
+    const proc = Bun.spawn([process.execPath, `${import.meta.dir}/../support/capture-thread-exit.ts`, mode], { stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    clearTimeout(timer);
+    return { exitCode, stderr, report: JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, unknown> };
+  }
+
+  test("process.exit() while it publishes batches: the exit handler ends and joins it, the process exits 0", async () => {
+    const { exitCode, stderr, report } = await runExitScript("exit");
+    expect(stderr).toBe("");
+    expect(exitCode).toBe(0);
+    expect(report.delivered as number).toBeGreaterThan(0);
+  }, 30_000);
+
+  test("a consumer that throws ends the capture as failed with that error, and stop() still reports", async () => {
+    const { exitCode, report } = await runExitScript("throw");
+    expect(exitCode).toBe(0);
+    expect(report.reason).toBe("failed");
+    expect(report.error).toBe("consumer failed on purpose");
+    expect((report.stats as { kernel?: unknown }).kernel).toBeDefined();
+  }, 30_000);
+});
+
 describe("interface list", () => {
   test("lists lo with its IPv4 and IPv6 addresses and the loopback flag", () => {
     const lo = listInterfaces().find((d) => d.name === "lo");

@@ -79,7 +79,7 @@ export const RING_BLOCK_BYTES = 512 * 1024;
  * packets, ~90 ms at 200,000 packets/s. The whole ring counts in RSS from the start (the
  * kernel maps every page at mmap).
  */
-export const DEFAULT_RING_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_RING_BYTES = 2 * 1024 * 1024;
 /** Fewer blocks than this and the kernel has nowhere to write while we read one. */
 const MINIMUM_RING_BLOCKS = 2;
 /** How long an interface that reported ENETDOWN is watched for removal before calling it down. */

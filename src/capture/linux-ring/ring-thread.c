@@ -23,7 +23,7 @@
  */
 
 /* control[] Int32 cells. */
-#define CONTROL_STOP 0            /* main -> thread: 1 = stop (then the wake eventfd is written) */
+#define CONTROL_STOP 0            /* main -> thread: STOP_* (then the wake eventfd is written) */
 #define CONTROL_STATE 1           /* thread -> main: STATE_* */
 #define CONTROL_FAILURE 2         /* thread -> main: FAILURE_* or a positive errno of the socket */
 #define CONTROL_WAKE_PENDING 3    /* thread sets 1 and calls the callback; main clears before draining */
@@ -46,6 +46,11 @@
 #define CONTROL_CALLBACK_ADDRESS 22
 #define CONTROL_THREAD_ID 24
 #define CONTROL_CELLS 26
+
+/* Stop: hand over what the ring holds, then make the last call. Abandon: the process is exiting;
+ * end at once, no more calls (the main thread joins right after, inside its exit handler). */
+#define STOP_DRAIN 1
+#define STOP_ABANDON 2
 
 #define STATE_RUNNING 0
 #define STATE_STOPPED 1
@@ -132,6 +137,7 @@ struct ring_thread {
 
 /* Wakes the main thread unless a wake-up is already on its way. */
 static void wake_main(struct ring_thread *t) {
+  if (LOAD(t->control[CONTROL_STOP]) == STOP_ABANDON) return; /* the process is exiting */
   /* The published store (or the state store) must be visible before the flag is read: if the
    * main thread cleared it after an earlier wake-up it will then see this batch too. */
   FULL_FENCE();
@@ -281,7 +287,7 @@ static int wait_for_ring(struct ring_thread *t, int timeout_ms) {
 static void drain_at_stop(struct ring_thread *t) {
   long long deadline = monotonic_ms() + t->control[CONTROL_STOP_FLUSH_MS];
   u32 blocks_left = (u32)t->control[CONTROL_BLOCK_COUNT];
-  while (monotonic_ms() < deadline) {
+  while (monotonic_ms() < deadline && LOAD(t->control[CONTROL_STOP]) != STOP_ABANDON) {
     int walked = blocks_left > 0 ? walk_ready_blocks(t, 1) : 0;
     if (walked == -2) return;
     if (walked == -1) {
@@ -333,8 +339,10 @@ static void *ring_thread_main(void *argument) {
       break;
     }
   }
+  if (LOAD(control[CONTROL_STOP]) == STOP_ABANDON) return 0;
   if (!failed) drain_at_stop(&t);
   else if (t.slot >= 0 && t.walk[6] > 0) publish_slot(&t); /* what was read before the failure */
+  if (LOAD(control[CONTROL_STOP]) == STOP_ABANDON) return 0;
   STORE(control[CONTROL_STATE], failed ? STATE_FAILED : STATE_STOPPED);
   FULL_FENCE();
   STORE(control[CONTROL_WAKE_PENDING], 1);

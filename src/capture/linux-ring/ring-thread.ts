@@ -47,6 +47,8 @@ const Control = {
   cells: 26,
 } as const;
 const ThreadState = { running: 0, stopped: 1, failed: 2 } as const;
+/** control[stop]: drain then end with a last call; abandon: end at once, no call (process exit). */
+const Stop = { drain: 1, abandon: 2 } as const;
 const Failure = { overrun: -1, noRoom: -2, hangUp: -3, poll: -4 } as const;
 /** ring-walk.c's walk flags. */
 const WalkFlag = { keepIncoming: 1, keepOutgoing: 2, nano: 4 } as const;
@@ -80,6 +82,10 @@ export function ringThreadUnavailable(): string | undefined {
   if (natives.threadSupported() !== 1) return `no capture thread on ${process.arch}`;
   return undefined;
 }
+
+/** Threads that have not ended, abandoned and joined if the process exits first (see abandonAtExit). */
+const liveThreads = new Set<RingCaptureThread>();
+let exitHandlerInstalled = false;
 
 export class RingCaptureThread {
   private readonly controlMemory = new SharedArrayBuffer(Control.cells * 4);
@@ -145,6 +151,23 @@ export class RingCaptureThread {
       this.release();
       throw new CaptureError("capture-failed", `capture thread: pthread_create: ${errnoText(error)}`);
     }
+    liveThreads.add(this);
+    if (!exitHandlerInstalled) {
+      exitHandlerInstalled = true;
+      // A thread must not call into a runtime that is being torn down: a process that exits
+      // without stopping its captures (process.exit on an error path) ends them first.
+      process.on("exit", () => {
+        for (const thread of liveThreads) thread.abandonAtExit();
+      });
+    }
+  }
+
+  /** The process is exiting: ends the thread at once (no hand-over, no last call) and joins it. */
+  private abandonAtExit(): void {
+    liveThreads.delete(this);
+    Atomics.store(this.control, Control.stop, Stop.abandon);
+    this.wakeThread();
+    this.natives.threadJoin(ptr(this.control)); // bounded: the thread checks the flag after each poll or block
   }
 
   setFilter(filter: WorkerFilter): void {
@@ -160,7 +183,7 @@ export class RingCaptureThread {
   /** Asks the thread to hand over what is in the ring and end; resolves once it has ended. */
   async stop(): Promise<KernelStats | undefined> {
     if (this.ring && !this.finishing) {
-      Atomics.store(this.control, Control.stop, 1);
+      Atomics.store(this.control, Control.stop, Stop.drain);
       this.wakeThread();
     }
     await this.ended;
@@ -185,7 +208,7 @@ export class RingCaptureThread {
     if (consumerError !== undefined && Atomics.load(control, Control.state) === ThreadState.running) {
       // A consumer threw: end the capture with that error rather than leave it half delivered.
       this.pendingError = consumerError instanceof Error ? consumerError : new Error(String(consumerError));
-      Atomics.store(control, Control.stop, 1);
+      Atomics.store(control, Control.stop, Stop.drain);
       this.wakeThread();
     }
     // Not from inside the callback: finishing closes it.
@@ -205,8 +228,13 @@ export class RingCaptureThread {
   private async finish(): Promise<void> {
     const control = this.control;
     const ring = this.ring!;
-    this.natives.threadJoin(ptr(control)); // it has sent its last wake-up: it returns at once
-    this.reader.drain(this.deliver); // anything published between the last drain and the end
+    liveThreads.delete(this);
+    this.natives.threadJoin(ptr(control)); // it has made its last call: this returns at once
+    try {
+      this.reader.drain(this.deliver); // anything published between the last drain and the end
+    } catch (error) {
+      this.pendingError ??= error instanceof Error ? error : new Error(String(error));
+    }
     let error = this.pendingError;
     if (Atomics.load(control, Control.state) === ThreadState.failed) error ??= await this.failure(ring, control[Control.failure]!);
     try {
