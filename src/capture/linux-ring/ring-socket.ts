@@ -4,7 +4,8 @@
 // native or the JavaScript block walker: block-walker.ts; never a native call per packet), hands
 // blocks back to the kernel by writing their status, reports the kernel's counters, and closes
 // exactly once.
-// poll() blocks, so a RingSocket lives in the capture worker, never on the main thread.
+// poll() blocks, so a RingSocket is read by the native capture thread (ring-thread.ts) or in the
+// capture worker; only the main-thread reader (main-thread-ring.ts) polls it with timeout 0.
 //
 // What libpcap's pcap-linux.c does on this path, and this file does too:
 //   * the outgoing copy of a packet on a loopback device is skipped (it comes back as incoming);
@@ -71,13 +72,13 @@ const LINKTYPE_ETHERNET = 1;
  */
 export const RING_BLOCK_BYTES = 512 * 1024;
 /**
- * Ring size when the caller gives none (-B). libpcap's default is 2 MiB; the ring engine takes
- * 4 MiB because its reader is a JavaScript worker that a garbage collection or a busy machine
- * can pause for tens of milliseconds (measured: at 2 MiB on a loaded 2-core machine the ring
- * dropped at ~120,000 packets/s, as tcpdump did). On lo, outgoing copies are dropped by the
- * kernel filter (kernelProgram) instead of taking ring space, so 4 MiB holds ~18,000 small
- * packets, ~90 ms at 200,000 packets/s. The whole ring counts in RSS from the start (the
- * kernel maps every page at mmap).
+ * Ring size when the caller gives none (-B): libpcap's default, 2 MiB. The ring engine took
+ * 4 MiB while its reader was a JavaScript Worker that a garbage collection could pause for tens
+ * of milliseconds; the native capture thread (ring-thread.c) has no such pauses, and at 2 MiB
+ * it captured 2M small packets at ~480,000 packets/s on lo without a drop (docs/capture.md,
+ * "The capture thread"). On lo, outgoing copies are dropped by the kernel filter
+ * (kernelProgram) instead of taking ring space, so 2 MiB holds ~9,000 small packets. The whole
+ * ring counts in RSS from the start (the kernel maps every page at mmap).
  */
 export const DEFAULT_RING_BYTES = 2 * 1024 * 1024;
 /** Fewer blocks than this and the kernel has nowhere to write while we read one. */
