@@ -299,12 +299,14 @@ export class LiveCaptureSource implements CaptureSource {
    * when the ring cannot serve this capture, so the worker opens libpcap instead and says why.
    */
   private startInProcess(thread: "native" | "main", message: Extract<ToWorker, { type: "open-live" }>, handlers: CaptureHandlers): CaptureInfo | undefined {
-    // The main-thread reader looks at the ring once per flush interval (a tick every half
-    // interval cost 1.0% of a core idle in serve mode; this, about half) and the kernel retires
-    // a block after half an interval: a lone packet is handed over within about 1.5 flush
-    // intervals. The capture thread waits in poll(), so a block retired after one interval
-    // reaches it at once, as in the worker.
-    const retireBlockMs = thread === "main" ? Math.max(1, message.flushIntervalMs / 2) : message.flushIntervalMs;
+    // The kernel retires a block after half a flush interval. Its timer counts whole ticks
+    // (msecs_to_jiffies rounds up: at HZ=250, 10 ms is 12 ms, 5 ms is 8 ms), so a full interval
+    // let a lone packet wait up to ~13 ms (measured); half keeps the capture thread, which is
+    // woken by the retired block at once, within the interval (docs/capture.md, "The capture
+    // thread"). The main-thread reader looks at the ring once per flush interval (a tick every
+    // half interval cost 1.0% of a core idle in serve mode; this, about half): a lone packet is
+    // handed over within about 1.5 flush intervals there.
+    const retireBlockMs = Math.max(1, message.flushIntervalMs / 2);
     let ring: RingSocket;
     try {
       ring = openRingCapture({
