@@ -18,6 +18,7 @@ import { openRingCapture } from "./linux-ring/open-ring.ts";
 import { RingUnsupported, type RingSocket } from "./linux-ring/ring-socket.ts";
 import { MainThreadRingReader } from "./linux-ring/main-thread-ring.ts";
 import { RingCaptureThread, ringThreadUnavailable } from "./linux-ring/ring-thread.ts";
+import { RING_WALKER_ENV, requestedRingWalker } from "./linux-ring/block-walker.ts";
 
 export interface LiveCaptureOptions {
   interface: string;
@@ -281,7 +282,9 @@ export class LiveCaptureSource implements CaptureSource {
     let workerNote: string | undefined;
     if (message.engine === "ring") {
       const thread = o.thread ?? defaultCaptureThread();
-      const unavailable = thread === "native" ? ringThreadUnavailable() : undefined;
+      // The capture thread walks blocks in C only: asking for the JavaScript walker asks for a Worker.
+      const unavailable =
+        thread !== "native" ? undefined : requestedRingWalker() === "js" ? `${RING_WALKER_ENV}=js asks for the JavaScript walker` : ringThreadUnavailable();
       if (unavailable) workerNote = `${unavailable}; ring read by a capture Worker`;
       else if (thread !== "worker") {
         const info = this.startInProcess(thread, message, handlers);

@@ -166,6 +166,21 @@ describe("the native capture thread", () => {
     return { exitCode, stderr, report: JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, unknown> };
   }
 
+  test("PROBE_RING_WALKER=js reads the ring in a Worker instead, and engineNote says why", async () => {
+    const saved = process.env.PROBE_RING_WALKER;
+    process.env.PROBE_RING_WALKER = "js";
+    try {
+      const { info, batches, flow } = await capture("ring", (port) => `udp dst port ${port}`, { thread: "native" });
+      expect(info.engine).toBe("ring");
+      expect(info.engineNote).toBe("PROBE_RING_WALKER=js asks for the JavaScript walker; ring read by a capture Worker");
+      await flow.send([10, 20, 30]);
+      await waitFor(() => count(batches) >= 3, 10_000, "captured packets");
+    } finally {
+      if (saved === undefined) delete process.env.PROBE_RING_WALKER;
+      else process.env.PROBE_RING_WALKER = saved;
+    }
+  });
+
   test("process.exit() while it publishes batches: the exit handler ends and joins it, the process exits 0", async () => {
     const { exitCode, stderr, report } = await runExitScript("exit");
     expect(stderr).toBe("");
