@@ -8,7 +8,7 @@ import type { PacketBatch } from "../packet/packet-batch.ts";
 import { SocketWriter } from "../outputs/socket-writer.ts";
 import { setSocketBuffer } from "../capture/libpcap/ffi.ts";
 import { unmapIPv4 } from "../protocols/ip-address.ts";
-import { encodePacketMessages } from "../protocols/rpcap/index.ts";
+import { encodePacketMessages, encodePacketStreamInto, packetStreamBytes } from "../protocols/rpcap/index.ts";
 import { connect as netConnect } from "node:net";
 import { socketLike, tlsServerOnDialed, type SocketLikeHandlers } from "../config/reversed-tls.ts";
 
@@ -40,6 +40,8 @@ class TcpDataChannel implements DataChannel {
   packetsSent = 0;
   private npkt = 1;
   private readonly writer: SocketWriter;
+  /** Where each batch is encoded before it is written (see write). */
+  private scratch = new Uint8Array(0);
   closed = false;
 
   constructor(private readonly socket: Socket<TcpData>, private readonly onPeerGone: () => void) {
@@ -49,10 +51,15 @@ class TcpDataChannel implements DataChannel {
 
   write(batch: PacketBatch): void | Promise<void> {
     if (this.closed) return;
-    const { bytes } = encodePacketMessages(batch, this.npkt);
+    const size = packetStreamBytes(batch);
+    // One buffer per channel, grown to the largest batch seen (a capture's batches are bounded
+    // by its slot size), instead of a new one per batch; the writer copies what the kernel does
+    // not take at once.
+    if (this.scratch.byteLength < size) this.scratch = new Uint8Array(size);
+    const bytes = encodePacketStreamInto(batch, this.npkt, this.scratch);
     this.npkt = (this.npkt + batch.count) % 2 ** 32;
     this.packetsSent += batch.count;
-    return this.writer.write(bytes);
+    return this.writer.write(bytes, true);
   }
 
   drain(): void {

@@ -18,16 +18,21 @@ export class SocketWriter {
     return this.remainder?.byteLength ?? 0;
   }
 
-  /** Writes all of `bytes`: returns nothing when the kernel took it all, else a promise. */
-  write(bytes: Uint8Array): void | Promise<void> {
+  /**
+   * Writes all of `bytes`: returns nothing when the kernel took it all, else a promise.
+   * `borrowed`: the caller reuses `bytes` once this returns (a scratch buffer), so what the
+   * kernel did not take is copied; otherwise only a lent batch's remainder is (ownedBytes).
+   */
+  write(bytes: Uint8Array, borrowed = false): void | Promise<void> {
     if (this.closed) return Promise.reject(new Error("socket closed"));
     if (this.remainder) return Promise.reject(new Error("SocketWriter: write while another is pending"));
     const written = this.socket.write(bytes);
     if (written < 0) return Promise.reject(new Error("socket write failed"));
     this.bytesWritten += written;
     if (written === bytes.byteLength) return;
-    // The rest is written on drain, after the caller's batch may have been reused: keep a copy if lent.
-    this.remainder = ownedBytes(bytes.subarray(written));
+    // The rest is written on drain, after the caller's bytes may have been reused: keep a copy
+    // of borrowed or lent bytes.
+    this.remainder = borrowed ? bytes.slice(written) : ownedBytes(bytes.subarray(written));
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 

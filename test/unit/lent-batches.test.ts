@@ -68,4 +68,25 @@ describe("lent batches", () => {
     await pending;
     expect(written.slice(16)).toEqual(new Array(8).fill(3));
   });
+
+  test("SocketWriter keeps a copy of borrowed bytes (a reused encode buffer), not only of lent ones", async () => {
+    let accept = 4;
+    const written: number[] = [];
+    const socket = {
+      write(bytes: Uint8Array) {
+        const n = Math.min(accept, bytes.byteLength);
+        written.push(...bytes.subarray(0, n));
+        return n;
+      },
+    } as unknown as Socket<unknown>;
+    const writer = new SocketWriter(socket);
+    const scratch = new Uint8Array(12).fill(7); // an ordinary ArrayBuffer: not lent
+    const pending = writer.write(scratch, true);
+    expect(pending).toBeInstanceOf(Promise);
+    scratch.fill(0xee); // the next batch encoded into it before the drain
+    accept = 1024;
+    writer.onDrain();
+    await pending;
+    expect(written).toEqual(new Array(12).fill(7));
+  });
 });

@@ -33,6 +33,8 @@ import {
   encodePacketDatagrams,
   encodePacketMessages,
   encodePacketStream,
+  encodePacketStreamInto,
+  packetStreamBytes,
   encodeSamplingRequestPayload,
   encodeStartCapReplyPayload,
   encodeStartCapRequestPayload,
@@ -327,6 +329,17 @@ describe("PACKET messages from a PacketBatch", () => {
     expect(datagrams.map(hex)).toEqual([hex(bytes(MSG1)), hex(bytes(MSG2))]);
     expect(datagrams[0]!.buffer).toBe(datagrams[1]!.buffer);
     expect(decodeDatagram(datagrams[1]!).header.plen).toBe(21);
+  });
+
+  test("encodePacketStreamInto: the same bytes at the start of a reused buffer; a buffer too small is refused", () => {
+    const scratch = new Uint8Array(100).fill(0xee);
+    const first = encodePacketStreamInto(nanoBatch(), 0xffffffff, scratch);
+    expect(first.buffer).toBe(scratch.buffer);
+    expect(hex(first)).toBe(hex(bytes(MSG1 + MSG2)));
+    expect(packetStreamBytes(nanoBatch())).toBe(60);
+    const second = encodePacketStreamInto(batchOf([[1, 999_999, 1, [0xaa]]]), 1, scratch, 1);
+    expect(hex(second)).toBe(hex(bytes("0107 0000 00000015 00000001 000f423f 00000001 00000001 00000001 aa")));
+    expect(() => encodePacketStreamInto(nanoBatch(), 1, new Uint8Array(59))).toThrow(RangeError);
   });
 
   test("encodePacketMessages: stream plus message ends", () => {
