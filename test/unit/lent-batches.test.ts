@@ -48,43 +48,38 @@ describe("lent batches", () => {
     ]);
   });
 
-  test("SocketWriter keeps a copy of what the kernel did not take", async () => {
+  /** A socket whose kernel takes 4 bytes of the first write, then everything: what it took, in order. */
+  function slowSocket() {
     let accept = 4;
     const written: number[] = [];
     const socket = {
       write(bytes: Uint8Array) {
         const n = Math.min(accept, bytes.byteLength);
         written.push(...bytes.subarray(0, n));
+        accept = 1024;
         return n;
       },
     } as unknown as Socket<unknown>;
-    const writer = new SocketWriter(socket);
+    return { writer: new SocketWriter(socket), written };
+  }
+
+  test("SocketWriter keeps a copy of what the kernel did not take", async () => {
+    const { writer, written } = slowSocket();
     const { batch, memory } = lentBatch(3);
     const pending = writer.write(batch.bytes);
     expect(pending).toBeInstanceOf(Promise);
     memory.fill(0xee); // reused before the drain
-    accept = 1024;
     writer.onDrain();
     await pending;
     expect(written.slice(16)).toEqual(new Array(8).fill(3));
   });
 
   test("SocketWriter keeps a copy of borrowed bytes (a reused encode buffer), not only of lent ones", async () => {
-    let accept = 4;
-    const written: number[] = [];
-    const socket = {
-      write(bytes: Uint8Array) {
-        const n = Math.min(accept, bytes.byteLength);
-        written.push(...bytes.subarray(0, n));
-        return n;
-      },
-    } as unknown as Socket<unknown>;
-    const writer = new SocketWriter(socket);
+    const { writer, written } = slowSocket();
     const scratch = new Uint8Array(12).fill(7); // an ordinary ArrayBuffer: not lent
     const pending = writer.write(scratch, true);
     expect(pending).toBeInstanceOf(Promise);
     scratch.fill(0xee); // the next batch encoded into it before the drain
-    accept = 1024;
     writer.onDrain();
     await pending;
     expect(written).toEqual(new Array(12).fill(7));
