@@ -332,7 +332,10 @@ export class LiveCaptureSource implements CaptureSource {
     try {
       this.inProcess =
         thread === "native"
-          ? this.startCaptureThread(ring, message, onBatch, handlers)
+          ? new RingCaptureThread(ring, message.channel, message.batchBytes, message.flushIntervalMs, {
+              onBatch,
+              onEnd: (error) => (error ? handlers.onEnd("failed", error) : handlers.onEnd("stopped")),
+            })
           : this.startMainThreadReader(ring, message, onBatch, handlers);
     } catch (error) {
       ring.close();
@@ -340,23 +343,6 @@ export class LiveCaptureSource implements CaptureSource {
     }
     const note = ring.walkerNote;
     return { ...ring.info, engine: "ring", ...(note ? { engineNote: note } : {}), description: this.options.interface };
-  }
-
-  private startCaptureThread(
-    ring: RingSocket,
-    message: Extract<ToWorker, { type: "open-live" }>,
-    onBatch: (bytes: Uint8Array, count: number) => void,
-    handlers: CaptureHandlers,
-  ): InProcessRing {
-    const captureThread = new RingCaptureThread(ring, message.channel, message.batchBytes, message.flushIntervalMs, {
-      onBatch,
-      onEnd: (error) => (error ? handlers.onEnd("failed", error) : handlers.onEnd("stopped")),
-    });
-    return {
-      setFilter: (filter) => captureThread.setFilter(filter),
-      stats: () => captureThread.stats(),
-      stop: () => captureThread.stop(),
-    };
   }
 
   private startMainThreadReader(

@@ -164,6 +164,12 @@ const State = {
   length: 9,
 } as const;
 const WalkFlag = { keepIncoming: 1, keepOutgoing: 2, nano: 4 } as const;
+
+/** ring-walk.c's state[STATE_FLAGS] for these settings (the capture thread passes the same word). */
+export function nativeWalkFlags(options: Pick<WalkOptions, "keepIncoming" | "keepOutgoing" | "nano">): number {
+  return (options.keepIncoming ? WalkFlag.keepIncoming : 0) | (options.keepOutgoing ? WalkFlag.keepOutgoing : 0) | (options.nano ? WalkFlag.nano : 0);
+}
+
 const WalkResult = { done: 0, full: 1, overrun: -1, noRoom: -2 } as const;
 
 /**
@@ -182,8 +188,7 @@ export class NativeBlockWalker implements BlockWalker {
     private readonly options: WalkOptions,
   ) {
     const state = this.state;
-    state[State.flags] =
-      (options.keepIncoming ? WalkFlag.keepIncoming : 0) | (options.keepOutgoing ? WalkFlag.keepOutgoing : 0) | (options.nano ? WalkFlag.nano : 0);
+    state[State.flags] = nativeWalkFlags(options);
     state[State.snaplen] = options.snaplen;
     state[State.blockBytes] = options.blockBytes;
     this.stateAddress = ptr(state);

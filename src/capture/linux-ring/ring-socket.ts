@@ -24,7 +24,7 @@ import type { TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { CaptureDirection, HandleInfo, KernelStats } from "../libpcap/pcap-handle.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
 import { errnoText, lastErrno, ringLibc } from "./ffi.ts";
-import { createBlockWalker, requestedRingWalker, type BlockWalker, type RingWalkerKind } from "./block-walker.ts";
+import { createBlockWalker, requestedRingWalker, type BlockWalker, type RingWalkerKind, type WalkOptions } from "./block-walker.ts";
 import {
   AF_PACKET,
   ArpHardware,
@@ -111,17 +111,12 @@ export interface RingOpenOptions {
 }
 
 /** RingSocket.threadParameters(). */
-export interface RingThreadParameters {
+export interface RingThreadParameters extends WalkOptions {
   fd: number;
   ringAddress: number;
-  blockBytes: number;
   blockCount: number;
   /** The block the kernel fills next (0 unless the ring was read before). */
   nextBlock: number;
-  snaplen: number;
-  keepIncoming: boolean;
-  keepOutgoing: boolean;
-  nano: boolean;
 }
 
 /** Errors a packet socket reports when its interface went down or was removed. */
@@ -241,6 +236,8 @@ export class RingSocket {
   /** The same memory as Int32 for Atomics on block_status (the kernel writes it concurrently). */
   private ringAtomic: Int32Array | null;
   private readonly walker: BlockWalker;
+  /** What a walker needs to know of this ring (the capture thread gets the same). */
+  private readonly walkOptions: WalkOptions;
   private blockIndex = 0;
   private filterAttached = false;
   private readonly pollfd = new Int32Array(2);
@@ -270,7 +267,7 @@ export class RingSocket {
     // libpcap's linux_check_direction(): outgoing frames on a loopback device are never kept.
     this.keepOutgoing = !loopback && options.direction !== "in";
     this.keepIncoming = options.direction !== "out";
-    const walk = {
+    const walk: WalkOptions = {
       snaplen: options.snaplen,
       keepIncoming: this.keepIncoming,
       keepOutgoing: this.keepOutgoing,
@@ -278,6 +275,7 @@ export class RingSocket {
       blockBytes: ring.blockBytes,
       interfaceName: options.interface,
     };
+    this.walkOptions = walk;
     const { walker, note } = createBlockWalker({ buffer, address: Number(ring.address) }, walk, options.walker ?? requestedRingWalker());
     this.walker = walker;
     this.walkerNote = note;
@@ -471,15 +469,11 @@ export class RingSocket {
   threadParameters(): RingThreadParameters {
     this.live();
     return {
+      ...this.walkOptions,
       fd: this.fd,
       ringAddress: Number(this.regionAddress),
-      blockBytes: this.blockBytes,
       blockCount: this.blockCount,
       nextBlock: this.blockIndex,
-      snaplen: this.options.snaplen,
-      keepIncoming: this.keepIncoming,
-      keepOutgoing: this.keepOutgoing,
-      nano: this.options.precision === "nano",
     };
   }
 

@@ -7,7 +7,7 @@
  * memory, ~30 us of CPU per wake-up: docs/capture.md, "Memory: where it goes").
  *
  * Compiled at run time by Bun's TinyCC, appended to ring-walk.c (one translation unit: the types,
- * memcpy and probe_ring_walk come from there; see block-walker.ts). No #include, as there.
+ * memcpy, probe_ring_walk and its STATE_ and WALK_ names come from there; see ring-natives.ts). No #include, as there.
  *
  * Shared state (ring-thread.ts names the same indexes):
  *   control: Int32 cells in a SharedArrayBuffer, the thread's parameters and its two-way flags;
@@ -102,6 +102,7 @@ int getsockopt(int fd, int level, int name, void *value, u32 *length);
 int *__errno_location(void);
 int pthread_create(probe_thread_t *thread, const void *attributes, void *(*run)(void *), void *argument);
 int pthread_join(probe_thread_t thread, void **result);
+void *memset(void *destination, int value, usize bytes);
 
 #define ENOSYS 38
 
@@ -129,7 +130,7 @@ struct ring_thread {
   u8 *ring;
   u8 *slots;
   probe_wake_callback wake;
-  u32 walk[9];               /* probe_ring_walk's state[] */
+  u32 walk[STATE_CELLS];     /* probe_ring_walk's state[] */
   int slot;                  /* the claimed slot, or -1 */
   long long first_pending_ms; /* when the current batch got its first record; 0 when empty */
   u32 block_index;
@@ -154,8 +155,8 @@ static int full_slots(struct ring_thread *t) {
 static int claim_slot(struct ring_thread *t) {
   if (full_slots(t) >= t->control[CONTROL_SLOTS]) return 0;
   t->slot = (int)((u32)LOAD(t->channel[CHANNEL_PUBLISHED]) % (u32)t->control[CONTROL_SLOTS]);
-  t->walk[5] = 0; /* STATE_USED */
-  t->walk[6] = 0; /* STATE_COUNT */
+  t->walk[STATE_USED] = 0;
+  t->walk[STATE_COUNT] = 0;
   t->first_pending_ms = 0;
   return 1;
 }
@@ -164,8 +165,8 @@ static int claim_slot(struct ring_thread *t) {
 static void publish_slot(struct ring_thread *t) {
   int slot = t->slot;
   u32 published = (u32)LOAD(t->channel[CHANNEL_PUBLISHED]);
-  t->channel[CHANNEL_SLOT_META + 2 * slot] = (int)t->walk[5];
-  t->channel[CHANNEL_SLOT_META + 2 * slot + 1] = (int)t->walk[6];
+  t->channel[CHANNEL_SLOT_META + 2 * slot] = (int)t->walk[STATE_USED];
+  t->channel[CHANNEL_SLOT_META + 2 * slot + 1] = (int)t->walk[STATE_COUNT];
   COMPILER_BARRIER();
   STORE(t->channel[CHANNEL_PUBLISHED], (int)(published + 1)); /* wraps at 2^32 on purpose */
   t->slot = -1;
@@ -216,17 +217,17 @@ static int walk_ready_blocks(struct ring_thread *t, u32 max_blocks) {
     if ((status & TP_STATUS_USER) == 0) return walked > 0;
     COMPILER_BARRIER(); /* read the block only after its status said it is ours */
     if (t->slot < 0 && !claim_slot(t)) return -1;
-    t->walk[2] = flush_bytes;                                   /* STATE_FLUSH_BYTES */
-    t->walk[3] = (u32)t->control[CONTROL_SLOT_BYTES];           /* STATE_CAPACITY */
-    u32 count_before = t->walk[6];
+    t->walk[STATE_FLUSH_BYTES] = flush_bytes;
+    t->walk[STATE_CAPACITY] = (u32)t->control[CONTROL_SLOT_BYTES];
+    u32 count_before = t->walk[STATE_COUNT];
     int result = probe_ring_walk(block, t->slots + (usize)t->slot * (u32)t->control[CONTROL_SLOT_BYTES], t->walk);
-    if (t->walk[6] > count_before && t->first_pending_ms == 0) t->first_pending_ms = monotonic_ms();
-    if (result == 1) { /* WALK_FULL: the slot is full before a frame; resume in this block */
+    if (t->walk[STATE_COUNT] > count_before && t->first_pending_ms == 0) t->first_pending_ms = monotonic_ms();
+    if (result == WALK_FULL) { /* the slot is full before a frame; resume in this block */
       publish_slot(t);
       continue;
     }
     if (result < 0) {
-      fail(t, result == -1 ? FAILURE_OVERRUN : FAILURE_NO_ROOM);
+      fail(t, result == WALK_OVERRUN ? FAILURE_OVERRUN : FAILURE_NO_ROOM);
       return -2;
     }
     /* The block is done: give it back to the kernel once every read of it is over. */
@@ -235,14 +236,14 @@ static int walk_ready_blocks(struct ring_thread *t, u32 max_blocks) {
     t->block_index = (t->block_index + 1) % block_count;
     walked++;
     /* A block the kernel retired on its timer: traffic is light, hand the batch over now. */
-    if (t->walk[6] > 0 && ((status & TP_STATUS_BLK_TMO) != 0 || t->walk[5] >= flush_bytes)) publish_slot(t);
+    if (t->walk[STATE_COUNT] > 0 && ((status & TP_STATUS_BLK_TMO) != 0 || t->walk[STATE_USED] >= flush_bytes)) publish_slot(t);
   }
   return 1;
 }
 
 /* Publishes the pending batch once its first record has waited the flush interval; returns ms left. */
 static int flush_if_due(struct ring_thread *t) {
-  if (t->slot < 0 || t->walk[6] == 0) return IDLE_WAIT_MS;
+  if (t->slot < 0 || t->walk[STATE_COUNT] == 0) return IDLE_WAIT_MS;
   long long waited = monotonic_ms() - t->first_pending_ms;
   long long left = (long long)t->control[CONTROL_FLUSH_INTERVAL_MS] - waited;
   if (left > 0) return (int)left;
@@ -300,7 +301,7 @@ static void drain_at_stop(struct ring_thread *t) {
     }
     break;
   }
-  if (t->slot >= 0 && t->walk[6] > 0) publish_slot(t);
+  if (t->slot >= 0 && t->walk[STATE_COUNT] > 0) publish_slot(t);
 }
 
 static void *ring_thread_main(void *argument) {
@@ -315,13 +316,10 @@ static void *ring_thread_main(void *argument) {
   t.slot = -1;
   t.first_pending_ms = 0;
   t.block_index = 0;
-  t.walk[0] = (u32)control[CONTROL_WALK_FLAGS];
-  t.walk[1] = (u32)control[CONTROL_SNAPLEN];
-  t.walk[4] = (u32)control[CONTROL_BLOCK_BYTES];
-  t.walk[5] = 0;
-  t.walk[6] = 0;
-  t.walk[7] = 0;
-  t.walk[8] = 0;
+  memset(t.walk, 0, sizeof t.walk);
+  t.walk[STATE_FLAGS] = (u32)control[CONTROL_WALK_FLAGS];
+  t.walk[STATE_SNAPLEN] = (u32)control[CONTROL_SNAPLEN];
+  t.walk[STATE_BLOCK_BYTES] = (u32)control[CONTROL_BLOCK_BYTES];
   while (!LOAD(control[CONTROL_STOP])) {
     int walked = walk_ready_blocks(&t, (u32)control[CONTROL_BLOCK_COUNT]);
     if (walked == -2) {
@@ -341,7 +339,7 @@ static void *ring_thread_main(void *argument) {
   }
   if (LOAD(control[CONTROL_STOP]) == STOP_ABANDON) return 0;
   if (!failed) drain_at_stop(&t);
-  else if (t.slot >= 0 && t.walk[6] > 0) publish_slot(&t); /* what was read before the failure */
+  else if (t.slot >= 0 && t.walk[STATE_COUNT] > 0) publish_slot(&t); /* what was read before the failure */
   if (LOAD(control[CONTROL_STOP]) == STOP_ABANDON) return 0;
   STORE(control[CONTROL_STATE], failed ? STATE_FAILED : STATE_STOPPED);
   FULL_FENCE();

@@ -15,7 +15,7 @@ import { CaptureError } from "../errors.ts";
 import { BatchChannelReader, type BatchChannelMemory } from "../batch-channel.ts";
 import type { KernelStats } from "../libpcap/pcap-handle.ts";
 import type { WorkerFilter } from "../libpcap/worker-protocol.ts";
-import { ringOverrunError } from "./block-walker.ts";
+import { nativeWalkFlags, ringOverrunError } from "./block-walker.ts";
 import { lastErrno, ringLibc, errnoText } from "./ffi.ts";
 import { applyRingFilter } from "./open-ring.ts";
 import { ringNatives, type RingNatives } from "./ring-natives.ts";
@@ -50,8 +50,6 @@ const ThreadState = { running: 0, stopped: 1, failed: 2 } as const;
 /** control[stop]: drain then end with a last call; abandon: end at once, no call (process exit). */
 const Stop = { drain: 1, abandon: 2 } as const;
 const Failure = { overrun: -1, noRoom: -2, hangUp: -3, poll: -4 } as const;
-/** ring-walk.c's walk flags. */
-const WalkFlag = { keepIncoming: 1, keepOutgoing: 2, nano: 4 } as const;
 
 /** eventfd(2) flags (asm-generic values, x86-64 and aarch64): close on exec, never block. */
 const EFD_CLOEXEC = 0o2000000;
@@ -81,6 +79,10 @@ export function ringThreadUnavailable(): string | undefined {
   if ("error" in natives) return `native code unavailable (${natives.error})`;
   if (natives.threadSupported() !== 1) return `no capture thread on ${process.arch}`;
   return undefined;
+}
+
+function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
 }
 
 /** Threads that have not ended, abandoned and joined if the process exits first (see abandonAtExit). */
@@ -119,15 +121,16 @@ export class RingCaptureThread {
     const natives = ringNatives();
     if ("error" in natives) throw new CaptureError("capture-failed", `capture thread: ${natives.error}`);
     this.natives = natives;
+    const p = ring.threadParameters();
+    if (p.nextBlock !== 0) throw new Error("capture thread needs a ring nobody has read");
     this.ring = ring;
     this.reader = new BatchChannelReader(channel);
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     const wakeFd = ringLibc().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wakeFd < 0) throw new CaptureError("capture-failed", `capture thread: eventfd: ${errnoText(lastErrno())}`);
     this.wakeFd = wakeFd;
-    const p = ring.threadParameters();
     const c = this.control;
-    c[Control.walkFlags] = (p.keepIncoming ? WalkFlag.keepIncoming : 0) | (p.keepOutgoing ? WalkFlag.keepOutgoing : 0) | (p.nano ? WalkFlag.nano : 0);
+    c[Control.walkFlags] = nativeWalkFlags(p);
     c[Control.snaplen] = p.snaplen;
     c[Control.flushBytes] = flushBytes;
     c[Control.blockBytes] = p.blockBytes;
@@ -138,7 +141,6 @@ export class RingCaptureThread {
     c[Control.ringFd] = p.fd;
     c[Control.wakeFd] = wakeFd;
     c[Control.stopFlushMs] = STOP_FLUSH_MS;
-    if (p.nextBlock !== 0) throw new Error("capture thread needs a ring nobody has read");
     this.callback = new JSCallback(this.onWake, { args: ["i32"], returns: "void", threadsafe: true });
     const cells = new BigUint64Array(this.controlMemory);
     cells[Control.ringAddress / 2] = BigInt(p.ringAddress);
@@ -207,7 +209,7 @@ export class RingCaptureThread {
     if (Atomics.load(control, Control.waitingSpace) === 1) this.wakeThread();
     if (consumerError !== undefined && Atomics.load(control, Control.state) === ThreadState.running) {
       // A consumer threw: end the capture with that error rather than leave it half delivered.
-      this.pendingError = consumerError instanceof Error ? consumerError : new Error(String(consumerError));
+      this.pendingError = asError(consumerError);
       Atomics.store(control, Control.stop, Stop.drain);
       this.wakeThread();
     }
@@ -233,7 +235,7 @@ export class RingCaptureThread {
     try {
       this.reader.drain(this.deliver); // anything published between the last drain and the end
     } catch (error) {
-      this.pendingError ??= error instanceof Error ? error : new Error(String(error));
+      this.pendingError ??= asError(error);
     }
     let error = this.pendingError;
     if (Atomics.load(control, Control.state) === ThreadState.failed) error ??= await this.failure(ring, control[Control.failure]!);

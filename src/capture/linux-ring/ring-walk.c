@@ -34,6 +34,7 @@ void *memcpy(void *destination, const void *source, usize bytes);
 /* Where the next frame starts, as an offset from the block's start; 0 = the block's first frame. */
 #define STATE_RESUME_OFFSET 7
 #define STATE_RESUME_INDEX 8
+#define STATE_CELLS 9
 
 #define FLAG_KEEP_INCOMING 1
 #define FLAG_KEEP_OUTGOING 2
