@@ -9,18 +9,25 @@
 // parsed at start. Together: --help 42 -> 20 MiB, an idle capture 54-59 -> 51 MiB peak RSS.
 // Bytecode needs the esm format here (main.ts awaits at top level).
 import { $ } from "bun";
+import { buildRingNative } from "./build-ring-native.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const entrypoints = ["src/cli/main.ts", "src/capture/libpcap/capture-worker.ts", "src/daemon/auth/hash-worker.ts"];
+const entrypoints = ["src/cli/main.ts", "src/capture/libpcap/capture-worker.ts", "src/daemon/auth/hash-worker.ts"].map((e) => root + e);
+// The ring engine's native code, compiled by the system's cc and embedded as a file
+// (Bun.embeddedFiles; src/capture/linux-ring/ring-natives.ts loads it).
+const ringNative = await buildRingNative();
 const result = await Bun.build({
-  entrypoints: entrypoints.map((e) => root + e),
+  entrypoints,
   compile: { outfile: `${root}dist/probe` },
   minify: true,
   splitting: true,
   bytecode: true,
   format: "esm",
   sourcemap: "none",
-  define: { "process.env.PROBE_BUILD_TIME": JSON.stringify(new Date().toISOString()) },
+  define: {
+    "process.env.PROBE_BUILD_TIME": JSON.stringify(new Date().toISOString()),
+    ...(ringNative ? { PROBE_RING_NATIVE_LIBRARY_BASE64: JSON.stringify((await Bun.file(ringNative).bytes()).toBase64()) } : {}),
+  },
 });
 if (!result.success) {
   for (const log of result.logs) console.error(log);

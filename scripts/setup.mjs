@@ -3,7 +3,9 @@
 // Installs only what is missing, so `npm start` and `npm test` are cheap the second time:
 //   (always)       npm dependencies (Bun comes from the pinned npm package `bun`)
 //   (always)       libpcap0.8 through apt-get, the one native library probe loads at run time
-//   --build        dist/probe, rebuilt when any file under src/ is newer than the binary
+//   --build        dist/probe, rebuilt when any file under src/ is newer than the binary;
+//                  gcc through apt-get when there is no cc (the capture thread's C is built
+//                  with the program: scripts/build-ring-native.ts)
 //   --test-tools   the third-party judges and helpers the tests use (tshark, tcpdump,
 //                  capinfos, editcap, mergecap, socat, nft, ip, openssl, setpriv, libtrace's
 //                  traceanon/tracepktdump, systemd-analyze, python3-prometheus-client)
@@ -81,6 +83,7 @@ if (!existsSync(bunBinary) || !existsSync(join(root, "node_modules", "zod")) || 
 // 2. Native libraries and, for tests, the judging tools.
 const aptMissing = [];
 if (!hasLibrary("libpcap.so.0.8")) aptMissing.push("libpcap0.8");
+if (args.has("--build") && !has("cc")) aptMissing.push("gcc");
 if (args.has("--test-tools")) {
   const tools = {
     tshark: "tshark", tcpdump: "tcpdump", capinfos: "wireshark-common", editcap: "wireshark-common",
@@ -103,8 +106,10 @@ if (args.has("--test-tools")) mkdirSync(join(root, ".test-results"), { recursive
 if (args.has("--build")) {
   const binary = join(root, "dist", "probe");
   const sourceTime = Math.max(newestMtime(join(root, "src")), statSync(join(root, "package.json")).mtimeMs,
-    statSync(join(root, "scripts", "build.ts")).mtimeMs);
-  if (!existsSync(binary) || statSync(binary).mtimeMs < sourceTime) {
+    statSync(join(root, "scripts", "build.ts")).mtimeMs, statSync(join(root, "scripts", "build-ring-native.ts")).mtimeMs);
+  // build/ holds the ring's native library that tests run from source load (and the build embeds).
+  const nativeBuilt = existsSync(join(root, "build")) && readdirSync(join(root, "build")).some((name) => name.startsWith("ring-native-"));
+  if (!existsSync(binary) || statSync(binary).mtimeMs < sourceTime || !nativeBuilt) {
     log("building dist/probe");
     run(bunBinary, ["run", "scripts/build.ts"]);
   }

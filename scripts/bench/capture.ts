@@ -262,11 +262,12 @@ function printLiveTable(title: string, rows: LiveMeasurement[]): void {
 
 /**
  * The probe variants measured: each engine; the ring read by its native capture thread (the
- * default), by a capture Worker (with either block walker) and on the main thread.
+ * default; its code prebuilt by cc, or compiled by TinyCC at start), by a capture Worker (with either block walker) and on the main thread.
  * BENCH_CAPTURE_VARIANTS (labels separated by ";") keeps only some.
  */
 const ALL_PROBE_VARIANTS: { label: string; engine: string; env?: Record<string, string>; args?: string[] }[] = [
   { label: "ring, native thread", engine: "ring", env: { PROBE_CAPTURE_THREAD: "native" } },
+  { label: "ring, native thread, TinyCC's code", engine: "ring", env: { PROBE_CAPTURE_THREAD: "native", PROBE_RING_NATIVE: "tinycc" } },
   { label: "ring, native thread, -B 4096", engine: "ring", env: { PROBE_CAPTURE_THREAD: "native" }, args: ["-B", "4096"] },
   { label: "ring, worker", engine: "ring", env: { PROBE_CAPTURE_THREAD: "worker" } },
   { label: "ring, worker, JavaScript walker", engine: "ring", env: { PROBE_CAPTURE_THREAD: "worker", PROBE_RING_WALKER: "js" } },

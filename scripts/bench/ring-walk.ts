@@ -1,11 +1,13 @@
-// The ring's two block walkers (native ring-walk.c through bun:ffi cc, and JavaScript) on
+// The ring's block walkers (native ring-walk.c built by cc -O2 with the program, the same C
+// compiled by TinyCC at run time, and JavaScript) on
 // TPACKET_V3 blocks built in memory: nanoseconds per packet for one thread walking 16 blocks of
 // 512 KiB over and over into a staging area, for a few frame sizes, with and without VLAN tags.
 // This is the walk alone, with warm caches; in a live capture the frames come from the kernel
 // on another core and cost more (docs/capture.md, "The block walker and the worker's loop").
 // Usage: bun run scripts/bench/index.ts ring-walk. Prints, never asserts; noisy on a shared machine.
 import { ptr } from "bun:ffi";
-import { createBlockWalker, type RingWalkerKind } from "../../src/capture/linux-ring/block-walker.ts";
+import { createBlockWalker } from "../../src/capture/linux-ring/block-walker.ts";
+import { loadRingNatives, type RingNativesOrigin } from "../../src/capture/linux-ring/ring-natives.ts";
 import { RING_BLOCK_BYTES } from "../../src/capture/linux-ring/ring-socket.ts";
 import { BatchBuilder } from "../../src/capture/batch-builder.ts";
 import { patternFrame, writeRingBlock } from "../../test/support/tpacket-block.ts";
@@ -18,7 +20,11 @@ const ROUNDS = 40;
 const FRAME_OVERHEAD_BYTES = 96;
 const VLAN_VALID = 16;
 
-function nsPerPacket(kind: RingWalkerKind, frameBytes: number, vlan: boolean): number {
+type Walker = RingNativesOrigin | "js";
+
+const loaded = { prebuilt: loadRingNatives("prebuilt"), tinycc: loadRingNatives("tinycc") };
+
+function nsPerPacket(kind: Walker, frameBytes: number, vlan: boolean): number {
   const region = new Uint8Array(RING_BLOCK_BYTES * BLOCKS + BatchBuilder.stagingBytesFor(FLUSH_BYTES));
   const perBlock = Math.floor((RING_BLOCK_BYTES - 64) / (frameBytes + FRAME_OVERHEAD_BYTES));
   for (let b = 0; b < BLOCKS; b++) {
@@ -26,7 +32,10 @@ function nsPerPacket(kind: RingWalkerKind, frameBytes: number, vlan: boolean): n
     writeRingBlock(region, b * RING_BLOCK_BYTES, RING_BLOCK_BYTES, frames);
   }
   const options = { snaplen: 262144, keepIncoming: true, keepOutgoing: true, nano: false, blockBytes: RING_BLOCK_BYTES, interfaceName: "bench" };
-  const { walker, note } = createBlockWalker({ buffer: region.buffer, address: Number(ptr(region)) }, options, kind);
+  const memory = { buffer: region.buffer, address: Number(ptr(region)) };
+  const code = kind === "js" ? undefined : loaded[kind];
+  if (code && !("error" in code) && code.natives.origin !== kind) console.log(`  (no ${kind} library: ${code.natives.origin} instead; run the build)`);
+  const { walker, note } = code ? createBlockWalker(memory, options, "native", "error" in code ? code : code.natives) : createBlockWalker(memory, options, "js");
   if (note) console.log(`  (${note})`);
   const staging = region.subarray(RING_BLOCK_BYTES * BLOCKS);
   const batch = new BatchBuilder(FLUSH_BYTES, () => true, { bytes: staging, address: Number(ptr(staging)) });
@@ -44,13 +53,14 @@ function nsPerPacket(kind: RingWalkerKind, frameBytes: number, vlan: boolean): n
 
 export async function benchRingWalk(): Promise<void> {
   console.log(`\n## ring block walkers: ns per packet, ${BLOCKS} blocks of ${RING_BLOCK_BYTES / 1024} KiB walked ${ROUNDS} times (warm caches)`);
-  console.log("| frame bytes | VLAN tag put back | native | JavaScript |");
-  console.log("|---|---|---|---|");
+  console.log("| frame bytes | VLAN tag put back | native, cc -O2 (default) | native, TinyCC | JavaScript |");
+  console.log("|---|---|---|---|---|");
   for (const frameBytes of [60, 142, 1514]) {
     for (const vlan of [false, true]) {
-      const native = nsPerPacket("native", frameBytes, vlan);
+      const prebuilt = nsPerPacket("prebuilt", frameBytes, vlan);
+      const tinycc = nsPerPacket("tinycc", frameBytes, vlan);
       const js = nsPerPacket("js", frameBytes, vlan);
-      console.log(`| ${frameBytes} | ${vlan ? "yes" : "no"} | ${native.toFixed(1)} | ${js.toFixed(1)} |`);
+      console.log(`| ${frameBytes} | ${vlan ? "yes" : "no"} | ${prebuilt.toFixed(1)} | ${tinycc.toFixed(1)} | ${js.toFixed(1)} |`);
     }
   }
 }

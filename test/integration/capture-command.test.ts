@@ -28,16 +28,26 @@ async function tsharkFrames(file: string): Promise<{ len: number; payload: strin
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
 describe("live capture to a file", () => {
-  // The ring engine's native block walker (the default), and its JavaScript fallback.
-  for (const walker of ["native", "js"] as const) test(`-c N on lo (${walker} ring walker) writes exactly the packets sent; tshark and capinfos agree`, async () => {
+  // The ring engine's native code as built into the executable (the default), compiled by
+  // TinyCC at start, and its JavaScript fallback.
+  const WALKERS = [
+    { name: "native", env: {} },
+    { name: "native, TinyCC", env: { PROBE_RING_NATIVE: "tinycc" } },
+    { name: "js", env: { PROBE_RING_WALKER: "js" } },
+  ];
+  for (const walker of WALKERS) test(`-c N on lo (${walker.name} ring walker) writes exactly the packets sent; tshark and capinfos agree`, async () => {
     const flow = await openLoopbackFlow();
     try {
-      const out = join(dir, `live-${walker}.pcap`);
-      const { proc, stderr } = spawnProbeLoggingToFile(["capture", "-i", "lo", "-c", "25", "-w", out, `udp dst port ${flow.port}`], join(dir, `live-${walker}.stderr`), {
-        env: { PROBE_RING_WALKER: walker },
+      const out = join(dir, `live-${walker.name}.pcap`);
+      const { proc, stderr } = spawnProbeLoggingToFile(["capture", "-i", "lo", "-c", "25", "-w", out, `udp dst port ${flow.port}`], join(dir, `live-${walker.name}.stderr`), {
+        env: walker.env,
       });
       // The capture open before traffic (a fixed sleep was too short under load).
       await waitFor(() => stderr().includes("listening on lo") || proc.exitCode !== null, 10_000, "the capture to open");
+      // The library the build embedded is loaded from a memfd of that name (ring-natives.ts);
+      // TinyCC's code and the JavaScript walker map no such file.
+      const maps = await Bun.file(`/proc/${proc.pid}/maps`).text();
+      expect(maps.includes("/memfd:probe-ring-native.so")).toBe(walker.name === "native");
       const sizes = Array.from({ length: 30 }, (_, i) => 1 + i * 40);
       await flow.send(sizes, { gapMs: 2 });
       expect(await proc.exited).toBe(0);

@@ -1,9 +1,11 @@
-// The ring's two block walkers (native ring-walk.c through bun:ffi cc, and JavaScript) on
-// TPACKET_V3 blocks built in memory: both must write byte-identical batches, at the same batch
-// boundaries, and what they write must be the records libpcap's pcap-linux.c would give.
+// The ring's block walkers (native ring-walk.c, built by cc at build time or by TinyCC at run
+// time, and JavaScript) on TPACKET_V3 blocks built in memory: all must write byte-identical
+// batches, at the same batch boundaries, and what they write must be the records libpcap's
+// pcap-linux.c would give.
 import { describe, expect, test } from "bun:test";
 import { ptr } from "bun:ffi";
-import { createBlockWalker, type RingWalkerKind, type WalkOptions } from "../../src/capture/linux-ring/block-walker.ts";
+import { createBlockWalker, type WalkOptions } from "../../src/capture/linux-ring/block-walker.ts";
+import { loadRingNatives, type RingNativesOrigin } from "../../src/capture/linux-ring/ring-natives.ts";
 import { BatchBuilder } from "../../src/capture/batch-builder.ts";
 import { BatchChannelReader, BatchChannelWriter, createBatchChannelMemory } from "../../src/capture/batch-channel.ts";
 import { ownedBytes } from "../../src/packet/packet-batch.ts";
@@ -16,6 +18,16 @@ const VLAN_VALID = 16;
 const VLAN_TPID_VALID = 64;
 
 type Output = "staging beside the ring" | "separate staging" | "channel slots";
+/** The native walker from either origin, or the JavaScript one. */
+type Walker = RingNativesOrigin | "js";
+const WALKERS: readonly Walker[] = ["prebuilt", "tinycc", "js"];
+
+/** Each origin's native code, loaded once (ring-natives.ts: "prebuilt" is the build's library). */
+const loaded = { prebuilt: loadRingNatives("prebuilt"), tinycc: loadRingNatives("tinycc") };
+const natives = (origin: RingNativesOrigin) => {
+  const code = loaded[origin];
+  return "error" in code ? code : code.natives;
+};
 
 interface Scenario {
   blocks: RingFrameSpec[][];
@@ -35,7 +47,7 @@ interface Batch {
  * Walks every block of the scenario into batches and returns them. The poster (or the channel's
  * reader) refuses every other hand-over, so a walk stops mid-block and must resume there.
  */
-function walkAll(kind: RingWalkerKind, output: Output, scenario: Scenario): Batch[] {
+function walkAll(kind: Walker, output: Output, scenario: Scenario): Batch[] {
   const flushBytes = scenario.flushBytes ?? 256 * 1024;
   const stagingBytes = BatchBuilder.stagingBytesFor(flushBytes);
   const ringBytes = BLOCK_BYTES * scenario.blocks.length;
@@ -49,9 +61,10 @@ function walkAll(kind: RingWalkerKind, output: Output, scenario: Scenario): Batc
     blockBytes: BLOCK_BYTES,
     interfaceName: "test0",
   };
-  const { walker, note } = createBlockWalker({ buffer: region.buffer, address: Number(ptr(region)) }, options, kind);
+  const memory = { buffer: region.buffer, address: Number(ptr(region)) };
+  const { walker, note } = kind === "js" ? createBlockWalker(memory, options, "js") : createBlockWalker(memory, options, "native", natives(kind));
   expect(note).toBeUndefined();
-  expect(walker.kind).toBe(kind);
+  expect(walker.kind).toBe(kind === "js" ? "js" : "native");
 
   const batches: Batch[] = [];
   let attempts = 0;
@@ -108,10 +121,10 @@ function records(batches: Batch[]): [number, number, number, number, number[]][]
 
 const OUTPUTS: Output[] = ["staging beside the ring", "separate staging", "channel slots"];
 
-/** Runs both walkers into every kind of output; all must give the same batches. Returns them. */
+/** Runs every walker into every kind of output; all must give the same batches. Returns them. */
 function expectIdentical(scenario: Scenario): Batch[] {
-  const reference = walkAll("native", "separate staging", scenario);
-  for (const kind of ["native", "js"] as const) {
+  const reference = walkAll("prebuilt", "separate staging", scenario);
+  for (const kind of WALKERS) {
     for (const output of OUTPUTS) {
       const got = walkAll(kind, output, scenario);
       expect({ kind, output, batches: got.map((b) => [b.count, [...b.bytes]]) }).toEqual({ kind, output, batches: reference.map((b) => [b.count, [...b.bytes]]) });
@@ -120,7 +133,15 @@ function expectIdentical(scenario: Scenario): Batch[] {
   return reference;
 }
 
-describe("ring block walkers: native and JavaScript write the same records", () => {
+describe("the ring's native code", () => {
+  test("the build's library matches the sources and loads; TinyCC compiles the same sources", () => {
+    // "prebuilt" falls back to TinyCC when build/ has no library for these sources: run the build.
+    expect(natives("prebuilt")).toMatchObject({ origin: "prebuilt" });
+    expect(natives("tinycc")).toMatchObject({ origin: "tinycc" });
+  });
+});
+
+describe("ring block walkers: native (both origins) and JavaScript write the same records", () => {
   test("plain frames, microsecond timestamps", () => {
     const frames = [60, 142, 1514, 14].map((length, i) => ({ data: patternFrame(length, i), len: length + i, sec: 100 + i, nsec: 999_999_999 - i }));
     const rows = records(expectIdentical({ blocks: [frames] }));
@@ -179,7 +200,7 @@ describe("ring block walkers: native and JavaScript write the same records", () 
   });
 
   test("a frame reaching past its block is an error, not a read out of bounds", () => {
-    for (const kind of ["native", "js"] as const) {
+    for (const kind of WALKERS) {
       const blocks = [[{ data: patternFrame(60, 1) }, { data: patternFrame(60, 2), snaplenOverride: BLOCK_BYTES }]];
       expect(() => walkAll(kind, "separate staging", { blocks })).toThrow("ring frame overruns its block");
       // A first frame past the block's end, or not on a 4-byte boundary.
@@ -188,7 +209,8 @@ describe("ring block walkers: native and JavaScript write the same records", () 
         writeRingBlock(region, 0, BLOCK_BYTES, [{ data: patternFrame(60, 1) }]);
         new DataView(region.buffer).setUint32(16, firstPacketOffset, true);
         const options = { snaplen: 65535, keepIncoming: true, keepOutgoing: true, nano: false, blockBytes: BLOCK_BYTES, interfaceName: "test0" };
-        const { walker } = createBlockWalker({ buffer: region.buffer, address: Number(ptr(region)) }, options, kind);
+        const memory = { buffer: region.buffer, address: Number(ptr(region)) };
+        const { walker } = kind === "js" ? createBlockWalker(memory, options, "js") : createBlockWalker(memory, options, "native", natives(kind));
         const staging = region.subarray(BLOCK_BYTES);
         const batch = new BatchBuilder(4096, () => true, { bytes: staging, address: Number(ptr(staging)) });
         expect(() => walker.walk(0, batch)).toThrow("ring frame overruns its block");

@@ -11,7 +11,7 @@
 import { ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
 import type { BatchBuilder } from "../batch-builder.ts";
-import { ringNatives, type NativeWalk } from "./ring-natives.ts";
+import { ringNatives, type NativeWalk, type RingNatives } from "./ring-natives.ts";
 import { BlockDescLayout, ETH_P_8021Q, PacketType, Tpacket3HeaderLayout as H, TpStatus } from "./tpacket.ts";
 
 /** Environment variable choosing the ring's block walker: "js" forces the JavaScript one. */
@@ -219,12 +219,18 @@ export function requestedRingWalker(): RingWalkerKind {
 }
 
 /**
- * A walker over `memory`: the native one when asked for and it compiles, else the JavaScript
- * one, with a note saying why (once per capture: the caller reports it).
+ * A walker over `memory`: the native one when asked for and it loads, else the JavaScript
+ * one, with a note saying why (once per capture: the caller reports it). `loaded`: other native
+ * code than ringNatives()'s (the tests walk with both the prebuilt library and TinyCC's).
  */
-export function createBlockWalker(memory: RingMemory, options: WalkOptions, wanted: RingWalkerKind): { walker: BlockWalker; note?: string } {
+export function createBlockWalker(
+  memory: RingMemory,
+  options: WalkOptions,
+  wanted: RingWalkerKind,
+  loaded?: RingNatives | { error: string },
+): { walker: BlockWalker; note?: string } {
   if (wanted === "js") return { walker: new JsBlockWalker(memory, options) };
-  const natives = ringNatives();
+  const natives = loaded ?? ringNatives();
   if ("error" in natives) {
     return { walker: new JsBlockWalker(memory, options), note: `native ring walker unavailable (${natives.error}); using the JavaScript walker` };
   }
