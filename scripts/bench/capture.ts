@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeBigFile } from "./support/big-file.ts";
-import { bunBinary, cpuSecondsOf, finish, watchPeakRss, parseSummary, printTable, probeBinary, repoRoot, udpLoad, type Measurement } from "./support/measure.ts";
+import { bunBinary, cpuSecondsOf, finish, startsCold, watchPeakRss, parseSummary, printTable, probeBinary, repoRoot, udpLoad, type Measurement } from "./support/measure.ts";
 
 const LIVE_PACKETS = Number(process.env.BENCH_LIVE_PACKETS ?? 400_000);
 /** The larger load: long enough that start-up is a small share even of the whole-process figure. */
@@ -38,6 +38,7 @@ const LARGE_WARMUP_PACKETS = Number(process.env.BENCH_CAPTURE_WARMUP ?? 200_000)
 
 async function liveRun(name: string, argv: string[], port: number, packets = LIVE_PACKETS, env?: Record<string, string>, warmup = 0): Promise<LiveMeasurement> {
   const sink = await Bun.udpSocket({ hostname: "127.0.0.1", port });
+  startsCold(argv[0]!);
   const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe", ...(env ? { env: { ...process.env, ...env } } : {}) });
   const rss = watchPeakRss(proc.pid);
   const stderrText = new Response(proc.stderr).text();

@@ -7,7 +7,7 @@
 // through libpcap's client instead of ours (scripts/bench/build-reference-rpcapd.sh builds both).
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
-import { cpuOfTree, descendants, parseSummary, printTable, probeBinary, udpLoad, watchPeakRss, type Measurement } from "./support/measure.ts";
+import { cpuOfTree, descendants, parseSummary, printTable, probeBinary, startsCold, udpLoad, watchPeakRss, type Measurement } from "./support/measure.ts";
 
 const PACKETS = Number(process.env.BENCH_RPCAP_PACKETS ?? 300_000);
 const PAYLOAD_BYTES = 100;
@@ -124,7 +124,9 @@ async function tcpdumpClient(tcpdump: string, port: number, sinkPort: number): P
 
 async function runDaemon(name: string, argv: (port: number) => string[], rate: number): Promise<Measurement> {
   const port = await freePort();
-  const daemon = Bun.spawn(argv(port), { stdout: "ignore", stderr: "ignore" });
+  const daemonArgv = argv(port);
+  startsCold(daemonArgv[0]!);
+  const daemon = Bun.spawn(daemonArgv, { stdout: "ignore", stderr: "ignore" });
   const rss = watchPeakRss(daemon.pid);
   const childRss: { stop(): number }[] = [];
   try {

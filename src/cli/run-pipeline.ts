@@ -6,6 +6,7 @@ import { formatPipeline } from "../config/pipeline-file.ts";
 import type { LogConfig } from "../config/log-config.ts";
 import type { Logger } from "../logging/index.ts";
 import { logConfigSchema } from "../config/log-config.ts";
+import { settleJitPolicy } from "./jit-policy.ts";
 import { openCommandLog } from "./logging-options.ts";
 import { PipelineRunner } from "../pipeline/runner.ts";
 import { checkPipelineSpec, type PipelineSpec, type PipelineSpecInput } from "../pipeline/spec.ts";
@@ -91,6 +92,7 @@ async function runLogged(spec: PipelineSpec, options: RunPipelineOptions, log: L
   let end;
   try {
     runner = await PipelineRunner.start(spec, { log });
+    settleJitPolicy(spec);
     options.onStarted?.(runner, log);
     end = await Promise.race([runner.ended, signalled.promise.then(() => undefined)]);
   } finally {

@@ -30,7 +30,7 @@ const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 describe("live capture to a file", () => {
   // The ring engine's native code as built into the executable (the default), compiled by
   // TinyCC at start, and its JavaScript fallback.
-  const WALKERS = [
+  const WALKERS: { name: string; env: Record<string, string> }[] = [
     { name: "native", env: {} },
     { name: "native, TinyCC", env: { PROBE_RING_NATIVE: "tinycc" } },
     { name: "js", env: { PROBE_RING_WALKER: "js" } },

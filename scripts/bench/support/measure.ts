@@ -43,6 +43,31 @@ export function watchPeakRss(pid: number, intervalMs = 20): { stop(): number } {
   };
 }
 
+/**
+ * Puts an executable's file out of the page cache before it is measured: the state of a host
+ * that has not run it since it booted, and one that does not depend on when the file was
+ * written. Why: on a fault the kernel also maps the neighbouring pages (fault-around, up to
+ * 64 KiB) that are in the page cache, and a file the build has just written is cached whole:
+ * the same dist/probe peaked 3-5 MiB higher then than after its pages had been read from disk
+ * on demand once (docs/capture.md, "Sixth round"). BENCH_WARM_FILES=1 skips this (measures the
+ * executables as they are cached). `command` is a path or a name looked up in PATH.
+ */
+export function startsCold(command: string): void {
+  if (process.env.BENCH_WARM_FILES === "1") return;
+  const path = command.includes("/") ? command : Bun.which(command);
+  if (!path) return;
+  // Written pages must reach the disk before the kernel can drop them (fsync), then dd's
+  // nocache with count=0 drops the whole file (posix_fadvise POSIX_FADV_DONTNEED).
+  const fs = require("node:fs") as typeof import("node:fs");
+  const fd = fs.openSync(path, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  Bun.spawnSync(["dd", `if=${path}`, "iflag=nocache", "count=0", "status=none"]);
+}
+
 /** Waits for exit: CPU (user+system) seconds from rusage, peak RSS from VmHWM samples. */
 export async function finish(proc: Subprocess, rss: { stop(): number }): Promise<{ cpuSeconds: number; peakRssMiB: number; exitCode: number }> {
   const exitCode = await proc.exited;
