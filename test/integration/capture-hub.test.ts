@@ -46,10 +46,20 @@ test("three consumers share one handle; a stalled one drops alone", async () => 
   expect(subA.counters.droppedPackets).toBe(0);
   expect(subB.counters.droppedPackets).toBe(0);
   expect(subStalled.counters.droppedPackets).toBeGreaterThan(0);
-  // Every packet is accounted for: the first batch sits in the stalled sink, the rest dropped.
+  // Every packet is accounted for: the first batch sits in the stalled sink, later batches wait
+  // while they fit in its 4096 bytes (ConsumerQueue.offer's rule; the capture may publish a batch
+  // of a packet or a few when the kernel retires a block on its timer), the rest are dropped.
   const c = subStalled.counters;
   expect(c.deliveredPackets + c.droppedPackets + c.queuedPackets).toBe(total);
-  expect(c.queuedPackets).toBe(a.batches[0]!.count);
+  let heldBytes = 0;
+  let held = 0;
+  for (const batch of a.batches) {
+    if (heldBytes > 0 && heldBytes + batch.bytes.byteLength > 4096) continue;
+    heldBytes += batch.bytes.byteLength;
+    held += batch.count;
+  }
+  expect(c.queuedPackets).toBe(held);
+  expect(c.queuedPackets).toBeGreaterThanOrEqual(a.batches[0]!.count);
   const stats = await subA.captureStats();
   expect(stats.kernel!.dropped).toBe(0);
 
