@@ -8,7 +8,7 @@
 //     per-packet work is the native walker's; the main thread hands each batch to the file);
 //   - the RPCAP daemon, which encodes every packet in JavaScript and sends ~100 small batches a
 //     second at moderate rates, spent 25-30% more CPU per packet at 20,000-50,000 packets/s with
-//     its per-batch code left in the interpreter.
+//     its per-batch code left in the interpreter (one run; the spread between runs is wide).
 // So pipelines whose outputs are all files and that have no stages keep the start-up policy;
 // every other pipeline returns to the normal policy once it runs.
 import type { PipelineSpec } from "../pipeline/spec.ts";
