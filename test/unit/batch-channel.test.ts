@@ -131,4 +131,34 @@ describe("BatchChannel", () => {
     ]);
     expect(() => writer.publishClaimed(17, 1)).toThrow(RangeError);
   });
+
+  test("each batch goes to the lowest free slot: a reader that keeps up leaves the other slots untouched", () => {
+    const memory = createBatchChannelMemory(16, 4);
+    const writer = new BatchChannelWriter(memory);
+    const reader = new BatchChannelReader(memory);
+    const data = new Uint8Array(memory.data);
+    // Which slot a lent batch is in, from its offset in the shared memory.
+    const slotsRead: number[] = [];
+    const read = () => reader.drain((bytes) => slotsRead.push(bytes.byteOffset / memory.slotBytes));
+    for (let i = 1; i <= 5; i++) {
+      expect(writer.publish(batchOf(i, 1), 1)).toBe(true);
+      read();
+    }
+    expect(slotsRead).toEqual([0, 0, 0, 0, 0]);
+    expect([...data.subarray(memory.slotBytes)].every((byte) => byte === 0)).toBe(true);
+    // A reader behind by three: slots 0, 1, 2 hold batches; read in order, then slot 0 again.
+    slotsRead.length = 0;
+    for (let i = 6; i <= 8; i++) writer.publish(batchOf(i, 1), 1);
+    const order: number[] = [];
+    reader.drain((bytes) => order.push(bytes[0]!));
+    expect(order).toEqual([6, 7, 8]);
+    writer.publish(batchOf(9, 1), 1);
+    writer.publish(batchOf(10, 1), 1);
+    // With 0 and 1 held, a claim takes 2; freeing them makes 0 the next.
+    expect(writer.claim()).toBe(2);
+    writer.publishClaimed(1, 1);
+    read();
+    expect(slotsRead).toEqual([0, 1, 2]);
+    expect(writer.claim()).toBe(0);
+  });
 });

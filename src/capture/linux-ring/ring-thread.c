@@ -13,8 +13,9 @@
  *   control: Int32 cells in a SharedArrayBuffer, the thread's parameters and its two-way flags;
  *     the 64-bit cells (addresses, the thread id) sit at 8-byte-aligned byte offsets.
  *   channel: the BatchChannel's control (batch-channel.ts): [0] published, written here;
- *     [1] consumed, written by the main thread; [2 + 2*slot], [3 + 2*slot] a slot's byte length
- *     and record count.
+ *     [1] consumed, written by the main thread; [2 + 3*e], [3 + 3*e], [4 + 3*e] entry e's byte
+ *     length, record count and slot. Batch n is entry n % slots; it goes into the lowest slot
+ *     no published, unconsumed batch holds (claim_slot), as BatchChannelWriter does.
  * Ordering: x86-64 keeps stores in order and loads in order, so a slot's bytes and lengths are
  * visible before the `published` store that follows them; the two places where this thread
  * stores a flag and then loads the main thread's (wake-up and waiting for space, a Dekker
@@ -64,7 +65,11 @@
 
 #define CHANNEL_PUBLISHED 0
 #define CHANNEL_CONSUMED 1
-#define CHANNEL_SLOT_META 2
+#define CHANNEL_ENTRY_META 2
+#define CHANNEL_ENTRY_CELLS 3
+#define ENTRY_BYTE_LENGTH 0
+#define ENTRY_COUNT 1
+#define ENTRY_SLOT 2
 
 #define TP_STATUS_KERNEL 0
 #define TP_STATUS_USER 1
@@ -151,10 +156,33 @@ static int full_slots(struct ring_thread *t) {
   return (int)((u32)LOAD(t->channel[CHANNEL_PUBLISHED]) - (u32)LOAD(t->channel[CHANNEL_CONSUMED]));
 }
 
-/* Claims the next slot for writing; 0 when every slot is full. */
+/* The first channel cell of batch n's entry. */
+static int entry_cell(struct ring_thread *t, u32 n) {
+  return CHANNEL_ENTRY_META + CHANNEL_ENTRY_CELLS * (int)(n % (u32)t->control[CONTROL_SLOTS]);
+}
+
+/*
+ * Claims the lowest slot no published, unconsumed batch holds; 0 when every slot is full. A
+ * stale `consumed` only makes more slots look held. Slots: at most 32 (batch-channel.ts).
+ */
 static int claim_slot(struct ring_thread *t) {
-  if (full_slots(t) >= t->control[CONTROL_SLOTS]) return 0;
-  t->slot = (int)((u32)LOAD(t->channel[CHANNEL_PUBLISHED]) % (u32)t->control[CONTROL_SLOTS]);
+  u32 slots = (u32)t->control[CONTROL_SLOTS];
+  u32 published = (u32)LOAD(t->channel[CHANNEL_PUBLISHED]);
+  u32 consumed = (u32)LOAD(t->channel[CHANNEL_CONSUMED]);
+  u32 full = published - consumed;
+  u32 held = 0;
+  u32 k;
+  int slot = -1;
+  if (full >= slots) return 0;
+  for (k = 0; k < full; k++) held |= 1u << (u32)t->channel[entry_cell(t, consumed + k) + ENTRY_SLOT];
+  for (k = 0; k < slots; k++) {
+    if ((held & (1u << k)) == 0) {
+      slot = (int)k;
+      break;
+    }
+  }
+  if (slot < 0) return 0;
+  t->slot = slot;
   t->walk[STATE_USED] = 0;
   t->walk[STATE_COUNT] = 0;
   t->first_pending_ms = 0;
@@ -163,10 +191,11 @@ static int claim_slot(struct ring_thread *t) {
 
 /* Publishes the claimed slot (with its records) and wakes the main thread. */
 static void publish_slot(struct ring_thread *t) {
-  int slot = t->slot;
   u32 published = (u32)LOAD(t->channel[CHANNEL_PUBLISHED]);
-  t->channel[CHANNEL_SLOT_META + 2 * slot] = (int)t->walk[STATE_USED];
-  t->channel[CHANNEL_SLOT_META + 2 * slot + 1] = (int)t->walk[STATE_COUNT];
+  int entry = entry_cell(t, published);
+  t->channel[entry + ENTRY_BYTE_LENGTH] = (int)t->walk[STATE_USED];
+  t->channel[entry + ENTRY_COUNT] = (int)t->walk[STATE_COUNT];
+  t->channel[entry + ENTRY_SLOT] = t->slot;
   COMPILER_BARRIER();
   STORE(t->channel[CHANNEL_PUBLISHED], (int)(published + 1)); /* wraps at 2^32 on purpose */
   t->slot = -1;
