@@ -1,8 +1,8 @@
 // Compiles the ring engine's native code (src/capture/linux-ring/ring-walk.c and ring-thread.c,
 // the unit ring-natives.ts loads) with the system's C compiler into build/ring-native-HASH.so,
-// which scripts/build.ts embeds in the executable. Without a C compiler the build goes on without
-// it and the program compiles the same source with Bun's TinyCC when a capture starts (slower
-// code, ~2.3 MiB more peak memory: docs/capture.md).
+// whose bytes scripts/build.ts puts in the executable. Without a C compiler the build goes on
+// without it and the program compiles the same source with Bun's TinyCC when a capture starts
+// (slower code, ~2 MiB more peak memory: docs/capture.md).
 //
 // Flags: -O2 (TinyCC does not optimize; this is the point), -fPIC -shared for dlopen,
 // -fno-strict-aliasing because the walker reads kernel structures through casts of byte

@@ -38,8 +38,9 @@ function bytecodeProfiles(): string[] | null {
   return files.length > 0 ? files.map((name) => `${directory}/${name}`) : null;
 }
 const entrypoints = ["src/cli/main.ts", "src/capture/libpcap/capture-worker.ts", "src/daemon/auth/hash-worker.ts"].map((e) => root + e);
-// The ring engine's native code, compiled by the system's cc and embedded as a file
-// (Bun.embeddedFiles; src/capture/linux-ring/ring-natives.ts loads it).
+// The ring engine's native code, compiled by the system's cc; its bytes become the constant
+// PROBE_RING_NATIVE_LIBRARY_BASE64 (define, below) that src/capture/linux-ring/ring-natives.ts
+// loads (an embedded file read through /$bunfs cost ~1.5 MiB more of runtime code).
 const ringNative = await buildRingNative();
 const result = await Bun.build({
   entrypoints,

@@ -4,17 +4,18 @@
 //
 // Two ways to get it, tried in this order:
 //   1. prebuilt: the build compiles the unit with the system's C compiler (cc -O2,
-//      scripts/build-ring-native.ts) and embeds the shared library in the executable; it is loaded
-//      with dlopen from a memfd. Run from source (bun test), the library in build/ is used.
+//      scripts/build-ring-native.ts) and puts the shared library's bytes in the executable as a
+//      build-time constant; they are loaded with dlopen from a memfd. Run from source (bun
+//      test), the library in build/ is loaded.
 //   2. TinyCC: the compiler built into Bun compiles the same text at run time (bun:ffi cc, ~10 ms).
 // The library's name carries a hash of the source, so a library built from other sources (the C
 // files edited since the last build) is never loaded: TinyCC compiles the current text instead.
-// Why prebuilt first: TinyCC's compile touched ~2.3 MiB more of the runtime's code (peak RSS) and
+// Why prebuilt first: TinyCC's compile touched ~2 MiB more of the runtime's code (peak RSS) and
 // took ~10 ms of every start; and cc -O2 code is faster than TinyCC's, which does not optimize
 // (docs/capture.md, "Memory: where it goes"). PROBE_RING_NATIVE=tinycc asks for TinyCC (tests,
 // benchmarks).
 import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ringLibc } from "./ffi.ts";
@@ -45,12 +46,9 @@ export const RING_NATIVE_SOURCE = `${walkerSource}\n${threadSource}`;
 /** The environment variable that asks for TinyCC ("tinycc") instead of the prebuilt library. */
 export const RING_NATIVE_ENV = "PROBE_RING_NATIVE";
 
-/**
- * The prebuilt library's file name: "ring-native-" and a hash of the source it was built from
- * (the executable's embedded copy gets a suffix from the bundler: matched by this prefix).
- */
-export function ringNativeLibraryStem(source: string = RING_NATIVE_SOURCE): string {
-  return `ring-native-${Bun.hash(source).toString(16).padStart(16, "0")}`;
+/** The prebuilt library's file name without ".so": "ring-native-" and a hash of the source it is built from. */
+export function ringNativeLibraryStem(): string {
+  return `ring-native-${Bun.hash(RING_NATIVE_SOURCE).toString(16).padStart(16, "0")}`;
 }
 
 /** Where `bun test` and `bun run src/...` find the library that scripts/build-ring-native.ts wrote. */
@@ -69,6 +67,7 @@ const symbols = {
 /** memfd_create(2) flag: the descriptor is not inherited by programs this process runs. */
 const MFD_CLOEXEC = 1;
 
+/** scripts/build.ts defines it in the executable (base64 of build/ring-native-HASH.so); undefined from source. */
 declare const PROBE_RING_NATIVE_LIBRARY_BASE64: string | undefined;
 
 type Loaded = { natives: RingNatives; library: object } | { error: string };
@@ -109,11 +108,12 @@ function loadPrebuilt(): Loaded | undefined {
     const onDisk = join(RING_NATIVE_BUILD_DIRECTORY, `${stem}.so`);
     return existsSync(onDisk) ? usable(open(onDisk, "prebuilt")) : undefined;
   }
-  // In the executable: an embedded file, readable under /$bunfs but not to dlopen, so its bytes
-  // go to a memfd, as cc()'s source does below.
+  // In the executable: the library's bytes, a constant the build defined (reading an embedded
+  // file through Bun's /$bunfs instead cost ~1.5 MiB of runtime code); dlopen needs a path, so
+  // they go to a memfd, as cc()'s source does below. The build made them from this very source.
   if (typeof PROBE_RING_NATIVE_LIBRARY_BASE64 !== "string") return undefined;
   const bytes = Buffer.from(PROBE_RING_NATIVE_LIBRARY_BASE64, "base64");
-  const r = usable(atPrivatePath(bytes, "probe-ring-native.so", (path) => open(path, "prebuilt"))); return r;
+  return usable(atPrivatePath(bytes, "probe-ring-native.so", (path) => open(path, "prebuilt")));
 }
 
 /** A prebuilt library that does not load (another libc, say) leaves the work to TinyCC. */
