@@ -15,11 +15,13 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } 
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort, udpLoad } from "./bench/support/measure.ts";
+import { waitFor } from "../test/support/probe-binary.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const probe = join(root, "dist/probe");
 const profiles = join(root, "scripts/bytecode-order");
-/** Traffic during a recording: enough batches for the per-batch paths to run many times. */
+/** Traffic during a recording (udp-load.ts, unpaced): enough batches for the per-batch paths to run many times. */
 const PACKETS = 200_000;
 const PACKET_BYTES = 100;
 /** Every recorded run is stopped after this long, whatever happens. */
@@ -51,55 +53,28 @@ async function record(name: string, argv: string[], drive?: (stderr: () => strin
   if (written.length === 0) throw new Error(`${name}: probe wrote no profile (exit ${proc.exitCode}): ${stderr.trim()}`);
 }
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
-
-/** PACKETS datagrams to 127.0.0.1:port, in bursts with a pause, so batches of every size occur. */
-async function sendTraffic(port: number): Promise<void> {
-  const socket = await Bun.udpSocket({ hostname: "127.0.0.1" });
-  const payload = new Uint8Array(PACKET_BYTES).fill(0x5a);
-  for (let sent = 0; sent < PACKETS; sent++) {
-    socket.send(payload, port, "127.0.0.1");
-    if (sent % 1000 === 999) await Bun.sleep(1);
-  }
-  socket.close();
-}
-
 // A sink on the traffic's port, so the kernel answers no ICMP port-unreachable (the sender would fail).
 const sink = await Bun.udpSocket({ hostname: "127.0.0.1" });
 const port = sink.port;
 
-async function freeTcpPort(): Promise<number> {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const free = listener.port;
-  listener.stop(true);
-  return free;
-}
-
 await record("1-capture", ["capture", "-i", "lo", "-w", join(work, "capture.pcap"), `udp dst port ${port}`], async (stderr) => {
-  await until(() => stderr().includes("listening on"), "the capture to open");
-  await sendTraffic(port);
+  await waitFor(() => stderr().includes("listening on"), 10_000, "the capture to open");
+  await udpLoad(port, PACKETS, PACKET_BYTES);
   await Bun.sleep(200);
 });
 
-const servePort = await freeTcpPort();
+const servePort = await freePort();
 await record("2-serve", ["-i", "lo", "--pcap-over-ip", `127.0.0.1:${servePort}`, "--no-rpcap", "-f", `udp dst port ${port}`], async (stderr) => {
-  await until(() => stderr().includes("127.0.0.1:" + servePort), "the PCAP-over-IP listener");
+  await waitFor(() => stderr().includes("127.0.0.1:" + servePort), 10_000, "the PCAP-over-IP listener");
   let received = 0;
   const reader = connect(servePort, "127.0.0.1");
   reader.on("data", (chunk) => (received += chunk.length));
   reader.on("error", () => {});
-  await until(() => received >= 24, "the pcap header");
-  await sendTraffic(port);
+  await waitFor(() => received >= 24, 10_000, "the pcap header");
+  await udpLoad(port, PACKETS, PACKET_BYTES);
   await Bun.sleep(200);
   reader.destroy();
 });
-
 
 sink.close();
 

@@ -7,7 +7,7 @@
 // through libpcap's client instead of ours (scripts/bench/build-reference-rpcapd.sh builds both).
 import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
-import { cpuOfTree, descendants, parseSummary, printTable, probeBinary, startsCold, udpLoad, watchPeakRss, type Measurement } from "./support/measure.ts";
+import { cpuOfTree, descendants, freePort, parseSummary, printTable, probeBinary, startsCold, udpLoad, watchPeakRss, type Measurement } from "./support/measure.ts";
 
 const PACKETS = Number(process.env.BENCH_RPCAP_PACKETS ?? 300_000);
 const PAYLOAD_BYTES = 100;
@@ -25,13 +25,6 @@ const RATES = (process.env.BENCH_RPCAP_RATES ?? "20000,50000,0").split(",").map(
 const WARMUP_PACKETS = Number(process.env.BENCH_RPCAP_WARMUP ?? 100_000);
 
 /** A port nobody listens on now (the kernel picks it), so waitForPort cannot reach another helper's daemon. */
-async function freePort(): Promise<number> {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
-
 async function waitForPort(port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
     try {

@@ -49,7 +49,7 @@ export interface LiveCaptureOptions {
   /**
    * Ring engine: where the ring is read. "native" (default): a native thread (ring-thread.c)
    * that keeps reading while the main thread is busy, with no second JavaScript runtime; falls
-   * back to "worker" where it cannot run (not x86-64, no TinyCC), saying so in engineNote.
+   * back to "worker" where it cannot run (not x86-64, no native code), saying so in engineNote.
    * "worker": a capture Worker. "main": on the main thread from a timer (loses packets once the
    * ring fills while the main thread is busy: docs/capture.md). Each falls back to the worker
    * (which opens libpcap) where the ring cannot serve.

@@ -108,6 +108,14 @@ export async function udpLoad(port: number, count: number, size: number, rate = 
   return JSON.parse(out.trim());
 }
 
+/** A TCP port on 127.0.0.1 that was free a moment ago (listen on port 0, close). */
+export async function freePort(): Promise<number> {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = listener.port;
+  listener.stop(true);
+  return port;
+}
+
 /** Parses tcpdump-style summary lines from stderr. */
 export function parseSummary(stderr: string): { captured: number; drops: number } {
   const captured = Number(/(\d+) packets? captured/.exec(stderr)?.[1] ?? NaN);

@@ -1,9 +1,9 @@
 // Walking one TPACKET_V3 ring block into a BatchBuilder, two ways that write the same bytes:
-//   * native (the default): ring-walk.c, compiled when the capture opens by the TinyCC built
-//     into Bun (bun:ffi cc), one native call per block (or per batch boundary inside a block);
+//   * native (the default): ring-walk.c, built with the program by cc (or at run time by Bun's
+//     TinyCC: ring-natives.ts), one native call per block (or per batch boundary inside a block);
 //   * JavaScript: the same walk over typed-array views of the ring (~65 ns per packet measured:
 //     header writes through a DataView, a copyWithin per frame, the loop), used when the native
-//     walker cannot be compiled (no TinyCC on this platform, no /proc) or when
+//     code cannot be loaded (no library and no TinyCC on this platform, no /proc) or when
 //     PROBE_RING_WALKER=js asks for it.
 // Both skip frames by direction, cut to the snapshot length, put back a stripped 802.1Q tag
 // (what libpcap's pcap-linux.c does: see ring-socket.ts), stop before a frame once the batch

@@ -6,7 +6,8 @@
  * capture Worker, a second JavaScript runtime that only polled and called the walker (+7 MiB of
  * memory, ~30 us of CPU per wake-up: docs/capture.md, "Memory: where it goes").
  *
- * Compiled at run time by Bun's TinyCC, appended to ring-walk.c (one translation unit: the types,
+ * Compiled appended to ring-walk.c, by cc -O2 with the program or by Bun's TinyCC at run time
+ * (ring-natives.ts; one translation unit: the types,
  * memcpy, probe_ring_walk and its STATE_ and WALK_ names come from there; see ring-natives.ts). No #include, as there.
  *
  * Shared state (ring-thread.ts names the same indexes):

@@ -1,5 +1,5 @@
 // RingCaptureThread: the ring engine read by a native thread (ring-thread.c, started with
-// pthread_create from the code Bun's TinyCC compiles) instead of a capture Worker. The thread
+// pthread_create from the code ring-natives.ts loads) instead of a capture Worker. The thread
 // waits in poll(), walks ready blocks straight into the BatchChannel's shared slots and wakes
 // this (the main) thread through a thread-safe JSCallback, which Bun runs as an event-loop task;
 // the main thread lends each published batch to its consumers and frees the slot, as it does for
@@ -8,8 +8,8 @@
 // Why: the Worker was a second JavaScript runtime that only polled and called the walker. Without
 // it a capture costs ~7 MiB less memory, and a wake-up costs the main thread ~6 µs (a task from
 // the callback) against ~31 µs for Atomics.waitAsync (docs/capture.md, "The capture thread").
-// Only x86-64 for now (ring-thread.c needs a fence TinyCC can emit there); elsewhere, or when
-// the code does not compile, the caller falls back to the Worker.
+// Only x86-64 for now (ring-thread.c uses an mfence, which TinyCC, its fallback compiler, can
+// emit there); elsewhere, or when the code does not load, the caller falls back to the Worker.
 import { JSCallback, ptr } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
 import { BatchChannelReader, type BatchChannelMemory } from "../batch-channel.ts";

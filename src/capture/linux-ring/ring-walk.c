@@ -1,12 +1,12 @@
 /*
- * The ring engine's native block walker, compiled at run time by Bun's built-in TinyCC
- * (bun:ffi cc; see block-walker.ts). It does for one TPACKET_V3 block exactly what the
+ * The ring engine's native block walker, built with the program by cc -O2 or, without a C
+ * compiler at build time, at run time by Bun's built-in TinyCC (ring-natives.ts). It does for one TPACKET_V3 block exactly what the
  * JavaScript walker in block-walker.ts does, in one native call per block instead of ~65 ns of
  * JavaScript per packet: skip frames by direction, cut to the snapshot length, put back an
  * 802.1Q tag the kernel stripped, and append classic pcap records (ts_sec, ts_frac, caplen, len,
  * little-endian; src/packet/packet-batch.ts) to an output buffer.
  *
- * No #include: TinyCC inside Bun has no libc headers it can count on, so the few types and
+ * No #include: TinyCC inside Bun (the fallback) has no libc headers it can count on, so the few types and
  * memcpy are declared here. TinyCC does not inline memcpy (each is a call into libc: measured
  * ~70 ns per packet with one per header field), so header fields are read with plain loads,
  * which are aligned (frames start on 16-byte boundaries, checked), and the record header, which

@@ -733,7 +733,7 @@ export function encodePacketDatagrams(batch: PacketBatch, firstNpkt: number, ver
  * datagram sender slices on). Kept for src/daemon/data-channel.ts.
  */
 export function encodePacketMessages(batch: PacketBatch, firstNpkt: number, ver = RPCAP_VERSION): { bytes: Uint8Array; ends: Uint32Array } {
-  const out = new Uint8Array(batch.bytes.byteLength + batch.count * PACKET_GROWTH_BYTES);
+  const out = new Uint8Array(packetStreamBytes(batch));
   const ends = new Uint32Array(batch.count);
   writePacketMessages(batch, firstNpkt, ver, out, ends);
   return { bytes: out, ends };
