@@ -2,7 +2,7 @@
 // hashing worker and QuickJS's embedded wasm inside. Each worker is an extra entrypoint so
 // `new Worker(...)` finds it.
 //
-// Memory (docs/capture.md, "Memory: where it goes"): `splitting` puts every module that is
+// Memory (docs/capture-history.md, "Memory: where it goes"): `splitting` puts every module that is
 // reached only through import() into its own chunk inside the executable, so a command parses
 // and evaluates only what it imports (without it one 2 MB bundle, QuickJS's 1.3 MB included, is
 // parsed by every run); `bytecode` stores JSC bytecode beside the source so modules are not
@@ -21,7 +21,7 @@ const root = new URL("..", import.meta.url).pathname;
  * stays in the interpreter instead of being compiled by the baseline and optimizing JITs,
  * whose own code the process then never touches; per-packet loops, run millions of times,
  * still reach the optimizing JIT after a fraction of a second of traffic. Measured
- * (docs/capture.md, "Sixth round"): peak RSS of a loaded capture 43.9 -> 39.5 MiB at 32, with
+ * (docs/capture-history.md, "Sixth round"): peak RSS of a loaded capture 43.9 -> 39.5 MiB at 32, with
  * the CPU per packet unchanged within the noise; 8 kept 42.6, 128 gave 38.9.
  */
 const JIT_POLICY = 32;

@@ -3,7 +3,7 @@
 // scripts/bytecode-order/). A run of an executable built with bytecode and started with
 // BUN_BYTECODE_ORDER_OUT=FILE writes, at exit, hashes of the functions it ran; the next build
 // puts their bytecode together at the front of the embedded bundle, so a run reads and decodes
-// less of the executable (peak RSS: docs/capture.md, "Memory: where it goes"). Functions are
+// less of the executable (peak RSS: docs/capture-history.md, "Memory: where it goes"). Functions are
 // matched by a hash of their syntax, so a profile keeps working as the code changes; functions
 // added since are placed after the recorded ones. The files hold hashes only.
 //

@@ -14,7 +14,7 @@ const LIVE_PACKETS = Number(process.env.BENCH_LIVE_PACKETS ?? 400_000);
 const LARGE_LIVE_PACKETS = Number(process.env.BENCH_LARGE_LIVE_PACKETS ?? 2_000_000);
 /**
  * The long load (part "long", not run by default): peak RSS keeps growing for a few million
- * packets while the JIT compiles the per-batch code in its higher tiers (docs/capture.md,
+ * packets while the JIT compiles the per-batch code in its higher tiers (docs/capture-history.md,
  * "Sixth round"), which the 2M-packet run does not show. Bounded by udp-load.ts's 60 s.
  */
 const LONG_LIVE_PACKETS = Math.min(Number(process.env.BENCH_LONG_LIVE_PACKETS ?? 9_000_000), 10_000_000);

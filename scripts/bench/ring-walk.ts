@@ -3,7 +3,7 @@
 // TPACKET_V3 blocks built in memory: nanoseconds per packet for one thread walking 16 blocks of
 // 512 KiB over and over into a staging area, for a few frame sizes, with and without VLAN tags.
 // This is the walk alone, with warm caches; in a live capture the frames come from the kernel
-// on another core and cost more (docs/capture.md, "The block walker and the worker's loop").
+// on another core and cost more (docs/capture-history.md, "The worker's loop").
 // Usage: bun run scripts/bench/index.ts ring-walk. Prints, never asserts; noisy on a shared machine.
 import { ptr } from "bun:ffi";
 import { createBlockWalker } from "../../src/capture/linux-ring/block-walker.ts";

@@ -7,7 +7,7 @@
 //   * batch slots (BatchSlots: a live worker's BatchChannel): records are written straight into
 //     the next free slot and a flush publishes it in place, with no copy. While every slot is
 //     full there is nowhere to write: the builder reports itself full until one is freed.
-// Measured before staging (docs/capture.md): allocating a zeroed flushBytes + 256 KiB buffer per
+// Measured before staging (docs/capture-history.md, "Where the time went"): allocating a zeroed flushBytes + 256 KiB buffer per
 // batch cost memset, page faults and 2x the memory of the data it carried.
 import { BATCH_RECORD_HEADER_BYTES, MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 

@@ -18,7 +18,7 @@
 // is the number of full slots. The writer puts each batch into the lowest-numbered slot that no
 // published, unconsumed batch holds, so a main thread that keeps up reuses the first slot or
 // two and the others' pages are never touched (~0.8 MiB of peak RSS under load with eight
-// 256 KiB batches: docs/capture.md, "Sixth round"); before, batch n went to slot n % slots and
+// 256 KiB batches: docs/capture-history.md, "Sixth round"); before, batch n went to slot n % slots and
 // every slot was resident once traffic had flowed. ring-thread.c writes the same layout.
 
 /**

@@ -2,7 +2,7 @@
 // tier-up thresholds scaled up (scripts/build.ts, JIT_POLICY = 32): code that runs a few
 // thousand times (flags, zod validation, building the pipeline, and afterwards the per-batch
 // code) stays in the interpreter, and the process never touches the JIT compilers' own code
-// for it. Memory against CPU, measured (docs/capture.md, "Sixth round"):
+// for it. Memory against CPU, measured (docs/capture-history.md, "Sixth round"):
 //   - kept for the whole run, a loaded `probe capture -i lo -w FILE` peaks ~3.6 MiB lower than
 //     with the normal policy after start-up, for ~0.02 CPU s more per million packets (its
 //     per-packet work is the native walker's; the main thread hands each batch to the file);

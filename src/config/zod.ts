@@ -4,7 +4,7 @@
 //
 // jitless: zod's default compiles one parser per object shape with new Function on its first
 // parse. probe parses a configuration once at start, where the compiled parsers win nothing,
-// and they cost ~2.6 MB of resident memory (JSC compiling and keeping them; docs/capture.md,
+// and they cost ~2.6 MB of resident memory (JSC compiling and keeping them; docs/capture-history.md,
 // "Memory: where it goes"). The interpreted parser gives the same results and messages.
 //
 // Built on first use: building zod schemas costs memory out of proportion to their size (the
@@ -12,7 +12,7 @@
 // schemas with lazySchema() or kindSchema(): importing a module builds nothing, validating
 // builds what the input reaches (a capture spec: its interface input and file output, not the
 // other 20 kinds; ~180 schema objects instead of ~940, 2.5 MiB less peak RSS for an idle
-// capture, 5 MiB for `probe capture --help`: docs/capture.md, "Memory: where it goes").
+// capture, 5 MiB for `probe capture --help`: docs/capture-history.md, "Memory: where it goes").
 import { z } from "zod";
 
 z.config({ jitless: true });

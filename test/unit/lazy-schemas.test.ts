@@ -1,4 +1,4 @@
-// Schemas built on first use (src/config/zod.ts: lazySchema, kindSchema; docs/capture.md,
+// Schemas built on first use (src/config/zod.ts: lazySchema, kindSchema; docs/capture-history.md,
 // "Memory: where it goes"): a union of kinds builds a kind only when a value of it is parsed,
 // and answers exactly as the eager union did: same data, same defaults, same issues and paths,
 // the unknown-kind message listing every kind. The PipelineSpec cases below were recorded from

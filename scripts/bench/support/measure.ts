@@ -49,7 +49,7 @@ export function watchPeakRss(pid: number, intervalMs = 20): { stop(): number } {
  * written. Why: on a fault the kernel also maps the neighbouring pages (fault-around, up to
  * 64 KiB) that are in the page cache, and a file the build has just written is cached whole:
  * the same dist/probe peaked 3-5 MiB higher then than after its pages had been read from disk
- * on demand once (docs/capture.md, "Sixth round"). BENCH_WARM_FILES=1 skips this (measures the
+ * on demand once (docs/capture-history.md, "Sixth round"). BENCH_WARM_FILES=1 skips this (measures the
  * executables as they are cached). `command` is a path or a name looked up in PATH.
  */
 export function startsCold(command: string): void {

@@ -29,7 +29,7 @@ const RING_BLOCKS_PER_TURN = 16;
  * While traffic keeps the loop busy, how often it yields to the worker's message queue (stop,
  * stats, filters). Yielding every turn (once per ring block) cost ~12-30 µs of worker CPU per
  * turn (`await setImmediate` and what the event loop does then), ~25% of the worker's CPU at
- * 250,000 packets/s (docs/capture.md, "The worker's loop"). An idle loop (poll timed out, or no
+ * 250,000 packets/s (docs/capture-history.md, "The worker's loop"). An idle loop (poll timed out, or no
  * free slot) still yields at once, so a stop waits at most this or one poll slice.
  */
 const MESSAGE_CHECK_MS = 10;

@@ -44,7 +44,7 @@ export function libpcapVersion(): string {
  * Ethernet's text, as every libpcap gives it. The ring engine (the default) captures only
  * Ethernet and loopback, so a capture's "listening on" line needs no libpcap: without this the
  * main thread loaded libpcap (and dbus, systemd, gcrypt...) only to print it, ~1.1 MB of RSS
- * (docs/capture.md, "Memory: where it goes").
+ * (docs/capture-history.md, "Memory: where it goes").
  */
 const ETHERNET_TEXT = "EN10MB (Ethernet)";
 

@@ -12,7 +12,7 @@
 // files edited since the last build) is never loaded: TinyCC compiles the current text instead.
 // Why prebuilt first: TinyCC's compile touched ~2 MiB more of the runtime's code (peak RSS) and
 // took ~10 ms of every start; and cc -O2 code is faster than TinyCC's, which does not optimize
-// (docs/capture.md, "Memory: where it goes"). PROBE_RING_NATIVE=tinycc asks for TinyCC (tests,
+// (docs/capture-history.md, "Memory: where it goes"). PROBE_RING_NATIVE=tinycc asks for TinyCC (tests,
 // benchmarks).
 import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";

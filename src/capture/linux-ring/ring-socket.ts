@@ -63,7 +63,7 @@ import {
 const LINKTYPE_ETHERNET = 1;
 /**
  * Ring block size. The worker wakes from poll() once per block (~26 µs of its CPU each, measured:
- * docs/capture.md, "The worker's loop"), so larger blocks amortise more: 512 KiB (what libpcap
+ * docs/capture-history.md, "The worker's loop"), so larger blocks amortise more: 512 KiB (what libpcap
  * picks with tcpdump's default snaplen) holds ~2,200 small frames and a 64 KiB loopback frame
  * with room to spare (frames longer than a block would be cut by the kernel). Larger still
  * trades against slack at low rates: the kernel retires a block on its timer however little it

@@ -4,7 +4,7 @@
  * slots, publishes each batch by size or once its first packet has waited the flush interval,
  * and wakes the JavaScript main thread through a thread-safe bun:ffi JSCallback. It replaces the
  * capture Worker, a second JavaScript runtime that only polled and called the walker (+7 MiB of
- * memory, ~30 us of CPU per wake-up: docs/capture.md, "Memory: where it goes").
+ * memory, ~30 us of CPU per wake-up: docs/capture-history.md, "Memory: where it goes").
  *
  * Compiled appended to ring-walk.c, by cc -O2 with the program or by Bun's TinyCC at run time
  * (ring-natives.ts; one translation unit: the types,
