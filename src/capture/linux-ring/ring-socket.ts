@@ -19,7 +19,7 @@ import { ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { existsSync, readFileSync } from "node:fs";
 import { CaptureError, PERMISSION_ADVICE } from "../errors.ts";
 import { BatchBuilder, type BatchPoster } from "../batch-builder.ts";
-import { encodeHostBpfInstructions, kernelFilterLengthProblem, type BpfInstruction } from "../../packet/bpf/index.ts";
+import { BpfOpcode, SKF_AD_PKTTYPE, encodeHostBpfInstructions, kernelFilterLengthProblem, type BpfInstruction } from "../../packet/bpf/index.ts";
 import type { TimestampPrecision } from "../../packet/packet-batch.ts";
 import type { CaptureDirection, HandleInfo, KernelStats } from "../libpcap/pcap-handle.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
@@ -177,14 +177,6 @@ function encodeSocketFilter(instructions: readonly BpfInstruction[]): { program:
   return { program, insns };
 }
 
-/** Classic BPF opcodes for the direction prefix (linux/filter.h, SKF_AD_PKTTYPE ancillary load). */
-const BPF_LD_W_ABS = 0x20;
-const BPF_LD_IMM = 0x00;
-const BPF_JMP_JEQ_K = 0x15;
-const BPF_RET_K = 0x06;
-/** SKF_AD_OFF + SKF_AD_PKTTYPE as an unsigned 32-bit k: loads skb->pkt_type into A. */
-const SKF_AD_PKTTYPE_K = (-0x1000 + 4) >>> 0;
-
 /**
  * The program attached in the kernel: a four-instruction prefix that drops the frames libpcap
  * would skip in userland by direction (outgoing copies on loopback, and -Q in/out), so they never
@@ -198,10 +190,10 @@ export function kernelProgram(program: readonly BpfInstruction[], keepIncoming: 
   const outgoing = keepOutgoing ? 1 : 0;
   const incoming = keepIncoming ? 1 : 0;
   return [
-    { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: SKF_AD_PKTTYPE_K },
-    { code: BPF_JMP_JEQ_K, jt: outgoing ? 1 : 0, jf: incoming ? 1 : 0, k: PacketType.OUTGOING },
-    { code: BPF_RET_K, jt: 0, jf: 0, k: 0 },
-    { code: BPF_LD_IMM, jt: 0, jf: 0, k: 0 },
+    { code: BpfOpcode.LD_W_ABS, jt: 0, jf: 0, k: SKF_AD_PKTTYPE },
+    { code: BpfOpcode.JMP_JEQ_K, jt: outgoing ? 1 : 0, jf: incoming ? 1 : 0, k: PacketType.OUTGOING },
+    { code: BpfOpcode.RET_K, jt: 0, jf: 0, k: 0 },
+    { code: BpfOpcode.LD_IMM, jt: 0, jf: 0, k: 0 },
     ...program,
   ];
 }
@@ -410,7 +402,7 @@ export class RingSocket {
   setFilterProgram(instructions: readonly BpfInstruction[], what = "BPF program"): void {
     this.live();
     // An empty program would be refused; it means "everything", as in libpcap.
-    const user = instructions.length > 0 ? instructions : [{ code: BPF_RET_K, jt: 0, jf: 0, k: this.options.snaplen }];
+    const user = instructions.length > 0 ? instructions : [{ code: BpfOpcode.RET_K, jt: 0, jf: 0, k: this.options.snaplen }];
     const program = kernelProgram(user, this.keepIncoming, this.keepOutgoing);
     const problem = kernelFilterLengthProblem(instructions.length, what, program.length - user.length);
     if (problem) throw new CaptureError("bad-filter", problem);

@@ -12,6 +12,7 @@ export {
   BpfSize,
   BpfSrc,
   SKF_AD_OFF,
+  SKF_AD_PKTTYPE,
   SKF_LL_OFF,
   SKF_NET_OFF,
   bpfOpcodeName,

@@ -51,6 +51,8 @@ export const BPF_MEMWORDS = 16;
 export const SKF_AD_OFF = 0xfffff000; // -0x1000
 export const SKF_NET_OFF = 0xfff00000; // -0x100000
 export const SKF_LL_OFF = 0xffe00000; // -0x200000
+/** SKF_AD_OFF + SKF_AD_PKTTYPE (linux/filter.h): an absolute word load here puts skb->pkt_type in A. */
+export const SKF_AD_PKTTYPE = (SKF_AD_OFF + 4) >>> 0;
 
 /**
  * Every opcode probe accepts, by name. This is exactly the set both libpcap's bpf_filter() has a
