@@ -65,7 +65,7 @@ export function parsePipelineText(name: string, text: string): PipelineSpec {
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     const what = Array.isArray(raw) ? "a list" : raw === null ? "nothing" : `a ${typeof raw}`;
-    throw badSpec(`${name}: not a pipeline file: it holds ${what}, not a mapping with inputs, stages and outputs`);
+    throw badSpec(`${name}: not a pipeline file: it holds ${what} (a pipeline is a mapping with inputs, stages and outputs)`);
   }
   if (!Object.keys(raw).some((key) => SPEC_TOP_LEVEL_KEYS.includes(key))) {
     throw badSpec(`${name}: not a pipeline file: a mapping without inputs, stages or outputs`);
