@@ -12,6 +12,7 @@ import { AnonymizeStage } from "../../src/pipeline/stages/anonymize.ts";
 import { CRYPTOPAN_KEY_BYTES } from "../../src/pipeline/stages/cryptopan.ts";
 import { frame, ipPacket, pcapFile, seededRandom } from "../support/packet-builder.ts";
 import { processCaptureFile } from "../support/process-capture-file.ts";
+import { runProbe } from "../support/probe-binary.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cryptopan-key-nul-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -115,5 +116,30 @@ describe("CryptoPAn keys with NUL bytes: probe takes 32 bytes, traceanon stops a
     const key = keyWithNulAt(31);
     expect(cutAtFirstNul(key)).toEqual(key);
     expect(await probeWith(key)).toEqual(traceanonWith(key));
+  });
+});
+
+describe("probe warns in one line when a key file holds a NUL byte", () => {
+  test("a key with a NUL at byte 10: one warning naming the offset; the output is probe's CryptoPAn with all 32 bytes", async () => {
+    const key = keyWithNulAt(10);
+    const keyFile = join(dir, "warn.key");
+    writeFileSync(keyFile, key);
+    const out = join(dir, "warn.pcap");
+    const r = await runProbe(["capture", "-r", input, "--anonymize-key-file", keyFile, "-w", out]);
+    expect(r.exitCode).toBe(0);
+    const warnings = r.stderr.split("\n").filter((line) => line.includes("NUL"));
+    expect(warnings.length).toBe(1);
+    expect(warnings[0]).toContain(`anonymize: key file ${keyFile} holds a NUL byte at offset 10: probe uses all 32 bytes, traceanon -f stops at the first NUL, so their outputs differ (docs/stages.md)`);
+    expect(addresses(out)).toEqual(await probeWith(key));
+  });
+
+  test("no warning for a key without NUL bytes, nor for one whose only NUL is the last byte", async () => {
+    for (const key of [keyWithNulAt(), keyWithNulAt(31)]) {
+      const keyFile = join(dir, `quiet-${++runs}.key`);
+      writeFileSync(keyFile, key);
+      const r = await runProbe(["capture", "-r", input, "--anonymize-key-file", keyFile, "-w", join(dir, `quiet-${runs}.pcap`)]);
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).not.toContain("NUL");
+    }
   });
 });

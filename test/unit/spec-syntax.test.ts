@@ -159,8 +159,10 @@ describe("YAML: a key given twice, judged by PyYAML", () => {
     let duplicates = 0;
     variants.forEach((text, i) => {
       const ours = findDuplicateYamlKey(text);
-      if (judged[i]) duplicates++;
-      expect({ i, duplicate: ours ? { line: ours.line, column: ours.column } : null }).toEqual({ i, duplicate: judged[i]! });
+      const expected = judged[i]!;
+      if (expected === "unjudged") throw new Error(`PyYAML cannot read variant ${i}`);
+      if (expected) duplicates++;
+      expect({ i, duplicate: ours ? { line: ours.line, column: ours.column } : null }).toEqual({ i, duplicate: expected });
     });
     expect(duplicates).toBeGreaterThan(50);
   });
