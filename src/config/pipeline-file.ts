@@ -9,7 +9,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { escapeControlCharacters } from "../logging/peer-text.ts";
 import { checkPipelineSpec, type PipelineSpec, type SpecIssue } from "../pipeline/spec.ts";
 import { ProbeError } from "../packet/probe-error.ts";
-import { checkJsonSyntax, findDuplicateYamlKey, locateYamlError, quotedKey } from "./spec-syntax.ts";
+import { checkJsonSyntax, findDuplicateYamlKey, locateYamlError, MAX_SPEC_NESTING_DEPTH, nestedDeeperThan, quotedKey } from "./spec-syntax.ts";
 
 export type PipelineFileFormat = "yaml" | "json";
 
@@ -21,6 +21,9 @@ export const MAX_PIPELINE_FILE_BYTES = 1024 * 1024;
  * file that is something else entirely must not turn into a screenful.
  */
 export const MAX_REPORTED_SPEC_ISSUES = 10;
+
+/** Longest key whose line is looked for in the text: spec keys are short words. */
+const MAX_LOCATED_KEY_CHARS = 200;
 
 /** What `--print-pipeline` writes instead of a secret; a file holding it is refused. */
 export const REDACTED_SECRET = "<redacted>";
@@ -51,13 +54,16 @@ export function parsePipelineText(name: string, text: string): PipelineSpec {
   } else {
     try {
       raw = Bun.YAML.parse(text);
-    } catch {
+    } catch (error) {
+      // Deep nesting makes Bun's parser run out of stack; the module loader may not, so it is not asked.
+      if (error instanceof RangeError) throw badSpec(`${name}: not a pipeline file: nested deeper than ${MAX_SPEC_NESTING_DEPTH} levels`);
       const problem = locateYamlError(text);
       const where = problem ? ` (line ${problem.line}, column ${problem.column})` : "";
       const what = problem ? problem.message : "a syntax error";
       const looksLikeSpec = SPEC_TOP_LEVEL_KEYS.some((key) => new RegExp(`^["']?${key}["']?\\s*:`, "m").test(text));
       throw badSpec(`${name}: ${looksLikeSpec ? "not valid YAML" : "not a pipeline file: not valid YAML"}${where}: ${what}`);
     }
+    if (nestedDeeperThan(raw, MAX_SPEC_NESTING_DEPTH)) throw badSpec(`${name}: not a pipeline file: nested deeper than ${MAX_SPEC_NESTING_DEPTH} levels`);
     const duplicate = findDuplicateYamlKey(text);
     if (duplicate) {
       throw badSpec(`${name}: not valid YAML (line ${duplicate.line}, column ${duplicate.column}): the key ${quotedKey(duplicate.key)} is given twice in one mapping (first on line ${duplicate.firstLine})`);
@@ -204,6 +210,8 @@ function lineOf(path: readonly (string | number)[], text: string): number | unde
   let at = 0;
   let found = false;
   for (const part of path) {
+    // A key longer than any real one is not looked for: the search would cost more than it tells.
+    if (typeof part === "string" && part.length > MAX_LOCATED_KEY_CHARS) break;
     if (typeof part === "number") {
       // YAML list items start with '-'; JSON items with '{' after '[' or ','.
       let index = -1;

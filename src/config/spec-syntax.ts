@@ -150,6 +150,25 @@ export function checkJsonSyntax(text: string): SyntaxProblem | undefined {
 
 // ---------------------------------------------------------------------------------- YAML
 
+/**
+ * Whether a parsed value nests objects and arrays more than `limit` levels deep (the top one
+ * counts as the first). Shared nodes (YAML aliases) are walked again only when met deeper than
+ * before, so an alias bomb costs nodes x limit, not its expansion.
+ */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const checkedAt = new Map<object, number>();
+  const deep = (node: unknown, depth: number): boolean => {
+    if (node === null || typeof node !== "object") return false;
+    if (depth >= limit) return true;
+    const before = checkedAt.get(node);
+    if (before !== undefined && before >= depth) return false;
+    for (const child of Object.values(node)) if (deep(child, depth + 1)) return true;
+    checkedAt.set(node, depth);
+    return false;
+  };
+  return deep(value, 0);
+}
+
 let locateCount = 0;
 
 /**

@@ -109,6 +109,12 @@ describe("what a file holds is never echoed raw", () => {
     await refusedWith(specFile(Uint8Array.from([0x69, 0x3a, 0x20, 0xff, 0xfe, 0x0a])), "not a pipeline file: not UTF-8 text");
   });
 
+  test("nesting deeper than 64 levels, YAML or JSON, shallow or deep enough to exhaust the parser's stack: one line", async () => {
+    await refusedWith(specFile(`${GOOD_SPEC}quiet: ${"[".repeat(65)}${"]".repeat(65)}\n`), "not a pipeline file: nested deeper than 64 levels");
+    await refusedWith(specFile(`${GOOD_SPEC}quiet: ${"[".repeat(100_000)}${"]".repeat(100_000)}\n`), "not a pipeline file: nested deeper than 64 levels");
+    await refusedWith(specFile(`{"quiet": ${"[".repeat(100_000)}${"]".repeat(100_000)}}`, "json"), "not valid JSON (line 1, column 74): nested deeper than 64 levels");
+  });
+
   test("a spec with many mistakes: at most ten lines and a count of the rest", async () => {
     const keys = Array.from({ length: 25 }, (_, i) => `k${i}: 1\n`).join("");
     const r = await runProbe(["run", specFile(`${GOOD_SPEC}${keys}`)]);

@@ -3,7 +3,7 @@
 // PyYAML (a loader that refuses duplicates and names the duplicate's line and column), and Bun's
 // YAML error positions checked against the character that is wrong.
 import { describe, expect, test } from "bun:test";
-import { checkJsonSyntax, findDuplicateYamlKey, locateYamlError, MAX_SPEC_NESTING_DEPTH, positionAt } from "../../src/config/spec-syntax.ts";
+import { checkJsonSyntax, findDuplicateYamlKey, locateYamlError, MAX_SPEC_NESTING_DEPTH, nestedDeeperThan, positionAt } from "../../src/config/spec-syntax.ts";
 import { seededRandom } from "../support/packet-builder.ts";
 
 const EVERY_KIND_YAML = new URL("../fixtures/pipeline-every-kind.yaml", import.meta.url).pathname;
@@ -140,7 +140,7 @@ describe("YAML: a key given twice, judged by PyYAML", () => {
       const ours = findDuplicateYamlKey(text);
       expect({ text, duplicate: ours ? { line: ours.line, column: ours.column } : null }).toEqual({ text, duplicate: judged[i]! });
     });
-  });
+  }, 60_000);
 
   test("every line of a real spec duplicated in turn: the same verdict as PyYAML", async () => {
     const spec = await Bun.file(EVERY_KIND_YAML).text();
@@ -165,7 +165,7 @@ describe("YAML: a key given twice, judged by PyYAML", () => {
       expect({ i, duplicate: ours ? { line: ours.line, column: ours.column } : null }).toEqual({ i, duplicate: expected });
     });
     expect(duplicates).toBeGreaterThan(50);
-  });
+  }, 60_000);
 
   test("the duplicate names the key and the line it first appeared on; ::1 in a flow mapping is a value", () => {
     expect(findDuplicateYamlKey("a: 1\nb: 2\na: 3\n")).toEqual({ key: "a", line: 3, column: 1, firstLine: 1 });
@@ -198,5 +198,31 @@ describe("YAML: Bun's parser's position of the error", () => {
     expect(positionAt("ab\ncd\n", 0)).toEqual({ line: 1, column: 1 });
     expect(positionAt("ab\ncd\n", 4)).toEqual({ line: 2, column: 2 });
     expect(positionAt("ab\ncd\n", 6)).toEqual({ line: 3, column: 1 });
+  });
+});
+
+describe("nesting depth of a parsed YAML value", () => {
+  const nested = (levels: number): unknown => {
+    let value: unknown = 1;
+    for (let i = 0; i < levels; i++) value = i % 2 ? [value] : { k: value };
+    return value;
+  };
+  test("the same limit as the JSON scanner: 64 levels pass, 65 do not", () => {
+    expect(nestedDeeperThan(nested(MAX_SPEC_NESTING_DEPTH), MAX_SPEC_NESTING_DEPTH)).toBe(false);
+    expect(nestedDeeperThan(nested(MAX_SPEC_NESTING_DEPTH + 1), MAX_SPEC_NESTING_DEPTH)).toBe(true);
+    expect(checkJsonSyntax(JSON.stringify(nested(MAX_SPEC_NESTING_DEPTH)))).toBeUndefined();
+    expect(checkJsonSyntax(JSON.stringify(nested(MAX_SPEC_NESTING_DEPTH + 1)))?.message).toBe(`nested deeper than ${MAX_SPEC_NESTING_DEPTH} levels`);
+  });
+  test("an alias bomb (shared nodes) is walked in linear time, and a deep node met late through an alias counts", () => {
+    const lines = ['a: &a ["x", "x"]'];
+    for (let i = 1; i < 12; i++) lines.push(`${String.fromCharCode(97 + (i % 26))}${i}: &n${i} [${i === 1 ? "*a, *a" : `*n${i - 1}, *n${i - 1}`}]`);
+    const bomb = Bun.YAML.parse(lines.join("\n"));
+    expect(nestedDeeperThan(bomb, MAX_SPEC_NESTING_DEPTH)).toBe(false);
+    // 40 levels met first one level down (41 in all: fine), then 26 levels further down (67: too deep)
+    const shared = nested(40);
+    let wrapped: unknown = shared;
+    for (let i = 0; i < 26; i++) wrapped = [wrapped];
+    expect(nestedDeeperThan({ shallow: shared }, MAX_SPEC_NESTING_DEPTH)).toBe(false);
+    expect(nestedDeeperThan({ shallow: shared, deep: wrapped }, MAX_SPEC_NESTING_DEPTH)).toBe(true);
   });
 });
