@@ -252,7 +252,7 @@ function openFailure(error: unknown): string {
     case "ELOOP":
       return "too many levels of symbolic links";
     case "ENXIO":
-      return "not a regular file";
+      return "not a regular file (a device, FIFO or socket), not a pipeline file";
     default:
       return `cannot open it (${String((error as { code?: unknown } | null)?.code ?? "unknown error")})`;
   }

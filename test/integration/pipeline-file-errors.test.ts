@@ -139,6 +139,15 @@ describe("paths that are not regular files: their own reason, no hang", () => {
     await runTool(["mkfifo", fifo]);
     await refusedWith(fifo, "not a regular file (a device, FIFO or socket), not a pipeline file");
   });
+  test("a Unix socket (open fails with ENXIO)", async () => {
+    const path = join(dir, "socket");
+    const listener = Bun.listen({ unix: path, socket: { data() {} } });
+    try {
+      await refusedWith(path, "not a regular file (a device, FIFO or socket), not a pipeline file");
+    } finally {
+      listener.stop(true);
+    }
+  });
   test("a missing file", async () => {
     await refusedWith(join(dir, "absent.yaml"), "no such file");
   });
