@@ -106,11 +106,13 @@ interface SecretField {
  */
 function secretFields(spec: object): SecretField[] {
   const fields: SecretField[] = [];
-  const entries = (key: string): Record<string, unknown>[] => {
+  /** The list's entries that are objects, each with its index in the list (the path names it). */
+  const entries = (key: string): [Record<string, unknown>, number][] => {
     const list = (spec as Record<string, unknown>)[key];
-    return Array.isArray(list) ? list.filter((e): e is Record<string, unknown> => typeof e === "object" && e !== null) : [];
+    if (!Array.isArray(list)) return [];
+    return list.flatMap((entry, index) => (typeof entry === "object" && entry !== null ? [[entry as Record<string, unknown>, index] as [Record<string, unknown>, number]] : []));
   };
-  entries("inputs").forEach((input, index) => {
+  entries("inputs").forEach(([input, index]) => {
     if (typeof input.password === "string") {
       fields.push({
         path: ["inputs", index, "password"],
@@ -132,7 +134,7 @@ function secretFields(spec: object): SecretField[] {
       }
     }
   });
-  entries("stages").forEach((stage, index) => {
+  entries("stages").forEach(([stage, index]) => {
     if (stage.kind === "anonymize" && typeof stage.passphrase === "string") {
       fields.push({
         path: ["stages", index, "passphrase"],
