@@ -42,6 +42,7 @@ function hostileFiles(dir: string): HostileFile[] {
   return [
     { name: "alias bomb (3^11 expansions)", text: `${GOOD}stopAfterPackets:\n${laughs.map((line) => `  ${line}`).join("\n")}\n` },
     { name: "alias bomb as the whole spec", text: `${laughs.join("\n")}\n` },
+    { name: "alias bomb 2^40 (Bun's alias limit)", text: `${GOOD}${Array.from({ length: 40 }, (_, i) => (i === 0 ? `k0: &n0 ["${CANARY}", "${CANARY}"]` : `k${i}: &n${i} [*n${i - 1}, *n${i - 1}]`)).join("\n")}\n` },
     { name: "flow nesting 100k deep (YAML)", text: `inputs: ${"[".repeat(100_000)}${"]".repeat(100_000)}\n` },
     { name: "block nesting 1k deep (YAML)", text: `${Array.from({ length: 1000 }, (_, i) => `${" ".repeat(i)}k${i}:`).join("\n")} ${CANARY}\n` },
     { name: "nesting 200k deep (JSON)", text: `{"inputs": ${"[".repeat(200_000)}${"]".repeat(200_000)}}`, extension: "json" },
