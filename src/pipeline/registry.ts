@@ -183,7 +183,7 @@ export const STAGES: { [K in StageSpec["kind"]]: StageBuilder<K> } = {
   },
   // Processing stages (docs/stages.md). Direction filters compile per link type when the stream
   // starts (the runner calls prepare() with every input's link type), so a bad one fails then.
-  anonymize: (spec) => buildProcessingStage(spec),
+  anonymize: (spec, context) => buildProcessingStage(spec, { log: context.log }),
   "truncate-headers": (spec) => buildProcessingStage(spec),
   checksums: (spec) => buildProcessingStage(spec),
   direction: (spec) => buildProcessingStage(spec),

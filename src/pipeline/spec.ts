@@ -368,13 +368,21 @@ export type PipelineSpecInput = z.input<typeof pipelineSpecSchema>;
 export interface SpecIssue {
   path: readonly (string | number)[];
   message: string;
+  /** Keys the schema does not know, for an "unrecognized keys" issue: the caller quotes them escaped. */
+  unknownKeys?: readonly string[];
 }
 
 /** Validates `raw`, returning the frozen spec or the issues (for the caller to locate and word). */
 export function checkPipelineSpec(raw: unknown): { spec: PipelineSpec } | { issues: SpecIssue[] } {
   const result = pipelineSpecSchema.safeParse(raw);
   if (!result.success) {
-    return { issues: result.error.issues.map((i) => ({ path: i.path.filter((p) => typeof p !== "symbol") as (string | number)[], message: i.message })) };
+    return {
+      issues: result.error.issues.map((i) => ({
+        path: i.path.filter((p) => typeof p !== "symbol") as (string | number)[],
+        message: i.message,
+        ...(i.code === "unrecognized_keys" ? { unknownKeys: i.keys } : {}),
+      })),
+    };
   }
   return { spec: deepFreeze(result.data) };
 }

@@ -182,7 +182,7 @@ describe("PipelineSpec with kinds built on first use", () => {
         { kind: "filter", expression: "tcp" },
         { kind: "sampling", method: "one-every-n", value: 3 },
         { kind: "hooks", files: ["a.js"] },
-        { kind: "anonymize", passphrase: "x" },
+        { kind: "anonymize", keyFile: "k" },
         { kind: "truncate-headers" },
         { kind: "checksums", action: "check" },
         { kind: "direction", inbound: "src net 10.0.0.0/8" },

@@ -79,7 +79,7 @@ describe("pipeline files", () => {
     ["p.yaml", "inputs:\n  - kind: file\n    path: a.pcap\n  - kind: interface\n    snaplen: 0\n    device: eth0\noutputs:\n  - kind: file\n    path: b.pcap\n", "inputs[1].snaplen (line 5)"],
     ["p.json", '{\n  "inputs": [{"kind": "file", "path": "a.pcap"}],\n  "outputs": [\n    {"kind": "udpstr", "target": {"host": "h", "port": 70000}}\n  ]\n}\n', "outputs[0].target.port (line 4)"],
     ["p.yaml", "inputs:\n  - kind: file\n    path: a.pcap\nstages:\n  - kind: anonymize\n    keyFile: k\n    passphrase: p\noutputs:\n  - kind: file\n    path: b.pcap\n", "stages[0] (line 5): anonymize wants exactly one of keyFile, passphrase or prefixes"],
-    ["p.yaml", "inputs:\n  - kind: file\n    path: a.pcap\noutputs:\n  - kind: rotating-file\n    path: b-%N.pcap\n    triggers:\n      maxMegabytes: 3\n", "outputs[0].triggers (line 7)"],
+    ["p.yaml", "inputs:\n  - kind: file\n    path: a.pcap\noutputs:\n  - kind: rotating-file\n    path: b-%N.pcap\n    triggers:\n      maxMegabytes: 3\n", "outputs[0].triggers.maxMegabytes (line 8): unknown key"],
     ["p.yaml", "inputs: [\n", "not valid YAML"],
     ["p.json", '{"inputs": ', "not valid JSON"],
   ];

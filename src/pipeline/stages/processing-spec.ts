@@ -5,6 +5,7 @@
 import { kindSchema, z } from "../../config/zod.ts";
 import { compileBpfRecordMatcher } from "../../packet/bpf/index.ts";
 import { ProbeError } from "../../packet/probe-error.ts";
+import type { Logger } from "../../logging/index.ts";
 import type { PacketStage } from "../stage.ts";
 import { AnonymizeStage, type AddressPrefix, type AnonymizeMethod } from "./anonymize.ts";
 import { ChecksumsStage } from "./checksums.ts";
@@ -97,13 +98,15 @@ export interface ProcessingStageContext {
   compileFilter?: DirectionFilterCompiler;
   /** Link type of the inputs when known: direction filters are compiled for it at build time, so a bad one fails at start. */
   linktype?: number;
+  /** Where a warning about the settings goes (a key file traceanon would read differently). */
+  log?: Pick<Logger, "warn">;
 }
 
 /** Builds the stage for one validated spec entry. Throws ProcessingStageError for what the operator must fix. */
 export async function buildProcessingStage(spec: ProcessingStageSpec, context: ProcessingStageContext = {}): Promise<PacketStage> {
   switch (spec.kind) {
     case "anonymize":
-      return new AnonymizeStage({ method: await anonymizeMethod(spec), which: spec.only });
+      return new AnonymizeStage({ method: await anonymizeMethod(spec, context), which: spec.only });
     case "truncate-headers":
       return new TruncateHeadersStage({ payloadBytes: spec.payloadBytes });
     case "checksums":
@@ -125,8 +128,13 @@ export async function buildProcessingStage(spec: ProcessingStageSpec, context: P
 
 type AnonymizeSpec = Extract<ProcessingStageSpec, { kind: "anonymize" }>;
 
-async function anonymizeMethod(spec: AnonymizeSpec): Promise<AnonymizeMethod> {
-  if (spec.keyFile !== undefined) return { kind: "cryptopan", key: await readKeyFile(spec.keyFile) };
+async function anonymizeMethod(spec: AnonymizeSpec, context: ProcessingStageContext): Promise<AnonymizeMethod> {
+  if (spec.keyFile !== undefined) {
+    const key = await readKeyFile(spec.keyFile);
+    const warning = keyFileNulWarning(spec.keyFile, key);
+    if (warning) context.log?.warn(warning);
+    return { kind: "cryptopan", key };
+  }
   if (spec.passphrase !== undefined) return { kind: "cryptopan", key: cryptoPanKeyFromPassphrase(spec.passphrase) };
   const method: { kind: "prefix"; ipv4?: AddressPrefix; ipv6?: AddressPrefix } = { kind: "prefix" };
   for (const text of spec.prefixes ?? []) {
@@ -154,6 +162,19 @@ export async function readKeyFile(path: string): Promise<Uint8Array> {
     );
   }
   return bytes;
+}
+
+/**
+ * The warning for a key that holds a NUL byte, undefined for one that holds none. probe uses all
+ * 32 bytes; Debian's traceanon (libtrace 3.0.22) copies the key file with strlcpy and stops at
+ * the first NUL, zero-filling the rest, so the two tools anonymize differently with this key
+ * (test/integration/cryptopan-key-nul.test.ts shows the exact relation). Not an error: probe's
+ * output is the key's true CryptoPAn; only comparing with traceanon needs a NUL-free key.
+ */
+export function keyFileNulWarning(path: string, key: Uint8Array): string | undefined {
+  const at = key.indexOf(0);
+  if (at < 0 || at === key.byteLength - 1) return undefined; // a NUL as the last byte cuts nothing
+  return `anonymize: key file ${path} holds a NUL byte at offset ${at}: probe uses all ${key.byteLength} bytes, traceanon -f stops at the first NUL, so their outputs differ (docs/stages.md)`;
 }
 
 /** Parses "10.0.0.0/8" or "2001:db8::/32" into address bytes and a prefix length. */
