@@ -9,6 +9,7 @@ import { benchStages } from "./stages.ts";
 import { benchRotation } from "./rotation.ts";
 import { benchRt } from "./rt.ts";
 import { benchRingWalk } from "./ring-walk.ts";
+import { benchStall } from "./stall.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
@@ -21,6 +22,7 @@ const benches: Record<string, () => Promise<void>> = {
   rotation: benchRotation,
   rt: benchRt,
   "ring-walk": benchRingWalk,
+  stall: benchStall,
   // hooks.ts runs at its top level; start it as its own process.
   hooks: async () => {
     const proc = Bun.spawn([process.execPath, new URL("./hooks.ts", import.meta.url).pathname], { stdout: "inherit", stderr: "inherit" });

@@ -83,6 +83,13 @@ export const DEFAULT_BATCH_BYTES = 256 * 1024;
  * on the libpcap engine within READ_TIMEOUT_MS plus this interval.
  */
 export const DEFAULT_FLUSH_INTERVAL_MS = 10;
+/**
+ * The flush interval for a capture nobody watches live (every output a file), in the spirit of
+ * tcpdump -w's 1000 ms buffer timeout. The ring retires blocks after half of it, so its 16
+ * blocks cover ~4 s of a stopped or starved process at low rates (at 10 ms: 80 ms), and a file
+ * gets its packets within half a second. At high rates blocks fill long before that.
+ */
+export const BUFFERED_FLUSH_INTERVAL_MS = 500;
 /** libpcap read timeout when immediate mode is off: the longest a packet waits in a kernel
  *  block before it is handed over (tcpdump uses 1000 ms; a live forwarder wants less). */
 const READ_TIMEOUT_MS = 20;

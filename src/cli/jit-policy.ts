@@ -12,13 +12,14 @@
 // So pipelines whose outputs are all files and that have no stages keep the start-up policy;
 // every other pipeline returns to the normal policy once it runs.
 import type { PipelineSpec } from "../pipeline/spec.ts";
+import { writesOnlyFiles } from "../pipeline/live-latency.ts";
 
 /** JavaScriptCore's normal tier-up policy (Bun.unsafe.setJITPolicy's scale). */
 const NORMAL_JIT_POLICY = 1;
 
 /** True when the spec's per-packet work is native and its JavaScript runs once per batch. */
 export function keepsStartupJitPolicy(spec: PipelineSpec): boolean {
-  return spec.stages.length === 0 && spec.outputs.every((output) => output.kind === "file" || output.kind === "rotating-file");
+  return spec.stages.length === 0 && writesOnlyFiles(spec);
 }
 
 /** Called once the pipeline runs: the normal JIT policy unless keepsStartupJitPolicy(spec). */

@@ -35,6 +35,8 @@ export interface InputContext {
   readonly log: Logger;
   /** A stream input redialled and its new stream has started (outputs hear of it as input-reconnect). */
   readonly reconnected?: () => void;
+  /** How long live interface captures may hold packets (live-latency.ts); undefined: their default. */
+  readonly flushIntervalMs?: number;
 }
 
 export interface BuiltInput {
@@ -73,6 +75,7 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
         precision: context.precision,
         direction: spec.direction,
         engine: spec.engine,
+        ...(context.flushIntervalMs !== undefined ? { flushIntervalMs: context.flushIntervalMs } : {}),
       }),
     };
   },

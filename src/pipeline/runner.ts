@@ -19,6 +19,7 @@ import { buildInput, buildOutput, buildStages, type BuiltInput } from "./registr
 import { inputName, type PipelineSpec } from "./spec.ts";
 import { nextTurnSink, StageChain } from "./stage-chain.ts";
 import type { PacketStage } from "./stage.ts";
+import { liveFlushIntervalMs } from "./live-latency.ts";
 import { MetricsBindError, MetricsRegistry, pipelineCollector, processCollector, startMetricsServer, type MetricsCollector, type MetricsServer } from "../metrics/index.ts";
 
 /**
@@ -292,7 +293,7 @@ export class PipelineRunner {
       // not what the outputs wrote, and a reliable sender would release unwritten packets.
       throw new ProbeError("rt-input-merged", "usage", "an rt:// input must be the pipeline's only input (it acknowledges only what the outputs wrote)");
     }
-    const context = { precision: spec.precision, ownTraffic, log: this.options.log };
+    const context = { precision: spec.precision, ownTraffic, log: this.options.log, flushIntervalMs: liveFlushIntervalMs(spec) };
     this.inputs = spec.inputs.map((input, index) => buildInput(input, { ...context, reconnected: () => this.inputReconnected(index) }));
     this.live = this.inputs.some((i) => i.live);
     const several = this.inputs.length > 1;

@@ -99,11 +99,14 @@ describe("live capture to a file", () => {
     try {
       // A shell pipe, exactly as an operator types it.
       const probe = probeCommand().join(" ");
+      const probeStderr = join(dir, "pipe.stderr");
+      writeFileSync(probeStderr, "");
       const pipeline = Bun.spawn(
-        ["sh", "-c", `${probe} capture -i lo -q -c 5 -w - 'udp dst port ${flow.port}' | tshark -r - -T fields -e udp.length`],
+        ["sh", "-c", `${probe} capture -i lo -c 5 -w - 'udp dst port ${flow.port}' 2>${probeStderr} | tshark -r - -T fields -e udp.length`],
         { stdout: "pipe", stderr: "pipe" },
       );
-      await Bun.sleep(400);
+      // The capture open before traffic (a fixed sleep was too short on a loaded machine).
+      await waitFor(() => readFileSync(probeStderr, "utf8").includes("listening on lo") || pipeline.exitCode !== null, 10_000, "the capture to open");
       await flow.send([10, 20, 30, 40, 50], { gapMs: 2 });
       const out = await new Response(pipeline.stdout).text();
       expect(await pipeline.exited).toBe(0);

@@ -315,7 +315,7 @@ describe("kernel drop counters", () => {
 
   for (const walker of ["native", "js"] as const) test(`ring engine (${walker} walker): PACKET_STATISTICS drops move when the ring overflows, and received = delivered + dropped`, async () => {
     const flow = await openLoopbackFlow();
-    // The smallest ring: two blocks (RING_BLOCK_BYTES), a few hundred frames of 1,042 bytes.
+    // The smallest ring: two blocks of 128 KiB (ringBlockBytes), ~240 frames of 1,042 bytes.
     const ring = RingSocket.open({ interface: "lo", snaplen: 262144, promiscuous: false, bufferBytes: 1, precision: "micro", direction: "inout", retireBlockMs: 10, batchBytes: 256 * 1024, walker });
     expect(ring.walkerKind).toBe(walker);
     try {

@@ -208,7 +208,9 @@ async function runRing(ring: RingSocket, message: Extract<ToWorker, { type: "ope
     }
     if (messages.due(idle)) await messages.yield();
   }
-  if (handOverFullBatch(batch, channel)) ring.readInto(batch, RING_BLOCKS_PER_TURN); // what is already in the ring, bounded
+  // What is already in the ring, bounded, and the block the kernel is still filling.
+  if (handOverFullBatch(batch, channel)) ring.readInto(batch, RING_BLOCKS_PER_TURN);
+  if (ring.awaitFilledBlock(STOP_FLUSH_MS) && handOverFullBatch(batch, channel)) ring.readInto(batch, 1);
   flushAtStop(batch, channel);
   const stats = ring.stats();
   ring.close();

@@ -62,15 +62,31 @@ import {
 /** LINKTYPE_ETHERNET: what libpcap reports for Ethernet and loopback devices on Linux. */
 const LINKTYPE_ETHERNET = 1;
 /**
- * Ring block size. The worker wakes from poll() once per block (~26 µs of its CPU each, measured:
- * docs/capture-history.md, "The worker's loop"), so larger blocks amortise more: 512 KiB (what libpcap
- * picks with tcpdump's default snaplen) holds ~2,200 small frames and a 64 KiB loopback frame
- * with room to spare (frames longer than a block would be cut by the kernel). Larger still
- * trades against slack at low rates: the kernel retires a block on its timer however little it
- * holds, so a ring of N blocks covers only N flush intervals of a stalled reader (8 with the
- * default ring).
+ * Ring block size: the smallest power of two that holds the largest frame, and at least a page
+ * (libpcap's rule for TPACKET_V3). The kernel retires a block on its timer however little it
+ * holds, so at low rates a stalled reader (a stopped process, a loaded VM) is covered for
+ * blocks × retire timeout: more, smaller blocks in the same memory cover longer. With 512 KiB
+ * blocks a 2 MiB ring covered 4 retire timeouts (20 ms at the 5 ms of a live stream) and
+ * dropped a 300 ms SIGSTOP at 400 packets/s that tcpdump kept (scripts/bench/stall.ts). The
+ * largest frame assumes offloads (GRO/TSO hand packet sockets frames of up to 64 KiB whatever
+ * the MTU, and a frame longer than its block is cut by the kernel): 128 KiB blocks with the
+ * default snaplen, 16 in 2 MiB; `-s 1500` gives 4 KiB blocks, 512 of them. The capture thread
+ * walks every ready block per wake-up, so smaller blocks cost it little at high rates.
  */
-export const RING_BLOCK_BYTES = 512 * 1024;
+export function ringBlockBytes(snaplen: number, mtu: number): number {
+  const largestFrame = Math.min(snaplen, Math.max(mtu, MAXIMUM_OFFLOADED_FRAME_BYTES) + LINK_HEADER_SLACK_BYTES) + TPACKET_HEADER_SLACK_BYTES;
+  let blockBytes = PAGE_BYTES;
+  while (blockBytes < largestFrame) blockBytes *= 2;
+  return blockBytes;
+}
+/** A GRO/TSO frame handed to packet sockets: up to 64 KiB of IP packet. */
+const MAXIMUM_OFFLOADED_FRAME_BYTES = 65_535;
+/** Link header and VLAN tags above the MTU. */
+const LINK_HEADER_SLACK_BYTES = 64;
+/** tpacket3_hdr, sockaddr_ll and alignment in front of each frame, rounded up. */
+const TPACKET_HEADER_SLACK_BYTES = 256;
+/** The block size the ring walk benchmark uses: what a default-snaplen capture gets. */
+export const RING_BLOCK_BYTES = 128 * 1024;
 /**
  * Ring size when the caller gives none (-B): libpcap's default, 2 MiB. The ring engine took
  * 4 MiB while its reader was a JavaScript Worker that a garbage collection could pause for tens
@@ -298,10 +314,7 @@ export class RingSocket {
     let region: RingRegion | null = null;
     try {
       RingSocket.setIntOption(fd, SOL_PACKET, PacketOption.PACKET_VERSION, TPACKET_V3, name, "PACKET_VERSION");
-      // A block must hold the largest frame (snaplen or MTU, plus headers) or the kernel cuts it.
-      const largestFrame = Math.min(options.snaplen, mtu + 64) + 256;
-      let blockBytes = RING_BLOCK_BYTES;
-      while (blockBytes < largestFrame) blockBytes *= 2;
+      const blockBytes = ringBlockBytes(options.snaplen, mtu);
       const wanted = options.bufferBytes > 0 ? options.bufferBytes : DEFAULT_RING_BYTES;
       const blockCount = Math.max(MINIMUM_RING_BLOCKS, Math.ceil(wanted / blockBytes));
       const request = new Uint32Array(TpacketReq3Layout.bytes / 4);
@@ -412,6 +425,23 @@ export class RingSocket {
       throw new CaptureError("bad-filter", `cannot install BPF program (${user.length} instructions): ${errnoText(errno)}`);
     }
     this.filterAttached = true;
+  }
+
+  /**
+   * At stop: when the block the kernel is filling already holds frames, waits (up to
+   * `timeoutMs`) for the kernel to retire it, so frames captured before the stop are not lost
+   * with the ring. True when the next block is ready to read. The frame count is only a hint
+   * (the kernel counts a frame before copying it); the block is read once its status is ours.
+   */
+  awaitFilledBlock(timeoutMs: number): boolean {
+    if (this.blockReady()) return true;
+    const base = this.blockIndex * this.blockBytes;
+    if (Atomics.load(this.ringAtomic!, (base + BlockDescLayout.packetCount) >>> 2) === 0) return false;
+    const deadline = performance.now() + timeoutMs;
+    for (let left = timeoutMs; left > 0; left = deadline - performance.now()) {
+      if (this.waitReadable(Math.ceil(left))) return true;
+    }
+    return false;
   }
 
   /**

@@ -76,6 +76,7 @@
 #define TP_STATUS_USER 1
 #define TP_STATUS_BLK_TMO 32
 #define BLOCK_STATUS 8
+#define BLOCK_NUM_PKTS 12
 
 #define POLLIN 1
 #define POLLERR 8
@@ -328,6 +329,14 @@ static void drain_at_stop(struct ring_thread *t) {
     if (walked == 1) {
       blocks_left--;
       continue;
+    }
+    /* The next block is still the kernel's. Frames already in it were captured before the stop:
+     * the kernel retires it within its retire timeout, so wait for that rather than lose them.
+     * num_pkts is only a hint here (the kernel counts a frame before copying it); the block is
+     * read only once its status says it is ours. */
+    if (blocks_left > 0 && LOAD(*(int *)(t->ring + (usize)t->block_index * (u32)t->control[CONTROL_BLOCK_BYTES] + BLOCK_NUM_PKTS)) != 0) {
+      long long left = deadline - monotonic_ms();
+      if (left > 0 && wait_for_ring(t, (int)left) == 0) continue;
     }
     break;
   }
