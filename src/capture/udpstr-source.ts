@@ -32,6 +32,8 @@ export interface UdpstrSourceOptions {
   allow?: readonly Cidr[];
   /** Most senders tracked at once (UDPSTR_DEFAULT_MAX_SENDERS when absent). */
   maxSenders?: number;
+  /** Most senders from one address at once (UDPSTR_DEFAULT_MAX_SENDERS_PER_ADDRESS when absent). */
+  maxSendersPerAddress?: number;
   /** Seconds without a datagram after which a sender is evicted (UDPSTR_DEFAULT_SENDER_IDLE_MS when absent). */
   senderIdleSeconds?: number;
   filter?: string;
@@ -123,6 +125,7 @@ export class UdpstrSource implements CaptureSource {
     this.senders = new UdpstrSenderTable({
       linktype: options.linktype,
       ...(options.maxSenders !== undefined ? { maxSenders: options.maxSenders } : {}),
+      ...(options.maxSendersPerAddress !== undefined ? { maxSendersPerAddress: options.maxSendersPerAddress } : {}),
       ...(options.senderIdleSeconds !== undefined ? { idleMs: options.senderIdleSeconds * 1000 } : {}),
       ...(allow.length > 0 ? { allowed: (address: string) => addressAllowed(address, allow) } : {}),
       onEvicted: (sender, why) => this.senderLeft(sender, why),
@@ -130,7 +133,9 @@ export class UdpstrSource implements CaptureSource {
     this.notices = {
       strangers: new Notice((n, latest) => log.warn(`udpstr: refused ${n} datagram(s) from senders not in --allow (latest ${latest})`)),
       overCap: new Notice((n, latest) =>
-        log.warn(`udpstr: refused ${n} datagram(s) from new senders: ${this.senders.maxSenders} senders, the most tracked at once, are all active (latest ${latest})`),
+        log.warn(
+          `udpstr: refused ${n} datagram(s) from new senders: the sender table (${this.senders.maxSenders}, ${this.senders.maxSendersPerAddress} per address) is full of active senders (latest ${latest})`,
+        ),
       ),
       admitted: new Notice((n, latest) => log.info(n === 1 ? `udpstr: new sender ${latest}` : `udpstr: ${n} new senders (latest ${latest})`)),
       evicted: new Notice((n, latest) => log.info(n === 1 ? `udpstr: sender ${latest}` : `udpstr: ${n} senders evicted (latest: ${latest})`)),

@@ -135,6 +135,7 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
       reportSeconds: spec.reportSeconds,
       allow,
       maxSenders: spec.maxSenders,
+      maxSendersPerAddress: spec.maxSendersPerAddress,
       senderIdleSeconds: spec.senderIdleSeconds,
       ...(spec.filter ? { filter: spec.filter } : {}),
       log: context.log,

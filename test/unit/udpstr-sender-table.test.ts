@@ -129,9 +129,20 @@ describe("a bounded table", () => {
 
   test("random source ports flooding well-formed datagrams never hold more than maxSenders", () => {
     const table = new UdpstrSenderTable({ linktype: LINKTYPE_ETHERNET, maxSenders: 16 });
-    for (let i = 0; i < 5000; i++) table.push("127.0.0.2", 1024 + i, forgedDatagram(0, 1), i);
+    for (let i = 0; i < 5000; i++) table.push(`127.0.${i % 7}.2`, 1024 + i, forgedDatagram(0, 1), i);
     expect(table.size).toBe(16);
     expect(table.counters.sendersAdmitted + table.counters.overCapDatagrams).toBe(5000);
+  });
+
+  test("one address cycling source ports holds at most its share; another address still gets in", () => {
+    const table = new UdpstrSenderTable({ linktype: LINKTYPE_ETHERNET, maxSenders: 8, maxSendersPerAddress: 3 });
+    // 127.0.0.2 floods 500 ports, each datagram a delivered record (so no slot is given up at once).
+    for (let i = 0; i < 500; i++) table.push("127.0.0.2", 1024 + i, forgedDatagram(0, 1), 0);
+    expect(table.active.map((s) => s.port)).toEqual([1024, 1025, 1026]);
+    expect(table.counters.overCapDatagrams).toBe(497);
+    const forwarder = table.push("127.0.0.1", 9, forgedDatagram(0, 9), 1);
+    expect(typeof forwarder).toBe("object");
+    expect(table.size).toBe(4);
   });
 
   test("tick(): a quiet sender's held datagram is judged; an idle sender is evicted and its records handed out", () => {

@@ -22,6 +22,13 @@ import { UdpstrReassembler, type UdpstrReassemblerCounters } from "./reassembler
 export const UDPSTR_DEFAULT_MAX_SENDERS = 64;
 
 /**
+ * Default bound on senders from one address. A probe host runs a forwarder or rpcapd session
+ * per interface, a few at most; 16 leaves room for those while one host cycling source ports
+ * can hold only a quarter of the table, so senders from other addresses still find room.
+ */
+export const UDPSTR_DEFAULT_MAX_SENDERS_PER_ADDRESS = 16;
+
+/**
  * Default time after a sender's last datagram when it is evicted (its record in progress is
  * counted lost, its figures kept in the retired total). A forwarder sends at least one datagram
  * per forwarded packet, so a minute of silence is a stream that ended, or a stranger's port.
@@ -35,7 +42,7 @@ export const UDPSTR_DEFAULT_SENDER_IDLE_MS = 60_000;
  * forwarder that starts later out for a whole idle period, longer than any pause of a busy
  * stream; a replaced sender that comes back is a new sender that joins its stream mid-way.
  */
-export const UDPSTR_SENDER_REPLACE_AFTER_QUIET_MS = 5_000;
+export const UDPSTR_SENDER_REPLACE_AFTER_QUIET_MS = 2_000;
 
 /**
  * A sender quiet this long has its held datagram (one that broke its sequence, waiting for the
@@ -64,7 +71,7 @@ export interface UdpstrSenderTableCounters {
   strangerDatagrams: number;
   /** Datagrams from no known sender whose udpstr header does not decode: dropped, no slot taken. */
   unknownMalformedDatagrams: number;
-  /** Datagrams from new senders refused because the table was full of active senders. */
+  /** Datagrams from new senders refused because the table, or their address's share of it, was full of active senders. */
   overCapDatagrams: number;
   /** Senders ever admitted. */
   sendersAdmitted: number;
@@ -78,6 +85,8 @@ export interface UdpstrSenderTableOptions {
   linktype: number;
   /** Most senders at once (default UDPSTR_DEFAULT_MAX_SENDERS). */
   maxSenders?: number;
+  /** Most senders from one address at once (default UDPSTR_DEFAULT_MAX_SENDERS_PER_ADDRESS, at most maxSenders). */
+  maxSendersPerAddress?: number;
   /** Idle eviction (default UDPSTR_DEFAULT_SENDER_IDLE_MS). */
   idleMs?: number;
   /** The allow list: false means a stranger. Absent: everyone who can reach the port. */
@@ -123,14 +132,19 @@ export class UdpstrSenderTable {
   /** The summed figures of every sender evicted (idle or replaced); finish() keeps the others listed. */
   readonly retired: UdpstrReassemblerCounters = zeroCounters();
   readonly maxSenders: number;
+  readonly maxSendersPerAddress: number;
   readonly idleMs: number;
   private readonly senders = new Map<string, UdpstrSender>();
+  /** Senders in the table per address (entries removed at 0, so bounded by the table). */
+  private readonly perAddress = new Map<string, number>();
   private finished = false;
 
   constructor(private readonly options: UdpstrSenderTableOptions) {
     this.maxSenders = options.maxSenders ?? UDPSTR_DEFAULT_MAX_SENDERS;
+    this.maxSendersPerAddress = Math.min(this.maxSenders, options.maxSendersPerAddress ?? UDPSTR_DEFAULT_MAX_SENDERS_PER_ADDRESS);
     this.idleMs = options.idleMs ?? UDPSTR_DEFAULT_SENDER_IDLE_MS;
     if (!Number.isInteger(this.maxSenders) || this.maxSenders < 1) throw new RangeError("maxSenders must be a positive integer");
+    if (!Number.isInteger(this.maxSendersPerAddress) || this.maxSendersPerAddress < 1) throw new RangeError("maxSendersPerAddress must be a positive integer");
   }
 
   /** Senders in the table now, in order of arrival. */
@@ -163,12 +177,18 @@ export class UdpstrSenderTable {
         this.counters.unknownMalformedDatagrams++;
         return "malformed";
       }
-      if (this.senders.size >= this.maxSenders && !this.makeRoom(nowMs)) {
+      // The address's share first, then the whole table: each frees a slot of its own scope.
+      const fromAddress = this.perAddress.get(address) ?? 0;
+      if (
+        (fromAddress >= this.maxSendersPerAddress && !this.makeRoom(nowMs, address)) ||
+        (this.senders.size >= this.maxSenders && !this.makeRoom(nowMs, undefined))
+      ) {
         this.counters.overCapDatagrams++;
         return "over-cap";
       }
       sender = { address, port, reassembler: new UdpstrReassembler({ linktype: this.options.linktype }), firstSeenMs: nowMs, lastSeenMs: nowMs, incompleteBytes: 0 };
       this.senders.set(key, sender);
+      this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
       this.counters.sendersAdmitted++;
     }
     sender.lastSeenMs = nowMs;
@@ -214,15 +234,17 @@ export class UdpstrSenderTable {
   }
 
   /**
-   * Frees one slot for a new sender when the table is full: the sender quiet the longest among
-   * those that never delivered a record, else the one quiet the longest if it has been quiet
-   * UDPSTR_SENDER_REPLACE_AFTER_QUIET_MS. False when every sender is active: the newcomer waits.
+   * Frees one slot for a new sender when the table (or, given `address`, that address's share) is
+   * full: the sender quiet the longest among those that never delivered a record, else the one
+   * quiet the longest if it has been quiet UDPSTR_SENDER_REPLACE_AFTER_QUIET_MS. False when every
+   * sender in scope is active: the newcomer is refused.
    */
-  private makeRoom(nowMs: number): boolean {
+  private makeRoom(nowMs: number, address: string | undefined): boolean {
     let quietest: [string, UdpstrSender] | undefined;
     let quietestSilent: [string, UdpstrSender] | undefined;
     for (const entry of this.senders) {
       const sender = entry[1];
+      if (address !== undefined && sender.address !== address) continue;
       if (!quietest || sender.lastSeenMs < quietest[1].lastSeenMs) quietest = entry;
       if (sender.reassembler.counters.recordsDelivered === 0 && (!quietestSilent || sender.lastSeenMs < quietestSilent[1].lastSeenMs)) quietestSilent = entry;
     }
@@ -235,6 +257,9 @@ export class UdpstrSenderTable {
 
   private evict(key: string, sender: UdpstrSender, why: Exclude<UdpstrEviction, "stopped">): void {
     this.senders.delete(key);
+    const left = (this.perAddress.get(sender.address) ?? 1) - 1;
+    if (left > 0) this.perAddress.set(sender.address, left);
+    else this.perAddress.delete(sender.address);
     sender.incompleteBytes = sender.reassembler.finish()?.bytesReceived ?? 0;
     addCounters(this.retired, sender.reassembler.counters);
     this.options.onEvicted?.(sender, why);
