@@ -82,6 +82,26 @@ export function senderName(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+/**
+ * Addresses whose allow-list verdict is remembered: a stranger's every datagram asks again, and
+ * parsing its address each time costs more than the rest of refusing it. Cleared when full, so
+ * random source addresses cannot grow it.
+ */
+const ALLOW_CACHE_ADDRESSES = 256;
+
+function allowCache(allow: readonly Cidr[]): (address: string) => boolean {
+  const verdicts = new Map<string, boolean>();
+  return (address) => {
+    let verdict = verdicts.get(address);
+    if (verdict === undefined) {
+      if (verdicts.size >= ALLOW_CACHE_ADDRESSES) verdicts.clear();
+      verdict = addressAllowed(address, allow);
+      verdicts.set(address, verdict);
+    }
+    return verdict;
+  };
+}
+
 /** A kind of notice written at most once per NOTICE_INTERVAL_MS, with the count it stands for. */
 class Notice {
   private pending = 0;
@@ -127,7 +147,7 @@ export class UdpstrSource implements CaptureSource {
       ...(options.maxSenders !== undefined ? { maxSenders: options.maxSenders } : {}),
       ...(options.maxSendersPerAddress !== undefined ? { maxSendersPerAddress: options.maxSendersPerAddress } : {}),
       ...(options.senderIdleSeconds !== undefined ? { idleMs: options.senderIdleSeconds * 1000 } : {}),
-      ...(allow.length > 0 ? { allowed: (address: string) => addressAllowed(address, allow) } : {}),
+      ...(allow.length > 0 ? { allowed: allowCache(allow) } : {}),
       onEvicted: (sender, why) => this.senderLeft(sender, why),
     });
     this.notices = {

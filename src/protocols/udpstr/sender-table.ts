@@ -10,16 +10,27 @@
 // The table is bounded (maxSenders) so random source ports cannot grow memory: each sender
 // holds at most one staged record (the caplen cap) and one held datagram. A datagram from an
 // unknown sender takes a slot only when its udpstr header decodes; random bytes do not.
+import { PacketBatchBuilder } from "../../packet/packet-batch.ts";
 import { ProtocolError } from "../../packet/protocol-error.ts";
 import { decodeUdpstrDatagramHeader } from "./codec.ts";
 import { UdpstrReassembler, type UdpstrReassemblerCounters } from "./reassembler.ts";
+import { UDPSTR_HEADER_BYTES, UDPSTR_MESSAGE_TYPE, UDPSTR_VERSION } from "./wire.ts";
 
 /**
  * Default bound on senders tracked at once. A collector gathers the streams of a handful of
  * probes; 64 leaves room for many while bounding the worst case (each sender may stage one
- * record of up to 256 KiB and hold one datagram of up to 64 KiB) to about 20 MiB.
+ * record of up to 256 KiB, hold one datagram of up to 64 KiB and build a batch from
+ * UDPSTR_SENDER_BATCH_INITIAL_BYTES) to about 24 MiB.
  */
 export const UDPSTR_DEFAULT_MAX_SENDERS = 64;
+
+/**
+ * First size of each sender's batch buffer (it grows while a busy sender's records wait for the
+ * next turn of the event loop, and starts again at this size after each take). The builder's own
+ * 256 KiB default, times 64 senders a flood of random ports keeps replacing, was 16 MiB of
+ * buffers mostly empty.
+ */
+export const UDPSTR_SENDER_BATCH_INITIAL_BYTES = 64 * 1024;
 
 /**
  * Default bound on senders from one address. A probe host runs a forwarder or rpcapd session
@@ -170,10 +181,18 @@ export class UdpstrSenderTable {
         this.counters.strangerDatagrams++;
         return "stranger";
       }
-      try {
-        decodeUdpstrDatagramHeader(datagram);
-      } catch (error) {
-        if (!(error instanceof ProtocolError)) throw error;
+      // Random bytes fail on ver/type at once: those are counted without building an error (a
+      // flood of them from random ports is the common case); the rest go through the decoder.
+      let decodes = datagram.byteLength >= UDPSTR_HEADER_BYTES && datagram[0] === UDPSTR_VERSION && datagram[1] === UDPSTR_MESSAGE_TYPE;
+      if (decodes) {
+        try {
+          decodeUdpstrDatagramHeader(datagram);
+        } catch (error) {
+          if (!(error instanceof ProtocolError)) throw error;
+          decodes = false;
+        }
+      }
+      if (!decodes) {
         this.counters.unknownMalformedDatagrams++;
         return "malformed";
       }
@@ -186,7 +205,8 @@ export class UdpstrSenderTable {
         this.counters.overCapDatagrams++;
         return "over-cap";
       }
-      sender = { address, port, reassembler: new UdpstrReassembler({ linktype: this.options.linktype }), firstSeenMs: nowMs, lastSeenMs: nowMs, incompleteBytes: 0 };
+      const builder = new PacketBatchBuilder(this.options.linktype, "micro", UDPSTR_SENDER_BATCH_INITIAL_BYTES);
+      sender = { address, port, reassembler: new UdpstrReassembler({ linktype: this.options.linktype, builder }), firstSeenMs: nowMs, lastSeenMs: nowMs, incompleteBytes: 0 };
       this.senders.set(key, sender);
       this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
       this.counters.sendersAdmitted++;
