@@ -223,6 +223,7 @@ export class UdpstrSource implements CaptureSource {
   }
 
   private receive(datagram: Uint8Array, port: number, address: string): void {
+    if (this.stopped) return; // the table is finished: nothing may enter it any more
     const now = performance.now();
     const arrival = this.senders.push(address, port, datagram, now);
     if (typeof arrival === "string") {

@@ -329,6 +329,11 @@ describe("forged and random datagrams from other senders beside a real forward s
     expect(log).toContain(`udpstr senders: 5 now, 5 seen, 0 evicted idle, 0 replaced; datagrams refused: 0 from strangers (not in --allow), 0 over the sender cap, ${sent.randomOwnAddress} malformed from unknown senders`);
   }, 60_000);
 
+  test("a bad --allow is one usage line (exit 2), before anything listens", async () => {
+    const r = await runProbe(["collect", "--udpstr-listen", "127.0.0.1:0", "--allow", "10.0.0.0/33", "-w", join(dir, "never.pcap")]);
+    expect(`${r.exitCode} ${r.stderr}`).toBe("2 probe: --allow: '10.0.0.0/33': prefix length must be 0 to 32\nTry 'probe --help'.\n");
+  });
+
   /** Frame numbers (1-based) of the forged records, found by tshark: 60 bytes, every byte 0xEE. */
   async function forgedFrameNumbers(path: string): Promise<string[]> {
     const out = await runTool(["tshark", "-r", path, "-Y", `frame.len == 60 && frame[0:60] == ${Array(60).fill("ee").join(":")}`, "-T", "fields", "-e", "frame.number"]);
