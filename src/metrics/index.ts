@@ -5,5 +5,14 @@ export { METRICS_PREFIX, encodePrometheusText, exportedName } from "./prometheus
 export { COLLECTOR_DEADLINE_MS, MetricsRegistry, type MetricsCollector } from "./metrics-registry.ts";
 export { processCollector } from "./process-collector.ts";
 export { METRICS_IDLE_TIMEOUT_SECONDS, METRICS_MAX_REQUEST_BODY_BYTES, MetricsBindError, startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics-server.ts";
-export { activeProbesCollector, captureHubCollector, rpcapdCollector, type ActiveProbesView, type HubCounterView, type RpcapdCounterView } from "./service-collectors.ts";
+export {
+  activeProbesCollector,
+  captureHubCollector,
+  rpcapdCollector,
+  udpstrCollector,
+  type ActiveProbesView,
+  type HubCounterView,
+  type RpcapdCounterView,
+  type UdpstrCounterView,
+} from "./service-collectors.ts";
 export { pipelineCollector, type PipelineCounterView } from "./pipeline-collector.ts";

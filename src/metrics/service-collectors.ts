@@ -97,3 +97,82 @@ export function activeProbesCollector(listener: ActiveProbesView): MetricsCollec
     ];
   };
 }
+
+/** The figures of one udpstr stream (src/protocols/udpstr's UdpstrReassemblerCounters), as metrics reads them. */
+interface UdpstrStreamFigures {
+  readonly datagramsReceived: number;
+  readonly datagramsLost: number;
+  readonly datagramsLate: number;
+  readonly datagramsMalformed: number;
+  readonly strayDatagrams: number;
+  readonly recordsDelivered: number;
+  readonly recordsLost: number;
+  readonly recordsMalformed: number;
+}
+
+/** What udpstrCollector reads (src/capture/udpstr-source.ts's UdpstrSource and its sender table). */
+export interface UdpstrCounterView {
+  /** Senders in the table now, named "ADDR:PORT". */
+  senders(): { sender: string; counters: UdpstrStreamFigures }[];
+  /** Every evicted sender's figures summed. */
+  evicted(): UdpstrStreamFigures;
+  table(): {
+    active: number;
+    sendersAdmitted: number;
+    sendersEvictedIdle: number;
+    sendersReplaced: number;
+    strangerDatagrams: number;
+    overCapDatagrams: number;
+    unknownMalformedDatagrams: number;
+  };
+}
+
+/**
+ * A udpstr receiver: per sender (label `sender`, "ADDR:PORT"; the evicted ones summed as
+ * "evicted"; past MAX_SERIES_PER_FAMILY the smallest folded into "other") datagrams received,
+ * lost, late, malformed and stray, records delivered, lost and malformed; the senders tracked now
+ * and admitted, evicted by reason; datagrams that reached no sender's stream, by reason.
+ */
+export function udpstrCollector(view: UdpstrCounterView): MetricsCollector {
+  return (): MetricFamily[] => {
+    const senders = [...view.senders(), { sender: "evicted", counters: view.evicted() }];
+    const t = view.table();
+    const perSender = (name: string, help: string, pick: (c: UdpstrStreamFigures) => number): MetricFamily => ({
+      name,
+      help,
+      type: "counter",
+      samples: boundSeries(senders.map((s) => ({ labels: { sender: s.sender }, value: pick(s.counters) })), "sender"),
+    });
+    return [
+      perSender("udpstr_datagrams_received", "udpstr datagrams read into a sender's stream.", (c) => c.datagramsReceived),
+      perSender("udpstr_datagrams_lost", "Datagrams missing from a sender's seqno sequence.", (c) => c.datagramsLost),
+      perSender("udpstr_datagrams_late", "Datagrams behind a sender's sequence (reordered or duplicated), dropped.", (c) => c.datagramsLate),
+      perSender("udpstr_datagrams_malformed", "Datagrams with an unusable udpstr header, skipped.", (c) => c.datagramsMalformed),
+      perSender("udpstr_datagrams_stray", "Datagrams that broke a sender's sequence while it went on: dropped whole.", (c) => c.strayDatagrams),
+      perSender("udpstr_records_delivered", "Complete records reassembled from a sender's stream.", (c) => c.recordsDelivered),
+      perSender("udpstr_records_lost", "Records of a sender's stream known to be lost.", (c) => c.recordsLost),
+      perSender("udpstr_records_malformed", "Record headers with impossible lengths, skipped.", (c) => c.recordsMalformed),
+      { name: "udpstr_senders", help: "udpstr senders tracked now.", type: "gauge", samples: [{ value: t.active }] },
+      { name: "udpstr_senders_admitted", help: "udpstr senders ever admitted to the table.", type: "counter", samples: [{ value: t.sendersAdmitted }] },
+      {
+        name: "udpstr_senders_evicted",
+        help: "udpstr senders evicted, by reason (idle; replaced while the table was full).",
+        type: "counter",
+        samples: [
+          { labels: { reason: "idle" }, value: t.sendersEvictedIdle },
+          { labels: { reason: "replaced" }, value: t.sendersReplaced },
+        ],
+      },
+      {
+        name: "udpstr_datagrams_refused",
+        help: "udpstr datagrams that reached no sender's stream, by reason.",
+        type: "counter",
+        samples: [
+          { labels: { reason: "stranger" }, value: t.strangerDatagrams },
+          { labels: { reason: "over_cap" }, value: t.overCapDatagrams },
+          { labels: { reason: "malformed_unknown_sender" }, value: t.unknownMalformedDatagrams },
+        ],
+      },
+    ];
+  };
+}

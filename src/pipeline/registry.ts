@@ -8,7 +8,9 @@ import { LibpcapFileSource } from "../capture/libpcap-file-source.ts";
 import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import { parseRemoteSourceUrl, PcapOverIpSource, RpcapActiveInputSource, RtSource } from "../capture/remote/index.ts";
 import { parseRpcapUrl, RpcapCaptureSource } from "../capture/remote/rpcap-source.ts";
-import { UdpstrSource } from "../capture/udpstr-source.ts";
+import { senderName, UdpstrSource } from "../capture/udpstr-source.ts";
+import { parseCidr } from "../config/addresses.ts";
+import { udpstrCollector, type MetricsCollector, type UdpstrCounterView } from "../metrics/index.ts";
 import type { Logger } from "../logging/index.ts";
 import { CaptureFileOutput } from "../outputs/capture-file/capture-file-output.ts";
 import type { OutputContext, PreparedOutput } from "../outputs/output-context.ts";
@@ -43,8 +45,10 @@ export interface BuiltInput {
   readonly source: CaptureSource;
   /** Live inputs never wait for the pipeline (they drop, counted); files wait and lose nothing. */
   readonly live: boolean;
-  /** Extra summary line (a udpstr receiver's loss accounting). */
-  summaryLine?(): string;
+  /** Extra summary lines (a udpstr receiver's loss accounting per sender, an RT source's). */
+  summaryLines?(): string[];
+  /** Metrics of the input's own (a udpstr receiver's senders), read at each scrape. */
+  metricsCollectors?(): MetricsCollector[];
 }
 
 type InputBuilder<K extends InputSpec["kind"]> = (spec: Of<InputSpec, K>, context: InputContext) => BuiltInput;
@@ -119,16 +123,27 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
     };
   },
   udpstr: (spec, context) => {
+    const allow = spec.allow.map((text) => {
+      try {
+        return parseCidr(text);
+      } catch (error) {
+        throw new ProbeError("bad-cidr", "usage", `--allow: ${(error as Error).message}`);
+      }
+    });
     const source = new UdpstrSource({
       host: spec.listen.host,
       port: spec.listen.port,
       linktype: spec.linktype,
       receiveBufferBytes: spec.receiveBufferBytes,
       reportSeconds: spec.reportSeconds,
+      allow,
+      maxSenders: spec.maxSenders,
+      maxSendersPerAddress: spec.maxSendersPerAddress,
+      senderIdleSeconds: spec.senderIdleSeconds,
       ...(spec.filter ? { filter: spec.filter } : {}),
       log: context.log,
     });
-    return { live: true, source, summaryLine: () => source.summaryLine() };
+    return { live: true, source, summaryLines: () => source.summaryLines(), metricsCollectors: () => [udpstrCollector(udpstrCounterView(source))] };
   },
   // The RT source acknowledges a batch only once the runner's onBatch settles, so it is read like
   // a file (live: false): the runner awaits the outputs' writes and nothing is dropped in front.
@@ -143,7 +158,7 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
       reconnect: spec.reconnect,
       log: context.log,
     });
-    return { live: false, source, summaryLine: () => rtSourceSummary(source) };
+    return { live: false, source, summaryLines: () => [rtSourceSummary(source)] };
   },
   "rpcap-active": (spec, context) => ({
     live: true,
@@ -257,4 +272,13 @@ export const OUTPUTS: { [K in OutputSpec["kind"]]: OutputBuilder<K> } = {
 
 export function buildOutput(spec: OutputSpec, context: PipelineOutputContext): Promise<PreparedOutput<PipelineOutput>> {
   return (OUTPUTS[spec.kind] as OutputBuilder<typeof spec.kind>)(spec, context);
+}
+
+/** The structural view the udpstr metrics read: each sender's figures, the evicted ones summed. */
+function udpstrCounterView(source: UdpstrSource): UdpstrCounterView {
+  return {
+    senders: () => source.senders.active.map((sender) => ({ sender: senderName(sender.address, sender.port), counters: sender.reassembler.counters })),
+    evicted: () => source.senders.retired,
+    table: () => ({ active: source.senders.size, ...source.senders.counters }),
+  };
 }

@@ -62,6 +62,8 @@ function startRunnerMetrics(runner: PipelineRunner, address: { host: string; por
       outputs: runner.outputs,
     }),
   );
+  // Inputs are built after the metrics server starts, so their collectors are looked up at each scrape.
+  registry.register(async () => (await Promise.all(runner.inputMetricsCollectors().map((collect) => collect()))).flat());
   for (const output of runner.outputs) {
     const offering = output as PipelineOutput & { metricsCollectors?: () => MetricsCollector[] };
     for (const collector of offering.metricsCollectors?.() ?? []) registry.register(collector);
@@ -148,6 +150,11 @@ export class PipelineRunner {
     return runner;
   }
 
+  /** The metrics collectors the inputs offer (a udpstr receiver's senders). */
+  inputMetricsCollectors(): MetricsCollector[] {
+    return this.inputs.flatMap((input) => input.metricsCollectors?.() ?? []);
+  }
+
   /** Packets that came in (before the stages). */
   get packetsIn(): number {
     return this.received;
@@ -207,7 +214,7 @@ export class PipelineRunner {
       const c = this.merged.counters;
       if (c.outOfOrder > 0) lines.push(`${c.outOfOrder} packets arrived later than the ${this.mergeWindowMs()} ms merge window and went out of order`);
     }
-    for (const input of this.inputs) if (input.summaryLine) lines.push(input.summaryLine());
+    for (const input of this.inputs) lines.push(...(input.summaryLines?.() ?? []));
     // Without inputs (an rpcapd output alone) the stages ran in the daemon's own captures, which
     // log their counters as each ends; the pipeline's copy saw nothing.
     if (this.spec.inputs.length > 0) lines.push(...(this.stageSummary ?? this.stages.summaryLines()));

@@ -9,6 +9,7 @@
 //
 // Schemas are built on first use (src/config/zod.ts): importing this module builds the unions'
 // shells; validating a spec builds the top level and the kinds that spec holds.
+import { UDPSTR_DEFAULT_MAX_SENDERS, UDPSTR_DEFAULT_MAX_SENDERS_PER_ADDRESS, UDPSTR_DEFAULT_SENDER_IDLE_MS } from "../protocols/udpstr/index.ts";
 import { kindSchema, lazySchema, z } from "../config/zod.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import { hookSettingsSchema } from "../hooks/settings.ts";
@@ -103,6 +104,14 @@ export const udpstrInputSchema = kindSchema("udpstr", (kind) =>
     receiveBufferBytes: z.number().int().min(0).max(1 << 30).default(8 * 1024 * 1024),
     /** Live loss report interval; 0 = only at exit. */
     reportSeconds: z.number().int().min(0).max(86400).default(5),
+    /** CIDR blocks whose senders are read (--allow); empty = everyone who can reach the port. Others are counted and dropped. */
+    allow: z.array(z.string().min(1)).default([]),
+    /** Most senders (source address and port) tracked at once: bounds what random source ports can make the receiver keep. */
+    maxSenders: z.number().int().min(1).max(4096).default(UDPSTR_DEFAULT_MAX_SENDERS),
+    /** Most senders from one address at once, so one host cycling source ports leaves room for the others. */
+    maxSendersPerAddress: z.number().int().min(1).max(4096).default(UDPSTR_DEFAULT_MAX_SENDERS_PER_ADDRESS),
+    /** A sender silent this long is evicted (its figures kept in the summary's evicted total). */
+    senderIdleSeconds: z.number().int().min(1).max(86400).default(UDPSTR_DEFAULT_SENDER_IDLE_MS / 1000),
   }),
 );
 

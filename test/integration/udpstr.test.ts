@@ -12,6 +12,7 @@ import { readCaptureFile } from "../../src/protocols/pcap/index.ts";
 import { forEachRecord } from "../../src/packet/packet-batch.ts";
 import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
+import { parsePrometheusText, type ParsedSample } from "../support/prometheus-parser.ts";
 
 let dir: string;
 beforeAll(() => (dir = mkdtempSync(join(tmpdir(), "probe-udpstr-"))));
@@ -193,4 +194,149 @@ describe("real loss between two network namespaces (nftables numgen drop)", () =
     expect(got.length).toBe(delivered!);
     for (const r of got) expect(originals.get(r.data)).toEqual(r);
   });
+});
+
+// Issue 21: 630 forged + 100,000 random datagrams from other senders beside a real forward stream
+// once cost 49 of its 5,000 packets, wrote 16,951 forged records into the same file and gave a loss
+// report of the mix. Each sender is now its own stream; --allow keeps strangers out entirely.
+describe("forged and random datagrams from other senders beside a real forward stream", () => {
+  const PACKETS = 2000;
+  /** Each forger sends this many well-formed datagrams, one 60-byte record of 0xEE each. */
+  const FORGED_PER_SENDER = 60;
+  const FORGER_ADDRESSES = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+  /** Random datagrams from each forger address, and from the forwarder's own address (other ports). */
+  const RANDOM_PER_SENDER = 400;
+
+  /** One forged datagram: ver 0, type 110, firsthdridx 8, the given seqno, one whole record. */
+  function forgedDatagram(seqno: number): Uint8Array {
+    const d = new Uint8Array(8 + 20 + 60).fill(0xee);
+    const dv = new DataView(d.buffer);
+    dv.setUint8(0, 0);
+    dv.setUint8(1, 110);
+    dv.setUint16(2, 8);
+    dv.setUint32(4, seqno);
+    dv.setUint32(8, 1_700_000_000);
+    dv.setUint32(12, 0);
+    dv.setUint32(16, 60);
+    dv.setUint32(20, 60);
+    dv.setUint32(24, seqno + 1);
+    return d;
+  }
+
+  /**
+   * Forgers on 127.0.0.2..5 send well-formed udpstr (their own sequences from 0, guessing the
+   * forwarder's seqnos) and random bytes; sockets on 127.0.0.1 send random bytes whose first byte
+   * is never 0 (no valid header). Interleaved with the forward stream in small bursts; bounded
+   * in count. Returns what was sent from where.
+   */
+  async function attack(port: number): Promise<{ forged: number; randomStrangers: number; randomOwnAddress: number }> {
+    let seed = 21;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / 2 ** 24;
+    const forgers = await Promise.all(FORGER_ADDRESSES.map((hostname) => Bun.udpSocket({ hostname })));
+    const locals = await Promise.all([0, 1, 2, 3].map(() => Bun.udpSocket({ hostname: "127.0.0.1" })));
+    const sent = { forged: 0, randomStrangers: 0, randomOwnAddress: 0 };
+    const randomBytes = (nonzeroFirst: boolean) => {
+      const d = Uint8Array.from({ length: 1 + Math.floor(rnd() * 1400) }, () => Math.floor(rnd() * 256));
+      if (nonzeroFirst) d[0] = 1 + Math.floor(rnd() * 255);
+      return d;
+    };
+    try {
+      for (let round = 0; round < FORGED_PER_SENDER; round++) {
+        for (const forger of forgers) {
+          if (forger.send(forgedDatagram(round), port, "127.0.0.1")) sent.forged++;
+        }
+        for (let k = 0; k < RANDOM_PER_SENDER / FORGED_PER_SENDER; k++) {
+          for (const forger of forgers) if (forger.send(randomBytes(false), port, "127.0.0.1")) sent.randomStrangers++;
+          const local = locals[Math.floor(rnd() * locals.length)]!;
+          if (local.send(randomBytes(true), port, "127.0.0.1")) sent.randomOwnAddress++;
+        }
+        await Bun.sleep(25); // spread over the forward's ~2 s
+      }
+    } finally {
+      for (const socket of [...forgers, ...locals]) socket.close();
+    }
+    return sent;
+  }
+
+  /** tcpdump's own reading of a file: every timestamp and every byte (the independent judge). */
+  const tcpdumpHex = (path: string) => runTool(["tcpdump", "-r", path, "-n", "-tt", "-xx"]);
+  const capinfosCount = async (path: string) => Number(/Number of packets:\s+(\d+)/.exec(await runTool(["capinfos", "-c", "-M", path]))![1]);
+
+  async function forwardWithAttack(collectorArgs: string[], name: string, beforeStop?: (log: string) => Promise<void>) {
+    const sizes = Array.from({ length: PACKETS }, (_, i) => 60 + ((i * 263) % 1400));
+    const input = join(dir, `${name}-in.pcap`);
+    const output = join(dir, `${name}-out.pcap`);
+    await writeFrames(input, sizes);
+    const port = 45000 + Math.floor(Math.random() * 5000);
+    const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${port}`, "-w", output, ...collectorArgs]);
+    // --realtime: the 2,000 packets go out over ~2 s, while the attack runs.
+    const forward = runProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-r", input, "--realtime"]);
+    const sent = await attack(port);
+    const forwarded = await forward;
+    expect(forwarded.exitCode).toBe(0);
+    const [, packets, datagrams] = /(\d+) packets forwarded in (\d+) datagrams/.exec(forwarded.stderr)!.map(Number);
+    expect(packets).toBe(PACKETS);
+    await Bun.sleep(300);
+    await beforeStop?.(collector.log());
+    collector.proc.kill("SIGINT");
+    await collector.proc.exited;
+    return { input, output, sent, datagrams: datagrams!, log: collector.log() };
+  }
+
+  /** The forwarder's own summary line: exactly its datagrams and packets, nothing lost, no strays. */
+  function expectForwarderIntact(log: string, datagrams: number): void {
+    const line = new RegExp(`udpstr from 127\\.0\\.0\\.1:\\d+: datagrams received ${datagrams}, lost 0, late 0, malformed 0; records delivered ${PACKETS}, lost 0, malformed 0\\n`);
+    expect(log).toMatch(line);
+  }
+
+  test("--allow 127.0.0.1/32: exactly the forwarder's packets, byte for byte; strangers and random bytes counted apart", async () => {
+    let metrics: ParsedSample[] = [];
+    const { input, output, sent, datagrams, log } = await forwardWithAttack(["--allow", "127.0.0.1/32", "--metrics", "127.0.0.1:0"], "allow", async (live) => {
+      const metricsPort = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(live)![1]);
+      metrics = await parsePrometheusText(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    });
+    const metric = (name: string, labels: Record<string, string>) => metrics.find((m) => m.name === name && Object.entries(labels).every(([k, v]) => m.labels[k] === v))?.value;
+    const forwarderName = /udpstr from (127\.0\.0\.1:\d+):/.exec(log)![1]!;
+    expect(metric("probe_udpstr_records_delivered_total", { sender: forwarderName })).toBe(PACKETS);
+    expect(metric("probe_udpstr_datagrams_lost_total", { sender: forwarderName })).toBe(0);
+    expect(metric("probe_udpstr_datagrams_refused_total", { reason: "stranger" })).toBe(sent.forged + sent.randomStrangers);
+    expect(metric("probe_udpstr_senders", {})).toBe(1);
+    expect(await capinfosCount(output)).toBe(PACKETS);
+    expect(await tcpdumpHex(output)).toBe(await tcpdumpHex(input));
+    expectForwarderIntact(log, datagrams);
+    expect(log).toContain(
+      `udpstr senders: 1 now, 1 seen, 0 evicted idle, 0 replaced; datagrams refused: ${sent.forged + sent.randomStrangers} from strangers (not in --allow), 0 over the sender cap, ${sent.randomOwnAddress} malformed from unknown senders`,
+    );
+    expect(log).toContain("udpstr: refused");
+    expect(log).not.toMatch(/\n\s+at /);
+  }, 60_000);
+
+  test("without --allow: each forger is a sender of its own; the forwarder's stream and figures are untouched", async () => {
+    const { input, output, sent, datagrams, log } = await forwardWithAttack([], "open");
+    expect(await capinfosCount(output)).toBe(PACKETS + sent.forged);
+    // The forged records (all 0xEE, 60 bytes) taken out, what is left is the input, byte for byte.
+    const forwarderOnly = join(dir, "open-forwarder-only.pcap");
+    await runTool(["editcap", "-F", "pcap", output, forwarderOnly, ...(await forgedFrameNumbers(output))]);
+    expect(await tcpdumpHex(forwarderOnly)).toBe(await tcpdumpHex(input));
+    expectForwarderIntact(log, datagrams);
+    // A forger's random bytes (seeded: none happens to carry a valid header) come from its own
+    // port, so they are its stream's malformed datagrams; its forged sequence is intact too.
+    const randomEach = sent.randomStrangers / FORGER_ADDRESSES.length;
+    for (const address of FORGER_ADDRESSES) {
+      const line = `udpstr from ${address.replaceAll(".", "\\.")}:\\d+: datagrams received ${FORGED_PER_SENDER + randomEach}, lost 0, late 0, malformed ${randomEach}; records delivered ${FORGED_PER_SENDER}, lost 0, malformed 0\n`;
+      expect(log).toMatch(new RegExp(line));
+    }
+    expect(log).toContain(`udpstr senders: 5 now, 5 seen, 0 evicted idle, 0 replaced; datagrams refused: 0 from strangers (not in --allow), 0 over the sender cap, ${sent.randomOwnAddress} malformed from unknown senders`);
+  }, 60_000);
+
+  test("a bad --allow is one usage line (exit 2), before anything listens", async () => {
+    const r = await runProbe(["collect", "--udpstr-listen", "127.0.0.1:0", "--allow", "10.0.0.0/33", "-w", join(dir, "never.pcap")]);
+    expect(`${r.exitCode} ${r.stderr}`).toBe("2 probe: --allow: '10.0.0.0/33': prefix length must be 0 to 32\nTry 'probe --help'.\n");
+  });
+
+  /** Frame numbers (1-based) of the forged records, found by tshark: 60 bytes, every byte 0xEE. */
+  async function forgedFrameNumbers(path: string): Promise<string[]> {
+    const out = await runTool(["tshark", "-r", path, "-Y", `frame.len == 60 && frame[0:60] == ${Array(60).fill("ee").join(":")}`, "-T", "fields", "-e", "frame.number"]);
+    return out.trim().split("\n").filter(Boolean);
+  }
 });

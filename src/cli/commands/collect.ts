@@ -20,6 +20,7 @@ import type { LogConfig } from "../../config/log-config.ts";
 import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { UsageError } from "../usage-error.ts";
+import { parseCidr } from "../../config/addresses.ts";
 import { runRpcapActiveCollectCommand } from "./collect-rpcap-active.ts";
 
 export const COLLECT_HELP = `Usage: probe collect --udpstr-listen ADDR:PORT (-w FILE|- | --serve-pcap-over-ip ADDR:PORT)
@@ -29,6 +30,8 @@ Receive a udpstr stream (from 'probe forward --udpstr', 'probe rpcapd -t', or Ex
 rpcapd) and write the packets to a file or serve them to PCAP-over-IP readers.
 
   --udpstr-listen ADDR:PORT     where to receive (required)
+  --allow CIDR                  read only senders in CIDR (repeatable); datagrams from
+                                others are counted and dropped
   -w, --write FILE|-            write a pcap (or -F pcapng) file, '-' for standard output
   -F, --format FMT              pcap (default) or pcapng
   --serve-pcap-over-ip A:P      serve the packets as PCAP-over-IP instead
@@ -42,9 +45,10 @@ ${PRINT_PIPELINE_HELP}Processing (docs/stages.md):
 ${PROCESSING_OPTIONS_HELP}${ONLY_DIRECTION_HELP}                          (with --serve-pcap-over-ip)
 Rotating files, with -w (docs/rotation.md):
 ${ROTATION_OPTIONS_HELP}Logging:
-${LOGGING_OPTIONS_HELP}Losses: a missing datagram loses only the records it cut; records wholly inside lost
-datagrams are counted exactly from the npkt gap. Hostile datagrams (bad type, firsthdridx
-past the end, caplen > len or snaplen) are counted and skipped.
+${LOGGING_OPTIONS_HELP}Each sender (source address and port) is its own stream with its own loss figures: another
+sender's datagrams never enter it. Losses: a missing datagram loses only the records it cut;
+records wholly inside lost datagrams are counted exactly from the npkt gap. Hostile datagrams
+(bad type, firsthdridx past the end, caplen > len or snaplen) are counted and skipped.
 `;
 
 /** Enough receive buffer for a burst of ~5000 full datagrams while the event loop is busy. */
@@ -53,6 +57,7 @@ const DEFAULT_RCVBUF_BYTES = 8 * 1024 * 1024;
 /** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
 export const COLLECT_OPTIONS = {
   "udpstr-listen": { type: "string" },
+  allow: { type: "string", multiple: true },
   write: { type: "string", short: "w" },
   format: { type: "string", short: "F" },
   "serve-pcap-over-ip": { type: "string" },
@@ -80,6 +85,13 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
   const only = onlyDirectionOfTaggedStream(v);
   if (only && v.write !== undefined) throw new UsageError("collect: --only-direction goes with --serve-pcap-over-ip");
   if (v.format && v.format !== "pcap" && v.format !== "pcapng") throw new UsageError("collect: -F is pcap or pcapng");
+  for (const cidr of v.allow ?? []) {
+    try {
+      parseCidr(cidr);
+    } catch (error) {
+      throw new UsageError(`--allow: ${(error as Error).message}`);
+    }
+  }
   const spec = specFromFlags("collect", {
     inputs: [
       {
@@ -88,6 +100,7 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
         linktype: parseInteger("--linktype", v.linktype, 0, 0xffff) ?? LINKTYPE_ETHERNET,
         receiveBufferBytes: parseInteger("--rcvbuf", v.rcvbuf, 0, 1 << 30) ?? DEFAULT_RCVBUF_BYTES,
         reportSeconds: v.quiet ? 0 : (parseInteger("--report-seconds", v["report-seconds"], 0, 86400) ?? 5),
+        allow: v.allow ?? [],
       },
     ],
     outputs: [

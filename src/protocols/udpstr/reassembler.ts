@@ -21,16 +21,20 @@
 //   seqno jump beyond UDPSTR_MAX_SEQNO_GAP_DATAGRAMS, and an npkt gap larger than the lost
 //   datagrams could have held (records per datagram from the largest datagram seen, 20 bytes
 //   a record at least), are resynchronisations counted apart (seqnoJumps, npktJumps).
-// - A jump ahead beyond the late window is only counted once the next datagram confirms it
-//   (continues from it). If the
-//   next one continues the old sequence instead, the datagram that jumped was a stray (forged,
-//   or another sender's): it is counted as such and the loss it claimed is not.
+// - A datagram that breaks the sequence (any seqno but the expected one that is not a late
+//   one) is held, copied, without touching the stream, until the next datagram judges it: if
+//   that one goes on from it (1..UDPSTR_LATE_WINDOW_DATAGRAMS ahead of it), the break was
+//   real (a loss, a restart) and the held datagram is read; if the old sequence goes on, the
+//   held one was a stray (forged, corrupt, or another stream's) and is dropped whole: the
+//   stream in progress and its loss figures are as if it had never come. A datagram one
+//   ahead held while the expected one arrives is simply reordered: both are read, in order.
+// - The first datagram of a stream more than the late window past firstSeqno is a receiver
+//   that joined mid-stream: nothing before it is claimed lost.
 import { PacketBatchBuilder, type PacketBatch } from "../../packet/packet-batch.ts";
 import { ProtocolError } from "../../packet/protocol-error.ts";
 import { checkUdpstrPkthdr, decodeUdpstrDatagramHeader, decodeUdpstrPkthdr, type UdpstrPkthdr } from "./codec.ts";
 import {
   U32_HALF_RANGE,
-  U32_MODULUS,
   UDPSTR_DEFAULT_MAX_CAPLEN_BYTES,
   UDPSTR_FIRSTHDR_NONE,
   UDPSTR_HEADER_BYTES,
@@ -76,7 +80,7 @@ export interface UdpstrReassemblerCounters {
   seqnoJumps: number;
   /** Times an npkt gap was larger than the lost datagrams could hold: not counted in recordsLost. */
   npktJumps: number;
-  /** Datagrams that jumped ahead while the old sequence went on right after: their claimed loss is not counted. */
+  /** Datagrams that broke the sequence while the old sequence went on right after: dropped whole, their claimed loss not counted. */
   strayDatagrams: number;
   /** Datagrams whose firsthdridx disagreed with the record boundaries already known; resynchronised. */
   firsthdrMismatches: number;
@@ -106,6 +110,14 @@ export interface UdpstrIncompleteRecord {
   /** Data bytes received (of header.caplen), or header bytes received when header is null. */
   bytesReceived: number;
   /** Those bytes (owned copy). */
+  bytes: Uint8Array;
+}
+
+/** A datagram held until the next one shows whether the sequence really jumped to it. */
+interface HeldDatagram {
+  seqno: number;
+  firsthdridx: number;
+  /** Owned copy. */
   bytes: Uint8Array;
 }
 
@@ -158,10 +170,12 @@ export class UdpstrReassembler {
   /** Largest datagram seen, for the most records one datagram can carry. */
   private largestDatagramBytes = UDPSTR_HEADER_BYTES;
   /**
-   * The last jump ahead, its counts held back until the next datagram: committed when that one
-   * continues from the jump, dropped (a stray) when it continues the old sequence.
+   * A datagram that broke the sequence, copied and not yet read: the next datagram tells
+   * whether the stream really jumped to it or it was a stray (see the rules at the top).
    */
-  private unconfirmedJump: { resumeSeqno: number; datagramsLost: number; recordsLost: number; seqnoJumps: number; npktJumps: number } | undefined;
+  private held: HeldDatagram | undefined;
+  /** Some datagram has been read: before that, a far jump is joining a stream, not a loss. */
+  private started = false;
   private finished = false;
 
   /** Part of a record header that straddles datagrams (ExtraHop never splits one; others may). */
@@ -206,58 +220,97 @@ export class UdpstrReassembler {
       return;
     }
 
-    if (datagram.byteLength > this.largestDatagramBytes) this.largestDatagramBytes = datagram.byteLength;
-    const jump = this.unconfirmedJump;
-    this.unconfirmedJump = undefined;
-    if (jump && seqno === jump.resumeSeqno && seqno !== this.expectedSeqno) {
-      // The old sequence goes on: the datagram that jumped was a stray. Its claimed loss is
-      // dropped; its bytes broke the record in progress, so reading resynchronises.
-      this.counters.strayDatagrams++;
-      this.loseStep();
-      this.expectedSeqno = nextU32(seqno);
-      this.consume(datagram, firsthdridx);
+    const held = this.held;
+    if (seqno === this.expectedSeqno) {
+      this.held = undefined;
+      this.read(datagram, seqno, firsthdridx);
+      if (held) {
+        // One ahead and now next: reordered by one, read in order. Anything else held while the
+        // old sequence went on was a stray; it never touched the stream.
+        if (held.seqno === this.expectedSeqno) this.read(held.bytes, held.seqno, held.firsthdridx);
+        else this.counters.strayDatagrams++;
+      }
       return;
     }
-    if (jump) this.commitJump(jump);
-    const ahead = u32Distance(seqno, this.expectedSeqno);
-    if (ahead !== 0) {
-      if (ahead < U32_HALF_RANGE) {
-        const held = { resumeSeqno: this.expectedSeqno, datagramsLost: 0, recordsLost: 0, seqnoJumps: 0, npktJumps: 0 };
-        this.loseStep();
-        if (ahead <= UDPSTR_MAX_SEQNO_GAP_DATAGRAMS) {
-          held.datagramsLost = ahead;
-          this.gapDatagrams += ahead;
-        } else {
-          // Too far ahead to believe: resynchronise on it, loss unknown, npkt counting restarts.
-          held.seqnoJumps = 1;
-          this.lastNpkt = null;
-          this.lossPending = false;
+    if (held) {
+      const beyondHeld = u32Distance(seqno, held.seqno);
+      if (beyondHeld >= 1 && beyondHeld <= UDPSTR_LATE_WINDOW_DATAGRAMS) {
+        // The stream goes on from the held datagram: the jump to it was real.
+        this.held = undefined;
+        this.jumpTo(held);
+        if (seqno === this.expectedSeqno) {
+          this.read(datagram, seqno, firsthdridx);
+          return;
         }
-        // A short jump is a loss as it stands (a stray could claim at most the late window, and
-        // reordering must keep its meaning); a long one waits for the next datagram.
-        if (ahead <= UDPSTR_LATE_WINDOW_DATAGRAMS) this.commitJump(held);
-        else this.unconfirmedJump = held;
-      } else if (U32_MODULUS - ahead <= UDPSTR_LATE_WINDOW_DATAGRAMS) {
-        // Its slot was already counted as lost when the later datagram arrived; the stream has
-        // moved on, so its bytes cannot be placed. Dropped, state untouched.
-        this.counters.datagramsLate++;
-        return;
-      } else {
-        this.counters.sequenceRestarts++;
-        this.loseStep();
-        this.lastNpkt = null; // a new sequence numbers its records afresh
-        this.lossPending = false;
       }
     }
-    this.expectedSeqno = nextU32(seqno); // u32 seqno wraps explicitly
-    this.consume(datagram, firsthdridx);
+    const behind = u32Distance(this.expectedSeqno, seqno);
+    if (behind >= 1 && behind <= UDPSTR_LATE_WINDOW_DATAGRAMS) {
+      // Its slot was already counted as lost when a later datagram was read, so its bytes cannot
+      // be placed. Dropped, state (and any held datagram) untouched.
+      this.counters.datagramsLate++;
+      return;
+    }
+    // A new break in the sequence: held until the next datagram judges it. A datagram held
+    // before it was not followed by its own sequence: a stray.
+    if (this.held) this.counters.strayDatagrams++;
+    this.held = { seqno, firsthdridx, bytes: datagram.slice() }; // owned: the datagram is borrowed
   }
 
-  private commitJump(jump: NonNullable<UdpstrReassembler["unconfirmedJump"]>): void {
-    this.counters.datagramsLost += jump.datagramsLost;
-    this.counters.recordsLost += jump.recordsLost;
-    this.counters.seqnoJumps += jump.seqnoJumps;
-    this.counters.npktJumps += jump.npktJumps;
+  /**
+   * Judges a held datagram that nothing came after to confirm or refute (the sender went quiet,
+   * or the stream ended): read when it is a plausible break, a loss of at most
+   * UDPSTR_LATE_WINDOW_DATAGRAMS or a new sequence starting within that of 0, or when nothing
+   * of the stream was read yet (a first datagram has no stream to spoil); otherwise a stray.
+   * The caller (the receiver's timer, finish()) decides when a sender counts as quiet.
+   */
+  settle(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    const ahead = u32Distance(held.seqno, this.expectedSeqno);
+    const plausible = !this.started || (ahead >= 1 && ahead <= UDPSTR_LATE_WINDOW_DATAGRAMS) || held.seqno <= UDPSTR_LATE_WINDOW_DATAGRAMS;
+    if (plausible) this.jumpTo(held);
+    else this.counters.strayDatagrams++;
+  }
+
+  /** True while a datagram that broke the sequence waits to be judged (see settle()). */
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
+  /** The sequence really jumped to `held`: count what the jump lost, then read it. */
+  private jumpTo(held: HeldDatagram): void {
+    const ahead = u32Distance(held.seqno, this.expectedSeqno);
+    this.loseStep();
+    if (!this.started && ahead > UDPSTR_LATE_WINDOW_DATAGRAMS) {
+      // Joined a stream in its middle: what came before was never ours to lose.
+      this.lastNpkt = null;
+      this.lossPending = false;
+    } else if (ahead < U32_HALF_RANGE) {
+      if (ahead <= UDPSTR_MAX_SEQNO_GAP_DATAGRAMS) {
+        this.counters.datagramsLost += ahead;
+        this.gapDatagrams += ahead;
+      } else {
+        // Too far ahead to believe: resynchronise on it, loss unknown, npkt counting restarts.
+        this.counters.seqnoJumps++;
+        this.lastNpkt = null;
+        this.lossPending = false;
+      }
+    } else {
+      this.counters.sequenceRestarts++;
+      this.lastNpkt = null; // a new sequence numbers its records afresh
+      this.lossPending = false;
+    }
+    this.read(held.bytes, held.seqno, held.firsthdridx);
+  }
+
+  /** Reads one datagram that is next in the sequence. */
+  private read(datagram: Uint8Array, seqno: number, firsthdridx: number): void {
+    this.started = true;
+    if (datagram.byteLength > this.largestDatagramBytes) this.largestDatagramBytes = datagram.byteLength;
+    this.expectedSeqno = nextU32(seqno); // u32 seqno wraps explicitly
+    this.consume(datagram, firsthdridx);
   }
 
   /** The records delivered since the last take(), or null when there are none. */
@@ -275,10 +328,9 @@ export class UdpstrReassembler {
    */
   finish(): UdpstrIncompleteRecord | null {
     if (this.finished) return null;
+    // A held datagram nothing came after to judge.
+    this.settle();
     this.finished = true;
-    // A jump nothing came after to confirm or refute: counted as it stands.
-    if (this.unconfirmedJump) this.commitJump(this.unconfirmedJump);
-    this.unconfirmedJump = undefined;
     let incomplete: UdpstrIncompleteRecord | null = null;
     if (this.phase === "data" && this.current) {
       incomplete = { header: this.current, bytesReceived: this.dataHave, bytes: this.dataBuf.slice(0, this.dataHave) };
@@ -411,10 +463,8 @@ export class UdpstrReassembler {
       const recordsPerDatagram = Math.floor((this.largestDatagramBytes - UDPSTR_HEADER_BYTES) / UDPSTR_PKTHDR_BYTES) + 1;
       const believable = (this.gapDatagrams + 1) * recordsPerDatagram;
       if (distance >= 1 && distance < U32_HALF_RANGE) {
-        // Held back with the jump when this header came in the datagram that jumped.
-        const into = this.unconfirmedJump ?? this.counters;
-        if (distance - 1 <= believable) into.recordsLost += distance - 1;
-        else into.npktJumps++;
+        if (distance - 1 <= believable) this.counters.recordsLost += distance - 1;
+        else this.counters.npktJumps++;
       }
     }
     this.lossPending = false;
