@@ -24,7 +24,7 @@ function rawHttp(port: number, request: string): Promise<{ status: number; heade
       socket.destroy();
       reject(new Error(`no close within 5 s after ${JSON.stringify(request)}; got ${JSON.stringify(Buffer.concat(chunks).toString())}`));
     }, 5000);
-    socket.on("data", (chunk) => chunks.push(chunk));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
     socket.on("error", reject);
     socket.on("close", () => {
       clearTimeout(timer);
