@@ -1,6 +1,6 @@
 // Builds dist/probe: one executable with the Bun runtime, the capture worker, the password
-// hashing worker and QuickJS's embedded wasm inside. Each worker is an extra entrypoint so
-// `new Worker(...)` finds it.
+// hashing worker, the stop watchdog's worker and QuickJS's embedded wasm inside. Each worker
+// is an extra entrypoint so `new Worker(...)` finds it.
 //
 // Memory (docs/capture-history.md, "Memory: where it goes"): `splitting` puts every module that is
 // reached only through import() into its own chunk inside the executable, so a command parses
@@ -37,7 +37,7 @@ function bytecodeProfiles(): string[] | null {
   const files = readdirSync(directory).filter((name) => name.endsWith(".order")).sort();
   return files.length > 0 ? files.map((name) => `${directory}/${name}`) : null;
 }
-const entrypoints = ["src/cli/main.ts", "src/capture/libpcap/capture-worker.ts", "src/daemon/auth/hash-worker.ts"].map((e) => root + e);
+const entrypoints = ["src/cli/main.ts", "src/capture/libpcap/capture-worker.ts", "src/daemon/auth/hash-worker.ts", "src/cli/stop-watchdog-worker.ts"].map((e) => root + e);
 // The ring engine's native code, compiled by the system's cc; its bytes become the constant
 // PROBE_RING_NATIVE_LIBRARY_BASE64 (define, below) that src/capture/linux-ring/ring-natives.ts
 // loads (an embedded file read through /$bunfs cost ~1.5 MiB more of runtime code).

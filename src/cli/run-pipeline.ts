@@ -1,5 +1,6 @@
 // Running a command's pipeline: the one place for --print-pipeline, signals (SIGINT/SIGTERM
-// stop with a complete file and a summary; SIGHUP rereads configuration), the summary on
+// stop with a complete file and a summary, within STOP_WATCHDOG_MS or the process ends with a
+// line naming what did not stop; SIGHUP rereads configuration), the summary on
 // standard error, and the end of the run. Exit statuses are main.ts's (from error categories).
 import { hostPortFlag } from "./parse-options.ts";
 import { formatPipeline } from "../config/pipeline-file.ts";
@@ -9,6 +10,8 @@ import { logConfigSchema } from "../config/log-config.ts";
 import { settleJitPolicy } from "./jit-policy.ts";
 import { openCommandLog } from "./logging-options.ts";
 import { PipelineRunner } from "../pipeline/runner.ts";
+import { StopProgress } from "../pipeline/stop-progress.ts";
+import { StopWatchdog } from "./stop-watchdog.ts";
 import { checkPipelineSpec, type PipelineSpec, type PipelineSpecInput } from "../pipeline/spec.ts";
 import { ExitCode, UsageError } from "./usage-error.ts";
 
@@ -80,33 +83,45 @@ export async function runPipeline(spec: PipelineSpec, options: RunPipelineOption
 }
 
 async function runLogged(spec: PipelineSpec, options: RunPipelineOptions, log: Logger): Promise<number> {
+  // After a signal the stop has STOP_WATCHDOG_MS, then the process ends with one line naming
+  // what did not stop (stop-watchdog.ts); the runner reports its parts as they stop.
+  const watchdog = new StopWatchdog({ name: options.logName ?? "probe", log: options.logConfig?.logFile || options.logConfig?.logSyslog ? log : undefined });
+  const progress = new StopProgress((pending) => watchdog.update(pending));
   // Installed before anything starts: a signal while inputs open stops the run once they have
   // (SIGHUP's default action, ending the process, never applies).
   const signalled = Promise.withResolvers<void>();
   let runner: PipelineRunner | undefined;
-  const onStop = () => signalled.resolve();
+  const onStop = () => {
+    watchdog.update(runner ? [] : ["the start of the inputs and outputs"]);
+    watchdog.arm();
+    signalled.resolve();
+  };
   const onHangup = () => runner?.reload();
   process.on("SIGINT", onStop);
   process.on("SIGTERM", onStop);
   process.on("SIGHUP", onHangup);
-  let end;
   try {
-    runner = await PipelineRunner.start(spec, { log });
-    settleJitPolicy(spec);
-    options.onStarted?.(runner, log);
-    end = await Promise.race([runner.ended, signalled.promise.then(() => undefined)]);
+    let end;
+    try {
+      runner = await PipelineRunner.start(spec, { log });
+      settleJitPolicy(spec);
+      options.onStarted?.(runner, log);
+      end = await Promise.race([runner.ended, signalled.promise.then(() => undefined)]);
+    } finally {
+      process.off("SIGINT", onStop);
+      process.off("SIGTERM", onStop);
+      process.off("SIGHUP", onHangup);
+    }
+    await runner.stop(progress);
+    if (!spec.quiet) {
+      const lines = runner.summaryLines();
+      // JSON logs: every line of standard error is a JSON object, the summary too.
+      if (options.logConfig?.logFormat === "json") for (const line of lines) log.info(line);
+      else if (lines.length > 0) process.stderr.write(`${lines.join("\n")}\n`);
+    }
+    if (end?.reason === "failed") throw end.error;
+    return ExitCode.OK;
   } finally {
-    process.off("SIGINT", onStop);
-    process.off("SIGTERM", onStop);
-    process.off("SIGHUP", onHangup);
+    watchdog.disarm();
   }
-  await runner.stop();
-  if (!spec.quiet) {
-    const lines = runner.summaryLines();
-    // JSON logs: every line of standard error is a JSON object, the summary too.
-    if (options.logConfig?.logFormat === "json") for (const line of lines) log.info(line);
-    else if (lines.length > 0) process.stderr.write(`${lines.join("\n")}\n`);
-  }
-  if (end?.reason === "failed") throw end.error;
-  return ExitCode.OK;
 }

@@ -73,9 +73,29 @@ export function tlsHandshakeRefusal(
   success: boolean,
   authorizationError: Error | null,
 ): string | undefined {
+  if (authorizationError && isNotTls(authorizationError)) return notTlsMessage(host);
   if (settings.insecure) return undefined;
   if (success && !authorizationError) return undefined;
   return authorizationError ? describeCertificateError(authorizationError, settings.serverName ?? host, settings) : "TLS handshake failed";
+}
+
+/**
+ * OpenSSL/BoringSSL reasons that mean the first bytes back were not a TLS record at all (a plain
+ * server answered: its banner, a pcap header, an RPCAP message): no certificate was exchanged,
+ * so "certificate refused" would send the operator the wrong way. Bun reports them through the
+ * handshake's authorizationError as "error:100000f7:SSL routines:OPENSSL_internal:
+ * WRONG_VERSION_NUMBER" (code EPROTO), checked against socat and `probe rpcapd` without TLS.
+ */
+const NOT_TLS_REASONS = ["WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL"];
+
+/** True when a TLS client error says the server did not speak TLS. */
+export function isNotTls(error: Error): boolean {
+  return NOT_TLS_REASONS.some((reason) => error.message.includes(reason));
+}
+
+/** The one line for a server that answered a TLS client with something else. */
+export function notTlsMessage(host: string): string {
+  return `no TLS from ${host.includes(":") ? `[${host}]` : host} (is it a plain server? drop the TLS scheme or option, or dial its TLS port)`;
 }
 
 /** Node/OpenSSL verification codes, grouped by what the operator has to do about them. */
@@ -101,6 +121,7 @@ export function describeCertificateError(error: Error, expectedName: string, set
     return `server certificate is self-signed and not trusted (give it as --tls-ca FILE, or --tls-insecure)`;
   }
   if (UNKNOWN_CA_CODES.has(code)) return `server certificate is signed by an unknown CA: not by ${ca}`;
+  if (isNotTls(error)) return notTlsMessage(expectedName);
   return `server certificate refused: ${error.message}${code ? ` (${code})` : ""}`;
 }
 

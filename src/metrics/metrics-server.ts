@@ -1,7 +1,11 @@
 // `--metrics HOST:PORT`: serves the registry as Prometheus text on GET /metrics. Loopback unless
 // the operator names another address; every other path or method gets a short 404/405, request
 // bodies are refused, and idle connections are closed, so a scraper-shaped peer costs little.
-import type { Logger } from "../logging/index.ts";
+//
+// The path is read from the request target as Bun hands it over, not through `new URL()`: an
+// HTTP/1.0 request has no Host header, so Bun gives the bare path ("/metrics"), and a Host such as
+// "[::1" makes an absolute URL that URL refuses; both once ended in a 500 and no log line.
+import { peerText, type Logger } from "../logging/index.ts";
 import { ProbeError } from "../packet/probe-error.ts";
 import { encodePrometheusText } from "./prometheus-text.ts";
 import type { MetricsRegistry } from "./metrics-registry.ts";
@@ -34,8 +38,7 @@ export function startMetricsServer(options: MetricsServerOptions): MetricsServer
       idleTimeout: METRICS_IDLE_TIMEOUT_SECONDS,
       maxRequestBodySize: METRICS_MAX_REQUEST_BODY_BYTES,
       async fetch(request) {
-        const url = new URL(request.url);
-        if (url.pathname !== "/metrics") return new Response("not found: metrics are at /metrics\n", { status: 404 });
+        if (requestPath(request.url) !== "/metrics") return new Response("not found: metrics are at /metrics\n", { status: 404 });
         if (request.method !== "GET" && request.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
         let body: string;
         try {
@@ -46,7 +49,10 @@ export function startMetricsServer(options: MetricsServerOptions): MetricsServer
         }
         return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
       },
-      error() {
+      // Anything that reaches here is a bug of ours, not the peer's: one line (the message may
+      // carry request text, so escaped), never a stack, and a short 500 to the peer.
+      error(error) {
+        options.log.error(`metrics: unexpected error answering a request: ${peerText(error.message.split("\n")[0] ?? "")}`);
         return new Response("error\n", { status: 500 });
       },
     });
@@ -64,6 +70,21 @@ export function startMetricsServer(options: MetricsServerOptions): MetricsServer
       await server.stop(true);
     },
   };
+}
+
+/**
+ * The path of a request target as Bun gives it: the bare origin-form ("/metrics?x") when the
+ * request had no Host (HTTP/1.0), else an absolute URL; the query is not part of the path.
+ */
+export function requestPath(target: string): string {
+  let path = target;
+  const scheme = path.startsWith("/") ? -1 : path.indexOf("://");
+  if (scheme >= 0) {
+    const slash = path.indexOf("/", scheme + 3);
+    path = slash < 0 ? "/" : path.slice(slash);
+  }
+  const query = path.search(/[?#]/);
+  return query < 0 ? path : path.slice(0, query);
 }
 
 /** The metrics address could not be bound; the message names the flag and address. */

@@ -6,3 +6,4 @@ export { CaptureHub, type SharedCaptures, type SourceFactory, type StagesFactory
 export { HookStage, type HookStageCounters } from "./hook-stage.ts";
 export type { PacketStage } from "./stage.ts";
 export { StageChain } from "./stage-chain.ts";
+export { StopProgress } from "./stop-progress.ts";

@@ -16,7 +16,8 @@ import { asUserFacing, ProbeError } from "../packet/probe-error.ts";
 import { ConsumerQueue } from "./consumer-queue.ts";
 import { DEFAULT_MERGE_WINDOW_MS, isMergedBatch, MergedSource } from "./merge/index.ts";
 import { buildInput, buildOutput, buildStages, type BuiltInput } from "./registry.ts";
-import { inputName, type PipelineSpec } from "./spec.ts";
+import { inputName, type OutputSpec, type PipelineSpec } from "./spec.ts";
+import { StopProgress } from "./stop-progress.ts";
 import { nextTurnSink, StageChain } from "./stage-chain.ts";
 import type { PacketStage } from "./stage.ts";
 import { liveFlushIntervalMs } from "./live-latency.ts";
@@ -76,6 +77,25 @@ function startRunnerMetrics(runner: PipelineRunner, address: { host: string; por
   }
 }
 
+/** An output as an operator named it: its kind and where it writes or listens. */
+export function outputLabel(output: PipelineOutput, spec: OutputSpec | undefined): string {
+  if (!spec) return output.name;
+  const at = (a: { host?: string | undefined; port: number }) => `${a.host ?? "*"}:${a.port}`;
+  switch (spec.kind) {
+    case "file":
+      return spec.path === "-" ? "file - (standard output)" : `file ${spec.path}`;
+    case "pcap-over-ip":
+    case "rt":
+      return [spec.kind, ...spec.listen.map(at), ...("connect" in spec ? spec.connect.map((c) => `to ${at(c)}`) : [])].join(" ");
+    case "rpcapd":
+      return spec.listen ? `rpcapd ${at(spec.listen)}` : "rpcapd (active)";
+    case "udpstr":
+      return `udpstr to ${at(spec.target)}`;
+    default:
+      return output.name;
+  }
+}
+
 /** Why the run ended by itself (signals are the caller's). */
 export type RunEnd = { reason: "end-of-input" | "count" } | { reason: "failed"; error: Error };
 
@@ -92,6 +112,8 @@ export class PipelineRunner {
   /** Kernel drops already reported, by input index. */
   private readonly kernelSeen: number[] = [];
   private stopping = false;
+  /** Writes each output (by index) has not finished, of those the runner waits for. */
+  private readonly writesPending: number[] = [];
   private finalStats: CaptureStats | undefined;
   private readonly endSignal = Promise.withResolvers<RunEnd>();
   /** Settles when the inputs end, the count is reached, or an output fails. */
@@ -174,15 +196,27 @@ export class PipelineRunner {
     }
   }
 
-  /** Stops the inputs, lets what is queued through the stages and out, stops the outputs. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the inputs, lets what is queued through the stages and out, stops the outputs. Each
+   * part is a step of `progress`, so a stop that hangs can name the part that did not stop.
+   */
+  async stop(progress: StopProgress = new StopProgress()): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.lossTimer);
-    await this.metrics?.stop();
-    if (this.source) this.finalStats = await this.source.stop();
-    await this.stageQueue?.drained();
-    await Promise.allSettled(this.outputs.map((o) => o.stop()));
+    const metrics = this.metrics;
+    if (metrics) await progress.step("the metrics endpoint", () => metrics.stop());
+    const source = this.source;
+    if (source) {
+      // A file input waits for the outputs to take each batch: when one never does (a pipe
+      // nobody reads), the input cannot stop either, and the line should name the output.
+      const waitingFor = this.outputs.flatMap((o, i) => ((this.writesPending[i] ?? 0) > 0 ? [`output ${outputLabel(o, this.spec.outputs[i])}`] : []));
+      const waiting = waitingFor.length > 0 ? ` (waiting for ${waitingFor.join(", ")} to take its packets)` : "";
+      this.finalStats = await progress.step(`input ${source.description}${waiting}`, () => source.stop());
+    }
+    const stageQueue = this.stageQueue;
+    if (stageQueue) await progress.step("the stages (batches queued for them)", () => stageQueue.drained());
+    await Promise.allSettled(this.outputs.map((o, i) => progress.step(`output ${outputLabel(o, this.spec.outputs[i])}`, () => o.stop())));
     // Counted before the hooks are released (a released hook reports itself disabled).
     this.stageSummary = this.stages.summaryLines();
     this.stages.close();
@@ -424,10 +458,15 @@ export class PipelineRunner {
     let pending: Promise<void>[] | undefined;
     // A lent batch goes as it is to the outputs that take lent batches; the others share one copy.
     let owned: PacketBatch | undefined;
-    for (const output of this.outputs) {
+    for (let i = 0; i < this.outputs.length; i++) {
+      const output = this.outputs[i]!;
       const given = output.takesLentBatches || !isLentBatch(batch) ? batch : (owned ??= ownedBatch(batch));
       const result = output.write(given);
-      if (result && !this.live) (pending ??= []).push(result);
+      if (result && !this.live) {
+        // Counted so a stop that hangs on this wait can name the output behind it.
+        this.writesPending[i] = (this.writesPending[i] ?? 0) + 1;
+        (pending ??= []).push(result.finally(() => this.writesPending[i]!--));
+      }
     }
     if (pending) return Promise.all(pending).then(() => undefined);
   }

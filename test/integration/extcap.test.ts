@@ -1,19 +1,22 @@
-// Wireshark extcap judged by Debian's tshark: probe symlinked into tshark's extcap folder is
-// listed by `tshark -D`, and `tshark -i probe-pcap-over-ip` captures through it from a
-// PCAP-over-IP server on loopback, every packet byte for byte.
+// Wireshark extcap judged by Debian's tshark and tcpdump: probe symlinked into tshark's extcap
+// folder is listed by `tshark -D`; `tshark -i probe-pcap-over-ip` captures through it from a
+// PCAP-over-IP server on loopback, every packet byte for byte (tcpdump's hex dumps of both
+// files); and probe-rpcap run as Wireshark runs it (--capture --fifo) captures from a real
+// `probe rpcapd` on loopback, the fifo's output judged by capinfos and tshark.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { lstatSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { extcapSourceUrl, isExtcapInvocation } from "../../src/cli/commands/extcap.ts";
-import { forEachRecord } from "../../src/packet/packet-batch.ts";
-import { readCaptureFile } from "../../src/protocols/pcap/read-capture-file.ts";
 import { vectorPath } from "../support/fixtures.ts";
-import { probeBinary, runProbe, runTool } from "../support/probe-binary.ts";
+import { probeBinary, runProbe, runTool, spawnProbeLoggingToFile, waitFor } from "../support/probe-binary.ts";
+import { openLoopbackFlow } from "../support/loopback-traffic.ts";
+import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 const EXTCAP_DIR = "/usr/lib/x86_64-linux-gnu/wireshark/extcap";
 const link = join(EXTCAP_DIR, "probe");
 const work = mkdtempSync(join(tmpdir(), "probe-extcap-"));
+const procs = processesStoppedAfterEach();
 
 beforeAll(() => {
   // Replaced in one rename: a concurrent run's tshark never finds the name missing.
@@ -31,16 +34,13 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** Every record's bytes and lengths, to compare two captures packet by packet. */
+/**
+ * Every record as tcpdump prints it (epoch timestamp, summary, every byte in hex), one string
+ * per packet: an independent reader of both files, pcap or pcapng.
+ */
 async function records(path: string): Promise<string[]> {
-  const contents = await readCaptureFile(path);
-  const out: string[] = [];
-  for (const batch of contents.batches) {
-    forEachRecord(batch, (view, bytes) => {
-      out.push(`${view.len}:${Buffer.from(bytes.subarray(view.dataOffset, view.dataOffset + view.caplen)).toString("hex")}`);
-    });
-  }
-  return out;
+  const dump = await runTool(["tcpdump", "-r", path, "-nn", "-tt", "-xx"]);
+  return dump.split(/\n(?=\d)/).map((r) => r.trimEnd()).filter((r) => r !== "");
 }
 
 describe("extcap sentences", () => {
@@ -85,6 +85,10 @@ test("tshark -i probe-pcap-over-ip captures every packet of a PCAP-over-IP strea
   const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: push, drain: push, data() {} } });
   try {
     const expected = await records(input);
+    // The vector as tcpdump reads it: 101 packets, each its timestamp, summary and hex bytes.
+    expect(expected).toHaveLength(101);
+    expect(expected[0]).toStartWith("1795397487.093471 IP 127.0.0.1.57284 > 127.0.0.1.2002: Flags [S]");
+    expect(expected[0]).toContain("0x0000:  0000 0000 0000 0000 0000 0000 0800 4500");
     const out = join(work, "tshark.pcapng");
     const proc = Bun.spawn(
       ["tshark", "-i", "probe-pcap-over-ip", "-o", `extcap.probe_pcap_over_ip.remoteport:${server.port}`, "-c", String(expected.length), "-w", out],
@@ -180,3 +184,47 @@ test("--reconnect-after-close contradicts --no-reconnect: one line, exit 2", asy
   expect(result.exitCode).toBe(2);
   expect(result.stderr.split("\n")[0]).toBe("probe: capture: --no-reconnect and --reconnect-after-close contradict each other");
 });
+
+test("probe-rpcap as Wireshark runs it (--capture --fifo) against a real probe rpcapd: the fifo carries exactly the packets sent", async () => {
+  const flow = await openLoopbackFlow();
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const daemon = spawnProbeLoggingToFile(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(port)], join(work, "rpcapd.log"));
+  procs.push(daemon.proc);
+  const fifo = join(work, "extcap.fifo");
+  const out = join(work, "from-fifo.pcap");
+  try {
+    await waitFor(() => daemon.stderr().includes(`rpcapd listening on 127.0.0.1:${port}`) || daemon.proc.exitCode !== null, 10_000, "rpcapd listening");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    // Wireshark's side of the fifo: a reader that keeps everything (cat into a file).
+    const reader = Bun.spawn(["cat", fifo], { stdout: Bun.file(out), stderr: "pipe" });
+    procs.push(reader);
+    const extcap = Bun.spawn(
+      [probeBinary, "--extcap-interface", "probe-rpcap", "--capture", "--fifo", fifo, "--remote-host", "127.0.0.1", "--remote-port", String(port),
+        "--remote-interface", "lo", "--extcap-capture-filter", `udp dst port ${flow.port}`],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    procs.push(extcap);
+    await waitFor(() => /session \d+: capturing on lo/.test(daemon.stderr()) || extcap.exitCode !== null, 15_000, "the remote capture to start");
+    const sizes = Array.from({ length: 50 }, (_, i) => 20 + i);
+    await flow.send(sizes, { gapMs: 1 });
+    const count = async () => {
+      try {
+        return (await runTool(["tshark", "-r", out, "-T", "fields", "-e", "frame.number"])).trim().split("\n").length;
+      } catch {
+        return 0; // a record cut mid-write: look again
+      }
+    };
+    await waitFor(async () => (await count()) >= sizes.length, 15_000, "50 packets through the fifo");
+    // Wireshark stops an extcap capture with SIGTERM: the file is completed, the reader sees EOF.
+    extcap.kill("SIGTERM");
+    const [extcapErr, extcapCode] = await Promise.all([new Response(extcap.stderr).text(), extcap.exited]);
+    expect({ extcapCode, extcapErr }).toEqual({ extcapCode: 0, extcapErr: "" });
+    expect(await reader.exited).toBe(0);
+    const info = await runTool(["capinfos", "-t", "-E", "-c", "-M", out]);
+    expect(info.split("\n").slice(1)).toEqual(["File type:           pcap", "File encapsulation:  ether", "Number of packets:   50", ""]);
+    const fields = (await runTool(["tshark", "-r", out, "-T", "fields", "-e", "ip.src", "-e", "udp.dstport", "-e", "udp.payload"])).trim().split("\n");
+    expect(fields).toEqual(flow.sent.map((payload) => `127.0.0.1\t${flow.port}\t${Buffer.from(payload).toString("hex")}`));
+  } finally {
+    flow.close();
+  }
+}, 60_000);

@@ -1,6 +1,6 @@
 // The one pipeline (issue 10): stages run once per batch before the fan-out, so a stateful hook
 // behind one PCAP-over-IP consumer and two RPCAP clients counts each packet once and every
-// consumer gets the same packets; several -r inputs merge in mergecap's order with one pcapng
+// consumer gets the same packets; several -r inputs merge in mergecap's order (ties included) with one pcapng
 // IDB per input; `probe run FILE` equals the command line; --print-pipeline reads back.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,6 +13,7 @@ import { connectStreamClient } from "../support/pcap-stream-client.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { vectorPath } from "../support/fixtures.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { taggedPcap } from "../support/synthetic-pcap.ts";
 
 let dir: string;
 let countingHook: string;
@@ -124,33 +125,104 @@ describe("stages run once per batch, before the fan-out", () => {
 
 describe("several inputs", () => {
   const a = vectorPath("rpcap-active.pcap");
-  const b = vectorPath("rpcap-passive-tcp.pcap");
-  const c = vectorPath("rpcap-passive-udp.pcap");
   const fields = (file: string, ...names: string[]) => runTool(["tshark", "-r", file, "-T", "fields", ...names.flatMap((n) => ["-e", n])]);
+  /** The records of a pcap file: everything after its 24-byte file header. */
+  const records = (file: string) => readFileSync(file).subarray(24);
 
-  test("repeated -r merge in mergecap's order; pcapng keeps one IDB per input and each packet's interface", async () => {
+  // Three inputs that interleave and tie (same start, steps of 0, 100 or 250 µs, so a third of
+  // the steps repeat a timestamp within an input and many land on another input's), one of them
+  // nanoseconds with some sub-microsecond fractions; each large enough to span several read
+  // batches, so ties also meet across batch edges. Each frame says which input and record it is.
+  const RECORDS_PER_INPUT = 6000;
+  let overlapping: { micro1: string; nano: string; nanoPcapng: string; micro2: string };
+  beforeAll(async () => {
+    let seed = 21;
+    const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const input = (name: string, precision: "micro" | "nano") => {
+      const unit = precision === "nano" ? 1000 : 1;
+      const limit = 1_000_000 * unit;
+      let sec = 1_700_000_000;
+      let frac = 0;
+      const list = Array.from({ length: RECORDS_PER_INPUT }, (_, i) => {
+        frac += [0, 100, 250][Math.floor(random() * 3)]! * unit;
+        // One nanosecond record in ten is 1 ns past the microsecond: it interleaves, never ties.
+        const offBy = precision === "nano" && random() < 0.1 ? 1 : 0;
+        if (frac >= limit) {
+          sec++;
+          frac -= limit;
+        }
+        return { sec, frac: frac + offBy, tag: `${name}:${String(i).padStart(5, "0")}:padding-to-span-batches` };
+      });
+      const file = join(dir, `${name}.pcap`);
+      writeFileSync(file, taggedPcap(list, precision));
+      return file;
+    };
+    overlapping = { micro1: input("in-a", "micro"), nano: input("in-b", "nano"), micro2: input("in-c", "micro"), nanoPcapng: join(dir, "in-b.pcapng") };
+    await runTool(["editcap", "-F", "pcapng", overlapping.nano, overlapping.nanoPcapng]);
+  });
+
+  test("the crafted inputs overlap and tie (else the comparisons below prove nothing)", async () => {
+    const { micro1, nano, micro2 } = overlapping;
+    const theirs = join(dir, "ties.pcapng");
+    await runTool(["mergecap", "-F", "pcapng", "-w", theirs, micro1, nano, micro2]);
+    const lines = (await fields(theirs, "frame.time_epoch", "data.data")).trim().split("\n").map((l) => l.split("\t"));
+    const input = (hex: string) => Buffer.from(hex, "hex").toString().slice(0, 4);
+    let crossTies = 0;
+    let switches = 0;
+    for (let i = 1; i < lines.length; i++) {
+      const [t0, d0] = lines[i - 1]!;
+      const [t1, d1] = lines[i]!;
+      if (input(d0!) !== input(d1!)) {
+        switches++;
+        if (t0 === t1) crossTies++;
+      }
+    }
+    expect(lines.length).toBe(3 * RECORDS_PER_INPUT);
+    expect(switches).toBeGreaterThan(1000);
+    expect(crossTies).toBeGreaterThan(500);
+  });
+
+  test("repeated -r, pcapng out: mergecap's order, ties included; one IDB per input and each packet's interface", async () => {
+    const { micro1, nanoPcapng, micro2 } = overlapping;
     const ours = join(dir, "merged.pcapng");
     const theirs = join(dir, "mergecap.pcapng");
-    const r = await runProbe(["capture", "-r", a, "-r", b, "-r", c, "-F", "pcapng", "-w", ours]);
+    const r = await runProbe(["capture", "-q", "--nano", "-r", micro1, "-r", nanoPcapng, "-r", micro2, "-F", "pcapng", "-w", ours]);
     expect(r.exitCode).toBe(0);
-    await runTool(["mergecap", "-w", theirs, a, b, c]);
-    const order = await fields(ours, "frame.time_epoch", "frame.len");
-    expect(order.split("\n").length).toBeGreaterThan(100);
-    expect(order).toBe(await fields(theirs, "frame.time_epoch", "frame.len"));
-    // Interface ids and names, checked against each input read alone.
+    await runTool(["mergecap", "-F", "pcapng", "-w", theirs, micro1, nanoPcapng, micro2]);
+    const order = await fields(ours, "frame.time_epoch", "data.data");
+    expect(order.trim().split("\n").length).toBe(3 * RECORDS_PER_INPUT);
+    expect(order).toBe(await fields(theirs, "frame.time_epoch", "data.data"));
+    // Interface ids and names: every record of input i on interface i.
     const ids = (await fields(ours, "frame.interface_id", "frame.interface_name")).trim().split("\n");
     const counts = new Map<string, number>();
     for (const line of ids) counts.set(line, (counts.get(line) ?? 0) + 1);
-    const alone = async (f: string) => (await fields(f, "frame.len")).trim().split("\n").length;
-    expect(counts.get("0\trpcap-active.pcap")).toBe(await alone(a));
-    expect(counts.get("1\trpcap-passive-tcp.pcap")).toBe(await alone(b));
-    expect(counts.get("2\trpcap-passive-udp.pcap")).toBe(await alone(c));
-    expect(counts.size).toBe(3);
+    expect(Object.fromEntries(counts)).toEqual({
+      "0\tin-a.pcap": RECORDS_PER_INPUT,
+      "1\tin-b.pcapng": RECORDS_PER_INPUT,
+      "2\tin-c.pcap": RECORDS_PER_INPUT,
+    });
   });
 
-  test("-i (PCAP-over-IP streams) and -r mixed merge in mergecap's order, each input its own interface", async () => {
+  test("repeated -r, pcap out: records byte for byte those of mergecap (nanosecond and microsecond files)", async () => {
+    const { micro1, nano, micro2 } = overlapping;
+    const oursNano = join(dir, "merged-nano.pcap");
+    const theirsNano = join(dir, "mergecap-nano.pcap");
+    expect((await runProbe(["capture", "-q", "--nano", "-r", micro1, "-r", nano, "-r", micro2, "-w", oursNano])).exitCode).toBe(0);
+    await runTool(["mergecap", "-F", "nsecpcap", "-w", theirsNano, micro1, nano, micro2]);
+    expect(records(oursNano).byteLength).toBe(records(theirsNano).byteLength);
+    expect(Buffer.compare(records(oursNano), records(theirsNano))).toBe(0);
+    // Microsecond output: nanoseconds truncated on the way out, the order still decided in ns.
+    const oursMicro = join(dir, "merged-micro.pcap");
+    const theirsMicro = join(dir, "mergecap-micro.pcap");
+    expect((await runProbe(["capture", "-q", "-r", nano, "-r", micro1, "-w", oursMicro])).exitCode).toBe(0);
+    await runTool(["mergecap", "-F", "pcap", "-w", theirsMicro, nano, micro1]);
+    expect(Buffer.compare(records(oursMicro), records(theirsMicro))).toBe(0);
+  });
+
+  test("-i (PCAP-over-IP streams) and -r mixed merge in mergecap's order, ties included, each input its own interface", async () => {
+    const { micro1, nano, micro2 } = overlapping;
     const ports = [port(), port()];
-    const files = [a, b];
+    const files = [micro1, nano];
     ports.forEach((p, i) => {
       const socat = Bun.spawn(["socat", "-u", `FILE:${files[i]}`, `TCP-LISTEN:${p},reuseaddr,bind=127.0.0.1`], { stderr: "ignore" });
       procs.push(socat);
@@ -158,12 +230,14 @@ describe("several inputs", () => {
     await Bun.sleep(300);
     const ours = join(dir, "mixed-live.pcapng");
     const theirs = join(dir, "mixed-mergecap.pcapng");
-    const r = await runProbe(["capture", "-q", "-i", `tcp://127.0.0.1:${ports[0]}`, "-r", c, "-i", `TCP@127.0.0.1:${ports[1]}`, "-F", "pcapng", "-w", ours]);
+    const r = await runProbe(["capture", "-q", "--nano", "-i", `tcp://127.0.0.1:${ports[0]}`, "-r", micro2, "-i", `TCP@127.0.0.1:${ports[1]}`, "-F", "pcapng", "-w", ours]);
     expect(r.exitCode).toBe(0);
-    await runTool(["mergecap", "-w", theirs, a, c, b]);
-    expect(await fields(ours, "frame.time_epoch", "frame.len")).toBe(await fields(theirs, "frame.time_epoch", "frame.len"));
+    await runTool(["mergecap", "-F", "pcapng", "-w", theirs, micro1, micro2, nano]);
+    const order = await fields(ours, "frame.time_epoch", "data.data");
+    expect(order.trim().split("\n").length).toBe(3 * RECORDS_PER_INPUT);
+    expect(order).toBe(await fields(theirs, "frame.time_epoch", "data.data"));
     const names = new Set((await fields(ours, "frame.interface_id", "frame.interface_name")).trim().split("\n"));
-    expect([...names].sort()).toEqual([`0\t127.0.0.1:${ports[0]}`, "1\trpcap-passive-udp.pcap", `2\t127.0.0.1:${ports[1]}`]);
+    expect([...names].sort()).toEqual([`0\t127.0.0.1:${ports[0]}`, "1\tin-c.pcap", `2\t127.0.0.1:${ports[1]}`]);
   });
 
   test("-r inputs of different link types: pcap output refused with a clear line, pcapng accepted", async () => {
@@ -176,8 +250,16 @@ describe("several inputs", () => {
     expect(refused.stderr).not.toContain("    at ");
     const ok = await runProbe(["capture", "-r", a, "-r", raw, "-F", "pcapng", "-w", join(dir, "mixed.pcapng")]);
     expect(ok.exitCode).toBe(0);
-    const linktypes = (await runTool(["capinfos", "-E", join(dir, "mixed.pcapng")]));
-    expect(linktypes).toMatch(/Per-packet|Ethernet/);
+    // Both inputs hold the same 61 packets: 61 Ethernet on interface 0, 61 raw IP on interface 1.
+    const alone = (await runTool(["capinfos", "-c", "-M", a])).match(/Number of packets:\s+(\d+)/)?.[1];
+    expect(alone).toBe("61");
+    const linktypes = (await runTool(["capinfos", "-E", join(dir, "mixed.pcapng")])).split("\n").slice(1).map((l) => l.trim());
+    expect(linktypes).toEqual(["File encapsulation:  Per packet", "Encapsulation in use by packets (# of pkts):", "Ethernet (61)", "Raw IP (61)", ""]);
+    const perInterface = (await fields(join(dir, "mixed.pcapng"), "frame.interface_id", "frame.encap_type", "frame.interface_name")).trim().split("\n");
+    const counts = new Map<string, number>();
+    for (const line of perInterface) counts.set(line, (counts.get(line) ?? 0) + 1);
+    // Wiretap encapsulation numbers: 1 Ethernet, 7 raw IP.
+    expect(Object.fromEntries(counts)).toEqual({ "0\t1\trpcap-active.pcap": 61, "1\t7\traw.pcap": 61 });
   });
 });
 

@@ -82,8 +82,9 @@ describe("MergedSource over PCAP-over-IP streams", () => {
     await within(out.ended, 15_000, "both streams to end");
     expect(out.end()!.reason).toBe("end-of-file");
     expect(out.records).toHaveLength(202);
-    // Equal timestamps: source 0 first, so every frame appears twice in a row, from 0 then 1.
-    expect(out.records.map((r) => r.source)).toEqual(Array.from({ length: 202 }, (_, i) => i % 2));
+    // Equal timestamps: the later source first (mergecap 4.0's order), so every frame appears
+    // twice in a row, from 1 then 0.
+    expect(out.records.map((r) => r.source)).toEqual(Array.from({ length: 202 }, (_, i) => (i + 1) % 2));
     const file = join(dir, "merged.pcap");
     await Bun.write(file, concat([encodePcapGlobalHeader({ linktype: info.linktype, snaplen: info.snaplen, precision: info.precision, littleEndian: true }), ...out.batches.map((x) => pcapRecordsFromBatch(x, info.precision))]));
     const capinfos = await tool(["capinfos", "-c", "-o", file]);
@@ -161,8 +162,8 @@ describe("MergedSource over PCAP-over-IP streams", () => {
     expect(out.records).toHaveLength(16);
     expect(inOrder(out.records)).toBe(true);
     expect(out.records.map(label)).toEqual([
-      // a2 and b share 6.5, 7.5 and 8.5 ms: the lower source index goes first.
-      "a1-0", "b-0", "a1-1", "b-1", "a1-2", "b-2", "b-3", "b-4", "b-5", "a2-0", "b-6", "a2-1", "b-7", "a2-2", "b-8", "b-9",
+      // a2 and b share 6.5, 7.5 and 8.5 ms: the later source (b) goes first, as in mergecap.
+      "a1-0", "b-0", "a1-1", "b-1", "a1-2", "b-2", "b-3", "b-4", "b-5", "b-6", "a2-0", "b-7", "a2-1", "b-8", "a2-2", "b-9",
     ]);
     expect(merged.counters.outOfOrder).toBe(0);
     expect(log.lines.join("\n")).toContain(`tcp://127.0.0.1:${srvA.port}: reconnected (attempt 1)`);

@@ -233,6 +233,28 @@ describe("probe capture -i tls:// on the command line", () => {
     }
   });
 
+  test("a plain (non-TLS) server: 'no TLS from HOST', not a certificate refusal (tls:// and rpcaps://, --tls-insecure too)", async () => {
+    const server = startStreamServer((c) => c.write(pcapStream({ linktype: ETHERNET }, taggedRecords("p", 3, 1, 1))));
+    const daemon = await startTestDaemon({});
+    const noTls = "no TLS from 127.0.0.1 (is it a plain server? drop the TLS scheme or option, or dial its TLS port)";
+    try {
+      const out = join(certs.dir, "plain.pcap");
+      for (const extra of [[], ["--tls-insecure"]]) {
+        const stream = await runProbe(["capture", "-q", "--no-reconnect", "-i", `tls://127.0.0.1:${server.port}`, ...extra, "-w", out]);
+        expect(stream.exitCode).toBe(1);
+        // Besides the --tls-insecure warning (its own line), exactly the one line.
+        const lines = (text: string) => text.split("\n").filter((l) => !l.includes("--tls-insecure: the server certificate is not verified"));
+        expect(lines(stream.stderr)).toEqual([`probe: tls://127.0.0.1:${server.port}: TLS: ${noTls}`, ""]);
+        const rpcaps = await runProbe(["capture", "-q", "-i", `rpcaps://127.0.0.1:${daemon.port}/lo`, ...extra, "-c", "1", "-w", out]);
+        expect(rpcaps.exitCode).toBe(1);
+        expect(lines(rpcaps.stderr)).toEqual([`probe: rpcaps://127.0.0.1:${daemon.port}/lo: cannot connect: TLS: ${noTls}`, ""]);
+      }
+    } finally {
+      server.stop();
+      await daemon.stop();
+    }
+  });
+
   test("--tls-ca reads the stream; without it, one line naming the reason and exit 1", async () => {
     const server = startStreamServer((c) => {
       c.write(pcapStream({ linktype: ETHERNET }, taggedRecords("c", 3, 1, 1)));

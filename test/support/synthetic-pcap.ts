@@ -74,3 +74,45 @@ export function syntheticPcap(segments: readonly SyntheticSegment[], startSec = 
 export function sampleUdpFrame(size: number, seed = 0): Uint8Array {
   return syntheticPcap([{ proto: "udp", src: "192.0.2.1", dst: "192.0.2.2", sport: 9998, dport: 9999, payload: Uint8Array.from({ length: size }, (_, k) => (seed + k) & 0xff) }]).subarray(24 + 16);
 }
+
+/** One record of taggedPcap: a timestamp and the text its frame carries. */
+export interface TaggedRecord {
+  sec: number;
+  /** Microseconds or nanoseconds, as the file's precision says. */
+  frac: number;
+  tag: string;
+}
+
+/**
+ * A little-endian pcap (micro magic a1b2c3d4 or nano a1b23c4d) of Ethernet frames with the local
+ * experimental EtherType 0x88b5 whose payload is the record's tag, so tshark shows it as
+ * data.data and every record's bytes say where it came from.
+ */
+export function taggedPcap(records: readonly TaggedRecord[], precision: "micro" | "nano" = "micro"): Uint8Array {
+  const frames = records.map((r) => {
+    const tag = new TextEncoder().encode(r.tag);
+    const frame = new Uint8Array(ETHERNET_BYTES + tag.byteLength);
+    frame[12] = 0x88;
+    frame[13] = 0xb5;
+    frame.set(tag, ETHERNET_BYTES);
+    return frame;
+  });
+  const out = new Uint8Array(24 + frames.reduce((n, f) => n + 16 + f.byteLength, 0));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, precision === "nano" ? 0xa1b23c4d : 0xa1b2c3d4, true);
+  view.setUint16(4, 2, true);
+  view.setUint16(6, 4, true);
+  view.setUint32(16, 65535, true);
+  view.setUint32(20, 1, true); // LINKTYPE_ETHERNET
+  let at = 24;
+  records.forEach((r, i) => {
+    const frame = frames[i]!;
+    view.setUint32(at, r.sec, true);
+    view.setUint32(at + 4, r.frac, true);
+    view.setUint32(at + 8, frame.byteLength, true);
+    view.setUint32(at + 12, frame.byteLength, true);
+    out.set(frame, at + 16);
+    at += 16 + frame.byteLength;
+  });
+  return out;
+}

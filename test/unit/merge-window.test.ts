@@ -125,14 +125,44 @@ describe("MergeWindow ordering", () => {
     expect(window.counters.releasedBySize).toBe(1);
   });
 
-  test("equal timestamps: the lower source index goes first; timestamps compare by seconds then fraction", () => {
+  test("equal timestamps: the later source index goes first (mergecap 4.0's order); timestamps compare by seconds then fraction", () => {
     const { window, out, release } = makeWindow({ sourceCount: 3 });
     window.add(2, batchOf([{ sec: 7, frac: 1, tag: "c" }, { sec: 0xffffffff, frac: 0, tag: "c-max" }]), 0);
     window.add(1, batchOf([{ sec: 7, frac: 1, tag: "b" }, { sec: 8, frac: 0, tag: "b8" }]), 0);
     window.add(0, batchOf([{ sec: 6, frac: 999999, tag: "a" }]), 0);
     release(0, true);
-    expect(tags(flatten(out))).toEqual(["a", "b", "c", "b8", "c-max"]);
-    expect(flatten(out).map((r) => r.source)).toEqual([0, 1, 2, 1, 2]);
+    expect(tags(flatten(out))).toEqual(["a", "c", "b", "b8", "c-max"]);
+    expect(flatten(out).map((r) => r.source)).toEqual([0, 2, 1, 1, 2]);
+  });
+
+  test("ties within one source keep its order, and all of the later source's tied records go first", () => {
+    // mergecap 4.0 on A=[1,2,2] B=[1,2] C=[2,2] (seconds) gives B1 A1 C2 C2 B2 A2 A2.
+    const { window, out, release } = makeWindow({ sourceCount: 3 });
+    window.add(0, batchOf([{ sec: 1, frac: 0, tag: "A0" }, { sec: 2, frac: 0, tag: "A1" }, { sec: 2, frac: 0, tag: "A2" }]), 0);
+    window.add(1, batchOf([{ sec: 1, frac: 0, tag: "B0" }, { sec: 2, frac: 0, tag: "B1" }]), 0);
+    window.add(2, batchOf([{ sec: 2, frac: 0, tag: "C0" }, { sec: 2, frac: 0, tag: "C1" }]), 0);
+    release(0, true);
+    expect(tags(flatten(out))).toEqual(["B0", "A0", "C0", "C1", "B1", "A1", "A2"]);
+  });
+
+  test("a quiet later source that has delivered exactly T holds a tie at T back; an earlier one does not", () => {
+    const { window, out, release } = makeWindow({ sourceCount: 2 });
+    window.add(1, batchOf([{ sec: 5, frac: 0, tag: "B0" }]), 0);
+    window.add(0, batchOf([{ sec: 5, frac: 0, tag: "A0" }]), 0);
+    release(0);
+    // B0 wins the tie and goes; A0 must wait: source 1 may still deliver another record at 5.
+    expect(tags(flatten(out))).toEqual(["B0"]);
+    window.add(1, batchOf([{ sec: 5, frac: 0, tag: "B1" }]), 0);
+    release(0);
+    expect(tags(flatten(out))).toEqual(["B0", "B1"]);
+    window.add(1, batchOf([{ sec: 6, frac: 0, tag: "B2" }]), 0);
+    release(0);
+    expect(tags(flatten(out))).toEqual(["B0", "B1", "A0"]);
+    // B2 at 6 waits for source 0 (quiet at 5) until it ends.
+    window.endSource(0);
+    release(0);
+    expect(tags(flatten(out))).toEqual(["B0", "B1", "A0", "B2"]);
+    expect(window.counters.releasedByTimeout).toBe(0);
   });
 });
 
@@ -200,7 +230,7 @@ describe("MergeWindow with bounded random input", () => {
   }
 
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
-    test(`seed ${seed}: sorted sources fed in random slices come out sorted and complete, without timeouts`, () => {
+    test(`seed ${seed}: sorted sources fed in random slices come out complete in mergecap's order, without timeouts`, () => {
       const random = prng(seed);
       const sourceCount = 1 + Math.floor(random() * 5);
       const { window, out, release } = makeWindow({ sourceCount, precision: "nano", outputBatchBytes: 1 + Math.floor(random() * 300) });
@@ -210,8 +240,10 @@ describe("MergeWindow with bounded random input", () => {
         let sec = 100 + Math.floor(random() * 3);
         let frac = 0;
         const limit = precision === "micro" ? 1_000_000 : 1_000_000_000;
+        // Steps of whole tenths of a second (a third of them 0) make ties within and across
+        // sources common, micro against nano included.
         const records = Array.from({ length: Math.floor(random() * 60) }, (_, i) => {
-          frac += Math.floor(random() * limit * 0.3);
+          frac += Math.floor(random() * 3) * (limit / 10);
           if (frac >= limit) {
             sec += 1;
             frac -= limit;
@@ -222,7 +254,9 @@ describe("MergeWindow with bounded random input", () => {
       });
       const expected = streams
         .flatMap((st, s) => st.records.map((r) => ({ ...r, source: s, ns: r.sec * 1e9 + r.frac * (st.precision === "micro" ? 1000 : 1) })))
-        .sort((a, b) => a.ns - b.ns || a.source - b.source);
+        // mergecap's order: by time, ties to the later source, a source's own ties in its order
+        // (Array.prototype.sort is stable).
+        .sort((a, b) => a.ns - b.ns || b.source - a.source);
       let steps = 0;
       while (streams.some((st) => st.next < st.records.length) && steps++ < 10_000) {
         const s = Math.floor(random() * sourceCount);
@@ -244,13 +278,8 @@ describe("MergeWindow with bounded random input", () => {
       expect(window.drained).toBe(true);
       expect(window.counters.outOfOrder).toBe(0);
       expect(window.counters.releasedByTimeout).toBe(0);
-      // Same multiset, and sorted (ties may come out in either source order).
-      expect(got.map((r) => r.tag).sort()).toEqual(expected.map((r) => r.tag).sort());
-      for (let i = 1; i < got.length; i++) {
-        const a = got[i - 1]!;
-        const b = got[i]!;
-        expect(a.sec < b.sec || (a.sec === b.sec && a.frac <= b.frac)).toBe(true);
-      }
+      // Exactly mergecap's order, ties included.
+      expect(got.map((r) => r.tag)).toEqual(expected.map((r) => r.tag));
     });
   }
 });

@@ -11,7 +11,31 @@ import {
   type MetricFamily,
 } from "../../src/metrics/index.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
+import { requestPath } from "../../src/metrics/metrics-server.ts";
 import { parsePrometheusText } from "../support/prometheus-parser.ts";
+import { connect } from "node:net";
+
+/** Sends one raw request and reads until the server closes (bounded at 5 s). */
+function rawHttp(port: number, request: string): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(request));
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no close within 5 s after ${JSON.stringify(request)}; got ${JSON.stringify(Buffer.concat(chunks).toString())}`));
+    }, 5000);
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      clearTimeout(timer);
+      const text = Buffer.concat(chunks).toString();
+      const split = text.indexOf("\r\n\r\n");
+      const [statusLine, ...lines] = text.slice(0, split).split("\r\n");
+      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+      resolve({ status: Number(statusLine!.split(" ")[1]), headers, body: text.slice(split + 4) });
+    });
+  });
+}
 
 const families: MetricFamily[] = [
   {
@@ -94,6 +118,51 @@ describe("/metrics endpoint", () => {
     } finally {
       await server.stop();
     }
+  });
+
+  test("HTTP/1.0 (no Host), odd Hosts and a query are answered; other methods get 405 with Allow; nothing logged", async () => {
+    const registry = new MetricsRegistry();
+    registry.register(() => [{ name: "input_packets_received", help: "Packets.", type: "counter", samples: [{ labels: { input: "lo" }, value: 7 }] }]);
+    const log = memoryLogger();
+    const server = startMetricsServer({ host: "127.0.0.1", port: 0, registry, log });
+    try {
+      const raw = (request: string) => rawHttp(server.port, request);
+      // curl as the HTTP/1.0 client, with its Host header removed as a 1.0 client may.
+      // Async: the server runs in this process, a synchronous spawn would starve it.
+      const curl = Bun.spawn(["curl", "-sS", "--max-time", "5", "--http1.0", "-H", "Host:", "-D", "-", `http://127.0.0.1:${server.port}/metrics`], { stdout: "pipe", stderr: "pipe" });
+      const [curlOut, curlCode] = await Promise.all([new Response(curl.stdout).text(), curl.exited]);
+      expect(curlCode).toBe(0);
+      expect(curlOut).toMatch(/^HTTP\/1\.[01] 200 OK\r\n/);
+      const curlBody = curlOut.slice(curlOut.indexOf("\r\n\r\n") + 4);
+      expect((await parsePrometheusText(curlBody)).find((x) => x.name === "probe_input_packets_received_total")?.value).toBe(7);
+      const get10 = await raw("GET /metrics HTTP/1.0\r\n\r\n");
+      expect(get10.status).toBe(200);
+      expect((await parsePrometheusText(get10.body)).find((x) => x.name === "probe_input_packets_received_total")?.value).toBe(7);
+      const head10 = await raw("HEAD /metrics HTTP/1.0\r\n\r\n");
+      expect([head10.status, head10.body]).toEqual([200, ""]);
+      for (const request of ["DELETE /metrics HTTP/1.0\r\n\r\n", "DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "PUT /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n"]) {
+        const answer = await raw(request);
+        expect([answer.status, answer.headers.allow]).toEqual([405, "GET, HEAD"]);
+      }
+      expect((await raw("GET /other HTTP/1.0\r\n\r\n")).status).toBe(404);
+      expect((await raw("GET /metrics?x=1 HTTP/1.0\r\n\r\n")).status).toBe(200);
+      // A Host that is no valid authority (Bun builds "http://[::1/metrics" from it).
+      expect((await raw("GET /metrics HTTP/1.1\r\nHost: [::1\r\nConnection: close\r\n\r\n")).status).toBe(200);
+      expect((await raw("GET /metrics HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n")).status).toBe(200);
+      expect(log.lines.filter((l) => !l.includes("metrics on http://"))).toEqual([]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("requestPath: origin-form and absolute targets, query cut", () => {
+    expect(requestPath("/metrics")).toBe("/metrics");
+    expect(requestPath("/metrics?a=/b")).toBe("/metrics");
+    expect(requestPath("http://x/metrics#f")).toBe("/metrics");
+    expect(requestPath("http://[::1/metrics")).toBe("/metrics");
+    expect(requestPath("http://host")).toBe("/");
+    expect(requestPath("*")).toBe("*");
+    expect(requestPath("")).toBe("");
   });
 
   test("an address in use is one line naming the flag and address", () => {

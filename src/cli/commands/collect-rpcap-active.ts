@@ -21,6 +21,8 @@ import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
 import { hostPortFlag, parseCommandLine } from "../parse-options.ts";
 import { stderrLogger } from "../../logging/index.ts";
 import { startMetricsOption } from "../metrics-option.ts";
+import { StopWatchdog } from "../stop-watchdog.ts";
+import { StopProgress } from "../../pipeline/stop-progress.ts";
 import { activeProbesCollector, captureHubCollector, rpcapdCollector } from "../../metrics/index.ts";
 
 export const COLLECT_RPCAP_ACTIVE_HELP = `Usage: probe collect --rpcap-active-listen HOST:PORT [options] OUTPUTS
@@ -264,16 +266,29 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
   );
   log.info(`accepting active rpcapd connections on ${formatHostPort(listen.host, collector.port ?? listen.port)}`);
 
+  // The same stop watchdog as the pipeline runner's (run-pipeline.ts): 5 s after the signal,
+  // one line naming what did not stop, exit 1.
+  const watchdog = new StopWatchdog({ name: "probe" });
+  const progress = new StopProgress((pending) => watchdog.update(pending));
   const stop = Promise.withResolvers<void>();
-  process.on("SIGINT", () => stop.resolve());
-  process.on("SIGTERM", () => stop.resolve());
+  const onStop = () => {
+    watchdog.arm();
+    stop.resolve();
+  };
+  process.on("SIGINT", onStop);
+  process.on("SIGTERM", onStop);
   await stop.promise;
+  process.off("SIGINT", onStop);
+  process.off("SIGTERM", onStop);
   const probes = collector.probes;
-  await metrics?.server.stop();
-  await rpcapServer?.daemon.stop();
-  await collector.stop();
-  for (const output of perProbe) await output.close();
-  for (const output of shared) await output.close();
+  const metricsServer = metrics?.server;
+  if (metricsServer) await progress.step("the metrics endpoint", () => metricsServer.stop());
+  const daemon = rpcapServer?.daemon;
+  if (daemon) await progress.step(`--serve-rpcap ${flags.serveRpcap}`, () => daemon.stop());
+  await progress.step(`--rpcap-active-listen ${flags.listen}`, () => collector.stop());
+  for (const [i, output] of perProbe.entries()) await progress.step(`the output of probe ${i + 1}`, () => output.close());
+  for (const output of shared) await progress.step(`output ${output.flag}`, () => output.close());
+  watchdog.disarm();
   for (const probe of probes) {
     const stats = await probe.stats();
     const lost = probe.udpstrCounters.reduce((n, c) => n + c.recordsLost, 0);
@@ -344,7 +359,7 @@ class SharedOutput {
   private linktype = -1;
 
   constructor(
-    private readonly flag: string,
+    readonly flag: string,
     private readonly log: Logger,
     private readonly open: (info: CaptureInfo) => Promise<BatchOutput> | BatchOutput,
     private readonly release: () => Promise<void> = async () => {},

@@ -15,6 +15,13 @@
 //       (3) more than `maxHeldBytes` are held (a live source that never waits floods us).
 //   - A record that arrives after later records were already let out (a source more than the
 //     window behind) still goes out, at once, and is counted in `outOfOrder`; nothing is dropped.
+//   - Equal timestamps: the source given LATER goes first, as Debian's mergecap 4.0 does
+//     (wiretap/merge.c picks the earliest head with `is_earlier()`, which is "earlier or
+//     equal", scanning inputs in order, so the last tied input wins; checked with crafted
+//     files: A=[1,2,2] B=[1,2] C=[2,2] come out C2 C2 B2 A2 A2 at t=2). Records of one source
+//     keep their order. So that a tie cannot be decided before a later source has shown its
+//     hand, a later source that is quiet and has delivered exactly T still holds T back (rule 1
+//     wants its watermark strictly beyond T); an earlier source at T loses the tie anyway.
 //
 // Timestamps are compared as (seconds, nanoseconds) pairs: seconds * 1e9 does not fit a double
 // exactly. Output precision is chosen by the caller; records of the other precision are
@@ -172,7 +179,8 @@ export class MergeWindow {
         if (head.arrivedMs < oldestArrivalMs) oldestArrivalMs = head.arrivedMs;
         const sec = head.view.getUint32(lane.cursorOffset, true);
         const ns = head.view.getUint32(lane.cursorOffset + 4, true) * head.toNanos;
-        if (best < 0 || sec < bestSec || (sec === bestSec && ns < bestNs)) {
+        // `<=`: of tied heads the last source wins (mergecap's order, above).
+        if (best < 0 || sec < bestSec || (sec === bestSec && ns <= bestNs)) {
           best = i;
           bestSec = sec;
           bestNs = ns;
@@ -202,13 +210,17 @@ export class MergeWindow {
     }
   }
 
-  /** No live source other than `source` can still deliver something earlier than (sec, ns). */
+  /**
+   * No live source other than `source` can still deliver something that goes before (sec, ns):
+   * anything earlier, or (for a source given later, which wins ties) anything equal.
+   */
   private isSafe(source: number, sec: number, ns: number): boolean {
     for (let i = 0; i < this.lanes.length; i++) {
       if (i === source) continue;
       const lane = this.lanes[i]!;
       if (lane.ended || lane.queue.length > 0) continue;
       if (lane.watermarkSec < sec || (lane.watermarkSec === sec && lane.watermarkNs < ns)) return false;
+      if (i > source && lane.watermarkSec === sec && lane.watermarkNs === ns) return false;
     }
     return true;
   }
