@@ -5,11 +5,16 @@ import { benchUdpstr } from "./udpstr.ts";
 import { benchPcapOverIp } from "./pcap-over-ip.ts";
 import { benchServe } from "./serve.ts";
 import { benchRobustness } from "./robustness.ts";
+import { benchRobustnessMisc } from "./robustness-misc.ts";
+import { benchRobustnessSpec } from "./robustness-spec.ts";
+import { benchRobustnessUdpstr } from "./robustness-udpstr.ts";
 import { benchStages } from "./stages.ts";
 import { benchRotation } from "./rotation.ts";
 import { benchRt } from "./rt.ts";
 import { benchRingWalk } from "./ring-walk.ts";
 import { benchStall } from "./stall.ts";
+
+const ROBUSTNESS_PARTS = [benchRobustness, benchRobustnessSpec, benchRobustnessUdpstr, benchRobustnessMisc];
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
@@ -17,7 +22,15 @@ const benches: Record<string, () => Promise<void>> = {
   udpstr: benchUdpstr,
   "pcap-over-ip": benchPcapOverIp,
   serve: () => benchServe(),
-  robustness: benchRobustness,
+  // The red team: the RPCAP fuzz and AUTH flood, then each attack of issue 21 (also runnable
+  // alone as robustness-NAME).
+  robustness: async () => {
+    for (const part of ROBUSTNESS_PARTS) await part();
+  },
+  "robustness-rpcapd": benchRobustness,
+  "robustness-misc": benchRobustnessMisc,
+  "robustness-spec": benchRobustnessSpec,
+  "robustness-udpstr": benchRobustnessUdpstr,
   stages: () => benchStages(),
   rotation: benchRotation,
   rt: benchRt,
@@ -31,7 +44,9 @@ const benches: Record<string, () => Promise<void>> = {
 };
 
 const wanted = process.argv.slice(2);
-for (const name of wanted.length ? wanted : Object.keys(benches)) {
+// The default runs everything once: robustness-NAME parts run inside robustness.
+const everything = Object.keys(benches).filter((name) => !name.startsWith("robustness-"));
+for (const name of wanted.length ? wanted : everything) {
   const run = benches[name];
   if (!run) {
     console.error(`unknown benchmark '${name}'; known: ${Object.keys(benches).join(", ")}`);
