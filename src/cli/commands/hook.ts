@@ -146,8 +146,8 @@ async function runHookTest(config: HookTestConfig): Promise<number> {
   const out: string[] = config.verbosity >= 1 ? [...result.lines] : [];
   const c = result.counts;
   out.push(`${c.packets} packets: ${c.passed} passed, ${c.dropped} dropped, ${c.modified} modified, ${c.failed} failed (hookFail=${config.hookFail})`);
-  const tags = Object.entries(result.stats.tagged);
-  if (tags.length > 0) out.push(`tags: ${tags.map(([name, count]) => `${name}=${count}`).join(" ")}`);
+  const tags = hooks.tagCountsText(result.stats);
+  if (tags !== "") out.push(`tags: ${tags}`);
   const failures = Object.entries(result.stats.failures).filter(([, count]) => count > 0);
   if (failures.length > 0 || result.stats.skipped > 0) {
     const words = failures.map(([kind, count]) => `${kind}=${count}`);
