@@ -112,16 +112,24 @@ export const DRIVER_LIMITS = {
   SAMPLE_KEYS: 65536,
 } as const;
 
-/** Kinds of the driver's result entries: kind (u8), byte length (u16 LE), UTF-8 text. */
+/**
+ * Kinds of the driver's result entries: kind (u8), then a u16 LE that is the byte length of the
+ * UTF-8 text that follows (TAG, LOG, ERROR), or for TAG_AGAIN the number of an earlier TAG entry
+ * of the same batch (0 = the first) whose name is used again, with no text.
+ */
 export const RESULT_ENTRY = {
   /** A tag name of the next record whose META_RECORD.TAGS count is not used up. */
   TAG: 1,
+  /** The same, naming an earlier TAG entry: a hook tags thousands of packets with a few names, and each is encoded and decoded once per batch. */
+  TAG_AGAIN: 4,
   /** A ctx.log line. */
   LOG: 2,
   /** The description of the batch's first failed packet (a throw or a bad verdict). */
   ERROR: 3,
 } as const;
 export const RESULT_ENTRY_HEADER_BYTES = 3;
+/** TAG entries of a batch that TAG_AGAIN can name (its u16); later new names are sent whole every time. */
+const TAG_AGAIN_NAMES = 65535;
 /** The driver's result buffer starts at this size and doubles as needed. */
 const RESULT_INITIAL_BYTES = 4096;
 /** A result buffer grown past this (a batch with many long tags) is not kept for the next batch. */
@@ -148,15 +156,27 @@ export function decodeDriverResult(bytes: Uint8Array): DriverResult {
   const result: DriverResult = { tagNames: [], logs: [], firstError: undefined };
   const end = bytes.byteLength;
   let at = 0;
+  /** Names of the TAG entries so far, for TAG_AGAIN. */
+  const named: string[] = [];
   while (at + RESULT_ENTRY_HEADER_BYTES <= end) {
     const kind = bytes[at]!;
     const length = bytes[at + 1]! | (bytes[at + 2]! << 8);
     const start = at + RESULT_ENTRY_HEADER_BYTES;
+    if (kind === RESULT_ENTRY.TAG_AGAIN) {
+      const name = named[length];
+      if (name === undefined) break;
+      result.tagNames.push(name);
+      at = start;
+      continue;
+    }
     if (start + length > end) break;
     const limit = kind === RESULT_ENTRY.TAG ? DRIVER_LIMITS.TAG_CHARS : DRIVER_LIMITS.LOG_LINE_CHARS;
     if (length > limit * UTF8_BYTES_PER_UNIT) break;
     const text = decodeText(bytes, start, length);
-    if (kind === RESULT_ENTRY.TAG) result.tagNames.push(text);
+    if (kind === RESULT_ENTRY.TAG) {
+      result.tagNames.push(text);
+      named.push(text);
+    }
     else if (kind === RESULT_ENTRY.LOG) result.logs.push(text);
     else if (kind === RESULT_ENTRY.ERROR) result.firstError ??= text;
     else break;
@@ -227,6 +247,9 @@ export function driverSource(): string {
     // The batch's result entries (RESULT_ENTRY), appended as they happen.
     let outBuffer = null, out = null, outCapacity = 0, outLength = 0;
     let tagCount = 0, tagCap = 0, logCount = 0, logsSuppressed = 0;
+    // Tag names sent whole in this batch -> their TAG entry's number, for TAG_AGAIN.
+    const tagNumbers = new MapCtor();
+    let tagNames = 0;
     const sampleCounts = new MapCtor();
 
     function bytesView() {
@@ -248,6 +271,13 @@ export function driverSource(): string {
     }
     function u32(i) { return meta[base + i] >>> 0; }
 
+    function reserve(bytes) {
+      const need = outLength + bytes;
+      if (need <= outCapacity) return;
+      let capacity = outCapacity * 2;
+      while (capacity < need) capacity *= 2;
+      newResultBuffer(capacity);
+    }
     function newResultBuffer(capacity) {
       const next = new ArrayBufferCtor(capacity);
       const bytes = new Uint8ArrayCtor(next);
@@ -258,12 +288,7 @@ export function driverSource(): string {
     // U+FFFD. The text is a primitive string of at most LOG_LINE_CHARS units, so its UTF-8 fits a u16.
     function put(kind, text) {
       const units = text.length;
-      const need = outLength + ${RESULT_ENTRY_HEADER_BYTES} + ${UTF8_BYTES_PER_UNIT} * units;
-      if (need > outCapacity) {
-        let capacity = outCapacity * 2;
-        while (capacity < need) capacity *= 2;
-        newResultBuffer(capacity);
-      }
+      reserve(${RESULT_ENTRY_HEADER_BYTES} + ${UTF8_BYTES_PER_UNIT} * units);
       const start = outLength;
       let w = start + ${RESULT_ENTRY_HEADER_BYTES};
       for (let k = 0; k < units; k++) {
@@ -342,7 +367,16 @@ export function driverSource(): string {
         // Per-batch cap keeps memory bounded; the host enforces the per-packet limit and dedupes.
         if (index < 0 || tagCount >= tagCap) return;
         tagCount++;
-        put(${RESULT_ENTRY.TAG}, name);
+        const number = mapGet(tagNumbers, name);
+        if (number === undefined) {
+          put(${RESULT_ENTRY.TAG}, name);
+          if (tagNames < ${TAG_AGAIN_NAMES}) mapSet(tagNumbers, name, tagNames);
+          tagNames++;
+        } else {
+          reserve(${RESULT_ENTRY_HEADER_BYTES});
+          out[outLength] = ${RESULT_ENTRY.TAG_AGAIN}; out[outLength + 1] = number & 255; out[outLength + 2] = number >> 8;
+          outLength += ${RESULT_ENTRY_HEADER_BYTES};
+        }
         meta[base + ${R.TAGS}]++;
       },
       sample(n, key) {
@@ -402,6 +436,7 @@ export function driverSource(): string {
       outLength = 0;
       if (out === null || outCapacity > ${RESULT_KEEP_BYTES}) newResultBuffer(${RESULT_INITIAL_BYTES});
       tagCount = 0; tagCap = count * ${L.TAGS_PER_PACKET}; logCount = 0; logsSuppressed = 0;
+      if (tagNames > 0) { mapClear(tagNumbers); tagNames = 0; }
       viewFor = -1;
       let firstError = null, result;
       for (let i = 0; i < count; i++) {

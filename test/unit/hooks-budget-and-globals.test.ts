@@ -84,18 +84,22 @@ describe("tags and logs do not depend on the sandbox's globals", () => {
       ...entry(RESULT_ENTRY.TAG, name),
       ...entry(RESULT_ENTRY.LOG, "hi \u00e9\u{1f600}"),
       ...entry(RESULT_ENTRY.TAG, Uint8Array.from([0x61, 0xed, 0xa0, 0x80, 0xff])), // not UTF-8: U+FFFD each
+      RESULT_ENTRY.TAG_AGAIN, 1, 0, // the second TAG entry's name again
+      RESULT_ENTRY.TAG_AGAIN, 0, 0,
       ...entry(RESULT_ENTRY.ERROR, "boom"),
       ...entry(RESULT_ENTRY.ERROR, "second"),
       ...entry(9, "unknown kind"),
       ...entry(RESULT_ENTRY.TAG, "after garbage"),
     ]);
     expect(decodeDriverResult(bytes)).toEqual({
-      tagNames: [name, "a\ufffd\ufffd\ufffd\ufffd"],
+      tagNames: [name, "a\ufffd\ufffd\ufffd\ufffd", "a\ufffd\ufffd\ufffd\ufffd", name],
       logs: ["hi \u00e9\u{1f600}"],
       firstError: "boom",
     });
     // An entry that overruns the bytes, or a tag longer than a tag can be, ends the read.
     expect(decodeDriverResult(Uint8Array.from([...entry(RESULT_ENTRY.LOG, "ok"), RESULT_ENTRY.TAG, 10, 0, 0x61]))).toEqual({ tagNames: [], logs: ["ok"], firstError: undefined });
     expect(decodeDriverResult(Uint8Array.from(entry(RESULT_ENTRY.TAG, "x".repeat(193))))).toEqual({ tagNames: [], logs: [], firstError: undefined });
+    // TAG_AGAIN naming a TAG entry that does not exist (yet) ends it too.
+    expect(decodeDriverResult(Uint8Array.from([...entry(RESULT_ENTRY.TAG, "a"), RESULT_ENTRY.TAG_AGAIN, 1, 0, ...entry(RESULT_ENTRY.TAG, "b")]))).toEqual({ tagNames: ["a"], logs: [], firstError: undefined });
   });
 });

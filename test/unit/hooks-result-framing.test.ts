@@ -4,7 +4,7 @@
 // escaped (issue 21: a "\0" tag hid every later tag, a crafted log line forged a tag on a
 // packet the hook never ran on).
 import { afterAll, describe, expect, test } from "bun:test";
-import { HookRunner } from "../../src/hooks/index.ts";
+import { HOOK_TAG_NAMES_COUNTED, HookRunner } from "../../src/hooks/index.ts";
 import { tagText } from "../../src/hooks/hook-text.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
 import { formatHookCounters } from "../../src/pipeline/stages/hooks.ts";
@@ -133,6 +133,40 @@ describe("forged results", () => {
     const second = runner.run(batch200);
     expect(runner.stats.tagged).toEqual({ ok: 200 });
     expect(second.tags.every((t) => t?.length === 1 && t[0] === "ok")).toBe(true);
+  });
+});
+
+describe("many tags", () => {
+  test("names repeated across a batch and names new on every packet both land on the right packets", async () => {
+    const { runner } = await hook(`export default function (pkt, ctx) {
+      ctx.tag("p" + pkt.index);
+      ctx.tag(pkt.index % 2 ? "odd" : "even");
+      ctx.tag("all");
+      if (pkt.index % 3 === 0) ctx.tag("p" + (pkt.index + 1));
+    }`);
+    const result = runner.run(batch200);
+    expect(tagsOf(result.tags)).toEqual(
+      Array.from({ length: PACKETS }, (_, i) => [`p${i}`, i % 2 ? "odd" : "even", "all", ...(i % 3 === 0 ? [`p${i + 1}`] : [])]),
+    );
+    // A second batch starts its table of names afresh.
+    expect(tagsOf(runner.run(batch200).tags)).toEqual(tagsOf(result.tags));
+  });
+
+  test(`the counters keep ${HOOK_TAG_NAMES_COUNTED} names; later new names are counted together, and still tag their packets`, async () => {
+    const { runner } = await hook(`export default function (pkt, ctx) {
+      ctx.state.n = (ctx.state.n ?? 0) + 1;
+      ctx.tag("n" + ctx.state.n);
+    }`);
+    const batches = Math.ceil((HOOK_TAG_NAMES_COUNTED + 100) / PACKETS);
+    let last;
+    for (let k = 0; k < batches; k++) last = runner.run(batch200);
+    const stats = runner.stats;
+    expect(Object.keys(stats.tagged).length).toBe(HOOK_TAG_NAMES_COUNTED);
+    expect(stats.tagged[`n${HOOK_TAG_NAMES_COUNTED}`]).toBe(1);
+    expect(stats.tagged[`n${HOOK_TAG_NAMES_COUNTED + 1}`]).toBeUndefined();
+    expect(stats.taggedOtherNames).toBe(batches * PACKETS - HOOK_TAG_NAMES_COUNTED);
+    expect(last!.tags[PACKETS - 1]).toEqual([`n${batches * PACKETS}`]);
+    expect(formatHookCounters(stats, "pass")).toContain(` n${HOOK_TAG_NAMES_COUNTED}=1 (other names)=${stats.taggedOtherNames};`);
   });
 });
 
