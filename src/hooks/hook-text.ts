@@ -25,3 +25,16 @@ export function tagCountsText(stats: Pick<HookCountersSnapshot, "tagged" | "tagg
   if (stats.taggedOtherNames > 0) words.push(`(other names)=${stats.taggedOtherNames}`);
   return words.join(" ");
 }
+
+/**
+ * A record's tags as its pcapng comments (opt_comment, UTF-8). The comment is data in a file,
+ * so the names go as they are, control characters included (whoever prints them must escape
+ * them, as probe does), with one exception: NUL becomes U+FFFD, because the readers of those
+ * files take a comment as a C string and would show "a\0b" as "a" (tshark does), hiding the rest
+ * of the name, the same loss issue 21 found in the hook results. The tags were decoded from
+ * UTF-8 with every bad sequence and lone surrogate replaced, so the comments are valid UTF-8.
+ */
+export function tagComments(tags: readonly string[]): readonly string[] {
+  if (!tags.some((tag) => tag.includes("\0"))) return tags;
+  return tags.map((tag) => tag.replaceAll("\0", "\ufffd"));
+}

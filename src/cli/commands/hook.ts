@@ -184,10 +184,12 @@ async function writeOutput(
       precision: firstInterface.precision,
       ...(firstInterface.name ? { interfaceName: firstInterface.name } : {}),
     });
-    // A record's tags become its pcapng comments (meta.comments).
+    // A record's tags become its pcapng comments (meta.comments), as the pipeline's hook stage writes them.
+    const { tagComments } = await import("../../hooks/index.ts");
     for (const [i, batch] of output.entries()) {
       const batchTags = tags[i];
-      if (batch.count > 0) await writer.write(batchTags?.some((t) => t !== undefined) ? { ...batch, meta: { ...batch.meta, comments: batchTags } } : batch);
+      const comments = batchTags?.map((t) => t && tagComments(t));
+      if (batch.count > 0) await writer.write(comments?.some((t) => t !== undefined) ? { ...batch, meta: { ...batch.meta, comments } } : batch);
     }
     await writer.close();
   } catch (error) {
