@@ -20,8 +20,12 @@ const RUN_TIMEOUT_MS = 20_000;
 /** No new run starts after this long, so the script ends within a minute on a busy machine. */
 const TOTAL_MAX_MS = 50_000;
 
-/** Seven lone surrogates: under the old string framing each grew by two characters on the host, shifting the parser 14 characters into the hook's text. */
-const SLIDE = "\\ud800".repeat(7);
+/**
+ * k lone surrogates: under the old string framing each came back as three characters on the
+ * host, so the parser ended a log line 2k characters early, inside the hook's text; an injected
+ * record of 2k characters then parsed as the hook wished.
+ */
+const slide = (k: number) => "\\ud800".repeat(k);
 const FFFD7 = "\ufffd".repeat(7);
 
 interface HostileHook {
@@ -45,10 +49,10 @@ const HOOKS: HostileHook[] = [
   { name: "surrogate-log", body: `if (n === 2) ctx.log("\\ud800"); ctx.tag("ok");`, expected: () => ["ok"], stderrMust: ['"\ufffd"'] },
   {
     name: "forge-tag",
-    body: `if (n !== 1) return; ctx.log("${SLIDE}T4;6:FORGEDL0:"); ctx.tag("${SLIDE}T4;6:FORGED");`,
+    body: `if (n !== 1) return; ctx.log("${slide(7)}T4;6:FORGEDL0:"); ctx.tag("${slide(7)}T4;6:FORGED");`,
     expected: (n) => (n === 1 ? [`${FFFD7}T4;6:FORGED`] : []),
   },
-  { name: "forge-warning", body: `if (n === 1) ctx.log("${SLIDE}E1;4:nopeL0:");`, expected: () => [], stderrMustNot: ["packet(s) failed"] },
+  { name: "forge-warning", body: `if (n === 1) ctx.log("${slide(6)}E1;4:nopeL0:");`, expected: () => [], stderrMustNot: ["packet(s) failed"] },
   { name: "control-tags", body: `ctx.tag("a\\nb\\x1b[31m"); if (n === 5) ctx.tag("\\u202e\\x07");`, expected: (n) => (n === 5 ? ["a\nb\x1b[31m", "\u202e\x07"] : ["a\nb\x1b[31m"]) },
   { name: "name-per-packet", body: `ctx.tag("n" + n); ctx.tag("all");`, expected: (n) => [`n${n}`, "all"] },
 ];

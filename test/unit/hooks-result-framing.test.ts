@@ -94,9 +94,11 @@ describe("lone surrogates in hook output", () => {
 
 describe("forged results", () => {
   // Under the old framing ("T<index>;<len>:<name>" in one string, lengths in UTF-16 units,
-  // read back as UTF-8 to the first NUL) each lone surrogate grew by two characters on the
-  // host, so 7 of them slid the parser into text the hook chose.
+  // read back as UTF-8 to the first NUL) each lone surrogate came back as three characters, so
+  // k of them ended a log line 2k characters early, and 2k injected characters parsed as the
+  // hook wished.
   const surrogates = "\\ud800".repeat(7);
+  const sixSurrogates = "\\ud800".repeat(6);
 
   test("text shaped like the framing cannot tag a packet the hook did not run on", async () => {
     const { runner, logger } = await hook(`export default function (pkt, ctx) {
@@ -114,25 +116,11 @@ describe("forged results", () => {
 
   test("text shaped like the framing cannot invent a failure report", async () => {
     const { runner, logger } = await hook(`export default function (pkt, ctx) {
-      if (pkt.index === 1) ctx.log("${surrogates}E1;4:nopeL0:");
+      if (pkt.index === 1) ctx.log("${sixSurrogates}E1;4:nopeL0:");
     }`);
     runner.run(batch200);
     expect(runner.stats.failures.threw).toBe(0);
-    expect(logger.lines).toEqual([`info: hook t.js: "${"\ufffd".repeat(7)}E1;4:nopeL0:"`]);
-  });
-
-  test("ctx kept from a batch and called outside a packet's run tags nothing", async () => {
-    const { runner } = await hook(`let kept;
-      export default function (pkt, ctx) {
-        if (kept === undefined) { kept = ctx; return; }
-        Promise.resolve().then(() => kept.tag("late"));
-        ctx.tag("ok");
-      }`);
-    const first = runner.run(batchOf([ipv4Frame({ protocol: "udp", srcPort: 1, dstPort: 2, payload: new Uint8Array(1) })]));
-    expect(first.tags).toEqual([undefined]);
-    const second = runner.run(batch200);
-    expect(runner.stats.tagged).toEqual({ ok: 200 });
-    expect(second.tags.every((t) => t?.length === 1 && t[0] === "ok")).toBe(true);
+    expect(logger.lines).toEqual([`info: hook t.js: "${"\ufffd".repeat(6)}E1;4:nopeL0:"`]);
   });
 });
 
