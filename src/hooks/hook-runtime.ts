@@ -351,7 +351,8 @@ export class HookRunner {
   ): (string[] | undefined)[] {
     const tagsByInput: (string[] | undefined)[] = new Array(count);
     if (outcome.failure !== undefined) {
-      this.logFailure(`batch stopped: ${hookLineText(outcome.message)}`);
+      const message = outcome.message;
+      this.logFailure(() => `batch stopped: ${hookLineText(message)}`);
       return tagsByInput;
     }
     if (result !== undefined && result.tagNames.length > 0) {
@@ -387,8 +388,7 @@ export class HookRunner {
     if (hookErrors > 0) {
       // The count is the host's own (from the verdicts); only the words come from the VM.
       const first = result?.firstError;
-      const words = first === undefined ? "(no description)" : hookLineText(first.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS));
-      this.logFailure(`${hookErrors} packet(s) failed in a batch; first: ${words}`);
+      this.logFailure(() => `${hookErrors} packet(s) failed in a batch; first: ${first === undefined ? "(no description)" : hookLineText(first.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS))}`);
     }
     return tagsByInput;
   }
@@ -503,8 +503,9 @@ export class HookRunner {
     );
   }
 
-  private logFailure(message: string): void {
-    if (this.failureLogLimiter.take()) this.logger.warn(`hook ${this.name}: ${message}`);
+  /** A failure line, at most one a second; the text is only built when it will be logged. */
+  private logFailure(message: () => string): void {
+    if (this.failureLogLimiter.take()) this.logger.warn(`hook ${this.name}: ${message()}`);
   }
 }
 

@@ -124,7 +124,7 @@ export const RESULT_ENTRY = {
   TAG_AGAIN: 4,
   /** A ctx.log line. */
   LOG: 2,
-  /** The description of the batch's first failed packet (a throw or a bad verdict). */
+  /** The description of the batch's first failed packet (a throw, a bad verdict, out of memory inside the hook). */
   ERROR: 3,
 } as const;
 export const RESULT_ENTRY_HEADER_BYTES = 3;
@@ -176,10 +176,13 @@ export function decodeDriverResult(bytes: Uint8Array): DriverResult {
     if (kind === RESULT_ENTRY.TAG) {
       result.tagNames.push(text);
       named.push(text);
+    } else if (kind === RESULT_ENTRY.LOG) {
+      result.logs.push(text);
+    } else if (kind === RESULT_ENTRY.ERROR) {
+      result.firstError ??= text;
+    } else {
+      break;
     }
-    else if (kind === RESULT_ENTRY.LOG) result.logs.push(text);
-    else if (kind === RESULT_ENTRY.ERROR) result.firstError ??= text;
-    else break;
     at = start + length;
   }
   return result;
