@@ -237,17 +237,18 @@ export class HookRunner {
       // Read only the slots the driver writes; everything else comes from the host's own meta.
       progress = metaView[META_HEADER.PROGRESS]!;
       stopped = metaView[META_HEADER.STOP] !== 0;
+      if (resultView !== undefined) {
+        const length = metaView[META_HEADER.RESULT_BYTES]!;
+        const valid = Number.isInteger(length) && length > 0 && length <= resultView.byteLength;
+        if (valid) driverResult = decodeDriverResult(resultView.subarray(0, length));
+      }
+      const tagged = driverResult !== undefined && driverResult.tagNames.length > 0;
       for (let i = 0; i < count; i++) {
         const base = META_HEADER_INTS + i * META_RECORD_INTS;
         meta[base + META_RECORD.VERDICT] = metaView[base + META_RECORD.VERDICT]!;
         meta[base + META_RECORD.OUT_CAPLEN] = metaView[base + META_RECORD.OUT_CAPLEN]!;
         meta[base + META_RECORD.FLAGS] = metaView[base + META_RECORD.FLAGS]!;
-        meta[base + META_RECORD.TAGS] = metaView[base + META_RECORD.TAGS]!;
-      }
-      if (resultView !== undefined) {
-        const length = metaView[META_HEADER.RESULT_BYTES]!;
-        const valid = Number.isInteger(length) && length > 0 && length <= resultView.byteLength;
-        if (valid) driverResult = decodeDriverResult(resultView.subarray(0, length));
+        if (tagged) meta[base + META_RECORD.TAGS] = metaView[base + META_RECORD.TAGS]!;
       }
       const suppressed = metaView[META_HEADER.LOGS_SUPPRESSED]!;
       if (suppressed > 0) logsSuppressed = suppressed;
