@@ -277,7 +277,9 @@ export class HookRunner {
         if (verdict === VERDICT.OUT_OF_MEMORY && stopped) {
           failure = FAILURE_KIND.OUT_OF_MEMORY;
           hookErrors++;
-        } else failure = runFailure !== undefined ? runFailureKind(runFailure) : FAILURE_KIND.INTERNAL;
+        } else {
+          failure = runFailure !== undefined ? runFailureKind(runFailure) : FAILURE_KIND.INTERNAL;
+        }
       } else if (verdict === VERDICT.PASS || verdict === VERDICT.REPLACED) {
         const caplen = meta[base + META_RECORD.OUT_CAPLEN]!;
         if (Number.isInteger(caplen) && caplen >= 0 && caplen <= caplenIn) {
@@ -477,11 +479,14 @@ export class HookRunner {
   private countTag(name: string): void {
     const tagged = this.counters.tagged;
     const counted = tagged[name];
-    if (counted !== undefined) tagged[name] = counted + 1;
-    else if (this.tagNamesCounted < HOOK_TAG_NAMES_COUNTED) {
+    if (counted !== undefined) {
+      tagged[name] = counted + 1;
+    } else if (this.tagNamesCounted < HOOK_TAG_NAMES_COUNTED) {
       tagged[name] = 1;
       this.tagNamesCounted++;
-    } else this.counters.taggedOtherNames++;
+    } else {
+      this.counters.taggedOtherNames++;
+    }
   }
 
   private recreate(reason: string): void {
