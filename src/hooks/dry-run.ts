@@ -6,6 +6,7 @@ import { BATCH_RECORD_HEADER_BYTES, forEachRecord } from "../packet/packet-batch
 import type { Logger } from "../logging/index.ts";
 import { FAILURE_KIND, failureName, PACKET_OUTCOME, type FailureKind, type HookCountersSnapshot } from "./hook-counters.ts";
 import { HookRunner } from "./hook-runtime.ts";
+import { tagText } from "./hook-text.ts";
 import { decodeOffsets, ipProtocolName } from "../packet/packet-offsets.ts";
 import type { HookSettings } from "./settings.ts";
 
@@ -83,7 +84,7 @@ export async function runHookDryRun(options: HookDryRunOptions): Promise<HookDry
           const caplen = afterCaplens[j]!;
           if (caplen !== before[i]!.caplen) line += ` caplen ${before[i]!.caplen}->${caplen}`;
           const packetTags = result.tags[j];
-          if (packetTags !== undefined) line += ` tags=${packetTags.join(",")}`;
+          if (packetTags !== undefined) line += ` tags=${packetTags.map(tagText).join(",")}`;
           j++;
         }
         if (options.verbose) line += ` | ${before[i]!.text}`;

@@ -46,8 +46,10 @@ export interface HookCountersSnapshot {
   passed: number;
   dropped: number;
   modified: number;
-  /** Packets tagged, by tag name. */
+  /** Packets tagged, by tag name (no prototype: a tag may be called "__proto__"); at most HOOK_TAG_NAMES_COUNTED names. */
   tagged: Record<string, number>;
+  /** Tags whose name came after HOOK_TAG_NAMES_COUNTED other names and has no count of its own. */
+  taggedOtherNames: number;
   failures: HookFailureCounts;
   /** Packets that got the failure policy without the hook running (batch stopped early, or hook disabled). */
   skipped: number;
@@ -74,7 +76,8 @@ export function emptyCounters(name: string): HookCountersSnapshot {
     passed: 0,
     dropped: 0,
     modified: 0,
-    tagged: {},
+    tagged: Object.create(null) as Record<string, number>,
+    taggedOtherNames: 0,
     failures: { threw: 0, badVerdict: 0, timeout: 0, outOfMemory: 0, internal: 0 },
     skipped: 0,
     checksumsFixed: 0,
@@ -92,7 +95,7 @@ export function emptyCounters(name: string): HookCountersSnapshot {
 
 /** Deep copy, so callers cannot change the runner's counters through a snapshot. */
 export function copyCounters(counters: HookCountersSnapshot): HookCountersSnapshot {
-  return { ...counters, tagged: { ...counters.tagged }, failures: { ...counters.failures } };
+  return { ...counters, tagged: Object.assign(Object.create(null) as Record<string, number>, counters.tagged), failures: { ...counters.failures } };
 }
 
 /**

@@ -25,10 +25,12 @@ import {
   DEFAULT_HOOK_SETTINGS,
   HOOK_DISABLE_AFTER_CONSECUTIVE_FAILURES,
   HOOK_LOG_LINES_PER_SECOND,
+  HOOK_TAG_NAMES_COUNTED,
   hookSettingsSchema,
   type HookSettings,
 } from "./settings.ts";
-import { DRIVER_LIMITS, META_HEADER, META_HEADER_INTS, META_RECORD, META_RECORD_INTS, parseDriverResult, RECORD_FLAG, RECORD_MARK, VERDICT } from "./vm-driver.ts";
+import { decodeDriverResult, DRIVER_LIMITS, META_HEADER, META_HEADER_INTS, META_RECORD, META_RECORD_INTS, RECORD_FLAG, RECORD_MARK, VERDICT, type DriverResult } from "./vm-driver.ts";
+import { hookLineText } from "./hook-text.ts";
 import type { QuickJSWASMModule } from "quickjs-emscripten-core";
 
 export interface HookRunnerOptions {
@@ -80,6 +82,8 @@ export class HookRunner {
   private readonly logger: Logger;
   private readonly filename: string;
   private disposedFlag = false;
+  /** Names in counters.tagged (kept here: counting an object's keys per tag would cost more than the tag). */
+  private tagNamesCounted = 0;
 
   private constructor(
     private quickjs: QuickJSWASMModule,
@@ -227,16 +231,27 @@ export class HookRunner {
     let vmData: Uint8Array | undefined;
     let progress = 0;
     let stopped = false;
-    const outcome: DriverOutcome = runGuarded(() => sandbox.runBatch(meta, input, interfaceName, (metaView, dataView) => {
+    let driverResult: DriverResult | undefined;
+    let logsSuppressed = 0;
+    const outcome: DriverOutcome = runGuarded(() => sandbox.runBatch(meta, input, interfaceName, (metaView, dataView, resultView) => {
       // Read only the slots the driver writes; everything else comes from the host's own meta.
       progress = metaView[META_HEADER.PROGRESS]!;
       stopped = metaView[META_HEADER.STOP] !== 0;
+      if (resultView !== undefined) {
+        const length = metaView[META_HEADER.RESULT_BYTES]!;
+        const valid = Number.isInteger(length) && length > 0 && length <= resultView.byteLength;
+        if (valid) driverResult = decodeDriverResult(resultView.subarray(0, length));
+      }
+      const tagged = driverResult !== undefined && driverResult.tagNames.length > 0;
       for (let i = 0; i < count; i++) {
         const base = META_HEADER_INTS + i * META_RECORD_INTS;
         meta[base + META_RECORD.VERDICT] = metaView[base + META_RECORD.VERDICT]!;
         meta[base + META_RECORD.OUT_CAPLEN] = metaView[base + META_RECORD.OUT_CAPLEN]!;
         meta[base + META_RECORD.FLAGS] = metaView[base + META_RECORD.FLAGS]!;
+        if (tagged) meta[base + META_RECORD.TAGS] = metaView[base + META_RECORD.TAGS]!;
       }
+      const suppressed = metaView[META_HEADER.LOGS_SUPPRESSED]!;
+      if (suppressed > 0) logsSuppressed = suppressed;
       // Copy the VM's data once, but only if the hook changed something (the common no-op case skips it).
       if (!Buffer.from(dataView.buffer, dataView.byteOffset, dataView.byteLength).equals(input)) vmData = dataView.slice();
     }));
@@ -248,6 +263,8 @@ export class HookRunner {
 
     const policyKeeps = this.settings.hookFail === "pass";
     let lastFailure: FailureKind = FAILURE_KIND.NONE;
+    /** Packets the hook itself failed on (threw, bad verdict, out of memory inside it): what the driver's first-error message describes. */
+    let hookErrors = 0;
     for (let i = 0; i < count; i++) {
       const base = META_HEADER_INTS + i * META_RECORD_INTS;
       const caplenIn = meta[base + META_RECORD.CAPLEN]!;
@@ -257,8 +274,12 @@ export class HookRunner {
       if (i > progress) {
         failure = FAILURE_KIND.SKIPPED;
       } else if (i === progress && incomplete) {
-        if (verdict === VERDICT.OUT_OF_MEMORY && stopped) failure = FAILURE_KIND.OUT_OF_MEMORY;
-        else failure = runFailure !== undefined ? runFailureKind(runFailure) : FAILURE_KIND.INTERNAL;
+        if (verdict === VERDICT.OUT_OF_MEMORY && stopped) {
+          failure = FAILURE_KIND.OUT_OF_MEMORY;
+          hookErrors++;
+        } else {
+          failure = runFailure !== undefined ? runFailureKind(runFailure) : FAILURE_KIND.INTERNAL;
+        }
       } else if (verdict === VERDICT.PASS || verdict === VERDICT.REPLACED) {
         const caplen = meta[base + META_RECORD.OUT_CAPLEN]!;
         if (Number.isInteger(caplen) && caplen >= 0 && caplen <= caplenIn) {
@@ -272,8 +293,10 @@ export class HookRunner {
         decided = true;
       } else if (verdict === VERDICT.THREW) {
         failure = FAILURE_KIND.THREW;
+        hookErrors++;
       } else if (verdict === VERDICT.BAD_VERDICT) {
         failure = FAILURE_KIND.BAD_VERDICT;
+        hookErrors++;
       } else {
         failure = FAILURE_KIND.INTERNAL;
       }
@@ -294,7 +317,7 @@ export class HookRunner {
       }
     }
 
-    const tagsByInput = this.readDriverResult(outcome, count, failures);
+    const tagsByInput = this.readDriverResult(outcome, driverResult, meta, count, failures, hookErrors, logsSuppressed);
     const result = this.writeOutput(batch, meta, decisions, vmData, outcomes, failures, tagsByInput);
 
     if (!incomplete && outcome.failure === undefined && outcome.memoryOverLimit) {
@@ -314,34 +337,61 @@ export class HookRunner {
     return result;
   }
 
-  /** Logs, tags and the first error message from the driver's result string, validated. Tags per input record. */
-  private readDriverResult(outcome: DriverOutcome, count: number, failures: Uint8Array): (string[] | undefined)[] {
+  /**
+   * Tags per input record, log lines and the first error message from the driver's result,
+   * validated. The tag entries are handed out to records in order, each record taking as many as
+   * its META_RECORD.TAGS count says: the record a tag lands on is decided here, by position, never
+   * by anything in the entries. What reaches the log is escaped (hookLineText).
+   */
+  private readDriverResult(
+    outcome: DriverOutcome,
+    result: DriverResult | undefined,
+    meta: Int32Array,
+    count: number,
+    failures: Uint8Array,
+    hookErrors: number,
+    logsSuppressed: number,
+  ): (string[] | undefined)[] {
     const tagsByInput: (string[] | undefined)[] = new Array(count);
     if (outcome.failure !== undefined) {
-      this.logFailure(`batch stopped: ${outcome.message}`);
+      const message = outcome.message;
+      this.logFailure(() => `batch stopped: ${hookLineText(message)}`);
       return tagsByInput;
     }
-    if (outcome.resultText === undefined) return tagsByInput;
-    const { tags, logs, logsSuppressed, firstError, errorCount } = parseDriverResult(outcome.resultText);
-    for (const { index, name } of tags) {
-      if (index >= count) continue;
-      if (name.length === 0 || name.length > DRIVER_LIMITS.TAG_CHARS) continue;
-      if (failures[index] !== FAILURE_KIND.NONE) continue;
-      const list = (tagsByInput[index] ??= []);
-      if (list.length < DRIVER_LIMITS.TAGS_PER_PACKET && !list.includes(name)) list.push(name);
-    }
-    for (const line of logs.slice(0, DRIVER_LIMITS.LOG_LINES_PER_BATCH)) {
-      if (this.logLimiter.take()) {
-        this.counters.logLines++;
-        this.logger.info(`hook ${this.name}: ${line.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS)}`);
-      } else {
-        this.counters.logLinesSuppressed++;
+    if (result !== undefined && result.tagNames.length > 0) {
+      const names = result.tagNames;
+      let next = 0;
+      for (let i = 0; i < count && next < names.length; i++) {
+        const tags = meta[META_HEADER_INTS + i * META_RECORD_INTS + META_RECORD.TAGS]!;
+        if (!(tags > 0)) continue;
+        const end = Math.min(names.length, next + tags);
+        if (failures[i] !== FAILURE_KIND.NONE) {
+          next = end;
+          continue;
+        }
+        for (; next < end; next++) {
+          const name = names[next]!;
+          if (name.length === 0 || name.length > DRIVER_LIMITS.TAG_CHARS) continue;
+          const list = (tagsByInput[i] ??= []);
+          if (list.length < DRIVER_LIMITS.TAGS_PER_PACKET && !list.includes(name)) list.push(name);
+        }
       }
     }
-    if (logsSuppressed > 0) this.counters.logLinesSuppressed += logsSuppressed;
-    if (firstError !== undefined) {
-      const n = errorCount > 0 ? errorCount : 1;
-      this.logFailure(`${n} packet(s) failed in a batch; first: ${firstError.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS)}`);
+    if (result !== undefined) {
+      for (const line of result.logs.slice(0, DRIVER_LIMITS.LOG_LINES_PER_BATCH)) {
+        if (this.logLimiter.take()) {
+          this.counters.logLines++;
+          this.logger.info(`hook ${this.name}: ${hookLineText(line.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS))}`);
+        } else {
+          this.counters.logLinesSuppressed++;
+        }
+      }
+    }
+    if (Number.isSafeInteger(logsSuppressed) && logsSuppressed > 0) this.counters.logLinesSuppressed += logsSuppressed;
+    if (hookErrors > 0) {
+      // The count is the host's own (from the verdicts); only the words come from the VM.
+      const first = result?.firstError;
+      this.logFailure(() => `${hookErrors} packet(s) failed in a batch; first: ${first === undefined ? "(no description)" : hookLineText(first.slice(0, DRIVER_LIMITS.LOG_LINE_CHARS))}`);
     }
     return tagsByInput;
   }
@@ -367,7 +417,7 @@ export class HookRunner {
       if (!keep || caplen !== meta[base + META_RECORD.CAPLEN] || meta[base + META_RECORD.FLAGS] !== 0) changed = true;
       if (keep) total += BATCH_RECORD_HEADER_BYTES + caplen;
       const tags = tagsByInput[i];
-      if (tags !== undefined) for (const tag of tags) this.counters.tagged[tag] = (this.counters.tagged[tag] ?? 0) + 1;
+      if (tags !== undefined) for (const tag of tags) this.countTag(tag);
     }
     const tagsOut: (readonly string[] | undefined)[] = [];
     if (!changed) {
@@ -425,6 +475,20 @@ export class HookRunner {
     };
   }
 
+  /** One more packet with tag `name`, by name while fewer than HOOK_TAG_NAMES_COUNTED names are counted. */
+  private countTag(name: string): void {
+    const tagged = this.counters.tagged;
+    const counted = tagged[name];
+    if (counted !== undefined) {
+      tagged[name] = counted + 1;
+    } else if (this.tagNamesCounted < HOOK_TAG_NAMES_COUNTED) {
+      tagged[name] = 1;
+      this.tagNamesCounted++;
+    } else {
+      this.counters.taggedOtherNames++;
+    }
+  }
+
   private recreate(reason: string): void {
     this.counters.recreations++;
     this.sandbox?.dispose();
@@ -445,8 +509,9 @@ export class HookRunner {
     );
   }
 
-  private logFailure(message: string): void {
-    if (this.failureLogLimiter.take()) this.logger.warn(`hook ${this.name}: ${message}`);
+  /** A failure line, at most one a second; the text is only built when it will be logged. */
+  private logFailure(message: () => string): void {
+    if (this.failureLogLimiter.take()) this.logger.warn(`hook ${this.name}: ${message()}`);
   }
 }
 

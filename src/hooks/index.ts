@@ -11,6 +11,7 @@ export {
   type HookCountersSnapshot,
   type HookFailureCounts,
 } from "./hook-counters.ts";
+export { tagText, tagCountsText, hookLineText, tagComments } from "./hook-text.ts";
 export { HookCompileError, COMPILE_ERROR, newQuickJSInstance, HOOK_CHUNK_MAX_BYTES, type CompileErrorCode } from "./sandbox.ts";
 export { installHookReload, HOOK_RELOAD_DEBOUNCE_MS, type HookReloadHandle, type HookReloadOptions, type HookReloadTarget } from "./reload.ts";
 export { runHookDryRun, describePacket, type HookDryRunOptions, type HookDryRunResult, type HookDryRunCounts } from "./dry-run.ts";
@@ -23,6 +24,7 @@ export {
   DEFAULT_HOOK_MAX_STACK_BYTES,
   HOOK_DISABLE_AFTER_CONSECUTIVE_FAILURES,
   HOOK_LOG_LINES_PER_SECOND,
+  HOOK_TAG_NAMES_COUNTED,
   HOOK_FAIL_POLICY,
   type HookSettings,
   type HookFailPolicy,

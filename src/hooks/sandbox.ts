@@ -208,7 +208,7 @@ const IN_CALL_MEMORY_CHECK_MS = 2;
  * its limit, so the caller must rebuild the VM.
  */
 export type DriverOutcome =
-  | { failure: undefined; resultText: string | undefined; memoryOverLimit: boolean }
+  | { failure: undefined; memoryOverLimit: boolean }
   | { failure: RunFailure; message: string };
 
 interface VmError {
@@ -347,14 +347,15 @@ export class HookSandbox {
 
   /**
    * Runs the driver over one batch. `meta` and `data` are copied into the VM; after the call
-   * `read(metaView, dataView)` receives borrowed views of the VM's copies (also after a timeout,
-   * so the host can see how far the driver got), then every handle is released.
+   * `read(metaView, dataView, resultView)` receives borrowed views of the VM's copies (also
+   * after a timeout, so the host can see how far the driver got) and of the result entries the
+   * driver returned (undefined when it returned none or failed), then every handle is released.
    */
   runBatch(
     meta: Int32Array,
     data: Uint8Array,
     interfaceName: string,
-    read: (metaView: Int32Array, dataView: Uint8Array) => void,
+    read: (metaView: Int32Array, dataView: Uint8Array, resultView: Uint8Array | undefined) => void,
   ): DriverOutcome {
     if (this.disposed) throw new Error("HookSandbox used after dispose()");
     const context = this.context;
@@ -365,33 +366,43 @@ export class HookSandbox {
       try {
         const nameHandle = context.newString(interfaceName);
         let outcome: DriverOutcome;
+        let resultHandle: QuickJSHandle | undefined;
         try {
-          this.guard.arm(this.limits.batchBudgetMs);
-          const result = context.callFunction(this.drive, context.undefined, metaHandle, dataHandle, nameHandle);
-          this.guard.disarm();
-          if (result.error) {
-            const error = readError(context, result.error);
-            outcome = { failure: classifyRun(error, this.guard), message: this.guard.memoryExceeded ? "InternalError: memory limit exceeded" : `${error.name}: ${error.message}` };
-          } else {
-            const value = result.value;
-            const resultText = context.typeof(value) === "string" ? context.getString(value) : undefined;
-            value.dispose();
-            outcome = { failure: undefined, resultText, memoryOverLimit: this.checkMemory() };
-          }
-        } finally {
-          nameHandle.dispose();
-        }
-        const metaOut = context.getArrayBuffer(metaHandle);
-        try {
-          const dataOut = context.getArrayBuffer(dataHandle);
           try {
-            const m = metaOut.value;
-            read(new Int32Array(m.buffer, m.byteOffset, m.byteLength >> 2), dataOut.value);
+            this.guard.arm(this.limits.batchBudgetMs);
+            const result = context.callFunction(this.drive, context.undefined, metaHandle, dataHandle, nameHandle);
+            this.guard.disarm();
+            if (result.error) {
+              const error = readError(context, result.error);
+              outcome = { failure: classifyRun(error, this.guard), message: this.guard.memoryExceeded ? "InternalError: memory limit exceeded" : `${error.name}: ${error.message}` };
+            } else {
+              // The driver returns its result buffer (an ArrayBuffer) or undefined; kept until read() is done.
+              if (context.typeof(result.value) === "object") resultHandle = result.value;
+              else result.value.dispose();
+              outcome = { failure: undefined, memoryOverLimit: this.checkMemory() };
+            }
           } finally {
-            dataOut.dispose();
+            nameHandle.dispose();
+          }
+          const metaOut = context.getArrayBuffer(metaHandle);
+          try {
+            const dataOut = context.getArrayBuffer(dataHandle);
+            try {
+              const resultOut = resultHandle === undefined ? undefined : context.getArrayBuffer(resultHandle);
+              try {
+                const m = metaOut.value;
+                read(new Int32Array(m.buffer, m.byteOffset, m.byteLength >> 2), dataOut.value, resultOut?.value);
+              } finally {
+                resultOut?.dispose();
+              }
+            } finally {
+              dataOut.dispose();
+            }
+          } finally {
+            metaOut.dispose();
           }
         } finally {
-          metaOut.dispose();
+          resultHandle?.dispose();
         }
         return outcome;
       } finally {

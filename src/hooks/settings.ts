@@ -39,6 +39,14 @@ export const HOOK_DISABLE_AFTER_CONSECUTIVE_FAILURES = 100;
  */
 export const HOOK_LOG_LINES_PER_SECOND = 20;
 
+/**
+ * Distinct tag names a hook's counters keep a count for. A hook chooses its tag names (one per
+ * flow, one per packet), so the table would otherwise grow for as long as probe runs; 1024 is
+ * far more names than a summary line can show usefully. Tags of later new names are still put
+ * on their packets and counted together in `taggedOtherNames`.
+ */
+export const HOOK_TAG_NAMES_COUNTED = 1024;
+
 /** What to do with a packet when its hook fails (throws, times out, runs out of memory, bad verdict). */
 export const HOOK_FAIL_POLICY = { PASS: "pass", DROP: "drop" } as const;
 export type HookFailPolicy = (typeof HOOK_FAIL_POLICY)[keyof typeof HOOK_FAIL_POLICY];

@@ -6,9 +6,20 @@
 // exposes no host function at all: ctx.tag/sample/log/fixChecksums only record plain data that
 // the host reads after the batch and validates (it trusts nothing the VM writes).
 //
-// What the driver returns (tags, log lines, the first error) is one string built only by
-// concatenating primitives (RESULT_FIELD below, parsed by parseDriverResult): no array, no
-// JSON.stringify, no toJSON, nothing a hook can replace or poison (issue 9: a hook that set
+// What the driver returns (tag names, log lines, the first error) is bytes, not a string: a
+// Uint8Array of entries, each a kind byte, a byte length (u16 LE) and the text as UTF-8 with
+// lone surrogates replaced by U+FFFD (RESULT_ENTRY, read by decodeDriverResult). No content
+// can break that framing. It used to be one string of "T<index>;<length>:<name>" records with
+// lengths in UTF-16 units, read on the host as a NUL-terminated UTF-8 C string (issue 21): a
+// "\0" in a tag or log line cut off everything after it, and a lone surrogate came back as
+// three characters, so a crafted log line slid the parser into text of the hook's choosing
+// (a tag "FORGED" on a packet the hook never ran on, an invented failure report).
+// Which packet a tag belongs to is not in the entry: the driver counts each record's tags in
+// its meta slot (META_RECORD.TAGS) while it runs that record, and the host hands the tag
+// entries out to records in order by those counts. A hook can only tag the packet it runs on.
+//
+// The bytes are built with intrinsics captured before the hook's module runs (charCodeAt,
+// Uint8Array): no array, no JSON, nothing a hook can replace or poison (issue 9: a hook that set
 // Array.prototype.toJSON, an index setter on Array.prototype, or JSON.stringify dropped its tags).
 //
 // Shared layout (host writes, driver reads; see META below):
@@ -27,6 +38,10 @@ export const META_HEADER = {
   PROGRESS: 3,
   /** Why the driver stopped early (STOP_REASON); 0 when it finished the batch. */
   STOP: 4,
+  /** Bytes of result entries in the buffer the driver returned (driver writes). */
+  RESULT_BYTES: 5,
+  /** ctx.log lines over LOG_LINES_PER_BATCH, not sent (driver writes). */
+  LOGS_SUPPRESSED: 6,
 } as const;
 export const META_HEADER_INTS = 8;
 
@@ -48,8 +63,10 @@ export const META_RECORD = {
   DIRECTION: OFFSET_FIELD_COUNT + 8,
   /** RECORD_MARK bits the host derives from the batch's meta.comments. */
   MARKS: OFFSET_FIELD_COUNT + 9,
+  /** How many of the result's tag entries belong to this record, in order (host pre-fills 0, ctx.tag counts). */
+  TAGS: OFFSET_FIELD_COUNT + 10,
 } as const;
-export const META_RECORD_INTS = OFFSET_FIELD_COUNT + 10;
+export const META_RECORD_INTS = OFFSET_FIELD_COUNT + 11;
 
 /** Bits of META_RECORD.MARKS. */
 export const RECORD_MARK = {
@@ -96,76 +113,96 @@ export const DRIVER_LIMITS = {
 } as const;
 
 /**
- * Record letters of the driver's result string. Each record is the letter, then fields:
- * numbers end with ";", strings are written LENGTH ":" TEXT (length in UTF-16 units).
+ * Kinds of the driver's result entries: kind (u8), then a u16 LE that is the byte length of the
+ * UTF-8 text that follows (TAG, LOG, ERROR), or for TAG_AGAIN the number of an earlier TAG entry
+ * of the same batch (0 = the first) whose name is used again, with no text.
  */
-export const RESULT_FIELD = {
-  /** T index; name */
-  TAG: "T",
-  /** L line */
-  LOG: "L",
-  /** S suppressed-log-lines; */
-  SUPPRESSED: "S",
-  /** E error-count; first-error */
-  ERROR: "E",
+export const RESULT_ENTRY = {
+  /** A tag name of the next record whose META_RECORD.TAGS count is not used up. */
+  TAG: 1,
+  /** The same, naming an earlier TAG entry: a hook tags thousands of packets with a few names, and each is encoded and decoded once per batch. */
+  TAG_AGAIN: 4,
+  /** A ctx.log line. */
+  LOG: 2,
+  /** The description of the batch's first failed packet (a throw, a bad verdict, out of memory inside the hook). */
+  ERROR: 3,
 } as const;
+export const RESULT_ENTRY_HEADER_BYTES = 3;
+/** TAG entries of a batch that TAG_AGAIN can name (its u16); later new names are sent whole every time. */
+const TAG_AGAIN_NAMES = 65535;
+/** The driver's result buffer starts at this size and doubles as needed. */
+const RESULT_INITIAL_BYTES = 4096;
+/** A result buffer grown past this (a batch with many long tags) is not kept for the next batch. */
+const RESULT_KEEP_BYTES = 65536;
+/** UTF-8 bytes of one UTF-16 unit at most (a surrogate pair: 4 bytes for 2 units). */
+const UTF8_BYTES_PER_UNIT = 3;
 
 export interface DriverResult {
-  tags: { index: number; name: string }[];
+  /** Tag names in the order ctx.tag was called (so in record order). */
+  tagNames: string[];
   logs: string[];
-  logsSuppressed: number;
-  errorCount: number;
   firstError: string | undefined;
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+
 /**
- * Parses the driver's result string. The VM is untrusted: a malformed string ends the parse
- * and what was read so far is returned (the caller re-checks every value against its limits).
+ * Reads the driver's result entries. The VM is untrusted: an entry that overruns the bytes,
+ * is longer than its kind allows, or has an unknown kind ends the read, and what was read so
+ * far is returned (the caller re-checks every value against its limits). Bytes that are not
+ * UTF-8 become U+FFFD.
  */
-export function parseDriverResult(text: string): DriverResult {
-  const result: DriverResult = { tags: [], logs: [], logsSuppressed: 0, errorCount: 0, firstError: undefined };
+export function decodeDriverResult(bytes: Uint8Array): DriverResult {
+  const result: DriverResult = { tagNames: [], logs: [], firstError: undefined };
+  const end = bytes.byteLength;
   let at = 0;
-  const number = (): number | undefined => {
-    const end = text.indexOf(";", at);
-    if (end < 0 || end - at > 16) return undefined;
-    const value = Number(text.slice(at, end));
-    at = end + 1;
-    return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
-  };
-  const string = (): string | undefined => {
-    const colon = text.indexOf(":", at);
-    if (colon < 0 || colon - at > 16) return undefined;
-    const length = Number(text.slice(at, colon));
-    if (!Number.isSafeInteger(length) || length < 0 || colon + 1 + length > text.length) return undefined;
-    at = colon + 1 + length;
-    return text.slice(colon + 1, at);
-  };
-  while (at < text.length) {
-    const letter = text[at++];
-    if (letter === RESULT_FIELD.TAG) {
-      const index = number();
-      const name = string();
-      if (index === undefined || name === undefined) break;
-      result.tags.push({ index, name });
-    } else if (letter === RESULT_FIELD.LOG) {
-      const line = string();
-      if (line === undefined) break;
-      result.logs.push(line);
-    } else if (letter === RESULT_FIELD.SUPPRESSED) {
-      const n = number();
-      if (n === undefined) break;
-      result.logsSuppressed = n;
-    } else if (letter === RESULT_FIELD.ERROR) {
-      const n = number();
-      const first = string();
-      if (n === undefined || first === undefined) break;
-      result.errorCount = n;
-      result.firstError = first;
+  /** Names of the TAG entries so far, for TAG_AGAIN. */
+  const named: string[] = [];
+  while (at + RESULT_ENTRY_HEADER_BYTES <= end) {
+    const kind = bytes[at]!;
+    const length = bytes[at + 1]! | (bytes[at + 2]! << 8);
+    const start = at + RESULT_ENTRY_HEADER_BYTES;
+    if (kind === RESULT_ENTRY.TAG_AGAIN) {
+      const name = named[length];
+      if (name === undefined) break;
+      result.tagNames.push(name);
+      at = start;
+      continue;
+    }
+    if (start + length > end) break;
+    const limit = kind === RESULT_ENTRY.TAG ? DRIVER_LIMITS.TAG_CHARS : DRIVER_LIMITS.LOG_LINE_CHARS;
+    if (length > limit * UTF8_BYTES_PER_UNIT) break;
+    const text = decodeText(bytes, start, length);
+    if (kind === RESULT_ENTRY.TAG) {
+      result.tagNames.push(text);
+      named.push(text);
+    } else if (kind === RESULT_ENTRY.LOG) {
+      result.logs.push(text);
+    } else if (kind === RESULT_ENTRY.ERROR) {
+      result.firstError ??= text;
     } else {
       break;
     }
+    at = start + length;
   }
   return result;
+}
+
+/** Longest ASCII text decoded by hand: short tags are the common case and TextDecoder's call costs more than the loop. */
+const ASCII_FAST_PATH_BYTES = 32;
+
+function decodeText(bytes: Uint8Array, start: number, length: number): string {
+  if (length <= ASCII_FAST_PATH_BYTES) {
+    let text = "";
+    let k = 0;
+    for (; k < length; k++) {
+      const b = bytes[start + k]!;
+      if (b >= 0x80) break;
+      text += String.fromCharCode(b);
+    }
+    if (k === length) return text;
+  }
+  return utf8.decode(bytes.subarray(start, start + length));
 }
 
 /**
@@ -191,12 +228,14 @@ export function driverSource(): string {
   const mapClear = uncurry(Map.prototype.clear);
   const mapSize = uncurry(Object.getOwnPropertyDescriptor(Map.prototype, "size").get);
   const stringSlice = uncurry(String.prototype.slice);
+  const charCodeAt = uncurry(String.prototype.charCodeAt);
   const toString = String;
   const freeze = Object.freeze;
   const isInteger = Number.isInteger;
   const MapCtor = Map;
   const Int32ArrayCtor = Int32Array;
   const Uint8ArrayCtor = Uint8Array;
+  const ArrayBufferCtor = ArrayBuffer;
   const InternalErrorCtor = InternalError;
   const RangeErrorCtor = RangeError;
   const TypeErrorCtor = TypeError;
@@ -208,8 +247,12 @@ export function driverSource(): string {
     let meta = null, data = null, dataBuffer = null, base = 0, index = -1;
     let view = null, viewFor = -1;
     let linkType = 0, nano = 0, interfaceName = "";
-    // The batch's result, built as a string of primitives (see RESULT_FIELD) as it happens.
-    let out = "", tagCount = 0, tagCap = 0, logCount = 0, logsSuppressed = 0;
+    // The batch's result entries (RESULT_ENTRY), appended as they happen.
+    let outBuffer = null, out = null, outCapacity = 0, outLength = 0;
+    let tagCount = 0, tagCap = 0, logCount = 0, logsSuppressed = 0;
+    // Tag names sent whole in this batch -> their TAG entry's number, for TAG_AGAIN.
+    const tagNumbers = new MapCtor();
+    let tagNames = 0;
     const sampleCounts = new MapCtor();
 
     function bytesView() {
@@ -230,6 +273,47 @@ export function driverSource(): string {
       return s;
     }
     function u32(i) { return meta[base + i] >>> 0; }
+
+    function reserve(bytes) {
+      const need = outLength + bytes;
+      if (need <= outCapacity) return;
+      let capacity = outCapacity * 2;
+      while (capacity < need) capacity *= 2;
+      newResultBuffer(capacity);
+    }
+    function newResultBuffer(capacity) {
+      const next = new ArrayBufferCtor(capacity);
+      const bytes = new Uint8ArrayCtor(next);
+      if (out !== null && outLength > 0) setInto(bytes, new Uint8ArrayCtor(outBuffer, 0, outLength));
+      outBuffer = next; out = bytes; outCapacity = capacity;
+    }
+    // Appends one entry: kind, byte length (u16 LE), the text as UTF-8 with lone surrogates as
+    // U+FFFD. The text is a primitive string of at most LOG_LINE_CHARS units, so its UTF-8 fits a u16.
+    function put(kind, text) {
+      const units = text.length;
+      reserve(${RESULT_ENTRY_HEADER_BYTES} + ${UTF8_BYTES_PER_UNIT} * units);
+      const start = outLength;
+      let w = start + ${RESULT_ENTRY_HEADER_BYTES};
+      for (let k = 0; k < units; k++) {
+        let c = charCodeAt(text, k);
+        if (c < 0x80) { out[w++] = c; continue; }
+        if (c < 0x800) { out[w++] = 0xc0 | (c >> 6); out[w++] = 0x80 | (c & 63); continue; }
+        if (c >= 0xd800 && c <= 0xdfff) {
+          const low = k + 1 < units ? charCodeAt(text, k + 1) : 0;
+          if (c <= 0xdbff && low >= 0xdc00 && low <= 0xdfff) {
+            const p = 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
+            out[w++] = 0xf0 | (p >> 18); out[w++] = 0x80 | ((p >> 12) & 63); out[w++] = 0x80 | ((p >> 6) & 63); out[w++] = 0x80 | (p & 63);
+            k++;
+            continue;
+          }
+          c = 0xfffd; // a lone surrogate
+        }
+        out[w++] = 0xe0 | (c >> 12); out[w++] = 0x80 | ((c >> 6) & 63); out[w++] = 0x80 | (c & 63);
+      }
+      const length = w - start - ${RESULT_ENTRY_HEADER_BYTES};
+      out[start] = kind; out[start + 1] = length & 255; out[start + 2] = length >> 8;
+      outLength = w;
+    }
 
     const pkt = freeze({
       get bytes() { return bytesView(); },
@@ -282,10 +366,21 @@ export function driverSource(): string {
         if (typeof name !== "string") throw new TypeErrorCtor("ctx.tag(name): name must be a string");
         const n = name.length;
         if (n === 0 || n > ${L.TAG_CHARS}) throw new RangeErrorCtor("ctx.tag(name): 1 to ${L.TAG_CHARS} characters");
+        // Outside a packet's run (a ctx kept and called later) there is no packet to tag.
         // Per-batch cap keeps memory bounded; the host enforces the per-packet limit and dedupes.
-        if (tagCount >= tagCap) return;
+        if (index < 0 || tagCount >= tagCap) return;
         tagCount++;
-        out += "${RESULT_FIELD.TAG}" + index + ";" + n + ":" + name;
+        const number = mapGet(tagNumbers, name);
+        if (number === undefined) {
+          put(${RESULT_ENTRY.TAG}, name);
+          if (tagNames < ${TAG_AGAIN_NAMES}) mapSet(tagNumbers, name, tagNames);
+          tagNames++;
+        } else {
+          reserve(${RESULT_ENTRY_HEADER_BYTES});
+          out[outLength] = ${RESULT_ENTRY.TAG_AGAIN}; out[outLength + 1] = number & 255; out[outLength + 2] = number >> 8;
+          outLength += ${RESULT_ENTRY_HEADER_BYTES};
+        }
+        meta[base + ${R.TAGS}]++;
       },
       sample(n, key) {
         if (!isInteger(n) || n < 1) throw new RangeErrorCtor("ctx.sample(n): n must be a positive integer");
@@ -301,12 +396,16 @@ export function driverSource(): string {
         return position === 0;
       },
       log(...parts) {
+        if (index < 0) return;
         if (logCount >= ${L.LOG_LINES_PER_BATCH}) { logsSuppressed++; return; }
         let line = "";
         for (let k = 0; k < parts.length; k++) line += (k ? " " : "") + toString(parts[k]);
         line = stringSlice(line, 0, ${L.LOG_LINE_CHARS});
+        // toString() above may have run hook code that ended the batch's run (index -1) or logged itself.
+        if (index < 0) return;
+        if (logCount >= ${L.LOG_LINES_PER_BATCH}) { logsSuppressed++; return; }
         logCount++;
-        out += "${RESULT_FIELD.LOG}" + line.length + ":" + line;
+        put(${RESULT_ENTRY.LOG}, line);
       },
       fixChecksums(p) {
         if (p !== undefined && p !== pkt) throw new TypeErrorCtor("ctx.fixChecksums(pkt): pass the packet being processed");
@@ -337,9 +436,12 @@ export function driverSource(): string {
       linkType = meta[${H.LINKTYPE}];
       nano = meta[${H.NANO}];
       const count = meta[${H.COUNT}];
-      out = ""; tagCount = 0; tagCap = count * ${L.TAGS_PER_PACKET}; logCount = 0; logsSuppressed = 0;
+      outLength = 0;
+      if (out === null || outCapacity > ${RESULT_KEEP_BYTES}) newResultBuffer(${RESULT_INITIAL_BYTES});
+      tagCount = 0; tagCap = count * ${L.TAGS_PER_PACKET}; logCount = 0; logsSuppressed = 0;
+      if (tagNames > 0) { mapClear(tagNumbers); tagNames = 0; }
       viewFor = -1;
-      let firstError = null, errorCount = 0, result;
+      let firstError = null, result;
       for (let i = 0; i < count; i++) {
         index = i;
         base = ${META_HEADER_INTS} + i * ${META_RECORD_INTS};
@@ -347,7 +449,6 @@ export function driverSource(): string {
         try {
           result = hook(pkt, ctx);
         } catch (error) {
-          errorCount++;
           if (firstError === null) firstError = describe(error);
           if (isOutOfMemory(error)) {
             meta[base + ${R.VERDICT}] = ${V.OUT_OF_MEMORY};
@@ -365,7 +466,6 @@ export function driverSource(): string {
           const limit = meta[base + ${R.CAPLEN}];
           if (length > limit) {
             meta[base + ${R.VERDICT}] = ${V.BAD_VERDICT};
-            errorCount++;
             if (firstError === null) firstError = "returned a Uint8Array of " + length + " bytes, longer than caplen " + limit;
           } else if (viewFor === i && result === view) {
             // The packet's own bytes, edited in place: a pass with edits (pkt.caplen still applies).
@@ -376,20 +476,18 @@ export function driverSource(): string {
           }
         } else {
           meta[base + ${R.VERDICT}] = ${V.BAD_VERDICT};
-          errorCount++;
           if (firstError === null) firstError = "returned " + (result === null ? "null" : typeof result) + "; expected undefined, true, false, \\"pass\\", \\"drop\\" or a Uint8Array";
         }
       }
       if (meta[${H.STOP}] === 0) meta[${H.PROGRESS}] = count;
       view = null; viewFor = -1; index = -1;
+      if (firstError !== null) put(${RESULT_ENTRY.ERROR}, firstError);
+      meta[${H.RESULT_BYTES}] = outLength;
+      meta[${H.LOGS_SUPPRESSED}] = logsSuppressed;
       meta = null;
       data = null;
       dataBuffer = null;
-      if (logsSuppressed > 0) out += "${RESULT_FIELD.SUPPRESSED}" + logsSuppressed + ";";
-      if (firstError !== null) out += "${RESULT_FIELD.ERROR}" + errorCount + ";" + firstError.length + ":" + firstError;
-      const text = out;
-      out = "";
-      return text === "" ? undefined : text;
+      return outLength === 0 ? undefined : outBuffer;
     };
   };
 })()`;

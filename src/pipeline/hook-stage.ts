@@ -1,6 +1,7 @@
 // HookStage: runs a HookChain (src/hooks) over a batch, once, and counts what went through.
 // The tags hooks give a record become that record's meta.comments (pcapng opt_comment, tshark
-// `-e frame.comment`), so they travel with the batch to every output.
+// `-e frame.comment`), so they travel with the batch to every output (as data: control
+// characters kept, NUL replaced; see tagComments).
 //
 // Ownership: the input batch is only read (HookRunner works on its own copy), so one batch can
 // go on to several outputs. The result is the input batch itself when no hook changed
@@ -9,6 +10,8 @@ import type { PacketBatch } from "../packet/packet-batch.ts";
 // Types only: importing the hooks' runtime here would load QuickJS into every command that
 // uses the pipeline, hooks or not.
 import type { HookChain, HookCountersSnapshot, HookStageResult } from "../hooks/index.ts";
+// Directly, not through hooks/index.ts (QuickJS), as above: the text rules are plain functions.
+import { tagComments } from "../hooks/hook-text.ts";
 
 /** What went through the stage (the hooks' own counters are in `stats()`). */
 export interface HookStageCounters {
@@ -43,7 +46,8 @@ export class HookStage {
     if (!result.tags.some((tags) => tags !== undefined)) return result;
     const comments = result.tags.map((tags, i) => {
       const earlier = result.batch.meta?.comments?.[i];
-      return earlier && tags ? [...earlier, ...tags] : (tags ?? earlier);
+      const own = tags && tagComments(tags);
+      return earlier && own ? [...earlier, ...own] : (own ?? earlier);
     });
     return { batch: { ...result.batch, meta: { ...result.batch.meta, comments } }, tags: result.tags };
   }

@@ -311,3 +311,62 @@ describe("probe capture -i lo --hook, live", () => {
     expect(timeouts).toBeGreaterThan(0);
   });
 });
+
+describe("hostile text from a hook (issue 21)", () => {
+  // Tags and a log line with a newline, ESC sequences, NUL and a lone surrogate, and an error
+  // message with a NUL: every one arrives, escaped wherever a person reads it, and as data
+  // (valid UTF-8, control characters kept, NUL as U+FFFD since readers cut comments at NUL) in
+  // the pcapng comments.
+  const HOSTILE = `export default function (pkt, ctx) {
+    const n = (ctx.state.n = (ctx.state.n ?? 0) + 1);
+    ctx.tag("ok");
+    if (n === 1) { ctx.tag("a\\nb\\x1b[31m"); ctx.tag("\\u00e9\\ud800"); ctx.tag("a\\0b"); }
+    if (n === 2) ctx.log("line\\x1b]0;x\\x07\\0after");
+    if (n === 3) throw new Error("a\\0b");
+  }
+`;
+  /** Any control character but the line ends between lines. */
+  const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f]/;
+
+  /** What tshark reads as each frame's comments. */
+  async function commentsOf(file: string): Promise<string[][]> {
+    const frames = JSON.parse(await runTool(["tshark", "-r", file, "-T", "json", "-e", "frame.comment"])) as { _source: { layers: { "frame.comment"?: string[] } } }[];
+    return frames.map((f) => f._source.layers["frame.comment"] ?? []);
+  }
+  const FIRST_COMMENTS = ["ok", "a\nb\x1b[31m", "\u00e9\ufffd", "a\ufffdb"];
+
+  test("probe hook test -v -w: per-packet tags, totals and log lines escaped; nothing lost", async () => {
+    const hook = hookFile("hostile.js", HOSTILE);
+    const out = join(dir, "hostile-test.pcapng");
+    const result = await runProbe(["hook", "test", hook, "-r", VECTOR, "-v", "-w", out]);
+    expect(result.exitCode).toBe(0);
+    const lines = result.stdout.trim().split("\n");
+    expect(lines.slice(0, 4)).toEqual(['#1 pass tags=ok,"a\\nb\\x1b[31m","\u00e9\ufffd","a\\x00b"', "#2 pass tags=ok", "#3 pass (threw; hookFail=pass)", "#4 pass tags=ok"]);
+    expect(lines).toContain('tags: ok=72 "a\\nb\\x1b[31m"=1 "\u00e9\ufffd"=1 "a\\x00b"=1');
+    expect(lines).toContain("73 packets: 73 passed, 0 dropped, 0 modified, 1 failed (hookFail=pass)");
+    expect(result.stdout).not.toMatch(RAW_CONTROL);
+    const stderr = result.stderr.trim().split("\n");
+    expect(stderr.length).toBe(2);
+    expect(stderr[0]).toEndWith(' info: hook hostile.js: "line\\x1b]0;x\\x07\\x00after"');
+    expect(stderr[1]).toEndWith(' warn: hook hostile.js: 1 packet(s) failed in a batch; first: "Error: a\\x00b"');
+    expect(result.stderr).not.toMatch(RAW_CONTROL);
+    const comments = await commentsOf(out);
+    expect(comments.length).toBe(73);
+    expect(comments[0]).toEqual(FIRST_COMMENTS);
+  });
+
+  test("probe capture --hook: the counters line is escaped; the pcapng comments keep the tags as data", async () => {
+    const hook = hookFile("hostile-capture.js", HOSTILE);
+    const out = join(dir, "hostile.pcapng");
+    const result = await runProbe(["capture", "-r", VECTOR, "--hook", hook, "-F", "pcapng", "-w", out]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toContain('hook hostile-capture.js: 73 packets, 73 passed, 0 dropped, 0 modified; tags ok=72 "a\\nb\\x1b[31m"=1 "\u00e9\ufffd"=1 "a\\x00b"=1; failures threw=1 (hookFail=pass);');
+    expect(result.stderr).not.toMatch(RAW_CONTROL);
+    // tshark as the judge of the file: its JSON holds each comment of each frame, decoded.
+    const comments = await commentsOf(out);
+    expect(comments.length).toBe(73);
+    expect(comments[0]).toEqual(FIRST_COMMENTS);
+    expect(comments[2]).toEqual([]);
+    expect(comments.filter((c) => c.length === 1 && c[0] === "ok").length).toBe(71);
+  });
+});

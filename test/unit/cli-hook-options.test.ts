@@ -93,6 +93,7 @@ describe("formatHookCounters", () => {
     dropped: 2,
     modified: 4,
     tagged: { dns: 3, icmp: 1 },
+    taggedOtherNames: 0,
     failures: { threw: 2, badVerdict: 0, timeout: 0, outOfMemory: 0, internal: 0 },
     skipped: 0,
     checksumsFixed: 0,

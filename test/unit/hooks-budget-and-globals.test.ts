@@ -4,7 +4,7 @@
 // poisons JSON or Array.prototype must not silently lose its tags or log lines.
 import { afterAll, describe, expect, test } from "bun:test";
 import { FAILURE_KIND, HookRunner } from "../../src/hooks/index.ts";
-import { parseDriverResult } from "../../src/hooks/vm-driver.ts";
+import { decodeDriverResult, RESULT_ENTRY } from "../../src/hooks/vm-driver.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
 import { batchOf, ipv4Frame } from "./hooks-helpers.ts";
 
@@ -59,6 +59,8 @@ describe("tags and logs do not depend on the sandbox's globals", () => {
     ["Object.prototype.toJSON", `Object.prototype.toJSON = function () { return {}; };`],
     ["index setters on Array.prototype", `for (let i = 0; i < 4; i++) Object.defineProperty(Array.prototype, i, { set() {}, get() { return undefined; } });`],
     ["String.prototype.slice replaced", `String.prototype.slice = function () { return ""; };`],
+    ["String.prototype.charCodeAt replaced", `String.prototype.charCodeAt = function () { return 0; };`],
+    ["ArrayBuffer replaced", `globalThis.ArrayBuffer = function () { return new Uint8Array(1).buffer; };`],
   ];
   for (const [what, poison] of poisons) {
     test(`${what}: every tag and log line arrives`, async () => {
@@ -67,19 +69,36 @@ describe("tags and logs do not depend on the sandbox's globals", () => {
         export default function (pkt, ctx) { ctx.tag("seen"); ctx.tag("n" + pkt.index); if (pkt.index === 0) ctx.log("hello", 1); }`);
       const result = runner.run(batchOf(frames(3)));
       expect(result.tags).toEqual([["seen", "n0"], ["seen", "n1"], ["seen", "n2"]]);
-      expect(logger.lines).toContain("info: hook t.js: hello 1");
+      expect(logger.lines).toContain('info: hook t.js: "hello 1"');
     });
   }
 
-  test("the result string parser takes tags with any characters and stops at garbage", () => {
-    const name = 'a:b;T9;"\n';
-    const text = `T0;${name.length}:${name}L2:hiS3;E2;4:boom` + "T5;99:short";
-    expect(parseDriverResult(text)).toEqual({
-      tags: [{ index: 0, name }],
-      logs: ["hi"],
-      logsSuppressed: 3,
-      errorCount: 2,
+  test("the result decoder takes any text, by byte length, and stops at garbage", () => {
+    const entry = (kind: number, text: string | Uint8Array) => {
+      const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;
+      return [kind, bytes.length & 255, bytes.length >> 8, ...bytes];
+    };
+    const name = 'a:b;T9;"\n\0';
+    const bytes = Uint8Array.from([
+      ...entry(RESULT_ENTRY.TAG, name),
+      ...entry(RESULT_ENTRY.LOG, "hi \u00e9\u{1f600}"),
+      ...entry(RESULT_ENTRY.TAG, Uint8Array.from([0x61, 0xed, 0xa0, 0x80, 0xff])), // not UTF-8: U+FFFD each
+      RESULT_ENTRY.TAG_AGAIN, 1, 0, // the second TAG entry's name again
+      RESULT_ENTRY.TAG_AGAIN, 0, 0,
+      ...entry(RESULT_ENTRY.ERROR, "boom"),
+      ...entry(RESULT_ENTRY.ERROR, "second"),
+      ...entry(9, "unknown kind"),
+      ...entry(RESULT_ENTRY.TAG, "after garbage"),
+    ]);
+    expect(decodeDriverResult(bytes)).toEqual({
+      tagNames: [name, "a\ufffd\ufffd\ufffd\ufffd", "a\ufffd\ufffd\ufffd\ufffd", name],
+      logs: ["hi \u00e9\u{1f600}"],
       firstError: "boom",
     });
+    // An entry that overruns the bytes, or a tag longer than a tag can be, ends the read.
+    expect(decodeDriverResult(Uint8Array.from([...entry(RESULT_ENTRY.LOG, "ok"), RESULT_ENTRY.TAG, 10, 0, 0x61]))).toEqual({ tagNames: [], logs: ["ok"], firstError: undefined });
+    expect(decodeDriverResult(Uint8Array.from(entry(RESULT_ENTRY.TAG, "x".repeat(193))))).toEqual({ tagNames: [], logs: [], firstError: undefined });
+    // TAG_AGAIN naming a TAG entry that does not exist (yet) ends it too.
+    expect(decodeDriverResult(Uint8Array.from([...entry(RESULT_ENTRY.TAG, "a"), RESULT_ENTRY.TAG_AGAIN, 1, 0, ...entry(RESULT_ENTRY.TAG, "b")]))).toEqual({ tagNames: ["a"], logs: [], firstError: undefined });
   });
 });

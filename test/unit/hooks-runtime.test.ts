@@ -66,8 +66,8 @@ describe("verdicts", () => {
     expect(result.failures[0]).toBe(0);
     expect(logger.lines).toEqual([
       // tcpFlags is undefined for UDP, so join() leaves an empty field.
-      "info: hook t.js: 60 64 1700000000 250000000 1700000000250 eth1 1 2048 1 7 18 4 17 38 46 2 5353 53  false",
-      "info: hook t.js: 10.1.2.3>192.168.7.9 number",
+      'info: hook t.js: "60 64 1700000000 250000000 1700000000250 eth1 1 2048 1 7 18 4 17 38 46 2 5353 53  false"',
+      'info: hook t.js: "10.1.2.3>192.168.7.9 number"',
     ]);
   });
 
@@ -79,7 +79,7 @@ describe("verdicts", () => {
       }`);
     runner.run(batchOf([udp(0), udp(1)]));
     runner.run(batchOf([udp(2)]));
-    expect(logger.lines.slice(0, 3)).toEqual(["info: hook t.js: packet 1 obj", "info: hook t.js: packet 2 obj", "info: hook t.js: packet 3 obj"]);
+    expect(logger.lines.slice(0, 3)).toEqual(['info: hook t.js: "packet 1 obj"', 'info: hook t.js: "packet 2 obj"', 'info: hook t.js: "packet 3 obj"']);
     runner.run(batchOf(Array.from({ length: 200 }, (_, i) => udp(i))));
     const s = runner.stats;
     expect(s.logLines).toBeLessThanOrEqual(HOOK_LOG_LINES_PER_SECOND + 1);

@@ -146,8 +146,8 @@ async function runHookTest(config: HookTestConfig): Promise<number> {
   const out: string[] = config.verbosity >= 1 ? [...result.lines] : [];
   const c = result.counts;
   out.push(`${c.packets} packets: ${c.passed} passed, ${c.dropped} dropped, ${c.modified} modified, ${c.failed} failed (hookFail=${config.hookFail})`);
-  const tags = Object.entries(result.stats.tagged);
-  if (tags.length > 0) out.push(`tags: ${tags.map(([name, count]) => `${name}=${count}`).join(" ")}`);
+  const tags = hooks.tagCountsText(result.stats);
+  if (tags !== "") out.push(`tags: ${tags}`);
   const failures = Object.entries(result.stats.failures).filter(([, count]) => count > 0);
   if (failures.length > 0 || result.stats.skipped > 0) {
     const words = failures.map(([kind, count]) => `${kind}=${count}`);
@@ -184,10 +184,12 @@ async function writeOutput(
       precision: firstInterface.precision,
       ...(firstInterface.name ? { interfaceName: firstInterface.name } : {}),
     });
-    // A record's tags become its pcapng comments (meta.comments).
+    // A record's tags become its pcapng comments (meta.comments), as the pipeline's hook stage writes them.
+    const { tagComments } = await import("../../hooks/index.ts");
     for (const [i, batch] of output.entries()) {
       const batchTags = tags[i];
-      if (batch.count > 0) await writer.write(batchTags?.some((t) => t !== undefined) ? { ...batch, meta: { ...batch.meta, comments: batchTags } } : batch);
+      const comments = batchTags?.map((t) => t && tagComments(t));
+      if (batch.count > 0) await writer.write(comments?.some((t) => t !== undefined) ? { ...batch, meta: { ...batch.meta, comments } } : batch);
     }
     await writer.close();
   } catch (error) {

@@ -3,6 +3,8 @@
 // file changes or on SIGHUP, with one summary line of counters per hook.
 import { basename } from "node:path";
 import type { HookCountersSnapshot, HookFailPolicy, HookReloadHandle, HookRunner, HookSettings } from "../../hooks/index.ts";
+// Directly, not through hooks/index.ts, which would load QuickJS into every command (as settings.ts is imported elsewhere).
+import { tagCountsText } from "../../hooks/hook-text.ts";
 import type { Logger } from "../../logging/index.ts";
 import { ProbeError } from "../../packet/probe-error.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
@@ -141,12 +143,13 @@ export async function createHooksStage(
 /**
  * One line of a hook's counters, e.g.
  * `hook tag.js: 24 packets, 20 passed, 0 dropped, 4 modified; tags dns=3 icmp=1; failures threw=2 (hookFail=pass); 1.4 ms`.
- * Only counters that are not zero are listed after the first group.
+ * Only counters that are not zero are listed after the first group. Tag names are the hook's
+ * words: any that is not a plain word is quoted and escaped (tagText).
  */
 export function formatHookCounters(stats: HookCountersSnapshot, policy: HookFailPolicy): string {
   const parts = [`${stats.packets} packets, ${stats.passed} passed, ${stats.dropped} dropped, ${stats.modified} modified`];
-  const tags = Object.entries(stats.tagged);
-  if (tags.length > 0) parts.push(`tags ${tags.map(([name, count]) => `${name}=${count}`).join(" ")}`);
+  const tags = tagCountsText(stats);
+  if (tags !== "") parts.push(`tags ${tags}`);
   const failures = Object.entries(stats.failures).filter(([, count]) => count > 0);
   if (failures.length > 0 || stats.skipped > 0) {
     const words = failures.map(([kind, count]) => `${kind}=${count}`);
