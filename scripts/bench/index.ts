@@ -5,6 +5,7 @@ import { benchUdpstr } from "./udpstr.ts";
 import { benchPcapOverIp } from "./pcap-over-ip.ts";
 import { benchServe } from "./serve.ts";
 import { benchRobustness } from "./robustness.ts";
+import { benchRobustnessHooks } from "./robustness-hooks.ts";
 import { benchRobustnessMisc } from "./robustness-misc.ts";
 import { benchRobustnessSpec } from "./robustness-spec.ts";
 import { benchRobustnessUdpstr } from "./robustness-udpstr.ts";
@@ -14,7 +15,7 @@ import { benchRt } from "./rt.ts";
 import { benchRingWalk } from "./ring-walk.ts";
 import { benchStall } from "./stall.ts";
 
-const ROBUSTNESS_PARTS = [benchRobustness, benchRobustnessSpec, benchRobustnessUdpstr, benchRobustnessMisc];
+const ROBUSTNESS_PARTS = [benchRobustness, benchRobustnessSpec, benchRobustnessUdpstr, benchRobustnessHooks, benchRobustnessMisc];
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
@@ -28,6 +29,7 @@ const benches: Record<string, () => Promise<void>> = {
     for (const part of ROBUSTNESS_PARTS) await part();
   },
   "robustness-rpcapd": benchRobustness,
+  "robustness-hooks": benchRobustnessHooks,
   "robustness-misc": benchRobustnessMisc,
   "robustness-spec": benchRobustnessSpec,
   "robustness-udpstr": benchRobustnessUdpstr,
