@@ -3,7 +3,9 @@
 // from the same address waits like the old one would. At most `concurrentChecks` hash at once,
 // and the queue for them holds one request per peer, so a real login waits behind at most one
 // check per flooding address, never behind a flood's whole backlog. A request whose client has
-// gone is dropped before it costs a hash.
+// gone is dropped before it costs a hash. When the overall bound is reached, a request from a
+// peer that owes no pause (or a shorter one) takes the place of one still waiting out a longer
+// pause, so peers that keep failing cannot hold every place while a real user is turned away.
 
 /** Bounds of {@link CheckScheduler} (see auth-settings.ts for the defaults and their reasons). */
 export interface CheckLimits {
@@ -74,7 +76,15 @@ export class CheckScheduler {
       return Promise.resolve({ kind: "refused", reason: `${line.length} AUTH requests from this address are already pending (limit ${this.limits.maxPendingChecksPerPeer})`, peerAtFault: true });
     }
     if (this.pending >= this.limits.maxPendingChecks) {
-      return Promise.resolve({ kind: "refused", reason: `${this.pending} AUTH requests are already pending (limit ${this.limits.maxPendingChecks})`, peerAtFault: false });
+      const victim = this.displaceable(key);
+      if (!victim) {
+        return Promise.resolve({ kind: "refused", reason: `${this.pending} AUTH requests are already pending (limit ${this.limits.maxPendingChecks})`, peerAtFault: false });
+      }
+      this.drop(victim, {
+        kind: "refused",
+        reason: `${this.pending} AUTH requests pending (limit ${this.limits.maxPendingChecks}); this one, still owing a pause for earlier failures, gave its place to a peer owing less`,
+        peerAtFault: false,
+      });
     }
     const signal = options.signal;
     if (signal?.aborted) return Promise.resolve({ kind: "cancelled" });
@@ -161,12 +171,34 @@ export class CheckScheduler {
       job.resolve({ kind: "cancelled" });
       return;
     }
+    this.drop(job, { kind: "cancelled" });
+  }
+
+  /** Ends a job that is not running with `outcome` and takes it out of its line. */
+  private drop(job: Job, outcome: CheckOutcome<unknown>): void {
     if (job.pauseTimer) clearTimeout(job.pauseTimer);
     job.pauseTimer = null;
     const readyIndex = this.ready.indexOf(job);
     if (readyIndex >= 0) this.ready.splice(readyIndex, 1);
-    job.resolve({ kind: "cancelled" });
+    job.resolve(outcome);
     this.remove(job);
+  }
+
+  /**
+   * The job to give up its place to a request from `key`: the last one waiting in the line of
+   * the peer that owes the longest remaining pause, if that is longer than what `key` owes.
+   * Jobs already hashing are never chosen.
+   */
+  private displaceable(key: string): Job | undefined {
+    const owed = this.remainingPauseMs(key);
+    let best: { job: Job; owes: number } | undefined;
+    for (const [lineKey, line] of this.lines) {
+      const last = line[line.length - 1];
+      if (!last || last.state === "running" || last.settled) continue;
+      const owes = this.remainingPauseMs(lineKey);
+      if (owes > owed && (!best || owes > best.owes)) best = { job: last, owes };
+    }
+    return best?.job;
   }
 
   /** Takes a job out of its line; when it was the head, the next one moves up. */
