@@ -129,4 +129,32 @@ describe("CheckScheduler", () => {
     expect(outcome.kind).toBe("failed");
     expect(scheduler.runningChecks).toBe(0);
   });
+
+  test("overall bound reached by peers waiting out pauses: a peer owing nothing takes the place of the one owing most (issue 21)", async () => {
+    // Five flooding addresses, each owing a pause for earlier failures: every place is taken.
+    const owes = new Map([["203.0.113.1", 1_000], ["203.0.113.2", 30_000], ["203.0.113.3", 4_000], ["203.0.113.4", 2_000], ["203.0.113.5", 8_000]]);
+    const scheduler = new CheckScheduler(limits, (key) => owes.get(key) ?? 0);
+    const flood = [...owes.keys()].map((key) => ({ key, task: manualTask(key) }));
+    const floodDone = flood.map(({ key, task }) => scheduler.run(key, task.run, { needsHashSlot: true }));
+    expect(scheduler.pendingChecks).toBe(5);
+    const real = manualTask("real");
+    const realDone = scheduler.run("192.0.2.5", real.run, { needsHashSlot: true });
+    // The one owing 30 s gave its place, refused (not its fault: its pause does not grow).
+    expect(await floodDone[1]!).toEqual({
+      kind: "refused",
+      reason: "5 AUTH requests pending (limit 5); this one, still owing a pause for earlier failures, gave its place to a peer owing less",
+      peerAtFault: false,
+    });
+    await settle();
+    expect(real.started).toBe(true);
+    real.finish();
+    expect(await realDone).toEqual({ kind: "done", value: "real" });
+    // A peer owing more than every waiting one does not displace anybody.
+    const other = new CheckScheduler(limits, (key) => (key === "192.0.2.7" ? 60_000 : 1_000));
+    const held = Array.from({ length: 5 }, (_, i) => other.run(`198.51.100.${i}`, manualTask(i).run, { needsHashSlot: true }));
+    const late = await other.run("192.0.2.7", manualTask("late").run, { needsHashSlot: true });
+    expect(late.kind === "refused" && late.reason).toBe("5 AUTH requests are already pending (limit 5)");
+    expect(other.pendingChecks).toBe(5);
+    void held;
+  });
 });
