@@ -257,7 +257,8 @@ export class RpcapActiveListener {
     void client.whenClosed.then(() => {
       if (!source.everCaptured && this.sources.get(name) === source) {
         this.sources.delete(name);
-        void source.stop();
+        // After its run has reported why the connection ended (a few promise turns later).
+        setImmediate(() => void source.stop());
       }
     });
     source.attach(client, this.connectionEvents(ticket, source));
