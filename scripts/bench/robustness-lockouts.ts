@@ -26,6 +26,12 @@ const ATTACK_CONNECTIONS = Number(process.env.BENCH_ATTACK_CONNECTIONS ?? 200);
 /** How long the redialling attack runs, and the real logins measured during it. */
 const ATTACK_MS = 20_000;
 const REAL_LOGINS = 8;
+/**
+ * argon2id memory of the real user's hash, in KiB (BENCH_ARGON2_MEMORY_KIB); default Bun's
+ * (64 MiB, what `probe passwd` writes). Each hashing thread holds this much while it checks, so
+ * the daemon's peak RSS is about its base plus DEFAULT_HASH_WORKERS times this.
+ */
+const ARGON2_MEMORY_KIB = process.env.BENCH_ARGON2_MEMORY_KIB ? Number(process.env.BENCH_ARGON2_MEMORY_KIB) : undefined;
 /** A real login not answered within this is counted as failed. */
 const REAL_LOGIN_LIMIT_MS = 15_000;
 
@@ -128,7 +134,7 @@ async function rpcapdUnderRedialling(): Promise<[string, string][]> {
   const dir = mkdtempSync(join(tmpdir(), "probe-lockouts-"));
   const users = join(dir, "users");
   const password = "correct horse battery staple";
-  writeFileSync(users, `${await hashPasswordLine("alice", password)}\n`, { mode: 0o600 });
+  writeFileSync(users, `${await hashPasswordLine("alice", password, ARGON2_MEMORY_KIB ? { memoryCost: ARGON2_MEMORY_KIB } : {})}\n`, { mode: 0o600 });
   const port = await freePort();
   const daemon = spawnProbe(["rpcapd", "--users", users, "-4", "-b", "127.0.0.1", "-p", String(port)]);
   const peak = watchPeakRss(daemon.proc.pid, 50);
@@ -176,7 +182,7 @@ async function rpcapdUnderRedialling(): Promise<[string, string][]> {
       ["rpcapd: real login, idle (anchor)", `${idle.ms.toFixed(0)} ms (first ${anchor.ms.toFixed(0)} ms)`],
       ["rpcapd: real logins under attack succeeded", `${ok.length} of ${logins.length}${errors.length ? ` (failures: ${errors.join("; ")})` : ""}`],
       ["rpcapd: real login latency under attack, median / worst", sorted.length ? `${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} / ${sorted[sorted.length - 1]!.toFixed(0)} ms` : "-"],
-      ["rpcapd: daemon peak RSS", `${peak.stop().toFixed(1)} MiB`],
+      ["rpcapd: daemon peak RSS", `${peak.stop().toFixed(1)} MiB (argon2id m=${ARGON2_MEMORY_KIB ?? 65536} KiB per hashing thread)`],
       ["rpcapd: still running", daemon.proc.exitCode === null ? "yes" : `no (exit ${daemon.proc.exitCode})`],
     ];
   } finally {
