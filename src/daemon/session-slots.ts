@@ -148,8 +148,9 @@ export class SessionSlots<S extends SlotHolder> {
    * The passive session still awaiting AUTH to put out for a newcomer, oldest first within each
    * rank: one whose AUTH failed (a wrong password, or refused by the check bounds) and is not
    * being checked again; then one that has sent no AUTH yet; never one whose AUTH is being
-   * checked now (those are bounded by the authenticator's pending-check limits, below the slot
-   * count, so some other slot is always evictable when only unauthenticated peers hold them).
+   * checked now (those are bounded by the authenticator's pending-check limit, 32 by default,
+   * below the default 64 slots, so another slot is evictable when only unauthenticated peers
+   * hold them).
    * A real client sends AUTH as soon as it connects, so a flood of redialling attackers puts out
    * its own failed connections, not the user's. Authenticated and active sessions are never put
    * out here.

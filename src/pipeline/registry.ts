@@ -156,7 +156,7 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
       ...(spec.tls ? { tls: { ...(spec.tls.ca ? { ca: spec.tls.ca } : {}), insecure: spec.tls.insecure } } : {}),
       ...(spec.username !== undefined ? { username: spec.username, password: spec.password ?? "" } : {}),
       names: new Map(Object.entries(spec.probeNames)),
-      allow: spec.allow.map((text) => {
+      allow: (spec.allow ?? []).map((text) => {
         try {
           return parseCidr(text);
         } catch (error) {

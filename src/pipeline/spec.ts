@@ -141,7 +141,7 @@ export const rpcapActiveInputSchema = kindSchema("rpcap-active", (kind) =>
     /** Ask for a UDP data channel read as udpstr (probes running `rpcapd -t MTU`). */
     udpstr: z.boolean().default(false),
     /** Only probes in these CIDR blocks may dial in (as `--allow`); empty = anyone. */
-    allow: z.array(z.string().min(1)).default([]),
+    allow: z.array(z.string().min(1)).optional(),
     /** Probes named at once (default MAX_ACTIVE_PROBES, src/capture/remote). */
     maxProbes: z.number().int().min(1).max(100_000).optional(),
     /** Connections from one address (default MAX_ACTIVE_CONNECTIONS_PER_ADDRESS). */
