@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Socket, Subprocess } from "bun";
+import type { Subprocess } from "bun";
 import { connect as netConnect, type Socket as NetSocket } from "node:net";
 import { interpretBpfProgram } from "../../src/packet/bpf/index.ts";
 import { decodePacketPayload, decodeStartCapRequest, RpcapClient, RpcapFramer, RpcapMessageType, type RpcapMessage } from "../../src/protocols/rpcap/index.ts";
@@ -313,7 +313,7 @@ function messages(bytes: Uint8Array): RpcapMessage[] {
  * that request: the filter program run on each (libpcap's bpf_filter semantics: 0 drops, else
  * the bytes to keep), caplen cut to the snaplen, npkt counted afresh.
  */
-async function replayActiveDaemon(collectorPort: number): Promise<{ requests: number[]; startcap: { snaplen: number; instructions: number } | null; done: Promise<void> }> {
+async function replayActiveDaemon(collectorPort: number, from = "127.0.0.1"): Promise<ReplayedDaemon> {
   const streams = await loadVectorStreams("rpcap-active.pcap");
   const all = [...streams.tcp.values()];
   const control = all.find((s) => s.dstPort === 2003)!; // the daemon dialled the collector's 2003
@@ -325,36 +325,46 @@ async function replayActiveDaemon(collectorPort: number): Promise<{ requests: nu
     replies.set(m.header.type, control.bytes.subarray(offset, offset + size));
     offset += size;
   }
-  const requests: number[] = [];
-  const result: { requests: number[]; startcap: { snaplen: number; instructions: number } | null; done: Promise<void> } = { requests, startcap: null, done: Promise.resolve() };
   const done = Promise.withResolvers<void>();
-  result.done = done.promise;
   const framer = new RpcapFramer(() => 1 << 20);
-  let dataSocket: Socket<undefined> | undefined;
-  await Bun.connect({
-    hostname: "127.0.0.1",
-    port: collectorPort,
-    socket: {
-      data: async (socket, chunk) => {
-        for (const request of framer.push(chunk)) {
-          requests.push(request.header.type);
-          const reply = replies.get(request.header.type | 0x80);
-          if (reply) socket.write(reply);
-          if (request.header.type === RpcapMessageType.STARTCAP_REQ) {
-            const startcap = decodeStartCapRequest(request.payload);
-            result.startcap = { snaplen: startcap.snaplen, instructions: startcap.filter.program.length };
-            dataSocket = await Bun.connect({ hostname: "127.0.0.1", port: startcap.portdata, socket: { data() {} } });
-            dataSocket.write(capturedAs(messages(data.bytes), startcap.snaplen, startcap.filter.program));
-          }
-        }
-      },
-      close: () => {
-        dataSocket?.end();
-        done.resolve();
-      },
-    },
+  let dataSocket: NetSocket | undefined;
+  // node:net, to dial from `from` (the collector takes the data connection only from there too).
+  const socket = netConnect({ host: "127.0.0.1", port: collectorPort, localAddress: from });
+  const result: ReplayedDaemon = { requests: [], startcap: null, done: done.promise, close: () => socket.destroy() };
+  socket.on("error", () => {});
+  socket.on("data", async (chunk: Buffer) => {
+    for (const request of framer.push(chunk)) {
+      result.requests.push(request.header.type);
+      const reply = replies.get(request.header.type | 0x80);
+      if (reply) socket.write(reply);
+      if (request.header.type === RpcapMessageType.STARTCAP_REQ) {
+        const startcap = decodeStartCapRequest(request.payload);
+        result.startcap = { snaplen: startcap.snaplen, instructions: startcap.filter.program.length };
+        const opened = Promise.withResolvers<void>();
+        dataSocket = netConnect({ host: "127.0.0.1", port: startcap.portdata, localAddress: from }, () => opened.resolve());
+        dataSocket.on("error", () => {});
+        await opened.promise;
+        dataSocket.write(capturedAs(messages(data.bytes), startcap.snaplen, startcap.filter.program));
+      }
+    }
   });
+  socket.once("close", () => {
+    dataSocket?.end();
+    done.resolve();
+  });
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
   return result;
+}
+
+interface ReplayedDaemon {
+  /** Request types received, in order. */
+  requests: number[];
+  /** What STARTCAP asked for (null before it came). */
+  startcap: { snaplen: number; instructions: number } | null;
+  /** Resolves when the control connection has closed. */
+  done: Promise<void>;
+  /** Hangs up (the probe goes away). */
+  close(): void;
 }
 
 /** The recorded PACKET messages re-encoded as a daemon capturing with `program` and `snaplen` sends them. */
@@ -448,6 +458,27 @@ describe("collect --rpcap-active-listen with libpcap's rpcapd (recorded active s
     expect(peer.startcap!.instructions).toBeGreaterThan(0);
     expect(await tcpdumpBytes(file)).toBe(judged);
   });
+
+  test("--max-probes 1: while the probe is connected a newcomer is refused; once it left, it is forgotten for the newcomer (its {probe} file closed whole)", async () => {
+    const listenPort = freePort();
+    const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "eth0", "-w", join(dir, "max1-{probe}.pcap"), "--max-probes", "1"]);
+    await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+    const first = await replayActiveDaemon(listenPort, "127.0.11.1");
+    await waitFor(() => collector.log().includes("probe 127.0.11.1 capturing"), 10_000, "first probe capturing");
+    const refused = await replayActiveDaemon(listenPort, "127.0.11.2");
+    await refused.done;
+    await waitFor(() => collector.log().includes("probe 127.0.11.2: 1 probes connected already (limit 1); connection closed"), 10_000, "newcomer refused");
+    first.close();
+    await waitFor(() => collector.log().includes("probe 127.0.11.1 disconnected"), 10_000, "first probe gone");
+    await replayActiveDaemon(listenPort, "127.0.11.3");
+    await waitFor(() => collector.log().includes("probe 127.0.11.3 capturing"), 10_000, "third probe capturing");
+    expect(collector.log()).toContain("1 probes known (limit 1): forgetting 127.0.11.1, disconnected longest, for 127.0.11.3");
+    // The forgotten probe's own file was closed when it was forgotten: complete, all 10 packets.
+    expect(await tcpdumpBytes(join(dir, "max1-127.0.11.1.pcap"))).toBe(await tcpdumpBytes(RECORDING, ["udp dst port 9999"]));
+    expect(await stop(collector.proc)).toBe(0);
+    expect(collector.log()).not.toContain("probe 127.0.11.1: 10 packets"); // forgotten: not in the exit summary
+    expect(collector.log()).toContain("probe 127.0.11.3: 10 packets over 1 connection(s)");
+  }, 30_000);
 
   test("a spec with snaplen 64 (probe run): the daemon is asked for 64 and every packet arrives cut to 64, as editcap -s 64 cuts the recording's", async () => {
     const listenPort = freePort();
