@@ -6,7 +6,8 @@
 //  2. `probe rpcapd --users FILE`: an attacker from ATTACK_ADDRESSES loopback addresses keeps
 //     ATTACK_CONNECTIONS connections open, each sending a wrong-password AUTH and never reading,
 //     and redials every connection the daemon closes; meanwhile a real user logs in REAL_LOGINS
-//     times: latency and success of each, and the daemon's peak RSS.
+//     times from the address it used before the attack and REAL_LOGINS times from addresses it
+//     never used: latency and success of each kind, and the daemon's peak RSS.
 // Also runnable alone: `bun run scripts/bench/robustness-lockouts.ts`.
 import { connect as netConnect, type Socket } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -109,13 +110,13 @@ async function collectorUnderSilentPeers(): Promise<[string, string][]> {
   }
 }
 
-/** One real login from 127.0.0.3: ms until AUTH_REPLY, or the error it got. */
-async function realLogin(port: number, password: string): Promise<{ ms: number; error?: string }> {
+/** One real login (from 127.0.0.3 unless `from`): ms until AUTH_REPLY, or the error it got. */
+async function realLogin(port: number, password: string, from = "127.0.0.3"): Promise<{ ms: number; error?: string }> {
   const framer = new RpcapFramer(() => 1 << 20);
   const started = performance.now();
   const { promise, resolve } = Promise.withResolvers<{ ms: number; error?: string }>();
   const timer = setTimeout(() => resolve({ ms: Infinity, error: "no answer" }), REAL_LOGIN_LIMIT_MS);
-  const socket = await dial(port, "127.0.0.3", (chunk) => {
+  const socket = await dial(port, from, (chunk) => {
     for (const message of framer.push(chunk)) {
       if (message.header.type === RpcapMessageType.AUTH_REPLY) resolve({ ms: performance.now() - started });
       else resolve({ ms: Infinity, error: new TextDecoder().decode(message.payload).slice(0, 60) });
@@ -165,23 +166,38 @@ async function rpcapdUnderRedialling(): Promise<[string, string][]> {
     const attackers = Array.from({ length: ATTACK_CONNECTIONS }, (_, i) => attack(i));
     const attackEnd = Date.now() + ATTACK_MS;
     await Bun.sleep(2_000); // let the attack fill the table first
+    // Alternately from the address that logged in before the attack and from addresses that
+    // never did (their AUTH stands no better than an attacker's fresh address).
     const logins: { ms: number; error?: string }[] = [];
+    const firstTime: { ms: number; error?: string }[] = [];
     while (logins.length < REAL_LOGINS && Date.now() < attackEnd) {
       logins.push(await realLogin(port, password));
-      await Bun.sleep(500);
+      await Bun.sleep(250);
+      firstTime.push(await realLogin(port, password, `127.0.9.${1 + firstTime.length}`));
+      await Bun.sleep(250);
     }
     stopping = true;
     for (const socket of open) socket.destroy();
     await Promise.all(attackers);
-    const ok = logins.filter((l) => Number.isFinite(l.ms));
-    const sorted = ok.map((l) => l.ms).sort((a, b) => a - b);
-    const errors = [...new Set(logins.filter((l) => l.error).map((l) => l.error))];
+    const summary = (tries: { ms: number; error?: string }[]) => {
+      const ok = tries.filter((l) => Number.isFinite(l.ms));
+      const sorted = ok.map((l) => l.ms).sort((a, b) => a - b);
+      const errors = [...new Set(tries.filter((l) => l.error).map((l) => l.error))];
+      return {
+        succeeded: `${ok.length} of ${tries.length}${errors.length ? ` (failures: ${errors.join("; ")})` : ""}`,
+        latency: sorted.length ? `${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} / ${sorted[sorted.length - 1]!.toFixed(0)} ms` : "-",
+      };
+    };
+    const known = summary(logins);
+    const fresh = summary(firstTime);
     return [
       ["rpcapd: attacker connections open / addresses", `${ATTACK_CONNECTIONS} / ${ATTACK_ADDRESSES} (wrong-password AUTH, never read, redialled)`],
       ["rpcapd: attacker dials in all", String(dials)],
       ["rpcapd: real login, idle (anchor)", `${idle.ms.toFixed(0)} ms (first ${anchor.ms.toFixed(0)} ms)`],
-      ["rpcapd: real logins under attack succeeded", `${ok.length} of ${logins.length}${errors.length ? ` (failures: ${errors.join("; ")})` : ""}`],
-      ["rpcapd: real login latency under attack, median / worst", sorted.length ? `${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} / ${sorted[sorted.length - 1]!.toFixed(0)} ms` : "-"],
+      ["rpcapd: real logins under attack, known address: succeeded", known.succeeded],
+      ["rpcapd: real logins under attack, known address: median / worst", known.latency],
+      ["rpcapd: real logins under attack, first-time address: succeeded", fresh.succeeded],
+      ["rpcapd: real logins under attack, first-time address: median / worst", fresh.latency],
       ["rpcapd: daemon peak RSS", `${peak.stop().toFixed(1)} MiB (argon2id m=${ARGON2_MEMORY_KIB ?? 65536} KiB per hashing thread)`],
       ["rpcapd: still running", daemon.proc.exitCode === null ? "yes" : `no (exit ${daemon.proc.exitCode})`],
     ];
