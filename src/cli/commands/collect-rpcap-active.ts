@@ -54,7 +54,8 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
   --allow CIDR                      only probes in CIDR may connect, checked before a byte is
                                     read (repeatable; default: anyone who can reach the port).
                                     With -S (and not --tls-insecure), each probe must also hold
-                                    a certificate for its address from --tls-ca
+                                    a certificate for its address from --tls-ca: the probe's
+                                    credential (RPCAP's AUTH only authenticates this side)
   --max-probes N                    probes named at once (default ${MAX_ACTIVE_PROBES}); a probe takes a
                                     name only once it captures
   --max-per-address N               connections from one address (default ${MAX_ACTIVE_CONNECTIONS_PER_ADDRESS})
@@ -75,7 +76,8 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
   --metrics HOST:PORT               Prometheus metrics at http://HOST:PORT/metrics
   -h, --help                        this text
 A probe that disconnects keeps its name and outputs: when it dials in again its stream resumes
-(PCAP-over-IP readers stay connected). Outputs shared by several probes take the link type of
+(PCAP-over-IP readers stay connected), unless every name was needed for a new probe meanwhile
+(the one gone longest is forgotten first). Outputs shared by several probes take the link type of
 the first; a probe capturing another link type there is refused (logged).
 `;
 
