@@ -272,6 +272,32 @@ describe("no lockouts (issue 21)", () => {
 });
 
 describe("the rpcap-active pipeline input (probe run FILE)", () => {
+  test("allow: a probe outside it is closed at accept; a bad block is one line, exit 2 (issue 21)", async () => {
+    const listenPort = freePort();
+    const pipelineFile = join(dir, "active-allow.json");
+    await Bun.write(pipelineFile, JSON.stringify({
+      inputs: [{ kind: "rpcap-active", listen: { host: "127.0.0.1", port: listenPort }, device: "eth0", allow: ["127.0.13.0/24"], setupTimeoutMs: 5000 }],
+      outputs: [{ kind: "file", path: join(dir, "allow-run.pcap") }],
+    }));
+    const run = started(["run", pipelineFile]);
+    await waitFor(() => run.log().includes("accepting active rpcapd connections"), 10_000, "run listening");
+    const outsider = await silentPeer(listenPort, "127.0.14.1");
+    await waitFor(() => outsider.closed, 5_000, "outsider closed");
+    expect(run.log()).toContain("refused active connection from 127.0.14.1: not in --allow");
+    // A probe inside the block captures (the recorded daemon, dialling from 127.0.13.9).
+    await replayActiveDaemon(listenPort, "127.0.13.9");
+    await waitFor(() => run.log().includes("probe 127.0.13.9 capturing on eth0"), 10_000, "the allowed probe capturing");
+    expect(await stop(run.proc)).toBe(0);
+    await Bun.write(pipelineFile, JSON.stringify({
+      inputs: [{ kind: "rpcap-active", listen: { host: "127.0.0.1", port: listenPort }, allow: ["127.0.13.0/40"] }],
+      outputs: [{ kind: "file", path: join(dir, "allow-run.pcap") }],
+    }));
+    const bad = await runProbe(["run", pipelineFile]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain("rpcap-active allow: '127.0.13.0/40': prefix length must be 0 to 32");
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+  }, 30_000);
+
   test("probes dialling in feed the runner: file output and --metrics counts equal what was sent", async () => {
     const flow = await openLoopbackFlow();
     try {
