@@ -140,6 +140,20 @@ describe("a redialling attacker from many addresses (issue 21)", () => {
 });
 
 describe("TLS connections that never finish their handshake (issue 9)", () => {
+  test("issue 21: when every handshake place is taken, a newcomer closes the oldest pending handshake at once", async () => {
+    const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key3.pem"), "-out", join(dir, "cert3.pem"), "-subj", "/CN=localhost", "-days", "1"], { stdout: "ignore", stderr: "ignore" });
+    expect(made.exitCode).toBe(0);
+    harness = await startTestDaemon({ tls: { cert: join(dir, "cert3.pem"), key: join(dir, "key3.pem") }, maxSessions: 2, maxSessionsPerAddress: 8, pressureAuthTimeoutMs: 60_000 });
+    const first = await connect(harness.port, "127.0.0.2");
+    await Bun.sleep(50);
+    const second = await connect(harness.port, "127.0.0.3");
+    await Bun.sleep(50);
+    const third = await connect(harness.port, "127.0.0.4");
+    await first.waitClosed(); // long before the 60 s deadline
+    expect([second.closed, third.closed]).toEqual([false, false]);
+    expect(harness.log.lines.some((line) => line.includes("2 TLS handshakes pending: closing the oldest (127.0.0.2) to admit 127.0.0.4"))).toBe(true);
+  });
+
   test("are bounded per address and closed at the pressure deadline", async () => {
     const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-subj", "/CN=localhost", "-days", "1"], { stdout: "ignore", stderr: "ignore" });
     expect(made.exitCode).toBe(0);
