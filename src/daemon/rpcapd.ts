@@ -110,10 +110,13 @@ export class RpcapDaemon {
   /**
    * Passive TLS connections still in their handshake, per address key and in all. They hold no
    * session slot yet, so they are bounded here by the same numbers (per address, overall) and
-   * given the pressure deadline: a TLS handshake takes milliseconds.
+   * given the pressure deadline: a TLS handshake takes milliseconds. When all are taken, the
+   * oldest is put out for a newcomer.
    */
   private readonly handshaking = new Map<string, number>();
   private handshakingTotal = 0;
+  /** The same connections in order of arrival (the first is the oldest, evicted first when full). */
+  private readonly handshakingSockets = new Set<Socket<ControlData>>();
   /** Whether the last sweep found the slots under pressure (logged once per change). */
   private slotPressure = false;
 
@@ -292,16 +295,34 @@ export class RpcapDaemon {
 
   private awaitHandshake(socket: Socket<ControlData>): void {
     const peer = socket.remoteAddress;
-    const key = peerKey(peer);
-    const count = this.handshaking.get(key) ?? 0;
-    const perAddress = this.options.maxSessionsPerAddress ?? DEFAULT_MAX_SESSIONS_PER_ADDRESS;
-    if (count >= perAddress || this.handshakingTotal >= this.options.maxSessions) {
-      this.options.log.warn(`refused ${peer}: ${count} TLS handshakes pending from this address, ${this.handshakingTotal} in all`);
+    // The host list is checked before the handshake, so hosts it refuses hold no handshake slot.
+    if (this.options.isHostAllowed && !this.options.isHostAllowed(peer)) {
+      this.options.log.warn(`refused ${peer}: not in the host list`);
+      this.totals.sessionsRefused++;
       socket.end();
       return;
     }
+    const key = peerKey(peer);
+    const count = this.handshaking.get(key) ?? 0;
+    const perAddress = this.options.maxSessionsPerAddress ?? DEFAULT_MAX_SESSIONS_PER_ADDRESS;
+    if (count >= perAddress) {
+      this.options.log.warn(`refused ${peer}: ${count} TLS handshakes pending from this address (limit ${perAddress})`);
+      socket.end();
+      return;
+    }
+    if (this.handshakingTotal >= this.options.maxSessions) {
+      // Earliest eviction, as for the session slots: a handshake takes milliseconds, so the
+      // oldest one pending is the likeliest to be a peer that will never finish it.
+      const oldest = this.handshakingSockets.values().next().value;
+      if (oldest) {
+        this.options.log.warn(`${this.handshakingTotal} TLS handshakes pending: closing the oldest (${oldest.remoteAddress}) to admit ${peer}`);
+        this.handshakeOver(oldest);
+        oldest.end();
+      }
+    }
     this.handshaking.set(key, count + 1);
     this.handshakingTotal++;
+    this.handshakingSockets.add(socket);
     const deadlineMs = this.options.pressureAuthTimeoutMs ?? DEFAULT_PRESSURE_AUTH_TIMEOUT_MS;
     const timer = setTimeout(() => {
       this.options.log.warn(`TLS handshake with ${peer} not done within ${deadlineMs} ms: closed`);
@@ -317,6 +338,7 @@ export class RpcapDaemon {
     if (!pending) return;
     clearTimeout(pending.timer);
     socket.data.handshake = undefined;
+    this.handshakingSockets.delete(socket);
     this.handshakingTotal--;
     const left = (this.handshaking.get(pending.key) ?? 1) - 1;
     if (left > 0) this.handshaking.set(pending.key, left);
@@ -335,7 +357,10 @@ export class RpcapDaemon {
     if (!active) {
       const admission = this.slots.admit(peer);
       if (admission.evict) {
-        this.options.log.warn(`every session slot is taken: closing the oldest connection still unauthenticated to admit ${peer}`);
+        const victim = admission.evict;
+        this.options.log.warn(
+          `every session slot is taken: closing session ${victim.id} (unauthenticated${victim.authFailures > 0 ? `, ${victim.authFailures} failed AUTH` : ", no AUTH yet"}) to admit ${peer}`,
+        );
         this.writers.get(admission.evict)?.send(encodeError(0, RpcapErrorCode.INITTIMEOUT, "The RPCAP initial timeout has expired (the server is busy)"));
         admission.evict.close("pre-auth deadline under pressure (evicted for a new connection)");
       }

@@ -1,7 +1,8 @@
 // Who holds the daemon's session slots, and for how long. Bookkeeping with an injected clock:
 // a cap per peer address beside the overall one, a short pre-auth deadline once the slots are
-// filling up (and eviction of an overdue pre-auth connection when they are full), and the rule
-// that only a running capture keeps an authenticated slot: STATS or FINDALLIF every minute does not.
+// filling up, eviction of an unauthenticated connection when they are full (so a redialling
+// attacker cannot keep a real user out), and the rule that only a running capture keeps an
+// authenticated slot: STATS or FINDALLIF every minute does not.
 import { peerKey } from "./auth/index.ts";
 
 /**
@@ -27,6 +28,10 @@ export interface SlotLimits {
 /** What the slot table needs to see of a session. */
 export interface SlotHolder {
   readonly stateName: string;
+  /** An AUTH request is being checked: such a session is evicted only as a last resort. */
+  readonly authChecking?: boolean;
+  /** AUTH requests that failed: such sessions are evicted first. */
+  readonly authFailures?: number;
 }
 
 /** Why a session is being put out of its slot; the daemon sends `code` with `text`, then closes. */
@@ -70,8 +75,9 @@ export class SessionSlots<S extends SlotHolder> {
   }
 
   /**
-   * Whether a new passive connection from `peerAddress` may have a slot. `evict` names an
-   * overdue pre-auth session to put out first when every slot is taken; undefined refusal = yes.
+   * Whether a new passive connection from `peerAddress` may have a slot. When every slot is
+   * taken, `evict` names the unauthenticated session to put out first (see
+   * {@link evictionCandidate}); undefined refusal = yes.
    */
   admit(peerAddress: string): { refusal?: string; evict?: S } {
     const count = this.countFor(peerAddress);
@@ -79,9 +85,9 @@ export class SessionSlots<S extends SlotHolder> {
       return { refusal: `${count} sessions from this address already (limit ${this.limits.maxSessionsPerAddress} per address)` };
     }
     if (this.entries.size < this.limits.maxSessions) return {};
-    const overdue = this.oldestOverduePreAuth();
-    if (overdue) return { evict: overdue };
-    return { refusal: `${this.entries.size} sessions already (limit ${this.limits.maxSessions})` };
+    const victim = this.evictionCandidate();
+    if (victim) return { evict: victim };
+    return { refusal: `${this.entries.size} sessions already (limit ${this.limits.maxSessions}), none of them evictable` };
   }
 
   add(session: S, peerAddress: string, active: boolean): void {
@@ -138,14 +144,28 @@ export class SessionSlots<S extends SlotHolder> {
     return out;
   }
 
-  private oldestOverduePreAuth(): S | undefined {
-    const now = this.now();
-    let oldest: { session: S; at: number } | undefined;
+  /**
+   * The passive session still awaiting AUTH to put out for a newcomer, oldest first within each
+   * rank: one whose AUTH failed (a wrong password, or refused by the check bounds) and is not
+   * being checked again; then one that has sent no AUTH yet; never one whose AUTH is being
+   * checked now (those are bounded by the authenticator's pending-check limit, 32 by default,
+   * below the default 64 slots, so another slot is evictable when only unauthenticated peers
+   * hold them).
+   * A real client sends AUTH as soon as it connects, so a flood of redialling attackers puts out
+   * its own failed connections, not the user's. Authenticated and active sessions are never put
+   * out here.
+   */
+  private evictionCandidate(): S | undefined {
+    let failed: { session: S; at: number } | undefined;
+    let silent: { session: S; at: number } | undefined;
     for (const [session, entry] of this.entries) {
-      if (entry.active || session.stateName !== "awaiting-auth") continue;
-      if (now - entry.acceptedAt < this.limits.pressureAuthTimeoutMs) continue;
-      if (!oldest || entry.acceptedAt < oldest.at) oldest = { session, at: entry.acceptedAt };
+      if (entry.active || session.stateName !== "awaiting-auth" || session.authChecking) continue;
+      const rank = (session.authFailures ?? 0) > 0 ? "failed" : "silent";
+      const best = rank === "failed" ? failed : silent;
+      if (best && best.at <= entry.acceptedAt) continue;
+      if (rank === "failed") failed = { session, at: entry.acceptedAt };
+      else silent = { session, at: entry.acceptedAt };
     }
-    return oldest?.session;
+    return (failed ?? silent)?.session;
   }
 }

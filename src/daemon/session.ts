@@ -142,6 +142,8 @@ const MIN_REPLY_BUFSIZE = 262144;
 
 export class RpcapSession {
   private state: SessionState = { kind: "awaiting-auth" };
+  private authInProgress = false;
+  private failedAuths = 0;
   private readonly queue: RpcapMessage[] = [];
   private working = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -168,6 +170,16 @@ export class RpcapSession {
 
   get stateName(): SessionState["kind"] {
     return this.state.kind;
+  }
+
+  /** An AUTH request of this session is being checked (waiting, pausing or hashing). */
+  get authChecking(): boolean {
+    return this.authInProgress;
+  }
+
+  /** AUTH requests of this session that failed (the slot table evicts such sessions first). */
+  get authFailures(): number {
+    return this.failedAuths;
   }
 
   /** Messages from the framer, handled one at a time in order. */
@@ -299,9 +311,16 @@ export class RpcapSession {
     if (request.authType !== RpcapAuthType.NULL && request.authType !== RpcapAuthType.PWD) {
       return this.sendError(0, RpcapErrorCode.AUTH_TYPE_NOTSUP, "Authentication type not recognized");
     }
-    const result = await this.env.authenticator.authenticate({ peerAddress: this.control.peerAddress, ...request });
+    this.authInProgress = true;
+    let result: Awaited<ReturnType<SessionAuthenticator["authenticate"]>>;
+    try {
+      result = await this.env.authenticator.authenticate({ peerAddress: this.control.peerAddress, ...request });
+    } finally {
+      this.authInProgress = false;
+    }
     if (this.state.kind !== "awaiting-auth") return; // closed meanwhile
     if (!result.ok) {
+      this.failedAuths++;
       this.env.log.warn(`session ${this.id} ${this.control.peerAddress}: authentication failed: ${result.logDetail}`);
       this.sendError(0, RpcapErrorCode.AUTH_FAILED, result.publicMessage);
       // The pause is a timer for this peer only: later messages wait in this session's queue.

@@ -73,6 +73,10 @@ export function rpcapdCollector(daemon: RpcapdCounterView): MetricsCollector {
 /** What activeProbesCollector reads (src/capture/remote's RpcapActiveListener). */
 export interface ActiveProbesView {
   readonly probes: readonly { name: string; connected: boolean; connections: number; packetsDelivered: number }[];
+  /** Connections accepted that have not reached STARTCAP yet. */
+  readonly pendingConnections?: number;
+  /** Connections turned away since start, by why (src/capture/remote's RpcapActiveListener). */
+  readonly totals?: { refusedNotAllowed: number; refusedPerAddress: number; evicted: number; setupTimedOut: number; refusedFull: number };
 }
 
 /** `collect --rpcap-active-listen`: probes known and connected, and each probe's counts (top-N). */
@@ -94,6 +98,23 @@ export function activeProbesCollector(listener: ActiveProbesView): MetricsCollec
         type: "counter",
         samples: boundSeries(probes.map((p) => ({ labels: { probe: p.name }, value: p.connections })), "probe"),
       },
+      ...(listener.totals
+        ? [
+            { name: "rpcap_active_connections_pending", help: "Active-mode connections accepted and still setting up (not capturing yet).", type: "gauge" as const, samples: [{ value: listener.pendingConnections ?? 0 }] },
+            {
+              name: "rpcap_active_connections_turned_away",
+              help: "Active-mode connections closed before capturing, by reason: not-allowed (--allow), per-address (cap), evicted (for a newer one), setup-timeout, full (every name connected).",
+              type: "counter" as const,
+              samples: [
+                { labels: { reason: "not-allowed" }, value: listener.totals.refusedNotAllowed },
+                { labels: { reason: "per-address" }, value: listener.totals.refusedPerAddress },
+                { labels: { reason: "evicted" }, value: listener.totals.evicted },
+                { labels: { reason: "setup-timeout" }, value: listener.totals.setupTimedOut },
+                { labels: { reason: "full" }, value: listener.totals.refusedFull },
+              ],
+            },
+          ]
+        : []),
     ];
   };
 }

@@ -12,6 +12,7 @@ import { senderName, UdpstrSource } from "../capture/udpstr-source.ts";
 import { parseCidr } from "../config/addresses.ts";
 import { udpstrCollector, type MetricsCollector, type UdpstrCounterView } from "../metrics/index.ts";
 import type { Logger } from "../logging/index.ts";
+import { parseCidr } from "../config/addresses.ts";
 import { CaptureFileOutput } from "../outputs/capture-file/capture-file-output.ts";
 import type { OutputContext, PreparedOutput } from "../outputs/output-context.ts";
 import type { PipelineOutput } from "../outputs/output.ts";
@@ -173,6 +174,16 @@ export const INPUTS: { [K in InputSpec["kind"]]: InputBuilder<K> } = {
       ...(spec.tls ? { tls: { ...(spec.tls.ca ? { ca: spec.tls.ca } : {}), insecure: spec.tls.insecure } } : {}),
       ...(spec.username !== undefined ? { username: spec.username, password: spec.password ?? "" } : {}),
       names: new Map(Object.entries(spec.probeNames)),
+      allow: (spec.allow ?? []).map((text) => {
+        try {
+          return parseCidr(text);
+        } catch (error) {
+          throw new ProbeError("bad-cidr", "usage", `rpcap-active allow: ${(error as Error).message}`);
+        }
+      }),
+      ...(spec.maxProbes !== undefined ? { maxProbes: spec.maxProbes } : {}),
+      ...(spec.maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress: spec.maxConnectionsPerAddress } : {}),
+      ...(spec.setupTimeoutMs !== undefined ? { setupTimeoutMs: spec.setupTimeoutMs } : {}),
       log: context.log,
     }),
   }),

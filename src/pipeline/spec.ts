@@ -149,6 +149,14 @@ export const rpcapActiveInputSchema = kindSchema("rpcap-active", (kind) =>
     promiscuous: z.boolean().default(true),
     /** Ask for a UDP data channel read as udpstr (probes running `rpcapd -t MTU`). */
     udpstr: z.boolean().default(false),
+    /** Only probes in these CIDR blocks may dial in (as `--allow`); empty = anyone. */
+    allow: z.array(z.string().min(1)).optional(),
+    /** Probes named at once (default MAX_ACTIVE_PROBES, src/capture/remote). */
+    maxProbes: z.number().int().min(1).max(100_000).optional(),
+    /** Connections from one address (default MAX_ACTIVE_CONNECTIONS_PER_ADDRESS). */
+    maxConnectionsPerAddress: z.number().int().min(1).max(100_000).optional(),
+    /** A connection not capturing this long after accept is closed (default ACTIVE_PROBE_SETUP_TIMEOUT_MS). */
+    setupTimeoutMs: z.number().int().min(100).max(86_400_000).optional(),
     /**
      * Probes dial in with TLS (`rpcapd -a ... -S`): this side is the TLS client, as libpcap's
      * collector is, verifying each probe's certificate against its address (docs/collect.md).

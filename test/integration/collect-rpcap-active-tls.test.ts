@@ -168,6 +168,39 @@ describe("active mode with TLS (rpcapd --active -S, collect --rpcap-active-liste
     }
   }, 30_000);
 
+  test("issue 21: with -S, a peer outside --allow is closed before any handshake, peers that never handshake are freed at the setup deadline, then a probe with a good certificate captures", async () => {
+    const listenPort = freePort();
+    const collector = started([], [
+      "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-S", "--tls-ca", certs.ca, "-i", "lo", "-w", join(dir, "allow-tls.pcap"),
+      "--allow", "127.0.0.0/24", "--setup-timeout-ms", "500", "--max-per-address", "2",
+    ]);
+    await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
+    /** A plain TCP peer from 127.0.0.1 that says nothing; resolves when the collector closes it. */
+    const silent = async () => {
+      const closed = Promise.withResolvers<void>();
+      await Bun.connect({ hostname: "127.0.0.1", port: listenPort, socket: { data() {}, close: () => closed.resolve(), error: () => closed.resolve() } }).catch(() => closed.resolve());
+      return closed.promise;
+    };
+    // Bun.connect cannot pick a source address: the outsider comes through node:net.
+    const { connect } = await import("node:net");
+    const outsider = Promise.withResolvers<void>();
+    const raw = connect({ host: "127.0.0.1", port: listenPort, localAddress: "127.0.1.9" });
+    raw.on("error", () => {});
+    raw.once("close", () => outsider.resolve());
+    await outsider.promise;
+    expect(collector.log()).toContain("refused active connection from 127.0.1.9: not in --allow");
+    expect(collector.log()).not.toContain("127.0.1.9: TLS");
+    // Two plain-TCP peers from 127.0.0.1 that never answer the ClientHello: closed at 500 ms.
+    await Promise.all([silent(), silent()]);
+    expect(collector.log().match(/not capturing within 500 ms; closed/g)?.length).toBe(2);
+    const probe = daemon(listenPort, "good");
+    await waitFor(() => collector.log().includes("capturing on lo"), 10_000, "good probe capturing");
+    probe.proc.kill("SIGTERM");
+    await probe.proc.exited;
+    collector.proc.kill("SIGTERM");
+    expect(await collector.proc.exited).toBe(0);
+  }, 30_000);
+
   test("flag mistakes are one line (exit 2)", async () => {
     const port = String(freePort());
     const noTls = await runProbe(["collect", "--rpcap-active-listen", `127.0.0.1:${port}`, "--tls-ca", "x.pem", "-w", join(dir, "x.pcap")]);

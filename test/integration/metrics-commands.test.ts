@@ -130,6 +130,11 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
         "-w", join(dir, "c.pcap"), "--metrics", "127.0.0.1:0",
       ]);
       const mport = await metricsPort(collector.log);
+      // A peer that dials in and says nothing: pending until the probe's arrival, then still pending.
+      const { connect } = await import("node:net");
+      const silent = connect({ host: "127.0.0.1", port: listenPort, localAddress: "127.0.12.1" });
+      silent.on("error", () => {});
+      await waitFor(async () => value(await scrape(mport), "probe_rpcap_active_connections_pending") === 1, 10_000, "one pending connection");
       started(["rpcapd", "-v", "--active", `127.0.0.1:${listenPort}`, "-n"]);
       await waitFor(() => collector.log().includes("capturing on lo"), 10_000, "probe capturing");
       await Bun.sleep(300);
@@ -141,6 +146,11 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
       }, 10_000, "4 packets from the probe");
       expect(value(samples, "probe_rpcap_active_probes_connected")).toBe(1);
       expect(value(samples, "probe_rpcap_active_probe_connections_total", { probe: "127.0.0.1" })).toBe(1);
+      // The silent peer is still setting up (it never captures, so it is not a probe); nothing turned away.
+      expect(value(samples, "probe_rpcap_active_probes")).toBe(1);
+      expect(value(samples, "probe_rpcap_active_connections_pending")).toBe(1);
+      expect(value(samples, "probe_rpcap_active_connections_turned_away_total", { reason: "evicted" })).toBe(0);
+      silent.destroy();
     } finally {
       flow.close();
     }

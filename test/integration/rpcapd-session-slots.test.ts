@@ -88,7 +88,72 @@ describe("session slots (issue 9)", () => {
   });
 });
 
+describe("a redialling attacker from many addresses (issue 21)", () => {
+  test("wrong-password AUTHs filling every slot: a real login gets in at its first try, and the attacker redialling cannot put it out", async () => {
+    // The pressure deadline is far away: only eviction can let the real client in.
+    harness = await startTestDaemon({ maxSessions: 6, maxSessionsPerAddress: 6, pressureAuthTimeoutMs: 60_000, authTimeoutMs: 90_000 });
+    const attackers: RawPeer[] = [];
+    for (let i = 1; i <= 6; i++) {
+      const peer = await connect(harness.port, `127.0.5.${i}`);
+      peer.write(pwdAuth("test", `guess-${i}`));
+      attackers.push(peer);
+    }
+    // Every slot taken by a session whose AUTH failed (each told so) and that stays connected.
+    for (const peer of attackers) expect((await peer.nth(1)).header.value).toBe(E.AUTH_FAILED);
+    expect(harness.daemon.sessionCount).toBe(6);
+    const real = await connect(harness.port, "127.0.0.3");
+    real.write(pwdAuth("test", "secret"));
+    expect((await real.nth(1)).header.type).toBe(T.AUTH_REPLY);
+    // The oldest failed session made room, told why.
+    await attackers[0]!.waitClosed();
+    expect(attackers[0]!.messages.map((m) => m.header.value)).toEqual([E.AUTH_FAILED, E.INITTIMEOUT]);
+    expect(attackers.slice(1).every((peer) => !peer.closed)).toBe(true);
+    // The attacker redials 12 times from new addresses: each puts out another failed or silent
+    // session, never the authenticated one.
+    for (let i = 7; i <= 18; i++) {
+      const peer = await connect(harness.port, `127.0.5.${i}`);
+      peer.write(pwdAuth("test", `guess-${i}`));
+      expect((await peer.nth(1)).header.value).toBe(E.AUTH_FAILED);
+    }
+    expect(real.closed).toBe(false);
+    real.write(encodeMessage(0, T.FINDALLIF_REQ, 0));
+    expect((await real.nth(2)).header.type).toBe(T.FINDALLIF_REPLY);
+    expect(harness.log.lines.filter((line) => line.includes("every session slot is taken: closing session")).length).toBe(13);
+    expect(harness.log.lines.some((line) => line.includes("Too many connections") || line.includes("sessions already"))).toBe(false);
+  });
+
+  test("with -l, hosts outside the list are refused before a TLS handshake and hold no handshake slot", async () => {
+    const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key2.pem"), "-out", join(dir, "cert2.pem"), "-subj", "/CN=localhost", "-days", "1"], { stdout: "ignore", stderr: "ignore" });
+    expect(made.exitCode).toBe(0);
+    harness = await startTestDaemon({
+      tls: { cert: join(dir, "cert2.pem"), key: join(dir, "key2.pem") },
+      isHostAllowed: (address) => address === "127.0.0.3",
+      maxSessions: 2,
+      pressureAuthTimeoutMs: 60_000,
+    });
+    // Plain TCP from outside the list: closed at once, without waiting for a ClientHello.
+    const outsiders = [await connect(harness.port, "127.0.6.1"), await connect(harness.port, "127.0.6.2"), await connect(harness.port, "127.0.6.3")];
+    for (const peer of outsiders) await peer.waitClosed();
+    expect(harness.log.lines.filter((line) => line.includes("not in the host list")).length).toBe(3);
+    expect(harness.log.lines.some((line) => line.includes("TLS handshakes pending"))).toBe(false);
+  });
+});
+
 describe("TLS connections that never finish their handshake (issue 9)", () => {
+  test("issue 21: when every handshake place is taken, a newcomer closes the oldest pending handshake at once", async () => {
+    const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key3.pem"), "-out", join(dir, "cert3.pem"), "-subj", "/CN=localhost", "-days", "1"], { stdout: "ignore", stderr: "ignore" });
+    expect(made.exitCode).toBe(0);
+    harness = await startTestDaemon({ tls: { cert: join(dir, "cert3.pem"), key: join(dir, "key3.pem") }, maxSessions: 2, maxSessionsPerAddress: 8, pressureAuthTimeoutMs: 60_000 });
+    const first = await connect(harness.port, "127.0.0.2");
+    await Bun.sleep(50);
+    const second = await connect(harness.port, "127.0.0.3");
+    await Bun.sleep(50);
+    const third = await connect(harness.port, "127.0.0.4");
+    await first.waitClosed(); // long before the 60 s deadline
+    expect([second.closed, third.closed]).toEqual([false, false]);
+    expect(harness.log.lines.some((line) => line.includes("2 TLS handshakes pending: closing the oldest (127.0.0.2) to admit 127.0.0.4"))).toBe(true);
+  });
+
   test("are bounded per address and closed at the pressure deadline", async () => {
     const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-subj", "/CN=localhost", "-days", "1"], { stdout: "ignore", stderr: "ignore" });
     expect(made.exitCode).toBe(0);

@@ -129,4 +129,76 @@ describe("CheckScheduler", () => {
     expect(outcome.kind).toBe("failed");
     expect(scheduler.runningChecks).toBe(0);
   });
+
+  test("overall bound reached by peers waiting out pauses: a peer owing nothing takes the place of the one owing most (issue 21)", async () => {
+    // Five flooding addresses, each owing a pause for earlier failures: every place is taken.
+    const owes = new Map([["203.0.113.1", 1_000], ["203.0.113.2", 30_000], ["203.0.113.3", 4_000], ["203.0.113.4", 2_000], ["203.0.113.5", 8_000]]);
+    const scheduler = new CheckScheduler(limits, (key) => owes.get(key) ?? 0);
+    const flood = [...owes.keys()].map((key) => ({ key, task: manualTask(key) }));
+    const floodDone = flood.map(({ key, task }) => scheduler.run(key, task.run, { needsHashSlot: true }));
+    expect(scheduler.pendingChecks).toBe(5);
+    const real = manualTask("real");
+    const realDone = scheduler.run("192.0.2.5", real.run, { needsHashSlot: true });
+    // The one owing 30 s gave its place, refused (not its fault: its pause does not grow).
+    expect(await floodDone[1]!).toEqual({
+      kind: "refused",
+      reason: "5 AUTH requests pending (limit 5); this one, from a peer with more failures or a longer pause owed, gave its place to one standing better",
+      peerAtFault: false,
+    });
+    await settle();
+    expect(real.started).toBe(true);
+    real.finish();
+    expect(await realDone).toEqual({ kind: "done", value: "real" });
+    // A peer owing more than every waiting one does not displace anybody.
+    const other = new CheckScheduler(limits, (key) => (key === "192.0.2.7" ? 60_000 : 1_000));
+    const held = Array.from({ length: 5 }, (_, i) => other.run(`198.51.100.${i}`, manualTask(i).run, { needsHashSlot: true }));
+    const late = await other.run("192.0.2.7", manualTask("late").run, { needsHashSlot: true });
+    expect(late.kind === "refused" && late.reason).toBe("5 AUTH requests are already pending (limit 5)");
+    expect(other.pendingChecks).toBe(5);
+    void held;
+  });
+
+  test("a peer with fewer failures is hashed first, and takes the place of one with more when every place is taken (issue 21)", async () => {
+    // Pauses served (nothing owed): only the failure counts tell the peers apart.
+    const failures = new Map([["203.0.113.1", 3], ["203.0.113.2", 1], ["203.0.113.3", 5], ["203.0.113.4", 2]]);
+    const scheduler = new CheckScheduler({ ...limits, maxPendingChecks: 5 }, () => 0, (key) => failures.get(key) ?? 0);
+    const busy = manualTask("busy");
+    const busyDone = scheduler.run("198.51.100.1", busy.run, { needsHashSlot: true });
+    const flood = [...failures.keys()].map((key) => ({ key, task: manualTask(key) }));
+    const floodDone = flood.map(({ key, task }) => scheduler.run(key, task.run, { needsHashSlot: true }));
+    expect(scheduler.pendingChecks).toBe(5);
+    // Full: the user (no failures) takes the place of 203.0.113.3 (5 failures).
+    const real = manualTask("real");
+    const realDone = scheduler.run("192.0.2.5", real.run, { needsHashSlot: true });
+    expect((await floodDone[2]!).kind).toBe("refused");
+    // When the thread frees, the user goes first although it came last, then 203.0.113.2 (1).
+    busy.finish();
+    await busyDone;
+    await settle();
+    expect([real.started, ...flood.map((f) => f.task.started)]).toEqual([true, false, false, false, false]);
+    real.finish();
+    expect(await realDone).toEqual({ kind: "done", value: "real" });
+    await settle();
+    expect(flood.map((f) => f.task.started)).toEqual([false, true, false, false]);
+    for (const { task } of flood) task.finish();
+    await Promise.all(floodDone);
+  });
+
+  test("a known address (standing -1) goes ahead of unknown ones (0) waiting for a thread (issue 21)", async () => {
+    const scheduler = new CheckScheduler(limits, () => 0, (key) => (key === "192.0.2.5" ? -1 : 0));
+    const busy = manualTask("busy");
+    const busyDone = scheduler.run("203.0.113.1", busy.run, { needsHashSlot: true });
+    const fresh = [manualTask("a"), manualTask("b")];
+    const freshDone = fresh.map((t, i) => scheduler.run(`203.0.113.${10 + i}`, t.run, { needsHashSlot: true }));
+    const known = manualTask("known");
+    const knownDone = scheduler.run("192.0.2.5", known.run, { needsHashSlot: true });
+    busy.finish();
+    await busyDone;
+    await settle();
+    expect([known.started, ...fresh.map((t) => t.started)]).toEqual([true, false, false]);
+    known.finish();
+    await knownDone;
+    for (const t of fresh) t.finish();
+    await Promise.all(freshDone);
+  });
 });

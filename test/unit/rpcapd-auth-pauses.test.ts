@@ -113,4 +113,19 @@ describe("FailurePauses", () => {
     clock.now -= 10 * DEFAULT_FAILURE_DECAY_MS;
     expect(pauses.failureCount("192.0.2.1")).toBe(2);
   });
+
+  test("standing (issue 21): -1 for an address that logged in and has not failed since, 0 unknown, else its failures; known addresses are bounded", () => {
+    const { pauses } = withClock({ ...SETTINGS, maxTrackedPeers: 2 });
+    expect(pauses.standing("192.0.2.1")).toBe(0);
+    pauses.recordSuccess("192.0.2.1");
+    expect(pauses.standing("192.0.2.1")).toBe(-1);
+    expect(pauses.standing("::ffff:192.0.2.1")).toBe(-1);
+    pauses.recordFailure("192.0.2.1");
+    pauses.recordFailure("192.0.2.1");
+    expect(pauses.standing("192.0.2.1")).toBe(2);
+    pauses.recordSuccess("192.0.2.1");
+    pauses.recordSuccess("192.0.2.2");
+    pauses.recordSuccess("192.0.2.3"); // the third known address pushes out the least recent
+    expect([pauses.standing("192.0.2.1"), pauses.standing("192.0.2.2"), pauses.standing("192.0.2.3")]).toEqual([0, -1, -1]);
+  });
 });

@@ -1,10 +1,13 @@
 // The slot table behind rpcapd's accept path (issue 9): per-address caps (IPv6 counted per /64),
-// pressure at more than 3/4 of the slots, eviction of an overdue pre-auth connection when full,
-// and a slot kept after AUTH only by a capture running or starting.
+// pressure at more than 3/4 of the slots, eviction of an unauthenticated connection when full
+// (issue 21: failed AUTH first, then silent, never one being checked, never an authenticated or
+// active one), and a slot kept after AUTH only by a capture running or starting.
 import { describe, expect, test } from "bun:test";
 import { SessionSlots } from "../../src/daemon/session-slots.ts";
 
 class FakeSession {
+  authChecking = false;
+  authFailures = 0;
   constructor(public stateName: string) {}
 }
 
@@ -44,17 +47,34 @@ describe("SessionSlots", () => {
     expect(slots.admit("192.0.2.1")).toEqual({});
   });
 
-  test("full: the oldest pre-auth session past the pressure deadline is evicted; none overdue: refused", () => {
+  test("full: a newcomer evicts at once (no deadline to wait out): the oldest failed-AUTH session, else the oldest silent one", () => {
     const { clock, slots } = table();
-    const sessions = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"].map((address, i) => {
-      const session = new FakeSession(i === 0 ? "ready" : "awaiting-auth");
-      slots.add(session, address, false);
+    const [ready, silentOld, failedNew, silentNew] = ["ready", "awaiting-auth", "awaiting-auth", "awaiting-auth"].map((state, i) => {
+      const session = new FakeSession(state);
+      slots.add(session, `192.0.2.${i + 1}`, false);
       clock.now += 100;
       return session;
-    });
-    expect(slots.admit("192.0.2.5").refusal).toContain("limit 4");
-    clock.now += 1_000;
-    expect(slots.admit("192.0.2.5").evict).toBe(sessions[1]!); // the oldest unauthenticated one
+    }) as [FakeSession, FakeSession, FakeSession, FakeSession];
+    failedNew.authFailures = 1;
+    // The failed one goes first although the silent one is older; the authenticated one never.
+    expect(slots.admit("192.0.2.5").evict).toBe(failedNew);
+    failedNew.authChecking = true; // it tries again: a check in progress is not evicted
+    expect(slots.admit("192.0.2.5").evict).toBe(silentOld);
+    silentOld.authChecking = true;
+    expect(slots.admit("192.0.2.5").evict).toBe(silentNew);
+    silentNew.stateName = "ready";
+    expect(slots.admit("192.0.2.5")).toEqual({ refusal: "4 sessions already (limit 4), none of them evictable" });
+    expect(ready.stateName).toBe("ready");
+  });
+
+  test("full of active (dialled) unauthenticated sessions: none is evicted for a passive newcomer", () => {
+    const { slots } = table();
+    for (let i = 0; i < 4; i++) {
+      const session = new FakeSession("awaiting-auth");
+      session.authFailures = 1;
+      slots.add(session, "192.0.2.9", true);
+    }
+    expect(slots.admit("192.0.2.5").refusal).toContain("none of them evictable");
   });
 
   test("the short pre-auth deadline applies only under pressure (more than 3/4 taken)", () => {

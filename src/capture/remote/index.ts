@@ -20,7 +20,10 @@ export {
   type RemoteSourceKind,
 } from "./remote-source-url.ts";
 export {
+  ACTIVE_PROBE_SETUP_TIMEOUT_MS,
+  MAX_ACTIVE_CONNECTIONS_PER_ADDRESS,
   MAX_ACTIVE_PROBES,
+  MAX_PENDING_ACTIVE_CONNECTIONS,
   RpcapActiveInputSource,
   RpcapActiveListener,
   RpcapActivePeerSource,

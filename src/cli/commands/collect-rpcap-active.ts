@@ -2,10 +2,16 @@
 // asked for since libpcap#960. Probes running an active rpcapd dial in; each is captured (AUTH,
 // OPEN -i or its preselection, STARTCAP with -f) and re-served to ordinary tools: PCAP-over-IP
 // (one listener for every probe, or one per probe) and capture files (one, or one per probe).
-import { RpcapActiveListener, type RpcapActivePeerSource } from "../../capture/remote/index.ts";
+import {
+  ACTIVE_PROBE_SETUP_TIMEOUT_MS,
+  MAX_ACTIVE_CONNECTIONS_PER_ADDRESS,
+  MAX_ACTIVE_PROBES,
+  RpcapActiveListener,
+  type RpcapActivePeerSource,
+} from "../../capture/remote/index.ts";
 import { compileFilter } from "../../capture/libpcap/compile-filter.ts";
 import type { CaptureInfo } from "../../capture/capture-source.ts";
-import type { HostPort } from "../../config/addresses.ts";
+import { isLoopbackAddress, parseCidr, type HostPort } from "../../config/addresses.ts";
 import { tlsClientOptions } from "../../config/tls-client.ts";
 import { RPCAP_DEFAULT_ACTIVE_PORT, RPCAP_DEFAULT_PORT, rpcapdConfigSchema } from "../../config/rpcapd-config.ts";
 import { Authenticator } from "../../daemon/auth/index.ts";
@@ -18,7 +24,7 @@ import { DEFAULT_CONSUMER_QUEUE_BYTES } from "../../pipeline/consumer-queue.ts";
 import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { CommandFailure, ExitCode, UsageError } from "../usage-error.ts";
-import { hostPortFlag, parseCommandLine } from "../parse-options.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { stderrLogger } from "../../logging/index.ts";
 import { startMetricsOption } from "../metrics-option.ts";
 import { StopWatchdog } from "../stop-watchdog.ts";
@@ -46,6 +52,17 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
   --tls-ca FILE                     trust this CA for the probes' certificates (default: the
                                     built-in public CAs)
   --tls-insecure                    do not verify them (logged)
+ WHO MAY DIAL IN:
+  --allow CIDR                      only probes in CIDR may connect, checked before a byte is
+                                    read (repeatable; default: anyone who can reach the port).
+                                    With -S (and not --tls-insecure), each probe must also hold
+                                    a certificate for its address from --tls-ca: the probe's
+                                    credential (RPCAP's AUTH only authenticates this side)
+  --max-probes N                    probes named at once (default ${MAX_ACTIVE_PROBES}); a probe takes a
+                                    name only once it captures
+  --max-per-address N               connections from one address (default ${MAX_ACTIVE_CONNECTIONS_PER_ADDRESS})
+  --setup-timeout-ms N              a connection not capturing within N ms is closed (default
+                                    ${ACTIVE_PROBE_SETUP_TIMEOUT_MS})
  OUTPUTS (at least one):
   -w, --write FILE                  one capture file for every probe; a FILE containing
                                     {probe} is one file per probe ({probe} = its name)
@@ -61,7 +78,8 @@ re-serve every probe that dials in. Each probe is named by its address (or --pro
   --metrics HOST:PORT               Prometheus metrics at http://HOST:PORT/metrics
   -h, --help                        this text
 A probe that disconnects keeps its name and outputs: when it dials in again its stream resumes
-(PCAP-over-IP readers stay connected). Outputs shared by several probes take the link type of
+(PCAP-over-IP readers stay connected), unless every name was needed for a new probe meanwhile
+(the one gone longest is forgotten first). Outputs shared by several probes take the link type of
 the first; a probe capturing another link type there is refused (logged).
 `;
 
@@ -85,6 +103,10 @@ export const COLLECT_RPCAP_ACTIVE_OPTIONS = {
   tls: { type: "boolean", short: "S" },
   "tls-ca": { type: "string" },
   "tls-insecure": { type: "boolean" },
+  allow: { type: "string", multiple: true },
+  "max-probes": { type: "string" },
+  "max-per-address": { type: "string" },
+  "setup-timeout-ms": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -116,6 +138,10 @@ export async function runRpcapActiveCollectCommand(argv: string[]): Promise<numb
       ...(v.tls ? { tls: true } : {}),
       ...(v["tls-ca"] !== undefined ? { tlsCa: v["tls-ca"] } : {}),
       ...(v["tls-insecure"] ? { tlsInsecure: true } : {}),
+      allow: v.allow ?? [],
+      ...(v["max-probes"] !== undefined ? { maxProbes: parseInteger("--max-probes", v["max-probes"], 1, 100_000)! } : {}),
+      ...(v["max-per-address"] !== undefined ? { maxPerAddress: parseInteger("--max-per-address", v["max-per-address"], 1, 100_000)! } : {}),
+      ...(v["setup-timeout-ms"] !== undefined ? { setupTimeoutMs: parseInteger("--setup-timeout-ms", v["setup-timeout-ms"], 100, 86_400_000)! } : {}),
     },
     stderrLogger("probe-collect"),
   );
@@ -141,6 +167,11 @@ export interface RpcapActiveCollectFlags {
   tls?: boolean;
   tlsCa?: string;
   tlsInsecure?: boolean;
+  /** --allow: CIDR blocks whose probes may dial in; empty = anyone. */
+  allow?: string[];
+  maxProbes?: number;
+  maxPerAddress?: number;
+  setupTimeoutMs?: number;
 }
 
 /** Something that takes one probe's (or every probe's) batches. */
@@ -176,6 +207,16 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
       throw new UsageError(`-f: ${(error as Error).message}`);
     }
   }
+  const allow = (flags.allow ?? []).map((text) => {
+    try {
+      return parseCidr(text);
+    } catch (error) {
+      throw new UsageError(`--allow: ${(error as Error).message}`);
+    }
+  });
+  if (flags.maxPerAddress !== undefined && flags.maxPerAddress > (flags.maxProbes ?? MAX_ACTIVE_PROBES)) {
+    throw new UsageError("collect: --max-per-address cannot exceed --max-probes");
+  }
   const names = new Map<string, string>();
   for (const entry of flags.probeNames) {
     const [address, name] = entry.split("=");
@@ -207,12 +248,30 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
     ...(flags.udpstr ? { udpstr: true } : {}),
     ...(flags.tls ? { tls: { ca: flags.tlsCa, insecure: flags.tlsInsecure } } : {}),
     names,
+    allow,
+    ...(flags.maxProbes !== undefined ? { maxProbes: flags.maxProbes } : {}),
+    ...(flags.maxPerAddress !== undefined ? { maxConnectionsPerAddress: flags.maxPerAddress } : {}),
+    ...(flags.setupTimeoutMs !== undefined ? { setupTimeoutMs: flags.setupTimeoutMs } : {}),
     log,
     onProbe: (source) => void startProbe(source),
+    onForget: (source) => void forgetProbe(source),
   });
+  if (allow.length === 0 && !isLoopbackAddress(listen.host)) {
+    log.warn(`--rpcap-active-listen ${flags.listen}: any host that reaches the port may dial in as a probe; consider --allow${flags.tls ? "" : " or -S with --tls-ca"}`);
+  }
+  /** Outputs of one probe alone (a {probe} file, its own PCAP-over-IP port), closed when it is forgotten. */
+  const ownOutputs = new Map<RpcapActivePeerSource, BatchOutput[]>();
+
+  async function forgetProbe(source: RpcapActivePeerSource): Promise<void> {
+    const outputs = ownOutputs.get(source) ?? [];
+    ownOutputs.delete(source);
+    for (const output of outputs) {
+      perProbe.splice(perProbe.indexOf(output), 1);
+      await output.close();
+    }
+  }
 
   async function startProbe(source: RpcapActivePeerSource): Promise<void> {
-    const index = probeIndex++;
     const outputs: BatchOutput[] = [];
     let info: CaptureInfo;
     try {
@@ -226,6 +285,10 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
       log.warn((error as Error).message);
       return;
     }
+    // Counted only for probes that capture, so PORT+N goes to the N-th probe that really did.
+    const index = probeIndex++;
+    const own: BatchOutput[] = [];
+    ownOutputs.set(source, own);
     for (const output of shared) {
       const attached = await output.join(source.name, info);
       if (attached) outputs.push(attached);
@@ -235,6 +298,7 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
       const file = await fileOutput(target, format, info, log);
       outputs.push(file);
       perProbe.push(file);
+      own.push(file);
       log.info(`probe ${source.name}: writing ${target}`);
     }
     if (eachBase) {
@@ -243,7 +307,9 @@ export async function runRpcapActiveCollect(flags: RpcapActiveCollectFlags, log:
         const server = await listenPcapOverIp({ host: eachBase.host, port }, log);
         const output = pcapOverIpOutput(server, info);
         outputs.push(output);
-        perProbe.push({ offer: output.offer, close: () => server.stop() });
+        const served = { offer: output.offer, close: () => server.stop() };
+        perProbe.push(served);
+        own.push(served);
         const bound = server.listening[0]!;
         log.info(`probe ${source.name}: PCAP-over-IP on ${formatHostPort(bound.host, bound.port)}`);
       } catch (error) {

@@ -120,6 +120,7 @@ export class Authenticator {
         concurrentChecks: settings.hashWorkers,
       },
       (key) => this.pauses.remainingPauseMs(key),
+      (key) => this.pauses.standing(key),
     );
   }
 

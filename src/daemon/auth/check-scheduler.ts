@@ -3,7 +3,12 @@
 // from the same address waits like the old one would. At most `concurrentChecks` hash at once,
 // and the queue for them holds one request per peer, so a real login waits behind at most one
 // check per flooding address, never behind a flood's whole backlog. A request whose client has
-// gone is dropped before it costs a hash.
+// gone is dropped before it costs a hash. Peers that stand better go first (an address that
+// logged in before, then unknown ones, then by fewest recent failures): among the requests
+// waiting for a hashing thread, the best-standing peer's is hashed next, and when the overall
+// bound is reached a newcomer takes the place of a request from a peer standing worse (or as
+// well and owing a longer pause), so addresses that keep failing cannot hold every place, or the
+// front of the queue, while a real user is turned away.
 
 /** Bounds of {@link CheckScheduler} (see auth-settings.ts for the defaults and their reasons). */
 export interface CheckLimits {
@@ -42,10 +47,14 @@ export class CheckScheduler {
   /**
    * @param remainingPauseMs how long the peer with this key must still wait before its next
    *   check is read (0 when nothing is owed); asked each time a request reaches the head of its line.
+   * @param standing where the peer stands, lower first (FailurePauses.standing: -1 for an address
+   *   that logged in and has not failed since, 0 unknown, else its recent failures): decides who is
+   *   hashed first and who gives up a place when every place is taken.
    */
   constructor(
     private readonly limits: CheckLimits,
     private readonly remainingPauseMs: (key: string) => number,
+    private readonly standing: (key: string) => number = () => 0,
   ) {}
 
   /** Requests waiting, pausing or being checked, over all peers. */
@@ -74,7 +83,15 @@ export class CheckScheduler {
       return Promise.resolve({ kind: "refused", reason: `${line.length} AUTH requests from this address are already pending (limit ${this.limits.maxPendingChecksPerPeer})`, peerAtFault: true });
     }
     if (this.pending >= this.limits.maxPendingChecks) {
-      return Promise.resolve({ kind: "refused", reason: `${this.pending} AUTH requests are already pending (limit ${this.limits.maxPendingChecks})`, peerAtFault: false });
+      const victim = this.displaceable(key);
+      if (!victim) {
+        return Promise.resolve({ kind: "refused", reason: `${this.pending} AUTH requests are already pending (limit ${this.limits.maxPendingChecks})`, peerAtFault: false });
+      }
+      this.drop(victim, {
+        kind: "refused",
+        reason: `${this.pending} AUTH requests pending (limit ${this.limits.maxPendingChecks}); this one, from a peer with more failures or a longer pause owed, gave its place to one standing better`,
+        peerAtFault: false,
+      });
     }
     const signal = options.signal;
     if (signal?.aborted) return Promise.resolve({ kind: "cancelled" });
@@ -127,8 +144,17 @@ export class CheckScheduler {
     this.pump();
   }
 
+  /** Starts ready checks while threads are free: the best-standing peer first, then FIFO. */
   private pump(): void {
-    while (this.hashing < this.limits.concurrentChecks && this.ready.length > 0) this.execute(this.ready.shift()!);
+    while (this.hashing < this.limits.concurrentChecks && this.ready.length > 0) {
+      let best = 0;
+      let bestStanding = this.standing(this.ready[0]!.key);
+      for (let i = 1; i < this.ready.length; i++) {
+        const standing = this.standing(this.ready[i]!.key);
+        if (standing < bestStanding) [best, bestStanding] = [i, standing];
+      }
+      this.execute(this.ready.splice(best, 1)[0]!);
+    }
   }
 
   private execute(job: Job): void {
@@ -161,12 +187,36 @@ export class CheckScheduler {
       job.resolve({ kind: "cancelled" });
       return;
     }
+    this.drop(job, { kind: "cancelled" });
+  }
+
+  /** Ends a job that is not running with `outcome` and takes it out of its line. */
+  private drop(job: Job, outcome: CheckOutcome<unknown>): void {
     if (job.pauseTimer) clearTimeout(job.pauseTimer);
     job.pauseTimer = null;
     const readyIndex = this.ready.indexOf(job);
     if (readyIndex >= 0) this.ready.splice(readyIndex, 1);
-    job.resolve({ kind: "cancelled" });
+    job.resolve(outcome);
     this.remove(job);
+  }
+
+  /**
+   * The job to give up its place to a request from `key`: the last one waiting in the line of
+   * the worst-standing peer (then the longest pause owed), if that peer stands worse than `key`,
+   * or as well and owes a longer pause. Jobs already hashing are never chosen.
+   */
+  private displaceable(key: string): Job | undefined {
+    const newcomer = { failures: this.standing(key), owes: this.remainingPauseMs(key) };
+    const worse = (a: { failures: number; owes: number }, b: { failures: number; owes: number }) =>
+      a.failures > b.failures || (a.failures === b.failures && a.owes > b.owes);
+    let best: { job: Job; failures: number; owes: number } | undefined;
+    for (const [lineKey, line] of this.lines) {
+      const last = line[line.length - 1];
+      if (!last || last.state === "running" || last.settled) continue;
+      const standing = { failures: this.standing(lineKey), owes: this.remainingPauseMs(lineKey) };
+      if (worse(standing, newcomer) && (!best || worse(standing, best))) best = { job: last, ...standing };
+    }
+    return best?.job;
   }
 
   /** Takes a job out of its line; when it was the head, the next one moves up. */

@@ -39,6 +39,12 @@ export function peerKey(peerAddress: string): string {
  */
 export class FailurePauses {
   private readonly peers = new Map<string, PeerRecord>();
+  /**
+   * Addresses that logged in successfully and have not failed since, least recent first; at most
+   * `maxTrackedPeers`. Their AUTH requests go ahead of unknown addresses' (see {@link standing}),
+   * so an attacker with fresh addresses cannot queue a known user out.
+   */
+  private readonly known = new Set<string>();
 
   constructor(
     private readonly settings: FailurePauseSettings,
@@ -75,6 +81,7 @@ export class FailurePauses {
   /** Counts one failure and returns the pause the peer must now wait before its next AUTH. */
   recordFailure(peerAddress: string): number {
     const key = peerKey(peerAddress);
+    this.known.delete(key);
     const record = this.peers.get(key);
     const failures = (record ? this.decayed(record) : 0) + 1;
     // Delete then set: Map keeps insertion order, so the first key is the least recent failure.
@@ -88,9 +95,28 @@ export class FailurePauses {
     return this.pauseFor(failures);
   }
 
-  /** Forgets this peer's failures (after a successful AUTH). */
+  /** Forgets this peer's failures (after a successful AUTH) and remembers it as known. */
   recordSuccess(peerAddress: string): void {
-    this.peers.delete(peerKey(peerAddress));
+    const key = peerKey(peerAddress);
+    this.peers.delete(key);
+    this.known.delete(key);
+    this.known.add(key);
+    while (this.known.size > this.settings.maxTrackedPeers) {
+      const oldest = this.known.values().next().value;
+      if (oldest === undefined) break;
+      this.known.delete(oldest);
+    }
+  }
+
+  /**
+   * Where this peer stands for the AUTH queue, lower first: -1 for an address that logged in
+   * and has not failed since, 0 for an unknown one, else its remembered failures. Accepts an
+   * address or a {@link peerKey}.
+   */
+  standing(peerAddress: string): number {
+    const failures = this.failureCount(peerAddress);
+    if (failures > 0) return failures;
+    return this.known.has(peerKey(peerAddress)) ? -1 : 0;
   }
 
   /** Number of peers remembered (for tests and status). */

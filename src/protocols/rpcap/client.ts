@@ -143,23 +143,36 @@ export class RpcapClient {
     return client;
   }
 
-  /** Active mode: listens for a daemon that dials in; resolves with a client per connection. */
-  static listenForActive(host: string, port: number, onClient: (client: RpcapClient) => void): TCPSocketListener<{ client: RpcapClient }> {
-    return Bun.listen<{ client: RpcapClient }>({
+  /**
+   * Active mode: listens for daemons that dial in; a client per connection. `admit` is asked at
+   * TCP accept, before a byte is read: null closes the connection at once; anything else is its
+   * ticket, handed to `onClient` with the client (without `admit`, every connection is taken).
+   * The `cancel` given to `admit` closes that connection later.
+   */
+  static listenForActive<T>(
+    host: string,
+    port: number,
+    onClient: (client: RpcapClient, ticket: T) => void,
+    admit: (peer: string, cancel: () => void) => T | null = () => undefined as T,
+  ): TCPSocketListener<{ client: RpcapClient | null }> {
+    return Bun.listen<{ client: RpcapClient | null }>({
       hostname: host,
       port,
       socket: {
         open: (socket) => {
+          socket.data = { client: null };
+          const ticket = admit(unmapIPv4(socket.remoteAddress), () => socket.end());
+          if (ticket === null) return void socket.terminate();
           const client = new RpcapClient({ host: socket.remoteAddress, port: 0 });
           // A probe whose link dies without a FIN is noticed like a passive daemon's would be.
           enableKeepAlive(socket);
           client.socket = socket;
           socket.data = { client };
-          onClient(client);
+          onClient(client, ticket);
         },
-        data: (socket, chunk) => socket.data.client.onData(chunk),
-        close: (socket) => socket.data.client.onClose(),
-        error: (socket, error) => socket.data.client.onClose(error),
+        data: (socket, chunk) => socket.data.client?.onData(chunk),
+        close: (socket) => socket.data.client?.onClose(),
+        error: (socket, error) => socket.data.client?.onClose(error),
       },
     });
   }
@@ -169,19 +182,24 @@ export class RpcapClient {
    * and is the TLS server; this side is the TLS client and verifies the daemon's certificate
    * against its address (`settings`: --tls-ca, --tls-insecure). The data connection the daemon
    * opens back is verified the same way. A connection whose certificate is refused is closed and
-   * reported through `onRefused` (peer address, reason).
+   * reported through `onRefused` (peer address, reason). `admit` is asked at TCP accept, before
+   * the handshake, as in {@link listenForActive}; each admitted connection then ends in exactly
+   * one of `onClient` or `onRefused`, with its ticket.
    */
-  static async listenForActiveTls(
+  static async listenForActiveTls<T>(
     host: string,
     port: number,
     settings: TlsClientSettings,
-    onClient: (client: RpcapClient) => void,
-    onRefused: (peer: string, reason: string) => void,
+    onClient: (client: RpcapClient, ticket: T) => void,
+    onRefused: (peer: string, reason: string, ticket: T) => void,
+    admit: (peer: string, cancel: () => void) => T | null = () => undefined as T,
   ): Promise<{ readonly port: number; stop(closeActiveConnections?: boolean): void }> {
     tlsClientOptions(host, settings); // reads the CA file now: a missing one fails the listen, one line
     const accepted = new Set<NetSocket>();
     const server = createServer((raw) => {
       const peer = unmapIPv4(raw.remoteAddress ?? "");
+      const ticket = admit(peer, () => raw.destroy());
+      if (ticket === null) return void raw.destroy();
       accepted.add(raw);
       raw.once("close", () => accepted.delete(raw));
       raw.on("error", () => {}); // reported by the TLS socket above it
@@ -193,16 +211,16 @@ export class RpcapClient {
             client = new RpcapClient({ host: peer, port: 0, tls: settings });
           } catch (error) {
             secure.destroy();
-            return onRefused(peer, (error as Error).message);
+            return onRefused(peer, (error as Error).message, ticket);
           }
           client.socket = socketLike(secure, raw, undefined, {
             data: (_s, chunk) => client.onData(chunk),
             close: () => client.onClose(),
             error: (_s, error) => client.onClose(error),
           });
-          onClient(client);
+          onClient(client, ticket);
         },
-        (error: Error) => onRefused(peer, error.message),
+        (error: Error) => onRefused(peer, error.message, ticket),
       );
     });
     await listenNet(server, host, port);
