@@ -162,7 +162,7 @@ export class RtServer implements PipelineOutput {
         this.options.log.info(
           r.created
             ? `spool ${fifo.directory}: new stream ${hex(spool.streamId)}`
-            : `spool ${fifo.directory}: recovered ${r.records} unacknowledged records (${r.bytes} bytes in ${r.segments} segments, sequences ${r.firstSequence}..${r.nextSequence - 1}) in ${r.durationMs.toFixed(0)} ms${r.cutBytes ? `, cut ${r.cutBytes} torn bytes` : ""}`,
+            : `spool ${fifo.directory}: recovered ${r.records} unacknowledged records (${r.bytes} bytes; ${r.diskBytes} bytes on disk in ${r.segments} segments, sequences ${r.firstSequence}..${r.nextSequence - 1}) in ${r.durationMs.toFixed(0)} ms${r.cutBytes ? `, cut ${r.cutBytes} torn bytes` : ""}${r.damaged.length ? `, skipped ${r.damaged.length} damaged stretches (${r.lostRecords} records lost)` : ""}${r.leftAlone.length ? `, left ${r.leftAlone.length} files alone that are not probe's` : ""}`,
         );
       } else {
         this.fifo = new MemoryFifo({ maxBytes: fifo.maxBytes, policy: fifo.policy });
