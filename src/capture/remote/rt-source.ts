@@ -114,6 +114,9 @@ export class RtSource implements CaptureSource {
   private ended = false;
   private gapLogged = false;
   private serverEnded = false;
+  /** Failed dials since the last HELLO, and the code of the last one (a changed code is logged). */
+  private retries = 0;
+  private retryCode: string | undefined;
 
   constructor(private readonly options: RtSourceOptions) {
     this.description = `rt://${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
@@ -164,10 +167,15 @@ export class RtSource implements CaptureSource {
     return (this.options.reconnect ?? true) && this.linktype !== undefined && !this.stopping;
   }
 
-  /** The connection ended unasked: dial again (after the stream opened once) or end the source. */
+  /**
+   * The connection ended unasked: dial again with backoff (after the stream opened once, or at
+   * any time when a server's slot is taken), or end the source. A refused first dial still ends
+   * it, so a typo in the address surfaces at once.
+   */
   private dropped(error: RemoteSourceError): void {
     if (this.phase === "closed") return;
-    if (!this.reconnecting() || !error.retriable) {
+    const busy = error.code === "server-busy" && (this.options.reconnect ?? true) && !this.stopping;
+    if (!(this.reconnecting() || busy) || !error.retriable) {
       this.fail(error);
       return;
     }
@@ -177,7 +185,15 @@ export class RtSource implements CaptureSource {
     this.serverEnded = false;
     const delay = this.reconnectDelayMs;
     this.reconnectDelayMs = Math.min(delay * 2, RT_RECONNECT_MAX_DELAY_MS);
-    this.log.warn(`${error.message}; dialling again in ${delay} ms (${this.state.lastSequence !== undefined ? `last sequence written ${this.state.lastSequence}` : "nothing written yet"})`);
+    // One line per change of state (the first failure, a different failure), not one per try:
+    // a slot held for minutes would otherwise log every 30 s.
+    this.retries++;
+    if (this.retryCode !== error.code) {
+      this.retryCode = error.code;
+      this.log.warn(
+        `${error.message}; dialling again in ${delay} ms, backing off to every ${RT_RECONNECT_MAX_DELAY_MS / 1000} s (${this.state.lastSequence !== undefined ? `last sequence written ${this.state.lastSequence}` : "nothing written yet"}); logged again when this changes`,
+      );
+    }
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (!this.stopping && this.phase !== "closed") this.dial();
@@ -207,7 +223,8 @@ export class RtSource implements CaptureSource {
       }
     } catch (error) {
       const cause = error instanceof ProtocolError ? error : undefined;
-      this.fail(error instanceof RemoteSourceError ? error : new RemoteSourceError("bad-stream", `${this.description}: ${(error as Error).message}`, { cause }));
+      if (error instanceof RemoteSourceError && error.code === "server-busy") this.dropped(error);
+      else this.fail(error instanceof RemoteSourceError ? error : new RemoteSourceError("bad-stream", `${this.description}: ${(error as Error).message}`, { cause }));
       return;
     }
     const batch = this.builder?.take() ?? null;
@@ -220,12 +237,19 @@ export class RtSource implements CaptureSource {
     if (this.phase === "hello") {
       if (message.type === RtType.DENY_CONN) {
         const reason = decodeDeny(message.body);
-        const text = reason === RtDenyReason.FULL ? "max connections reached (a reliable server serves one client)" : reason === RtDenyReason.AUTH ? "authentication failed" : reason === RtDenyReason.WRAPPER ? "rejected by TCP wrappers" : `reason ${reason}`;
+        if (reason === RtDenyReason.FULL) {
+          // The slot frees up (the client in it leaves or times out): retried with backoff.
+          throw new RemoteSourceError("server-busy", `${this.description}: connection denied: max connections reached (a reliable server serves one client)`);
+        }
+        const text = reason === RtDenyReason.AUTH ? "authentication failed" : reason === RtDenyReason.WRAPPER ? "rejected by TCP wrappers" : `reason ${reason}`;
         throw new RemoteSourceError("connect-failed", `${this.description}: connection denied: ${text}`);
       }
       if (message.type !== RtType.HELLO) throw new ProtocolError("no-hello", `first message is ${rtTypeName(message.type)}, not HELLO`, message.streamOffset);
       this.reliable = decodeHello(message.body, message.streamOffset).reliable;
       this.reconnectDelayMs = RT_RECONNECT_INITIAL_DELAY_MS;
+      if (this.retries > 0) this.log.info(`${this.description}: connected after ${this.retries} ${this.retries === 1 ? "retry" : "retries"}`);
+      this.retries = 0;
+      this.retryCode = undefined;
       this.gapLogged = false;
       // After the first open, a new connection continues the stream (link type checked below).
       this.phase = this.linktype === undefined ? "opening" : "streaming";

@@ -38,7 +38,7 @@ import type { PipelineEvent, PipelineOutput, StreamDescription } from "../output
 import { DiskSpool, type SpoolRecovery } from "./fifo/disk-spool.ts";
 import { MemoryFifo } from "./fifo/memory-fifo.ts";
 // Defaults shared with the spec schema: how far an unreliable client may fall behind, the reliable fifo cap.
-import { DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES } from "../../config/rt-config.ts";
+import { DEFAULT_RT_ACK_TIMEOUT_MS, DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES } from "../../config/rt-config.ts";
 import type { PacketFifo, SpoolFullPolicy } from "./fifo/packet-fifo.ts";
 import { UnackedAge } from "./fifo/unacked-age.ts";
 
@@ -70,6 +70,8 @@ export interface RtServerOptions {
   fifo?: { directory?: string; maxBytes: number; policy: SpoolFullPolicy; fsyncMs?: number; segmentBytes?: number };
   statusIntervalMs?: number;
   startTimeoutMs?: number;
+  /** Reliable: close a client that leaves sent records unacknowledged this long (default DEFAULT_RT_ACK_TIMEOUT_MS; 0: never). */
+  ackTimeoutMs?: number;
   /** After the inputs end (a replayed file), keep serving until a signal (default false). */
   keepServing?: boolean;
   log: Logger;
@@ -87,6 +89,10 @@ interface Client {
   waitingDrain: boolean;
   startTimer?: ReturnType<typeof setTimeout>;
   statusTimer?: ReturnType<typeof setInterval>;
+  /** Reliable: armed while records are outstanding; fires when no ACK advanced for ackTimeoutMs. */
+  ackTimer?: ReturnType<typeof setTimeout>;
+  /** Reliable: when an ACK last advanced (or the client started). */
+  lastAckProgressMs: number;
   droppedPackets: number;
   invalidAcks: number;
   closed: boolean;
@@ -127,6 +133,7 @@ export class RtServer implements PipelineOutput {
     invalidAcks: 0,
     packetsTruncated: 0,
     kernelDrops: 0,
+    ackTimeouts: 0,
   };
 
   constructor(private readonly options: RtServerOptions) {}
@@ -242,6 +249,7 @@ export class RtServer implements PipelineOutput {
       probe: undefined,
       nextSend: 0,
       waitingDrain: false,
+      lastAckProgressMs: 0,
       droppedPackets: 0,
       invalidAcks: 0,
       closed: false,
@@ -306,6 +314,7 @@ export class RtServer implements PipelineOutput {
       this.unackedAge.release(fifo.ackedThrough);
     }
     client.nextSend = fifo.ackedThrough + 1;
+    client.lastAckProgressMs = performance.now();
     if (probe) client.socket.write(encodeStreamAnnounce(fifo.streamId, client.nextSend % RT_SEQUENCE_MODULUS, linktype));
     const statusMs = this.options.statusIntervalMs ?? RT_STATUS_INTERVAL_MS;
     if (statusMs > 0) client.statusTimer = setInterval(() => client.socket.write(encodeStatus(this.status())), statusMs);
@@ -327,6 +336,7 @@ export class RtServer implements PipelineOutput {
       return;
     }
     fifo.ack(through);
+    client.lastAckProgressMs = performance.now();
     this.unackedAge.release(fifo.ackedThrough);
     this.flushPending();
     this.checkEpisodeEnd();
@@ -339,6 +349,7 @@ export class RtServer implements PipelineOutput {
     client.session.close(reason);
     if (client.startTimer) clearTimeout(client.startTimer);
     if (client.statusTimer) clearInterval(client.statusTimer);
+    if (client.ackTimer) clearTimeout(client.ackTimer);
     this.clients.delete(client);
     if (this.reliableClient === client) this.reliableClient = undefined;
     client.socket.destroy();
@@ -448,11 +459,43 @@ export class RtServer implements PipelineOutput {
     this.options.log.info(`rt fifo has room again (${c.usedBytes} bytes used); ${this.stats.packetsDroppedFifoFull + c.droppedOldestRecords} packets dropped by the full-fifo policy so far`);
   }
 
+  /**
+   * Reliable: while records are outstanding, a timer checks that ACKs keep advancing; a client
+   * that stopped reading or acknowledging is closed after ackTimeoutMs, so the one slot frees
+   * itself. One timer per client, re-armed for the remaining time, not one per message.
+   */
+  private armAckTimer(client: Client): void {
+    const timeoutMs = this.options.ackTimeoutMs ?? DEFAULT_RT_ACK_TIMEOUT_MS;
+    const fifo = this.fifo;
+    if (timeoutMs <= 0 || !fifo || client.closed || client.ackTimer) return;
+    if (client.nextSend <= fifo.ackedThrough + 1) return; // nothing outstanding: a quiet stream is fine
+    const remainingMs = Math.max(0, client.lastAckProgressMs + timeoutMs - performance.now());
+    client.ackTimer = setTimeout(() => {
+      client.ackTimer = undefined;
+      if (client.closed || client.nextSend <= fifo.ackedThrough + 1) return;
+      if (performance.now() - client.lastAckProgressMs < timeoutMs) {
+        this.armAckTimer(client);
+        return;
+      }
+      this.stats.ackTimeouts++;
+      const outstanding = client.nextSend - fifo.ackedThrough - 1;
+      this.closeClient(client, `no ACK for ${timeoutMs} ms with ${outstanding} records sent and unacknowledged (--ack-timeout-ms); closed to free the reliable slot`);
+    }, remainingMs);
+  }
+
   /** Reliable: send what the client has not been sent yet, while its socket takes it. */
   private pump(): void {
     const client = this.reliableClient;
     const fifo = this.fifo;
     if (!client || !fifo || client.closed || client.waitingDrain || client.session.state.kind !== "streaming") return;
+    try {
+      this.pumpInto(client, fifo);
+    } finally {
+      if (!client.closed) this.armAckTimer(client);
+    }
+  }
+
+  private pumpInto(client: Client, fifo: PacketFifo): void {
     for (;;) {
       let chunk;
       try {
@@ -537,6 +580,7 @@ export class RtServer implements PipelineOutput {
       invalid_acks: this.stats.invalidAcks,
       packets_truncated: this.stats.packetsTruncated,
       kernel_drops: this.stats.kernelDrops,
+      ack_timeouts: this.stats.ackTimeouts,
     };
   }
 
