@@ -133,6 +133,20 @@ describe("hostile clients", () => {
     expect(next.data().map((m) => m.sequence)).toEqual(Array.from({ length: 10_000 }, (_, i) => i + 1));
    }, 40_000);
 
+  test("stop() completes with denied peers that never close their side and a stalled reader (it once waited forever)", async () => {
+    const { s, log, port } = await server({ reliable: true, fifo: { maxBytes: 64 * 1024 * 1024, policy: "block" } });
+    const stalled = await rawClient(port);
+    stalled.socket.write(encodeStart());
+    await waitFor(() => log.lines.some((l) => l.includes("started at sequence 1")), 5_000, "start");
+    stalled.socket.pause();
+    for (let i = 0; i < 100; i++) s.write(batch(1 + i * 50, 50, 1000));
+    const denied = await Promise.all(Array.from({ length: 30 }, () => rawClient(port)));
+    for (const d of denied) d.socket.pause(); // never reads the DENY, never sees the FIN, never closes
+    await waitFor(() => s.counters().clients_denied === 30, 5_000, "30 denied");
+    const outcome = await Promise.race([s.stop().then(() => "stopped"), Bun.sleep(5_000).then(() => "still stopping after 5 s")]);
+    expect(outcome).toBe("stopped");
+  }, 20_000);
+
   test("reliable: a client with nothing outstanding is never timed out (a quiet stream)", async () => {
     const { log, port } = await server({ reliable: true, ackTimeoutMs: 100, fifo: { maxBytes: 4 * 1024 * 1024, policy: "block" } });
     const quiet = await rawClient(port);

@@ -50,6 +50,12 @@ export const RT_START_TIMEOUT_MS = 10_000;
 export const RT_STATUS_INTERVAL_MS = 1_000;
 /** Unreliable: most clients served at once; each costs a socket and up to queueBytes of memory. */
 export const RT_MAX_CLIENTS = 64;
+/**
+ * A denied connection gets DENY_CONN and a FIN, then is destroyed after this long whether or not
+ * the peer closed its side: a peer that never closes would otherwise keep the socket (and stop()
+ * would wait for it forever, as seen after a flood of 800 connections).
+ */
+export const RT_DENY_LINGER_MS = 1_000;
 /** Bytes read from the fifo per send: one socket write of RT messages. */
 const SEND_CHUNK_BYTES = 256 * 1024;
 /**
@@ -102,6 +108,8 @@ export class RtServer implements PipelineOutput {
   readonly name = "rt";
   private servers: Server[] = [];
   private readonly clients = new Set<Client>();
+  /** Every open accepted socket, clients and denied peers alike: stop() destroys what is left. */
+  private readonly sockets = new Set<Socket>();
   private reliableClient: Client | undefined;
   private fifo: PacketFifo | undefined;
   /** When the fifo's unacknowledged records were appended (the oldest unacked age metric). */
@@ -229,6 +237,8 @@ export class RtServer implements PipelineOutput {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.on("error", () => {});
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
     if (this.stopped) {
       socket.destroy();
       return;
@@ -238,6 +248,7 @@ export class RtServer implements PipelineOutput {
       this.stats.clientsDenied++;
       this.options.log.info(`rt client ${remote}: denied (${this.options.reliable ? "reliable mode serves one client" : `${RT_MAX_CLIENTS} clients already`})`);
       socket.end(encodeDeny(RtDenyReason.FULL));
+      setTimeout(() => socket.destroy(), RT_DENY_LINGER_MS).unref?.();
       return;
     }
     const client: Client = {
@@ -550,6 +561,9 @@ export class RtServer implements PipelineOutput {
       client.socket.end();
       this.closeClient(client, "server stopping");
     }
+    // Denied peers that never closed their side: server.close() waits for every connection.
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     if (this.pending.length > 0) {
       for (const batch of this.pending) this.stats.packetsDroppedFifoFull += batch.count;
