@@ -4,7 +4,7 @@
 // STATUS; nothing else stalls). Client (rt:// source): garbage instead of HELLO, bad pcap
 // headers, DENY, an unsupported data type, a server that announces a body and hangs up.
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import {
   encodeDeny,
   encodeMessage,
   encodeStart,
+  encodeStreamAnnounce,
   HELLO_RELIABLE,
   RtFramer,
   RtType,
@@ -328,6 +329,33 @@ describe("hostile servers (rt:// source)", () => {
     await waitFor(() => acks.includes(4), 5_000, "the ACK for 4");
     expect(delivered).toEqual([1, 2, 3, 4]);
     expect(source.counters.duplicates).toBe(2);
+  });
+
+  test("?state=FILE: a FILE.tmp symbolic link is never written through (the source ends in one line); a stale regular one is replaced", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rt-state-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const port = await fakeServer((s) => {
+      s.write(HELLO_RELIABLE);
+      // A probe server's announce gives the stream id the state file keeps.
+      s.once("data", () => s.write(new Uint8Array([...encodeStreamAnnounce(new Uint8Array(8).fill(7), 1, 1), ...numberedData(1)])));
+    });
+    const target = join(dir, "target");
+    writeFileSync(target, "keep me\n");
+    const linked = join(dir, "linked.state");
+    symlinkSync(target, `${linked}.tmp`);
+    const failing = new RtSource({ host: "127.0.0.1", port, statePath: linked, reconnect: false });
+    cleanups.push(async () => void (await failing.stop()));
+    const ended = Promise.withResolvers<Error | undefined>();
+    await failing.start({ onBatch: () => {}, onEnd: (_reason, error) => ended.resolve(error) });
+    expect((await ended.promise)?.message).toBe(`rt state file: ${linked}.tmp exists and is not a file probe wrote; left alone`);
+    expect(readFileSync(target, "utf8")).toBe("keep me\n");
+    const stale = join(dir, "stale.state");
+    writeFileSync(`${stale}.tmp`, "{");
+    const working = new RtSource({ host: "127.0.0.1", port, statePath: stale, reconnect: false });
+    cleanups.push(async () => void (await working.stop()));
+    await working.start({ onBatch: () => {}, onEnd: () => {} });
+    await waitFor(() => existsSync(stale), 5_000, "the state written");
+    expect(JSON.parse(readFileSync(stale, "utf8")).lastSequence).toBe(1);
   });
 
   test("a server that announces a 65535-byte body and hangs up: closed, nothing delivered", async () => {

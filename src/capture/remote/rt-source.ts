@@ -16,7 +16,7 @@
 // (counted) and acknowledged again. A changed stream id means the sender's spool was recreated:
 // sequence numbers start over and nothing is a duplicate. With `statePath` the (stream id, last
 // sequence) pair survives our own restart (rt://HOST:PORT?state=FILE).
-import { renameSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { closeSync, constants, existsSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { Logger } from "../../logging/index.ts";
@@ -354,7 +354,15 @@ export class RtSource implements CaptureSource {
           this.counters.delivered += out.count;
         }
       }
-      if (this.options.statePath && state.streamId && state.lastSequence !== undefined) writeState(this.options.statePath, state);
+      if (this.options.statePath && state.streamId && state.lastSequence !== undefined) {
+        try {
+          writeState(this.options.statePath, state);
+        } catch (error) {
+          // Without the state written, acknowledging would let the sender forget what a restart needs.
+          this.fail(error instanceof RemoteSourceError ? error : new RemoteSourceError("consumer-failed", `rt state file ${this.options.statePath}: cannot write it (${(error as NodeJS.ErrnoException).code ?? "error"})`, { cause: error }));
+          return;
+        }
+      }
       if (this.reliable && lastSequence !== undefined && !socket.destroyed) {
         socket.write(encodeAck(lastSequence));
         this.counters.acksSent++;
@@ -422,10 +430,29 @@ function readState(path: string): ResumeState {
   throw new RemoteSourceError("bad-stream", `rt state file ${path} is damaged; remove it to start afresh (duplicates are then possible)`);
 }
 
-/** temp + rename: the state is the old one or the new one. No fsync: it covers kill -9, not power loss. */
+/**
+ * temp + rename: the state is the old one or the new one. No fsync: it covers kill -9, not power
+ * loss. probe runs as root: the temp file is created O_EXCL|O_NOFOLLOW, never written through a
+ * symbolic link; a regular one left by a crash is replaced, anything else refused in one line.
+ */
 function writeState(path: string, state: ResumeState): void {
   const temp = `${path}.tmp`;
-  writeFileSync(temp, JSON.stringify({ streamId: Buffer.from(state.streamId!).toString("hex"), lastSequence: state.lastSequence }));
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = openSync(temp, flags, 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const stats = lstatSync(temp);
+    if (!stats.isFile() || stats.nlink > 1) throw new RemoteSourceError("consumer-failed", `rt state file: ${temp} exists and is not a file probe wrote; left alone`);
+    unlinkSync(temp);
+    fd = openSync(temp, flags, 0o600);
+  }
+  try {
+    writeFileSync(fd, JSON.stringify({ streamId: Buffer.from(state.streamId!).toString("hex"), lastSequence: state.lastSequence }));
+  } finally {
+    closeSync(fd);
+  }
   renameSync(temp, path);
 }
 
