@@ -148,13 +148,19 @@ describe("hostile clients", () => {
     expect(outcome).toBe("stopped");
   }, 20_000);
 
-  test("reliable: a client with nothing outstanding is never timed out (a quiet stream)", async () => {
-    const { log, port } = await server({ reliable: true, ackTimeoutMs: 100, fifo: { maxBytes: 4 * 1024 * 1024, policy: "block" } });
+  test("reliable: a client with nothing outstanding is never timed out (a quiet stream), nor when data comes after the quiet", async () => {
+    const { s, log, port } = await server({ reliable: true, ackTimeoutMs: 1_000, fifo: { maxBytes: 4 * 1024 * 1024, policy: "block" } });
     const quiet = await rawClient(port);
     quiet.socket.write(encodeStart());
     await waitFor(() => log.lines.some((l) => l.includes("started at sequence 1")), 5_000, "start");
-    await Bun.sleep(600);
+    await Bun.sleep(1_500); // quiet for longer than the timeout
     expect(quiet.closed()).toBe(false);
+    s.write(batch(1, 5));
+    await waitFor(() => quiet.data().length === 5, 5_000, "5 packets");
+    quiet.socket.write(encodeAck(5));
+    await waitFor(() => s.counters().fifo_records_held === 0, 5_000, "ACK 5 releases 5");
+    expect(quiet.closed()).toBe(false);
+    expect(s.counters().ack_timeouts).toBe(0);
   });
 
   test("reliable: a stalled client holds the slot only until the ACK timeout; an rt:// source denied meanwhile retries and gets every packet", async () => {

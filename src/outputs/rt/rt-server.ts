@@ -522,6 +522,8 @@ export class RtServer implements PipelineOutput {
       this.stats.packetsTruncated += encoded.truncated;
       this.stats.packetsSent += chunk.count;
       this.bytesOut += chunk.fifoBytes;
+      // The ACK clock starts when records become outstanding: time spent quiet does not count.
+      if (client.nextSend <= fifo.ackedThrough + 1) client.lastAckProgressMs = performance.now();
       client.nextSend = chunk.firstSequence + chunk.count;
       if (!client.socket.write(encoded.bytes)) {
         client.waitingDrain = true;
