@@ -304,6 +304,32 @@ describe("DiskSpool recovery keeps every intact record (issue 21)", () => {
     await spool.close();
   });
 
+  test("a tail forged with a plausible record header every 24 bytes: resyncing stops within its budget, the intact records are served, nothing is cut", async () => {
+    const dir = newDir();
+    const { spool: writer } = open(dir, { segmentBytes: 16 * 1024 * 1024 });
+    writer.append(numbered(1, 10));
+    await writer.close();
+    const seg = join(dir, segmentName(1));
+    // 2 MiB of headers: magic, a wrong checksum, the largest length, rising sequences. Checked
+    // one by one without a budget, that is 87,000 checksums of 256 KiB each.
+    const forged = Buffer.alloc(2 * 1024 * 1024);
+    for (let at = 0, n = 100; at + 24 <= forged.byteLength; at += 24, n++) {
+      forged.writeUInt32LE(0x52545352, at);
+      forged.writeUInt32LE(n, at + 4);
+      forged.writeUInt32LE(16 + 262144, at + 8);
+      forged.writeUInt32LE(n, at + 12);
+    }
+    appendFileSync(seg, forged);
+    const before = readFileSync(seg);
+    const log = memoryLogger();
+    const { spool, recovery } = open(dir, { log, segmentBytes: 16 * 1024 * 1024 });
+    expect(drain(spool).numbers).toEqual(range(1, 10));
+    expect(recovery.cutBytes).toBe(0);
+    expect(readFileSync(seg).equals(before)).toBe(true);
+    expect(log.lines.filter((l) => l.includes("stopped resyncing at byte 1400 (too many record headers that are not intact)")).length).toBe(1);
+    await spool.close();
+  });
+
   test("a segment named for other sequences is read by its contents, never cut or deleted; new segments avoid its name", async () => {
     const dir = newDir();
     const seg = await spoolOf5000(dir);

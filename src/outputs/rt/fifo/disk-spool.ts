@@ -99,6 +99,13 @@ const MAX_CURSOR_FILE_BYTES = 4096;
  */
 const MAX_DAMAGE_LINES = 10;
 /**
+ * Resyncing after damage may checksum candidate records worth at most this many times the
+ * segment's size. Real damage in packet data meets the magic about once per 4 GiB, so this is
+ * never reached by it; a file forged with a plausible header every few bytes stops here instead
+ * of costing a checksum of up to 256 KiB per candidate (terabytes for one 16 MiB segment).
+ */
+const RESYNC_CHECKSUM_BUDGET_FACTOR = 8;
+/**
  * Names tried for a new segment when its natural name is taken by something that is not ours
  * (a symbolic link, a file left alone): recovery goes by contents, so any free name works.
  */
@@ -369,6 +376,9 @@ export class DiskSpool implements PacketFifo {
     const damaged: SpoolDamage[] = [];
     for (const scan of held) {
       const path = join(dir, scan.name);
+      if (scan.unscanned !== undefined) {
+        log.warn(`spool ${dir}: ${scan.name}: stopped resyncing at byte ${scan.unscanned} (too many record headers that are not intact); the ${scan.fileBytes - scan.unscanned} bytes after it are kept on disk, not served`);
+      }
       for (const d of scan.damaged) damaged.push({ segment: scan.name, offset: d.start, bytes: d.end - d.start, lostRecords: d.lostRecords });
       if (scan.nextSequence - 1 <= ackedThrough && scan !== last) {
         // Wholly acknowledged: the cursor was written, the unlink did not happen.
@@ -732,6 +742,8 @@ interface SegmentScan {
   fileBytes: number;
   /** Where the damage that runs to the end of the file starts (no intact record after it). */
   tailDamage?: number;
+  /** Where resyncing gave up (RESYNC_CHECKSUM_BUDGET_FACTOR); the rest is kept, not served. */
+  unscanned?: number;
   damaged: { start: number; end: number; lostRecords: number }[];
   gaps: { from: number; to: number }[];
   /** Bytes (headers included) of the intact records above the cursor's ackedThrough. */
@@ -754,6 +766,12 @@ class FileWindow {
     private readonly buffer: Uint8Array,
   ) {}
 
+  /** A view from `offset` to the window's end, refilled at `offset` when fewer than `minimum` bytes remain. */
+  from(offset: number, minimum: number): Uint8Array | undefined {
+    if (offset < this.start || offset + minimum > this.end) return this.bytes(offset, Math.min(this.buffer.byteLength, this.size - offset));
+    return this.buffer.subarray(offset - this.start, this.end - this.start);
+  }
+
   bytes(offset: number, length: number): Uint8Array | undefined {
     if (length > this.buffer.byteLength || offset + length > this.size) return undefined;
     if (offset < this.start || offset + length > this.end) {
@@ -767,7 +785,7 @@ class FileWindow {
 }
 
 /** The record at `offset` when it is whole and intact (magic, length, checksum, sequence above `after`). */
-function intactRecordAt(window: FileWindow, offset: number, after: number): IntactRecord | undefined {
+function intactRecordAt(window: FileWindow, offset: number, after: number, budget?: { bytes: number }): IntactRecord | undefined {
   const header = window.bytes(offset, SPOOL_RECORD_HEADER_BYTES);
   if (!header) return undefined;
   const view = new DataView(header.buffer, header.byteOffset, SPOOL_RECORD_HEADER_BYTES);
@@ -780,28 +798,39 @@ function intactRecordAt(window: FileWindow, offset: number, after: number): Inta
   const precision = view.getUint8(22);
   const checksum = view.getUint32(4, true);
   if (precision > 1) return undefined;
+  if (offset + SPOOL_RECORD_HEADER_BYTES + length > window.size) return undefined;
+  if (budget) {
+    // Resync: every candidate that gets this far costs its length in checksum work.
+    budget.bytes -= length;
+    if (budget.bytes < 0) return undefined;
+  }
   const whole = window.bytes(offset, SPOOL_RECORD_HEADER_BYTES + length);
   if (!whole) return undefined;
-  if (Bun.hash.crc32(whole.subarray(8)) !== checksum) return undefined;
   // The payload's own caplen must account for it exactly (the sender slices records by it).
   const caplen = new DataView(whole.buffer, whole.byteOffset + SPOOL_RECORD_HEADER_BYTES, BATCH_RECORD_HEADER_BYTES).getUint32(8, true);
   if (BATCH_RECORD_HEADER_BYTES + caplen !== length) return undefined;
+  if (Bun.hash.crc32(whole.subarray(8)) !== checksum) return undefined;
   return { length, sequence, linktype };
 }
 
-/** The next offset >= `from` holding an intact record (the magic found, then the checksum judged). */
-function nextIntactRecord(window: FileWindow, from: number, after: number): { offset: number; record: IntactRecord } | undefined {
+/**
+ * The next offset >= `from` holding an intact record (the magic found, then the checksum judged),
+ * or "exhausted" when the candidates' checksum work passed `budget` (a file forged with a
+ * plausible header every few bytes would otherwise cost a checksum of up to 256 KiB each).
+ */
+function nextIntactRecord(window: FileWindow, from: number, after: number, budget: { bytes: number }): { offset: number; record: IntactRecord } | "exhausted" | undefined {
   let at = from;
   while (at + SPOOL_RECORD_HEADER_BYTES <= window.size) {
-    const span = window.bytes(at, Math.min(READ_CHUNK_BYTES, window.size - at))!;
+    const span = window.from(at, SPOOL_RECORD_HEADER_BYTES)!;
     const found = Buffer.from(span.buffer, span.byteOffset, span.byteLength).indexOf(SPOOL_RECORD_MAGIC_BYTES);
     if (found < 0) {
       // The magic may straddle the window's end: look again from its last three bytes.
       at += Math.max(1, span.byteLength - (SPOOL_RECORD_MAGIC_BYTES.byteLength - 1));
       continue;
     }
-    const record = intactRecordAt(window, at + found, after);
+    const record = intactRecordAt(window, at + found, after, budget);
     if (record) return { offset: at + found, record };
+    if (budget.bytes < 0) return "exhausted";
     at += found + 1;
   }
   return undefined;
@@ -821,11 +850,17 @@ function scanSegment(fd: number, fileBytes: number, buffer: Uint8Array, linktype
   let previous = 0;
   let bytesAbove = 0;
   let tailDamage: number | undefined;
+  let unscanned: number | undefined;
+  const budget = { bytes: RESYNC_CHECKSUM_BUDGET_FACTOR * fileBytes + MAX_SPOOL_PAYLOAD_BYTES };
   while (offset < fileBytes) {
     let record = intactRecordAt(window, offset, previous);
     let start = offset;
     if (!record) {
-      const next = nextIntactRecord(window, offset + 1, previous);
+      const next = nextIntactRecord(window, offset + 1, previous, budget);
+      if (next === "exhausted") {
+        unscanned = offset;
+        break;
+      }
       if (!next) {
         tailDamage = offset;
         break;
@@ -842,7 +877,9 @@ function scanSegment(fd: number, fileBytes: number, buffer: Uint8Array, linktype
     if (record.sequence > countAbove) bytesAbove += SPOOL_RECORD_HEADER_BYTES + record.length;
     offset = start + SPOOL_RECORD_HEADER_BYTES + record.length;
   }
-  return { records, firstSequence, nextSequence: previous + 1, fileBytes, ...(tailDamage !== undefined ? { tailDamage } : {}), damaged, gaps, bytesAbove };
+  // A rest not scanned may hold intact records: skipped and kept, never cut (not a torn tail).
+  if (unscanned !== undefined) damaged.push({ start: unscanned, end: fileBytes, lostRecords: 0 });
+  return { records, firstSequence, nextSequence: previous + 1, fileBytes, ...(tailDamage !== undefined ? { tailDamage } : {}), damaged, gaps, bytesAbove, ...(unscanned !== undefined ? { unscanned } : {}) };
 }
 
 interface SpoolCursor {
