@@ -442,6 +442,20 @@ describe("DiskSpool never follows a link or opens what it did not write (issue 2
     expect(readFileSync(target).equals(targetBytes)).toBe(true);
   });
 
+  test("50 planted links: each counted, 10 logged one line each and the rest in one line", async () => {
+    const dir = newDir();
+    await spoolOf5000(dir);
+    const target = targetFile("passwd-6");
+    for (let i = 0; i < 50; i++) symlinkSync(target, join(dir, segmentName(0x10000 + i)));
+    const log = memoryLogger();
+    const { spool, recovery } = open(dir, { log });
+    expect(recovery.leftAlone.length).toBe(50);
+    expect(log.lines.filter((l) => l.includes("is a symbolic link, not a segment probe wrote; left alone")).length).toBe(10);
+    expect(log.lines.filter((l) => l.includes("40 more files under spool names left alone (50 in all)")).length).toBe(1);
+    expect(drain(spool).numbers).toEqual(range(1, 5000));
+    await spool.close();
+  });
+
   test("a cursor.tmp symbolic link is never written through: the start is refused in one line, the target untouched", async () => {
     const dir = newDir();
     await spoolOf5000(dir);

@@ -94,8 +94,8 @@ export const CURSOR_WRITE_INTERVAL_MS = 200;
 /** A cursor is ~100 bytes of JSON; anything much bigger is not probe's (and is not read whole). */
 const MAX_CURSOR_FILE_BYTES = 4096;
 /**
- * Damaged stretches logged one line each at recovery; the rest are counted in one line, so a
- * spool full of damage cannot flood the log.
+ * Damaged stretches (and files left alone) logged one line each at recovery; the rest are
+ * counted in one line, so a spool full of damage or planted names cannot flood the log.
  */
 const MAX_DAMAGE_LINES = 10;
 /**
@@ -272,14 +272,16 @@ export class DiskSpool implements PacketFifo {
     const dir = this.options.directory;
     const log = this.options.log;
     const leftAlone: string[] = [];
+    // One line each, up to MAX_DAMAGE_LINES (a directory full of planted names cannot flood the log).
     const leaveAlone = (line: string) => {
       leftAlone.push(line);
-      log.warn(`spool ${dir}: ${line}`);
+      if (leftAlone.length <= MAX_DAMAGE_LINES) log.warn(`spool ${dir}: ${line}`);
     };
     const linktypes = new Set<number>();
     // 1-2: scan every segment without changing anything.
     const scanned: ScannedSegment[] = [];
-    const unreadable: { name: string; fd: number; stats: Stats; fileBytes: number }[] = [];
+    // Files without an intact record: closed at once (deleting one needs only its identity).
+    const unreadable: { name: string; stats: Stats; fileBytes: number }[] = [];
     for (const name of readdirSync(dir).filter((n) => SEGMENT_PATTERN.test(n)).sort()) {
       const opened = openOwnFile(join(dir, name));
       if (opened.kind === "absent") continue;
@@ -289,7 +291,8 @@ export class DiskSpool implements PacketFifo {
       }
       const scan = scanSegment(opened.fd, opened.stats.size, this.readBuffer, linktypes, cursor?.ackedThrough ?? 0);
       if (scan.records === 0) {
-        unreadable.push({ name, fd: opened.fd, stats: opened.stats, fileBytes: opened.stats.size });
+        closeSync(opened.fd);
+        unreadable.push({ name, stats: opened.stats, fileBytes: opened.stats.size });
         continue;
       }
       scanned.push({ name, fd: opened.fd, stats: opened.stats, ...scan });
@@ -315,7 +318,7 @@ export class DiskSpool implements PacketFifo {
     let ackedThrough: number;
     if (cursor) {
       const refuse = (why: string) => {
-        for (const s of [...held, ...unreadable]) closeSync(s.fd);
+        for (const s of held) closeSync(s.fd);
         throw new SpoolError(
           "spool-cursor-impossible",
           `--spool ${dir}: the cursor is impossible (${why}); nothing was changed. Move ${join(dir, CURSOR_FILE)} away to send every record held again under a new stream id`,
@@ -364,11 +367,9 @@ export class DiskSpool implements PacketFifo {
           cutBytes += file.fileBytes;
           log.warn(`spool ${dir}: removed ${file.name}: ${file.fileBytes} bytes of a torn first record (a crash mid-write)`);
         }
-        closeSync(file.fd);
         unlinkIfSame(join(dir, file.name), file.stats);
         continue;
       }
-      closeSync(file.fd);
       leaveAlone(`${file.name} holds no intact record (${file.fileBytes} bytes); left alone`);
     }
     let records = 0;
@@ -408,6 +409,7 @@ export class DiskSpool implements PacketFifo {
       lostRecords += d.lostRecords;
       if (i < MAX_DAMAGE_LINES) log.warn(`spool ${dir}: ${d.segment}: skipped ${d.bytes} damaged bytes at byte ${d.offset} (${d.lostRecords} records lost); the intact records around them are kept`);
     }
+    if (leftAlone.length > MAX_DAMAGE_LINES) log.warn(`spool ${dir}: ${leftAlone.length - MAX_DAMAGE_LINES} more files under spool names left alone (${leftAlone.length} in all)`);
     if (damaged.length > MAX_DAMAGE_LINES) log.warn(`spool ${dir}: ${damaged.length - MAX_DAMAGE_LINES} more damaged stretches skipped (${lostRecords} records lost in all)`);
     this.nextSequence = lastSequenceHandedOut + 1;
     this.counters.recordsHeld = records;
