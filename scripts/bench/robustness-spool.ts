@@ -145,8 +145,8 @@ async function linkTable(root: string): Promise<void> {
     plant(spool, target);
     const { exit, log } = await restartOn(spool);
     const recovered = exit !== 0 ? "refused" : /recovered (\d+) unacknowledged/.exec(log)?.[1] ?? "-";
-    const lines = reportLines(log);
-    rows.push([what, String(exit), sha(target) === before ? "untouched" : "CHANGED", recovered, String(lines.length), lines[0]?.slice(0, 110) ?? ""]);
+    const lines = reportLines(log.replaceAll(spool, "SPOOL"));
+    rows.push([what, String(exit), sha(target) === before ? "untouched" : "CHANGED", recovered, String(lines.length), lines[0]?.slice(0, 100) ?? ""]);
   }
   printRows("1. links and foreign files in the spool directory, probe rt restarted on it (targets are temp files)", ["case", "exit", "target", "recovered", "report lines", "first report line"], rows);
 }
