@@ -9,7 +9,8 @@
 //   3. a reliable client that sends START and never reads: seconds until the ACK timeout frees
 //      the slot and a real `probe capture -i rt://`, denied meanwhile and retrying, gets in.
 // Every loop is bounded in count and time (the whole run well under 60 s on an idle machine).
-// Run: bun run scripts/bench/robustness-spool.ts, or through npm run bench.
+// Run: bun run scripts/bench/robustness-spool.ts, or through npm run bench. BENCH_ONLY=links,
+// damage or stall runs one table; BENCH_DEBUG=1 prints the stall part's logs.
 import { createHash } from "node:crypto";
 import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createSocket } from "node:dgram";
