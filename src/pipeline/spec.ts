@@ -14,7 +14,7 @@ import { kindSchema, lazySchema, z } from "../config/zod.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import { hookSettingsSchema } from "../hooks/settings.ts";
 import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/rpcapd-config.ts";
-import { DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES, MIN_RT_FIFO_BYTES } from "../config/rt-config.ts";
+import { DEFAULT_RT_ACK_TIMEOUT_MS, DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES, MIN_RT_FIFO_BYTES } from "../config/rt-config.ts";
 import { rotatingFileSpecSchema } from "../outputs/rotating-file/rotating-file-spec.ts";
 import { onlyDirectionSchema, processingStageSchemas } from "./stages/processing-spec.ts";
 
@@ -330,6 +330,8 @@ export const rtOutputSchema = kindSchema("rt", (kind) =>
       spoolSegmentBytes: z.number().int().min(64 * 1024).optional(),
       /** STATUS period to the reliable client; 0 = none (tracestats counts STATUS as packets). */
       statusIntervalMs: z.number().int().min(0).max(3_600_000).default(1_000).refine((ms) => ms === 0 || ms >= 50, { message: "0 (off) or at least 50 ms" }),
+      /** Reliable: close a client that has left sent records unacknowledged this long (frees the slot); 0 = never. */
+      ackTimeoutMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_RT_ACK_TIMEOUT_MS).refine((ms) => ms === 0 || ms >= 100, { message: "0 (never) or at least 100 ms" }),
       /** Unreliable: a client more than queueBytes behind is dropped from (counted) or disconnected. */
       slowConsumer: z.enum(["drop", "disconnect"]).default("drop"),
       queueBytes: z.number().int().min(64 * 1024).default(DEFAULT_RT_QUEUE_BYTES),

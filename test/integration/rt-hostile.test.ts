@@ -4,7 +4,7 @@
 // STATUS; nothing else stalls). Client (rt:// source): garbage instead of HELLO, bad pcap
 // headers, DENY, an unsupported data type, a server that announces a body and hangs up.
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import {
   encodeDeny,
   encodeMessage,
   encodeStart,
+  encodeStreamAnnounce,
   HELLO_RELIABLE,
   RtFramer,
   RtType,
@@ -115,6 +116,73 @@ describe("hostile clients", () => {
     await waitFor(() => s.counters().fifo_records_held === 2, 5_000, "ACK 3 releases 3");
   });
 
+  test("reliable: a client that STARTs and never reads or ACKs is closed after the ACK timeout, in one line; the next client gets every packet", async () => {
+    const { s, log, port } = await server({ reliable: true, ackTimeoutMs: 300, fifo: { maxBytes: 64 * 1024 * 1024, policy: "block" } });
+    const stalled = await rawClient(port);
+    stalled.socket.write(encodeStart());
+    await waitFor(() => log.lines.some((l) => l.includes("started at sequence 1")), 5_000, "start");
+    stalled.socket.pause(); // never reads: the server's writes pile up in the socket buffers
+    for (let i = 0; i < 200; i++) s.write(batch(1 + i * 50, 50, 1000)); // 10 MB, beyond the socket buffers
+    // The paused client would not see its end until it reads; the server's line is the judge.
+    await waitFor(() => log.lines.some((l) => l.includes("(--ack-timeout-ms); closed to free the reliable slot")), 10_000, "the stalled client closed");
+    expect(log.lines.filter((l) => l.includes("no ACK for 300 ms with ")).length).toBe(1);
+    expect(s.counters().ack_timeouts).toBe(1);
+    const next = await rawClient(port);
+    next.socket.write(encodeStart());
+    await waitFor(() => next.data().length === 10_000, 20_000, "every packet for the next client");
+    expect(next.messages[0]?.type).toBe(RtType.HELLO);
+    expect(next.data().map((m) => m.sequence)).toEqual(Array.from({ length: 10_000 }, (_, i) => i + 1));
+   }, 40_000);
+
+  test("stop() completes with denied peers that never close their side and a stalled reader (it once waited forever)", async () => {
+    const { s, log, port } = await server({ reliable: true, fifo: { maxBytes: 64 * 1024 * 1024, policy: "block" } });
+    const stalled = await rawClient(port);
+    stalled.socket.write(encodeStart());
+    await waitFor(() => log.lines.some((l) => l.includes("started at sequence 1")), 5_000, "start");
+    stalled.socket.pause();
+    for (let i = 0; i < 100; i++) s.write(batch(1 + i * 50, 50, 1000));
+    const denied = await Promise.all(Array.from({ length: 30 }, () => rawClient(port)));
+    for (const d of denied) d.socket.pause(); // never reads the DENY, never sees the FIN, never closes
+    await waitFor(() => s.counters().clients_denied === 30, 5_000, "30 denied");
+    const outcome = await Promise.race([s.stop().then(() => "stopped"), Bun.sleep(5_000).then(() => "still stopping after 5 s")]);
+    expect(outcome).toBe("stopped");
+  }, 20_000);
+
+  test("reliable: a client with nothing outstanding is never timed out (a quiet stream), nor when data comes after the quiet", async () => {
+    const { s, log, port } = await server({ reliable: true, ackTimeoutMs: 1_000, fifo: { maxBytes: 4 * 1024 * 1024, policy: "block" } });
+    const quiet = await rawClient(port);
+    quiet.socket.write(encodeStart());
+    await waitFor(() => log.lines.some((l) => l.includes("started at sequence 1")), 5_000, "start");
+    await Bun.sleep(1_500); // quiet for longer than the timeout
+    expect(quiet.closed()).toBe(false);
+    s.write(batch(1, 5));
+    await waitFor(() => quiet.data().length === 5, 5_000, "5 packets");
+    quiet.socket.write(encodeAck(5));
+    await waitFor(() => s.counters().fifo_records_held === 0, 5_000, "ACK 5 releases 5");
+    expect(quiet.closed()).toBe(false);
+    expect(s.counters().ack_timeouts).toBe(0);
+  });
+
+  test("reliable: a stalled client holds the slot only until the ACK timeout; an rt:// source denied meanwhile retries and gets every packet", async () => {
+    const { s, log, port } = await server({ reliable: true, ackTimeoutMs: 1_000, fifo: { maxBytes: 64 * 1024 * 1024, policy: "block" } });
+    const stalled = await rawClient(port);
+    stalled.socket.write(encodeStart());
+    await waitFor(() => log.lines.some((l) => l.includes("started at sequence 1")), 5_000, "start");
+    stalled.socket.pause();
+    for (let i = 0; i < 20; i++) s.write(batch(1 + i * 50, 50, 200));
+    const sourceLog = memoryLogger();
+    const source = new RtSource({ host: "127.0.0.1", port, log: sourceLog });
+    cleanups.push(async () => void (await source.stop()));
+    const sizes: number[] = [];
+    const started = source.start({ onBatch: (b) => forEachRecord(b, (view) => void sizes.push(view.caplen)), onEnd: () => {} });
+    await waitFor(() => sourceLog.lines.some((l) => l.includes("max connections reached")), 5_000, "the source denied");
+    await started;
+    await waitFor(() => sizes.length === 1000, 20_000, "1000 packets through the source");
+    expect(source.counters.duplicates).toBe(0);
+    expect(sourceLog.lines.filter((l) => l.includes("max connections reached")).length).toBe(1);
+    expect(s.counters().ack_timeouts).toBe(1);
+  }, 40_000);
+
   test.each(["drop-new", "drop-oldest", "block"] as const)(
     "reliable, spool, a client that never acks: the fifo fills, %s applies, logged once, in STATUS; others are denied promptly",
     async (policy) => {
@@ -199,10 +267,33 @@ describe("hostile servers (rt:// source)", () => {
     expect(opened).toMatch(/^rejected bad-stream/);
   });
 
-  test("DENY: connect-failed naming the reason", async () => {
+  test("DENY with reconnect off: server-busy naming the reason", async () => {
     const port = await fakeServer((s) => s.end(encodeDeny(2)));
     const { opened } = await sourceOutcome(port);
+    expect(opened).toStartWith("rejected server-busy: ");
     expect(opened).toContain("connection denied: max connections reached");
+  });
+
+  test("DENY (slot taken) three times, then HELLO: the source retries with backoff, logs once per change, delivers", async () => {
+    let connections = 0;
+    const port = await fakeServer((s) => {
+      if (++connections <= 3) {
+        s.end(encodeDeny(2));
+        return;
+      }
+      s.write(HELLO_RELIABLE);
+      s.once("data", () => s.write(new Uint8Array([1, 2, 3].flatMap((n) => [...numberedData(n)]))));
+    });
+    const log = memoryLogger();
+    const delivered: number[] = [];
+    const source = new RtSource({ host: "127.0.0.1", port, log });
+    cleanups.push(async () => void (await source.stop()));
+    await source.start({ onBatch: (b) => forEachRecord(b, (view, bytes) => void delivered.push(bytes[view.dataOffset]!)), onEnd: () => {} });
+    await waitFor(() => delivered.length === 3, 10_000, "3 packets");
+    expect(delivered).toEqual([1, 2, 3]);
+    expect(connections).toBe(4);
+    expect(log.lines.filter((l) => l.includes("max connections reached")).length).toBe(1);
+    expect(log.lines.filter((l) => l.includes("connected after 3 retries")).length).toBe(1);
   });
 
   test.each([
@@ -244,6 +335,33 @@ describe("hostile servers (rt:// source)", () => {
     await waitFor(() => acks.includes(4), 5_000, "the ACK for 4");
     expect(delivered).toEqual([1, 2, 3, 4]);
     expect(source.counters.duplicates).toBe(2);
+  });
+
+  test("?state=FILE: a FILE.tmp symbolic link is never written through (the source ends in one line); a stale regular one is replaced", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rt-state-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const port = await fakeServer((s) => {
+      s.write(HELLO_RELIABLE);
+      // A probe server's announce gives the stream id the state file keeps.
+      s.once("data", () => s.write(new Uint8Array([...encodeStreamAnnounce(new Uint8Array(8).fill(7), 1, 1), ...numberedData(1)])));
+    });
+    const target = join(dir, "target");
+    writeFileSync(target, "keep me\n");
+    const linked = join(dir, "linked.state");
+    symlinkSync(target, `${linked}.tmp`);
+    const failing = new RtSource({ host: "127.0.0.1", port, statePath: linked, reconnect: false });
+    cleanups.push(async () => void (await failing.stop()));
+    const ended = Promise.withResolvers<Error | undefined>();
+    await failing.start({ onBatch: () => {}, onEnd: (_reason, error) => ended.resolve(error) });
+    expect((await ended.promise)?.message).toBe(`rt state file: ${linked}.tmp exists and is not a file probe wrote; left alone`);
+    expect(readFileSync(target, "utf8")).toBe("keep me\n");
+    const stale = join(dir, "stale.state");
+    writeFileSync(`${stale}.tmp`, "{");
+    const working = new RtSource({ host: "127.0.0.1", port, statePath: stale, reconnect: false });
+    cleanups.push(async () => void (await working.stop()));
+    await working.start({ onBatch: () => {}, onEnd: () => {} });
+    await waitFor(() => existsSync(stale), 5_000, "the state written");
+    expect(JSON.parse(readFileSync(stale, "utf8")).lastSequence).toBe(1);
   });
 
   test("a server that announces a 65535-byte body and hangs up: closed, nothing delivered", async () => {

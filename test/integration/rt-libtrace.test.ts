@@ -1,15 +1,19 @@
-// libtrace's own tools read `probe rt` live (Debian libtrace-tools 3.0.22 as the judge):
-// tracesplit's pcap file is byte for byte tcpdump's capture of the same traffic, and
-// tracepktdump's dump of the live stream is identical to its dump of tcpdump's file.
+// libtrace's own tools read probe's RT output live (Debian libtrace-tools 3.0.22 as the judge).
+// The served capture also goes to a pcap file output of the same pipeline (`probe run`, one
+// input, two outputs), the exact input the RT output had: tracesplit's records equal that
+// file's exactly, timestamps to the microsecond (tshark reads both files as a second judge), and
+// tracepktdump's dump of the live stream is identical to its dump of that file. tcpdump's own
+// capture of the same traffic checks the packets themselves (bytes, caplen, len); its timestamps
+// come from a second capture handle and may differ by a microsecond, so they are not compared.
 // Unreliable (two clients at once) and reliable (packets kept while no client is connected,
 // then every one delivered and acknowledged; a second client is denied).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { runTool, waitFor } from "../support/probe-binary.ts";
-import { readPcap, sendNumbered, type PcapRecord, startRtServer, startTcpdump, udpSink } from "../support/rt-harness.ts";
+import { readPcap, sendNumbered, type PcapRecord, startProbe, startTcpdump, udpSink, type RunningProbe } from "../support/rt-harness.ts";
 
 let dir: string;
 const procs: Subprocess[] = [];
@@ -44,29 +48,67 @@ async function endAll(server: Subprocess, tools: Subprocess[]): Promise<void> {
 
 const PACKETS = 300;
 
+let runs = 0;
+
 /**
- * tracesplit's records against tcpdump's: bytes, caplen and len exactly; timestamps within
- * 1 ms, because two capture handles on lo do not always get the same kernel timestamp (seen:
- * 1 µs apart on some packets, for tcpdump against tcpdump too).
+ * `probe run`: lo (with `filter`) into an rt output (`rt` holds its extra YAML lines) and a pcap
+ * file output beside it, the served records' exact copy. Resolves with the RT port.
  */
-function expectSameRecords(got: PcapRecord[], expected: PcapRecord[]): void {
-  expect(got.map((r) => [r.caplen, r.len, r.data])).toEqual(expected.map((r) => [r.caplen, r.len, r.data]));
-  got.forEach((r, i) => {
-    const e = expected[i]!;
-    expect(Math.abs((r.tsSec - e.tsSec) * 1_000_000 + r.tsUsec - e.tsUsec)).toBeLessThan(1000);
-  });
+async function startRtRun(filter: string, rt: string[]): Promise<RunningProbe & { port: number; served: string }> {
+  const served = join(dir, `served-${++runs}.pcap`);
+  const spec = join(dir, `run-${runs}.yaml`);
+  writeFileSync(
+    spec,
+    [
+      "inputs:",
+      "  - kind: interface",
+      "    device: lo",
+      `    filter: "${filter}"`,
+      "outputs:",
+      "  - kind: rt",
+      "    listen: [{ host: 127.0.0.1, port: 0 }]",
+      ...rt.map((line) => `    ${line}`),
+      "  - kind: file",
+      `    path: ${served}`,
+      "",
+    ].join("\n"),
+  );
+  const probe = startProbe(["run", spec]);
+  procs.push(probe.proc);
+  await waitFor(() => /rt: serving .* on 127\.0\.0\.1:\d+/.test(probe.log()) || probe.proc.exitCode !== null, 15_000, "probe run to serve rt");
+  const match = /rt: serving .* on 127\.0\.0\.1:(\d+)/.exec(probe.log());
+  if (!match) throw new Error(`probe run did not serve rt: ${probe.log()}`);
+  return { ...probe, port: Number(match[1]), served };
+}
+
+/** tshark's view of a file: time (to the nanosecond it prints), caplen, len, one line a record. */
+async function tsharkRecords(path: string): Promise<string> {
+  return runTool(["tshark", "-r", path, "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.cap_len", "-e", "frame.len"]);
+}
+
+/**
+ * tracesplit's file against what the RT output served (the file output beside it): every
+ * record exactly, timestamps included, by our reader and by tshark; and against tcpdump's
+ * separate capture, the packets' bytes, caplen and len exactly.
+ */
+async function expectServedExactly(split: string, served: string, ref: string, count: number): Promise<void> {
+  const got = readPcap(split).records;
+  expect(got.length).toBe(count);
+  expect(got).toEqual(readPcap(served).records);
+  expect(await tsharkRecords(split)).toBe(await tsharkRecords(served));
+  const bytes = (records: PcapRecord[]) => records.map((r) => [r.caplen, r.len, r.data]);
+  expect(bytes(got)).toEqual(bytes(readPcap(ref).records));
 }
 
 describe("libtrace 3.0.22 reads probe rt", () => {
-  test("unreliable: tracesplit and tracepktdump at once; tracesplit's file equals tcpdump's byte for byte", async () => {
+  test("unreliable: tracesplit and tracepktdump at once; tracesplit's file equals the served records exactly", async () => {
     sink = await udpSink();
     const filter = `udp dst port ${sink.port}`;
     const ref = join(dir, "u-ref.pcap");
     const split = join(dir, "u-split.pcap");
     const tcpdump = await startTcpdump(ref, filter);
     procs.push(tcpdump);
-    const server = await startRtServer(["-i", "lo", "-f", filter]);
-    procs.push(server.proc);
+    const server = await startRtRun(filter, []);
     const tracesplit = spawnTool(["tracesplit", `rt:127.0.0.1:${server.port}`, `pcapfile:${split}`]);
     const tracepktdump = spawnTool(["tracepktdump", `rt:127.0.0.1:${server.port}`]);
     await waitFor(() => (server.log().match(/connected/g) ?? []).length >= 2, 10_000, "both libtrace clients");
@@ -79,25 +121,20 @@ describe("libtrace 3.0.22 reads probe rt", () => {
     tcpdump.kill("SIGTERM");
     await tcpdump.exited;
 
-    const expected = readPcap(ref);
-    const got = readPcap(split);
-    expect(got.linktype).toBe(expected.linktype);
-    expect(got.records.length).toBe(PACKETS);
-    expectSameRecords(got.records, expected.records);
-    const refDump = await runTool(["tracepktdump", `pcapfile:${ref}`]);
-    expect(await dumpText).toBe(refDump);
+    expect(readPcap(split).linktype).toBe(readPcap(ref).linktype);
+    await expectServedExactly(split, server.served, ref, PACKETS);
+    expect(await dumpText).toBe(await runTool(["tracepktdump", `pcapfile:${server.served}`]));
   }, 60_000);
 
-  test.each(["memory fifo", "disk spool"] as const)("reliable, %s: packets captured before any client connects are kept; tracesplit gets them all; a second client is denied", async (fifo) => {
+  test.each(["memory fifo", "disk spool"] as const)("reliable, %s: packets captured before any client connects are kept; tracesplit gets them all exactly; a second client is denied", async (fifo) => {
     sink = await udpSink();
     const filter = `udp dst port ${sink.port}`;
     const ref = join(dir, `r-ref-${fifo.replace(" ", "-")}.pcap`);
     const split = join(dir, `r-split-${fifo.replace(" ", "-")}.pcap`);
     const tcpdump = await startTcpdump(ref, filter);
     procs.push(tcpdump);
-    const spool = fifo === "disk spool" ? ["--spool", join(dir, "spool")] : [];
-    const server = await startRtServer(["-i", "lo", "-f", filter, "--reliable", "--status-interval-ms", "100", ...spool]);
-    procs.push(server.proc);
+    const spool = fifo === "disk spool" ? [`spool: ${join(dir, "spool")}`] : [];
+    const server = await startRtRun(filter, ["reliable: true", "statusIntervalMs: 100", ...spool]);
     await sendNumbered(sink.port, 1, PACKETS, { gapEvery: 50, gapMs: 5 });
     await waitFor(async () => readPcap(ref).records.length >= PACKETS, 10_000, "tcpdump to see every packet");
     await Bun.sleep(300);
@@ -115,17 +152,16 @@ describe("libtrace 3.0.22 reads probe rt", () => {
     expect(server.log()).toContain("0 held unacknowledged");
     tcpdump.kill("SIGTERM");
     await tcpdump.exited;
-    expectSameRecords(readPcap(split).records, readPcap(ref).records);
+    await expectServedExactly(split, server.served, ref, PACKETS);
   }, 60_000);
 
-  test("reliable: tracepktdump's live dump equals its dump of tcpdump's file", async () => {
+  test("reliable: tracepktdump's live dump equals its dump of the served records' file", async () => {
     sink = await udpSink();
     const filter = `udp dst port ${sink.port}`;
     const ref = join(dir, "d-ref.pcap");
     const tcpdump = await startTcpdump(ref, filter);
     procs.push(tcpdump);
-    const server = await startRtServer(["-i", "lo", "-f", filter, "--reliable"]);
-    procs.push(server.proc);
+    const server = await startRtRun(filter, ["reliable: true"]);
     const tracepktdump = spawnTool(["tracepktdump", `rt:127.0.0.1:${server.port}`]);
     await waitFor(() => server.log().includes("started at sequence 1"), 10_000, "tracepktdump to start");
     await sendNumbered(sink.port, 1, 100, { gapEvery: 25, gapMs: 5 });
@@ -136,6 +172,7 @@ describe("libtrace 3.0.22 reads probe rt", () => {
     tcpdump.kill("SIGTERM");
     await tcpdump.exited;
     expect(server.log()).toContain("0 held unacknowledged");
-    expect(await dumpText).toBe(await runTool(["tracepktdump", `pcapfile:${ref}`]));
+    expect(readPcap(server.served).records.length).toBe(100);
+    expect(await dumpText).toBe(await runTool(["tracepktdump", `pcapfile:${server.served}`]));
   }, 60_000);
 });

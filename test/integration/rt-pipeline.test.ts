@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { repoRoot, runProbe, waitFor } from "../support/probe-binary.ts";
+import { repoRoot, runProbe, runTool, waitFor } from "../support/probe-binary.ts";
 import { numberedPayload, numbersIn, readPcap, sendNumbered, startProbe, startTcpdump, udpSink } from "../support/rt-harness.ts";
 
 let dir: string;
@@ -115,7 +115,7 @@ describe("rt on the pipeline", () => {
     expect(again.stdout).toBe(printed.stdout);
   });
 
-  test("probe rt -r FILE --reliable serves the file after it ends; probe capture -i rt:// -c N writes every record once, in order", async () => {
+  test("probe rt -r FILE --reliable serves the file after it ends; probe capture -i rt:// -c N writes every record once, in order, exactly", async () => {
     const COUNT = 500;
     const file = join(dir, "numbered.pcap");
     const out = join(dir, "from-rt.pcap");
@@ -129,6 +129,13 @@ describe("rt on the pipeline", () => {
     expect(capture.exitCode).toBe(0);
     expect(capture.stderr).toContain(`${COUNT} packets captured`);
     expect(numbersIn(out)).toEqual(Array.from({ length: COUNT }, (_, i) => i + 1));
+    // Every record as the file has it: timestamps (distinct seconds and microseconds each), caplen,
+    // len and bytes, by our reader and by tshark's.
+    expect(readPcap(out).records).toEqual(readPcap(file).records);
+    const tshark = (path: string) => runTool(["tshark", "-r", path, "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.cap_len", "-e", "frame.len", "-e", "data.data"]);
+    const judged = await tshark(out);
+    expect(judged.split("\n").filter(Boolean).length).toBe(COUNT);
+    expect(judged).toBe(await tshark(file));
     server.proc.kill("SIGTERM");
     expect(await server.proc.exited).toBe(0);
     expect(server.log()).toContain(`rt: ${COUNT} packets in`);

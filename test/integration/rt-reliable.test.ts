@@ -7,7 +7,7 @@
 // RT_TEST_OUTAGE_S sets how long the receiver stays down in the outage test (default 3 s; the
 // issue describes 30 s; the spool does not care how long, only how much).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -148,6 +148,36 @@ describe("probe -> probe, reliable, disk spool", () => {
     await stop(rxB);
     expect(rxB.log()).not.toContain("Error");
     expect([...numbersIn(fileA), ...numbersIn(fileB)]).toEqual(range(1, 4000));
+  }, 60_000);
+
+  test("issue 21's repro: a symbolic link and a directory under segment names on a restart are left alone in one line each, the link's target untouched, every record delivered", async () => {
+    sink = await udpSink();
+    const spool = join(dir, "spool-links");
+    const first = await sender(["--spool", spool]);
+    await sendNumbered(sink.port, 1, 2000, { gapEvery: 100, gapMs: 5 });
+    await waitFor(() => segmentBytes(spool) >= 2000 * (24 + 16 + 106), 10_000, "2000 records in the spool");
+    await kill9(first);
+    const target = join(dir, "not-probes.txt");
+    writeFileSync(target, "root:x:0:0:root:/root:/bin/bash\n".repeat(40));
+    const next = `seg-${(2001).toString(16).padStart(16, "0")}.rts`;
+    symlinkSync(target, join(spool, next));
+    mkdirSync(join(spool, `seg-${(0x9000).toString(16).padStart(16, "0")}.rts`));
+    const second = await sender(["--spool", spool, "--spool-segment-bytes", "64k"]);
+    expect(second.log()).toContain(`${next} is a symbolic link, not a segment probe wrote; left alone`);
+    expect(second.log()).toContain(`seg-0000000000009000.rts is a directory, not a segment probe wrote; left alone`);
+    expect(second.log()).not.toContain("EISDIR");
+    expect(second.log()).toMatch(/recovered 2000 unacknowledged records \(292000 bytes;/);
+    // New records need a new segment (64 KiB), whose natural name is the link's: they go beside it.
+    await sendNumbered(sink.port, 2001, 500, { gapEvery: 100, gapMs: 5 });
+    const file = join(dir, "rx-links.pcap");
+    const rx = receiver(`rt://127.0.0.1:${second.port}`, file);
+    await waitFor(() => countIn(file) >= 2500, 20_000, "the receiver to write 2500 packets");
+    await Bun.sleep(300);
+    await stop(rx);
+    await stop(second);
+    expect(numbersIn(file)).toEqual(range(1, 2500));
+    expect(readFileSync(target, "utf8")).toBe("root:x:0:0:root:/root:/bin/bash\n".repeat(40));
+    expect(lstatSync(join(spool, next)).isSymbolicLink()).toBe(true);
   }, 60_000);
 
   test("the spool keeps only what is unacknowledged: segments go once the receiver has written them", async () => {

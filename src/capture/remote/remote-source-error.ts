@@ -10,6 +10,8 @@ import { ProbeError } from "../../packet/probe-error.ts";
 export const RemoteSourceErrorCode = {
   /** TCP connection refused, unreachable, or name not resolved. */
   "connect-failed": { retriable: true },
+  /** The server denied the connection because its slots are taken (RT DENY_CONN "max connections"); they free up. */
+  "server-busy": { retriable: true },
   /** The TLS handshake failed or the server certificate was not trusted. */
   "tls-failed": { retriable: true },
   /** No complete pcap global header within the header timeout. */

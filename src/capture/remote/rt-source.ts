@@ -16,7 +16,7 @@
 // (counted) and acknowledged again. A changed stream id means the sender's spool was recreated:
 // sequence numbers start over and nothing is a duplicate. With `statePath` the (stream id, last
 // sequence) pair survives our own restart (rt://HOST:PORT?state=FILE).
-import { renameSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { closeSync, constants, existsSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { Logger } from "../../logging/index.ts";
@@ -114,6 +114,9 @@ export class RtSource implements CaptureSource {
   private ended = false;
   private gapLogged = false;
   private serverEnded = false;
+  /** Failed dials since the last HELLO, and the code of the last one (a changed code is logged). */
+  private retries = 0;
+  private retryCode: string | undefined;
 
   constructor(private readonly options: RtSourceOptions) {
     this.description = `rt://${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
@@ -164,10 +167,15 @@ export class RtSource implements CaptureSource {
     return (this.options.reconnect ?? true) && this.linktype !== undefined && !this.stopping;
   }
 
-  /** The connection ended unasked: dial again (after the stream opened once) or end the source. */
+  /**
+   * The connection ended unasked: dial again with backoff (after the stream opened once, or at
+   * any time when a server's slot is taken), or end the source. A refused first dial still ends
+   * it, so a typo in the address surfaces at once.
+   */
   private dropped(error: RemoteSourceError): void {
     if (this.phase === "closed") return;
-    if (!this.reconnecting() || !error.retriable) {
+    const busy = error.code === "server-busy" && (this.options.reconnect ?? true) && !this.stopping;
+    if (!(this.reconnecting() || busy) || !error.retriable) {
       this.fail(error);
       return;
     }
@@ -177,7 +185,15 @@ export class RtSource implements CaptureSource {
     this.serverEnded = false;
     const delay = this.reconnectDelayMs;
     this.reconnectDelayMs = Math.min(delay * 2, RT_RECONNECT_MAX_DELAY_MS);
-    this.log.warn(`${error.message}; dialling again in ${delay} ms (${this.state.lastSequence !== undefined ? `last sequence written ${this.state.lastSequence}` : "nothing written yet"})`);
+    // One line per change of state (the first failure, a different failure), not one per try:
+    // a slot held for minutes would otherwise log every 30 s.
+    this.retries++;
+    if (this.retryCode !== error.code) {
+      this.retryCode = error.code;
+      this.log.warn(
+        `${error.message}; dialling again in ${delay} ms, backing off to every ${RT_RECONNECT_MAX_DELAY_MS / 1000} s (${this.state.lastSequence !== undefined ? `last sequence written ${this.state.lastSequence}` : "nothing written yet"}); logged again when this changes`,
+      );
+    }
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (!this.stopping && this.phase !== "closed") this.dial();
@@ -207,7 +223,8 @@ export class RtSource implements CaptureSource {
       }
     } catch (error) {
       const cause = error instanceof ProtocolError ? error : undefined;
-      this.fail(error instanceof RemoteSourceError ? error : new RemoteSourceError("bad-stream", `${this.description}: ${(error as Error).message}`, { cause }));
+      if (error instanceof RemoteSourceError && error.code === "server-busy") this.dropped(error);
+      else this.fail(error instanceof RemoteSourceError ? error : new RemoteSourceError("bad-stream", `${this.description}: ${(error as Error).message}`, { cause }));
       return;
     }
     const batch = this.builder?.take() ?? null;
@@ -220,12 +237,19 @@ export class RtSource implements CaptureSource {
     if (this.phase === "hello") {
       if (message.type === RtType.DENY_CONN) {
         const reason = decodeDeny(message.body);
-        const text = reason === RtDenyReason.FULL ? "max connections reached (a reliable server serves one client)" : reason === RtDenyReason.AUTH ? "authentication failed" : reason === RtDenyReason.WRAPPER ? "rejected by TCP wrappers" : `reason ${reason}`;
+        if (reason === RtDenyReason.FULL) {
+          // The slot frees up (the client in it leaves or times out): retried with backoff.
+          throw new RemoteSourceError("server-busy", `${this.description}: connection denied: max connections reached (a reliable server serves one client)`);
+        }
+        const text = reason === RtDenyReason.AUTH ? "authentication failed" : reason === RtDenyReason.WRAPPER ? "rejected by TCP wrappers" : `reason ${reason}`;
         throw new RemoteSourceError("connect-failed", `${this.description}: connection denied: ${text}`);
       }
       if (message.type !== RtType.HELLO) throw new ProtocolError("no-hello", `first message is ${rtTypeName(message.type)}, not HELLO`, message.streamOffset);
       this.reliable = decodeHello(message.body, message.streamOffset).reliable;
       this.reconnectDelayMs = RT_RECONNECT_INITIAL_DELAY_MS;
+      if (this.retries > 0) this.log.info(`${this.description}: connected after ${this.retries} ${this.retries === 1 ? "retry" : "retries"}`);
+      this.retries = 0;
+      this.retryCode = undefined;
       this.gapLogged = false;
       // After the first open, a new connection continues the stream (link type checked below).
       this.phase = this.linktype === undefined ? "opening" : "streaming";
@@ -330,7 +354,15 @@ export class RtSource implements CaptureSource {
           this.counters.delivered += out.count;
         }
       }
-      if (this.options.statePath && state.streamId && state.lastSequence !== undefined) writeState(this.options.statePath, state);
+      if (this.options.statePath && state.streamId && state.lastSequence !== undefined) {
+        try {
+          writeState(this.options.statePath, state);
+        } catch (error) {
+          // Without the state written, acknowledging would let the sender forget what a restart needs.
+          this.fail(error instanceof RemoteSourceError ? error : new RemoteSourceError("consumer-failed", `rt state file ${this.options.statePath}: cannot write it (${(error as NodeJS.ErrnoException).code ?? "error"})`, { cause: error }));
+          return;
+        }
+      }
       if (this.reliable && lastSequence !== undefined && !socket.destroyed) {
         socket.write(encodeAck(lastSequence));
         this.counters.acksSent++;
@@ -398,10 +430,29 @@ function readState(path: string): ResumeState {
   throw new RemoteSourceError("bad-stream", `rt state file ${path} is damaged; remove it to start afresh (duplicates are then possible)`);
 }
 
-/** temp + rename: the state is the old one or the new one. No fsync: it covers kill -9, not power loss. */
+/**
+ * temp + rename: the state is the old one or the new one. No fsync: it covers kill -9, not power
+ * loss. probe runs as root: the temp file is created O_EXCL|O_NOFOLLOW, never written through a
+ * symbolic link; a regular one left by a crash is replaced, anything else refused in one line.
+ */
 function writeState(path: string, state: ResumeState): void {
   const temp = `${path}.tmp`;
-  writeFileSync(temp, JSON.stringify({ streamId: Buffer.from(state.streamId!).toString("hex"), lastSequence: state.lastSequence }));
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = openSync(temp, flags, 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const stats = lstatSync(temp);
+    if (!stats.isFile() || stats.nlink > 1) throw new RemoteSourceError("consumer-failed", `rt state file: ${temp} exists and is not a file probe wrote; left alone`);
+    unlinkSync(temp);
+    fd = openSync(temp, flags, 0o600);
+  }
+  try {
+    writeFileSync(fd, JSON.stringify({ streamId: Buffer.from(state.streamId!).toString("hex"), lastSequence: state.lastSequence }));
+  } finally {
+    closeSync(fd);
+  }
   renameSync(temp, path);
 }
 

@@ -54,6 +54,8 @@ Reliable mode:
       --spool-segment-bytes N  segment file size (default min(16M, max/4))
       --status-interval-ms N STATUS period (default 1000; 0: none. tracestats counts
                              each STATUS as a packet, see docs/rt.md)
+      --ack-timeout-ms N     close a client that leaves sent packets unacknowledged this
+                             long, freeing the one reliable slot (default 30000; 0: never)
 
 Run:
   -c, --count N              stop after N packets
@@ -84,6 +86,7 @@ export const RT_OPTIONS = {
   "spool-fsync-ms": { type: "string" },
   "spool-segment-bytes": { type: "string" },
   "status-interval-ms": { type: "string" },
+  "ack-timeout-ms": { type: "string" },
   "slow-consumer": { type: "string" },
   "queue-bytes": { type: "string" },
   count: { type: "string", short: "c" },
@@ -133,6 +136,7 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
   const spoolFsyncMs = parseInteger("--spool-fsync-ms", v["spool-fsync-ms"], 0, 60_000);
   const spoolSegmentBytes = parseSize("--spool-segment-bytes", v["spool-segment-bytes"]);
   const statusIntervalMs = parseInteger("--status-interval-ms", v["status-interval-ms"], 0, 3_600_000);
+  const ackTimeoutMs = parseInteger("--ack-timeout-ms", v["ack-timeout-ms"], 0, 3_600_000);
   const queueBytes = parseSize("--queue-bytes", v["queue-bytes"]);
   const spec = specFromFlags("rt", {
     inputs: inputsFromFlags([input], {
@@ -154,6 +158,7 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
       ...(spoolFsyncMs !== undefined ? { spoolFsyncMs } : {}),
       ...(spoolSegmentBytes !== undefined ? { spoolSegmentBytes } : {}),
       ...(statusIntervalMs !== undefined ? { statusIntervalMs } : {}),
+      ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}),
       ...(v["slow-consumer"] !== undefined ? { slowConsumer: v["slow-consumer"] } : {}),
       ...(queueBytes !== undefined ? { queueBytes } : {}),
     }],

@@ -27,6 +27,7 @@ export async function prepareRtOutput(spec: RtOutputSpec, context: OutputContext
       ...(spec.spoolSegmentBytes ? { segmentBytes: spec.spoolSegmentBytes } : {}),
     },
     statusIntervalMs: spec.statusIntervalMs,
+    ackTimeoutMs: spec.ackTimeoutMs,
     keepServing: spec.keepServing,
     log: context.log,
   });

@@ -38,7 +38,7 @@ import type { PipelineEvent, PipelineOutput, StreamDescription } from "../output
 import { DiskSpool, type SpoolRecovery } from "./fifo/disk-spool.ts";
 import { MemoryFifo } from "./fifo/memory-fifo.ts";
 // Defaults shared with the spec schema: how far an unreliable client may fall behind, the reliable fifo cap.
-import { DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES } from "../../config/rt-config.ts";
+import { DEFAULT_RT_ACK_TIMEOUT_MS, DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES } from "../../config/rt-config.ts";
 import type { PacketFifo, SpoolFullPolicy } from "./fifo/packet-fifo.ts";
 import { UnackedAge } from "./fifo/unacked-age.ts";
 
@@ -50,6 +50,12 @@ export const RT_START_TIMEOUT_MS = 10_000;
 export const RT_STATUS_INTERVAL_MS = 1_000;
 /** Unreliable: most clients served at once; each costs a socket and up to queueBytes of memory. */
 export const RT_MAX_CLIENTS = 64;
+/**
+ * A denied connection gets DENY_CONN and a FIN, then is destroyed after this long whether or not
+ * the peer closed its side: a peer that never closes would otherwise keep the socket (and stop()
+ * would wait for it forever, as seen after a flood of 800 connections).
+ */
+export const RT_DENY_LINGER_MS = 1_000;
 /** Bytes read from the fifo per send: one socket write of RT messages. */
 const SEND_CHUNK_BYTES = 256 * 1024;
 /**
@@ -70,6 +76,8 @@ export interface RtServerOptions {
   fifo?: { directory?: string; maxBytes: number; policy: SpoolFullPolicy; fsyncMs?: number; segmentBytes?: number };
   statusIntervalMs?: number;
   startTimeoutMs?: number;
+  /** Reliable: close a client that leaves sent records unacknowledged this long (default DEFAULT_RT_ACK_TIMEOUT_MS; 0: never). */
+  ackTimeoutMs?: number;
   /** After the inputs end (a replayed file), keep serving until a signal (default false). */
   keepServing?: boolean;
   log: Logger;
@@ -87,6 +95,10 @@ interface Client {
   waitingDrain: boolean;
   startTimer?: ReturnType<typeof setTimeout>;
   statusTimer?: ReturnType<typeof setInterval>;
+  /** Reliable: armed while records are outstanding; fires when no ACK advanced for ackTimeoutMs. */
+  ackTimer?: ReturnType<typeof setTimeout>;
+  /** Reliable: when an ACK last advanced (or the client started). */
+  lastAckProgressMs: number;
   droppedPackets: number;
   invalidAcks: number;
   closed: boolean;
@@ -96,6 +108,8 @@ export class RtServer implements PipelineOutput {
   readonly name = "rt";
   private servers: Server[] = [];
   private readonly clients = new Set<Client>();
+  /** Every open accepted socket, clients and denied peers alike: stop() destroys what is left. */
+  private readonly sockets = new Set<Socket>();
   private reliableClient: Client | undefined;
   private fifo: PacketFifo | undefined;
   /** When the fifo's unacknowledged records were appended (the oldest unacked age metric). */
@@ -127,6 +141,7 @@ export class RtServer implements PipelineOutput {
     invalidAcks: 0,
     packetsTruncated: 0,
     kernelDrops: 0,
+    ackTimeouts: 0,
   };
 
   constructor(private readonly options: RtServerOptions) {}
@@ -162,7 +177,7 @@ export class RtServer implements PipelineOutput {
         this.options.log.info(
           r.created
             ? `spool ${fifo.directory}: new stream ${hex(spool.streamId)}`
-            : `spool ${fifo.directory}: recovered ${r.records} unacknowledged records (${r.bytes} bytes in ${r.segments} segments, sequences ${r.firstSequence}..${r.nextSequence - 1}) in ${r.durationMs.toFixed(0)} ms${r.cutBytes ? `, cut ${r.cutBytes} torn bytes` : ""}`,
+            : `spool ${fifo.directory}: recovered ${r.records} unacknowledged records (${r.bytes} bytes; ${r.diskBytes} bytes on disk in ${r.segments} segments, sequences ${r.firstSequence}..${r.nextSequence - 1}) in ${r.durationMs.toFixed(0)} ms${r.cutBytes ? `, cut ${r.cutBytes} torn bytes` : ""}${r.damaged.length ? `, skipped ${r.damaged.length} damaged stretches (${r.lostRecords} records lost)` : ""}${r.leftAlone.length ? `, left ${r.leftAlone.length} files alone that are not probe's` : ""}`,
         );
       } else {
         this.fifo = new MemoryFifo({ maxBytes: fifo.maxBytes, policy: fifo.policy });
@@ -222,6 +237,8 @@ export class RtServer implements PipelineOutput {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.on("error", () => {});
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
     if (this.stopped) {
       socket.destroy();
       return;
@@ -231,6 +248,7 @@ export class RtServer implements PipelineOutput {
       this.stats.clientsDenied++;
       this.options.log.info(`rt client ${remote}: denied (${this.options.reliable ? "reliable mode serves one client" : `${RT_MAX_CLIENTS} clients already`})`);
       socket.end(encodeDeny(RtDenyReason.FULL));
+      setTimeout(() => socket.destroy(), RT_DENY_LINGER_MS).unref?.();
       return;
     }
     const client: Client = {
@@ -242,6 +260,7 @@ export class RtServer implements PipelineOutput {
       probe: undefined,
       nextSend: 0,
       waitingDrain: false,
+      lastAckProgressMs: 0,
       droppedPackets: 0,
       invalidAcks: 0,
       closed: false,
@@ -306,6 +325,7 @@ export class RtServer implements PipelineOutput {
       this.unackedAge.release(fifo.ackedThrough);
     }
     client.nextSend = fifo.ackedThrough + 1;
+    client.lastAckProgressMs = performance.now();
     if (probe) client.socket.write(encodeStreamAnnounce(fifo.streamId, client.nextSend % RT_SEQUENCE_MODULUS, linktype));
     const statusMs = this.options.statusIntervalMs ?? RT_STATUS_INTERVAL_MS;
     if (statusMs > 0) client.statusTimer = setInterval(() => client.socket.write(encodeStatus(this.status())), statusMs);
@@ -327,6 +347,7 @@ export class RtServer implements PipelineOutput {
       return;
     }
     fifo.ack(through);
+    client.lastAckProgressMs = performance.now();
     this.unackedAge.release(fifo.ackedThrough);
     this.flushPending();
     this.checkEpisodeEnd();
@@ -339,6 +360,7 @@ export class RtServer implements PipelineOutput {
     client.session.close(reason);
     if (client.startTimer) clearTimeout(client.startTimer);
     if (client.statusTimer) clearInterval(client.statusTimer);
+    if (client.ackTimer) clearTimeout(client.ackTimer);
     this.clients.delete(client);
     if (this.reliableClient === client) this.reliableClient = undefined;
     client.socket.destroy();
@@ -448,11 +470,43 @@ export class RtServer implements PipelineOutput {
     this.options.log.info(`rt fifo has room again (${c.usedBytes} bytes used); ${this.stats.packetsDroppedFifoFull + c.droppedOldestRecords} packets dropped by the full-fifo policy so far`);
   }
 
+  /**
+   * Reliable: while records are outstanding, a timer checks that ACKs keep advancing; a client
+   * that stopped reading or acknowledging is closed after ackTimeoutMs, so the one slot frees
+   * itself. One timer per client, re-armed for the remaining time, not one per message.
+   */
+  private armAckTimer(client: Client): void {
+    const timeoutMs = this.options.ackTimeoutMs ?? DEFAULT_RT_ACK_TIMEOUT_MS;
+    const fifo = this.fifo;
+    if (timeoutMs <= 0 || !fifo || client.closed || client.ackTimer) return;
+    if (client.nextSend <= fifo.ackedThrough + 1) return; // nothing outstanding: a quiet stream is fine
+    const remainingMs = Math.max(0, client.lastAckProgressMs + timeoutMs - performance.now());
+    client.ackTimer = setTimeout(() => {
+      client.ackTimer = undefined;
+      if (client.closed || client.nextSend <= fifo.ackedThrough + 1) return;
+      if (performance.now() - client.lastAckProgressMs < timeoutMs) {
+        this.armAckTimer(client);
+        return;
+      }
+      this.stats.ackTimeouts++;
+      const outstanding = client.nextSend - fifo.ackedThrough - 1;
+      this.closeClient(client, `no ACK for ${timeoutMs} ms with ${outstanding} records sent and unacknowledged (--ack-timeout-ms); closed to free the reliable slot`);
+    }, remainingMs);
+  }
+
   /** Reliable: send what the client has not been sent yet, while its socket takes it. */
   private pump(): void {
     const client = this.reliableClient;
     const fifo = this.fifo;
     if (!client || !fifo || client.closed || client.waitingDrain || client.session.state.kind !== "streaming") return;
+    try {
+      this.pumpInto(client, fifo);
+    } finally {
+      if (!client.closed) this.armAckTimer(client);
+    }
+  }
+
+  private pumpInto(client: Client, fifo: PacketFifo): void {
     for (;;) {
       let chunk;
       try {
@@ -468,6 +522,8 @@ export class RtServer implements PipelineOutput {
       this.stats.packetsTruncated += encoded.truncated;
       this.stats.packetsSent += chunk.count;
       this.bytesOut += chunk.fifoBytes;
+      // The ACK clock starts when records become outstanding: time spent quiet does not count.
+      if (client.nextSend <= fifo.ackedThrough + 1) client.lastAckProgressMs = performance.now();
       client.nextSend = chunk.firstSequence + chunk.count;
       if (!client.socket.write(encoded.bytes)) {
         client.waitingDrain = true;
@@ -507,6 +563,9 @@ export class RtServer implements PipelineOutput {
       client.socket.end();
       this.closeClient(client, "server stopping");
     }
+    // Denied peers that never closed their side: server.close() waits for every connection.
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     if (this.pending.length > 0) {
       for (const batch of this.pending) this.stats.packetsDroppedFifoFull += batch.count;
@@ -537,6 +596,7 @@ export class RtServer implements PipelineOutput {
       invalid_acks: this.stats.invalidAcks,
       packets_truncated: this.stats.packetsTruncated,
       kernel_drops: this.stats.kernelDrops,
+      ack_timeouts: this.stats.ackTimeouts,
     };
   }
 
