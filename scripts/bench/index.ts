@@ -6,8 +6,10 @@ import { benchPcapOverIp } from "./pcap-over-ip.ts";
 import { benchServe } from "./serve.ts";
 import { benchRobustness } from "./robustness.ts";
 import { benchRobustnessHooks } from "./robustness-hooks.ts";
+import { benchRobustnessLockouts } from "./robustness-lockouts.ts";
 import { benchRobustnessMisc } from "./robustness-misc.ts";
 import { benchRobustnessSpec } from "./robustness-spec.ts";
+import { benchRobustnessSpool } from "./robustness-spool.ts";
 import { benchRobustnessUdpstr } from "./robustness-udpstr.ts";
 import { benchStages } from "./stages.ts";
 import { benchRotation } from "./rotation.ts";
@@ -15,7 +17,15 @@ import { benchRt } from "./rt.ts";
 import { benchRingWalk } from "./ring-walk.ts";
 import { benchStall } from "./stall.ts";
 
-const ROBUSTNESS_PARTS = [benchRobustness, benchRobustnessSpec, benchRobustnessUdpstr, benchRobustnessHooks, benchRobustnessMisc];
+const ROBUSTNESS_PARTS = [
+  benchRobustness,
+  benchRobustnessLockouts,
+  benchRobustnessSpool,
+  benchRobustnessSpec,
+  benchRobustnessUdpstr,
+  benchRobustnessHooks,
+  benchRobustnessMisc,
+];
 
 const benches: Record<string, () => Promise<void>> = {
   capture: benchCapture,
@@ -30,8 +40,10 @@ const benches: Record<string, () => Promise<void>> = {
   },
   "robustness-rpcapd": benchRobustness,
   "robustness-hooks": benchRobustnessHooks,
+  "robustness-lockouts": benchRobustnessLockouts,
   "robustness-misc": benchRobustnessMisc,
   "robustness-spec": benchRobustnessSpec,
+  "robustness-spool": benchRobustnessSpool,
   "robustness-udpstr": benchRobustnessUdpstr,
   stages: () => benchStages(),
   rotation: benchRotation,
