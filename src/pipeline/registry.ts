@@ -12,7 +12,6 @@ import { senderName, UdpstrSource } from "../capture/udpstr-source.ts";
 import { parseCidr } from "../config/addresses.ts";
 import { udpstrCollector, type MetricsCollector, type UdpstrCounterView } from "../metrics/index.ts";
 import type { Logger } from "../logging/index.ts";
-import { parseCidr } from "../config/addresses.ts";
 import { CaptureFileOutput } from "../outputs/capture-file/capture-file-output.ts";
 import type { OutputContext, PreparedOutput } from "../outputs/output-context.ts";
 import type { PipelineOutput } from "../outputs/output.ts";
