@@ -9,7 +9,7 @@ import type { Logger } from "../logging/index.ts";
 import { logConfigSchema } from "../config/log-config.ts";
 import { settleJitPolicy } from "./jit-policy.ts";
 import { openCommandLog } from "./logging-options.ts";
-import { PipelineRunner } from "../pipeline/runner.ts";
+import { PipelineRunner, StartStopped } from "../pipeline/runner.ts";
 import { StopProgress } from "../pipeline/stop-progress.ts";
 import { StopWatchdog } from "./stop-watchdog.ts";
 import { checkPipelineSpec, type PipelineSpec, type PipelineSpecInput } from "../pipeline/spec.ts";
@@ -90,11 +90,15 @@ async function runLogged(spec: PipelineSpec, options: RunPipelineOptions, log: L
   // Installed before anything starts: a signal while inputs open stops the run once they have
   // (SIGHUP's default action, ending the process, never applies).
   const signalled = Promise.withResolvers<void>();
+  // A signal before the inputs have started (an active-probe listener no probe has dialled yet)
+  // stops the start itself rather than waiting for an input that may never come.
+  const stopDuringStart = new AbortController();
   let runner: PipelineRunner | undefined;
   const onStop = () => {
     watchdog.update(runner ? [] : ["the start of the inputs and outputs"]);
     watchdog.arm();
     signalled.resolve();
+    stopDuringStart.abort();
   };
   const onHangup = () => runner?.reload();
   process.on("SIGINT", onStop);
@@ -103,7 +107,12 @@ async function runLogged(spec: PipelineSpec, options: RunPipelineOptions, log: L
   try {
     let end;
     try {
-      runner = await PipelineRunner.start(spec, { log });
+      try {
+        runner = await PipelineRunner.start(spec, { log, stopSignal: stopDuringStart.signal });
+      } catch (error) {
+        if (error instanceof StartStopped) return ExitCode.OK;
+        throw error;
+      }
       settleJitPolicy(spec);
       options.onStarted?.(runner, log);
       end = await Promise.race([runner.ended, signalled.promise.then(() => undefined)]);

@@ -41,6 +41,34 @@ export interface RunnerOptions {
   log: Logger;
   /** Reload hook files on change and SIGHUP (default true). */
   reloadHooks?: boolean;
+  /**
+   * A stop asked for while the inputs start (SIGINT before the first active probe has dialled
+   * in, or while a remote stream is still being reached): start() gives up, stops what it
+   * started and throws StartStopped instead of waiting for an input that may never come.
+   */
+  stopSignal?: AbortSignal;
+}
+
+/** PipelineRunner.start gave up because RunnerOptions.stopSignal fired: a clean stop, not a failure. */
+export class StartStopped extends Error {
+  constructor() {
+    super("stopped while the inputs were starting");
+  }
+}
+
+/** `starting`, or StartStopped as soon as `signal` fires (a later rejection of `starting` is ignored). */
+async function unlessStopped<T>(starting: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return starting;
+  if (signal.aborted) throw new StartStopped();
+  starting.catch(() => undefined);
+  const stopped = Promise.withResolvers<never>();
+  const onAbort = () => stopped.reject(new StartStopped());
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await Promise.race([starting, stopped.promise]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
 }
 
 /**
@@ -365,15 +393,22 @@ export class PipelineRunner {
     };
     let info;
     try {
-      info = await source.start({
-        onBatch: (batch) => this.accept(batch),
-        onEnd: (reason, error) => {
-          if (error) this.fail(error);
-          else if (!this.stopping) this.inputsEnded();
-          void reason;
-        },
-      });
+      info = await unlessStopped(
+        source.start({
+          onBatch: (batch) => this.accept(batch),
+          onEnd: (reason, error) => {
+            if (error) this.fail(error);
+            else if (!this.stopping) this.inputsEnded();
+            void reason;
+          },
+        }),
+        this.options.stopSignal,
+      );
     } catch (error) {
+      if (error instanceof StartStopped) {
+        await abandonStart(() => source.stop());
+        throw error;
+      }
       const where = several ? undefined : source.description;
       // A remote stream that cannot be reached or is not a pcap stream is the peer's doing.
       if (error instanceof RemoteSourceError) throw new ProbeError(error.code, "runtime", error.message, { cause: error });

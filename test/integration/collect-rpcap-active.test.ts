@@ -272,6 +272,24 @@ describe("no lockouts (issue 21)", () => {
 });
 
 describe("the rpcap-active pipeline input (probe run FILE)", () => {
+  test("SIGTERM before any probe has dialled in: a clean stop, exit 0 (not the stop watchdog's exit 1)", async () => {
+    const listenPort = freePort();
+    const pipelineFile = join(dir, "active-no-probe.json");
+    const out = join(dir, "no-probe.pcap");
+    await Bun.write(pipelineFile, JSON.stringify({
+      inputs: [{ kind: "rpcap-active", listen: { host: "127.0.0.1", port: listenPort }, device: "eth0" }],
+      outputs: [{ kind: "file", path: out }],
+    }));
+    const run = started(["run", pipelineFile]);
+    await waitFor(() => run.log().includes("accepting active rpcapd connections"), 10_000, "run listening");
+    // A start that waited for its first probe was ended by the stop watchdog: exit 1, its line.
+    expect(await stop(run.proc)).toBe(0);
+    expect(run.log()).not.toContain("did not stop");
+    // The listener is gone: nothing accepts on the port any more.
+    const refused = await Bun.connect({ hostname: "127.0.0.1", port: listenPort, socket: { data() {} } }).then((socket) => (socket.end(), false), () => true);
+    expect(refused).toBe(true);
+  }, 30_000);
+
   test("allow: a probe outside it is closed at accept; a bad block is one line, exit 2 (issue 21)", async () => {
     const listenPort = freePort();
     const pipelineFile = join(dir, "active-allow.json");
