@@ -3,7 +3,7 @@
 // pcapng SHB/IDB per file, loss events with their comment, no overwriting, retention by
 // count (never touching foreign files), -z, and .part recovery.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildRotatingFileOutput, rotatingFileSpecFromFlags } from "../../src/cli/rotation-options.ts";
@@ -234,7 +234,7 @@ describe("rotating file output", () => {
     expect(out.counters().post_rotate_failures).toBe(1);
   });
 
-  test(".part recovery at start: cut after the last complete record, renamed, logged; a header-less .part deleted", async () => {
+  test(".part recovery at start: ours cut after the last complete record, renamed, logged; .part files probe did not write left alone", async () => {
     const first = output({ "rotate-packets": "100" }, "r-%N.pcap");
     await first.start(STREAM);
     first.write(batchAt([DAY, DAY, DAY], 0));
@@ -243,20 +243,47 @@ describe("rotating file output", () => {
     first.tick(); // flush interval passed: written to r-0000.pcap.part
     const part = join(dir, "r-0000.pcap.part");
     const whole = readFileSync(part);
-    // Simulate kill -9 mid-write: a torn fourth record.
+    // Simulate kill -9 mid-write: a torn fourth record (same file, so still the one probe created).
     writeFileSync(part, Buffer.concat([whole, whole.subarray(24, 24 + 50)]));
+    // Names the template makes that probe did not write: a file and a link to a file elsewhere.
     writeFileSync(join(dir, "r-0001.pcap.part"), whole.subarray(0, 10));
+    const target = join(dir, "..", `${dir.split("/").at(-1)}-target`);
+    writeFileSync(target, whole);
+    symlinkSync(target, join(dir, "r-0002.pcap.part"));
     writeFileSync(join(dir, "other.pcap.part"), "foreign");
 
     const second = output({ "rotate-packets": "100" }, "r-%N.pcap");
+    try {
+      await second.start(STREAM);
+      await second.stop();
+      expect(filesIn(dir)).toEqual(["other.pcap.part", "r-0000.pcap", "r-0001.pcap.part", "r-0002.pcap.part"]);
+      expect(capinfosCount(join(dir, "r-0000.pcap"))).toBe(3);
+      expect(await packetTags(join(dir, "r-0000.pcap"))).toEqual([0, 1, 2]);
+      expect(logger.lines.some((l) => l.includes("3 complete records kept, 50 bytes of a torn last record cut"))).toBe(true);
+      expect(readFileSync(join(dir, "r-0001.pcap.part")).byteLength).toBe(10);
+      expect(Buffer.compare(readFileSync(target), whole)).toBe(0);
+      expect(lstatSync(join(dir, "r-0002.pcap.part")).isSymbolicLink()).toBe(true);
+      const leftAlone = logger.lines.filter((l) => l.includes("that probe did not write"));
+      expect(leftAlone).toHaveLength(1);
+      expect(leftAlone[0]).toContain("left alone 2 names the template makes that probe did not write: r-0001.pcap.part (file), r-0002.pcap.part (symbolic link)");
+    } finally {
+      rmSync(target, { force: true });
+    }
+  });
+
+  test(".part recovery: a .part of ours without a complete header is deleted (logged)", async () => {
+    const first = output({ "rotate-packets": "100" }, "h-%N.pcap");
+    await first.start(STREAM);
+    first.write(batchAt([DAY], 0));
+    nowMs += 1000;
+    first.tick();
+    const part = join(dir, "h-0000.pcap.part");
+    writeFileSync(part, readFileSync(part).subarray(0, 10));
+    const second = output({ "rotate-packets": "100" }, "h-%N.pcap");
     await second.start(STREAM);
     await second.stop();
-    expect(filesIn(dir)).toEqual(["other.pcap.part", "r-0000.pcap"]);
-    expect(capinfosCount(join(dir, "r-0000.pcap"))).toBe(3);
-    expect(await packetTags(join(dir, "r-0000.pcap"))).toEqual([0, 1, 2]);
-    expect(logger.lines.some((l) => l.includes("3 complete records kept, 50 bytes of a torn last record cut"))).toBe(true);
-    expect(logger.lines.some((l) => l.includes("deleted") && l.includes("r-0001.pcap.part"))).toBe(true);
-    expect(existsSync(join(dir, "r-0001.pcap"))).toBe(false);
+    expect(filesIn(dir)).toEqual([]);
+    expect(logger.lines.some((l) => l.includes(`deleted ${part}: 10 bytes without a complete file header`))).toBe(true);
   });
 
   test(".part recovery of pcapng: torn EPB cut, SHB/IDB kept, tshark reads every whole packet", async () => {
