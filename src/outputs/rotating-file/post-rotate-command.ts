@@ -69,7 +69,14 @@ export class PostRotateCommand {
   }
 
   private async run({ path, hooks }: QueuedRun): Promise<void> {
-    if (hooks?.before && !hooks.before()) return;
+    let go = true;
+    try {
+      go = hooks?.before?.() ?? true;
+    } catch (error) {
+      this.logger.warn(`-z ${this.command} ${path}: not run: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      go = false;
+    }
+    if (!go) return;
     try {
       const proc = Bun.spawn([this.command, path], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
       const [code, errorText] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
@@ -82,7 +89,11 @@ export class PostRotateCommand {
       this.failures++;
       this.logger.warn(`-z ${this.command} ${path}: cannot run: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     } finally {
-      hooks?.after?.();
+      try {
+        hooks?.after?.();
+      } catch (error) {
+        this.logger.warn(`-z ${this.command} ${path}: ${(error as Error).message}`);
+      }
     }
   }
 }

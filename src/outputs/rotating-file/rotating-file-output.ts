@@ -639,8 +639,14 @@ export class RotatingFileOutput implements PipelineOutput {
     let before: Set<string> | undefined;
     this.postRotate.submit(path, {
       before: () => {
-        if (this.owned.mismatch(base)) {
-          this.options.logger.warn(`-z: ${path} is not the file probe wrote any more (${this.owned.mismatch(base)}); not run`);
+        if (!this.owned.entry(base)) {
+          // Retention retired it while it waited for its turn (captures faster than -z).
+          this.options.logger.info(`-z: ${path} was deleted by retention before its turn; not run`);
+          return false;
+        }
+        const why = this.owned.mismatch(base);
+        if (why) {
+          this.options.logger.warn(`-z: ${path} is not the file probe wrote any more (${why}); not run`);
           return false;
         }
         before = new Set(this.namesDerivedFrom(base));
