@@ -507,7 +507,7 @@ export class RotatingFileOutput implements PipelineOutput {
       if (ring !== undefined) {
         if (!this.busy.has(name)) this.reportForeign(name, "a ring slot", "skipped");
         if (++skippedSlots >= ring) {
-          throw new FileWriteError("EEXIST", this.options.path, `every slot of the ${ring}-file ring holds a file probe did not write; not overwritten`);
+          throw new FileWriteError("EEXIST", this.options.path, `every slot of the ${ring}-file ring holds a file its manifest does not record as probe's; not overwritten`);
         }
       }
       if (this.template.hasSequence || !this.template.hasConversions) this.nextSequence++;
