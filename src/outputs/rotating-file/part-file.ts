@@ -182,10 +182,14 @@ export class PartFile {
     closeSync(this.fd);
     this.fd = undefined;
     const result = this.settle(options);
+    this.closeResult = result;
     if (options.fsync && result.path) syncDirectory(dirname(this.path));
     if (failure) throw failure;
     return result;
   }
+
+  /** What close() made of the file (also when its last flush failed and it threw). */
+  closeResult: PartCloseResult | undefined;
 
   /** Bytes on disk once closed (the part's final size). */
   get closedBytes(): number {

@@ -618,8 +618,8 @@ export class RotatingFileOutput implements PipelineOutput {
       result = current.file.close({ fsync, headerBytes: this.header.byteLength });
     } catch (error) {
       failure = error;
-      // The last flush failed, yet the file was closed and named: find out what it became.
-      result = lstatQuiet(current.file.path) ? { path: current.file.path } : { path: undefined };
+      // The last flush failed, yet the file was closed and named: what it became.
+      result = current.file.closeResult ?? { path: undefined };
     }
     if (result.path) this.owned.recordClosed(base, current.file.identity, current.file.closedBytes);
     else if (result.conflict) this.options.logger.warn(`-w ${this.options.path}: ${result.conflict}`);
