@@ -245,15 +245,16 @@ export class OwnedFiles {
 
   /**
    * Deletes one file of ours after checking, at the last moment, that it is still the file
-   * recorded. Returns the bytes deleted, or undefined when it was left alone (logged).
+   * recorded. Returns the bytes deleted, null when it was gone already (forgotten), or
+   * undefined when it was left alone (logged).
    */
-  delete(entry: OwnedEntry): number | undefined {
+  delete(entry: OwnedEntry): number | null | undefined {
     const path = join(this.directory, entry.name);
     const stat = lstatQuiet(path);
     const why = identityMismatch(stat, entry);
     if (why === "gone") {
       this.forget(entry.name);
-      return 0;
+      return null;
     }
     if (why) {
       this.logger.warn(`left alone ${join(this.directory, peerName(entry.name))}: ${why} since probe wrote it`);

@@ -90,7 +90,7 @@ export function applyRetention(
     let whole = true;
     for (const entry of group.entries) {
       const path = join(owned.directory, entry.name);
-      let bytes: number | undefined;
+      let bytes: number | null | undefined;
       try {
         bytes = owned.delete(entry);
       } catch (error) {
@@ -98,6 +98,7 @@ export function applyRetention(
         whole = false;
         continue;
       }
+      if (bytes === null) continue;
       if (bytes === undefined) {
         whole = false;
         continue;

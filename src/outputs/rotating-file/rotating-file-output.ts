@@ -507,7 +507,7 @@ export class RotatingFileOutput implements PipelineOutput {
       if (ring !== undefined) {
         if (!this.busy.has(name)) this.reportForeign(name, "a ring slot", "skipped");
         if (++skippedSlots >= ring) {
-          throw new FileWriteError("EEXIST", this.options.path, `every slot of the ${ring}-file ring holds a file its manifest does not record as probe's; not overwritten`);
+          throw new FileWriteError("EEXIST", this.options.path, `every slot of the ${ring}-file ring holds a file its manifest does not record as probe's (or one -z is still working on); not overwritten`);
         }
       }
       if (this.template.hasSequence || !this.template.hasConversions) this.nextSequence++;
@@ -522,11 +522,9 @@ export class RotatingFileOutput implements PipelineOutput {
     for (const entry of this.owned.all()) {
       if (entry.base !== name) continue;
       const bytes = this.owned.delete(entry);
-      if (bytes === undefined) continue;
-      if (bytes > 0 || entry.kind !== "part") {
-        this.stats.files_deleted++;
-        this.options.logger.info(`retention: deleted ${join(this.directory, entry.name)} (ring of ${this.template.ringFiles} files)`);
-      }
+      if (bytes === undefined || bytes === null) continue;
+      this.stats.files_deleted++;
+      this.options.logger.info(`retention: deleted ${join(this.directory, entry.name)} (${bytes} bytes, ring of ${this.template.ringFiles} files)`);
     }
   }
 
