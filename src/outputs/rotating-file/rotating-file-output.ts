@@ -69,6 +69,12 @@ export const MAX_NAME_ATTEMPTS = 100_000;
  * names cannot flood the log.
  */
 export const MAX_FOREIGN_NAMES_REPORTED = 64;
+/**
+ * Names tried when each is taken between the free-name check and the exclusive create: only a
+ * process racing us does that, and it must not be able to keep the output from opening a file
+ * forever, nor stop it on the first try.
+ */
+export const MAX_CREATE_RACES = 16;
 /** The queue-drop event's output name for drops in front of the pipeline's stages (runner.ts). */
 const STAGES_QUEUE = "stages";
 /** epb_flags is a u32 (draft-ietf-opsawg-pcapng section 4.3.1). */
@@ -477,11 +483,22 @@ export class RotatingFileOutput implements PipelineOutput {
     const timeSec = fileNameTimeSec(o.triggers, state, tsSec);
     // Count retention with the new file in it, so -W N means N files on disk at any time.
     this.runRetention(false, { files: 1, bytes: this.header.byteLength });
-    const path = this.freePath(timeSec);
-    const file = PartFile.create(path, this.header, (packets, bytes) => {
-      this.stats.packets_written += packets;
-      this.stats.bytes_written += bytes;
-    });
+    let path = "";
+    let file: PartFile | undefined;
+    for (let race = 0; !file; race++) {
+      path = this.freePath(timeSec);
+      try {
+        file = PartFile.create(path, this.header, (packets, bytes) => {
+          this.stats.packets_written += packets;
+          this.stats.bytes_written += bytes;
+        });
+      } catch (error) {
+        // Taken between the check and the exclusive create (someone planting names as we go):
+        // the next free name, a bounded number of times.
+        if (!(error instanceof FileWriteError) || error.code !== "EEXIST" || race + 1 >= MAX_CREATE_RACES) throw error;
+        this.reportForeign(basename(path), "name", "the next name used");
+      }
+    }
     this.owned.recordPart(basename(path), file.identity);
     this.current = { file, state };
     if (this.pendingReasons.length > 0) o.logger.info(`opened ${path} after ${this.pendingReasons.join("; ")}`);
