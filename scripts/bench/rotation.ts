@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeBigFile } from "./support/big-file.ts";
 import { bunBinary, finish, printTable, repoRoot, watchPeakRss, type Measurement } from "./support/measure.ts";
+import { isManifestName } from "../../src/outputs/rotating-file/owned-files.ts";
 
 const FILE_PACKETS = Number(process.env.BENCH_ROTATION_PACKETS ?? 1_000_000);
 const PROBE = `${repoRoot}src/cli/main.ts`;
@@ -21,7 +22,8 @@ async function run(name: string, argv: string[], outDir: string): Promise<Measur
   const usage = await finish(proc, watchPeakRss(proc.pid, 5));
   const seconds = (performance.now() - started) / 1000;
   if (usage.exitCode !== 0) throw new Error(`${name} failed: ${await stderr}`);
-  const files = readdirSync(outDir).length;
+  // Capture files only: the rotating output's manifest (.probe-files-HASH) sits beside them.
+  const files = readdirSync(outDir).filter((n) => !isManifestName(n)).length;
   rmSync(outDir, { recursive: true, force: true });
   return { name, packets: FILE_PACKETS, seconds, cpuSeconds: usage.cpuSeconds, peakRssMiB: usage.peakRssMiB, note: `${files} file${files === 1 ? "" : "s"}` };
 }

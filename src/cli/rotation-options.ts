@@ -55,7 +55,9 @@ export const ROTATION_OPTIONS_HELP = `  -w may hold strftime conversions, always
       --on-disk-full P    stop (default: clean stop, exit 1) or drop (drop and count until
                           space returns)
   Files are written as NAME.part and renamed when closed; after a crash the next start cuts
-  leftover .part files after their last complete record and renames them.
+  leftover .part files after their last complete record and renames them. "Our files" are
+  those recorded in the manifest beside them (.probe-files-HASH, also what -z made of them):
+  retention, the ring and recovery never touch a pre-existing file or a symbolic link.
 `;
 
 type RotationFlagValues = { [K in keyof typeof ROTATION_CLI_OPTIONS]?: (typeof ROTATION_CLI_OPTIONS)[K]["type"] extends "boolean" ? boolean : string };

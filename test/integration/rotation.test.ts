@@ -144,7 +144,7 @@ describe("real runs", () => {
     expect(r.stderr).toContain(`${INPUT_PACKETS * 5} packets written to ${names.length} files`);
   });
 
-  test("-G 1 over about 3 s of --realtime replay: several files, every packet in exactly one, in order, no .part left", async () => {
+  test("-G 1 over about 3 s of --realtime replay: capinfos counts in each file what probe said it closed there, every file but the last cut by -G, every packet once in order", async () => {
     const dir = freshDir("g1");
     const count = 1500;
     const small = join(root, "g1.pcap");
@@ -154,6 +154,17 @@ describe("real runs", () => {
     const names = filesIn(dir);
     expect(names.length).toBeGreaterThanOrEqual(2);
     expect(names.some((n) => n.endsWith(".part"))).toBe(false);
+    // probe's own account, one "closed" line per file: the outside judge must agree file by file.
+    const closed = [...r.stderr.matchAll(/closed (\S+): (\d+) packets, (\d+) bytes \(([^)]+)\)/g)].map((m) => ({
+      name: m[1]!.split("/").at(-1)!,
+      packets: Number(m[2]),
+      bytes: Number(m[3]),
+      reason: m[4]!,
+    }));
+    expect(closed.map((c) => c.name)).toEqual(names);
+    expect(names.map((n) => capinfosCount(join(dir, n)))).toEqual(closed.map((c) => c.packets));
+    expect(names.map((n) => statSync(join(dir, n)).size)).toEqual(closed.map((c) => c.bytes));
+    expect(closed.map((c) => c.reason)).toEqual([...names.slice(1).map(() => "-G time"), "output stopped"]);
     expect(await allTags(dir)).toEqual(Array.from({ length: count }, (_, i) => i));
     expect(names.reduce((n, name) => n + capinfosCount(join(dir, name)), 0)).toBe(count);
   }, 30_000);
@@ -239,13 +250,21 @@ describe("retention and disk full on small tmpfs mounts", () => {
     expect((await allTags(dir, names)).at(-1)).toBe(INPUT_PACKETS - 1);
   });
 
-  test("--retain-bytes 300k -C 0.1: at most 300 kB of our files plus the last file's overshoot", async () => {
+  test("--retain-bytes 300k -C 0.1: exactly the last three files (two of 862 packets, the last of 380), 244,136 bytes, judged by capinfos", async () => {
     const dir = freshDir("bytes");
     const r = await runCapture(["-r", input, "-w", join(dir, "b-%N.pcap"), "-C", "0.1", "--retain-bytes", "300k"]);
     expect(r.code).toBe(0);
-    const total = filesIn(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
-    expect(total).toBeLessThanOrEqual(300_000 + 100_000 + RECORD_BYTES);
-    expect(filesIn(dir).length).toBeGreaterThanOrEqual(2);
+    // 862 packets (100,016 bytes) a file, eleven files; before each new file the closed ones
+    // plus its header must fit in 300,000 bytes: two full files stay, and the last one.
+    const per = perFile(100_000);
+    const last = INPUT_PACKETS - 10 * per;
+    expect(filesIn(dir)).toEqual(["b-0008.pcap", "b-0009.pcap", "b-0010.pcap"]);
+    const sizes = filesIn(dir).map((f) => statSync(join(dir, f)).size);
+    expect(sizes).toEqual([24 + per * RECORD_BYTES, 24 + per * RECORD_BYTES, 24 + last * RECORD_BYTES]);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(244_136);
+    expect(filesIn(dir).map((f) => capinfosCount(join(dir, f)))).toEqual([per, per, last]);
+    expect(await allTags(dir)).toEqual(Array.from({ length: 2 * per + last }, (_, i) => INPUT_PACKETS - 2 * per - last + i));
+    expect(r.stderr.match(/retention: deleted /g)).toHaveLength(8);
   });
 
   test("disk full on a 512 KiB tmpfs: one clear error, exit 1, every file complete and readable, no .part", async () => {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { PacketBatchBuilder, type PacketBatch, type RecordMeta } from "../../src/packet/packet-batch.ts";
 import { syntheticFrame } from "../../src/capture/synthetic-source.ts";
 import { readCaptureFile } from "../../src/protocols/pcap/index.ts";
+import { isManifestName } from "../../src/outputs/rotating-file/owned-files.ts";
 
 /** One batch of UDP frames, packet i at timestamps[i] seconds (+ i microseconds), payload tagged by `firstIndex + i`. */
 export function batchAt(timestamps: readonly number[], firstIndex = 0, meta?: RecordMeta): PacketBatch {
@@ -35,9 +36,11 @@ export async function packetTags(path: string): Promise<number[]> {
   return tags;
 }
 
-/** Files in `dir`, sorted by name. */
+/** Files in `dir`, sorted by name, without the rotating output's manifest (owned-files.ts). */
 export function filesIn(dir: string): string[] {
-  return readdirSync(dir).sort();
+  return readdirSync(dir)
+    .filter((name) => !isManifestName(name))
+    .sort();
 }
 
 /** capinfos' packet count of a file (fails the test when capinfos cannot read it). */

@@ -3,7 +3,7 @@
 // pcapng SHB/IDB per file, loss events with their comment, no overwriting, retention by
 // count (never touching foreign files), -z, and .part recovery.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildRotatingFileOutput, rotatingFileSpecFromFlags } from "../../src/cli/rotation-options.ts";
@@ -66,6 +66,28 @@ describe("rotating file output", () => {
     expect(await packetTags(join(dir, "g-0000.pcap"))).toEqual([0, 1, 2]);
     expect(await packetTags(join(dir, "g-0001.pcap"))).toEqual([3]);
   });
+
+  test("-G 2 with an injected clock: tshark finds 6 packets in each file, its first and last timestamps inside its own 2 s period", async () => {
+    const out = output({ "rotate-seconds": "2" }, "gp-%N.pcap");
+    await out.start(STREAM);
+    // 20 s of traffic, 3 packets a second (at +0, +1 and +2 microseconds), the clock on the packets' time.
+    for (let k = 0; k < 20; k++) {
+      nowMs = (DAY + k) * 1000;
+      out.write(batchAt([DAY + k, DAY + k, DAY + k], 3 * k));
+    }
+    await out.stop();
+    const names = filesIn(dir);
+    expect(names).toEqual(Array.from({ length: 10 }, (_, j) => `gp-${String(j).padStart(4, "0")}.pcap`));
+    names.forEach((name, j) => {
+      const times = tsharkFields(join(dir, name), ["frame.time_epoch"]).map((row) => row[0]!);
+      const periodStart = DAY + 2 * j;
+      // Exact: the file opened at its first packet's clock and was cut by -G 2 s later.
+      expect(times).toEqual([0, 1].flatMap((s) => [0, 1, 2].map((us) => `${periodStart + s}.00000${us}000`)));
+      expect(Number(times[0]) >= periodStart && Number(times.at(-1)) < periodStart + 2).toBe(true);
+    });
+    expect(names.reduce((n, f) => n + capinfosCount(join(dir, f)), 0)).toBe(60);
+    expect(await packetTags(join(dir, names[9]!))).toEqual([54, 55, 56, 57, 58, 59]);
+  }, 60_000);
 
   test("--rotate-interval 60 on the wall clock, -C and --rotate-packets cut mid-batch", async () => {
     nowMs = (DAY + 59) * 1000;
@@ -234,7 +256,70 @@ describe("rotating file output", () => {
     expect(out.counters().post_rotate_failures).toBe(1);
   });
 
-  test(".part recovery at start: cut after the last complete record, renamed, logged; a header-less .part deleted", async () => {
+  test("-G 10 -W 3 -z gzip: the compressed files are ours and counted; exactly 3 left, every packet of them read by capinfos", async () => {
+    const out = output({ "rotate-seconds": "10", "ring-files": "3", "post-rotate-command": "gzip" }, "gz-%N.pcap");
+    await out.start(STREAM);
+    for (let k = 0; k < 6; k++) {
+      nowMs = (DAY + 10 * k) * 1000;
+      out.write(batchAt([DAY + 10 * k, DAY + 10 * k], 2 * k));
+      // Let each gzip finish before the next file, as a capture of 10 s per file would.
+      for (let i = 0; i < 200 && !existsSync(join(dir, `gz-${String(k - 1).padStart(4, "0")}.pcap.gz`)) && k > 0; i++) await Bun.sleep(10);
+    }
+    await out.stop();
+    expect(filesIn(dir)).toEqual(["gz-0003.pcap.gz", "gz-0004.pcap.gz", "gz-0005.pcap.gz"]);
+    expect(filesIn(dir).map((f) => capinfosCount(join(dir, f)))).toEqual([2, 2, 2]);
+    const gunzipped = Bun.spawnSync(["gzip", "-dc", join(dir, "gz-0005.pcap.gz")]).stdout;
+    writeFileSync(join(dir, "..", "gz-last.pcap"), gunzipped);
+    expect(await packetTags(join(dir, "..", "gz-last.pcap"))).toEqual([10, 11]);
+    rmSync(join(dir, "..", "gz-last.pcap"));
+    expect(logger.lines.filter((l) => /retention: deleted \S+gz-000[012]\.pcap\.gz/.test(l))).toHaveLength(3);
+  });
+
+  test("-C -W 3 ring with -z gzip: a slot's turn deletes its .gz too, so gzip never finds its name taken", async () => {
+    const out = output({ "rotate-size": "0.0002", "ring-files": "3", "post-rotate-command": "gzip" }, "zr"); // 2 packets per file
+    await out.start(STREAM);
+    for (let file = 0; file < 7; file++) {
+      out.write(batchAt([DAY, DAY], 2 * file));
+      for (let i = 0; i < 200 && file > 0 && !existsSync(join(dir, `zr${(file - 1) % 3}.gz`)); i++) await Bun.sleep(10);
+    }
+    await out.stop();
+    expect(filesIn(dir)).toEqual(["zr0.gz", "zr1.gz", "zr2.gz"]);
+    expect(out.counters().post_rotate_failures).toBe(0);
+    // Files 5, 6 and 7 (packets 8..13) in slots 1, 2, 0.
+    expect(filesIn(dir).map((f) => capinfosCount(join(dir, f)))).toEqual([2, 2, 2]);
+  });
+
+  test("--retain-bytes: a pre-existing file and a symbolic link the template names are neither counted nor touched; a restart retires the earlier run's files", async () => {
+    writeFileSync(join(dir, "w-0000.pcap"), Buffer.alloc(1000, 9));
+    const target = join(dir, "..", `${dir.split("/").at(-1)}-target`);
+    writeFileSync(target, "target");
+    symlinkSync(target, join(dir, "w-0001.pcap"));
+    try {
+      // A file of one packet: 24 + 16 + 100 = 140 bytes; 300 bytes keep two of them.
+      const run = async (from: number, count: number) => {
+        const out = output({ "rotate-packets": "1", "retain-bytes": "300" }, "w-%N.pcap");
+        await out.start(STREAM);
+        for (let i = from; i < from + count; i++) out.write(batchAt([DAY + i], i));
+        await out.stop();
+      };
+      await run(0, 5);
+      expect(filesIn(dir)).toEqual(["w-0000.pcap", "w-0001.pcap", "w-0005.pcap", "w-0006.pcap"]);
+      expect([5, 6].map((n) => Bun.file(join(dir, `w-000${n}.pcap`)).size)).toEqual([140, 140]);
+      await run(5, 3);
+      expect(filesIn(dir)).toEqual(["w-0000.pcap", "w-0001.pcap", "w-0008.pcap", "w-0009.pcap"]);
+      expect(await packetTags(join(dir, "w-0009.pcap"))).toEqual([7]);
+      expect(readFileSync(join(dir, "w-0000.pcap"))).toEqual(Buffer.alloc(1000, 9));
+      expect(lstatSync(join(dir, "w-0001.pcap")).isSymbolicLink()).toBe(true);
+      expect(readFileSync(target, "utf8")).toBe("target");
+      expect(logger.lines.filter((l) => l.includes("retention: deleted")).map((l) => /(w-\d+\.pcap)/.exec(l)![1])).toEqual(
+        ["w-0002.pcap", "w-0003.pcap", "w-0004.pcap", "w-0005.pcap", "w-0006.pcap", "w-0007.pcap"],
+      );
+    } finally {
+      rmSync(target, { force: true });
+    }
+  });
+
+  test(".part recovery at start: ours cut after the last complete record, renamed, logged; .part files probe did not write left alone", async () => {
     const first = output({ "rotate-packets": "100" }, "r-%N.pcap");
     await first.start(STREAM);
     first.write(batchAt([DAY, DAY, DAY], 0));
@@ -243,20 +328,47 @@ describe("rotating file output", () => {
     first.tick(); // flush interval passed: written to r-0000.pcap.part
     const part = join(dir, "r-0000.pcap.part");
     const whole = readFileSync(part);
-    // Simulate kill -9 mid-write: a torn fourth record.
+    // Simulate kill -9 mid-write: a torn fourth record (same file, so still the one probe created).
     writeFileSync(part, Buffer.concat([whole, whole.subarray(24, 24 + 50)]));
+    // Names the template makes that probe did not write: a file and a link to a file elsewhere.
     writeFileSync(join(dir, "r-0001.pcap.part"), whole.subarray(0, 10));
+    const target = join(dir, "..", `${dir.split("/").at(-1)}-target`);
+    writeFileSync(target, whole);
+    symlinkSync(target, join(dir, "r-0002.pcap.part"));
     writeFileSync(join(dir, "other.pcap.part"), "foreign");
 
     const second = output({ "rotate-packets": "100" }, "r-%N.pcap");
+    try {
+      await second.start(STREAM);
+      await second.stop();
+      expect(filesIn(dir)).toEqual(["other.pcap.part", "r-0000.pcap", "r-0001.pcap.part", "r-0002.pcap.part"]);
+      expect(capinfosCount(join(dir, "r-0000.pcap"))).toBe(3);
+      expect(await packetTags(join(dir, "r-0000.pcap"))).toEqual([0, 1, 2]);
+      expect(logger.lines.some((l) => l.includes("3 complete records kept, 50 bytes of a torn last record cut"))).toBe(true);
+      expect(readFileSync(join(dir, "r-0001.pcap.part")).byteLength).toBe(10);
+      expect(Buffer.compare(readFileSync(target), whole)).toBe(0);
+      expect(lstatSync(join(dir, "r-0002.pcap.part")).isSymbolicLink()).toBe(true);
+      const leftAlone = logger.lines.filter((l) => l.includes("that probe did not write"));
+      expect(leftAlone).toHaveLength(1);
+      expect(leftAlone[0]).toContain("left alone 2 names the template makes that probe did not write: r-0001.pcap.part (file), r-0002.pcap.part (symbolic link)");
+    } finally {
+      rmSync(target, { force: true });
+    }
+  });
+
+  test(".part recovery: a .part of ours without a complete header is deleted (logged)", async () => {
+    const first = output({ "rotate-packets": "100" }, "h-%N.pcap");
+    await first.start(STREAM);
+    first.write(batchAt([DAY], 0));
+    nowMs += 1000;
+    first.tick();
+    const part = join(dir, "h-0000.pcap.part");
+    writeFileSync(part, readFileSync(part).subarray(0, 10));
+    const second = output({ "rotate-packets": "100" }, "h-%N.pcap");
     await second.start(STREAM);
     await second.stop();
-    expect(filesIn(dir)).toEqual(["other.pcap.part", "r-0000.pcap"]);
-    expect(capinfosCount(join(dir, "r-0000.pcap"))).toBe(3);
-    expect(await packetTags(join(dir, "r-0000.pcap"))).toEqual([0, 1, 2]);
-    expect(logger.lines.some((l) => l.includes("3 complete records kept, 50 bytes of a torn last record cut"))).toBe(true);
-    expect(logger.lines.some((l) => l.includes("deleted") && l.includes("r-0001.pcap.part"))).toBe(true);
-    expect(existsSync(join(dir, "r-0001.pcap"))).toBe(false);
+    expect(filesIn(dir)).toEqual([]);
+    expect(logger.lines.some((l) => l.includes(`deleted ${part}: 10 bytes without a complete file header`))).toBe(true);
   });
 
   test(".part recovery of pcapng: torn EPB cut, SHB/IDB kept, tshark reads every whole packet", async () => {

@@ -119,13 +119,6 @@ describe("file name template", () => {
     expect(new FileNameTemplate("out", "x", 1).format({ timeSec: 0, sequence: 5 })).toBe("out");
   });
 
-  test("age order breaks modification-time ties: the sequence, or in a ring the slot written next is the oldest", () => {
-    expect([3, 1, 2].map((k) => new FileNameTemplate("x-%N", "x").ageOrder(k, 4))).toEqual([3, 1, 2]);
-    const ring = new FileNameTemplate("out", "x", 3);
-    // Sequence 4 is next (slot 1): slot 1 holds the oldest file, slot 2 the next, slot 0 the newest.
-    expect([0, 1, 2].map((slot) => ring.ageOrder(slot, 4))).toEqual([2, 0, 1]);
-  });
-
   test("a template without %N takes _K before its extension on collision, and still matches", () => {
     const t = new FileNameTemplate("cap-%H.pcap", "x");
     expect(t.format({ timeSec: at, sequence: 0 }, 2)).toBe("cap-03_2.pcap");

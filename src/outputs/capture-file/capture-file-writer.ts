@@ -1,11 +1,13 @@
 // CaptureFileWriter: writes a classic pcap or pcapng file (or standard output for `-w -`).
 // Each batch is one write followed by a flush, so a reader on a pipe
-// (`probe capture -w - | tshark -r -`) sees packets as they are captured.
+// (`probe capture -w - | tshark -r -`) sees packets as they are captured. The file is opened
+// by openCaptureTarget: never through a planted symbolic link, never truncating a hard link.
 //
 // pcapng keeps one IDB per pipeline input (name, link type, snaplen, if_tsresol) and writes
 // each record with its input's interface id (meta.inputs), its EPB flags (meta.flags) and its
 // comments (meta.comments: hook tags). Classic pcap has one link type for the whole file.
 import type { FileSink } from "bun";
+import { closeSync } from "node:fs";
 import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
 import {
   encodePcapGlobalHeader,
@@ -15,6 +17,7 @@ import {
   pcapRecordsFromBatch,
 } from "../../protocols/pcap/index.ts";
 import { inputRuns } from "../../pipeline/input-runs.ts";
+import { openCaptureTarget } from "./open-capture-target.ts";
 
 export type CaptureFileFormat = "pcap" | "pcapng";
 
@@ -49,15 +52,32 @@ export class CaptureFileWriter {
   packetsWritten = 0;
   bytesWritten = 0;
 
+  /** The descriptor opened for a path (standard output has none of ours). */
+  private readonly fd: number | undefined;
+
   private constructor(private readonly options: CaptureFileOptions) {
-    this.sink = options.target === "-" ? Bun.stdout.writer() : Bun.file(options.target).writer();
+    if (options.target === "-") {
+      this.sink = Bun.stdout.writer();
+    } else {
+      this.fd = openCaptureTarget(options.target).fd;
+      this.sink = Bun.file(this.fd).writer();
+    }
     this.writeBytes(this.fileHeader());
   }
 
-  /** Creates the file (truncating it) and writes its header. */
+  /**
+   * Creates the file (truncating a regular file the user named, as tcpdump does; a device or
+   * FIFO is written as it is) and writes its header. Throws CaptureTargetError (one line) for
+   * a target it refuses: a symbolic link others could have planted, a hard-linked file.
+   */
   static async open(options: CaptureFileOptions): Promise<CaptureFileWriter> {
     const writer = new CaptureFileWriter(options);
-    await writer.flush();
+    try {
+      await writer.flush();
+    } catch (error) {
+      await writer.close().catch(() => undefined);
+      throw error;
+    }
     return writer;
   }
 
@@ -86,8 +106,13 @@ export class CaptureFileWriter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.sink.flush();
-    if (this.options.target !== "-") await this.sink.end();
+    try {
+      await this.sink.flush();
+      if (this.options.target !== "-") await this.sink.end();
+    } finally {
+      // A FileSink made from a descriptor leaves it open (Bun 1.4.4).
+      if (this.fd !== undefined) closeSync(this.fd);
+    }
   }
 
   private fileHeader(): Uint8Array {

@@ -133,17 +133,6 @@ export class FileNameTemplate {
     return this.hasSequence ? Number(match[1]) : undefined;
   }
 
-  /**
-   * A number that orders our files oldest first when their modification times tie: the
-   * sequence itself, except in a ring, whose slot numbers wrap — there the slot written next
-   * (`nextSequence` modulo the ring) is the oldest and the one before it the newest.
-   */
-  ageOrder(sequence: number, nextSequence: number): number {
-    const ring = this.ringFiles;
-    if (ring === undefined) return sequence;
-    return (sequence - (nextSequence % ring) + ring) % ring;
-  }
-
   private plainName(sequence: number): string {
     if (this.ringFiles !== undefined) {
       const digits = ringDigits(this.ringFiles);

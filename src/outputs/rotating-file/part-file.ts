@@ -1,9 +1,12 @@
-// One file being written: created as NAME.part (exclusively: never over an existing file),
-// records staged in memory and written in large chunks, renamed to NAME when it closes.
+// One file being written: created as NAME.part (exclusively and without following a link: never
+// over an existing file or through a planted symbolic link), records staged in memory and
+// written in large chunks, given its final NAME when it closes — by a hard link, which fails
+// rather than replace a NAME that appeared meanwhile (a rename would silently replace it).
 // A failed write (disk full, I/O error) truncates the file back to the end of the last chunk
 // that was written whole, so what is on disk always ends on a record boundary.
-import { closeSync, fsyncSync, ftruncateSync, openSync, renameSync, unlinkSync, writeSync, constants, existsSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, linkSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { identityMismatch, identityOf, lstatQuiet, type FileIdentity } from "./file-identity.ts";
 
 /** Suffix of a file still being written. */
 export const PART_SUFFIX = ".part";
@@ -35,6 +38,20 @@ export class FileWriteError extends Error {
   }
 }
 
+/**
+ * link() failures that mean "this filesystem has no hard links" (vfat, some FUSE and network
+ * filesystems): there the final name is given by rename after checking that it is free.
+ */
+const NO_HARD_LINK_CODES: readonly string[] = ["EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK", "ENOSYS"];
+
+/** How a closed file ended up: its final path, or why it stayed NAME.part (or was deleted). */
+export interface PartCloseResult {
+  /** The final path, or undefined when the file was deleted (header only) or kept as .part. */
+  readonly path: string | undefined;
+  /** Set when the file could not take its final name; it stays NAME.part, complete. */
+  readonly conflict?: string;
+}
+
 export function errnoCode(error: unknown): string {
   return (error as NodeJS.ErrnoException)?.code ?? "EIO";
 }
@@ -52,6 +69,8 @@ export class PartFile {
   private constructor(
     readonly path: string,
     fd: number,
+    /** Device, inode and owner of the .part, from its open descriptor: what the manifest records. */
+    readonly identity: FileIdentity,
     private readonly onWritten: (packets: number, bytes: number) => void,
   ) {
     this.fd = fd;
@@ -75,13 +94,14 @@ export class PartFile {
   static create(path: string, header: Uint8Array, onWritten: (packets: number, bytes: number) => void): PartFile {
     let fd: number;
     try {
-      if (existsSync(path)) throw Object.assign(new Error("exists"), { code: "EEXIST" });
-      fd = openSync(path + PART_SUFFIX, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+      // lstat: a dangling symbolic link is a name taken too.
+      if (lstatQuiet(path)) throw Object.assign(new Error("exists"), { code: "EEXIST" });
+      fd = openSync(path + PART_SUFFIX, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     } catch (error) {
       const code = errnoCode(error);
       throw new FileWriteError(code, path, `cannot create ${path + PART_SUFFIX}: ${code}`);
     }
-    const file = new PartFile(path, fd, onWritten);
+    const file = new PartFile(path, fd, identityOf(fstatSync(fd, { bigint: true })), onWritten);
     file.stage(header, 0);
     try {
       file.flush();
@@ -143,13 +163,15 @@ export class PartFile {
   }
 
   /**
-   * Flushes, closes and renames NAME.part to NAME (with `fsync`, the file and its directory are
-   * synced first). A file that holds only its header is deleted instead. Returns the final path,
-   * or undefined when it was deleted. Throws FileWriteError when the last flush fails (the file
-   * is still closed and renamed, ending at its last whole chunk).
+   * Flushes, closes and gives NAME.part its final NAME (with `fsync`, the file and its directory
+   * are synced first). A file that holds only its header is deleted instead. The .part name
+   * must still be this file (a name swapped for another file is left alone), and NAME must be
+   * free (a NAME that appeared meanwhile is not replaced): either way the file stays NAME.part,
+   * complete, and the result says why. Throws FileWriteError when the last flush fails (the
+   * file is still closed and named, ending at its last whole chunk).
    */
-  close(options: { fsync: boolean; keepEmpty?: boolean; headerBytes: number }): string | undefined {
-    if (this.fd === undefined) return undefined;
+  close(options: { fsync: boolean; keepEmpty?: boolean; headerBytes: number }): PartCloseResult {
+    if (this.fd === undefined) return { path: undefined };
     let failure: unknown;
     try {
       if (options.fsync) this.sync();
@@ -159,26 +181,46 @@ export class PartFile {
     }
     closeSync(this.fd);
     this.fd = undefined;
-    if (this.durableBytes <= options.headerBytes && !options.keepEmpty) {
-      unlinkSync(this.partPath);
-      if (failure) throw failure;
-      return undefined;
-    }
-    renameSync(this.partPath, this.path);
-    if (options.fsync) syncDirectory(dirname(this.path));
+    const result = this.settle(options);
+    this.closeResult = result;
+    if (options.fsync && result.path) syncDirectory(dirname(this.path));
     if (failure) throw failure;
-    return this.path;
+    return result;
+  }
+
+  /** What close() made of the file (also when its last flush failed and it threw). */
+  closeResult: PartCloseResult | undefined;
+
+  /** Bytes on disk once closed (the part's final size). */
+  get closedBytes(): number {
+    return this.durableBytes;
   }
 
   /** Closes and deletes the .part file (it holds nothing worth keeping). */
   discard(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+    if (!this.stillOurs()) return;
     try {
       unlinkSync(this.partPath);
     } catch {
       // already gone
     }
+  }
+
+  private settle(options: { keepEmpty?: boolean; headerBytes: number }): PartCloseResult {
+    const why = identityMismatch(lstatQuiet(this.partPath), { identity: this.identity, size: undefined });
+    if (why) return { path: undefined, conflict: `${this.partPath}: ${why} since probe created it; left alone` };
+    if (this.durableBytes <= options.headerBytes && !options.keepEmpty) {
+      unlinkSync(this.partPath);
+      return { path: undefined };
+    }
+    return giveFinalName(this.partPath, this.path);
+  }
+
+  /** True while the .part name is still the file this object created. */
+  private stillOurs(): boolean {
+    return identityMismatch(lstatQuiet(this.partPath), { identity: this.identity, size: undefined }) === undefined;
   }
 
   private stage(bytes: Uint8Array, packets: number): void {
@@ -197,4 +239,24 @@ export function syncDirectory(path: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Gives `partPath` its final name `path` without ever replacing a file there: a hard link (which
+ * fails with EEXIST when the name is taken) and then the .part name removed; on a filesystem
+ * without hard links, a rename after checking that the name is free.
+ */
+export function giveFinalName(partPath: string, path: string): PartCloseResult {
+  try {
+    linkSync(partPath, path);
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === "EEXIST") return { path: undefined, conflict: `${path} appeared while it was written; kept as ${partPath}` };
+    if (!NO_HARD_LINK_CODES.includes(code)) throw error;
+    if (lstatQuiet(path)) return { path: undefined, conflict: `${path} appeared while it was written; kept as ${partPath}` };
+    renameSync(partPath, path);
+    return { path };
+  }
+  unlinkSync(partPath);
+  return { path };
 }

@@ -1,11 +1,13 @@
 // Recovery of NAME.part files left by a run that was killed (kill -9, power cut): each is cut
 // after its last complete record and renamed to NAME, so kill -9 loses only the records that
-// were still staged in memory. Only files our template makes are looked at.
+// were still staged in memory. Only .part files the manifest records as ours (owned-files.ts)
+// are touched, each opened without following a link and checked to be the very file recorded:
+// a .part planted as a symbolic link (to /etc/passwd, say) is never truncated.
 //
 // The scan reads record headers through a window and skips packet data, checking each header
 // with the codec's rules (pcap: caplen within the block cap; pcapng: block length checks and
 // the trailing length copy), so a torn tail of any length is found without reading gigabytes.
-import { closeSync, ftruncateSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, existsSync } from "node:fs";
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ProtocolError } from "../../packet/protocol-error.ts";
 import {
@@ -18,7 +20,9 @@ import {
   pcapngBlockLength,
 } from "../../protocols/pcap/index.ts";
 import type { Logger } from "../../logging/index.ts";
-import { PART_SUFFIX } from "./part-file.ts";
+import { identityMismatch, lstatQuiet } from "./file-identity.ts";
+import type { OwnedFiles } from "./owned-files.ts";
+import { giveFinalName } from "./part-file.ts";
 
 /** Bytes read per window while scanning: large reads, few system calls. */
 const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
@@ -55,18 +59,23 @@ class WindowReader {
   }
 }
 
-/** Finds where the last complete record of a pcap or pcapng file ends. */
+/** Finds where the last complete record of a pcap or pcapng file ends (opened without following a link). */
 export function scanPartFile(path: string): PartScan {
-  const fd = openSync(path, "r");
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    const reader = new WindowReader(fd, statSync(path).size);
-    const head = reader.bytes(0, 4);
-    if (!head) return { validBytes: 0, records: 0, fileBytes: reader.size };
-    const magic = new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true);
-    return magic === PcapngBlockType.SECTION_HEADER ? scanPcapng(reader) : scanPcap(reader);
+    return scanOpenFile(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/** scanPartFile on an open descriptor. */
+function scanOpenFile(fd: number): PartScan {
+  const reader = new WindowReader(fd, fstatSync(fd).size);
+  const head = reader.bytes(0, 4);
+  if (!head) return { validBytes: 0, records: 0, fileBytes: reader.size };
+  const magic = new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true);
+  return magic === PcapngBlockType.SECTION_HEADER ? scanPcapng(reader) : scanPcap(reader);
 }
 
 function scanPcap(reader: WindowReader): PartScan {
@@ -129,44 +138,77 @@ export interface RecoveredFile {
 }
 
 /**
- * Recovers every `X.part` in `directory` whose X `isOurs`: truncated to its last complete
- * record and renamed to X; one with no complete header is deleted. Each action is logged.
- * A .part whose final name already exists is left alone (logged): we never overwrite.
+ * Recovers every `X.part` the manifest records as ours: truncated to its last complete record
+ * and renamed to X; one with no complete header is deleted. Each action is logged. A .part
+ * whose final name already exists is left alone (logged): we never overwrite. A .part that is
+ * no longer the file probe created (a link, another inode, another owner) is left alone and
+ * forgotten (logged).
  */
-export function recoverPartFiles(directory: string, isOurs: (name: string) => boolean, logger: Logger): RecoveredFile[] {
+export function recoverPartFiles(owned: OwnedFiles, logger: Logger): RecoveredFile[] {
   const recovered: RecoveredFile[] = [];
-  for (const entry of readdirSync(directory)) {
-    if (!entry.endsWith(PART_SUFFIX)) continue;
-    const name = entry.slice(0, -PART_SUFFIX.length);
-    if (!isOurs(name)) continue;
-    const partPath = join(directory, entry);
-    const path = join(directory, name);
-    const scan = scanPartFile(partPath);
+  for (const entry of owned.all()) {
+    if (entry.kind !== "part") continue;
+    const result = recoverOne(owned, entry.name, entry.base, logger);
+    if (result) recovered.push(result);
+  }
+  return recovered;
+}
+
+function recoverOne(owned: OwnedFiles, partName: string, name: string, logger: Logger): RecoveredFile | undefined {
+  const entry = owned.entry(partName)!;
+  const partPath = join(owned.directory, partName);
+  const path = join(owned.directory, name);
+  let fd: number;
+  try {
+    fd = openSync(partPath, constants.O_RDWR | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT") logger.warn(`recovery: left ${partPath} alone: ${code === "ELOOP" ? "a symbolic link" : code} where probe's file was`);
+    owned.forget(partName);
+    return undefined;
+  }
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    const final = lstatQuiet(path);
+    if (stat.nlink === 2n && final && final.dev === stat.dev && final.ino === stat.ino) {
+      // Killed between giving the file its name and removing the .part name: both are this file.
+      const size = Number(stat.size);
+      unlinkSync(partPath);
+      owned.recordClosed(name, entry.identity, size);
+      logger.info(`recovery: ${partPath} was already ${path}: the .part name removed`);
+      return { partPath, path, records: 0, bytesCut: 0 };
+    }
+    const why = stat.isFile() ? identityMismatch(lstatQuiet(partPath), entry) : "not a regular file";
+    if (why) {
+      logger.warn(`recovery: left ${partPath} alone: ${why} since probe created it`);
+      owned.forget(partName);
+      return undefined;
+    }
+    const scan = scanOpenFile(fd);
     if (scan.validBytes === 0) {
       unlinkSync(partPath);
+      owned.forget(partName);
       logger.warn(`recovery: deleted ${partPath}: ${scan.fileBytes} bytes without a complete file header`);
-      recovered.push({ partPath, path: undefined, records: 0, bytesCut: scan.fileBytes });
-      continue;
+      return { partPath, path: undefined, records: 0, bytesCut: scan.fileBytes };
     }
-    if (existsSync(path)) {
+    if (final) {
       logger.warn(`recovery: left ${partPath} as it is: ${path} already exists`);
-      continue;
+      return undefined;
     }
     const bytesCut = scan.fileBytes - scan.validBytes;
-    if (bytesCut > 0) {
-      const fd = openSync(partPath, "r+");
-      try {
-        ftruncateSync(fd, scan.validBytes);
-      } finally {
-        closeSync(fd);
-      }
+    if (bytesCut > 0) ftruncateSync(fd, scan.validBytes);
+    const named = giveFinalName(partPath, path);
+    if (!named.path) {
+      logger.warn(`recovery: ${named.conflict}`);
+      return undefined;
     }
-    renameSync(partPath, path);
+    owned.recordClosed(name, entry.identity, scan.validBytes);
     logger.info(
       `recovery: ${partPath} -> ${path}: ${scan.records} complete records kept` +
         (bytesCut > 0 ? `, ${bytesCut} bytes of a torn last record cut` : ""),
     );
-    recovered.push({ partPath, path, records: scan.records, bytesCut });
+    return { partPath, path, records: scan.records, bytesCut };
+  } finally {
+    closeSync(fd);
   }
-  return recovered;
 }

@@ -11,8 +11,21 @@ export const MAX_QUEUED_POST_ROTATE_FILES = 256;
 /** How long stop() waits for running commands before leaving them running on their own. */
 export const POST_ROTATE_STOP_WAIT_MS = 10_000;
 
+/** What the output does around one command: checks and marks before it, records after it. */
+export interface PostRotateHooks {
+  /** Right before the command starts; false skips it (the file is no longer the one written). */
+  readonly before?: () => boolean;
+  /** After the command ended (or could not start), whatever its exit status. */
+  readonly after?: () => void;
+}
+
+interface QueuedRun {
+  readonly path: string;
+  readonly hooks: PostRotateHooks | undefined;
+}
+
 export class PostRotateCommand {
-  private readonly queue: string[] = [];
+  private readonly queue: QueuedRun[] = [];
   private readonly running = new Set<Promise<void>>();
   failures = 0;
   skipped = 0;
@@ -23,13 +36,13 @@ export class PostRotateCommand {
   ) {}
 
   /** Runs the command on `path` now, or when a running one ends. */
-  submit(path: string): void {
+  submit(path: string, hooks?: PostRotateHooks): void {
     if (this.queue.length >= MAX_QUEUED_POST_ROTATE_FILES) {
       this.skipped++;
       this.logger.warn(`-z ${this.command}: ${MAX_QUEUED_POST_ROTATE_FILES} files already waiting; not run for ${path}`);
       return;
     }
-    this.queue.push(path);
+    this.queue.push({ path, hooks });
     this.startNext();
   }
 
@@ -46,8 +59,8 @@ export class PostRotateCommand {
 
   private startNext(): void {
     while (this.running.size < MAX_RUNNING_POST_ROTATE_COMMANDS && this.queue.length > 0) {
-      const path = this.queue.shift()!;
-      const run = this.run(path).finally(() => {
+      const next = this.queue.shift()!;
+      const run = this.run(next).finally(() => {
         this.running.delete(run);
         this.startNext();
       });
@@ -55,7 +68,15 @@ export class PostRotateCommand {
     }
   }
 
-  private async run(path: string): Promise<void> {
+  private async run({ path, hooks }: QueuedRun): Promise<void> {
+    let go = true;
+    try {
+      go = hooks?.before?.() ?? true;
+    } catch (error) {
+      this.logger.warn(`-z ${this.command} ${path}: not run: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      go = false;
+    }
+    if (!go) return;
     try {
       const proc = Bun.spawn([this.command, path], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
       const [code, errorText] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
@@ -67,6 +88,12 @@ export class PostRotateCommand {
     } catch (error) {
       this.failures++;
       this.logger.warn(`-z ${this.command} ${path}: cannot run: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    } finally {
+      try {
+        hooks?.after?.();
+      } catch (error) {
+        this.logger.warn(`-z ${this.command} ${path}: ${(error as Error).message}`);
+      }
     }
   }
 }

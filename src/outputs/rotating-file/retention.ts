@@ -1,11 +1,15 @@
 // Retention of a rotating output: keep at most N files (-W), at most SIZE bytes of them
 // (--retain-bytes), and at least SIZE free on the filesystem (--retain-min-free), deleting our
-// own oldest closed files first. "Ours" is what the file name template matches in the output
-// directory (this run's files and earlier runs'); the file being written is never deleted, and
-// nothing else in the directory is touched. Every deletion is logged.
-import { readdirSync, statSync, statfsSync, unlinkSync } from "node:fs";
+// own oldest closed files first. "Ours" is what the manifest records (owned-files.ts): files this
+// run or an earlier run with the same -w template wrote, each still the very file written, and
+// with them what a -z command made of each (NAME.gz...), counted and retired together with it.
+// A name the template makes but probe did not write — a pre-existing file, a symbolic link —
+// is never counted and never touched. The file being written is never deleted, nor one a -z
+// command is working on. Every deletion is logged.
+import { statfsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../logging/index.ts";
+import type { OwnedFiles } from "./owned-files.ts";
 
 export interface RetentionLimits {
   /** -W: files kept, counting the one being written. */
@@ -16,33 +20,9 @@ export interface RetentionLimits {
   readonly minFreeBytes?: number;
 }
 
-export interface OwnFile {
-  readonly name: string;
-  readonly path: string;
+/** What retention weighs of one file of ours (a capture file with its -z results). */
+export interface RetainedFile {
   readonly bytes: number;
-  readonly mtimeMs: number;
-  /** Sequence number in the name, when it has one: breaks mtime ties. */
-  readonly sequence: number | undefined;
-}
-
-/** Our closed files in `directory`, oldest first (modification time, then sequence, then name). */
-export function listOwnFiles(directory: string, sequenceOf: (name: string) => number | null | undefined): OwnFile[] {
-  const files: OwnFile[] = [];
-  for (const name of readdirSync(directory)) {
-    const sequence = sequenceOf(name);
-    if (sequence === null) continue;
-    let stat;
-    try {
-      stat = statSync(join(directory, name));
-    } catch {
-      continue; // deleted meanwhile
-    }
-    if (!stat.isFile()) continue;
-    files.push({ name, path: join(directory, name), bytes: stat.size, mtimeMs: stat.mtimeMs, sequence });
-  }
-  return files.sort(
-    (a, b) => a.mtimeMs - b.mtimeMs || (a.sequence ?? 0) - (b.sequence ?? 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
-  );
 }
 
 /** Free bytes for an unprivileged writer on the filesystem holding `directory`. */
@@ -55,16 +35,16 @@ export function freeBytes(directory: string): number {
  * Which of `files` (oldest first) to delete so the limits hold, given the file being written
  * (`openBytes`, 0 and `openFiles` 0 when none) and the free space now. Pure.
  */
-export function filesToDelete(
-  files: readonly OwnFile[],
+export function filesToDelete<T extends RetainedFile>(
+  files: readonly T[],
   limits: RetentionLimits,
   open: { files: number; bytes: number },
   freeNow: number,
-): OwnFile[] {
+): T[] {
   let count = files.length + open.files;
   let total = files.reduce((n, f) => n + f.bytes, 0) + open.bytes;
   let free = freeNow;
-  const doomed: OwnFile[] = [];
+  const doomed: T[] = [];
   for (const file of files) {
     const overCount = limits.files !== undefined && count > limits.files;
     const overBytes = limits.bytes !== undefined && total > limits.bytes;
@@ -85,30 +65,52 @@ export interface RetentionResult {
   readonly stillShort: boolean;
 }
 
-/** Applies the limits in `directory`; logs each deletion. */
+/**
+ * Applies the limits to our files in `owned`'s directory; logs each deletion. `open` is the
+ * file being written (or about to be: counted before it exists), `current` its name; the files
+ * in `busy` (a -z command on them) count but are not deleted.
+ */
 export function applyRetention(
-  directory: string,
+  owned: OwnedFiles,
   limits: RetentionLimits,
-  sequenceOf: (name: string) => number | null | undefined,
   open: { files: number; bytes: number },
+  current: string | undefined,
+  busy: ReadonlySet<string>,
   logger: Logger,
 ): RetentionResult {
-  const files = listOwnFiles(directory, sequenceOf);
-  const freeNow = limits.minFreeBytes !== undefined ? freeBytes(directory) : Number.POSITIVE_INFINITY;
+  const groups = owned.groups().filter((g) => g.base !== current);
+  const candidates = groups.filter((g) => !busy.has(g.base));
+  const held = groups.filter((g) => busy.has(g.base));
+  const counted = { files: open.files + held.length, bytes: open.bytes + held.reduce((n, g) => n + g.bytes, 0) };
+  const freeNow = limits.minFreeBytes !== undefined ? freeBytes(owned.directory) : Number.POSITIVE_INFINITY;
   let deleted = 0;
   let deletedBytes = 0;
-  for (const file of filesToDelete(files, limits, open, freeNow)) {
-    try {
-      unlinkSync(file.path);
-    } catch (error) {
-      logger.warn(`retention: cannot delete ${file.path}: ${(error as NodeJS.ErrnoException).code ?? error}`);
-      continue;
+  let retired = 0;
+  for (const group of filesToDelete(candidates, limits, counted, freeNow)) {
+    let whole = true;
+    for (const entry of group.entries) {
+      const path = join(owned.directory, entry.name);
+      let bytes: number | null | undefined;
+      try {
+        bytes = owned.delete(entry);
+      } catch (error) {
+        logger.warn(`retention: cannot delete ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+        whole = false;
+        continue;
+      }
+      if (bytes === null) continue;
+      if (bytes === undefined) {
+        whole = false;
+        continue;
+      }
+      deleted++;
+      deletedBytes += bytes;
+      logger.info(`retention: deleted ${path} (${bytes} bytes, ${describeLimits(limits)})`);
     }
-    deleted++;
-    deletedBytes += file.bytes;
-    logger.info(`retention: deleted ${file.path} (${file.bytes} bytes, ${describeLimits(limits)})`);
+    if (whole) retired++;
   }
-  const stillShort = limits.minFreeBytes !== undefined && deleted === files.length && freeBytes(directory) < limits.minFreeBytes;
+  const stillShort =
+    limits.minFreeBytes !== undefined && retired === candidates.length && freeBytes(owned.directory) < limits.minFreeBytes;
   return { deleted, deletedBytes, stillShort };
 }
 

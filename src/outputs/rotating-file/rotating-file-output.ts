@@ -2,13 +2,15 @@
 // can run for months — cut by UTC period, wall clock, size, packet count and on loss (policy in
 // rotation-policy.ts), named by a template (file-name-template.ts), trimmed by retention
 // (retention.ts), each file written as NAME.part and renamed when it closes (part-file.ts), with
-// leftover .part files of a killed run recovered at start (part-recovery.ts).
+// leftover .part files of a killed run recovered at start (part-recovery.ts). Every file it
+// creates is recorded in a manifest beside them (owned-files.ts): retention, the -W ring and
+// recovery touch only what the manifest says probe wrote, never a pre-existing file or a link.
 //
 // Files open at their first packet, so an empty period makes no file. Every pcapng file starts
 // with its own SHB and one IDB per input, so each file reads alone. Writes are synchronous and
 // batched (STAGING_BYTES, FLUSH_INTERVAL_MS): a file on disk always ends on a record boundary,
 // a full disk is noticed at the write that failed, and kill -9 loses at most what was staged.
-import { accessSync, constants, existsSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import { accessSync, constants, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "../../logging/index.ts";
 import { ProbeError } from "../../packet/probe-error.ts";
@@ -25,6 +27,8 @@ import {
 } from "../../protocols/pcap/index.ts";
 import type { PipelineEvent, PipelineOutput, StreamDescription } from "../output.ts";
 import { FileNameTemplate, FileNameTemplateError, fileSafeInputName } from "./file-name-template.ts";
+import { describeEntry, isPlainName, lstatQuiet } from "./file-identity.ts";
+import { isDerivedName, isManifestName, MAX_REPORTED_NAMES, OwnedFiles, peerName } from "./owned-files.ts";
 import { FileWriteError, PART_SUFFIX, PartFile } from "./part-file.ts";
 import { recoverPartFiles } from "./part-recovery.ts";
 import { PostRotateCommand } from "./post-rotate-command.ts";
@@ -59,6 +63,18 @@ export const TICK_INTERVAL_MS = 250;
 export const MAX_PENDING_REASONS = 8;
 /** Names tried before giving up on finding one that is free (a directory full of our names). */
 export const MAX_NAME_ATTEMPTS = 100_000;
+/**
+ * Names of ours-looking files probe did not write that are reported one line each during a run
+ * (a ring slot taken, say); beyond this they are only counted, so a directory full of planted
+ * names cannot flood the log.
+ */
+export const MAX_FOREIGN_NAMES_REPORTED = 64;
+/**
+ * Names tried when each is taken between the free-name check and the exclusive create: only a
+ * process racing us does that, and it must not be able to keep the output from opening a file
+ * forever, nor stop it on the first try.
+ */
+export const MAX_CREATE_RACES = 16;
 /** The queue-drop event's output name for drops in front of the pipeline's stages (runner.ts). */
 const STAGES_QUEUE = "stages";
 /** epb_flags is a u32 (draft-ietf-opsawg-pcapng section 4.3.1). */
@@ -122,6 +138,12 @@ export class RotatingFileOutput implements PipelineOutput {
   private state: OutputState = "new";
   private template!: FileNameTemplate;
   private matcher!: RegExp;
+  /** The files this output owns (this run's and, by the manifest, earlier runs'). */
+  private owned!: OwnedFiles;
+  /** Files a -z command is working on: counted by retention, not deleted under it. */
+  private readonly busy = new Set<string>();
+  /** Names reported as not ours during the run (bounded: MAX_FOREIGN_NAMES_REPORTED). */
+  private readonly reportedForeign = new Set<string>();
   private header: Uint8Array = new Uint8Array(0);
   private precision: TimestampPrecision = "micro";
   private current: CurrentFile | undefined;
@@ -189,10 +211,15 @@ export class RotatingFileOutput implements PipelineOutput {
     }
     this.matcher = this.template.matcher();
     this.header = this.fileHeader(stream);
+    // %I makes the names depend on the inputs: another interface is another series of files.
+    const manifestKey = /%I/.test(basename(o.path)) ? `${basename(o.path)}\0${inputName}` : basename(o.path);
+    this.owned = new OwnedFiles(this.directory, manifestKey, (name) => this.matcher.test(name), o.logger);
     try {
-      for (const recovered of recoverPartFiles(this.directory, (name) => this.matcher.test(name), o.logger)) {
+      this.owned.load();
+      for (const recovered of recoverPartFiles(this.owned, o.logger)) {
         if (recovered.path) this.stats.parts_recovered++;
       }
+      this.reportForeignAtStart();
       this.nextSequence = this.firstSequence();
       this.runRetention(false);
     } catch (error) {
@@ -280,6 +307,15 @@ export class RotatingFileOutput implements PipelineOutput {
       this.options.logger.warn(`${this.droppedWhileFull} packets dropped while the disk was full`);
     }
     await this.postRotate?.drain();
+    // What -z made of the last files is known now: the limits hold for it too.
+    if (!wasFailed && this.owned) {
+      try {
+        this.runRetention(false, { files: 0, bytes: 0 });
+      } catch (error) {
+        this.options.logger.warn(`retention at stop: ${this.asWriteError(error).message}`);
+      }
+    }
+    this.owned?.close();
   }
 
   counters(): Readonly<Record<string, number>> {
@@ -447,30 +483,49 @@ export class RotatingFileOutput implements PipelineOutput {
     const timeSec = fileNameTimeSec(o.triggers, state, tsSec);
     // Count retention with the new file in it, so -W N means N files on disk at any time.
     this.runRetention(false, { files: 1, bytes: this.header.byteLength });
-    const path = this.freePath(timeSec);
-    const file = PartFile.create(path, this.header, (packets, bytes) => {
-      this.stats.packets_written += packets;
-      this.stats.bytes_written += bytes;
-    });
+    let path = "";
+    let file: PartFile | undefined;
+    for (let race = 0; !file; race++) {
+      path = this.freePath(timeSec);
+      try {
+        file = PartFile.create(path, this.header, (packets, bytes) => {
+          this.stats.packets_written += packets;
+          this.stats.bytes_written += bytes;
+        });
+      } catch (error) {
+        // Taken between the check and the exclusive create (someone planting names as we go):
+        // the next free name, a bounded number of times.
+        if (!(error instanceof FileWriteError) || error.code !== "EEXIST" || race + 1 >= MAX_CREATE_RACES) throw error;
+        this.reportForeign(basename(path), "name", "the next name used");
+      }
+    }
+    this.owned.recordPart(basename(path), file.identity);
     this.current = { file, state };
     if (this.pendingReasons.length > 0) o.logger.info(`opened ${path} after ${this.pendingReasons.join("; ")}`);
     return state;
   }
 
-  /** The first name that is free: on disk neither as NAME nor NAME.part. Ring slots are reused. */
+  /**
+   * The first name that is free: on disk neither as NAME nor NAME.part (a symbolic link, even a
+   * dangling one, takes a name). Ring slots are reused when what is in them is ours; a slot
+   * holding anything probe did not write is skipped (reported once).
+   */
   private freePath(timeSec: number): string {
+    const ring = this.template.ringFiles;
+    let skippedSlots = 0;
     for (let attempt = 0, collision = 0; attempt < MAX_NAME_ATTEMPTS; attempt++) {
       const name = this.template.format({ timeSec, sequence: this.nextSequence }, collision);
       const path = join(this.directory, name);
-      if (this.template.ringFiles !== undefined && existsSync(path)) {
-        // A ring slot: the file there is ours (the template names it) and its turn is over.
-        unlinkSync(path);
-        this.stats.files_deleted++;
-        this.options.logger.info(`retention: deleted ${path} (ring of ${this.template.ringFiles} files)`);
-      }
-      if (!existsSync(path) && !existsSync(path + PART_SUFFIX)) {
+      if (ring !== undefined) this.emptyRingSlot(name);
+      if (!lstatQuiet(path) && !lstatQuiet(path + PART_SUFFIX)) {
         this.nextSequence++;
         return path;
+      }
+      if (ring !== undefined) {
+        if (!this.busy.has(name)) this.reportForeign(name, "a ring slot", "skipped");
+        if (++skippedSlots >= ring) {
+          throw new FileWriteError("EEXIST", this.options.path, `every slot of the ${ring}-file ring holds a file its manifest does not record as probe's (or one -z is still working on); not overwritten`);
+        }
       }
       if (this.template.hasSequence || !this.template.hasConversions) this.nextSequence++;
       else collision++;
@@ -478,21 +533,75 @@ export class RotatingFileOutput implements PipelineOutput {
     throw new FileWriteError("EEXIST", this.options.path, `no free file name for -w ${this.options.path} after ${MAX_NAME_ATTEMPTS} tries`);
   }
 
-  /** The sequence to continue from: after the highest on disk (ring: after the newest file). */
+  /** A ring slot's turn: our files in it (the capture file and what -z made of it) are deleted. */
+  private emptyRingSlot(name: string): void {
+    if (this.busy.has(name)) return;
+    for (const entry of this.owned.all()) {
+      if (entry.base !== name) continue;
+      const bytes = this.owned.delete(entry);
+      if (bytes === undefined || bytes === null) continue;
+      this.stats.files_deleted++;
+      this.options.logger.info(`retention: deleted ${join(this.directory, entry.name)} (${bytes} bytes, ring of ${this.template.ringFiles} files)`);
+    }
+  }
+
+  /**
+   * The sequence to continue from: after the highest on disk, ours or not (never over a name
+   * taken); a ring goes on after the newest file of ours, by the manifest's order.
+   */
   private firstSequence(): number {
+    if (this.template.ringFiles !== undefined) {
+      const newest = this.owned.all().filter((e) => e.kind !== "derived").at(-1);
+      const match = newest && this.matcher.exec(newest.base);
+      const sequence = match ? this.template.sequenceOf(match) : undefined;
+      return sequence === undefined ? 0 : (sequence + 1) % this.template.ringFiles;
+    }
     let highest = -1;
-    let newest: { mtimeMs: number; sequence: number } | undefined;
     for (const name of readdirSync(this.directory)) {
-      const match = this.matcher.exec(name);
+      const match = this.matcher.exec(name.endsWith(PART_SUFFIX) ? name.slice(0, -PART_SUFFIX.length) : name);
       if (!match) continue;
       const sequence = this.template.sequenceOf(match);
-      if (sequence === undefined) continue;
-      highest = Math.max(highest, sequence);
-      const mtimeMs = statSync(join(this.directory, name)).mtimeMs;
-      if (!newest || mtimeMs > newest.mtimeMs) newest = { mtimeMs, sequence };
+      if (sequence !== undefined) highest = Math.max(highest, sequence);
     }
-    if (this.template.ringFiles !== undefined) return newest ? (newest.sequence + 1) % this.template.ringFiles : 0;
     return highest + 1;
+  }
+
+  /**
+   * One line at start for the names the template makes (NAME, NAME.part, NAME.gz...) that
+   * probe did not write: they are left alone, never counted, never deleted.
+   */
+  private reportForeignAtStart(): void {
+    const foreign: string[] = [];
+    let count = 0;
+    for (const name of readdirSync(this.directory)) {
+      if (isManifestName(name) || !this.looksOurs(name)) continue;
+      const entry = this.owned.entry(name);
+      if (entry && !this.owned.mismatch(name)) continue;
+      count++;
+      if (foreign.length < MAX_REPORTED_NAMES) foreign.push(`${peerName(name)} (${describeEntry(lstatQuiet(join(this.directory, name)))})`);
+    }
+    if (count === 0) return;
+    const more = count > foreign.length ? ` and ${count - foreign.length} more` : "";
+    this.options.logger.warn(
+      `-w ${this.options.path}: left alone ${count} name${count === 1 ? "" : "s"} the template makes that probe did not write: ${foreign.join(", ")}${more}`,
+    );
+  }
+
+  /** A name this output would make: NAME, NAME.part, or a -z result NAME.SUFFIX. */
+  private looksOurs(name: string): boolean {
+    if (!isPlainName(name)) return false;
+    if (this.matcher.test(name)) return true;
+    if (name.endsWith(PART_SUFFIX) && this.matcher.test(name.slice(0, -PART_SUFFIX.length))) return true;
+    const dot = name.lastIndexOf(".");
+    return dot > 0 && this.matcher.test(name.slice(0, dot)) && isDerivedName(name.slice(0, dot), name);
+  }
+
+  /** One line for a name probe did not write, met during the run (each name once, bounded). */
+  private reportForeign(name: string, what: string, action: string): void {
+    if (this.reportedForeign.has(name) || this.reportedForeign.size >= MAX_FOREIGN_NAMES_REPORTED) return;
+    this.reportedForeign.add(name);
+    const stat = lstatQuiet(join(this.directory, name)) ?? lstatQuiet(join(this.directory, name + PART_SUFFIX));
+    this.options.logger.warn(`${what} ${join(this.directory, peerName(name))} holds a ${describeEntry(stat)} probe did not write: left alone, ${action}`);
   }
 
   /** Closes and renames the open file; logs; runs -z. Throws FileWriteError from the last flush. */
@@ -500,7 +609,7 @@ export class RotatingFileOutput implements PipelineOutput {
     const current = this.current;
     if (!current) return;
     this.current = undefined;
-    const path = current.file.close({ fsync: this.options.fsyncOnRotate, headerBytes: this.header.byteLength });
+    const path = this.finishFile(current, this.options.fsyncOnRotate);
     this.lastFlushMs = this.clockMs();
     if (!path) return;
     this.stats.files_closed++;
@@ -508,7 +617,91 @@ export class RotatingFileOutput implements PipelineOutput {
     this.options.logger.info(
       `closed ${path}: ${current.state.packets} packets, ${current.file.size} bytes (${detail ?? REASON_TEXT[reason]})`,
     );
-    this.postRotate?.submit(path);
+    this.submitPostRotate(path);
+  }
+
+  /**
+   * Closes the file and records what it became in the manifest: its final name, nothing (a
+   * file of only its header is deleted), or still NAME.part when it could not take its name
+   * (logged). Returns the final path. Throws FileWriteError from the last flush, after recording.
+   */
+  private finishFile(current: CurrentFile, fsync: boolean): string | undefined {
+    const base = basename(current.file.path);
+    let failure: unknown;
+    let result: ReturnType<PartFile["close"]> | undefined;
+    try {
+      result = current.file.close({ fsync, headerBytes: this.header.byteLength });
+    } catch (error) {
+      failure = error;
+      // The last flush failed, yet the file was closed and named: what it became.
+      result = current.file.closeResult ?? { path: undefined };
+    }
+    if (result.path) this.owned.recordClosed(base, current.file.identity, current.file.closedBytes);
+    else if (result.conflict) this.options.logger.warn(`-w ${this.options.path}: ${result.conflict}`);
+    else if (!lstatQuiet(current.file.partPath)) this.owned.forget(base + PART_SUFFIX);
+    if (failure) throw failure;
+    return result.path;
+  }
+
+  /**
+   * -z on a closed file: the command runs only while the file is still the one written, and
+   * what it leaves beside it (NAME.gz, NAME.xz...: new regular files of ours named NAME.SUFFIX)
+   * is recorded as ours, so -W and retention count and retire it with the file.
+   */
+  private submitPostRotate(path: string): void {
+    if (!this.postRotate) return;
+    const base = basename(path);
+    let before: Set<string> | undefined;
+    this.postRotate.submit(path, {
+      before: () => {
+        if (!this.owned.entry(base)) {
+          // Retention retired it while it waited for its turn (captures faster than -z).
+          this.options.logger.info(`-z: ${path} was deleted by retention before its turn; not run`);
+          return false;
+        }
+        const why = this.owned.mismatch(base);
+        if (why) {
+          this.options.logger.warn(`-z: ${path} is not the file probe wrote any more (${why}); not run`);
+          return false;
+        }
+        before = new Set(this.namesDerivedFrom(base));
+        this.busy.add(base);
+        return true;
+      },
+      after: () => {
+        this.busy.delete(base);
+        try {
+          this.recordDerived(base, before ?? new Set());
+          if (this.state === "writing") this.runRetention(false);
+        } catch (error) {
+          this.options.logger.warn(`-z: after ${path}: ${(error as Error).message}`);
+        }
+      },
+    });
+  }
+
+  private namesDerivedFrom(base: string): string[] {
+    return readdirSync(this.directory).filter((name) => isDerivedName(base, name));
+  }
+
+  /** Records the regular files of ours a -z command left beside `base` that were not there before it. */
+  private recordDerived(base: string, before: ReadonlySet<string>): void {
+    const entry = this.owned.entry(base);
+    if (entry) {
+      const stat = lstatQuiet(join(this.directory, base));
+      // Rewritten in place (same file, another size): keep it ours at its new size.
+      if (stat?.isFile() && stat.dev === entry.identity.dev && stat.ino === entry.identity.ino) this.owned.recordResized(base, Number(stat.size));
+    }
+    const uid = process.geteuid?.() ?? -1;
+    for (const name of this.namesDerivedFrom(base)) {
+      if (before.has(name) || this.owned.entry(name)) continue;
+      const stat = lstatQuiet(join(this.directory, name));
+      if (!stat?.isFile() || stat.nlink !== 1n || Number(stat.uid) !== uid) {
+        this.reportForeign(name, "-z result", "not counted as probe's");
+        continue;
+      }
+      this.owned.recordDerived(base, name, stat);
+    }
   }
 
   private lossCut(reason: string): void {
@@ -546,23 +739,12 @@ export class RotatingFileOutput implements PipelineOutput {
     }
     if (limits.bytes !== undefined) this.lastBytesRetentionMs = now;
     const opened = open ?? (this.current ? { files: 1, bytes: this.current.file.size } : { files: 0, bytes: 0 });
-    const result = applyRetention(this.directory, limits, (name) => this.ownSequence(name), opened, this.options.logger);
+    const current = this.current ? basename(this.current.file.path) : undefined;
+    const result = applyRetention(this.owned, limits, opened, current, this.busy, this.options.logger);
     this.stats.files_deleted += result.deleted;
     if (result.stillShort && !periodic) {
       this.options.logger.warn(`--retain-min-free: less than ${r.minFreeBytes} bytes free in ${this.directory} with no closed file of ours left`);
     }
-  }
-
-  /**
-   * For retention's ordering: null when not ours; undefined when ours without a sequence; else a
-   * number that grows with age order (ties of modification time are common: its granularity is
-   * a few milliseconds). In a ring, slot numbers wrap: the slot written next is the oldest.
-   */
-  private ownSequence(name: string): number | null | undefined {
-    const match = this.matcher.exec(name);
-    if (!match) return null;
-    const sequence = this.template.sequenceOf(match);
-    return sequence === undefined ? undefined : this.template.ageOrder(sequence, this.nextSequence);
   }
 
   private onWriteError(error: FileWriteError, unacceptedPackets: number): void {
@@ -575,7 +757,7 @@ export class RotatingFileOutput implements PipelineOutput {
     this.current = undefined;
     if (current) {
       try {
-        const path = current.file.close({ fsync: false, headerBytes: this.header.byteLength });
+        const path = this.finishFile(current, false);
         if (path) {
           this.stats.files_closed++;
           this.rotations.disk++;
