@@ -5,6 +5,7 @@ import { benchUdpstr } from "./udpstr.ts";
 import { benchPcapOverIp } from "./pcap-over-ip.ts";
 import { benchServe } from "./serve.ts";
 import { benchRobustness } from "./robustness.ts";
+import { benchRobustnessFiles } from "./robustness-files.ts";
 import { benchRobustnessHooks } from "./robustness-hooks.ts";
 import { benchRobustnessLockouts } from "./robustness-lockouts.ts";
 import { benchRobustnessMisc } from "./robustness-misc.ts";
@@ -21,6 +22,7 @@ const ROBUSTNESS_PARTS = [
   benchRobustness,
   benchRobustnessLockouts,
   benchRobustnessSpool,
+  benchRobustnessFiles,
   benchRobustnessSpec,
   benchRobustnessUdpstr,
   benchRobustnessHooks,
@@ -39,6 +41,7 @@ const benches: Record<string, () => Promise<void>> = {
     for (const part of ROBUSTNESS_PARTS) await part();
   },
   "robustness-rpcapd": benchRobustness,
+  "robustness-files": benchRobustnessFiles,
   "robustness-hooks": benchRobustnessHooks,
   "robustness-lockouts": benchRobustnessLockouts,
   "robustness-misc": benchRobustnessMisc,
