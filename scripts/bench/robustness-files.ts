@@ -31,6 +31,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodePcapGlobalHeader } from "../../src/protocols/pcap/index.ts";
 import { probeBinary } from "./support/measure.ts";
+import { prng } from "./support/prng.ts";
 
 /** Tries per mode (each a fresh directory, a different planting), and the whole bench's budget. */
 const TRIES_PER_MODE = Number(process.env.BENCH_FILES_TRIES ?? 3);
@@ -109,16 +110,6 @@ function touched(before: readonly Snapshot[]): string[] {
   return before.filter((s) => describe(s.path) !== s.state).map((s) => s.path);
 }
 
-/** A small seeded generator so a run can be repeated (BENCH_SEED). */
-function prng(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
 function writeInput(path: string): void {
   const header = encodePcapGlobalHeader({ linktype: 1, snaplen: 262144, precision: "micro", littleEndian: true });

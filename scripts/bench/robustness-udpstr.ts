@@ -18,6 +18,7 @@ import { PacketBatchBuilder, forEachRecord } from "../../src/packet/packet-batch
 import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-writer.ts";
 import { readCaptureFile } from "../../src/protocols/pcap/index.ts";
 import { probeBinary, watchPeakRss } from "./support/measure.ts";
+import { prng } from "./support/prng.ts";
 
 const PACKETS = 5_000;
 const FORGED = 630;
@@ -35,16 +36,6 @@ const SQUATTERS_PER_ADDRESS = 16;
 /** Longest one scenario may take before it is abandoned (the whole run stays under 60 s). */
 const SCENARIO_MAX_MS = 16_000;
 
-/** A small seeded generator so a run can be repeated (BENCH_SEED). */
-function prng(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
 /** A forged udpstr datagram: ver 0, type 110, firsthdridx 8, one whole 60-byte record of 0xEE. */
 function forgedDatagram(seqno: number): Uint8Array {

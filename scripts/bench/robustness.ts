@@ -13,6 +13,7 @@ import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { hashPasswordLine } from "../../src/daemon/auth/index.ts";
 import { encodeAuthRequest, encodeMessage, RpcapAuthType, RpcapClient, RpcapFramer, RpcapMessageType } from "../../src/protocols/rpcap/index.ts";
 import { probeBinary, udpLoad, watchPeakRss } from "./support/measure.ts";
+import { prng } from "./support/prng.ts";
 
 /** Fuzzed messages sent in all (bounded), and the time the fuzz may take at most. */
 const FUZZ_MESSAGES = Number(process.env.BENCH_FUZZ_MESSAGES ?? 20_000);
@@ -26,16 +27,6 @@ const REAL_LOGIN_GAP_MS = 300;
 const HEALTHY_PACKETS = 20_000;
 const HEALTHY_RATE = 5_000;
 
-/** A small seeded generator so a run can be repeated (BENCH_SEED). */
-function prng(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
 function rssAndFds(pid: number): { rssMiB: number; fds: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");

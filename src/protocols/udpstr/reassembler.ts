@@ -131,14 +131,9 @@ type Phase =
   /** Out of step after a loss or bad data; waiting for a datagram with a firsthdridx. */
   | "lost";
 
-/**
- * Reassembles one udpstr stream. Feed datagrams in arrival order with push() (the bytes are
- * borrowed for the call only: whatever is kept is copied), collect complete records with take(),
- * and call finish() at the end. Peer faults are counted in `counters` (the last one is kept in
- * `lastError` for the log), never thrown.
- */
-export class UdpstrReassembler {
-  readonly counters: UdpstrReassemblerCounters = {
+/** Every counter of a reassembler at zero (a new stream, or the sum of streams that are gone). */
+export function zeroReassemblerCounters(): UdpstrReassemblerCounters {
+  return {
     datagramsReceived: 0,
     datagramsLost: 0,
     datagramsLate: 0,
@@ -153,6 +148,16 @@ export class UdpstrReassembler {
     recordsMalformed: 0,
     bytesSkipped: 0,
   };
+}
+
+/**
+ * Reassembles one udpstr stream. Feed datagrams in arrival order with push() (the bytes are
+ * borrowed for the call only: whatever is kept is copied), collect complete records with take(),
+ * and call finish() at the end. Peer faults are counted in `counters` (the last one is kept in
+ * `lastError` for the log), never thrown.
+ */
+export class UdpstrReassembler {
+  readonly counters: UdpstrReassemblerCounters = zeroReassemblerCounters();
   /** The most recent peer fault, for logging; null when there has been none. */
   lastError: ProtocolError | null = null;
 

@@ -13,7 +13,7 @@
 import { PacketBatchBuilder } from "../../packet/packet-batch.ts";
 import { ProtocolError } from "../../packet/protocol-error.ts";
 import { decodeUdpstrDatagramHeader } from "./codec.ts";
-import { UdpstrReassembler, type UdpstrReassemblerCounters } from "./reassembler.ts";
+import { UdpstrReassembler, zeroReassemblerCounters, type UdpstrReassemblerCounters } from "./reassembler.ts";
 import { UDPSTR_HEADER_BYTES, UDPSTR_MESSAGE_TYPE, UDPSTR_VERSION } from "./wire.ts";
 
 /**
@@ -109,24 +109,6 @@ export interface UdpstrSenderTableOptions {
   onEvicted?: (sender: UdpstrSender, why: UdpstrEviction) => void;
 }
 
-function zeroCounters(): UdpstrReassemblerCounters {
-  return {
-    datagramsReceived: 0,
-    datagramsLost: 0,
-    datagramsLate: 0,
-    datagramsMalformed: 0,
-    sequenceRestarts: 0,
-    seqnoJumps: 0,
-    npktJumps: 0,
-    strayDatagrams: 0,
-    firsthdrMismatches: 0,
-    recordsDelivered: 0,
-    recordsLost: 0,
-    recordsMalformed: 0,
-    bytesSkipped: 0,
-  };
-}
-
 /** How push() placed a datagram. */
 export type UdpstrArrival = UdpstrSender | "stranger" | "malformed" | "over-cap";
 
@@ -141,7 +123,7 @@ export class UdpstrSenderTable {
     sendersReplaced: 0,
   };
   /** The summed figures of every sender evicted (idle or replaced); finish() keeps the others listed. */
-  readonly retired: UdpstrReassemblerCounters = zeroCounters();
+  readonly retired: UdpstrReassemblerCounters = zeroReassemblerCounters();
   readonly maxSenders: number;
   readonly maxSendersPerAddress: number;
   readonly idleMs: number;
