@@ -9,7 +9,7 @@ import { setSocketBuffer } from "./libpcap/ffi.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
 import type { BpfInstruction } from "../packet/bpf/index.ts";
 import type { Logger } from "../logging/index.ts";
-import { addressAllowed, type Cidr } from "../config/addresses.ts";
+import { addressAllowed, type Cidr } from "../net/addresses.ts";
 import {
   UdpstrSenderTable,
   type UdpstrEviction,

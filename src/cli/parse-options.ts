@@ -1,7 +1,7 @@
 // A thin layer over node:util parseArgs: strict parsing with errors turned into UsageErrors
 // that name the command, so every subcommand reports bad flags the same way.
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { parseHostPort, type HostPort } from "../config/addresses.ts";
+import { parseHostPort, type HostPort } from "../net/addresses.ts";
 import { UsageError } from "./usage-error.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;

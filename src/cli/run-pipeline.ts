@@ -3,12 +3,13 @@
 // line naming what did not stop; SIGHUP rereads configuration), the summary on
 // standard error, and the end of the run. Exit statuses are main.ts's (from error categories).
 import { hostPortFlag } from "./parse-options.ts";
-import { formatPipeline } from "../config/pipeline-file.ts";
+import { formatPipeline } from "../pipeline/pipeline-file.ts";
 import type { LogConfig } from "../config/log-config.ts";
 import type { Logger } from "../logging/index.ts";
 import { logConfigSchema } from "../config/log-config.ts";
 import { settleJitPolicy } from "./jit-policy.ts";
 import { openCommandLog } from "./logging-options.ts";
+import { buildOutput } from "../outputs/registry.ts";
 import { PipelineRunner, StartStopped } from "../pipeline/runner.ts";
 import { StopProgress } from "../pipeline/stop-progress.ts";
 import { StopWatchdog } from "./stop-watchdog.ts";
@@ -108,7 +109,7 @@ async function runLogged(spec: PipelineSpec, options: RunPipelineOptions, log: L
     let end;
     try {
       try {
-        runner = await PipelineRunner.start(spec, { log, stopSignal: stopDuringStart.signal });
+        runner = await PipelineRunner.start(spec, { log, buildOutput, stopSignal: stopDuringStart.signal });
       } catch (error) {
         if (error instanceof StartStopped) return ExitCode.OK;
         throw error;

@@ -3,7 +3,39 @@
 import { lazySchema, z } from "./zod.ts";
 // settings.ts directly, not hooks/index.ts: the index loads QuickJS (~35 ms), which a command
 // that validates its flags but runs no hook should not pay for.
-import { hookSettingsSchema } from "../hooks/settings.ts";
+import {
+  DEFAULT_HOOK_BATCH_BUDGET_MS,
+  DEFAULT_HOOK_COMPILE_BUDGET_MS,
+  DEFAULT_HOOK_MAX_STACK_BYTES,
+  DEFAULT_HOOK_MEMORY_LIMIT_BYTES,
+  HOOK_FAIL_POLICY,
+  type HookSettings,
+} from "../hooks/settings.ts";
+
+/** A hook's limits and failure policy, built on first use (zod.ts); `.unwrap()` for `.extend()`. */
+export const hookSettingsSchema = lazySchema(() =>
+  z.object({
+    hookFail: z.enum(["pass", "drop"]).default(HOOK_FAIL_POLICY.PASS),
+    hookMemoryLimitBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .max(1024 * 1024 * 1024)
+      .default(DEFAULT_HOOK_MEMORY_LIMIT_BYTES),
+    hookBatchBudgetMs: z.number().min(1).max(10_000).default(DEFAULT_HOOK_BATCH_BUDGET_MS),
+    hookCompileBudgetMs: z.number().min(1).max(60_000).default(DEFAULT_HOOK_COMPILE_BUDGET_MS),
+    hookMaxStackBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(4 * 1024 * 1024)
+      .default(DEFAULT_HOOK_MAX_STACK_BYTES),
+  }),
+);
+
+
+/** The schema's output is the runner's HookSettings (a compile-time check). */
+export const toHookSettings = (validated: z.infer<typeof hookSettingsSchema>): HookSettings => validated;
 
 /**
  * Hooks in one chain. Each has its own QuickJS instance, whose WebAssembly memory may grow to

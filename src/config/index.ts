@@ -1,10 +1,6 @@
-// Configuration: settings merged once at the edge into frozen, zod-validated objects — pipeline
-// files (YAML/JSON, src/pipeline/spec.ts's schema), rpcapd's flags and config file, hook
-// settings, and the address/CIDR forms operators type.
-export * from "./addresses.ts";
+// Configuration: settings merged once at the edge into frozen, zod-validated objects — rpcapd's
+// flags and config file, hook and log settings, the rotating file and RT outputs' settings.
+// (Pipeline files are read beside their schema, src/pipeline; addresses and CIDR: src/net.)
 export * from "./hook-config.ts";
-export * from "./pipeline-file.ts";
 export * from "./rpcapd-config.ts";
 export * from "./log-config.ts";
-export * from "./tls-client.ts";
-export * from "./keepalive.ts";

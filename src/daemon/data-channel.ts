@@ -5,12 +5,12 @@
 // does one send() per packet).
 import type { Socket, TCPSocketListener } from "bun";
 import type { PacketBatch } from "../packet/packet-batch.ts";
-import { SocketWriter } from "../outputs/socket-writer.ts";
+import { SocketWriter } from "../net/socket-writer.ts";
 import { setSocketBuffer } from "../capture/libpcap/ffi.ts";
-import { unmapIPv4 } from "../protocols/ip-address.ts";
+import { unmapIPv4 } from "../net/ip-address.ts";
 import { encodePacketMessages, encodePacketStreamInto, packetStreamBytes } from "../protocols/rpcap/index.ts";
 import { connect as netConnect } from "node:net";
-import { socketLike, tlsServerOnDialed, type SocketLikeHandlers } from "../config/reversed-tls.ts";
+import { socketLike, tlsServerOnDialed, type SocketLikeHandlers } from "../net/reversed-tls.ts";
 
 export interface DataChannel {
   readonly kind: "tcp" | "udp" | "udpstr";
@@ -164,7 +164,7 @@ export function connectToDataClient(options: {
   port: number;
   /**
    * TLS: the daemon is the TLS server on the connection it opens, as libpcap's rpcapd is
-   * (ssl_promotion(1, sockdata) whoever dialled; src/config/reversed-tls.ts).
+   * (ssl_promotion(1, sockdata) whoever dialled; src/net/reversed-tls.ts).
    */
   tls?: TlsOptions | undefined;
   onPeerGone: () => void;

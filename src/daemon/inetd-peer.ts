@@ -7,7 +7,7 @@
 // the session needs the address: passive data connections are accepted from it only, active
 // and UDP data channels are sent to it, and logs name it.
 import { dlopen, FFIType, ptr } from "bun:ffi";
-import { formatIPv4, formatIPv6, unmapIPv4 } from "../protocols/ip-address.ts";
+import { formatIPv4, formatIPv6, unmapIPv4 } from "../net/ip-address.ts";
 
 /** sizeof(struct sockaddr_storage) on Linux. */
 const SOCKADDR_STORAGE_BYTES = 128;

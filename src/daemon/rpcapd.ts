@@ -7,15 +7,15 @@ import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import { DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/index.ts";
 import type { Logger } from "../logging/index.ts";
 import type { PacketBatch } from "../packet/packet-batch.ts";
-import { OrderedSocketWriter } from "../outputs/ordered-socket-writer.ts";
+import { OrderedSocketWriter } from "../net/ordered-socket-writer.ts";
 import type { SharedCaptures } from "../pipeline/capture-hub.ts";
 import { ProtocolError } from "../packet/protocol-error.ts";
 import { ProbeError } from "../packet/probe-error.ts";
-import { unmapIPv4 } from "../protocols/ip-address.ts";
+import { unmapIPv4 } from "../net/ip-address.ts";
 import { encodeError, maxRequestPlen, RpcapErrorCode, RpcapFramer, RpcapMessageType } from "../protocols/rpcap/index.ts";
 import { ActiveDialer, type DialEvents } from "./active-dialer.ts";
 import { connect as netConnect } from "node:net";
-import { socketLike, tlsServerOnDialed, type SocketLikeHandlers } from "../config/reversed-tls.ts";
+import { socketLike, tlsServerOnDialed, type SocketLikeHandlers } from "../net/reversed-tls.ts";
 import { OwnTraffic } from "./own-traffic.ts";
 import { connectToDataClient, listenForDataClient, openUdpDataChannel, type DataChannel } from "./data-channel.ts";
 import { RpcapSession, type DataChannelRequest, type SessionAuthenticator, type SessionEnvironment } from "./session.ts";
@@ -504,7 +504,7 @@ export class RpcapDaemon {
 
   /**
    * Active mode over TLS (-S): this daemon dials the collector and is the TLS server on that
-   * connection, as libpcap's rpcapd is (src/config/reversed-tls.ts); the collector verifies our
+   * connection, as libpcap's rpcapd is (src/net/reversed-tls.ts); the collector verifies our
    * certificate. A failed handshake ends the connection and the dialer tries again later.
    */
   private dialActiveTls(key: string, target: { host: string; port: number }, files: { cert: string; key: string }, events: DialEvents): void {

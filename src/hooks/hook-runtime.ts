@@ -26,7 +26,6 @@ import {
   HOOK_DISABLE_AFTER_CONSECUTIVE_FAILURES,
   HOOK_LOG_LINES_PER_SECOND,
   HOOK_TAG_NAMES_COUNTED,
-  hookSettingsSchema,
   type HookSettings,
 } from "./settings.ts";
 import { decodeDriverResult, DRIVER_LIMITS, META_HEADER, META_HEADER_INTS, META_RECORD, META_RECORD_INTS, RECORD_FLAG, RECORD_MARK, VERDICT, type DriverResult } from "./vm-driver.ts";
@@ -102,7 +101,8 @@ export class HookRunner {
 
   /** Compiles the hook; throws HookCompileError when the source does not compile or has no default export. */
   static async create(options: HookRunnerOptions): Promise<HookRunner> {
-    const settings = Object.freeze(hookSettingsSchema.parse({ ...DEFAULT_HOOK_SETTINGS, ...options.settings }));
+    // Settings arrive validated (src/config/hook-config.ts); unset ones take the defaults.
+    const settings: HookSettings = Object.freeze({ ...DEFAULT_HOOK_SETTINGS, ...options.settings });
     const quickjs = await newQuickJSInstance(settings.hookMemoryLimitBytes);
     const sandbox = HookSandbox.create(quickjs, options.source, options.filename ?? options.name, limitsOf(settings));
     return new HookRunner(quickjs, options.name, options, sandbox, settings);

@@ -16,7 +16,6 @@ export { HookCompileError, COMPILE_ERROR, newQuickJSInstance, HOOK_CHUNK_MAX_BYT
 export { installHookReload, HOOK_RELOAD_DEBOUNCE_MS, type HookReloadHandle, type HookReloadOptions, type HookReloadTarget } from "./reload.ts";
 export { runHookDryRun, describePacket, type HookDryRunOptions, type HookDryRunResult, type HookDryRunCounts } from "./dry-run.ts";
 export {
-  hookSettingsSchema,
   DEFAULT_HOOK_SETTINGS,
   DEFAULT_HOOK_MEMORY_LIMIT_BYTES,
   DEFAULT_HOOK_BATCH_BUDGET_MS,

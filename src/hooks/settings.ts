@@ -1,6 +1,5 @@
-// Hook limits and policies with their defaults, units and reasons, as a zod schema that the
-// config layer can merge into its own (STYLE 14), plus the constants the runner enforces.
-import { lazySchema, z } from "../config/zod.ts";
+// Hook limits and policies with their defaults, units and reasons: the constants the runner
+// enforces and the defaults the config layer's schema (src/config/hook-config.ts) fills in.
 
 /**
  * QuickJS heap per hook. 64 MiB holds a hook's state for ~100k flows with room to spare while
@@ -51,28 +50,17 @@ export const HOOK_TAG_NAMES_COUNTED = 1024;
 export const HOOK_FAIL_POLICY = { PASS: "pass", DROP: "drop" } as const;
 export type HookFailPolicy = (typeof HOOK_FAIL_POLICY)[keyof typeof HOOK_FAIL_POLICY];
 
-/** Built on first use (src/config/zod.ts); `.unwrap()` for `.extend()`. */
-export const hookSettingsSchema = lazySchema(() =>
-  z.object({
-    hookFail: z.enum(["pass", "drop"]).default(HOOK_FAIL_POLICY.PASS),
-    hookMemoryLimitBytes: z
-      .number()
-      .int()
-      .min(1024 * 1024)
-      .max(1024 * 1024 * 1024)
-      .default(DEFAULT_HOOK_MEMORY_LIMIT_BYTES),
-    hookBatchBudgetMs: z.number().min(1).max(10_000).default(DEFAULT_HOOK_BATCH_BUDGET_MS),
-    hookCompileBudgetMs: z.number().min(1).max(60_000).default(DEFAULT_HOOK_COMPILE_BUDGET_MS),
-    hookMaxStackBytes: z
-      .number()
-      .int()
-      .min(64 * 1024)
-      .max(4 * 1024 * 1024)
-      .default(DEFAULT_HOOK_MAX_STACK_BYTES),
-  }),
-);
-
-export type HookSettings = Readonly<z.infer<typeof hookSettingsSchema>>;
+/**
+ * A hook's limits and failure policy. Their zod schema (ranges, defaults) is the config layer's
+ * (src/config/hook-config.ts, hookSettingsSchema): settings reach the runner validated.
+ */
+export interface HookSettings {
+  readonly hookFail: HookFailPolicy;
+  readonly hookMemoryLimitBytes: number;
+  readonly hookBatchBudgetMs: number;
+  readonly hookCompileBudgetMs: number;
+  readonly hookMaxStackBytes: number;
+}
 
 /**
  * The defaults as a frozen object: what the schema makes of nothing (a test holds the two

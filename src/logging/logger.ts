@@ -2,7 +2,7 @@
 // Level filter, text or JSON lines, a destination (standard error, a file, or syslog), a
 // rate limit on repeated lines, and control characters escaped in every message.
 import { closeSync, openSync, writeSync } from "node:fs";
-import { connectUnixDatagram, type UnixDatagramSender } from "../capture/libpcap/unix-datagram.ts";
+import { connectUnixDatagram, type UnixDatagramSender } from "../sys/unix-datagram.ts";
 import { DEFAULT_LOG_RATE_LIMIT, LogRateLimiter, type LogRateLimit } from "./log-rate-limiter.ts";
 import { escapeControlCharacters } from "./peer-text.ts";
 import { DEFAULT_SYSLOG_SOCKET, formatSyslogLine, SyslogSeverity } from "./syslog-format.ts";

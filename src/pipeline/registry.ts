@@ -1,6 +1,7 @@
-// The registry: one builder per kind of input, stage and output of the PipelineSpec. To add a
-// kind: its zod schema goes into the discriminated union in spec.ts, its builder into the
-// table here (INPUTS, STAGES or OUTPUTS); the runner and every command pick it up unchanged.
+// The registry: one builder per kind of input and stage of the PipelineSpec, and the contract
+// an output's builder keeps (its table is src/outputs/registry.ts). To add a kind: its zod
+// schema goes into the discriminated union in spec.ts, its builder into INPUTS, STAGES or
+// src/outputs/registry.ts's OUTPUTS; the runner and every command pick it up unchanged.
 import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
 import { combineFilters } from "../capture/combine-filters.ts";
 import { FileReplaySource } from "../capture/file-replay-source.ts";
@@ -9,12 +10,11 @@ import { LiveCaptureSource } from "../capture/live-capture-source.ts";
 import { parseRemoteSourceUrl, PcapOverIpSource, RpcapActiveInputSource, RtSource } from "../capture/remote/index.ts";
 import { parseRpcapUrl, RpcapCaptureSource } from "../capture/remote/rpcap-source.ts";
 import { senderName, UdpstrSource } from "../capture/udpstr-source.ts";
-import { parseCidr } from "../config/addresses.ts";
+import { parseCidr } from "../net/addresses.ts";
 import { udpstrCollector, type MetricsCollector, type UdpstrCounterView } from "../metrics/index.ts";
 import type { Logger } from "../logging/index.ts";
-import { CaptureFileOutput } from "../outputs/capture-file/capture-file-output.ts";
-import type { OutputContext, PreparedOutput } from "../outputs/output-context.ts";
-import type { PipelineOutput } from "../outputs/output.ts";
+import type { OutputContext, PreparedOutput } from "./output-context.ts";
+import type { PipelineOutput } from "./output.ts";
 import { ProbeError } from "../packet/probe-error.ts";
 import type { StagesFactory } from "./capture-hub.ts";
 import type { InputSpec, OutputSpec, PipelineSpec, StageSpec } from "./spec.ts";
@@ -239,50 +239,12 @@ export interface PipelineOutputContext extends OutputContext {
   readonly createStages: StagesFactory | undefined;
 }
 
-type OutputBuilder<K extends OutputSpec["kind"]> = (spec: Of<OutputSpec, K>, context: PipelineOutputContext) => Promise<PreparedOutput<PipelineOutput>>;
-
-export const OUTPUTS: { [K in OutputSpec["kind"]]: OutputBuilder<K> } = {
-  file: async (spec, context) => ({ output: new CaptureFileOutput(spec.path, spec.format, context) }),
-  // A full disk (with onDiskFull "stop") or an unwritable directory ends the run: one line, exit 1.
-  "rotating-file": async (spec, context) =>
-    ({ output: (await import("../outputs/rotating-file/rotating-file-spec.ts")).buildRotatingFileOutput(spec, { logger: context.log, onFatal: (error) => context.fail(error) }) }),
-  // Outputs that bring sockets, TLS and the daemon's auth load only when a spec uses them, so
-  // a capture to a file starts as fast as before the pipeline existed.
-  "pcap-over-ip": async (spec, context) =>
-    (await import("../outputs/pcap-over-ip/pcap-over-ip-output.ts")).PcapOverIpOutput.prepare(
-      {
-        listen: spec.listen,
-        connect: spec.connect,
-        allow: spec.allow,
-        tls: spec.tls,
-        connectTls: spec.connectTls,
-        slowConsumer: spec.slowConsumer,
-        queueBytes: spec.queueBytes,
-        precision: context.spec.precision,
-        ...(spec.onlyDirection ? { onlyDirection: spec.onlyDirection } : {}),
-      },
-      context,
-    ),
-  rpcapd: async (spec, context) => {
-    // Sessions that OPEN an interface the pipeline captures join its stream.
-    const joinable = new Map<string, number>();
-    context.spec.inputs.forEach((input, index) => {
-      if (input.kind === "interface" && !joinable.has(input.device)) joinable.set(input.device, index);
-    });
-    return (await import("../daemon/rpcapd-output.ts")).RpcapdOutput.prepare(spec, context, joinable, context.createStages);
-  },
-  udpstr: async (spec, context) => ({
-    output: new (await import("../outputs/udpstr/udpstr-output.ts")).UdpstrOutput({ host: spec.target.host, port: spec.target.port, mtu: spec.mtu, sendBufferBytes: spec.sendBufferBytes }, context),
-    // The datagrams sent would otherwise be captured again when they leave by a captured
-    // interface (-i lo with a collector on loopback: each packet forwarded again, without end).
-    ownTraffic: `not (udp and dst host ${spec.target.host} and dst port ${spec.target.port})`,
-  }),
-  rt: async (spec, context) => (await import("../outputs/rt/rt-output.ts")).prepareRtOutput(spec, context),
-};
-
-export function buildOutput(spec: OutputSpec, context: PipelineOutputContext): Promise<PreparedOutput<PipelineOutput>> {
-  return (OUTPUTS[spec.kind] as OutputBuilder<typeof spec.kind>)(spec, context);
-}
+/**
+ * Builds the output a spec entry declares. The table of builders is the outputs' own
+ * (src/outputs/registry.ts: outputs sit above the pipeline, which only knows this contract);
+ * commands hand it to the runner (RunnerOptions.buildOutput).
+ */
+export type OutputBuilder = (spec: OutputSpec, context: PipelineOutputContext) => Promise<PreparedOutput<PipelineOutput>>;
 
 /** The structural view the udpstr metrics read: each sender's figures, the evicted ones summed. */
 function udpstrCounterView(source: UdpstrSource): UdpstrCounterView {

@@ -10,12 +10,12 @@ import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
 import { combineFilters } from "../capture/combine-filters.ts";
 import { RemoteSourceError } from "../capture/remote/remote-source-error.ts";
 import type { Logger } from "../logging/index.ts";
-import type { PipelineEvent, PipelineOutput, StreamDescription, StreamInput } from "../outputs/output.ts";
+import type { PipelineEvent, PipelineOutput, StreamDescription, StreamInput } from "./output.ts";
 import { isLentBatch, ownedBatch, takeRecords, type PacketBatch } from "../packet/packet-batch.ts";
 import { asUserFacing, ProbeError } from "../packet/probe-error.ts";
 import { ConsumerQueue } from "./consumer-queue.ts";
 import { DEFAULT_MERGE_WINDOW_MS, isMergedBatch, MergedSource } from "./merge/index.ts";
-import { buildInput, buildOutput, buildStages, type BuiltInput } from "./registry.ts";
+import { buildInput, buildStages, type BuiltInput, type OutputBuilder } from "./registry.ts";
 import { inputName, type OutputSpec, type PipelineSpec } from "./spec.ts";
 import { StopProgress } from "./stop-progress.ts";
 import { nextTurnSink, StageChain } from "./stage-chain.ts";
@@ -39,6 +39,8 @@ export const LOSS_POLL_INTERVAL_MS = 1000;
 
 export interface RunnerOptions {
   log: Logger;
+  /** Builds each output of the spec: src/outputs/registry.ts's buildOutput (outputs sit above the pipeline). */
+  buildOutput: OutputBuilder;
   /** Reload hook files on change and SIGHUP (default true). */
   reloadHooks?: boolean;
   /**
@@ -174,7 +176,7 @@ export class PipelineRunner {
         ? (device: string) => buildStages(spec.stages, { inputNames: [device], log, reload })
         : undefined;
       for (const outputSpec of spec.outputs) {
-        const built = await buildOutput(outputSpec, {
+        const built = await options.buildOutput(outputSpec, {
           log,
           spec,
           createStages,

@@ -12,10 +12,10 @@
 import { UDPSTR_DEFAULT_MAX_SENDERS, UDPSTR_DEFAULT_MAX_SENDERS_PER_ADDRESS, UDPSTR_DEFAULT_SENDER_IDLE_MS } from "../protocols/udpstr/index.ts";
 import { kindSchema, lazySchema, z } from "../config/zod.ts";
 import { MAXIMUM_SNAPLEN } from "../packet/packet-batch.ts";
-import { hookSettingsSchema } from "../hooks/settings.ts";
+import { hookSettingsSchema } from "../config/hook-config.ts";
 import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_ADDRESS, DEFAULT_PRESSURE_AUTH_TIMEOUT_MS } from "../config/rpcapd-config.ts";
 import { DEFAULT_RT_ACK_TIMEOUT_MS, DEFAULT_RT_FIFO_BYTES, DEFAULT_RT_QUEUE_BYTES, MIN_RT_FIFO_BYTES } from "../config/rt-config.ts";
-import { rotatingFileSpecSchema } from "../outputs/rotating-file/rotating-file-spec.ts";
+import { rotatingFileSpecSchema } from "../config/rotating-file-config.ts";
 import { onlyDirectionSchema, processingStageSchemas } from "./stages/processing-spec.ts";
 
 /** A port as operators type it; 0 asks the system for a free one (tests, ephemeral listeners). */

@@ -17,7 +17,7 @@ const { checkPipelineSpec } = await import("../../src/pipeline/spec.ts");
 const afterImport = sets() - before;
 const capture = checkPipelineSpec({ inputs: [{ kind: "interface", device: "lo" }], outputs: [{ kind: "file", path: "/dev/null" }] });
 const afterCaptureSpec = sets() - before;
-const { parsePipelineText } = await import("../../src/config/pipeline-file.ts");
+const { parsePipelineText } = await import("../../src/pipeline/pipeline-file.ts");
 parsePipelineText("every-kind.yaml", await Bun.file(everyKindYamlPath!).text());
 const afterEveryKind = sets() - before;
 console.log(JSON.stringify({ accepted: "spec" in capture, afterImport, afterCaptureSpec, afterEveryKind }));

@@ -54,7 +54,7 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
   };
 }
 
-/** The reason each refused kind must be named by (src/config/tls-client.ts describeCertificateError). */
+/** The reason each refused kind must be named by (src/net/tls-client.ts describeCertificateError). */
 export const REFUSAL_PATTERN: Record<Exclude<ServerCertKind, "good">, RegExp> = {
   "wrong-host": /not for '127\.0\.0\.1' \(wrong host\)/,
   expired: /has expired/,

@@ -1,6 +1,6 @@
 // Address forms operators type: HOST:PORT, [v6]:PORT, CIDR blocks, and peer matching.
 import { describe, expect, test } from "bun:test";
-import { addressAllowed, isLoopbackAddress, parseCidr, parseHostPort } from "../../src/config/addresses.ts";
+import { addressAllowed, isLoopbackAddress, parseCidr, parseHostPort } from "../../src/net/addresses.ts";
 import { combineFilters } from "../../src/capture/combine-filters.ts";
 
 describe("parseHostPort", () => {

@@ -4,9 +4,10 @@
 // the unknown-kind message listing every kind. The PipelineSpec cases below were recorded from
 // the commit before the schemas went lazy (1e71266).
 import { describe, expect, test } from "bun:test";
-import { formatPipeline, parsePipelineText } from "../../src/config/pipeline-file.ts";
+import { formatPipeline, parsePipelineText } from "../../src/pipeline/pipeline-file.ts";
 import { kindSchema, lazySchema, z } from "../../src/config/zod.ts";
-import { DEFAULT_HOOK_SETTINGS, hookSettingsSchema } from "../../src/hooks/settings.ts";
+import { hookSettingsSchema } from "../../src/config/hook-config.ts";
+import { DEFAULT_HOOK_SETTINGS } from "../../src/hooks/settings.ts";
 import { checkPipelineSpec } from "../../src/pipeline/spec.ts";
 
 const EVERY_KIND_YAML = new URL("../fixtures/pipeline-every-kind.yaml", import.meta.url).pathname;

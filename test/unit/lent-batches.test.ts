@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { isLentBatch, ownedBatch, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { ConsumerQueue } from "../../src/pipeline/consumer-queue.ts";
-import { SocketWriter } from "../../src/outputs/socket-writer.ts";
+import { SocketWriter } from "../../src/net/socket-writer.ts";
 
 /** A one-record batch in shared memory, like the capture's batch channel lends. */
 function lentBatch(fill: number, dataBytes = 8): { batch: PacketBatch; memory: Uint8Array } {

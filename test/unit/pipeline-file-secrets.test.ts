@@ -1,8 +1,8 @@
-// Secrets in printed pipelines (src/config/pipeline-file.ts): formatPipeline prints each inline
+// Secrets in printed pipelines (src/pipeline/pipeline-file.ts): formatPipeline prints each inline
 // secret as <redacted> with a comment saying how to give it, leaves everything else as it was,
 // and parsePipelineText refuses a file that still holds the marker, naming the right entry.
 import { describe, expect, test } from "bun:test";
-import { formatPipeline, parsePipelineText, REDACTED_SECRET } from "../../src/config/pipeline-file.ts";
+import { formatPipeline, parsePipelineText, REDACTED_SECRET } from "../../src/pipeline/pipeline-file.ts";
 import { checkPipelineSpec, type PipelineSpecInput } from "../../src/pipeline/spec.ts";
 
 function spec(raw: PipelineSpecInput) {

@@ -3,13 +3,14 @@
 // runs of one input in merged batches, and a CaptureHub whose shared stages run once per
 // captured batch however many consumers share it.
 import { describe, expect, test } from "bun:test";
-import { formatPipeline, parsePipelineText } from "../../src/config/pipeline-file.ts";
+import { formatPipeline, parsePipelineText } from "../../src/pipeline/pipeline-file.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource } from "../../src/capture/capture-source.ts";
 import { PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { ProbeError } from "../../src/packet/probe-error.ts";
 import { CaptureHub } from "../../src/pipeline/capture-hub.ts";
 import { concatBatches, inputRuns } from "../../src/pipeline/input-runs.ts";
-import { INPUTS, OUTPUTS, STAGES } from "../../src/pipeline/registry.ts";
+import { OUTPUTS } from "../../src/outputs/registry.ts";
+import { INPUTS, STAGES } from "../../src/pipeline/registry.ts";
 import { checkPipelineSpec, inputSpecSchema, outputSpecSchema, stageSpecSchema } from "../../src/pipeline/spec.ts";
 import type { PacketStage } from "../../src/pipeline/stage.ts";
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildRotatingFileOutput, rotatingFileSpecFromFlags } from "../../src/cli/rotation-options.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
-import type { StreamDescription } from "../../src/outputs/output.ts";
+import type { StreamDescription } from "../../src/pipeline/output.ts";
 import { RotatingFileOutput } from "../../src/outputs/rotating-file/index.ts";
 import { MAX_PENDING_REASONS } from "../../src/outputs/rotating-file/rotating-file-output.ts";
 import { batchAt, capinfosCount, filesIn, packetTags, tsharkFields } from "../support/rotation-files.ts";

@@ -7,11 +7,12 @@ import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "
 import { inputsFromFlags } from "../../src/cli/inputs-from-flags.ts";
 import { parseRtCommand } from "../../src/cli/commands/rt.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
-import type { PipelineOutput } from "../../src/outputs/output.ts";
+import type { PipelineOutput } from "../../src/pipeline/output.ts";
 import { RtServer } from "../../src/outputs/rt/index.ts";
 import { PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
 import { ProbeError } from "../../src/packet/probe-error.ts";
-import { INPUTS, OUTPUTS, type BuiltInput } from "../../src/pipeline/registry.ts";
+import { buildOutput, OUTPUTS } from "../../src/outputs/registry.ts";
+import { INPUTS, type BuiltInput } from "../../src/pipeline/registry.ts";
 import { PipelineRunner } from "../../src/pipeline/runner.ts";
 import { checkPipelineSpec, inputName, type PipelineSpec } from "../../src/pipeline/spec.ts";
 
@@ -115,7 +116,7 @@ describe("runner", () => {
       counters: () => ({}),
     };
     OUTPUTS.rt = async () => ({ output: slowOutput });
-    runner = await PipelineRunner.start(spec({ inputs: [{ kind: "file", path: "x" }], outputs: [{ kind: "rt" }] }), { log: memoryLogger() });
+    runner = await PipelineRunner.start(spec({ inputs: [{ kind: "file", path: "x" }], outputs: [{ kind: "rt" }] }), { log: memoryLogger(), buildOutput });
     let settled = false;
     const pending = source.handlers!.onBatch(batchOf(3));
     expect(pending).toBeInstanceOf(Promise);
@@ -136,7 +137,7 @@ describe("runner", () => {
 
   test("an rt input in a merge is refused before anything connects", async () => {
     const log = memoryLogger();
-    const run = PipelineRunner.start(spec({ inputs: [{ kind: "rt", url: "rt://127.0.0.1:9" }, { kind: "file", path: "/nonexistent.pcap" }], outputs: [{ kind: "file", path: "/nonexistent/out.pcap" }] }), { log });
+    const run = PipelineRunner.start(spec({ inputs: [{ kind: "rt", url: "rt://127.0.0.1:9" }, { kind: "file", path: "/nonexistent.pcap" }], outputs: [{ kind: "file", path: "/nonexistent/out.pcap" }] }), { log, buildOutput });
     const error = await run.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProbeError);
     expect((error as ProbeError).code).toBe("rt-input-merged");
@@ -147,7 +148,7 @@ describe("runner", () => {
     const source = new DrivenSource();
     useSource(source, true);
     const log = memoryLogger();
-    runner = await PipelineRunner.start(spec({ inputs: [{ kind: "file", path: "x" }], outputs: [{ kind: "rt", listen: [{ host: "127.0.0.1", port: 0 }] }] }), { log });
+    runner = await PipelineRunner.start(spec({ inputs: [{ kind: "file", path: "x" }], outputs: [{ kind: "rt", listen: [{ host: "127.0.0.1", port: 0 }] }] }), { log, buildOutput });
     const server = runner.outputs[0] as RtServer;
     expect(server).toBeInstanceOf(RtServer);
     expect(log.lines.some((l) => /rt: serving driven on 127\.0\.0\.1:\d+ \(unreliable\)/.test(l))).toBe(true);
@@ -172,7 +173,7 @@ describe("runner", () => {
     const log = memoryLogger();
     runner = await PipelineRunner.start(
       spec({ inputs: [{ kind: "file", path: "a", name: "first" }, { kind: "file", path: "b", name: "second" }], outputs: [{ kind: "rt", listen: [{ host: "127.0.0.1", port: 0 }] }] }),
-      { log },
+      { log, buildOutput },
     );
     const server = runner.outputs[0] as RtServer;
     sources[1]!.kernelDropped = 3;
@@ -185,7 +186,7 @@ describe("runner", () => {
   test("with keepServing false the run ends with its input", async () => {
     const source = new DrivenSource();
     useSource(source, false);
-    runner = await PipelineRunner.start(spec({ inputs: [{ kind: "file", path: "x" }], outputs: [{ kind: "rt", listen: [{ host: "127.0.0.1", port: 0 }], keepServing: false }] }), { log: memoryLogger() });
+    runner = await PipelineRunner.start(spec({ inputs: [{ kind: "file", path: "x" }], outputs: [{ kind: "rt", listen: [{ host: "127.0.0.1", port: 0 }], keepServing: false }] }), { log: memoryLogger(), buildOutput });
     source.handlers!.onEnd("end-of-file");
     expect(await runner.ended).toEqual({ reason: "end-of-input" });
   });

@@ -1,9 +1,9 @@
-// Where a pipeline file's syntax goes wrong (src/config/spec-syntax.ts): the strict JSON scanner
+// Where a pipeline file's syntax goes wrong (src/pipeline/spec-syntax.ts): the strict JSON scanner
 // judged by JSON.parse on every mutation of a real spec, the YAML duplicate-key scanner judged by
 // PyYAML (a loader that refuses duplicates and names the duplicate's line and column), and Bun's
 // YAML error positions checked against the character that is wrong.
 import { describe, expect, test } from "bun:test";
-import { checkJsonSyntax, findDuplicateYamlKey, locateYamlError, MAX_SPEC_NESTING_DEPTH, nestedDeeperThan, positionAt } from "../../src/config/spec-syntax.ts";
+import { checkJsonSyntax, findDuplicateYamlKey, locateYamlError, MAX_SPEC_NESTING_DEPTH, nestedDeeperThan, positionAt } from "../../src/pipeline/spec-syntax.ts";
 import { seededRandom } from "../support/packet-builder.ts";
 
 const EVERY_KIND_YAML = new URL("../fixtures/pipeline-every-kind.yaml", import.meta.url).pathname;

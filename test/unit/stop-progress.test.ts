@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { StopProgress } from "../../src/pipeline/index.ts";
 import { outputLabel } from "../../src/pipeline/runner.ts";
-import type { PipelineOutput } from "../../src/outputs/output.ts";
+import type { PipelineOutput } from "../../src/pipeline/output.ts";
 import type { OutputSpec } from "../../src/pipeline/spec.ts";
 
 describe("StopProgress", () => {

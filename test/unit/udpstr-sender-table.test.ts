@@ -11,7 +11,7 @@ import {
   type UdpstrEviction,
   type UdpstrSender,
 } from "../../src/protocols/udpstr/index.ts";
-import { addressAllowed, parseCidr } from "../../src/config/addresses.ts";
+import { addressAllowed, parseCidr } from "../../src/net/addresses.ts";
 import { LINKTYPE_ETHERNET, batchOf, seededRandom, syntheticPackets } from "./udpstr-helpers.ts";
 
 /** `count` synthetic packets of mixed sizes packed at a 300-byte MTU (records straddle datagrams). */

@@ -2,7 +2,7 @@
 // addresses, turned into plain objects so nothing outside this folder sees a pointer.
 import { read, ptr, type Pointer } from "bun:ffi";
 import { CaptureError } from "../errors.ts";
-import { formatIPv6 } from "../../protocols/ip-address.ts";
+import { formatIPv6 } from "../../net/ip-address.ts";
 import { LinuxAddressFamily, PcapIfFlag } from "./constants.ts";
 import { errorBuffer, libpcap, PcapAddrLayout, PcapIfLayout, readCString } from "./ffi.ts";
 

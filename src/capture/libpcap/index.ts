@@ -5,4 +5,4 @@ export { compileFilter, libpcapVersion, linktypeText } from "./compile-filter.ts
 export { libpcapPath, LIBPCAP_PATH_ENV, DEFAULT_LIBPCAP_SONAME, LIBPCAP_DEBIAN_PACKAGE, setSocketBuffer } from "./ffi.ts";
 export type { CaptureDirection, HandleInfo, KernelStats, LiveOpenOptions } from "./pcap-handle.ts";
 export * from "./constants.ts";
-export { connectUnixDatagram, type UnixDatagramSender } from "./unix-datagram.ts";
+export { connectUnixDatagram, type UnixDatagramSender } from "../../sys/unix-datagram.ts";

@@ -17,8 +17,8 @@
 //        "bad-stream" carrying the ProtocolError; with reconnect on, retriable endings dial
 //        again with exponential backoff and the new stream must have the first one's linktype.
 import type { Socket, SocketHandler, TLSOptions } from "bun";
-import { enableKeepAlive, TCP_KEEPALIVE_IDLE_MS } from "../../config/keepalive.ts";
-import { insecureWarning, tlsClientOptions, tlsHandshakeRefusal, TlsSettingsError, type TlsClientSettings } from "../../config/tls-client.ts";
+import { enableKeepAlive, TCP_KEEPALIVE_IDLE_MS } from "../../net/keepalive.ts";
+import { insecureWarning, tlsClientOptions, tlsHandshakeRefusal, TlsSettingsError, type TlsClientSettings } from "../../net/tls-client.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
@@ -49,7 +49,7 @@ export const RECONNECT_INITIAL_DELAY_MS = 500;
 /** Longest wait between reconnect attempts: a peer back after an outage is found within 30 s. */
 export const RECONNECT_MAX_DELAY_MS = 30_000;
 /**
- * TCP keepalive idle time (src/config/keepalive.ts). A quiet capture is legitimate, so there is
+ * TCP keepalive idle time (src/net/keepalive.ts). A quiet capture is legitimate, so there is
  * no idle timeout; keepalive finds a peer that vanished without a FIN within this + 10 s.
  */
 export const KEEPALIVE_INITIAL_DELAY_MS = TCP_KEEPALIVE_IDLE_MS;

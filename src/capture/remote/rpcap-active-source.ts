@@ -6,7 +6,7 @@
 // the stream up again, so outputs built on it (a PCAP-over-IP listener, a file) carry on.
 import type { TCPSocketListener } from "bun";
 import { RpcapClient } from "../../protocols/rpcap/index.ts";
-import { unmapIPv4 } from "../../protocols/ip-address.ts";
+import { unmapIPv4 } from "../../net/ip-address.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import { MAXIMUM_SNAPLEN, type PacketBatch } from "../../packet/packet-batch.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
@@ -16,8 +16,8 @@ import { UdpstrReassembler, type UdpstrReassemblerCounters } from "../../protoco
 import { createBatchFilter, type BatchFilter } from "../packet-filter.ts";
 import type { BpfProgram } from "../../packet/bpf/index.ts";
 import type { Logger } from "../../logging/index.ts";
-import { insecureWarning, type TlsClientSettings } from "../../config/tls-client.ts";
-import { addressAllowed, type Cidr } from "../../config/addresses.ts";
+import { insecureWarning, type TlsClientSettings } from "../../net/tls-client.ts";
+import { addressAllowed, type Cidr } from "../../net/addresses.ts";
 
 /**
  * Probes named at once (capturing, or remembered after they left so their stream resumes). Each

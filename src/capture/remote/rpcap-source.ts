@@ -8,7 +8,7 @@ import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "
 import { CaptureError } from "../errors.ts";
 import { compileFilter } from "../libpcap/compile-filter.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
-import { insecureWarning, type TlsClientSettings } from "../../config/tls-client.ts";
+import { insecureWarning, type TlsClientSettings } from "../../net/tls-client.ts";
 import { silentLogger, type Logger } from "../../logging/index.ts";
 
 export interface RpcapSourceAddress {

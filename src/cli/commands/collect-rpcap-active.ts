@@ -11,8 +11,8 @@ import {
 } from "../../capture/remote/index.ts";
 import { compileFilter } from "../../capture/libpcap/compile-filter.ts";
 import type { CaptureInfo } from "../../capture/capture-source.ts";
-import { isLoopbackAddress, parseCidr, type HostPort } from "../../config/addresses.ts";
-import { tlsClientOptions } from "../../config/tls-client.ts";
+import { isLoopbackAddress, parseCidr, type HostPort } from "../../net/addresses.ts";
+import { tlsClientOptions } from "../../net/tls-client.ts";
 import { RPCAP_DEFAULT_ACTIVE_PORT, RPCAP_DEFAULT_PORT, rpcapdConfigSchema } from "../../config/rpcapd-config.ts";
 import { Authenticator } from "../../daemon/auth/index.ts";
 import { RpcapDaemon } from "../../daemon/index.ts";

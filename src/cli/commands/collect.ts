@@ -20,7 +20,7 @@ import type { LogConfig } from "../../config/log-config.ts";
 import { fileOutputFromFlags, hasRotationFlags, ROTATION_CLI_OPTIONS, ROTATION_OPTIONS_HELP } from "../rotation-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { UsageError } from "../usage-error.ts";
-import { parseCidr } from "../../config/addresses.ts";
+import { parseCidr } from "../../net/addresses.ts";
 import { runRpcapActiveCollectCommand } from "./collect-rpcap-active.ts";
 
 export const COLLECT_HELP = `Usage: probe collect --udpstr-listen ADDR:PORT (-w FILE|- | --serve-pcap-over-ip ADDR:PORT)

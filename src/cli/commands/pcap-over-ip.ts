@@ -3,7 +3,7 @@
 // The flags become a PipelineSpec; src/pipeline/runner.ts runs it.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
-import { parseCidr, type HostPort } from "../../config/addresses.ts";
+import { parseCidr, type HostPort } from "../../net/addresses.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";

@@ -3,7 +3,7 @@
 // A thin command: flags -> PipelineSpec (one input, hooks, an rt output) -> runPipeline.
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
-import type { HostPort } from "../../config/addresses.ts";
+import type { HostPort } from "../../net/addresses.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { RT_SERVER_DEFAULT_PORT, SPOOL_FULL_POLICIES, type SpoolFullPolicy } from "../../outputs/rt/index.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";

@@ -1,5 +1,5 @@
 // `probe run FILE`: run a pipeline file (YAML or JSON, the format --print-pipeline writes).
-import { readPipelineFile } from "../../config/pipeline-file.ts";
+import { readPipelineFile } from "../../pipeline/pipeline-file.ts";
 import { parseCommandLine } from "../parse-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipeline, withMetricsFlag } from "../run-pipeline.ts";
 import { ExitCode, UsageError } from "../usage-error.ts";

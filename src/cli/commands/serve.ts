@@ -5,7 +5,7 @@
 import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
 import { RPCAP_DEFAULT_PORT } from "../../config/rpcapd-config.ts";
-import { RpcapdOutput } from "../../daemon/rpcapd-output.ts";
+import { RpcapdOutput } from "../../outputs/rpcapd/rpcapd-output.ts";
 import { PcapOverIpOutput } from "../../outputs/pcap-over-ip/pcap-over-ip-output.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { RtServer, RT_SERVER_DEFAULT_PORT } from "../../outputs/rt/rt-server.ts";

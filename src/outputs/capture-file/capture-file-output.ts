@@ -4,8 +4,8 @@
 import { ProbeError } from "../../packet/probe-error.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
-import type { OutputContext } from "../output-context.ts";
-import type { PipelineOutput, StreamDescription } from "../output.ts";
+import type { OutputContext } from "../../pipeline/output-context.ts";
+import type { PipelineOutput, StreamDescription } from "../../pipeline/output.ts";
 import { CaptureFileWriter, type CaptureFileFormat } from "./capture-file-writer.ts";
 
 export class CaptureFileOutput implements PipelineOutput {

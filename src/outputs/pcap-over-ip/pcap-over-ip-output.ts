@@ -1,11 +1,11 @@
 // The PCAP-over-IP output: a server (listeners, plain or TLS, and --connect peers) that gives
 // every consumer a classic pcap header and then the pipeline's records, each consumer behind
 // its own bounded queue (drop or disconnect when it falls behind).
-import { isLoopbackAddress, parseCidr, type HostPort } from "../../config/addresses.ts";
+import { isLoopbackAddress, parseCidr, type HostPort } from "../../net/addresses.ts";
 import { asUserFacing, ProbeError } from "../../packet/probe-error.ts";
 import type { PacketBatch } from "../../packet/packet-batch.ts";
-import type { OutputContext, PreparedOutput } from "../output-context.ts";
-import type { PipelineOutput, StreamDescription } from "../output.ts";
+import type { OutputContext, PreparedOutput } from "../../pipeline/output-context.ts";
+import type { PipelineOutput, StreamDescription } from "../../pipeline/output.ts";
 import { formatHostPort, PcapOverIpServer, PCAP_OVER_IP_DEFAULT_PORT } from "./pcap-over-ip-server.ts";
 import type { SlowConsumerPolicy } from "./stream-consumer.ts";
 import { onlyDirection, type Direction } from "../../pipeline/stages/direction.ts";

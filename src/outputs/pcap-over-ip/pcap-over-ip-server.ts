@@ -4,10 +4,10 @@
 import type { Socket, TCPSocketListener } from "bun";
 import type { CaptureInfo } from "../../capture/capture-source.ts";
 import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
-import { addressAllowed, type Cidr, type HostPort } from "../../config/addresses.ts";
+import { addressAllowed, type Cidr, type HostPort } from "../../net/addresses.ts";
 import type { Logger } from "../../logging/index.ts";
-import { enableKeepAlive } from "../../config/keepalive.ts";
-import { insecureWarning, tlsClientOptions, tlsHandshakeRefusal, TlsSettingsError, type TlsClientSettings } from "../../config/tls-client.ts";
+import { enableKeepAlive } from "../../net/keepalive.ts";
+import { insecureWarning, tlsClientOptions, tlsHandshakeRefusal, TlsSettingsError, type TlsClientSettings } from "../../net/tls-client.ts";
 import { encodePcapGlobalHeader } from "../../protocols/pcap/index.ts";
 import { StreamConsumer, type SlowConsumerPolicy } from "./stream-consumer.ts";
 
@@ -29,7 +29,7 @@ export interface PcapOverIpServerOptions {
   precision: TimestampPrecision;
   maxQueueBytes: number;
   slowConsumer: SlowConsumerPolicy;
-  /** TCP keepalive idle time on every consumer connection; default TCP_KEEPALIVE_IDLE_MS (src/config/keepalive.ts). */
+  /** TCP keepalive idle time on every consumer connection; default TCP_KEEPALIVE_IDLE_MS (src/net/keepalive.ts). */
   keepaliveIdleMs?: number;
   log: Logger;
 }

@@ -5,7 +5,7 @@ import type { Socket } from "bun";
 import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { pcapRecordsFromBatch } from "../../protocols/pcap/index.ts";
-import { SocketWriter } from "../socket-writer.ts";
+import { SocketWriter } from "../../net/socket-writer.ts";
 
 export type SlowConsumerPolicy = "drop" | "disconnect";
 

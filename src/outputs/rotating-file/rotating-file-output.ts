@@ -25,7 +25,7 @@ import {
   PCAPNG_OPTION_HEADER_BYTES,
   PcapngMinBlockBytes,
 } from "../../protocols/pcap/index.ts";
-import type { PipelineEvent, PipelineOutput, StreamDescription } from "../output.ts";
+import type { PipelineEvent, PipelineOutput, StreamDescription } from "../../pipeline/output.ts";
 import { FileNameTemplate, FileNameTemplateError, fileSafeInputName } from "./file-name-template.ts";
 import { describeEntry, isPlainName, lstatQuiet } from "./file-identity.ts";
 import { isDerivedName, isManifestName, MAX_REPORTED_NAMES, OwnedFiles, peerName } from "./owned-files.ts";

@@ -1,10 +1,10 @@
 // The rt output kind of the PipelineSpec: an RtServer whose listeners are bound and whose fifo
 // (a disk spool: recovered) is open before the inputs open, so the runner can leave the server's
 // own connections out of live captures.
-import { isLoopbackAddress } from "../../config/addresses.ts";
+import { isLoopbackAddress } from "../../net/addresses.ts";
 import { ProbeError } from "../../packet/probe-error.ts";
 import type { OutputSpec } from "../../pipeline/spec.ts";
-import type { OutputContext, PreparedOutput } from "../output-context.ts";
+import type { OutputContext, PreparedOutput } from "../../pipeline/output-context.ts";
 import { RtServer, RT_SERVER_DEFAULT_PORT } from "./rt-server.ts";
 
 type RtOutputSpec = Extract<OutputSpec, { kind: "rt" }>;

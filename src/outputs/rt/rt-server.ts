@@ -34,7 +34,7 @@ import {
   SpoolFullPolicyCode,
   type ProbeStart,
 } from "../../protocols/rt/index.ts";
-import type { PipelineEvent, PipelineOutput, StreamDescription } from "../output.ts";
+import type { PipelineEvent, PipelineOutput, StreamDescription } from "../../pipeline/output.ts";
 import { DiskSpool, type SpoolRecovery } from "./fifo/disk-spool.ts";
 import { MemoryFifo } from "./fifo/memory-fifo.ts";
 // Defaults shared with the spec schema: how far an unreliable client may fall behind, the reliable fifo cap.

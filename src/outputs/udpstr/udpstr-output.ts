@@ -5,8 +5,8 @@ import { openUdpDataChannel, type DataChannel } from "../../daemon/data-channel.
 import type { PacketBatch } from "../../packet/packet-batch.ts";
 import { ConsumerQueue } from "../../pipeline/consumer-queue.ts";
 import { IovLayout, UdpstrPacker } from "../../protocols/udpstr/index.ts";
-import type { OutputContext } from "../output-context.ts";
-import type { PipelineOutput } from "../output.ts";
+import type { OutputContext } from "../../pipeline/output-context.ts";
+import type { PipelineOutput } from "../../pipeline/output.ts";
 
 export interface UdpstrOutputOptions {
   host: string;

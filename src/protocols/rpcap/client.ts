@@ -4,9 +4,9 @@
 // a UDP socket, and is decoded into PacketBatches.
 import type { TCPSocketListener, TLSOptions } from "bun";
 import { createServer, type Server as NetServer, type Socket as NetSocket } from "node:net";
-import { enableKeepAlive } from "../../config/keepalive.ts";
-import { socketLike, tlsClientOnAccepted } from "../../config/reversed-tls.ts";
-import { tlsClientOptions, tlsHandshakeRefusal, type TlsClientSettings } from "../../config/tls-client.ts";
+import { enableKeepAlive } from "../../net/keepalive.ts";
+import { socketLike, tlsClientOnAccepted } from "../../net/reversed-tls.ts";
+import { tlsClientOptions, tlsHandshakeRefusal, type TlsClientSettings } from "../../net/tls-client.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import { PacketBatchBuilder, type PacketBatch } from "../../packet/packet-batch.ts";
 import { ProtocolError } from "../../packet/protocol-error.ts";
@@ -29,7 +29,7 @@ import {
   type WireInterface,
 } from "./codec.ts";
 import { RpcapFramer } from "./framer.ts";
-import { unmapIPv4 } from "../ip-address.ts";
+import { unmapIPv4 } from "../../net/ip-address.ts";
 import { isIP } from "node:net";
 import { RPCAP_HEADER_BYTES, RPCAP_REPLY_BIT, RpcapAuthType, RpcapMessageType, rpcapErrorName, rpcapMessageName, StartCapFlag } from "./wire.ts";
 
@@ -60,7 +60,7 @@ export interface RpcapClientOptions {
    * Unlike libpcap's client (libpcap#1080), the certificate is verified by default.
    */
   tls?: boolean | TlsClientSettings;
-  /** TCP keepalive idle time on control and data connections; default TCP_KEEPALIVE_IDLE_MS (src/config/keepalive.ts). */
+  /** TCP keepalive idle time on control and data connections; default TCP_KEEPALIVE_IDLE_MS (src/net/keepalive.ts). */
   keepaliveIdleMs?: number;
   /** An already-connected socket's data handler is wired by acceptActive(); otherwise we dial. */
 }
@@ -122,7 +122,7 @@ export class RpcapClient {
           enableKeepAlive(socket, options.keepaliveIdleMs);
           if (!tls) ready.resolve();
         },
-        // The certificate is judged by the shared TLS client rules (src/config/tls-client.ts);
+        // The certificate is judged by the shared TLS client rules (src/net/tls-client.ts);
         // with --tls-insecure Bun may still report a failed verification and carry on.
         handshake: (socket, success, authorizationError) => {
           const refusal = tlsHandshakeRefusal(options.host, client.tlsSettings!, success, authorizationError);
@@ -178,7 +178,7 @@ export class RpcapClient {
   }
 
   /**
-   * Active mode over TLS, with libpcap's roles (src/config/reversed-tls.ts): the daemon dials in
+   * Active mode over TLS, with libpcap's roles (src/net/reversed-tls.ts): the daemon dials in
    * and is the TLS server; this side is the TLS client and verifies the daemon's certificate
    * against its address (`settings`: --tls-ca, --tls-insecure). The data connection the daemon
    * opens back is verified the same way. A connection whose certificate is refused is closed and

@@ -25,7 +25,7 @@ import { BATCH_RECORD_HEADER_BYTES, type PacketBatch } from "../../packet/packet
 import { ByteReader } from "../../packet/byte-reader.ts";
 import { ByteWriter } from "../../packet/byte-writer.ts";
 import { ProtocolError } from "../../packet/protocol-error.ts";
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../ip-address.ts";
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../../net/ip-address.ts";
 
 export { formatIPv6, parseIPv4, parseIPv6 };
 import {

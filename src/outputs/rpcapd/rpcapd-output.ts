@@ -4,23 +4,23 @@
 // of the stages runs once per captured batch before the fan-out to its sessions. What is per
 // client — its BPF filter, snaplen and SETSAMPLING — runs after the stages, for that client.
 import { existsSync, readFileSync } from "node:fs";
-import type { CaptureInfo, CaptureStats } from "../capture/capture-source.ts";
-import type { LiveCaptureOptions } from "../capture/live-capture-source.ts";
-import { createBatchFilter, type BatchFilter } from "../capture/packet-filter.ts";
-import { parseRpcapdConfigFile } from "../config/rpcapd-config.ts";
-import type { Logger } from "../logging/index.ts";
-import type { OutputContext, PreparedOutput } from "../outputs/output-context.ts";
-import type { PipelineOutput, StreamDescription } from "../outputs/output.ts";
-import { selectRecords, type PacketBatch } from "../packet/packet-batch.ts";
-import { asUserFacing, ProbeError } from "../packet/probe-error.ts";
-import { CaptureHub, type SharedCaptures, type StagesFactory, type SubscribeOptions, type Subscription } from "../pipeline/capture-hub.ts";
-import { ConsumerQueue, type BatchSink } from "../pipeline/consumer-queue.ts";
-import { UdpstrPacker } from "../protocols/udpstr/index.ts";
-import { Authenticator, loadHostList, readHostListArgument } from "./auth/index.ts";
-import { RpcapDaemon } from "./rpcapd.ts";
-import { inetdPeerAddress } from "./inetd-peer.ts";
-import { captureHubCollector, rpcapdCollector, type MetricsCollector } from "../metrics/index.ts";
-import { onlyDirection, onlyDirectionStage, type Direction } from "../pipeline/stages/direction.ts";
+import type { CaptureInfo, CaptureStats } from "../../capture/capture-source.ts";
+import type { LiveCaptureOptions } from "../../capture/live-capture-source.ts";
+import { createBatchFilter, type BatchFilter } from "../../capture/packet-filter.ts";
+import { parseRpcapdConfigFile } from "../../config/rpcapd-config.ts";
+import type { Logger } from "../../logging/index.ts";
+import type { OutputContext, PreparedOutput } from "../../pipeline/output-context.ts";
+import type { PipelineOutput, StreamDescription } from "../../pipeline/output.ts";
+import { selectRecords, type PacketBatch } from "../../packet/packet-batch.ts";
+import { asUserFacing, ProbeError } from "../../packet/probe-error.ts";
+import { CaptureHub, type SharedCaptures, type StagesFactory, type SubscribeOptions, type Subscription } from "../../pipeline/capture-hub.ts";
+import { ConsumerQueue, type BatchSink } from "../../pipeline/consumer-queue.ts";
+import { UdpstrPacker } from "../../protocols/udpstr/index.ts";
+import { Authenticator, loadHostList, readHostListArgument } from "../../daemon/auth/index.ts";
+import { RpcapDaemon } from "../../daemon/rpcapd.ts";
+import { inetdPeerAddress } from "../../daemon/inetd-peer.ts";
+import { captureHubCollector, rpcapdCollector, type MetricsCollector } from "../../metrics/index.ts";
+import { onlyDirection, onlyDirectionStage, type Direction } from "../../pipeline/stages/direction.ts";
 
 export interface RpcapdOutputOptions {
   listen?: { host?: string | undefined; port: number; ipv4Only: boolean } | undefined;

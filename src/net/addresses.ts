@@ -1,7 +1,7 @@
 // Parsing of the address forms operators type: HOST:PORT (with [IPv6]:PORT), rpcapd's
 // "HOST,PORT", and CIDR blocks for --allow, with matching of peer addresses against them.
 import { isIP } from "node:net";
-import { parseIPv4, parseIPv6, unmapIPv4 } from "../protocols/ip-address.ts";
+import { parseIPv4, parseIPv6, unmapIPv4 } from "./ip-address.ts";
 
 export interface HostPort {
   host: string;

@@ -1,13 +1,13 @@
 // Pipeline files: a PipelineSpec (src/pipeline/spec.ts) as YAML or JSON, what `probe run FILE`
 // reads and `--print-pipeline` writes. Bad files get one error per problem naming the key
 // and its line, like "outputs[0].format (line 7): expected one of pcap|pcapng"; syntax errors
-// name the line and column (src/config/spec-syntax.ts). What the file holds is never echoed
+// name the line and column (src/pipeline/spec-syntax.ts). What the file holds is never echoed
 // except a key, escaped and cut short: `probe run /etc/shadow` prints no line of it.
 // Printed pipelines leave secrets out (REDACTED_SECRET), and a file that still holds the marker
 // is refused, so a printed pipeline never runs with "<redacted>" as a passphrase.
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { escapeControlCharacters } from "../logging/peer-text.ts";
-import { checkPipelineSpec, type PipelineSpec, type SpecIssue } from "../pipeline/spec.ts";
+import { checkPipelineSpec, type PipelineSpec, type SpecIssue } from "./spec.ts";
 import { ProbeError } from "../packet/probe-error.ts";
 import { checkJsonSyntax, findDuplicateYamlKey, locateYamlError, MAX_SPEC_NESTING_DEPTH, nestedDeeperThan, quotedKey } from "./spec-syntax.ts";
 
