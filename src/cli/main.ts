@@ -47,7 +47,7 @@ type Command = (argv: string[]) => number | Promise<number>;
 
 // Every command is imported when it is chosen, not before: the build splits the program into
 // chunks (scripts/build.ts), so --help, --version and each command evaluate only the modules
-// they use (docs/capture.md, "Memory: where it goes").
+// they use (docs/capture-history.md, "Memory: where it goes").
 const runCapture = async (argv: string[]): Promise<number> => (await import("./commands/capture.ts")).runCapture(argv);
 
 async function loadCommand(name: string): Promise<Command | undefined> {

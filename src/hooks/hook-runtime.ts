@@ -407,7 +407,7 @@ export class HookRunner {
   ): HookBatchResult {
     const count = batch.count;
     const input = batch.bytes;
-    // Size first (STYLE 7), and find out whether anything changed at all.
+    // Size first, then write once, and find out whether anything changed at all.
     let total = 0;
     let changed = vmData !== undefined;
     for (let i = 0; i < count; i++) {

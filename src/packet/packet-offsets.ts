@@ -11,7 +11,7 @@
 // Best effort by design: a capture truncated by snaplen or a malformed header is normal input,
 // not an error, so nothing here throws. Each field is filled as far as the captured bytes go
 // and left at ABSENT (-1) past that point. The manual bounds checks (instead of a ByteReader)
-// keep the per-packet path free of allocation (STYLE 20).
+// keep the per-packet path free of allocation.
 //
 // Sources: IEEE 802.1Q-2018 (TPID 0x8100, S-tag TPID 0x88a8, TCI low 12 bits = VID);
 // RFC 791 (IPv4 header, IHL, fragment offset); RFC 8200 (IPv6 header, extension header lengths

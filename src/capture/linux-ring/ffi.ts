@@ -1,5 +1,5 @@
-// libc through bun:ffi for the TPACKET_V3 ring engine. Like src/capture/libpcap/ffi.ts this is
-// one of the two places probe calls native code (STYLE 3 names libpcap's folder; the ring engine
+// libc through bun:ffi for the TPACKET_V3 ring engine. Like src/capture/libpcap/ffi.ts and
+// src/sys (syslog's socket) this is one of the few places probe calls native code (the ring engine
 // needs the packet-socket system calls that libpcap would otherwise make for us). These calls are
 // made once per capture or once per ring block, never once per packet (the capture thread,
 // ring-thread.c, makes its own calls from C).

@@ -143,7 +143,7 @@ interface SocketData {
   connection: Connection;
 }
 
-/** Socket callbacks: thin adapters into the source (STYLE 18); all state is in socket.data. */
+/** Socket callbacks: thin adapters into the source; all state is in socket.data. */
 const socketHandlers: SocketHandler<SocketData> = {
   open(socket) {
     socket.data.source.onOpen(socket);
@@ -428,7 +428,7 @@ export class PcapOverIpSource implements CaptureSource {
           return;
         }
       }
-      // Records decoded before a bad one are good: deliver them, then end (STYLE 13).
+      // Records decoded before a bad one are good: deliver them, then end (nothing after the first decode error).
       if (batches.length > 0 && !(await this.deliver(connection, batches))) return;
       if (failure) {
         if (await this.afterStart(connection)) this.closeConnection(connection, failure);
@@ -495,7 +495,7 @@ export class PcapOverIpSource implements CaptureSource {
           try {
             await pending;
           } finally {
-            // Re-read after the await (STYLE 16): the connection may have been closed meanwhile.
+            // Re-read after the await: the connection may have been closed meanwhile.
             if (!isClosed(connection)) connection.socket?.resume();
           }
         }

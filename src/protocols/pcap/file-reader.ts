@@ -10,7 +10,7 @@
 // A unit (file header, record, block) split across chunks is gathered in `pending`, sized from
 // its header only after the header was checked (caplen against snaplen, len and the cap; block
 // length against its minimum and the cap). The first error is thrown from push() after the
-// batches completed before it were emitted, and every later call throws it again (STYLE 13).
+// batches completed before it were emitted, and every later call throws it again.
 // Pure: no I/O, no Bun APIs (read-capture-file.ts binds files).
 import { ProtocolError } from "../../packet/protocol-error.ts";
 import {

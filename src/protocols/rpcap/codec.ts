@@ -702,7 +702,7 @@ export function packetStreamBytes(batch: PacketBatch): number {
 /**
  * encodePacketStream into the start of `out` (at least packetStreamBytes(batch) long), for a
  * sender that reuses one buffer for every batch: a new ~280 KiB buffer per full batch was
- * garbage that the collector's threads then spent ~9% of the daemon's CPU on (docs/capture.md,
+ * garbage that the collector's threads then spent ~9% of the daemon's CPU on (docs/capture-history.md,
  * "Fifth round"). Returns the encoded bytes, a view of `out`.
  */
 export function encodePacketStreamInto(batch: PacketBatch, firstNpkt: number, out: Uint8Array, ver = RPCAP_VERSION): Uint8Array {

@@ -1,7 +1,7 @@
 // RtFramer: cuts a TCP byte stream into RT messages. The body length is checked against the
 // caller's cap as soon as the header is complete, before waiting for the body, so a peer that
 // announces a long body it never sends costs nothing; after the first error nothing more is
-// emitted (STYLE 9, 13).
+// emitted: after the first decode error the stream emits nothing more.
 import { ProtocolError } from "../../packet/protocol-error.ts";
 import { decodeHeader, type RtHeader } from "./codec.ts";
 import { RT_HEADER_BYTES } from "./wire.ts";
