@@ -1,6 +1,6 @@
 // A connected Unix datagram socket through libc: Bun has no AF_UNIX SOCK_DGRAM (its UDP
 // sockets are INET only, node:dgram refuses "unix_dgram"), and syslog's /dev/log is one.
-// It lives beside the other native code (bun:ffi stays in this folder). Non-blocking: a
+// It lives in src/sys, below the logger that sends through it. Non-blocking: a
 // full syslog queue drops the line (counted) rather than stalling the event loop.
 import { dlopen, FFIType, ptr } from "bun:ffi";
 
