@@ -40,7 +40,7 @@ export interface LiveCaptureOptions {
   flushIntervalMs?: number;
   /**
    * Who reads the interface (--capture-engine): "ring" (default) maps Linux's TPACKET_V3 ring
-   * and walks it from JavaScript; it falls back to libpcap, saying so in CaptureInfo.engineNote,
+   * and walks it with the native capture thread; it falls back to libpcap, saying so in CaptureInfo.engineNote,
    * for the `any` device, non-Ethernet links and immediate mode. "libpcap" always uses libpcap.
    */
   engine?: CaptureEngine;

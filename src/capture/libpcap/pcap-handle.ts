@@ -40,8 +40,8 @@ export interface LiveOpenOptions {
 }
 
 /**
- * Who reads a live interface: "ring" maps Linux's TPACKET_V3 ring and walks it from JavaScript
- * (src/capture/linux-ring); "libpcap" calls pcap_next_ex per packet.
+ * Who reads a live interface: "ring" maps Linux's TPACKET_V3 ring and walks it in a native
+ * capture thread (src/capture/linux-ring); "libpcap" calls pcap_next_ex per packet.
  */
 export type CaptureEngine = "ring" | "libpcap";
 
