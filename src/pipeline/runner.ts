@@ -1,11 +1,18 @@
-// PipelineRunner: the one path a packet takes through probe.
+// PipelineRunner: the path a packet takes through probe.
 //
 //   inputs ──(one, or several merged in timestamp order)──▶ stop-after count
 //     ──▶ [live: bounded stage queue] ──▶ stages, ONCE per batch ──▶ every output
+//   outputs (src/outputs/registry.ts builds them): file, rotating files, PCAP-over-IP readers,
+//     udpstr, RT, and the RPCAP daemon, whose sessions are consumers too: a session that OPENs
+//     an interface the pipeline captures joins this stream after the stages; one that OPENs
+//     another interface gets a CaptureHub capture running its own copy of the stages once per
+//     batch. Per session, after the stages: its BPF filter, snaplen and sampling.
 //
 // Outputs bound their own queues (a slow consumer drops, counted, and never stalls the others);
 // replayed files instead wait for the slowest output and lose nothing. Every command builds a
-// PipelineSpec and runs it here; `probe run FILE` does the same from a file.
+// PipelineSpec and runs it here; `probe run FILE` does the same from a file. One command does
+// not yet: `probe collect --rpcap-active-listen` wires its per-probe files and listeners by
+// hand (docs/pipeline.md, "The path a packet takes"); the `rpcap-active` input is its pipeline form.
 import type { CaptureSource, CaptureStats } from "../capture/capture-source.ts";
 import { combineFilters } from "../capture/combine-filters.ts";
 import { RemoteSourceError } from "../capture/remote/remote-source-error.ts";
