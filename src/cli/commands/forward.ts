@@ -4,6 +4,7 @@
 import { UDPSTR_DEFAULT_MTU, UDPSTR_MAX_MTU } from "../../config/rpcapd-config.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { byteSizeFlag, SOCKET_BUFFER_BOUNDS } from "../byte-size.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { hostPortFlag, inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
@@ -29,7 +30,7 @@ datagram for small packets. A partly filled datagram is sent as soon as no packe
   -s, --snaplen N      bytes kept per packet (default 262144)
       --mtu N          datagram size in bytes, udpstr header included (default ${UDPSTR_DEFAULT_MTU} =
                        1500-byte link minus IPv4 and UDP headers; 37..${UDPSTR_MAX_MTU})
-      --sndbuf BYTES   UDP send buffer (SO_SNDBUF)
+      --sndbuf SIZE    UDP send buffer (SO_SNDBUF; up to 1GiB; SIZE: docs/flags.md)
   -q, --quiet          no summary
   -h, --help           this text
 ${PROCESSING_OPTIONS_HELP}${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}${PRINT_PIPELINE_HELP}At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
@@ -78,7 +79,7 @@ export function parseForwardCommand(rawArgv: string[]): { spec: PipelineSpec; pr
         kind: "udpstr",
         target,
         mtu: parseInteger("--mtu", v.mtu, MIN_MTU, UDPSTR_MAX_MTU) ?? UDPSTR_DEFAULT_MTU,
-        sendBufferBytes: parseInteger("--sndbuf", v.sndbuf, 0, 1 << 30) ?? 0,
+        sendBufferBytes: byteSizeFlag("--sndbuf", v.sndbuf, SOCKET_BUFFER_BOUNDS) ?? 0,
       },
     ],
     quiet: v.quiet ?? false,

@@ -7,6 +7,7 @@ import { parseCidr, type HostPort } from "../../config/addresses.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
 import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { parseByteSize, QUEUE_BYTES_BOUNDS } from "../byte-size.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
 import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
@@ -60,7 +61,8 @@ Serving:
                            certificate (logged; --connect-insecure is the old name)
       --slow-consumer P    drop (default): a consumer that falls behind loses batches,
                            counted for it alone; disconnect: it is disconnected
-      --queue-bytes N      how far a consumer may fall behind (default 16 MiB)
+      --queue-bytes SIZE   how far a consumer may fall behind (default 16MiB; 64KiB..1TiB;
+                           SIZE as docs/flags.md: 16M = 16x10^6, 16MiB = 16x2^20)
 ${ONLY_DIRECTION_HELP}
 Processing (docs/stages.md):
 ${PROCESSING_OPTIONS_HELP}
@@ -157,7 +159,7 @@ export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec;
         ...(v["tls-cert"] && v["tls-key"] ? { tls: { cert: v["tls-cert"], key: v["tls-key"], ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}) } } : {}),
         ...(v["connect-tls"] ? { connectTls: { ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}), insecure } } : {}),
         ...(v["slow-consumer"] ? { slowConsumer: v["slow-consumer"] as "drop" | "disconnect" } : {}),
-        ...(v["queue-bytes"] !== undefined ? { queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40)! } : {}),
+        ...(v["queue-bytes"] !== undefined ? { queueBytes: parseByteSize("--queue-bytes", v["queue-bytes"], QUEUE_BYTES_BOUNDS) } : {}),
         ...(only ? { onlyDirection: only } : {}),
       },
     ],

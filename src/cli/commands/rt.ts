@@ -10,6 +10,7 @@ import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
 import { inputsFromFlags } from "../inputs-from-flags.ts";
+import { byteSizeFlag, QUEUE_BYTES_BOUNDS } from "../byte-size.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
@@ -37,7 +38,7 @@ Serving:
                              RT has no authentication: a non-loopback address is your choice.
       --slow-consumer P      unreliable: drop (default) or disconnect a client that falls
                              more than --queue-bytes behind
-      --queue-bytes N        unreliable: per-client bound (default 32 MiB)
+      --queue-bytes SIZE     unreliable: per-client bound (default 32MiB; 64KiB..1TiB)
 
 Reliable mode:
       --reliable             one client at a time (others are denied); every packet stays in
@@ -46,12 +47,14 @@ Reliable mode:
       --spool DIR            keep the fifo on disk in DIR: it survives kill -9 (and power
                              loss with --spool-fsync-ms); a restart re-sends everything
                              unacknowledged
-      --spool-max-bytes N    fifo cap, bytes, k/M/G suffixes (default 256M)
+      --spool-max-bytes SIZE fifo cap (default 256MiB). SIZE: bytes, K M G T = x1000,
+                             KiB MiB GiB TiB = x1024 (docs/flags.md). Older probe
+                             read 2G here as 2GiB: write 2GiB for that
       --spool-full P         when full: block (default; hold, bounded, then drop),
                              drop-oldest, drop-new; counted, logged once per episode,
                              in STATUS
       --spool-fsync-ms N     fdatasync the spool every N ms (default 0: OS-buffered)
-      --spool-segment-bytes N  segment file size (default min(16M, max/4))
+      --spool-segment-bytes SIZE  segment file size (default min(16MiB, max/4))
       --status-interval-ms N STATUS period (default 1000; 0: none. tracestats counts
                              each STATUS as a packet, see docs/rt.md)
       --ack-timeout-ms N     close a client that leaves sent packets unacknowledged this
@@ -97,15 +100,6 @@ export const RT_OPTIONS = {
   ...LOGGING_CLI_OPTIONS,
 } as const;
 
-/** "256M", "1g", "65536" -> bytes. */
-export function parseSize(flag: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const match = /^(\d+)([kKmMgG]?)$/.exec(text);
-  if (!match) throw new UsageError(`${flag} wants a size like 65536, 512k, 256M or 2G, not '${text}'`);
-  const scale = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as "" | "k" | "m" | "g"];
-  return Number(match[1]) * scale;
-}
-
 export interface RtCommand {
   spec: PipelineSpec;
   printPipeline: boolean;
@@ -132,12 +126,12 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
     : { name: "interface", value: v.interface ?? chooseDefaultInterface(listInterfaces()) };
   const hooks = hooksStageFromFlags(v);
   const count = parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER);
-  const spoolMaxBytes = parseSize("--spool-max-bytes", v["spool-max-bytes"]);
+  const spoolMaxBytes = byteSizeFlag("--spool-max-bytes", v["spool-max-bytes"]);
   const spoolFsyncMs = parseInteger("--spool-fsync-ms", v["spool-fsync-ms"], 0, 60_000);
-  const spoolSegmentBytes = parseSize("--spool-segment-bytes", v["spool-segment-bytes"]);
+  const spoolSegmentBytes = byteSizeFlag("--spool-segment-bytes", v["spool-segment-bytes"]);
   const statusIntervalMs = parseInteger("--status-interval-ms", v["status-interval-ms"], 0, 3_600_000);
   const ackTimeoutMs = parseInteger("--ack-timeout-ms", v["ack-timeout-ms"], 0, 3_600_000);
-  const queueBytes = parseSize("--queue-bytes", v["queue-bytes"]);
+  const queueBytes = byteSizeFlag("--queue-bytes", v["queue-bytes"], QUEUE_BYTES_BOUNDS);
   const spec = specFromFlags("rt", {
     inputs: inputsFromFlags([input], {
       filter: v.filter ?? positionals.join(" "),
