@@ -1,5 +1,5 @@
 // The input flag group (src/cli/inputs-from-flags.ts) through dist/probe: capture, rt,
-// pcap-over-ip and forward take the same -i/-r/-f/-s/-c/-B/-p/-Q/--immediate/--capture-engine/
+// pcap-over-ip, forward and the serve mode take the same -i/-r/-f/-s/-c/-B/-p/-Q/--immediate/--capture-engine/
 // --realtime/--reader flags and turn them into the same spec inputs (--print-pipeline, exact
 // fields); each --help shows the group once, in the same words; and byte sizes mean one thing
 // on every command (docs/flags.md).
@@ -13,7 +13,12 @@ const COMMANDS: Record<string, string[]> = {
   rt: ["rt", "--listen", "127.0.0.1:0"],
   "pcap-over-ip": ["pcap-over-ip", "--listen", "127.0.0.1:0"],
   forward: ["forward", "--udpstr", "127.0.0.1:2000"],
+  // The serve mode has no command word; its errors name "probe".
+  probe: ["--pcap-over-ip", "127.0.0.1:0", "--rpcap", "127.0.0.1:0"],
 };
+
+/** argv that prints each command's --help (main.ts takes the serve mode's --help itself). */
+const HELP: Record<string, string[]> = { capture: ["capture", "--help"], rt: ["rt", "--help"], "pcap-over-ip": ["pcap-over-ip", "--help"], forward: ["forward", "--help"], probe: ["--help-serve"] };
 
 async function printed(argv: string[]): Promise<Record<string, unknown>> {
   const r = await runProbe([...argv, "--print-pipeline"]);
@@ -58,7 +63,7 @@ describe("one input flag group", () => {
   });
 
   test.each(Object.keys(COMMANDS))("%s --help shows the group once, in the same words", async (command) => {
-    const r = await runProbe([COMMANDS[command]![0]!, "--help"]);
+    const r = await runProbe(HELP[command]!);
     expect(r.exitCode).toBe(0);
     expect(r.stdout.split(INPUT_OPTIONS_HELP).length - 1).toBe(1);
     expect(r.stdout.split("-p, --no-promiscuous").length - 1).toBe(1);
