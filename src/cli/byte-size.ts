@@ -61,6 +61,3 @@ export const QUEUE_BYTES_BOUNDS: ByteSizeBounds = { min: 64 * 1024, max: 2 ** 40
 
 /** --sndbuf and --rcvbuf: the kernel caps SO_*BUF far lower anyway; 1 GiB refuses a slipped unit. */
 export const SOCKET_BUFFER_BOUNDS: ByteSizeBounds = { min: 0, max: 2 ** 30 };
-
-/** The help line fragment every size flag ends with, pointing at the one table. */
-export const BYTE_SIZE_HELP_NOTE = "SIZE: bytes, or K M G T (x1000) or KiB MiB GiB TiB (x1024), docs/flags.md";
