@@ -51,9 +51,9 @@ export const INPUT_OPTIONS_HELP = `  -i, --interface NAME    capture on NAME (se
                           or a libtrace RT server: rt://HOST:PORT[?state=FILE] (acknowledges
                           only what is written; docs/rt.md)
   -r, --read FILE         read a pcap or pcapng file instead of capturing
-  -i and -r may be repeated and mixed: the inputs are merged in timestamp order (files
-  exactly as mergecap does; live inputs within a 1 s reordering window, later records
-  counted). The settings below apply to every input they fit.
+  Both -i and -r may be repeated and mixed: the inputs are merged in timestamp order
+  (files exactly as mergecap does; live inputs within a 1 s reordering window, later
+  records counted). The settings below apply to every input they fit.
   -f, --filter EXPR       tcpdump filter expression; words after the options are
                           joined into the filter too, as with tcpdump
   -s, --snaplen N         bytes kept per packet (default 262144)
