@@ -5,6 +5,7 @@
 import { FileNameTemplate, FileNameTemplateError } from "../outputs/rotating-file/index.ts";
 import { rotatingFileSpecSchema, type RotatingFileSpec } from "../outputs/rotating-file/rotating-file-spec.ts";
 import { basename, dirname } from "node:path";
+import { byteSizeFlag } from "./byte-size.ts";
 import { UsageError } from "./usage-error.ts";
 import { validated } from "./validated.ts";
 
@@ -39,7 +40,8 @@ export const ROTATION_OPTIONS_HELP = `  -w may hold strftime conversions, always
   -G, --rotate-seconds S  a new file every S seconds of wall clock (tcpdump -G)
       --rotate-interval S a new file at every multiple of S seconds of wall clock
                           (dumpcap -b interval:S; 3600 cuts on the hour)
-  -C, --rotate-size MB    a new file once one holds more than MB x 1,000,000 bytes (tcpdump -C)
+  -C, --rotate-size MB    a new file once one holds more than MB x 1,000,000 bytes, as
+                          tcpdump -C counts (a plain number of millions, 0.5 allowed)
       --rotate-packets N  a new file every N packets
       --rotate-on-loss    (default) kernel drops, this output's queue drops, input
                           reconnects and merge gaps close the file, and the next file's
@@ -47,7 +49,8 @@ export const ROTATION_OPTIONS_HELP = `  -w may hold strftime conversions, always
       --no-rotate-on-loss do not cut on loss
   -W, --ring-files N      keep N files, deleting our oldest; with -C and a plain name a
                           ring named as tcpdump names it (out0..out{N-1})
-      --retain-bytes SIZE keep at most SIZE bytes of our files (SIZE: 500M, 2G, 1Gi...)
+      --retain-bytes SIZE keep at most SIZE bytes of our files (SIZE: 500M = 500x10^6,
+                          2GiB = 2x2^30: docs/flags.md)
       --retain-min-free SIZE  delete our oldest files to keep SIZE free on the filesystem
       --fsync-on-rotate   fsync each file (and its directory) when it closes
   -z, --post-rotate-command CMD  run CMD FILE after each file closes (tcpdump -z);
@@ -66,19 +69,6 @@ type RotationFlagValues = { [K in keyof typeof ROTATION_CLI_OPTIONS]?: (typeof R
 /** True when a flag of the table was given (the file output then rotates). */
 export function hasRotationFlags(values: RotationFlagValues): boolean {
   return Object.keys(ROTATION_CLI_OPTIONS).some((k) => values[k as keyof RotationFlagValues] !== undefined);
-}
-
-/** Sizes as operators type them: bytes, or with K M G T (powers of 1000) or Ki Mi Gi Ti (of 1024). */
-export function parseSize(flag: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const match = /^(\d+(?:\.\d+)?)\s*([KMGT]i?)?B?$/i.exec(text.trim());
-  if (!match) throw new UsageError(`${flag} wants a size such as 500M, 2G or 1Gi, not '${text}'`);
-  const unit = (match[2] ?? "").toUpperCase();
-  const powers: Record<string, number> = { "": 0, K: 1, M: 2, G: 3, T: 4 };
-  const base = unit.endsWith("I") ? 1024 : 1000;
-  const value = Math.floor(Number(match[1]) * base ** powers[unit.replace("I", "")]!);
-  if (!Number.isSafeInteger(value)) throw new UsageError(`${flag} ${text} is too large`);
-  return value;
 }
 
 function parsePositive(flag: string, text: string | undefined, options: { integer: boolean }): number | undefined {
@@ -162,8 +152,8 @@ export function rotatingFileSpecFromFlags(
     rotateOnLoss: !values["no-rotate-on-loss"],
     retention: {
       files: parsePositive("-W", values["ring-files"], { integer: true }),
-      bytes: parseSize("--retain-bytes", values["retain-bytes"]),
-      minFreeBytes: parseSize("--retain-min-free", values["retain-min-free"]),
+      bytes: byteSizeFlag("--retain-bytes", values["retain-bytes"]),
+      minFreeBytes: byteSizeFlag("--retain-min-free", values["retain-min-free"]),
     },
     fsyncOnRotate: values["fsync-on-rotate"] ?? false,
     postRotateCommand: values["post-rotate-command"],

@@ -197,7 +197,7 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
     const flow = await openLoopbackFlow();
     try {
       const rt = started([
-        "rt", "-i", "lo", "-f", `udp dst port ${flow.port}`, "--reliable", "--spool", join(dir, "spool"), "--spool-max-bytes", "4M",
+        "rt", "-i", "lo", "-f", `udp dst port ${flow.port}`, "--reliable", "--spool", join(dir, "spool"), "--spool-max-bytes", "4MiB",
         "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
       ]);
       const mport = await metricsPort(rt.log);

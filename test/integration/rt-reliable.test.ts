@@ -162,7 +162,7 @@ describe("probe -> probe, reliable, disk spool", () => {
     const next = `seg-${(2001).toString(16).padStart(16, "0")}.rts`;
     symlinkSync(target, join(spool, next));
     mkdirSync(join(spool, `seg-${(0x9000).toString(16).padStart(16, "0")}.rts`));
-    const second = await sender(["--spool", spool, "--spool-segment-bytes", "64k"]);
+    const second = await sender(["--spool", spool, "--spool-segment-bytes", "64KiB"]);
     expect(second.log()).toContain(`${next} is a symbolic link, not a segment probe wrote; left alone`);
     expect(second.log()).toContain(`seg-0000000000009000.rts is a directory, not a segment probe wrote; left alone`);
     expect(second.log()).not.toContain("EISDIR");
@@ -183,7 +183,7 @@ describe("probe -> probe, reliable, disk spool", () => {
   test("the spool keeps only what is unacknowledged: segments go once the receiver has written them", async () => {
     sink = await udpSink();
     const spool = join(dir, "spool-4");
-    const server = await sender(["--spool", spool, "--spool-segment-bytes", "64k"]);
+    const server = await sender(["--spool", spool, "--spool-segment-bytes", "64KiB"]);
     await sendNumbered(sink.port, 1, 3000, { gapEvery: 100, gapMs: 5 });
     await waitFor(() => segmentBytes(spool) >= 3000 * (24 + 16 + 106), 10_000, "3000 records in the spool");
     const segmentsHeld = readdirSync(spool).filter((n) => n.startsWith("seg-")).length;

@@ -83,10 +83,10 @@ describe("spec", () => {
   });
 
   test("probe rt flags make one input and one rt output with every setting", () => {
-    const command = parseRtCommand(["-r", "a.pcap", "--reliable", "--spool", "/tmp/s", "--spool-max-bytes", "2M", "--spool-full", "drop-new", "--status-interval-ms", "0", "--listen", "127.0.0.1:0", "-c", "5"]);
+    const command = parseRtCommand(["-r", "a.pcap", "--reliable", "--spool", "/tmp/s", "--spool-max-bytes", "2M", "--spool-segment-bytes", "64KiB", "--queue-bytes", "1MiB", "--spool-full", "drop-new", "--status-interval-ms", "0", "--listen", "127.0.0.1:0", "-c", "5"]);
     if (command === "help") throw new Error("help");
     expect(command.spec.inputs).toMatchObject([{ kind: "file", path: "a.pcap" }]);
-    expect(command.spec.outputs).toMatchObject([{ kind: "rt", reliable: true, spool: "/tmp/s", spoolMaxBytes: 2 * 1024 * 1024, spoolFull: "drop-new", statusIntervalMs: 0, listen: [{ host: "127.0.0.1", port: 0 }] }]);
+    expect(command.spec.outputs).toMatchObject([{ kind: "rt", reliable: true, spool: "/tmp/s", spoolMaxBytes: 2_000_000, spoolSegmentBytes: 65_536, queueBytes: 1_048_576, spoolFull: "drop-new", statusIntervalMs: 0, listen: [{ host: "127.0.0.1", port: 0 }] }]);
     expect(command.spec.stopAfterPackets).toBe(5);
     expect(() => parseRtCommand(["-r", "a.pcap", "--spool", "/tmp/s"])).toThrow("--spool needs --reliable");
     expect(() => parseRtCommand(["-r", "a.pcap", "--spool-full", "sometimes"])).toThrow("--spool-full is block, drop-oldest, drop-new, not 'sometimes'");

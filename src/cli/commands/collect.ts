@@ -5,6 +5,7 @@
 // PCAP-over-IP output; src/pipeline/runner.ts runs it.
 import { LINKTYPE_ETHERNET } from "../../capture/libpcap/constants.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { byteSizeFlag, SOCKET_BUFFER_BOUNDS } from "../byte-size.ts";
 import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import {
   normalizeProcessingArgv,
@@ -37,7 +38,8 @@ rpcapd) and write the packets to a file or serve them to PCAP-over-IP readers.
   --serve-pcap-over-ip A:P      serve the packets as PCAP-over-IP instead
   --linktype N                  link type of the forwarded frames (default 1, Ethernet:
                                 udpstr does not carry it)
-  --rcvbuf BYTES                UDP receive buffer (SO_RCVBUF; default 8 MiB)
+  --rcvbuf SIZE                 UDP receive buffer (SO_RCVBUF; default 8MiB, up to 1GiB;
+                                SIZE: docs/flags.md)
   --report-seconds N            live loss report interval (default 5; 0 = only at exit)
   -q, --quiet                   no reports
   -h, --help                    this text
@@ -98,7 +100,7 @@ export function parseCollectCommand(rawArgv: string[]): { spec: PipelineSpec; pr
         kind: "udpstr",
         listen: hostPortFlag("--udpstr-listen", v["udpstr-listen"]),
         linktype: parseInteger("--linktype", v.linktype, 0, 0xffff) ?? LINKTYPE_ETHERNET,
-        receiveBufferBytes: parseInteger("--rcvbuf", v.rcvbuf, 0, 1 << 30) ?? DEFAULT_RCVBUF_BYTES,
+        receiveBufferBytes: byteSizeFlag("--rcvbuf", v.rcvbuf, SOCKET_BUFFER_BOUNDS) ?? DEFAULT_RCVBUF_BYTES,
         reportSeconds: v.quiet ? 0 : (parseInteger("--report-seconds", v["report-seconds"], 0, 86400) ?? 5),
         allow: v.allow ?? [],
       },

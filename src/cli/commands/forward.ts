@@ -2,36 +2,34 @@
 // control connection, for collectors that only listen. The flags become a PipelineSpec with
 // one udpstr output; src/pipeline/runner.ts runs it.
 import { UDPSTR_DEFAULT_MTU, UDPSTR_MAX_MTU } from "../../config/rpcapd-config.ts";
-import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { byteSizeFlag, SOCKET_BUFFER_BOUNDS } from "../byte-size.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
-import { inputsFromFlags } from "../inputs-from-flags.ts";
-import { hostPortFlag, inOrder, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { INPUT_CLI_OPTIONS, INPUT_OPTIONS_HELP, INPUT_TLS_CLI_OPTIONS, INPUT_TLS_OPTIONS_HELP, inputGroupFromFlags, inputTlsFromFlags } from "../inputs-from-flags.ts";
+import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { normalizeProcessingArgv, PROCESSING_CLI_OPTIONS, PROCESSING_OPTIONS_HELP, processingStagesFromFlags } from "../processing-options.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { UsageError } from "../usage-error.ts";
 
-export const FORWARD_HELP = `Usage: probe forward --udpstr HOST:PORT (-i INTERFACE | -r FILE) [options] [FILTER...]
+export const FORWARD_HELP = `Usage: probe forward --udpstr HOST:PORT (-i INTERFACE | -r FILE)... [options] [FILTER...]
 
 Send captured packets to a udpstr collector (ExtraHop's packed RPCAP-over-UDP): records are
 packed into datagrams of at most --mtu bytes, never an IP fragment, several records per
 datagram for small packets. A partly filled datagram is sent as soon as no packet is waiting.
 
   --udpstr HOST:PORT   collector address (required)
-  -i, --interface I    capture on I (or rpcap://HOST/IFACE, tcp://HOST:PORT); repeatable
-  -r, --read FILE      send a capture file instead; repeatable, mixed with -i: merged
-                       in timestamp order
-      --realtime       with -r: at the pace of the file's timestamps (default: as fast as
-                       the socket takes it, which a collector may not keep up with)
-  -f, --filter EXPR    tcpdump filter expression
-  -s, --snaplen N      bytes kept per packet (default 262144)
       --mtu N          datagram size in bytes, udpstr header included (default ${UDPSTR_DEFAULT_MTU} =
                        1500-byte link minus IPv4 and UDP headers; 37..${UDPSTR_MAX_MTU})
-      --sndbuf BYTES   UDP send buffer (SO_SNDBUF)
+      --sndbuf SIZE    UDP send buffer (SO_SNDBUF; up to 1GiB; SIZE: docs/flags.md)
   -q, --quiet          no summary
   -h, --help           this text
+
+Input (the same on every capture-like command; docs/flags.md):
+${INPUT_OPTIONS_HELP}${INPUT_TLS_OPTIONS_HELP}  With -r, --realtime keeps the file's pace; without it records go as fast as the socket
+  takes them, which a collector may not keep up with.
+
 ${PROCESSING_OPTIONS_HELP}${LOGGING_OPTIONS_HELP}${HOOK_OPTIONS_HELP}${PRINT_PIPELINE_HELP}At exit: packets, datagrams, bytes sent, and datagrams dropped because the socket buffer
 was full (EAGAIN/ENOBUFS: counted, never blocking the capture).
 `;
@@ -42,11 +40,8 @@ const MIN_MTU = 37;
 /** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
 export const FORWARD_OPTIONS = {
   udpstr: { type: "string" },
-  interface: { type: "string", short: "i", multiple: true },
-  read: { type: "string", short: "r", multiple: true },
-  realtime: { type: "boolean" },
-  filter: { type: "string", short: "f" },
-  snaplen: { type: "string", short: "s" },
+  ...INPUT_CLI_OPTIONS,
+  ...INPUT_TLS_CLI_OPTIONS,
   mtu: { type: "string" },
   sndbuf: { type: "string" },
   quiet: { type: "boolean", short: "q" },
@@ -62,25 +57,21 @@ export function parseForwardCommand(rawArgv: string[]): { spec: PipelineSpec; pr
   const { values: v, positionals, tokens } = parseCommandLine("forward", argv, FORWARD_OPTIONS);
   if (v.help) return "help";
   if (!v.udpstr) throw new UsageError("forward: --udpstr HOST:PORT is required");
-  const ordered = inOrder(tokens, ["interface", "read"]);
-  if (ordered.length === 0) throw new UsageError("forward: give -i INTERFACE or -r FILE");
+  const group = inputGroupFromFlags("forward", v, { tokens, positionals }, { tls: inputTlsFromFlags("forward", v) });
   const target = hostPortFlag("--udpstr", v.udpstr);
   const hooks = hooksStageFromFlags(v);
   const spec = specFromFlags("forward", {
-    inputs: inputsFromFlags(ordered, {
-      filter: v.filter ?? positionals.join(" "),
-      snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
-      realtime: v.realtime ?? false,
-    }) as PipelineSpec["inputs"],
+    inputs: group.inputs as PipelineSpec["inputs"],
     stages: [...processingStagesFromFlags(v, argv), ...(hooks ? [hooks] : [])],
     outputs: [
       {
         kind: "udpstr",
         target,
         mtu: parseInteger("--mtu", v.mtu, MIN_MTU, UDPSTR_MAX_MTU) ?? UDPSTR_DEFAULT_MTU,
-        sendBufferBytes: parseInteger("--sndbuf", v.sndbuf, 0, 1 << 30) ?? 0,
+        sendBufferBytes: byteSizeFlag("--sndbuf", v.sndbuf, SOCKET_BUFFER_BOUNDS) ?? 0,
       },
     ],
+    ...(group.stopAfterPackets !== undefined ? { stopAfterPackets: group.stopAfterPackets } : {}),
     quiet: v.quiet ?? false,
   });
   return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("forward", v) };

@@ -5,11 +5,11 @@ import { chooseDefaultInterface } from "../../capture/default-interface.ts";
 import { listInterfaces } from "../../capture/libpcap/devices.ts";
 import { parseCidr, type HostPort } from "../../net/addresses.ts";
 import { PCAP_OVER_IP_DEFAULT_PORT } from "../../outputs/pcap-over-ip/pcap-over-ip-server.ts";
-import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
+import { parseByteSize, QUEUE_BYTES_BOUNDS } from "../byte-size.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
-import { inputsFromFlags } from "../inputs-from-flags.ts";
-import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
+import { INPUT_CLI_OPTIONS, INPUT_OPTIONS_HELP, inputGroupFromFlags, inputsFromFlags } from "../inputs-from-flags.ts";
+import { hostPortFlag, parseCommandLine } from "../parse-options.ts";
 import {
   normalizeProcessingArgv,
   ONLY_DIRECTION_CLI_OPTION,
@@ -24,21 +24,19 @@ import type { LogConfig } from "../../config/log-config.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { UsageError } from "../usage-error.ts";
 
-export const PCAP_OVER_IP_HELP = `Usage: probe pcap-over-ip [-i INTERFACE] [options]
+export const PCAP_OVER_IP_HELP = `Usage: probe pcap-over-ip [-i INTERFACE | -r FILE]... [options] [FILTER...]
 
 Serve a live capture as a PCAP-over-IP stream: every consumer that connects gets a classic
 pcap global header, then records as they are captured. Readers: tshark -i TCP@HOST:PORT,
 Wireshark, NetworkMiner, Arkime, Zeek's pcapovertcp, nc HOST PORT | tcpdump -r -.
 
-Capture:
-  -i, --interface NAME     interface (default: first up, running, non-loopback one)
-  -f, --filter EXPR        tcpdump filter expression
-  -s, --snaplen N          bytes kept per packet (default 262144)
-  -B, --buffer-size KiB    kernel capture buffer
-      --nano               nanosecond timestamps (pcap magic a1b23c4d), as 'probe capture
-                           --nano' and tcpdump --nano; --nanoseconds is the old name
+Input (the same on every capture-like command; docs/flags.md):
+${INPUT_OPTIONS_HELP}  Without -i or -r: the first up, running, non-loopback interface. tls:// inputs take
+  --tls-ca and --tls-insecure below, as --from does.
+      --nano              nanosecond timestamps (pcap magic a1b23c4d), as 'probe capture
+                          --nano' and tcpdump --nano; --nanoseconds is the old name
 
-Merging (instead of -i):
+Merging (instead of -i and -r):
       --from URL           read a PCAP-over-IP stream (tcp://H:P, TCP@H:P, tls://H:P);
                            repeat to merge several in timestamp order (1 s reordering
                            window); a source that drops is redialled, the rest go on;
@@ -56,11 +54,12 @@ Serving:
       --tls-ca FILE        require client certificates signed by this CA (mutual TLS)
       --connect-tls        use TLS for --connect: the server certificate is verified
                            against --tls-ca (else the built-in public CAs), host too
-      --tls-insecure       with --connect-tls and tls:// --from: do not verify the server
+      --tls-insecure       with --connect-tls, tls:// -i and --from: do not verify the server
                            certificate (logged; --connect-insecure is the old name)
       --slow-consumer P    drop (default): a consumer that falls behind loses batches,
                            counted for it alone; disconnect: it is disconnected
-      --queue-bytes N      how far a consumer may fall behind (default 16 MiB)
+      --queue-bytes SIZE   how far a consumer may fall behind (default 16MiB; 64KiB..1TiB;
+                           SIZE as docs/flags.md: 16M = 16x10^6, 16MiB = 16x2^20)
 ${ONLY_DIRECTION_HELP}
 Processing (docs/stages.md):
 ${PROCESSING_OPTIONS_HELP}
@@ -76,10 +75,7 @@ never captures its own stream.
 
 /** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
 export const PCAP_OVER_IP_OPTIONS = {
-  interface: { type: "string", short: "i" },
-  filter: { type: "string", short: "f" },
-  snaplen: { type: "string", short: "s" },
-  "buffer-size": { type: "string", short: "B" },
+  ...INPUT_CLI_OPTIONS,
   nano: { type: "boolean" },
   nanoseconds: { type: "boolean" },
   listen: { type: "string", multiple: true },
@@ -108,15 +104,15 @@ export function hostPorts(flag: string, values: string[] | undefined, defaultPor
 
 export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec; printPipeline: boolean; logConfig: LogConfig } | "help" {
   const argv = normalizeProcessingArgv(rawArgv);
-  const { values: v, positionals } = parseCommandLine("pcap-over-ip", argv, PCAP_OVER_IP_OPTIONS);
+  const { values: v, positionals, tokens } = parseCommandLine("pcap-over-ip", argv, PCAP_OVER_IP_OPTIONS);
   if (v.help) return "help";
-  if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("pcap-over-ip: filter given twice");
-  if (v.interface !== undefined && v.from !== undefined) throw new UsageError("pcap-over-ip: give -i INTERFACE or --from URL..., not both");
+  if ((v.interface !== undefined || v.read !== undefined) && v.from !== undefined) throw new UsageError("pcap-over-ip: give -i INTERFACE / -r FILE or --from URL..., not both");
   if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new UsageError("pcap-over-ip: --tls-cert and --tls-key go together");
   // --tls-ca serves two ends: client certificates on a TLS listener, and the server certificate
   // of --connect-tls peers and tls:// --from sources.
-  if (v["tls-ca"] !== undefined && v["tls-cert"] === undefined && !v["connect-tls"] && v.from === undefined) {
-    throw new UsageError("pcap-over-ip: --tls-ca needs --tls-cert and --tls-key (mutual TLS), --connect-tls or --from");
+  const tlsInput = (v.interface ?? []).some((url) => /^tls:\/\//i.test(url));
+  if (v["tls-ca"] !== undefined && v["tls-cert"] === undefined && !v["connect-tls"] && v.from === undefined && !tlsInput) {
+    throw new UsageError("pcap-over-ip: --tls-ca needs --tls-cert and --tls-key (mutual TLS), --connect-tls, --from or a tls:// input");
   }
   const insecure = (v["connect-insecure"] || v["tls-insecure"]) ?? false;
   for (const cidr of v.allow ?? []) {
@@ -129,19 +125,17 @@ export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec;
   if (v["slow-consumer"] !== undefined && v["slow-consumer"] !== "drop" && v["slow-consumer"] !== "disconnect") {
     throw new UsageError(`--slow-consumer is drop or disconnect, not '${v["slow-consumer"]}'`);
   }
-  const filter = v.filter ?? positionals.join(" ");
-  const snaplen = parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN);
-  const inputs = v.from
-    ? v.from.map((url) => {
-        const [input] = inputsFromFlags([{ name: "interface", value: url }], { filter });
+  const inputTls = { ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}), ...(insecure ? { insecure: true } : {}) };
+  const group = v.from
+    ? undefined
+    : inputGroupFromFlags("pcap-over-ip", v, { tokens, positionals }, { defaultInterface: () => chooseDefaultInterface(listInterfaces()), tls: inputTls });
+  const inputs = group
+    ? group.inputs
+    : v.from!.map((url) => {
+        const [input] = inputsFromFlags([{ name: "interface", value: url }], { filter: v.filter ?? positionals.join(" ") });
         if (input!.kind !== "pcap-over-ip") throw new UsageError(`--from: '${url}' is not tcp://HOST:PORT, TCP@HOST:PORT or tls://HOST:PORT`);
         // A source that drops is redialled; the merge goes on with the others meanwhile.
         return { ...input!, reconnect: true, reconnectAfterCleanEnd: true, ...(v["tls-ca"] ? { tlsCa: v["tls-ca"] } : {}), ...(insecure ? { insecure: true } : {}) };
-      })
-    : inputsFromFlags([{ name: "interface", value: v.interface ?? chooseDefaultInterface(listInterfaces()) }], {
-        filter,
-        snaplen,
-        bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
       });
   const hooks = hooksStageFromFlags(v);
   const only = onlyDirectionOfTaggedStream(v);
@@ -157,11 +151,12 @@ export function parsePcapOverIpCommand(rawArgv: string[]): { spec: PipelineSpec;
         ...(v["tls-cert"] && v["tls-key"] ? { tls: { cert: v["tls-cert"], key: v["tls-key"], ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}) } } : {}),
         ...(v["connect-tls"] ? { connectTls: { ...(v["tls-ca"] ? { ca: v["tls-ca"] } : {}), insecure } } : {}),
         ...(v["slow-consumer"] ? { slowConsumer: v["slow-consumer"] as "drop" | "disconnect" } : {}),
-        ...(v["queue-bytes"] !== undefined ? { queueBytes: parseInteger("--queue-bytes", v["queue-bytes"], 64 * 1024, 2 ** 40)! } : {}),
+        ...(v["queue-bytes"] !== undefined ? { queueBytes: parseByteSize("--queue-bytes", v["queue-bytes"], QUEUE_BYTES_BOUNDS) } : {}),
         ...(only ? { onlyDirection: only } : {}),
       },
     ],
     precision: v.nano || v.nanoseconds ? "nano" : "micro",
+    ...(group?.stopAfterPackets !== undefined ? { stopAfterPackets: group.stopAfterPackets } : {}),
   });
   return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("pcap-over-ip", v) };
 }

@@ -6,38 +6,31 @@ import { listInterfaces } from "../../capture/libpcap/devices.ts";
 import type { HostPort } from "../../net/addresses.ts";
 import type { LogConfig } from "../../config/log-config.ts";
 import { RT_SERVER_DEFAULT_PORT, SPOOL_FULL_POLICIES, type SpoolFullPolicy } from "../../outputs/rt/index.ts";
-import { MAXIMUM_SNAPLEN } from "../../packet/packet-batch.ts";
 import type { PipelineSpec } from "../../pipeline/spec.ts";
 import { HOOK_CLI_OPTIONS, HOOK_OPTIONS_HELP, hooksStageFromFlags } from "../hook-options.ts";
-import { inputsFromFlags } from "../inputs-from-flags.ts";
+import { INPUT_CLI_OPTIONS, INPUT_OPTIONS_HELP, INPUT_TLS_CLI_OPTIONS, INPUT_TLS_OPTIONS_HELP, inputGroupFromFlags, inputTlsFromFlags } from "../inputs-from-flags.ts";
+import { byteSizeFlag, QUEUE_BYTES_BOUNDS } from "../byte-size.ts";
 import { LOGGING_CLI_OPTIONS, LOGGING_OPTIONS_HELP, logConfigFromCommandFlags } from "../logging-options.ts";
 import { hostPortFlag, parseCommandLine, parseInteger } from "../parse-options.ts";
 import { PRINT_PIPELINE_HELP, PRINT_PIPELINE_OPTION, runPipelineCommand, specFromFlags, withMetricsFlag } from "../run-pipeline.ts";
 import { UsageError } from "../usage-error.ts";
 
-export const RT_HELP = `Usage: probe rt [-i INTERFACE | -r FILE] [options] [FILTER...]
+export const RT_HELP = `Usage: probe rt [-i INTERFACE | -r FILE]... [options] [FILTER...]
 
 Serve packets over libtrace's RT protocol: tracepktdump rt:HOST:PORT, tracesplit,
 tracestats, any libtrace program, or another probe (probe capture -i rt://HOST:PORT).
 
-Capture:
-  -i, --interface NAME       interface (default: first up, running, non-loopback one)
-  -r, --read FILE            serve a pcap/pcapng file instead (read at the pace the
-                             output allows: nothing is dropped)
-  -f, --filter EXPR          tcpdump filter expression
-  -s, --snaplen N            bytes kept per packet (default 262144; RT carries at most
-                             65511 bytes of a packet: longer ones are cut, counted)
-  -B, --buffer-size KiB      kernel capture buffer
-  -p, --no-promiscuous       do not put the interface into promiscuous mode
-  -Q, --direction DIR        in, out or inout (default)
-      --immediate            libpcap immediate mode (lowest latency, smaller batches)
+Input (the same on every capture-like command; docs/flags.md):
+${INPUT_OPTIONS_HELP}${INPUT_TLS_OPTIONS_HELP}  Without -i or -r: the first up, running, non-loopback interface. A file is read at the
+  pace the output allows (nothing is dropped). RT carries at most 65511 bytes of a packet:
+  longer ones are cut, counted.
 
 Serving:
       --listen ADDR:PORT     listen here (repeatable; default 127.0.0.1:${RT_SERVER_DEFAULT_PORT}).
                              RT has no authentication: a non-loopback address is your choice.
       --slow-consumer P      unreliable: drop (default) or disconnect a client that falls
                              more than --queue-bytes behind
-      --queue-bytes N        unreliable: per-client bound (default 32 MiB)
+      --queue-bytes SIZE     unreliable: per-client bound (default 32MiB; 64KiB..1TiB)
 
 Reliable mode:
       --reliable             one client at a time (others are denied); every packet stays in
@@ -46,19 +39,20 @@ Reliable mode:
       --spool DIR            keep the fifo on disk in DIR: it survives kill -9 (and power
                              loss with --spool-fsync-ms); a restart re-sends everything
                              unacknowledged
-      --spool-max-bytes N    fifo cap, bytes, k/M/G suffixes (default 256M)
+      --spool-max-bytes SIZE fifo cap (default 256MiB). SIZE: bytes, K M G T = x1000,
+                             KiB MiB GiB TiB = x1024 (docs/flags.md). Older probe
+                             read 2G here as 2GiB: write 2GiB for that
       --spool-full P         when full: block (default; hold, bounded, then drop),
                              drop-oldest, drop-new; counted, logged once per episode,
                              in STATUS
       --spool-fsync-ms N     fdatasync the spool every N ms (default 0: OS-buffered)
-      --spool-segment-bytes N  segment file size (default min(16M, max/4))
+      --spool-segment-bytes SIZE  segment file size (default min(16MiB, max/4))
       --status-interval-ms N STATUS period (default 1000; 0: none. tracestats counts
                              each STATUS as a packet, see docs/rt.md)
       --ack-timeout-ms N     close a client that leaves sent packets unacknowledged this
                              long, freeing the one reliable slot (default 30000; 0: never)
 
 Run:
-  -c, --count N              stop after N packets
   -q, --quiet                no summary on standard error at the end
 ${PRINT_PIPELINE_HELP}  -h, --help                 this text
 ${LOGGING_OPTIONS_HELP}
@@ -70,14 +64,8 @@ drains the fifo. Details and libtrace's quirks: docs/rt.md.
 
 /** parseArgs definitions of the command's flags (test/integration/help-texts.test.ts checks --help lists each). */
 export const RT_OPTIONS = {
-  interface: { type: "string", short: "i" },
-  read: { type: "string", short: "r" },
-  filter: { type: "string", short: "f" },
-  snaplen: { type: "string", short: "s" },
-  "buffer-size": { type: "string", short: "B" },
-  "no-promiscuous": { type: "boolean", short: "p" },
-  direction: { type: "string", short: "Q" },
-  immediate: { type: "boolean" },
+  ...INPUT_CLI_OPTIONS,
+  ...INPUT_TLS_CLI_OPTIONS,
   listen: { type: "string", multiple: true },
   reliable: { type: "boolean" },
   spool: { type: "string" },
@@ -89,22 +77,12 @@ export const RT_OPTIONS = {
   "ack-timeout-ms": { type: "string" },
   "slow-consumer": { type: "string" },
   "queue-bytes": { type: "string" },
-  count: { type: "string", short: "c" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
   ...PRINT_PIPELINE_OPTION,
   ...HOOK_CLI_OPTIONS,
   ...LOGGING_CLI_OPTIONS,
 } as const;
-
-/** "256M", "1g", "65536" -> bytes. */
-export function parseSize(flag: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const match = /^(\d+)([kKmMgG]?)$/.exec(text);
-  if (!match) throw new UsageError(`${flag} wants a size like 65536, 512k, 256M or 2G, not '${text}'`);
-  const scale = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as "" | "k" | "m" | "g"];
-  return Number(match[1]) * scale;
-}
 
 export interface RtCommand {
   spec: PipelineSpec;
@@ -114,12 +92,9 @@ export interface RtCommand {
 
 /** The pipeline an rt command line describes: one input, hooks, one rt output. */
 export function parseRtCommand(argv: string[]): RtCommand | "help" {
-  const { values: v, positionals } = parseCommandLine("rt", argv, RT_OPTIONS);
+  const { values: v, positionals, tokens } = parseCommandLine("rt", argv, RT_OPTIONS);
   if (v.help) return "help";
-  if (positionals.length > 0 && v.filter !== undefined) throw new UsageError("rt: filter given twice");
-  if (v.interface !== undefined && v.read !== undefined) throw new UsageError("rt: give -i INTERFACE or -r FILE, not both");
   if (v.spool !== undefined && !v.reliable) throw new UsageError("rt: --spool needs --reliable (an unreliable server keeps nothing)");
-  if (v.direction !== undefined && !["in", "out", "inout"].includes(v.direction)) throw new UsageError(`rt: -Q is in, out or inout, not '${v.direction}'`);
   if (v["spool-full"] !== undefined && !(SPOOL_FULL_POLICIES as readonly string[]).includes(v["spool-full"])) {
     throw new UsageError(`rt: --spool-full is ${SPOOL_FULL_POLICIES.join(", ")}, not '${v["spool-full"]}'`);
   }
@@ -127,26 +102,19 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
     throw new UsageError(`rt: --slow-consumer is drop or disconnect, not '${v["slow-consumer"]}'`);
   }
   const listen: HostPort[] = (v.listen ?? []).map((text) => hostPortFlag("--listen", text, RT_SERVER_DEFAULT_PORT));
-  const input = v.read !== undefined
-    ? { name: "read", value: v.read }
-    : { name: "interface", value: v.interface ?? chooseDefaultInterface(listInterfaces()) };
+  const group = inputGroupFromFlags("rt", v, { tokens, positionals }, {
+    defaultInterface: () => chooseDefaultInterface(listInterfaces()),
+    tls: inputTlsFromFlags("rt", v),
+  });
   const hooks = hooksStageFromFlags(v);
-  const count = parseInteger("-c", v.count, 1, Number.MAX_SAFE_INTEGER);
-  const spoolMaxBytes = parseSize("--spool-max-bytes", v["spool-max-bytes"]);
+  const spoolMaxBytes = byteSizeFlag("--spool-max-bytes", v["spool-max-bytes"]);
   const spoolFsyncMs = parseInteger("--spool-fsync-ms", v["spool-fsync-ms"], 0, 60_000);
-  const spoolSegmentBytes = parseSize("--spool-segment-bytes", v["spool-segment-bytes"]);
+  const spoolSegmentBytes = byteSizeFlag("--spool-segment-bytes", v["spool-segment-bytes"]);
   const statusIntervalMs = parseInteger("--status-interval-ms", v["status-interval-ms"], 0, 3_600_000);
   const ackTimeoutMs = parseInteger("--ack-timeout-ms", v["ack-timeout-ms"], 0, 3_600_000);
-  const queueBytes = parseSize("--queue-bytes", v["queue-bytes"]);
+  const queueBytes = byteSizeFlag("--queue-bytes", v["queue-bytes"], QUEUE_BYTES_BOUNDS);
   const spec = specFromFlags("rt", {
-    inputs: inputsFromFlags([input], {
-      filter: v.filter ?? positionals.join(" "),
-      snaplen: parseInteger("-s", v.snaplen, 1, MAXIMUM_SNAPLEN),
-      promiscuous: !v["no-promiscuous"],
-      bufferKiB: parseInteger("-B", v["buffer-size"], 0, 4 * 1024 * 1024),
-      immediate: v.immediate ?? false,
-      direction: v.direction,
-    }) as PipelineSpec["inputs"],
+    inputs: group.inputs as PipelineSpec["inputs"],
     stages: hooks ? [hooks] : [],
     outputs: [{
       kind: "rt",
@@ -162,7 +130,7 @@ export function parseRtCommand(argv: string[]): RtCommand | "help" {
       ...(v["slow-consumer"] !== undefined ? { slowConsumer: v["slow-consumer"] } : {}),
       ...(queueBytes !== undefined ? { queueBytes } : {}),
     }],
-    ...(count !== undefined ? { stopAfterPackets: count } : {}),
+    ...(group.stopAfterPackets !== undefined ? { stopAfterPackets: group.stopAfterPackets } : {}),
     quiet: v.quiet ?? false,
   });
   return { spec: withMetricsFlag(spec, v.metrics), printPipeline: v["print-pipeline"] ?? false, logConfig: logConfigFromCommandFlags("rt", v) };
