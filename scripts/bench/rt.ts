@@ -95,7 +95,7 @@ function dirBytes(dir: string): number {
 
 async function spoolWithoutConsumer(dir: string, packets: number, payload: number) {
   const sink = await Bun.udpSocket({ hostname: "127.0.0.1" });
-  const server = await startServer(["rt", "-i", "lo", "-f", `udp dst port ${sink.port}`, "--reliable", "--spool", dir, "--spool-max-bytes", "2G"]);
+  const server = await startServer(["rt", "-i", "lo", "-f", `udp dst port ${sink.port}`, "--reliable", "--spool", dir, "--spool-max-bytes", "2GiB"]);
   const load = await udpLoad(sink.port, packets, payload);
   await Bun.sleep(2000);
   return { server, sink, load };
@@ -129,7 +129,7 @@ export async function benchRt(): Promise<void> {
     await big.server.proc.exited;
     big.sink.close();
     const started = performance.now();
-    const again = await startServer(["rt", "-i", "lo", "-f", "udp dst port 9", "--reliable", "--spool", dir, "--spool-max-bytes", "2G"]);
+    const again = await startServer(["rt", "-i", "lo", "-f", "udp dst port 9", "--reliable", "--spool", dir, "--spool-max-bytes", "2GiB"]);
     const toListen = performance.now() - started;
     const recovered = /recovered (\d+) unacknowledged records .* in (\d+) ms/.exec(again.log());
     again.proc.kill("SIGTERM");

@@ -60,7 +60,9 @@ describe("PCAP-over-IP server", () => {
       stdout: "pipe",
       stderr: "pipe",
     });
-    await Bun.sleep(1500); // tshark starts slowly
+    // tshark starts slowly: send once it has connected (a fixed sleep was too short when loaded).
+    const deadline = Date.now() + 30_000;
+    while (!/consumer \S+ connected/.test(log()) && tshark.exitCode === null && Date.now() < deadline) await Bun.sleep(50);
     const sizes = Array.from({ length: 20 }, (_, i) => 5 + i * 70);
     await flow.send(sizes, { gapMs: 5 });
     const timer = setTimeout(() => tshark.kill(), 20_000);
