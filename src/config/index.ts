@@ -8,3 +8,4 @@ export * from "./rpcapd-config.ts";
 export * from "./log-config.ts";
 export * from "./tls-client.ts";
 export * from "./keepalive.ts";
+export * from "./reconnect-backoff.ts";
