@@ -14,7 +14,7 @@ import { accessSync, constants, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "../../logging/index.ts";
 import { ProbeError } from "../../packet/probe-error.ts";
-import { BATCH_RECORD_HEADER_BYTES, pickMeta, type PacketBatch, type TimestampPrecision } from "../../packet/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, sliceRecords, type PacketBatch, type TimestampPrecision } from "../../packet/packet-batch.ts";
 import {
   encodePcapGlobalHeader,
   encodePcapngInterface,
@@ -423,12 +423,7 @@ export class RotatingFileOutput implements PipelineOutput {
   private writeRun(batch: PacketBatch, from: number, to: number, fromOffset: number, toOffset: number): void {
     if (to <= from || !this.current) return;
     const file = this.current;
-    const whole = from === 0 && to === batch.count;
-    const indices = whole ? undefined : Array.from({ length: to - from }, (_, k) => from + k);
-    const meta = whole ? batch.meta : batch.meta && pickMeta(batch.meta, indices!);
-    const run: PacketBatch = whole
-      ? batch
-      : { ...batch, bytes: batch.bytes.subarray(fromOffset, toOffset), count: to - from, ...(meta ? { meta } : {}) };
+    const run = sliceRecords(batch, from, to, fromOffset, toOffset);
     const firstOfFile = file.state.packets === to - from;
     let encoded: Uint8Array;
     if (this.options.format === "pcap") encoded = pcapRecordsFromBatch(run, this.precision);
@@ -458,9 +453,7 @@ export class RotatingFileOutput implements PipelineOutput {
     let offset = 0;
     for (let i = 0; i <= run.count; i++) {
       if (i === run.count || inputs[i] !== inputs[start]) {
-        const indices = Array.from({ length: i - start }, (_, k) => start + k);
-        const meta = pickMeta(run.meta, indices);
-        const stretch: PacketBatch = { ...run, bytes: run.bytes.subarray(startOffset, offset), count: i - start, ...(meta ? { meta } : {}) };
+        const stretch = sliceRecords(run, start, i, startOffset, offset);
         const base = start;
         parts.push(
           encodePcapngPacketsFromBatch(stretch, inputs[start]!, {
