@@ -92,6 +92,13 @@ export function peerAddressBytes(text: string): Uint8Array | undefined {
   return IPV4_MAPPED_PREFIX.every((byte, i) => v6[i] === byte) ? v6.subarray(12) : v6;
 }
 
+/** True when two peer addresses name the same host in any spelling ({@link peerAddressBytes}); false when either is not an address. */
+export function sameAddress(a: string, b: string): boolean {
+  const x = peerAddressBytes(a);
+  const y = peerAddressBytes(b);
+  return x !== undefined && y !== undefined && x.byteLength === y.byteLength && x.every((byte, i) => byte === y[i]);
+}
+
 /** An address block: the address bytes (4 or 16) and how many leading bits of them count. */
 export interface AddressBlock {
   bytes: Uint8Array;

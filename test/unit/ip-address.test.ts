@@ -1,7 +1,7 @@
 // The one IP/CIDR parser (src/protocols/ip-address.ts) behind --allow, --anonymize-prefix and
 // rpcapd's host list: exact bytes, the refusals, and which half of a bad block is named.
 import { describe, expect, test } from "bun:test";
-import { ipAddressBytes, parseAddressBlock, peerAddressBytes, prefixMatches } from "../../src/protocols/ip-address.ts";
+import { ipAddressBytes, parseAddressBlock, peerAddressBytes, prefixMatches, sameAddress } from "../../src/protocols/ip-address.ts";
 
 const hex = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString("hex") : undefined);
 
@@ -55,4 +55,12 @@ test("prefixMatches compares whole bytes and the bits of a partial one", () => {
   expect(prefixMatches(a, Uint8Array.from([192, 168, 0b10100000, 9]), 20)).toBe(true);
   expect(prefixMatches(a, Uint8Array.from([192, 168, 0b10110000, 9]), 20)).toBe(false);
   expect(prefixMatches(a, Uint8Array.from([1, 2, 3, 4]), 0)).toBe(true);
+});
+
+test("sameAddress: one host in any spelling; names and garbage match nothing", () => {
+  expect(sameAddress("::ffff:127.0.0.1", "127.0.0.1")).toBe(true);
+  expect(sameAddress("2001:DB8::1", "2001:db8:0:0:0:0:0:1")).toBe(true);
+  expect(sameAddress("::1", "127.0.0.1")).toBe(false);
+  expect(sameAddress("127.0.0.2", "127.0.0.1")).toBe(false);
+  expect(sameAddress("localhost", "localhost")).toBe(false);
 });
