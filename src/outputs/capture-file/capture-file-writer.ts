@@ -3,8 +3,9 @@
 // (`probe capture -w - | tshark -r -`) sees packets as they are captured. The file is opened
 // by openCaptureTarget: never through a planted symbolic link, never truncating a hard link.
 //
-// pcapng keeps one IDB per pipeline input (name, link type, snaplen, if_tsresol) and writes
-// each record with its input's interface id (meta.inputs), its EPB flags (meta.flags) and its
+// The bytes come from CaptureFileEncoder, as the rotating files' do: pcapng keeps one IDB per
+// pipeline input (name, link type, snaplen, if_tsresol) and writes each record with its input's
+// interface id (meta.inputs), its EPB flags (meta.flags; a word of 0 is left out) and its
 // comments (meta.comments: hook tags). Classic pcap has one link type for the whole file.
 import type { FileSink } from "bun";
 import { closeSync } from "node:fs";

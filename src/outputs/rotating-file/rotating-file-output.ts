@@ -7,7 +7,8 @@
 // recovery touch only what the manifest says probe wrote, never a pre-existing file or a link.
 //
 // Files open at their first packet, so an empty period makes no file. Every pcapng file starts
-// with its own SHB and one IDB per input, so each file reads alone. Writes are synchronous and
+// with its own SHB and one IDB per input, so each file reads alone (CaptureFileEncoder, the -w
+// file's encoder too, lays out headers and records; this file decides where files are cut). Writes are synchronous and
 // batched (STAGING_BYTES, FLUSH_INTERVAL_MS): a file on disk always ends on a record boundary,
 // a full disk is noticed at the write that failed, and kill -9 loses at most what was staged.
 import { accessSync, constants, readdirSync, statSync } from "node:fs";
