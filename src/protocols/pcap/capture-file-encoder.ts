@@ -94,7 +94,9 @@ export class CaptureFileEncoder {
   recordBytes(batch: PacketBatch, index: number, caplen: number, comments: readonly string[] | undefined): number {
     if (this.options.format === "pcap") return BATCH_RECORD_HEADER_BYTES + caplen;
     let size = PcapngMinBlockBytes.ENHANCED_PACKET + pad4(caplen);
-    const flags = this.flagsOf(batch)?.(index);
+    // Read directly, not through flagsOf(): this runs once per record and must not allocate.
+    const word = batch.meta?.flags?.[index];
+    const flags = word === 0 && !this.options.writeZeroFlags ? undefined : word;
     if (comments || flags !== undefined) {
       let options = 0;
       for (const c of comments ?? []) options += PCAPNG_OPTION_HEADER_BYTES + pad4(Buffer.byteLength(c, "utf8"));
