@@ -4,6 +4,7 @@
 // retries doubled after every outage (126 warnings in 3.5 min, 4 sessions at once).
 // Failures back off exponentially with jitter up to a cap; an outage logs one line when it
 // starts and one when the collector answers again, the attempts in between only at debug.
+import { backoffDelayMs } from "../net/reconnect-backoff.ts";
 import type { Logger } from "../logging/index.ts";
 
 /**
@@ -20,10 +21,7 @@ export const ACTIVE_RETRY_JITTER_RATIO = 0.2;
 
 /** The delay before attempt `failures + 1`, for `failures` >= 1 consecutive failures. */
 export function activeRetryDelayMs(baseMs: number, failures: number, random: () => number = Math.random): number {
-  const exponent = Math.min(Math.max(failures - 1, 0), 30);
-  const delay = Math.min(baseMs * 2 ** exponent, baseMs * ACTIVE_RETRY_MAX_FACTOR);
-  const spread = 1 - ACTIVE_RETRY_JITTER_RATIO + 2 * ACTIVE_RETRY_JITTER_RATIO * random();
-  return Math.round(delay * spread);
+  return backoffDelayMs({ initialDelayMs: baseMs, maxDelayMs: baseMs * ACTIVE_RETRY_MAX_FACTOR, jitterRatio: ACTIVE_RETRY_JITTER_RATIO }, failures, random);
 }
 
 /** What the daemon reports back about one connection attempt; each is acted on once. */

@@ -5,7 +5,7 @@
 // Ownership: the input batch is only read; the VM works on its own copy. The result batch is
 // either the input batch itself (nothing changed) or a newly allocated owned batch.
 import type { PacketBatch } from "../packet/packet-batch.ts";
-import { BATCH_RECORD_HEADER_BYTES, EPB_FLAG_DIRECTION_MASK, pickMeta } from "../packet/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, EPB_FLAG_DIRECTION_MASK, pickMeta, sliceRecords } from "../packet/packet-batch.ts";
 import { silentLogger, type Logger } from "../logging/index.ts";
 import { countChecksumOutcomes, fixChecksumsPacked } from "../packet/checksums.ts";
 import {
@@ -538,11 +538,7 @@ function splitBatch(batch: PacketBatch, maxBytes: number): PacketBatch[] {
   let offset = 0;
   let count = 0;
   // Each chunk carries its own records' meta (direction flags, comments), realigned to index 0.
-  const chunk = (first: number): PacketBatch => {
-    const meta = pickMeta(batch.meta, Array.from({ length: count }, (_, k) => first + k));
-    const { meta: _whole, ...rest } = batch;
-    return { ...rest, bytes: bytes.subarray(start, offset), count, ...(meta ? { meta } : {}) };
-  };
+  const chunk = (first: number): PacketBatch => sliceRecords(batch, first, first + count, start, offset);
   for (let i = 0; i < batch.count; i++) {
     const size = BATCH_RECORD_HEADER_BYTES + view.getUint32(offset + 8, true);
     if (count > 0 && offset + size - start > maxBytes) {

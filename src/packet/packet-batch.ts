@@ -103,6 +103,24 @@ export function pickMeta(meta: RecordMeta | undefined, indices: ArrayLike<number
   return { ...(inputs ? { inputs } : {}), ...(flags ? { flags } : {}), ...(comments ? { comments } : {}) };
 }
 
+/**
+ * Records [from, to) of a batch, which start at byte `fromOffset` and end before `toOffset`, as
+ * a view: bytes and meta arrays are subarrays of the batch's (no copy, no work per record), so
+ * the view is lent when the batch is lent and must not be written through. The batch itself
+ * when the range is all of it. The one record slicer: pcapng runs per input, hook chunks and
+ * rotated files all cut batches through it.
+ */
+export function sliceRecords(batch: PacketBatch, from: number, to: number, fromOffset: number, toOffset: number): PacketBatch {
+  if (from === 0 && to === batch.count) return batch;
+  const meta = batch.meta;
+  const sliced: RecordMeta | undefined = meta && {
+    ...(meta.inputs ? { inputs: meta.inputs.subarray(from, to) } : {}),
+    ...(meta.flags ? { flags: meta.flags.subarray(from, to) } : {}),
+    ...(meta.comments ? { comments: meta.comments.slice(from, to) } : {}),
+  };
+  return { bytes: batch.bytes.subarray(fromOffset, toOffset), count: to - from, linktype: batch.linktype, precision: batch.precision, ...(sliced ? { meta: sliced } : {}) };
+}
+
 /** One record as decoded fields; `data` is a view into the batch (borrowed, valid while the batch is). */
 export interface PacketRecordView {
   tsSec: number;

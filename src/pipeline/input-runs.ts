@@ -2,7 +2,7 @@
 // Some consumers work per input (hooks see one interface name per call; a pcapng writer writes
 // one interface id per EPB run), so they cut a batch into runs of records from one input, as
 // views sharing the batch's bytes, and join results back with concatBatches.
-import { BATCH_RECORD_HEADER_BYTES, type PacketBatch, type RecordMeta } from "../packet/packet-batch.ts";
+import { BATCH_RECORD_HEADER_BYTES, sliceRecords, type PacketBatch, type RecordMeta } from "../packet/packet-batch.ts";
 
 /** A run of consecutive records from one input. */
 export interface InputRun {
@@ -31,16 +31,6 @@ export function inputRuns(batch: PacketBatch): InputRun[] {
     if (i < batch.count) offset += BATCH_RECORD_HEADER_BYTES + dv.getUint32(offset + 8, true);
   }
   return runs;
-}
-
-function sliceRecords(batch: PacketBatch, from: number, to: number, fromOffset: number, toOffset: number): PacketBatch {
-  const meta = batch.meta!;
-  const sliced: RecordMeta = {
-    ...(meta.inputs ? { inputs: meta.inputs.subarray(from, to) } : {}),
-    ...(meta.flags ? { flags: meta.flags.subarray(from, to) } : {}),
-    ...(meta.comments ? { comments: meta.comments.slice(from, to) } : {}),
-  };
-  return { bytes: batch.bytes.subarray(fromOffset, toOffset), count: to - from, linktype: batch.linktype, precision: batch.precision, meta: sliced };
 }
 
 /** Joins batches of one linktype and precision into one owned batch, meta kept aligned. */

@@ -18,6 +18,7 @@
 //        again with exponential backoff and the new stream must have the first one's linktype.
 import type { Socket, SocketHandler, TLSOptions } from "bun";
 import { enableKeepAlive, TCP_KEEPALIVE_IDLE_MS } from "../../net/keepalive.ts";
+import { backoffDelayMs, RECONNECT_INITIAL_DELAY_MS, RECONNECT_MAX_DELAY_MS } from "../../net/reconnect-backoff.ts";
 import { insecureWarning, tlsClientOptions, tlsHandshakeRefusal, TlsSettingsError, type TlsClientSettings } from "../../net/tls-client.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
@@ -44,10 +45,8 @@ import { formatRemoteSourceUrl, type RemoteSourceAddress } from "./remote-source
  * flushed; raise `headerTimeoutMs` for such peers on quiet links.
  */
 export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
-/** First wait before reconnecting; doubles after each failed attempt up to the maximum. */
-export const RECONNECT_INITIAL_DELAY_MS = 500;
-/** Longest wait between reconnect attempts: a peer back after an outage is found within 30 s. */
-export const RECONNECT_MAX_DELAY_MS = 30_000;
+/** The reconnect waits (src/net/reconnect-backoff.ts): 0.5 s doubling to 30 s, as the RT source's. */
+export { RECONNECT_INITIAL_DELAY_MS, RECONNECT_MAX_DELAY_MS };
 /**
  * TCP keepalive idle time (src/net/keepalive.ts). A quiet capture is legitimate, so there is
  * no idle timeout; keepalive finds a peer that vanished without a FIN within this + 10 s.
@@ -564,7 +563,7 @@ export class PcapOverIpSource implements CaptureSource {
       this.finish("failed", error);
     } else if (this.reconnect && (error || this.reconnect.afterCleanEnd)) {
       const why = error ? error.message : `${this.description}: the peer closed the stream`;
-      this.log.warn(`${why}; reconnecting in ${this.reconnect.initialDelayMs} ms`);
+      this.log.warn(`${why}; reconnecting in ${backoffDelayMs(this.reconnect, 1)} ms`);
       this.reconnecting = this.reconnectLoop(this.reconnect).finally(() => (this.reconnecting = undefined));
     } else {
       this.finish(error ? "failed" : "end-of-file", error);
@@ -573,9 +572,8 @@ export class PcapOverIpSource implements CaptureSource {
 
   /** Dials with exponential backoff until a stream with the first one's linktype starts. */
   private async reconnectLoop(policy: Required<ReconnectOptions>): Promise<void> {
-    let delayMs = policy.initialDelayMs;
     for (let attempt = 1; ; attempt++) {
-      await this.sleep(delayMs);
+      await this.sleep(backoffDelayMs(policy, attempt));
       if (this.stopping || this.ended) return;
       try {
         await this.openConnection();
@@ -596,8 +594,7 @@ export class PcapOverIpSource implements CaptureSource {
           );
           return;
         }
-        delayMs = Math.min(delayMs * 2, policy.maxDelayMs);
-        this.log.warn(`${error.message}; reconnect attempt ${attempt} failed, next in ${delayMs} ms`);
+        this.log.warn(`${error.message}; reconnect attempt ${attempt} failed, next in ${backoffDelayMs(policy, attempt + 1)} ms`);
       }
     }
   }

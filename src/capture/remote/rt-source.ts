@@ -18,6 +18,7 @@
 // sequence) pair survives our own restart (rt://HOST:PORT?state=FILE).
 import { closeSync, constants, existsSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { backoffDelayMs, REMOTE_SOURCE_BACKOFF } from "../../net/reconnect-backoff.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 import type { Logger } from "../../logging/index.ts";
 import { silentLogger } from "../../logging/index.ts";
@@ -50,10 +51,6 @@ import { RemoteSourceError } from "./remote-source-error.ts";
 
 /** Longest wait from dialling to HELLO: a server sends it on accept; covers a slow path. */
 export const RT_HELLO_TIMEOUT_MS = 10_000;
-/** First wait before dialling again after a drop; doubles per failed attempt. */
-export const RT_RECONNECT_INITIAL_DELAY_MS = 500;
-/** Longest wait between attempts: a sender back after an outage is found within 30 s. */
-export const RT_RECONNECT_MAX_DELAY_MS = 30_000;
 /**
  * TCP keepalive idle time: a quiet capture is legitimate, so there is no idle timeout; keepalive
  * finds a sender that vanished without a FIN, and the reconnect takes over.
@@ -71,7 +68,7 @@ export interface RtSourceOptions {
   helloTimeoutMs?: number;
   /**
    * After the stream has opened once, a dropped connection is dialled again with backoff
-   * (RT_RECONNECT_INITIAL_DELAY_MS doubling to RT_RECONNECT_MAX_DELAY_MS) instead of ending the
+   * (REMOTE_SOURCE_BACKOFF: 0.5 s doubling to 30 s, as PCAP-over-IP's) instead of ending the
    * source: a reliable sender keeps everything unacknowledged meanwhile, and (stream id, last
    * sequence) carry over in memory, so nothing is lost or written twice. Default true.
    */
@@ -99,7 +96,6 @@ export class RtSource implements CaptureSource {
   readonly counters: RtSourceCounters = { received: 0, delivered: 0, duplicates: 0, gaps: 0, acksSent: 0 };
   private socket: Socket | undefined;
   private framer: RtFramer = this.newFramer();
-  private reconnectDelayMs = RT_RECONNECT_INITIAL_DELAY_MS;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private stopping = false;
   private handlers: CaptureHandlers | undefined;
@@ -183,15 +179,14 @@ export class RtSource implements CaptureSource {
     this.socket = undefined;
     this.phase = "hello";
     this.serverEnded = false;
-    const delay = this.reconnectDelayMs;
-    this.reconnectDelayMs = Math.min(delay * 2, RT_RECONNECT_MAX_DELAY_MS);
+    this.retries++;
+    const delay = backoffDelayMs(REMOTE_SOURCE_BACKOFF, this.retries);
     // One line per change of state (the first failure, a different failure), not one per try:
     // a slot held for minutes would otherwise log every 30 s.
-    this.retries++;
     if (this.retryCode !== error.code) {
       this.retryCode = error.code;
       this.log.warn(
-        `${error.message}; dialling again in ${delay} ms, backing off to every ${RT_RECONNECT_MAX_DELAY_MS / 1000} s (${this.state.lastSequence !== undefined ? `last sequence written ${this.state.lastSequence}` : "nothing written yet"}); logged again when this changes`,
+        `${error.message}; dialling again in ${delay} ms, backing off to every ${REMOTE_SOURCE_BACKOFF.maxDelayMs / 1000} s (${this.state.lastSequence !== undefined ? `last sequence written ${this.state.lastSequence}` : "nothing written yet"}); logged again when this changes`,
       );
     }
     this.reconnectTimer = setTimeout(() => {
@@ -246,7 +241,6 @@ export class RtSource implements CaptureSource {
       }
       if (message.type !== RtType.HELLO) throw new ProtocolError("no-hello", `first message is ${rtTypeName(message.type)}, not HELLO`, message.streamOffset);
       this.reliable = decodeHello(message.body, message.streamOffset).reliable;
-      this.reconnectDelayMs = RT_RECONNECT_INITIAL_DELAY_MS;
       if (this.retries > 0) this.log.info(`${this.description}: connected after ${this.retries} ${this.retries === 1 ? "retry" : "retries"}`);
       this.retries = 0;
       this.retryCode = undefined;

@@ -2,6 +2,7 @@
 // addresses resolved once at load, then peers matched by address before AUTH is read.
 import { lookup as dnsLookup } from "node:dns/promises";
 import { existsSync, readFileSync, statSync } from "node:fs";
+import { peerAddressBytes } from "../../net/ip-address.ts";
 
 /**
  * Separators between hosts: rpcap-protocol.h's RPCAP_HOSTLIST_SEP (" ,;\n\r") plus tab, so a
@@ -38,51 +39,6 @@ export function parseHostList(text: string): string[] {
   return hosts;
 }
 
-function parseIpv4(text: string): number[] | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  const bytes: number[] = [];
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return undefined;
-    const value = Number(part);
-    if (value > 255) return undefined;
-    bytes.push(value);
-  }
-  return bytes;
-}
-
-/** Sixteen bytes of an IPv6 address in any RFC 4291 text form (with '::' and a dotted tail). */
-function parseIpv6(text: string): number[] | undefined {
-  if (!text.includes(":")) return undefined;
-  let head = text;
-  let tail: number[] = [];
-  const lastColon = text.lastIndexOf(":");
-  if (text.slice(lastColon + 1).includes(".")) {
-    const v4 = parseIpv4(text.slice(lastColon + 1));
-    if (!v4) return undefined;
-    tail = v4;
-    head = `${text.slice(0, lastColon + 1)}0:0`;
-  }
-  const halves = head.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = (part: string | undefined) => (part ? part.split(":") : []);
-  const left = groups(halves[0]);
-  const right = groups(halves[1]);
-  const missing = 8 - left.length - right.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
-  const all = [...left, ...Array<string>(halves.length === 1 ? 0 : missing).fill("0"), ...right];
-  const bytes: number[] = [];
-  for (const group of all) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(group)) return undefined;
-    const value = parseInt(group, 16);
-    bytes.push(value >> 8, value & 0xff);
-  }
-  if (tail.length === 4) bytes.splice(12, 4, ...tail);
-  return bytes;
-}
-
-const IPV4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
-
 /**
  * A canonical key for an address, or undefined when the text is not an IP address. IPv4 and
  * IPv4-mapped IPv6 (::ffff:a.b.c.d, what a dual-stack listener reports for IPv4 peers) give the
@@ -90,12 +46,10 @@ const IPV4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
  * sock_cmpaddr compares sin6_addr only.
  */
 export function canonicalAddress(text: string): string | undefined {
-  const v4 = parseIpv4(text);
-  if (v4) return v4.join(".");
-  const v6 = parseIpv6(text.replace(/%.*$/, "").replace(/^\[(.*)\]$/, "$1"));
-  if (!v6) return undefined;
-  if (IPV4_MAPPED_PREFIX.every((byte, i) => v6[i] === byte)) return v6.slice(12).join(".");
-  return v6.map((b) => b.toString(16).padStart(2, "0")).join("");
+  const bytes = peerAddressBytes(text);
+  if (!bytes) return undefined;
+  if (bytes.byteLength === 4) return bytes.join(".");
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** A loaded host list: the addresses it allows, and what could not be resolved (for the log). */

@@ -3,20 +3,14 @@
 // (`probe capture -w - | tshark -r -`) sees packets as they are captured. The file is opened
 // by openCaptureTarget: never through a planted symbolic link, never truncating a hard link.
 //
-// pcapng keeps one IDB per pipeline input (name, link type, snaplen, if_tsresol) and writes
-// each record with its input's interface id (meta.inputs), its EPB flags (meta.flags) and its
+// The bytes come from CaptureFileEncoder, as the rotating files' do: pcapng keeps one IDB per
+// pipeline input (name, link type, snaplen, if_tsresol) and writes each record with its input's
+// interface id (meta.inputs), its EPB flags (meta.flags; a word of 0 is left out) and its
 // comments (meta.comments: hook tags). Classic pcap has one link type for the whole file.
 import type { FileSink } from "bun";
 import { closeSync } from "node:fs";
 import type { PacketBatch, TimestampPrecision } from "../../packet/packet-batch.ts";
-import {
-  encodePcapGlobalHeader,
-  encodePcapngInterface,
-  encodePcapngPacketsFromBatch,
-  encodePcapngSectionHeader,
-  pcapRecordsFromBatch,
-} from "../../protocols/pcap/index.ts";
-import { inputRuns } from "../../pipeline/input-runs.ts";
+import { CaptureFileEncoder } from "../../protocols/pcap/index.ts";
 import { openCaptureTarget } from "./open-capture-target.ts";
 
 export type CaptureFileFormat = "pcap" | "pcapng";
@@ -43,11 +37,9 @@ export interface CaptureFileOptions {
   interfaces?: readonly CaptureFileInterface[];
 }
 
-/** Identifies the writer in pcapng's shb_userappl. */
-const USER_APPLICATION = "probe";
-
 export class CaptureFileWriter {
   private readonly sink: FileSink;
+  private readonly encoder: CaptureFileEncoder;
   private closed = false;
   packetsWritten = 0;
   bytesWritten = 0;
@@ -56,13 +48,21 @@ export class CaptureFileWriter {
   private readonly fd: number | undefined;
 
   private constructor(private readonly options: CaptureFileOptions) {
+    const interfaces = options.interfaces ?? [{ linktype: options.linktype, snaplen: options.snaplen, name: options.interfaceName }];
+    this.encoder = new CaptureFileEncoder({
+      format: options.format,
+      precision: options.precision,
+      // pcap: the options' link type and snaplen; pcapng: one IDB per input, named when it has a name.
+      interfaces: options.format === "pcap" ? [{ linktype: options.linktype, snaplen: options.snaplen }] : interfaces.map((i) => ({ linktype: i.linktype, snaplen: i.snaplen, name: i.name || undefined })),
+      writeZeroFlags: false,
+    });
     if (options.target === "-") {
       this.sink = Bun.stdout.writer();
     } else {
       this.fd = openCaptureTarget(options.target).fd;
       this.sink = Bun.file(this.fd).writer();
     }
-    this.writeBytes(this.fileHeader());
+    this.writeBytes(this.encoder.header);
   }
 
   /**
@@ -83,21 +83,7 @@ export class CaptureFileWriter {
 
   write(batch: PacketBatch): void | Promise<void> {
     if (this.closed) return;
-    const o = this.options;
-    if (o.format === "pcap") {
-      this.writeBytes(pcapRecordsFromBatch(batch, o.precision));
-    } else {
-      for (const run of inputRuns(batch)) {
-        const meta = run.batch.meta;
-        this.writeBytes(
-          encodePcapngPacketsFromBatch(run.batch, run.input, {
-            comments: meta?.comments ? (index) => meta.comments![index] : undefined,
-            flags: meta?.flags ? (index) => meta.flags![index] || undefined : undefined,
-            precision: o.precision,
-          }),
-        );
-      }
-    }
+    this.writeBytes(this.encoder.encode(batch));
     this.packetsWritten += batch.count;
     return this.flush();
   }
@@ -113,27 +99,6 @@ export class CaptureFileWriter {
       // A FileSink made from a descriptor leaves it open (Bun 1.4.4).
       if (this.fd !== undefined) closeSync(this.fd);
     }
-  }
-
-  private fileHeader(): Uint8Array {
-    const o = this.options;
-    if (o.format === "pcap") {
-      return encodePcapGlobalHeader({ linktype: o.linktype, snaplen: o.snaplen, precision: o.precision, littleEndian: true });
-    }
-    const interfaces = o.interfaces ?? [{ linktype: o.linktype, snaplen: o.snaplen, ...(o.interfaceName ? { name: o.interfaceName } : {}) }];
-    const blocks = [
-      encodePcapngSectionHeader({ userApplication: USER_APPLICATION }),
-      ...interfaces.map((i) =>
-        encodePcapngInterface({ linktype: i.linktype, snaplen: i.snaplen, precision: o.precision, ...(i.name ? { name: i.name } : {}) }),
-      ),
-    ];
-    const header = new Uint8Array(blocks.reduce((n, b) => n + b.byteLength, 0));
-    let at = 0;
-    for (const block of blocks) {
-      header.set(block, at);
-      at += block.byteLength;
-    }
-    return header;
   }
 
   private writeBytes(bytes: Uint8Array): void {

@@ -7,24 +7,16 @@
 // recovery touch only what the manifest says probe wrote, never a pre-existing file or a link.
 //
 // Files open at their first packet, so an empty period makes no file. Every pcapng file starts
-// with its own SHB and one IDB per input, so each file reads alone. Writes are synchronous and
+// with its own SHB and one IDB per input, so each file reads alone (CaptureFileEncoder, the -w
+// file's encoder too, lays out headers and records; this file decides where files are cut). Writes are synchronous and
 // batched (STAGING_BYTES, FLUSH_INTERVAL_MS): a file on disk always ends on a record boundary,
 // a full disk is noticed at the write that failed, and kill -9 loses at most what was staged.
 import { accessSync, constants, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "../../logging/index.ts";
 import { ProbeError } from "../../packet/probe-error.ts";
-import { BATCH_RECORD_HEADER_BYTES, pickMeta, type PacketBatch, type TimestampPrecision } from "../../packet/packet-batch.ts";
-import {
-  encodePcapGlobalHeader,
-  encodePcapngInterface,
-  encodePcapngPacketsFromBatch,
-  encodePcapngSectionHeader,
-  pad4,
-  pcapRecordsFromBatch,
-  PCAPNG_OPTION_HEADER_BYTES,
-  PcapngMinBlockBytes,
-} from "../../protocols/pcap/index.ts";
+import { BATCH_RECORD_HEADER_BYTES, sliceRecords, type PacketBatch } from "../../packet/packet-batch.ts";
+import { CaptureFileEncoder } from "../../protocols/pcap/index.ts";
 import type { PipelineEvent, PipelineOutput, StreamDescription } from "../../pipeline/output.ts";
 import { FileNameTemplate, FileNameTemplateError, fileSafeInputName } from "./file-name-template.ts";
 import { describeEntry, isPlainName, lstatQuiet } from "./file-identity.ts";
@@ -77,10 +69,6 @@ export const MAX_FOREIGN_NAMES_REPORTED = 64;
 export const MAX_CREATE_RACES = 16;
 /** The queue-drop event's output name for drops in front of the pipeline's stages (runner.ts). */
 const STAGES_QUEUE = "stages";
-/** epb_flags is a u32 (draft-ietf-opsawg-pcapng section 4.3.1). */
-const EPB_FLAGS_VALUE_BYTES = 4;
-/** Identifies the writer in pcapng's shb_userappl. */
-const USER_APPLICATION = "probe";
 /** Errno codes that mean "no space" (--on-disk-full drop applies to these). */
 const NO_SPACE_CODES: readonly string[] = ["ENOSPC", "EDQUOT"];
 
@@ -144,8 +132,8 @@ export class RotatingFileOutput implements PipelineOutput {
   private readonly busy = new Set<string>();
   /** Names reported as not ours during the run (bounded: MAX_FOREIGN_NAMES_REPORTED). */
   private readonly reportedForeign = new Set<string>();
-  private header: Uint8Array = new Uint8Array(0);
-  private precision: TimestampPrecision = "micro";
+  /** Encodes each file's header and records (set by start()). */
+  private encoder!: CaptureFileEncoder;
   private current: CurrentFile | undefined;
   private nextSequence = 0;
   /** Reasons to record on the next file's first packet (loss events since the last file closed). */
@@ -191,7 +179,6 @@ export class RotatingFileOutput implements PipelineOutput {
     if (this.state !== "new") return;
     const o = this.options;
     this.stream = stream;
-    this.precision = stream.precision;
     try {
       accessSync(this.directory, constants.W_OK | constants.X_OK);
       if (!statSync(this.directory).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
@@ -210,7 +197,7 @@ export class RotatingFileOutput implements PipelineOutput {
       throw error;
     }
     this.matcher = this.template.matcher();
-    this.header = this.fileHeader(stream);
+    this.encoder = this.newEncoder(stream);
     // %I makes the names depend on the inputs: another interface is another series of files.
     const manifestKey = /%I/.test(basename(o.path)) ? `${basename(o.path)}\0${inputName}` : basename(o.path);
     this.owned = new OwnedFiles(this.directory, manifestKey, (name) => this.matcher.test(name), o.logger);
@@ -381,7 +368,7 @@ export class RotatingFileOutput implements PipelineOutput {
         file = this.openFile(tsSec, nowSec);
       }
       file.packets++;
-      file.bytes += pcap ? BATCH_RECORD_HEADER_BYTES + caplen : this.pcapngRecordBytes(batch, i, caplen, file.packets === 1);
+      file.bytes += pcap ? BATCH_RECORD_HEADER_BYTES + caplen : this.encoder.recordBytes(batch, i, caplen, this.commentsOf(batch, i, file.packets === 1));
       offset += BATCH_RECORD_HEADER_BYTES + caplen;
     }
     this.writeRun(batch, runStart, batch.count, runOffset, offset);
@@ -394,23 +381,9 @@ export class RotatingFileOutput implements PipelineOutput {
   private fitsWhole(batch: PacketBatch, file: OpenFileState | undefined): boolean {
     const t = this.options.triggers;
     if (t.period !== undefined) return false;
-    const bytes = (file?.bytes ?? this.header.byteLength) + batch.bytes.byteLength;
+    const bytes = (file?.bytes ?? this.encoder.header.byteLength) + batch.bytes.byteLength;
     const packets = (file?.packets ?? 0) + batch.count;
     return (t.maxBytes === undefined || bytes <= t.maxBytes) && (t.maxPackets === undefined || packets <= t.maxPackets);
-  }
-
-  /** Bytes record `index` takes in a pcapng file: its EPB with options. */
-  private pcapngRecordBytes(batch: PacketBatch, index: number, caplen: number, firstOfFile: boolean): number {
-    // The EPB as encodePcapngPacketsFromBatch lays it out: fixed fields, padded data, options.
-    let size = PcapngMinBlockBytes.ENHANCED_PACKET + pad4(caplen);
-    const comments = this.commentsOf(batch, index, firstOfFile);
-    const flags = batch.meta?.flags?.[index];
-    if (comments || flags !== undefined) {
-      size += PCAPNG_OPTION_HEADER_BYTES; // opt_endofopt
-      for (const c of comments ?? []) size += PCAPNG_OPTION_HEADER_BYTES + pad4(Buffer.byteLength(c, "utf8"));
-      if (flags !== undefined) size += PCAPNG_OPTION_HEADER_BYTES + EPB_FLAGS_VALUE_BYTES;
-    }
-    return size;
   }
 
   private commentsOf(batch: PacketBatch, index: number, firstOfFile: boolean): readonly string[] | undefined {
@@ -423,16 +396,11 @@ export class RotatingFileOutput implements PipelineOutput {
   private writeRun(batch: PacketBatch, from: number, to: number, fromOffset: number, toOffset: number): void {
     if (to <= from || !this.current) return;
     const file = this.current;
-    const whole = from === 0 && to === batch.count;
-    const indices = whole ? undefined : Array.from({ length: to - from }, (_, k) => from + k);
-    const meta = whole ? batch.meta : batch.meta && pickMeta(batch.meta, indices!);
-    const run: PacketBatch = whole
-      ? batch
-      : { ...batch, bytes: batch.bytes.subarray(fromOffset, toOffset), count: to - from, ...(meta ? { meta } : {}) };
+    const run = sliceRecords(batch, from, to, fromOffset, toOffset);
     const firstOfFile = file.state.packets === to - from;
-    let encoded: Uint8Array;
-    if (this.options.format === "pcap") encoded = pcapRecordsFromBatch(run, this.precision);
-    else encoded = this.encodePcapng(run, firstOfFile);
+    // The loss reasons waiting for a new file go on its first record, before the record's own comments.
+    const withReasons = firstOfFile && this.pendingReasons.length > 0;
+    const encoded = this.encoder.encode(run, withReasons ? (i) => this.commentsOf(run, i, i === 0) : undefined);
     if (firstOfFile) this.pendingReasons = [];
     const before = file.file.acceptedPackets;
     try {
@@ -442,53 +410,18 @@ export class RotatingFileOutput implements PipelineOutput {
     }
   }
 
-  /** EPBs for a run, one encode per stretch of records from the same input (its IDB index). */
-  private encodePcapng(run: PacketBatch, firstOfFile: boolean): Uint8Array {
-    const inputs = run.meta?.inputs;
-    const comments = run.meta?.comments || (firstOfFile && this.pendingReasons.length > 0) ? (i: number) => this.commentsOf(run, i, firstOfFile && i === 0) : undefined;
-    const flags = run.meta?.flags ? (i: number) => run.meta!.flags![i] : undefined;
-    if (!inputs || inputs.every((v) => v === inputs[0])) {
-      return encodePcapngPacketsFromBatch(run, inputs?.[0] ?? 0, { comments, flags, precision: this.precision });
-    }
-    // Mixed inputs: split into stretches of one interface id.
-    const parts: Uint8Array[] = [];
-    const view = new DataView(run.bytes.buffer, run.bytes.byteOffset, run.bytes.byteLength);
-    let start = 0;
-    let startOffset = 0;
-    let offset = 0;
-    for (let i = 0; i <= run.count; i++) {
-      if (i === run.count || inputs[i] !== inputs[start]) {
-        const indices = Array.from({ length: i - start }, (_, k) => start + k);
-        const meta = pickMeta(run.meta, indices);
-        const stretch: PacketBatch = { ...run, bytes: run.bytes.subarray(startOffset, offset), count: i - start, ...(meta ? { meta } : {}) };
-        const base = start;
-        parts.push(
-          encodePcapngPacketsFromBatch(stretch, inputs[start]!, {
-            comments: comments && ((k: number) => comments(base + k)),
-            flags: flags && ((k: number) => flags(base + k)),
-            precision: this.precision,
-          }),
-        );
-        start = i;
-        startOffset = offset;
-      }
-      if (i < run.count) offset += BATCH_RECORD_HEADER_BYTES + view.getUint32(offset + 8, true);
-    }
-    return concat(parts);
-  }
-
   private openFile(tsSec: number, nowSec: number): OpenFileState {
     const o = this.options;
-    const state = newFileState(o.triggers, tsSec, nowSec, this.header.byteLength);
+    const state = newFileState(o.triggers, tsSec, nowSec, this.encoder.header.byteLength);
     const timeSec = fileNameTimeSec(o.triggers, state, tsSec);
     // Count retention with the new file in it, so -W N means N files on disk at any time.
-    this.runRetention(false, { files: 1, bytes: this.header.byteLength });
+    this.runRetention(false, { files: 1, bytes: this.encoder.header.byteLength });
     let path = "";
     let file: PartFile | undefined;
     for (let race = 0; !file; race++) {
       path = this.freePath(timeSec);
       try {
-        file = PartFile.create(path, this.header, (packets, bytes) => {
+        file = PartFile.create(path, this.encoder.header, (packets, bytes) => {
           this.stats.packets_written += packets;
           this.stats.bytes_written += bytes;
         });
@@ -630,7 +563,7 @@ export class RotatingFileOutput implements PipelineOutput {
     let failure: unknown;
     let result: ReturnType<PartFile["close"]> | undefined;
     try {
-      result = current.file.close({ fsync, headerBytes: this.header.byteLength });
+      result = current.file.close({ fsync, headerBytes: this.encoder.header.byteLength });
     } catch (error) {
       failure = error;
       // The last flush failed, yet the file was closed and named: what it became.
@@ -791,7 +724,7 @@ export class RotatingFileOutput implements PipelineOutput {
     this.lastDiskRetryMs = now;
     try {
       this.runRetention(false);
-      if (freeBytes(this.directory) < this.header.byteLength + BATCH_RECORD_HEADER_BYTES) return false;
+      if (freeBytes(this.directory) < this.encoder.header.byteLength + BATCH_RECORD_HEADER_BYTES) return false;
     } catch {
       return false;
     }
@@ -835,24 +768,20 @@ export class RotatingFileOutput implements PipelineOutput {
     }
   }
 
-  private fileHeader(stream: StreamDescription): Uint8Array {
+  /** pcap: the first input's link type, the largest snaplen; pcapng: one IDB per input with its name and description. */
+  private newEncoder(stream: StreamDescription): CaptureFileEncoder {
     const inputs = stream.inputs.length > 0 ? stream.inputs : [{ name: "input", linktype: 1, snaplen: 262144, description: "" }];
-    if (this.options.format === "pcap") {
-      const snaplen = Math.max(...inputs.map((i) => i.snaplen));
-      return encodePcapGlobalHeader({ linktype: inputs[0]!.linktype, snaplen, precision: stream.precision, littleEndian: true });
-    }
-    return concat([
-      encodePcapngSectionHeader({ userApplication: USER_APPLICATION }),
-      ...inputs.map((input) =>
-        encodePcapngInterface({
-          linktype: input.linktype,
-          snaplen: input.snaplen,
-          precision: stream.precision,
-          name: input.name,
-          ...(input.description && input.description !== input.name ? { description: input.description } : {}),
-        }),
-      ),
-    ]);
+    return new CaptureFileEncoder({
+      format: this.options.format,
+      precision: stream.precision,
+      interfaces: inputs.map((input) => ({
+        linktype: input.linktype,
+        snaplen: input.snaplen,
+        name: input.name,
+        description: input.description && input.description !== input.name ? input.description : undefined,
+      })),
+      writeZeroFlags: true,
+    });
   }
 }
 
@@ -867,16 +796,6 @@ const REASON_TEXT: Readonly<Record<CutReason, string>> = {
   disk: "disk error",
 };
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
 
 function describeErrno(error: unknown): string {
   const code = (error as NodeJS.ErrnoException)?.code;

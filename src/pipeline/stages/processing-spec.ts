@@ -5,6 +5,7 @@
 import { kindSchema, z } from "../../config/zod.ts";
 import { compileBpfRecordMatcher } from "../../packet/bpf/index.ts";
 import { ProbeError } from "../../packet/probe-error.ts";
+import { parseAddressBlock } from "../../net/ip-address.ts";
 import type { Logger } from "../../logging/index.ts";
 import type { PacketStage } from "../stage.ts";
 import { AnonymizeStage, type AddressPrefix, type AnonymizeMethod } from "./anonymize.ts";
@@ -179,40 +180,11 @@ export function keyFileNulWarning(path: string, key: Uint8Array): string | undef
 
 /** Parses "10.0.0.0/8" or "2001:db8::/32" into address bytes and a prefix length. */
 export function parsePrefix(text: string): AddressPrefix {
-  const slash = text.lastIndexOf("/");
-  const addressText = slash < 0 ? text : text.slice(0, slash);
-  const bits = slash < 0 ? NaN : Number(text.slice(slash + 1));
-  const address = addressText.includes(":") ? parseIpv6(addressText) : parseIpv4(addressText);
-  const maxBits = address ? address.byteLength * 8 : 0;
-  if (!address || !Number.isInteger(bits) || bits < 0 || bits > maxBits) {
+  const block = parseAddressBlock(text, { prefixRequired: true });
+  if (block.kind !== "block") {
     throw new ProcessingStageError("bad-prefix", `--anonymize-prefix: '${text}' is not an address prefix like 10.0.0.0/8 or 2001:db8::/32`);
   }
-  return { address, bits };
-}
-
-function parseIpv4(text: string): Uint8Array | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
-  return Uint8Array.from(parts.map(Number));
-}
-
-function parseIpv6(text: string): Uint8Array | undefined {
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const words = (part: string) => (part === "" ? [] : part.split(":"));
-  const head = words(halves[0]!);
-  const tail = halves.length === 2 ? words(halves[1]!) : [];
-  const missing = 8 - head.length - tail.length;
-  if ((halves.length === 1 && missing !== 0) || missing < 0) return undefined;
-  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...tail];
-  if (all.length !== 8 || all.some((w) => !/^[0-9a-fA-F]{1,4}$/.test(w))) return undefined;
-  const out = new Uint8Array(16);
-  all.forEach((w, i) => {
-    const v = parseInt(w, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  return out;
+  return { address: block.bytes, bits: block.prefix };
 }
 
 /** libpcap's compiler (loaded only when a direction stage is built: it opens libpcap through FFI). */

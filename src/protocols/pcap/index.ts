@@ -48,3 +48,4 @@ export {
   type CaptureInterfaceInfo,
 } from "./file-reader.ts";
 export { readCaptureBatches, readCaptureFile, streamCaptureFile, type CaptureFileContents } from "./read-capture-file.ts";
+export { CaptureFileEncoder, type CaptureFileEncoderOptions, type CaptureFileInterface, type RecordComments } from "./capture-file-encoder.ts";

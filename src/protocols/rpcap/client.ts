@@ -29,8 +29,7 @@ import {
   type WireInterface,
 } from "./codec.ts";
 import { RpcapFramer } from "./framer.ts";
-import { unmapIPv4 } from "../../net/ip-address.ts";
-import { isIP } from "node:net";
+import { peerAddressBytes, sameAddress, unmapIPv4 } from "../../net/ip-address.ts";
 import { RPCAP_HEADER_BYTES, RPCAP_REPLY_BIT, RpcapAuthType, RpcapMessageType, rpcapErrorName, rpcapMessageName, StartCapFlag } from "./wire.ts";
 
 /** An ERROR message from the server, with its PCAP_ERR_* code. */
@@ -316,14 +315,14 @@ export class RpcapClient {
       // connection to this port is someone else's and is closed unread. (A host given by name
       // is not resolved here: then the first connection is taken.)
       const daemonAddress = unmapIPv4(this.options.host);
-      const known = isIP(daemonAddress) !== 0;
+      const known = peerAddressBytes(daemonAddress) !== undefined;
       let accepted = false;
       const listener = Bun.listen<{ ours: boolean }>({
         hostname: daemonAddress.includes(":") ? "::" : "0.0.0.0",
         port: 0,
         socket: {
           open: (socket) => {
-            socket.data = { ours: !accepted && (!known || unmapIPv4(socket.remoteAddress) === daemonAddress) };
+            socket.data = { ours: !accepted && (!known || sameAddress(socket.remoteAddress, daemonAddress)) };
             if (!socket.data.ours) return void socket.end();
             accepted = true;
             enableKeepAlive(socket, this.options.keepaliveIdleMs);
@@ -375,12 +374,12 @@ export class RpcapClient {
   /** The TLS form of the SERVEROPEN data listener: one connection, from the daemon's address, verified. */
   private async listenForTlsData(options: StartCaptureOptions, sink: PacketMessageSink): Promise<{ port: number; stop(): void }> {
     const daemonAddress = unmapIPv4(this.options.host);
-    const known = isIP(daemonAddress) !== 0;
+    const known = peerAddressBytes(daemonAddress) !== undefined;
     const settings = this.tlsSettings!;
     let taken: NetSocket | undefined;
     const server = createServer((raw) => {
       raw.on("error", () => {});
-      if (taken || (known && unmapIPv4(raw.remoteAddress ?? "") !== daemonAddress)) return void raw.destroy();
+      if (taken || (known && !sameAddress(raw.remoteAddress ?? "", daemonAddress))) return void raw.destroy();
       taken = raw;
       server.close(); // one data connection per capture
       enableKeepAlive(raw as unknown as { setKeepAlive(enable?: boolean, initialDelay?: number): boolean }, this.options.keepaliveIdleMs);
