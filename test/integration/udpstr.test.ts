@@ -19,12 +19,13 @@ beforeAll(() => (dir = mkdtempSync(join(tmpdir(), "probe-udpstr-"))));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A pcap of `sizes.length` synthetic frames (payload byte k of packet i = (i + k) & 0xff). */
-async function writeFrames(path: string, sizes: number[]): Promise<void> {
+async function writeFrames(path: string, sizes: number[], gapMs = 1): Promise<void> {
   const writer = await CaptureFileWriter.open({ target: path, format: "pcap", linktype: 1, snaplen: 262144, precision: "micro" });
   const builder = new PacketBatchBuilder(1, "micro");
   sizes.forEach((size, i) => {
     const frame = syntheticFrame(i, size);
-    builder.push(1_700_000_000 + Math.floor(i / 1000), (i % 1000) * 1000, frame.byteLength, frame);
+    const atMs = i * gapMs;
+    builder.push(1_700_000_000 + Math.floor(atMs / 1000), (atMs % 1000) * 1000, frame.byteLength, frame);
   });
   await writer.write(builder.take()!);
   await writer.close();
@@ -80,7 +81,10 @@ describe("forward -> collect", () => {
 describe("forward to a port where nothing listens", () => {
   test("the kernel's port-unreachable reports become one log line, not an error dump per datagram", async () => {
     const input = join(dir, "unreachable.pcap");
-    await writeFrames(input, Array.from({ length: 20 }, () => 100));
+    // 25 ms apart with --realtime: several datagrams, so a send follows the first ICMP report
+    // (the kernel reports it on the next send; 20 frames 1 ms apart were packed too tightly
+    // on a loaded machine).
+    await writeFrames(input, Array.from({ length: 20 }, () => 100), 25);
     // A port just bound and closed again: nothing listens there.
     const probeSocket = await Bun.udpSocket({ hostname: "127.0.0.1" });
     const port = probeSocket.port;
