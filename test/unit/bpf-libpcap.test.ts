@@ -124,3 +124,16 @@ describe("libpcap's bpf_validate() and bpf_filter() as judges", () => {
     }
   });
 });
+
+describe("filters for link types whose DLT value differs (libpcap's linktype_to_dlt)", () => {
+  test("LINKTYPE_RAW (101): 'udp' compiles and matches a raw IPv4 UDP packet, not a TCP one", async () => {
+    const { compileFilter, linktypeText } = await import("../../src/capture/libpcap/compile-filter.ts");
+    const { interpretBpfProgram: runBpf } = await import("../../src/packet/bpf/interpret.ts");
+    const program = compileFilter("udp", 101, 262144);
+    // 20-byte IPv4 header, protocol 17 (UDP) or 6 (TCP), then 8 bytes.
+    const ipv4 = (protocol: number) => Uint8Array.from([0x45, 0, 0, 28, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 53, 0, 53, 0, 8, 0, 0]);
+    expect(runBpf(program, ipv4(17), 28)).toBeGreaterThan(0);
+    expect(runBpf(program, ipv4(6), 28)).toBe(0);
+    expect(linktypeText(101)).toContain("RAW");
+  });
+});

@@ -6,10 +6,29 @@ import { LINKTYPE_ETHERNET, PCAP_NETMASK_UNKNOWN } from "./constants.ts";
 import { BPF_PROGRAM_STRUCT_BYTES, cString, libpcap } from "./ffi.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
 
+/**
+ * LINKTYPE_ values (what files and streams carry) whose DLT_ value (what pcap_open_dead and
+ * pcap_compile take) differs on Linux: libpcap's own linktype_to_dlt() table (pcap-common.c),
+ * with Linux's DLT_ numbers (pcap/dlt.h). Without it a filter on a raw-IP stream (LINKTYPE_RAW,
+ * 101) fails with "unknown data link type 101". Every other value is the same in both.
+ */
+const DLT_FOR_LINKTYPE: ReadonlyMap<number, number> = new Map([
+  [100, 11], // LINKTYPE_ATM_RFC1483 -> DLT_ATM_RFC1483
+  [101, 12], // LINKTYPE_RAW -> DLT_RAW
+  [102, 15], // LINKTYPE_SLIP_BSDOS -> DLT_SLIP_BSDOS
+  [103, 16], // LINKTYPE_PPP_BSDOS -> DLT_PPP_BSDOS
+  [106, 19], // LINKTYPE_ATM_CLIP -> DLT_ATM_CLIP
+]);
+
+/** The DLT_ value libpcap's compiler knows a LINKTYPE_ value by. */
+export function dltOfLinktype(linktype: number): number {
+  return DLT_FOR_LINKTYPE.get(linktype) ?? linktype;
+}
+
 /** Compiles `expression` for `linktype`; throws CaptureError("bad-filter") with libpcap's text. */
 export function compileFilter(expression: string, linktype: number, snaplen: number): BpfInstruction[] {
   const lib = libpcap();
-  const dead = lib.pcap_open_dead_with_tstamp_precision(linktype, snaplen, 0);
+  const dead = lib.pcap_open_dead_with_tstamp_precision(dltOfLinktype(linktype), snaplen, 0);
   if (!dead) throw new CaptureError("capture-failed", "pcap_open_dead failed");
   const program = new Uint8Array(BPF_PROGRAM_STRUCT_BYTES);
   try {
@@ -53,9 +72,9 @@ export function linktypeText(linktype: number): string {
   if (linktype === LINKTYPE_ETHERNET) return ETHERNET_TEXT;
   try {
     const lib = libpcap();
-    const name = lib.pcap_datalink_val_to_name(linktype);
+    const name = lib.pcap_datalink_val_to_name(dltOfLinktype(linktype));
     if (name === null || String(name) === "") return String(linktype);
-    const description = lib.pcap_datalink_val_to_description(linktype);
+    const description = lib.pcap_datalink_val_to_description(dltOfLinktype(linktype));
     return description === null || String(description) === "" ? String(name) : `${name} (${description})`;
   } catch {
     return String(linktype);
