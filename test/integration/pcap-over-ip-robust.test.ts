@@ -12,7 +12,7 @@ import { memoryLogger } from "../../src/logging/index.ts";
 import { PcapOverIpServer } from "../../src/outputs/pcap-over-ip/index.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
-import { collect, pcapHeaderBytes, pcapRecordBytes, pcapStream, startStreamServer, taggedRecords, unusedPort, until, within, ETHERNET } from "./remote-source-helpers.ts";
+import { collect, pcapHeaderBytes, pcapRecordBytes, pcapStream, startStreamServer, taggedRecords, unusedPort, until, within, ETHERNET } from "../support/remote-source-helpers.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;

@@ -26,7 +26,7 @@ import {
   vectorsDir,
   within,
   type TestStreamServer,
-} from "./remote-source-helpers.ts";
+} from "../support/remote-source-helpers.ts";
 
 const VECTOR = join(vectorsDir, "rpcap-passive-tcp.pcap");
 let dir: string;

@@ -6,7 +6,7 @@ import type { Subprocess } from "bun";
 import type { CaptureEndReason, CaptureHandlers } from "../../src/capture/capture-source.ts";
 import { forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/packet/packet-batch.ts";
 import { encodePcapGlobalHeader, encodePcapRecordHeader } from "../../src/protocols/pcap/index.ts";
-import { VECTORS_DIR } from "../support/fixtures.ts";
+import { VECTORS_DIR } from "./fixtures.ts";
 
 export const vectorsDir = `${VECTORS_DIR}/`;
 export const ETHERNET = 1;
