@@ -12,6 +12,7 @@ import { vectorPath } from "../support/fixtures.ts";
 import { probeBinary, runProbe, runTool, spawnProbeLoggingToFile, waitFor } from "../support/probe-binary.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 const EXTCAP_DIR = "/usr/lib/x86_64-linux-gnu/wireshark/extcap";
 const link = join(EXTCAP_DIR, "probe");
@@ -187,7 +188,7 @@ test("--reconnect-after-close contradicts --no-reconnect: one line, exit 2", asy
 
 test("probe-rpcap as Wireshark runs it (--capture --fifo) against a real probe rpcapd: the fifo carries exactly the packets sent", async () => {
   const flow = await openLoopbackFlow();
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = freeTcpPort();
   const daemon = spawnProbeLoggingToFile(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(port)], join(work, "rpcapd.log"));
   procs.push(daemon.proc);
   const fifo = join(work, "extcap.fifo");

@@ -11,6 +11,7 @@ import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { runProbe, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { parsePrometheusText, type ParsedSample } from "../support/prometheus-parser.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 const procs = processesStoppedAfterEach();
@@ -46,13 +47,11 @@ function value(samples: ParsedSample[], name: string, labels: Record<string, str
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-
 describe("--metrics on long-running commands (the pipeline runner's endpoint)", () => {
   test("rpcapd: input and output packet counts equal what was sent; sessions and AUTH failures counted", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const port = freePort();
+      const port = freeTcpPort();
       const daemon = started(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(port), "-n", "--metrics", "127.0.0.1:0"]);
       const mport = await metricsPort(daemon.log);
       const reader = started(["capture", "-i", `rpcap://127.0.0.1:${port}/lo`, "-c", "1000", "-w", join(dir, "m.pcap"), `udp dst port ${flow.port}`]);
@@ -99,7 +98,7 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
   test("serve mode: PCAP-over-IP consumer counts equal what was sent", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const poipPort = freePort();
+      const poipPort = freeTcpPort();
       const serve = started(["-i", "lo", "-f", `udp dst port ${flow.port}`, "--pcap-over-ip", `127.0.0.1:${poipPort}`, "--no-rpcap", "--metrics", "127.0.0.1:0"]);
       const mport = await metricsPort(serve.log);
       const reader = started(["capture", "-i", `tcp://127.0.0.1:${poipPort}`, "-c", "5", "-w", join(dir, "s.pcap")]);
@@ -124,7 +123,7 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
   test("collect --rpcap-active-listen: per-probe packet and connection counts", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freePort();
+      const listenPort = freeTcpPort();
       const collector = started([
         "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`,
         "-w", join(dir, "c.pcap"), "--metrics", "127.0.0.1:0",
@@ -245,7 +244,7 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
     expect(bad.stderr).not.toMatch(/\n\s+at /);
     const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
-      const port = freePort();
+      const port = freeTcpPort();
       const busy = await runProbe(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(port), "-n", "--metrics", `127.0.0.1:${holder.port}`], { timeoutMs: 10_000 });
       expect(busy.exitCode).toBe(1);
       expect(busy.stderr).toContain(`--metrics 127.0.0.1:${holder.port}: cannot listen`);

@@ -12,8 +12,9 @@ import { memoryLogger } from "../../src/logging/index.ts";
 import { PcapOverIpServer } from "../../src/outputs/pcap-over-ip/index.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
-import { collect, pcapHeaderBytes, pcapRecordBytes, pcapStream, startStreamServer, taggedRecords, unusedPort, until, within, ETHERNET } from "../support/remote-source-helpers.ts";
+import { collect, pcapHeaderBytes, pcapRecordBytes, pcapStream, startStreamServer, taggedRecords, until, within, ETHERNET } from "../support/remote-source-helpers.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 const procs = processesStoppedAfterEach();
@@ -83,7 +84,7 @@ describe("PCAP-over-IP server with clients that reset at once", () => {
 
 describe("failing tcp:// inputs: one line naming the address", () => {
   test("nothing listening", async () => {
-    const port = unusedPort();
+    const port = freeTcpPort();
     const r = await runProbe(["capture", "-i", `tcp://127.0.0.1:${port}`, "-w", join(dir, "x.pcap")]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toBe(`probe: tcp://127.0.0.1:${port}: cannot connect: Failed to connect (ECONNREFUSED)\n`);

@@ -14,6 +14,7 @@ import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.
 import { vectorPath } from "../support/fixtures.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 import { taggedPcap } from "../support/synthetic-pcap.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 let countingHook: string;
@@ -37,8 +38,6 @@ function start(args: string[], ready: RegExp) {
   return { proc, log: () => log, ready: waitFor(() => ready.test(log) || proc.exitCode !== null, 15_000, `${args[0]} ready`) };
 }
 
-const port = () => 20000 + Math.floor(Math.random() * 20000);
-
 /** Payload lengths (IPv4/UDP frame len - 42) of an RPCAP batch's records, appended to `into`. */
 function collectLens(into: number[]) {
   return (b: { bytes: Uint8Array; count: number }) => {
@@ -55,8 +54,8 @@ describe("stages run once per batch, before the fan-out", () => {
   test("a stateful hook behind 1 PCAP-over-IP consumer and 2 RPCAP clients: same packets for all, counters = packets captured", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const poip = port();
-      const rpcap = port();
+      const poip = freeTcpPort();
+      const rpcap = freeTcpPort();
       const s = start(
         ["-i", "lo", "-f", `udp dst port ${flow.port}`, "--pcap-over-ip", `127.0.0.1:${poip}`, "--rpcap", `127.0.0.1:${rpcap}`, "--hook", countingHook],
         /Ctrl-C to stop/,
@@ -97,7 +96,7 @@ describe("stages run once per batch, before the fan-out", () => {
   test("rpcapd: two clients on one interface share one capture whose hook runs once per packet", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const p = port();
+      const p = freeTcpPort();
       const s = start(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(p), "--hook", countingHook], /rpcapd listening/);
       await s.ready;
       const lens: number[][] = [[], []];
@@ -221,7 +220,7 @@ describe("several inputs", () => {
 
   test("-i (PCAP-over-IP streams) and -r mixed merge in mergecap's order, ties included, each input its own interface", async () => {
     const { micro1, nano, micro2 } = overlapping;
-    const ports = [port(), port()];
+    const ports = [freeTcpPort(), freeTcpPort()];
     const files = [micro1, nano];
     ports.forEach((p, i) => {
       const socat = Bun.spawn(["socat", "-u", `FILE:${files[i]}`, `TCP-LISTEN:${p},reuseaddr,bind=127.0.0.1`], { stderr: "ignore" });

@@ -13,6 +13,7 @@ import { UdpstrReassembler } from "../../src/protocols/udpstr/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 const procs = processesStoppedAfterEach();
@@ -22,10 +23,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-
 async function daemon(args: string[]): Promise<{ proc: Subprocess; port: number; log: () => string }> {
-  const port = freePort();
+  const port = freeTcpPort();
   const proc = spawnProbe(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(port), ...args]);
   procs.push(proc);
   let log = "";

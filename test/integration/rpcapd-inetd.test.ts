@@ -13,6 +13,7 @@ import { inetdPeerAddress, socketPeer } from "../../src/daemon/inetd-peer.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 const procs = processesStoppedAfterEach();
@@ -21,11 +22,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-
 /** socat listening on loopback, handing one connection to `probe rpcapd ARGS` as stdin/stdout. */
 async function inetd(args: string[]): Promise<{ proc: Subprocess; port: number; log: () => string }> {
-  const port = freePort();
+  const port = freeTcpPort();
   const command = [...probeCommand(), "rpcapd", ...args].join(" ");
   const proc = Bun.spawn(["socat", `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `EXEC:${command},nofork`], { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
   procs.push(proc);
@@ -110,7 +109,7 @@ describe("rpcapd -i: libpcap's inetd mode beside ExtraHop's -i IFACE", () => {
 
 describe("rpcapd --interfaces (libpcap#1301)", () => {
   async function daemon(args: string[]) {
-    const port = freePort();
+    const port = freeTcpPort();
     const proc = spawnProbe(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(port), "-n", ...args]);
     procs.push(proc);
     let log = "";

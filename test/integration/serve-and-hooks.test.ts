@@ -11,6 +11,7 @@ import { connectStreamClient } from "../support/pcap-stream-client.ts";
 import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { vectorPath } from "../support/fixtures.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort, freeUdpPort } from "../support/free-port.ts";
 
 let dir: string;
 let dropBig: string;
@@ -32,14 +33,12 @@ function start(args: string[], ready: RegExp) {
   return { proc, log: () => log, ready: waitFor(() => ready.test(log) || proc.exitCode !== null, 15_000, `${args[0]} ready`) };
 }
 
-const port = () => 20000 + Math.floor(Math.random() * 20000);
-
 describe("default serve mode", () => {
   test("probe (no command) serves PCAP-over-IP and RPCAP from one capture and says how to read them", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const poip = port();
-      const rpcap = port();
+      const poip = freeTcpPort();
+      const rpcap = freeTcpPort();
       const s = start(["-i", "lo", "-f", `udp dst port ${flow.port}`, "--pcap-over-ip", `127.0.0.1:${poip}`, "--rpcap", `127.0.0.1:${rpcap}`], /Ctrl-C to stop/);
       await s.ready;
       expect(s.log()).toContain(`tshark -i TCP@127.0.0.1:${poip}`);
@@ -65,7 +64,7 @@ describe("hooks on every forwarding command", () => {
   test("pcap-over-ip --hook: consumers see only what the hook passes", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const p = port();
+      const p = freeTcpPort();
       const s = start(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flow.port}`, "--listen", `127.0.0.1:${p}`, "--hook", dropBig], /capturing on lo/);
       await s.ready;
       const stream = await connectStreamClient(p);
@@ -83,7 +82,7 @@ describe("hooks on every forwarding command", () => {
   test("rpcapd --hook: an RPCAP client receives only what the hook passes", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const p = port();
+      const p = freeTcpPort();
       const s = start(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(p), "--hook", dropBig], /rpcapd listening/);
       await s.ready;
       const client = await RpcapClient.connect({ host: "127.0.0.1", port: p });
@@ -116,7 +115,7 @@ describe("hooks on every forwarding command", () => {
     const input = join(dir, "in.pcap");
     await runTool(["editcap", "-F", "pcap", vectorPath("rpcap-passive-udp.pcap"), input]);
     const out = join(dir, "collected.pcap");
-    const p = port();
+    const p = await freeUdpPort();
     const c = start(["collect", "--report-seconds", "0", "--udpstr-listen", `127.0.0.1:${p}`, "-w", out], /receiving udpstr/);
     await c.ready;
     const r = await runProbe(["forward", "--udpstr", `127.0.0.1:${p}`, "-r", input, "--hook", dropBig]);
@@ -134,7 +133,7 @@ describe("hooks on every forwarding command", () => {
 describe("PCAP-over-IP as input", () => {
   test("probe capture -i tcp://HOST:PORT reads a stream (socat serving a file)", async () => {
     const file = vectorPath("rpcap-active.pcap");
-    const p = port();
+    const p = freeTcpPort();
     const socat = Bun.spawn(["socat", "-u", `FILE:${file}`, `TCP-LISTEN:${p},reuseaddr,bind=127.0.0.1`], { stderr: "ignore" });
     procs.push(socat);
     await Bun.sleep(300);
@@ -149,9 +148,9 @@ describe("PCAP-over-IP as input", () => {
     const flowA = await openLoopbackFlow();
     const flowB = await openLoopbackFlow();
     try {
-      const pa = port();
-      const pb = port();
-      const pm = port();
+      const pa = freeTcpPort();
+      const pb = freeTcpPort();
+      const pm = freeTcpPort();
       const a = start(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flowA.port}`, "--listen", `127.0.0.1:${pa}`], /capturing on lo/);
       const b = start(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flowB.port}`, "--listen", `127.0.0.1:${pb}`], /capturing on lo/);
       await a.ready;

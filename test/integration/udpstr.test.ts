@@ -13,6 +13,7 @@ import { forEachRecord } from "../../src/packet/packet-batch.ts";
 import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { parsePrometheusText, type ParsedSample } from "../support/prometheus-parser.ts";
+import { freeTcpPort, freeUdpPort } from "../support/free-port.ts";
 
 let dir: string;
 beforeAll(() => (dir = mkdtempSync(join(tmpdir(), "probe-udpstr-"))));
@@ -56,7 +57,7 @@ describe("forward -> collect", () => {
     const input = join(dir, "in.pcap");
     const output = join(dir, "out.pcap");
     await writeFrames(input, sizes);
-    const port = 45000 + Math.floor(Math.random() * 5000);
+    const port = await freeUdpPort();
     const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${port}`, "-w", output]);
     // As fast as the socket takes it: one batch, so datagrams are packed full.
     const sent = await runProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-r", input]);
@@ -96,7 +97,7 @@ describe("forward to a port where nothing listens", () => {
 describe("forward -i lo to a collector on loopback", () => {
   test("its own datagrams are left out of the capture (no packet forwarded again)", async () => {
     const output = join(dir, "own-traffic.pcap");
-    const port = 45000 + Math.floor(Math.random() * 5000);
+    const port = await freeUdpPort();
     const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${port}`, "-w", output]);
     const flow = await openLoopbackFlow();
     const forward = spawnProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-i", "lo"]);
@@ -128,8 +129,8 @@ describe("collect --serve-pcap-over-ip", () => {
     const sizes = Array.from({ length: 50 }, (_, i) => 42 + i * 20);
     const input = join(dir, "serve-in.pcap");
     await writeFrames(input, sizes);
-    const udpPort = 45000 + Math.floor(Math.random() * 5000);
-    const servePort = udpPort + 1;
+    const udpPort = await freeUdpPort();
+    const servePort = freeTcpPort();
     const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${udpPort}`, "--serve-pcap-over-ip", `127.0.0.1:${servePort}`]);
     const { connectStreamClient } = await import("../support/pcap-stream-client.ts");
     const reader = await connectStreamClient(servePort);
@@ -267,7 +268,7 @@ describe("forged and random datagrams from other senders beside a real forward s
     const input = join(dir, `${name}-in.pcap`);
     const output = join(dir, `${name}-out.pcap`);
     await writeFrames(input, sizes);
-    const port = 45000 + Math.floor(Math.random() * 5000);
+    const port = await freeUdpPort();
     const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${port}`, "-w", output, ...collectorArgs]);
     // --realtime: the 2,000 packets go out over ~2 s, while the attack runs.
     const forward = runProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-r", input, "--realtime"]);
