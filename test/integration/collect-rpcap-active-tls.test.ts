@@ -9,9 +9,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { collectStderr, type RunningProbe, runProbe, runTool, startProbe, waitFor } from "../support/probe-binary.ts";
 import { makeTestCertificates, REFUSAL_PATTERN, type TestCertificates } from "../support/tls-certs.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 import { freeTcpPort } from "../support/free-port.ts";
@@ -28,14 +27,12 @@ afterAll(() => {
   certs.remove();
 });
 
-function started(command: string[], args: string[]): { proc: Subprocess; log: () => string } {
-  const proc = command.length > 0 ? Bun.spawn([...command, ...args], { stdout: "ignore", stderr: "pipe" }) : spawnProbe(args);
+/** probe (no `command`) or `command` in the background, its log collected, stopped after the test. */
+function started(command: string[], args: string[]): RunningProbe {
+  if (command.length === 0) return startProbe(args, { procs });
+  const proc = Bun.spawn([...command, ...args], { stdout: "ignore", stderr: "pipe" });
   procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  return { proc, log: () => log };
+  return collectStderr(proc);
 }
 
 async function udpLengths(file: string): Promise<number[]> {

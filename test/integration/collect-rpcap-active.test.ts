@@ -16,7 +16,7 @@ import { interpretBpfProgram } from "../../src/packet/bpf/index.ts";
 import { decodePacketPayload, decodeStartCapRequest, RpcapClient, RpcapFramer, RpcapMessageType, type RpcapMessage } from "../../src/protocols/rpcap/index.ts";
 import { VECTORS_DIR } from "../support/fixtures.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { type RunningProbe, runProbe, runTool, startProbe, waitFor } from "../support/probe-binary.ts";
 import { loadVectorStreams } from "../support/vector-streams.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 import { freeTcpPort } from "../support/free-port.ts";
@@ -28,15 +28,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function started(args: string[]): { proc: Subprocess; log: () => string } {
-  const proc = spawnProbe(args);
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  return { proc, log: () => log };
-}
+/** probe in the background, its log collected, stopped after the test. */
+const started = (args: string[]): RunningProbe => startProbe(args, { procs });
 
 async function stop(proc: Subprocess): Promise<number> {
   proc.kill("SIGTERM");

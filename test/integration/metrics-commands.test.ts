@@ -5,10 +5,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { runProbe, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { type RunningProbe, runProbe, startProbe, waitFor } from "../support/probe-binary.ts";
 import { parsePrometheusText, type ParsedSample } from "../support/prometheus-parser.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 import { freeTcpPort } from "../support/free-port.ts";
@@ -20,15 +19,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function started(args: string[]): { proc: Subprocess; log: () => string } {
-  const proc = spawnProbe(args);
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  return { proc, log: () => log };
-}
+/** probe in the background, its log collected, stopped after the test. */
+const started = (args: string[]): RunningProbe => startProbe(args, { procs });
 
 /** The port the command logged for its metrics endpoint (--metrics 127.0.0.1:0). */
 async function metricsPort(log: () => string): Promise<number> {

@@ -10,7 +10,7 @@ import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { connectStreamClient } from "../support/pcap-stream-client.ts";
-import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { runProbe, runTool, startProbeUntil, waitFor } from "../support/probe-binary.ts";
 import { vectorPath } from "../support/fixtures.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 import { taggedPcap } from "../support/synthetic-pcap.ts";
@@ -27,16 +27,6 @@ beforeAll(() => {
   writeFileSync(countingHook, 'export default function (pkt, ctx) { ctx.state.n = (ctx.state.n ?? 0) + 1; if (ctx.state.n % 2 === 0) return "drop"; }\n');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function start(args: string[], ready: RegExp) {
-  const proc = spawnProbe(args);
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  return { proc, log: () => log, ready: waitFor(() => ready.test(log) || proc.exitCode !== null, 15_000, `${args[0]} ready`) };
-}
 
 /** Payload lengths (IPv4/UDP frame len - 42) of an RPCAP batch's records, appended to `into`. */
 function collectLens(into: number[]) {
@@ -56,11 +46,11 @@ describe("stages run once per batch, before the fan-out", () => {
     try {
       const poip = freeTcpPort();
       const rpcap = freeTcpPort();
-      const s = start(
+      const s = await startProbeUntil(
         ["-i", "lo", "-f", `udp dst port ${flow.port}`, "--pcap-over-ip", `127.0.0.1:${poip}`, "--rpcap", `127.0.0.1:${rpcap}`, "--hook", countingHook],
         /Ctrl-C to stop/,
+        { procs, timeoutMs: 15_000 },
       );
-      await s.ready;
       const stream = await connectStreamClient(poip);
       const clients: RpcapClient[] = [];
       const lens: number[][] = [[], []];
@@ -97,8 +87,7 @@ describe("stages run once per batch, before the fan-out", () => {
     const flow = await openLoopbackFlow();
     try {
       const p = freeTcpPort();
-      const s = start(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(p), "--hook", countingHook], /rpcapd listening/);
-      await s.ready;
+      const s = await startProbeUntil(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(p), "--hook", countingHook], /rpcapd listening/, { procs, timeoutMs: 15_000 });
       const lens: number[][] = [[], []];
       const clients: RpcapClient[] = [];
       for (const into of lens) {

@@ -13,8 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { encodeStart, isPcapDataType, RtFramer, RtType } from "../../src/protocols/rt/index.ts";
-import { waitFor } from "../support/probe-binary.ts";
-import { numbersIn, sendNumbered, startProbe, startRtServer, udpSink, type RunningProbe } from "../support/rt-harness.ts";
+import { type RunningProbe, startProbe, waitFor } from "../support/probe-binary.ts";
+import { numbersIn, sendNumbered, startRtServer, udpSink } from "../support/rt-harness.ts";
 import { freeTcpPort } from "../support/free-port.ts";
 
 const OUTAGE_MS = Number(process.env.RT_TEST_OUTAGE_S ?? "3") * 1000;
