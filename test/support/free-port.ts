@@ -12,11 +12,3 @@ export function freeTcpPort(): number {
   listener.stop(true);
   return port;
 }
-
-/** A UDP port on 127.0.0.1 that was free a moment ago. */
-export async function freeUdpPort(): Promise<number> {
-  const socket = await Bun.udpSocket({ hostname: "127.0.0.1" });
-  const port = socket.port;
-  socket.close();
-  return port;
-}
