@@ -86,8 +86,8 @@ describe("stages run once per batch, before the fan-out", () => {
   test("rpcapd: two clients on one interface share one capture whose hook runs once per packet", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const p = freeTcpPort();
-      const s = await startProbeUntil(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(p), "--hook", countingHook], /rpcapd listening/, { procs, timeoutMs: 15_000 });
+      const s = await startProbeUntil(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", "0", "--hook", countingHook], /rpcapd listening on 127\.0\.0\.1:(\d+)/, { procs, timeoutMs: 15_000 });
+      const p = Number(s.match[1]);
       const lens: number[][] = [[], []];
       const clients: RpcapClient[] = [];
       for (const into of lens) {

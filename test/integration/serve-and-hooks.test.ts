@@ -53,8 +53,8 @@ describe("hooks on every forwarding command", () => {
   test("pcap-over-ip --hook: consumers see only what the hook passes", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const p = freeTcpPort();
-      const s = await startProbeUntil(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flow.port}`, "--listen", `127.0.0.1:${p}`, "--hook", dropBig], /capturing on lo/, { procs, timeoutMs: 15_000 });
+      const s = await startProbeUntil(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flow.port}`, "--listen", "127.0.0.1:0", "--hook", dropBig], /capturing on lo/, { procs, timeoutMs: 15_000 });
+      const p = Number(/serving PCAP-over-IP on 127\.0\.0\.1:(\d+)/.exec(s.log())?.[1]);
       const stream = await connectStreamClient(p);
       await Bun.sleep(200);
       await flow.send([10, 500, 20, 900, 30]);
@@ -70,8 +70,8 @@ describe("hooks on every forwarding command", () => {
   test("rpcapd --hook: an RPCAP client receives only what the hook passes", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const p = freeTcpPort();
-      const s = await startProbeUntil(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(p), "--hook", dropBig], /rpcapd listening/, { procs, timeoutMs: 15_000 });
+      const s = await startProbeUntil(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", "0", "--hook", dropBig], /rpcapd listening on 127\.0\.0\.1:(\d+)/, { procs, timeoutMs: 15_000 });
+      const p = Number(s.match[1]);
       const client = await RpcapClient.connect({ host: "127.0.0.1", port: p });
       await client.authenticate();
       await client.open("lo");
