@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { type RunningProbe, runProbe, startProbe, waitFor } from "../support/probe-binary.ts";
+import { type RunningProbe, runProbe, startProbe, waitFor, waitForLine } from "../support/probe-binary.ts";
 import { parsePrometheusText, type ParsedSample } from "../support/prometheus-parser.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 import { freeTcpPort } from "../support/free-port.ts";
@@ -43,9 +43,9 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
   test("rpcapd: input and output packet counts equal what was sent; sessions and AUTH failures counted", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const port = freeTcpPort();
-      const daemon = started(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(port), "-n", "--metrics", "127.0.0.1:0"]);
+      const daemon = started(["rpcapd", "-4", "-b", "127.0.0.1", "-p", "0", "-n", "--metrics", "127.0.0.1:0"]);
       const mport = await metricsPort(daemon.log);
+      const port = Number((await waitForLine(daemon, /rpcapd listening on 127\.0\.0\.1:(\d+)/))?.[1]);
       const reader = started(["capture", "-i", `rpcap://127.0.0.1:${port}/lo`, "-c", "1000", "-w", join(dir, "m.pcap"), `udp dst port ${flow.port}`]);
       await waitFor(() => daemon.log().includes("capturing on lo"), 10_000, "session capturing");
       await Bun.sleep(300);
@@ -115,12 +115,12 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
   test("collect --rpcap-active-listen: per-probe packet and connection counts", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freeTcpPort();
       const collector = started([
-        "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`,
+        "collect", "--rpcap-active-listen", "127.0.0.1:0", "-i", "lo", "-f", `udp dst port ${flow.port}`,
         "-w", join(dir, "c.pcap"), "--metrics", "127.0.0.1:0",
       ]);
       const mport = await metricsPort(collector.log);
+      const listenPort = Number((await waitForLine(collector, /accepting active rpcapd connections on 127\.0\.0\.1:(\d+)/))?.[1]);
       // A peer that dials in and says nothing: pending until the probe's arrival, then still pending.
       const { connect } = await import("node:net");
       const silent = connect({ host: "127.0.0.1", port: listenPort, localAddress: "127.0.12.1" });
