@@ -44,7 +44,7 @@ export type KindSchema<T extends z.ZodObject> = z.ZodLazy<T> & {
  * every option on the first parse: this states them instead (`_zod.propValues`, what zod's
  * object schema derives from its literal), so the union, its "Invalid discriminator value.
  * Expected 'a' | 'b'" message included, works unchanged while only the kinds parsed are built
- * (test/unit/lazy-schemas.test.ts holds zod to that).
+ * (test/integration/lazy-schemas.test.ts holds zod to that).
  */
 export function kindSchema<K extends string, T extends z.ZodObject<{ kind: z.ZodLiteral<K> } & z.core.$ZodShape>>(
   kind: K,

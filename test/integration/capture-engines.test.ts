@@ -18,7 +18,7 @@ import { PcapHandle } from "../../src/capture/libpcap/pcap-handle.ts";
 import { CaptureError } from "../../src/capture/errors.ts";
 import type { CaptureEngine } from "../../src/capture/libpcap/pcap-handle.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { probeCommand, waitFor } from "../support/probe-binary.ts";
+import { collectStderr, probeCommand, waitFor, waitForLine } from "../support/probe-binary.ts";
 
 const ENGINES: readonly CaptureEngine[] = ["ring", "libpcap"];
 /**
@@ -123,20 +123,8 @@ interface RunningCapture {
 async function startCapture(name: string, argv: string[], path: string, env: Record<string, string> = {}): Promise<RunningCapture> {
   const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe", stdin: "ignore", env: { ...process.env, ...env } });
   const killer = setTimeout(() => proc.kill("SIGKILL"), CAPTURE_DEADLINE_MS);
-  let stderr = "";
-  const decoder = new TextDecoder();
-  const reader = proc.stderr.getReader();
-  const listening = Promise.withResolvers<void>();
-  const drained = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stderr += decoder.decode(value);
-      if (/listening on/.test(stderr)) listening.resolve();
-    }
-    listening.reject(new Error(`${name} ended before listening: ${stderr}`));
-  })();
-  await listening.promise;
+  const running = collectStderr(proc);
+  if (!(await waitForLine(running, "listening on", CAPTURE_DEADLINE_MS, `${name} listening`))) throw new Error(`${name} ended before listening: ${running.log()}`);
   return {
     name,
     path,
@@ -144,9 +132,9 @@ async function startCapture(name: string, argv: string[], path: string, env: Rec
     async stop() {
       proc.kill("SIGINT");
       const exitCode = await proc.exited;
-      await drained;
+      await running.drained;
       clearTimeout(killer);
-      return { exitCode, stderr };
+      return { exitCode, stderr: running.log() };
     },
   };
 }

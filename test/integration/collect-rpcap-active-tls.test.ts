@@ -9,11 +9,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { collectStderr, type RunningProbe, runProbe, runTool, startProbe, waitFor } from "../support/probe-binary.ts";
 import { makeTestCertificates, REFUSAL_PATTERN, type TestCertificates } from "../support/tls-certs.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 let certs: TestCertificates;
@@ -27,16 +27,12 @@ afterAll(() => {
   certs.remove();
 });
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-
-function started(command: string[], args: string[]): { proc: Subprocess; log: () => string } {
-  const proc = command.length > 0 ? Bun.spawn([...command, ...args], { stdout: "ignore", stderr: "pipe" }) : spawnProbe(args);
+/** probe (no `command`) or `command` in the background, its log collected, stopped after the test. */
+function started(command: string[], args: string[]): RunningProbe {
+  if (command.length === 0) return startProbe(args, { procs });
+  const proc = Bun.spawn([...command, ...args], { stdout: "ignore", stderr: "pipe" });
   procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  return { proc, log: () => log };
+  return collectStderr(proc);
 }
 
 async function udpLengths(file: string): Promise<number[]> {
@@ -52,7 +48,7 @@ function daemon(listenPort: number, kind: "good" | "wrong-host" | "expired" | "s
 describe("active mode with TLS (rpcapd --active -S, collect --rpcap-active-listen -S)", () => {
   test("the daemon is the TLS server on the connection it dialled; the collector verifies it; packets arrive", async () => {
     const flow = await openLoopbackFlow();
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const wire = join(dir, "wire.pcap");
     // The control connection on the wire, to see who speaks first in TLS.
     const sniffer = started(["tshark"], ["-i", "lo", "-f", `tcp port ${listenPort}`, "-w", wire]);
@@ -92,7 +88,7 @@ describe("active mode with TLS (rpcapd --active -S, collect --rpcap-active-liste
   }, 60_000);
 
   test("refused certificates are named in one line: unknown CA, wrong host, expired, self-signed", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const collector = started([], ["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-S", "--tls-ca", certs.ca, "-i", "lo", "-w", join(dir, "none.pcap")]);
     await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
     for (const kind of ["wrong-host", "expired", "self-signed"] as const) {
@@ -103,9 +99,10 @@ describe("active mode with TLS (rpcapd --active -S, collect --rpcap-active-liste
     }
     expect(collector.log()).not.toContain("capturing on");
     // A collector trusting another CA refuses the good certificate: signed by an unknown CA.
-    const other = started([], ["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort + 1}`, "-S", "--tls-ca", certs.otherCa, "-i", "lo", "-w", join(dir, "none2.pcap")]);
+    const otherPort = freeTcpPort();
+    const other = started([], ["collect", "--rpcap-active-listen", `127.0.0.1:${otherPort}`, "-S", "--tls-ca", certs.otherCa, "-i", "lo", "-w", join(dir, "none2.pcap")]);
     await waitFor(() => other.log().includes("accepting active rpcapd connections"), 10_000, "second collector listening");
-    const probe = daemon(listenPort + 1, "good");
+    const probe = daemon(otherPort, "good");
     await waitFor(() => /refused active connection from 127\.0\.0\.1: server certificate is signed by an unknown CA/.test(other.log()), 10_000, "unknown CA refused");
     probe.proc.kill("SIGTERM");
     await probe.proc.exited;
@@ -116,7 +113,7 @@ describe("active mode with TLS (rpcapd --active -S, collect --rpcap-active-liste
   test("--tls-insecure accepts a self-signed probe (logged); a plain probe is not captured by a TLS collector", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freePort();
+      const listenPort = freeTcpPort();
       const file = join(dir, "insecure.pcap");
       const collector = started([], [
         "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-S", "--tls-insecure", "-i", "lo", "-f", `udp dst port ${flow.port}`, "-w", file,
@@ -144,7 +141,7 @@ describe("active mode with TLS (rpcapd --active -S, collect --rpcap-active-liste
   test("the rpcap-active pipeline input takes tls: {ca}: a probe dialling in with -S feeds the run", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freePort();
+      const listenPort = freeTcpPort();
       const out = join(dir, "pipeline-tls.pcap");
       const pipelineFile = join(dir, "active-tls.json");
       await Bun.write(pipelineFile, JSON.stringify({
@@ -169,7 +166,7 @@ describe("active mode with TLS (rpcapd --active -S, collect --rpcap-active-liste
   }, 30_000);
 
   test("issue 21: with -S, a peer outside --allow is closed before any handshake, peers that never handshake are freed at the setup deadline, then a probe with a good certificate captures", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const collector = started([], [
       "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-S", "--tls-ca", certs.ca, "-i", "lo", "-w", join(dir, "allow-tls.pcap"),
       "--allow", "127.0.0.0/24", "--setup-timeout-ms", "500", "--max-per-address", "2",
@@ -202,7 +199,7 @@ describe("active mode with TLS (rpcapd --active -S, collect --rpcap-active-liste
   }, 30_000);
 
   test("flag mistakes are one line (exit 2)", async () => {
-    const port = String(freePort());
+    const port = String(freeTcpPort());
     const noTls = await runProbe(["collect", "--rpcap-active-listen", `127.0.0.1:${port}`, "--tls-ca", "x.pem", "-w", join(dir, "x.pcap")]);
     expect(noTls.exitCode).toBe(2);
     expect(noTls.stderr.split("\n")[0]).toBe("probe: collect: --tls-ca and --tls-insecure go with -S (--tls)");

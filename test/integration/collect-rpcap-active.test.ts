@@ -16,9 +16,10 @@ import { interpretBpfProgram } from "../../src/packet/bpf/index.ts";
 import { decodePacketPayload, decodeStartCapRequest, RpcapClient, RpcapFramer, RpcapMessageType, type RpcapMessage } from "../../src/protocols/rpcap/index.ts";
 import { VECTORS_DIR } from "../support/fixtures.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { type RunningProbe, runProbe, runTool, startProbe, waitFor } from "../support/probe-binary.ts";
 import { loadVectorStreams } from "../support/vector-streams.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 const procs = processesStoppedAfterEach();
@@ -27,17 +28,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-
-function started(args: string[]): { proc: Subprocess; log: () => string } {
-  const proc = spawnProbe(args);
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  return { proc, log: () => log };
-}
+/** probe in the background, its log collected, stopped after the test. */
+const started = (args: string[]): RunningProbe => startProbe(args, { procs });
 
 async function stop(proc: Subprocess): Promise<number> {
   proc.kill("SIGTERM");
@@ -53,8 +45,8 @@ describe("collect --rpcap-active-listen with probe's own rpcapd --active", () =>
   test("one probe: PCAP-over-IP reader and -w file get what was sent; a reconnecting probe resumes the stream", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freePort();
-      const servePort = freePort();
+      const listenPort = freeTcpPort();
+      const servePort = freeTcpPort();
       const file = join(dir, "collected.pcap");
       const collector = started([
         "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`,
@@ -90,7 +82,7 @@ describe("collect --rpcap-active-listen with probe's own rpcapd --active", () =>
   test("two probes at once, each named (--probe-name) and written to its own {probe} file", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freePort();
+      const listenPort = freeTcpPort();
       const collector = started([
         "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`,
         "--probe-name", "127.0.0.1=edge", "-w", join(dir, "each-{probe}.pcap"),
@@ -117,8 +109,8 @@ describe("collect --rpcap-active-listen with probe's own rpcapd --active", () =>
   test("--serve-rpcap: the probes are interfaces of a passive RPCAP daemon; probe capture -i rpcap://collector/PROBE reads one", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freePort();
-      const rpcapPort = freePort();
+      const listenPort = freeTcpPort();
+      const rpcapPort = freeTcpPort();
       const collector = started([
         "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", "udp",
         "--probe-name", "127.0.0.1=edge", "--serve-rpcap", `127.0.0.1:${rpcapPort}`, "-n",
@@ -148,7 +140,7 @@ describe("collect --rpcap-active-listen with probe's own rpcapd --active", () =>
   test("--udpstr: a probe running rpcapd -t sends udpstr datagrams; the collector reassembles every packet", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freePort();
+      const listenPort = freeTcpPort();
       const file = join(dir, "udpstr.pcap");
       const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`, "--udpstr", "-w", file]);
       await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
@@ -169,7 +161,7 @@ describe("collect --rpcap-active-listen with probe's own rpcapd --active", () =>
   }, 30_000);
 
   test("a peer that dials in and sends garbage: one line naming it, the collector carries on", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-w", join(dir, "none.pcap")]);
     await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
     const closed = Promise.withResolvers<void>();
@@ -206,7 +198,7 @@ describe("no lockouts (issue 21)", () => {
     const flow = await openLoopbackFlow();
     const silent: NetSocket[] = [];
     try {
-      const listenPort = freePort();
+      const listenPort = freeTcpPort();
       const file = join(dir, "after-silent.pcap");
       const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`, "-w", file]);
       await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
@@ -233,7 +225,7 @@ describe("no lockouts (issue 21)", () => {
   }, 40_000);
 
   test("--setup-timeout-ms: a silent peer is closed at the deadline and never counted; --max-probes 1 still admits the real probe after it", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const collector = started([
       "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", "udp dst port 9", "-w", join(dir, "deadline.pcap"),
       "--setup-timeout-ms", "400", "--max-probes", "1",
@@ -249,7 +241,7 @@ describe("no lockouts (issue 21)", () => {
   }, 30_000);
 
   test("--allow: a peer outside is closed before a byte is read; --max-per-address: the third connection from one address is closed at once", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const collector = started([
       "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-w", join(dir, "allow.pcap"),
       "--allow", "127.0.9.0/24", "--allow", "127.0.0.1", "--max-per-address", "2",
@@ -273,7 +265,7 @@ describe("no lockouts (issue 21)", () => {
 
 describe("the rpcap-active pipeline input (probe run FILE)", () => {
   test("SIGTERM before any probe has dialled in: a clean stop, exit 0 (not the stop watchdog's exit 1)", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const pipelineFile = join(dir, "active-no-probe.json");
     const out = join(dir, "no-probe.pcap");
     await Bun.write(pipelineFile, JSON.stringify({
@@ -291,7 +283,7 @@ describe("the rpcap-active pipeline input (probe run FILE)", () => {
   }, 30_000);
 
   test("allow: a probe outside it is closed at accept; a bad block is one line, exit 2 (issue 21)", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const pipelineFile = join(dir, "active-allow.json");
     await Bun.write(pipelineFile, JSON.stringify({
       inputs: [{ kind: "rpcap-active", listen: { host: "127.0.0.1", port: listenPort }, device: "eth0", allow: ["127.0.13.0/24"], setupTimeoutMs: 5000 }],
@@ -319,7 +311,7 @@ describe("the rpcap-active pipeline input (probe run FILE)", () => {
   test("probes dialling in feed the runner: file output and --metrics counts equal what was sent", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freePort();
+      const listenPort = freeTcpPort();
       const out = join(dir, "pipeline.pcap");
       const pipelineFile = join(dir, "active.json");
       await Bun.write(pipelineFile, JSON.stringify({
@@ -457,7 +449,7 @@ describe("collect --rpcap-active-listen with libpcap's rpcapd (recorded active s
       const { header } = decodePacketPayload(m.payload);
       return `${header.tsSec}.${String(header.tsUsec).padStart(6, "0")}`;
     });
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const file = join(dir, "replayed.pcap");
     const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "eth0", "-w", file]);
     await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
@@ -484,7 +476,7 @@ describe("collect --rpcap-active-listen with libpcap's rpcapd (recorded active s
   });
 
   test("the replayed daemon runs the filter the collector sent (-f): only the packets tcpdump's same filter picks from the recording arrive, byte for byte", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const file = join(dir, "replayed-filtered.pcap");
     const filter = "udp and greater 300";
     const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "eth0", "-f", filter, "-w", file]);
@@ -504,7 +496,7 @@ describe("collect --rpcap-active-listen with libpcap's rpcapd (recorded active s
   });
 
   test("--max-probes 1: while the probe is connected a newcomer is refused; once it left, it is forgotten for the newcomer (its {probe} file closed whole)", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const collector = started(["collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "eth0", "-w", join(dir, "max1-{probe}.pcap"), "--max-probes", "1"]);
     await waitFor(() => collector.log().includes("accepting active rpcapd connections"), 10_000, "collector listening");
     const first = await replayActiveDaemon(listenPort, "127.0.11.1");
@@ -525,7 +517,7 @@ describe("collect --rpcap-active-listen with libpcap's rpcapd (recorded active s
   }, 30_000);
 
   test("a spec with snaplen 64 (probe run): the daemon is asked for 64 and every packet arrives cut to 64, as editcap -s 64 cuts the recording's", async () => {
-    const listenPort = freePort();
+    const listenPort = freeTcpPort();
     const out = join(dir, "replayed-snap.pcap");
     const pipelineFile = join(dir, "active-snap.json");
     await Bun.write(pipelineFile, JSON.stringify({

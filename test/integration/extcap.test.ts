@@ -13,6 +13,9 @@ import { probeBinary, runProbe, runTool, spawnProbeLoggingToFile, waitFor } from
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
+/** rpcapd's start-up line, with the port it listens on. */
+const LISTENING = /rpcapd listening on 127\.0\.0\.1:(\d+)/;
+
 const EXTCAP_DIR = "/usr/lib/x86_64-linux-gnu/wireshark/extcap";
 const link = join(EXTCAP_DIR, "probe");
 const work = mkdtempSync(join(tmpdir(), "probe-extcap-"));
@@ -187,13 +190,14 @@ test("--reconnect-after-close contradicts --no-reconnect: one line, exit 2", asy
 
 test("probe-rpcap as Wireshark runs it (--capture --fifo) against a real probe rpcapd: the fifo carries exactly the packets sent", async () => {
   const flow = await openLoopbackFlow();
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const daemon = spawnProbeLoggingToFile(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(port)], join(work, "rpcapd.log"));
+  // -p 0: the kernel picks the port, read back from rpcapd's "listening on" line.
+  const daemon = spawnProbeLoggingToFile(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", "0"], join(work, "rpcapd.log"));
   procs.push(daemon.proc);
   const fifo = join(work, "extcap.fifo");
   const out = join(work, "from-fifo.pcap");
   try {
-    await waitFor(() => daemon.stderr().includes(`rpcapd listening on 127.0.0.1:${port}`) || daemon.proc.exitCode !== null, 10_000, "rpcapd listening");
+    await waitFor(() => LISTENING.test(daemon.stderr()) || daemon.proc.exitCode !== null, 10_000, "rpcapd listening");
+    const port = Number(LISTENING.exec(daemon.stderr())?.[1]);
     expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
     // Wireshark's side of the fifo: a reader that keeps everything (cat into a file).
     const reader = Bun.spawn(["cat", fifo], { stdout: Bun.file(out), stderr: "pipe" });

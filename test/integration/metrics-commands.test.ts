@@ -5,12 +5,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { runProbe, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { type RunningProbe, runProbe, startProbe, waitFor, waitForLine } from "../support/probe-binary.ts";
 import { parsePrometheusText, type ParsedSample } from "../support/prometheus-parser.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 const procs = processesStoppedAfterEach();
@@ -19,15 +19,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function started(args: string[]): { proc: Subprocess; log: () => string } {
-  const proc = spawnProbe(args);
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  return { proc, log: () => log };
-}
+/** probe in the background, its log collected, stopped after the test. */
+const started = (args: string[]): RunningProbe => startProbe(args, { procs });
 
 /** The port the command logged for its metrics endpoint (--metrics 127.0.0.1:0). */
 async function metricsPort(log: () => string): Promise<number> {
@@ -46,15 +39,13 @@ function value(samples: ParsedSample[], name: string, labels: Record<string, str
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-
 describe("--metrics on long-running commands (the pipeline runner's endpoint)", () => {
   test("rpcapd: input and output packet counts equal what was sent; sessions and AUTH failures counted", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const port = freePort();
-      const daemon = started(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(port), "-n", "--metrics", "127.0.0.1:0"]);
+      const daemon = started(["rpcapd", "-4", "-b", "127.0.0.1", "-p", "0", "-n", "--metrics", "127.0.0.1:0"]);
       const mport = await metricsPort(daemon.log);
+      const port = Number((await waitForLine(daemon, /rpcapd listening on 127\.0\.0\.1:(\d+)/))?.[1]);
       const reader = started(["capture", "-i", `rpcap://127.0.0.1:${port}/lo`, "-c", "1000", "-w", join(dir, "m.pcap"), `udp dst port ${flow.port}`]);
       await waitFor(() => daemon.log().includes("capturing on lo"), 10_000, "session capturing");
       await Bun.sleep(300);
@@ -99,7 +90,7 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
   test("serve mode: PCAP-over-IP consumer counts equal what was sent", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const poipPort = freePort();
+      const poipPort = freeTcpPort();
       const serve = started(["-i", "lo", "-f", `udp dst port ${flow.port}`, "--pcap-over-ip", `127.0.0.1:${poipPort}`, "--no-rpcap", "--metrics", "127.0.0.1:0"]);
       const mport = await metricsPort(serve.log);
       const reader = started(["capture", "-i", `tcp://127.0.0.1:${poipPort}`, "-c", "5", "-w", join(dir, "s.pcap")]);
@@ -124,12 +115,12 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
   test("collect --rpcap-active-listen: per-probe packet and connection counts", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const listenPort = freePort();
       const collector = started([
-        "collect", "--rpcap-active-listen", `127.0.0.1:${listenPort}`, "-i", "lo", "-f", `udp dst port ${flow.port}`,
+        "collect", "--rpcap-active-listen", "127.0.0.1:0", "-i", "lo", "-f", `udp dst port ${flow.port}`,
         "-w", join(dir, "c.pcap"), "--metrics", "127.0.0.1:0",
       ]);
       const mport = await metricsPort(collector.log);
+      const listenPort = Number((await waitForLine(collector, /accepting active rpcapd connections on 127\.0\.0\.1:(\d+)/))?.[1]);
       // A peer that dials in and says nothing: pending until the probe's arrival, then still pending.
       const { connect } = await import("node:net");
       const silent = connect({ host: "127.0.0.1", port: listenPort, localAddress: "127.0.12.1" });
@@ -245,7 +236,7 @@ describe("--metrics on long-running commands (the pipeline runner's endpoint)", 
     expect(bad.stderr).not.toMatch(/\n\s+at /);
     const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
-      const port = freePort();
+      const port = freeTcpPort();
       const busy = await runProbe(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(port), "-n", "--metrics", `127.0.0.1:${holder.port}`], { timeoutMs: 10_000 });
       expect(busy.exitCode).toBe(1);
       expect(busy.stderr).toContain(`--metrics 127.0.0.1:${holder.port}: cannot listen`);

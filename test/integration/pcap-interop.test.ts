@@ -19,7 +19,7 @@ import {
   readCaptureFile,
   type PcapngPacket,
 } from "../../src/protocols/pcap/index.ts";
-import { VECTORS_DIR, concat, flatten, toHex, type FlatRecord } from "../fixtures/pcap/helpers.ts";
+import { VECTORS_DIR, concat, flatten, toHex, type FlatRecord } from "../support/pcap-codec-helpers.ts";
 
 const VECTOR = resolve(VECTORS_DIR, "rpcap-passive-tcp.pcap");
 let dir = "";

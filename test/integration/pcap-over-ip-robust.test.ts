@@ -11,9 +11,10 @@ import { PcapOverIpSource, RemoteSourceError, parseRemoteSourceUrl } from "../..
 import { memoryLogger } from "../../src/logging/index.ts";
 import { PcapOverIpServer } from "../../src/outputs/pcap-over-ip/index.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
-import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
-import { collect, pcapHeaderBytes, pcapRecordBytes, pcapStream, startStreamServer, taggedRecords, unusedPort, until, within, ETHERNET } from "./remote-source-helpers.ts";
+import { runProbe, runTool, startProbeUntil } from "../support/probe-binary.ts";
+import { collect, pcapHeaderBytes, pcapRecordBytes, pcapStream, startStreamServer, taggedRecords, until, within, ETHERNET } from "../support/remote-source-helpers.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 const procs = processesStoppedAfterEach();
@@ -44,17 +45,10 @@ for _ in range(count):
 }
 
 async function serve(args: string[]): Promise<{ proc: Subprocess; port: number; log: () => string }> {
-  const proc = spawnProbe(["pcap-over-ip", "-i", "lo", "--listen", "127.0.0.1:0", ...args]);
-  procs.push(proc);
-  let log = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += decoder.decode(chunk);
-  })();
-  await waitFor(() => /read it with/.test(log) || proc.exitCode !== null, 10_000, "server start");
-  const match = /serving PCAP-over-(?:IP|TLS) on [^\s]+:(\d+)/.exec(log);
-  if (!match) throw new Error(`server did not start: ${log}`);
-  return { proc, port: Number(match[1]), log: () => log };
+  const server = await startProbeUntil(["pcap-over-ip", "-i", "lo", "--listen", "127.0.0.1:0", ...args], /read it with/, { procs });
+  const match = /serving PCAP-over-(?:IP|TLS) on [^\s]+:(\d+)/.exec(server.log());
+  if (!match) throw new Error(`server did not start: ${server.log()}`);
+  return { proc: server.proc, port: Number(match[1]), log: server.log };
 }
 
 describe("PCAP-over-IP server with clients that reset at once", () => {
@@ -83,7 +77,7 @@ describe("PCAP-over-IP server with clients that reset at once", () => {
 
 describe("failing tcp:// inputs: one line naming the address", () => {
   test("nothing listening", async () => {
-    const port = unusedPort();
+    const port = freeTcpPort();
     const r = await runProbe(["capture", "-i", `tcp://127.0.0.1:${port}`, "-w", join(dir, "x.pcap")]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toBe(`probe: tcp://127.0.0.1:${port}: cannot connect: Failed to connect (ECONNREFUSED)\n`);

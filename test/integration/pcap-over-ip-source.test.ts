@@ -21,12 +21,12 @@ import {
   startStreamServer,
   taggedRecords,
   tool,
-  unusedPort,
   until,
   vectorsDir,
   within,
   type TestStreamServer,
-} from "./remote-source-helpers.ts";
+} from "../support/remote-source-helpers.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 const VECTOR = join(vectorsDir, "rpcap-passive-tcp.pcap");
 let dir: string;
@@ -263,7 +263,7 @@ describe("PcapOverIpSource with a Bun test server", () => {
     const timeout = await expectRejects(source(`tcp://127.0.0.1:${silent.port}`, { headerTimeoutMs: 200 }).start(collect().handlers), "header-timeout");
     expect(timeout.message).toBe(`tcp://127.0.0.1:${silent.port}: no pcap global header within 200 ms`);
     await within(silent.connections[0]!.closedPromise, 5000, "our close after the timeout");
-    const port = unusedPort();
+    const port = freeTcpPort();
     const refused = await expectRejects(source(`tcp://127.0.0.1:${port}`).start(collect().handlers), "connect-failed");
     expect(refused.message).toStartWith(`tcp://127.0.0.1:${port}: cannot connect: `);
   });

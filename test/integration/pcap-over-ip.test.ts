@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { openLoopbackFlow, type LoopbackFlow } from "../support/loopback-traffic.ts";
-import { runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { runTool, spawnProbe, startProbeUntil, waitFor } from "../support/probe-binary.ts";
 import { connectStreamClient } from "../support/pcap-stream-client.ts";
 
 let dir: string;
@@ -38,17 +38,10 @@ afterEach(async () => {
 
 /** Starts probe pcap-over-ip and waits for its "serving ... on HOST:PORT" line. */
 async function startServer(args: string[]): Promise<{ proc: Subprocess; port: number; log: () => string }> {
-  const proc = spawnProbe(["pcap-over-ip", "-i", "lo", ...args]);
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += decoder.decode(chunk);
-  })();
-  await waitFor(() => /capturing on lo/.test(log) || proc.exitCode !== null, 10_000, "server start");
-  const match = /serving PCAP-over-(?:IP|TLS) on [^\s]+:(\d+)/.exec(log);
-  if (!match) throw new Error(`server did not start: ${log}`);
-  return { proc, port: Number(match[1]), log: () => log };
+  const server = await startProbeUntil(["pcap-over-ip", "-i", "lo", ...args], /capturing on lo/, { procs });
+  const match = /serving PCAP-over-(?:IP|TLS) on [^\s]+:(\d+)/.exec(server.log());
+  if (!match) throw new Error(`server did not start: ${server.log()}`);
+  return { proc: server.proc, port: Number(match[1]), log: server.log };
 }
 
 describe("PCAP-over-IP server", () => {

@@ -10,10 +10,11 @@ import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { connectStreamClient } from "../support/pcap-stream-client.ts";
-import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { runProbe, runTool, startProbeUntil, waitFor } from "../support/probe-binary.ts";
 import { vectorPath } from "../support/fixtures.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 import { taggedPcap } from "../support/synthetic-pcap.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 let countingHook: string;
@@ -26,18 +27,6 @@ beforeAll(() => {
   writeFileSync(countingHook, 'export default function (pkt, ctx) { ctx.state.n = (ctx.state.n ?? 0) + 1; if (ctx.state.n % 2 === 0) return "drop"; }\n');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function start(args: string[], ready: RegExp) {
-  const proc = spawnProbe(args);
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  return { proc, log: () => log, ready: waitFor(() => ready.test(log) || proc.exitCode !== null, 15_000, `${args[0]} ready`) };
-}
-
-const port = () => 20000 + Math.floor(Math.random() * 20000);
 
 /** Payload lengths (IPv4/UDP frame len - 42) of an RPCAP batch's records, appended to `into`. */
 function collectLens(into: number[]) {
@@ -55,13 +44,13 @@ describe("stages run once per batch, before the fan-out", () => {
   test("a stateful hook behind 1 PCAP-over-IP consumer and 2 RPCAP clients: same packets for all, counters = packets captured", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const poip = port();
-      const rpcap = port();
-      const s = start(
+      const poip = freeTcpPort();
+      const rpcap = freeTcpPort();
+      const s = await startProbeUntil(
         ["-i", "lo", "-f", `udp dst port ${flow.port}`, "--pcap-over-ip", `127.0.0.1:${poip}`, "--rpcap", `127.0.0.1:${rpcap}`, "--hook", countingHook],
         /Ctrl-C to stop/,
+        { procs, timeoutMs: 15_000 },
       );
-      await s.ready;
       const stream = await connectStreamClient(poip);
       const clients: RpcapClient[] = [];
       const lens: number[][] = [[], []];
@@ -97,9 +86,8 @@ describe("stages run once per batch, before the fan-out", () => {
   test("rpcapd: two clients on one interface share one capture whose hook runs once per packet", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const p = port();
-      const s = start(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(p), "--hook", countingHook], /rpcapd listening/);
-      await s.ready;
+      const s = await startProbeUntil(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", "0", "--hook", countingHook], /rpcapd listening on 127\.0\.0\.1:(\d+)/, { procs, timeoutMs: 15_000 });
+      const p = Number(s.match[1]);
       const lens: number[][] = [[], []];
       const clients: RpcapClient[] = [];
       for (const into of lens) {
@@ -221,7 +209,7 @@ describe("several inputs", () => {
 
   test("-i (PCAP-over-IP streams) and -r mixed merge in mergecap's order, ties included, each input its own interface", async () => {
     const { micro1, nano, micro2 } = overlapping;
-    const ports = [port(), port()];
+    const ports = [freeTcpPort(), freeTcpPort()];
     const files = [micro1, nano];
     ports.forEach((p, i) => {
       const socat = Bun.spawn(["socat", "-u", `FILE:${files[i]}`, `TCP-LISTEN:${p},reuseaddr,bind=127.0.0.1`], { stderr: "ignore" });

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodePcapGlobalHeader } from "../../src/protocols/pcap/index.ts";
-import { probeCommand } from "../support/probe-binary.ts";
+import { collectStderr, probeCommand } from "../support/probe-binary.ts";
 import { batchAt, capinfosCount, filesIn, packetTags, tsharkFields } from "../support/rotation-files.ts";
 const DAY = Date.UTC(2026, 11, 1) / 1000;
 
@@ -289,17 +289,13 @@ describe("retention and disk full on small tmpfs mounts", () => {
     // 3000 packets a second of replay: the whole input in about 3 s.
     const paced = join(root, "paced.pcap");
     writeInput(paced, INPUT_PACKETS, 3000);
-    const proc = capture(["-r", paced, "--realtime", "-w", join(dir, "d-%N.pcapng"), "-F", "pcapng", "-C", "0.1", "--on-disk-full", "drop"]);
-    const stderrChunks: string[] = [];
-    const stderrDone = (async () => {
-      for await (const chunk of proc.stderr as unknown as AsyncIterable<Uint8Array>) stderrChunks.push(Buffer.from(chunk).toString());
-    })();
+    const running = collectStderr(capture(["-r", paced, "--realtime", "-w", join(dir, "d-%N.pcapng"), "-F", "pcapng", "-C", "0.1", "--on-disk-full", "drop"]));
     // Bounded wait for the disk to fill, then give the space back.
-    for (let i = 0; i < 200 && !stderrChunks.join("").includes("dropping packets until space returns"); i++) await Bun.sleep(25);
+    for (let i = 0; i < 200 && !running.log().includes("dropping packets until space returns"); i++) await Bun.sleep(25);
     rmSync(filler);
-    const code = await proc.exited;
-    await stderrDone;
-    const stderr = stderrChunks.join("");
+    const code = await running.proc.exited;
+    await running.drained;
+    const stderr = running.log();
     expect(code).toBe(0);
     expect(stderr).toContain("dropping packets until space returns");
     expect(stderr).toMatch(/writing again after dropping \d+ packets/);

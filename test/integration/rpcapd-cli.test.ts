@@ -11,7 +11,7 @@ import { forEachRecord } from "../../src/packet/packet-batch.ts";
 import { RpcapClient, RpcapServerError } from "../../src/protocols/rpcap/index.ts";
 import { UdpstrReassembler } from "../../src/protocols/udpstr/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { probeCommand, runProbe, runTool, spawnProbe, startProbeUntil, waitFor } from "../support/probe-binary.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
 
 let dir: string;
@@ -22,18 +22,10 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-
+/** probe rpcapd on a port the kernel picks (-p 0), read back from its "listening on" line. */
 async function daemon(args: string[]): Promise<{ proc: Subprocess; port: number; log: () => string }> {
-  const port = freePort();
-  const proc = spawnProbe(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(port), ...args]);
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  await waitFor(() => log.includes("rpcapd listening") || log.includes("collector") || proc.exitCode !== null, 10_000, "rpcapd start");
-  return { proc, port, log: () => log };
+  const rpcapd = await startProbeUntil(["rpcapd", "-4", "-b", "127.0.0.1", "-p", "0", ...args], /rpcapd listening on 127\.0\.0\.1:(\d+)/, { procs });
+  return { proc: rpcapd.proc, port: Number(rpcapd.match[1]), log: rpcapd.log };
 }
 
 describe("probe rpcapd", () => {

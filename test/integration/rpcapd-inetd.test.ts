@@ -11,8 +11,9 @@ import { rewriteInetdFlag, parseRpcapdConfig } from "../../src/cli/commands/rpca
 import { RpcapClient, RpcapServerError } from "../../src/protocols/rpcap/index.ts";
 import { inetdPeerAddress, socketPeer } from "../../src/daemon/inetd-peer.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
-import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { collectStderr, probeCommand, runProbe, runTool, spawnProbe, startProbeUntil, waitFor } from "../support/probe-binary.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 const procs = processesStoppedAfterEach();
@@ -21,21 +22,15 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-
 /** socat listening on loopback, handing one connection to `probe rpcapd ARGS` as stdin/stdout. */
 async function inetd(args: string[]): Promise<{ proc: Subprocess; port: number; log: () => string }> {
-  const port = freePort();
+  const port = freeTcpPort();
   const command = [...probeCommand(), "rpcapd", ...args].join(" ");
-  const proc = Bun.spawn(["socat", `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `EXEC:${command},nofork`], { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
+  const socat = collectStderr(Bun.spawn(["socat", `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `EXEC:${command},nofork`], { stdout: "ignore", stderr: "pipe", stdin: "ignore" }));
+  procs.push(socat.proc);
   // Poll with ss rather than a test connection: socat hands the first connection to rpcapd.
   await waitFor(async () => (await runTool(["ss", "-Hltn", `sport = :${port}`])).includes(String(port)), 10_000, "socat listening");
-  return { proc, port, log: () => log };
+  return { proc: socat.proc, port, log: socat.log };
 }
 
 describe("rpcapd -i: libpcap's inetd mode beside ExtraHop's -i IFACE", () => {
@@ -110,15 +105,9 @@ describe("rpcapd -i: libpcap's inetd mode beside ExtraHop's -i IFACE", () => {
 
 describe("rpcapd --interfaces (libpcap#1301)", () => {
   async function daemon(args: string[]) {
-    const port = freePort();
-    const proc = spawnProbe(["rpcapd", "-4", "-b", "127.0.0.1", "-p", String(port), "-n", ...args]);
-    procs.push(proc);
-    let log = "";
-    (async () => {
-      for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-    })();
-    await waitFor(() => log.includes("rpcapd listening") || proc.exitCode !== null, 10_000, "rpcapd start");
-    return port;
+    // -p 0: the kernel picks the port, read back from the "listening on" line.
+    const rpcapd = await startProbeUntil(["rpcapd", "-4", "-b", "127.0.0.1", "-p", "0", "-n", ...args], /rpcapd listening on 127\.0\.0\.1:(\d+)/, { procs });
+    return Number(rpcapd.match[1]);
   }
 
   test("FINDALLIF lists only the named interfaces; OPEN of another is refused; the named one opens", async () => {

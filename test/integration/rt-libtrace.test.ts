@@ -12,8 +12,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { runTool, waitFor } from "../support/probe-binary.ts";
-import { readPcap, sendNumbered, type PcapRecord, startProbe, startTcpdump, udpSink, type RunningProbe } from "../support/rt-harness.ts";
+import { type RunningProbe, runTool, startProbe, waitFor } from "../support/probe-binary.ts";
+import { readPcap, sendNumbered, type PcapRecord, startTcpdump, udpSink } from "../support/rt-harness.ts";
 
 let dir: string;
 const procs: Subprocess[] = [];

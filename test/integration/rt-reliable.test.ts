@@ -13,8 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { encodeStart, isPcapDataType, RtFramer, RtType } from "../../src/protocols/rt/index.ts";
-import { waitFor } from "../support/probe-binary.ts";
-import { numbersIn, sendNumbered, startProbe, startRtServer, udpSink, type RunningProbe } from "../support/rt-harness.ts";
+import { type RunningProbe, startProbe, waitFor } from "../support/probe-binary.ts";
+import { numbersIn, sendNumbered, startRtServer, udpSink } from "../support/rt-harness.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 const OUTAGE_MS = Number(process.env.RT_TEST_OUTAGE_S ?? "3") * 1000;
 let dir: string;
@@ -197,19 +198,12 @@ describe("probe -> probe, reliable, disk spool", () => {
   }, 60_000);
 });
 
-/** A port that was free a moment ago (bound on 0, then closed), for a sender restarted in place. */
-async function freePort(): Promise<number> {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
-}
-
 describe("probe -> probe, the receiver redials", () => {
   test("kill -9 of the sender under a connected receiver, restart in place: the receiver redials, nothing lost, nothing twice", async () => {
     sink = await udpSink();
     const spool = join(dir, "spool-5");
-    const port = await freePort();
+    // A fixed port, so the sender restarted in place listens where the receiver redials.
+    const port = freeTcpPort();
     const startSender = async () => {
       const server = startProbe(["rt", "-i", "lo", "-f", `udp dst port ${sink.port}`, "--reliable", "--spool", spool, "--listen", `127.0.0.1:${port}`]);
       procs.push(server.proc);

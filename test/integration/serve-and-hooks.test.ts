@@ -8,9 +8,10 @@ import { compileFilter } from "../../src/capture/libpcap/compile-filter.ts";
 import { RpcapClient } from "../../src/protocols/rpcap/index.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { connectStreamClient } from "../support/pcap-stream-client.ts";
-import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { runProbe, runTool, startProbeUntil, waitFor } from "../support/probe-binary.ts";
 import { vectorPath } from "../support/fixtures.ts";
 import { processesStoppedAfterEach } from "../support/process-cleanup.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 let dropBig: string;
@@ -22,26 +23,13 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function start(args: string[], ready: RegExp) {
-  const proc = spawnProbe(args);
-  procs.push(proc);
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  return { proc, log: () => log, ready: waitFor(() => ready.test(log) || proc.exitCode !== null, 15_000, `${args[0]} ready`) };
-}
-
-const port = () => 20000 + Math.floor(Math.random() * 20000);
-
 describe("default serve mode", () => {
   test("probe (no command) serves PCAP-over-IP and RPCAP from one capture and says how to read them", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const poip = port();
-      const rpcap = port();
-      const s = start(["-i", "lo", "-f", `udp dst port ${flow.port}`, "--pcap-over-ip", `127.0.0.1:${poip}`, "--rpcap", `127.0.0.1:${rpcap}`], /Ctrl-C to stop/);
-      await s.ready;
+      const poip = freeTcpPort();
+      const rpcap = freeTcpPort();
+      const s = await startProbeUntil(["-i", "lo", "-f", `udp dst port ${flow.port}`, "--pcap-over-ip", `127.0.0.1:${poip}`, "--rpcap", `127.0.0.1:${rpcap}`], /Ctrl-C to stop/, { procs, timeoutMs: 15_000 });
       expect(s.log()).toContain(`tshark -i TCP@127.0.0.1:${poip}`);
       expect(s.log()).toContain(`probe capture -i rpcap://127.0.0.1:${rpcap}/lo`);
       const stream = await connectStreamClient(poip);
@@ -65,9 +53,8 @@ describe("hooks on every forwarding command", () => {
   test("pcap-over-ip --hook: consumers see only what the hook passes", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const p = port();
-      const s = start(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flow.port}`, "--listen", `127.0.0.1:${p}`, "--hook", dropBig], /capturing on lo/);
-      await s.ready;
+      const s = await startProbeUntil(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flow.port}`, "--listen", "127.0.0.1:0", "--hook", dropBig], /capturing on lo/, { procs, timeoutMs: 15_000 });
+      const p = Number(/serving PCAP-over-IP on 127\.0\.0\.1:(\d+)/.exec(s.log())?.[1]);
       const stream = await connectStreamClient(p);
       await Bun.sleep(200);
       await flow.send([10, 500, 20, 900, 30]);
@@ -83,9 +70,8 @@ describe("hooks on every forwarding command", () => {
   test("rpcapd --hook: an RPCAP client receives only what the hook passes", async () => {
     const flow = await openLoopbackFlow();
     try {
-      const p = port();
-      const s = start(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", String(p), "--hook", dropBig], /rpcapd listening/);
-      await s.ready;
+      const s = await startProbeUntil(["rpcapd", "-n", "-4", "-b", "127.0.0.1", "-p", "0", "--hook", dropBig], /rpcapd listening on 127\.0\.0\.1:(\d+)/, { procs, timeoutMs: 15_000 });
+      const p = Number(s.match[1]);
       const client = await RpcapClient.connect({ host: "127.0.0.1", port: p });
       await client.authenticate();
       await client.open("lo");
@@ -116,9 +102,8 @@ describe("hooks on every forwarding command", () => {
     const input = join(dir, "in.pcap");
     await runTool(["editcap", "-F", "pcap", vectorPath("rpcap-passive-udp.pcap"), input]);
     const out = join(dir, "collected.pcap");
-    const p = port();
-    const c = start(["collect", "--report-seconds", "0", "--udpstr-listen", `127.0.0.1:${p}`, "-w", out], /receiving udpstr/);
-    await c.ready;
+    const c = await startProbeUntil(["collect", "--report-seconds", "0", "--udpstr-listen", "127.0.0.1:0", "-w", out], /receiving udpstr on [^\s]+:(\d+)/, { procs, timeoutMs: 15_000 });
+    const p = Number(c.match[1]);
     const r = await runProbe(["forward", "--udpstr", `127.0.0.1:${p}`, "-r", input, "--hook", dropBig]);
     expect(r.exitCode).toBe(0);
     await Bun.sleep(300);
@@ -134,7 +119,7 @@ describe("hooks on every forwarding command", () => {
 describe("PCAP-over-IP as input", () => {
   test("probe capture -i tcp://HOST:PORT reads a stream (socat serving a file)", async () => {
     const file = vectorPath("rpcap-active.pcap");
-    const p = port();
+    const p = freeTcpPort();
     const socat = Bun.spawn(["socat", "-u", `FILE:${file}`, `TCP-LISTEN:${p},reuseaddr,bind=127.0.0.1`], { stderr: "ignore" });
     procs.push(socat);
     await Bun.sleep(300);
@@ -149,15 +134,14 @@ describe("PCAP-over-IP as input", () => {
     const flowA = await openLoopbackFlow();
     const flowB = await openLoopbackFlow();
     try {
-      const pa = port();
-      const pb = port();
-      const pm = port();
-      const a = start(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flowA.port}`, "--listen", `127.0.0.1:${pa}`], /capturing on lo/);
-      const b = start(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flowB.port}`, "--listen", `127.0.0.1:${pb}`], /capturing on lo/);
-      await a.ready;
-      await b.ready;
-      const m = start(["pcap-over-ip", "--from", `tcp://127.0.0.1:${pa}`, "--from", `TCP@127.0.0.1:${pb}`, "--listen", `127.0.0.1:${pm}`], /merging 2 streams/);
-      await m.ready;
+      const pa = freeTcpPort();
+      const pb = freeTcpPort();
+      const pm = freeTcpPort();
+      await Promise.all([
+        startProbeUntil(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flowA.port}`, "--listen", `127.0.0.1:${pa}`], /capturing on lo/, { procs, timeoutMs: 15_000 }),
+        startProbeUntil(["pcap-over-ip", "-i", "lo", "-f", `udp dst port ${flowB.port}`, "--listen", `127.0.0.1:${pb}`], /capturing on lo/, { procs, timeoutMs: 15_000 }),
+      ]);
+      const m = await startProbeUntil(["pcap-over-ip", "--from", `tcp://127.0.0.1:${pa}`, "--from", `TCP@127.0.0.1:${pb}`, "--listen", `127.0.0.1:${pm}`], /merging 2 streams/, { procs, timeoutMs: 15_000 });
       const merged = await connectStreamClient(pm);
       await Bun.sleep(300);
       for (let i = 0; i < 10; i++) {

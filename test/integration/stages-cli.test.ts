@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectStreamClient } from "../support/pcap-stream-client.ts";
 import { CRYPTOPAN_SAMPLE_KEY, frame, ipPacket, pcapFile, seededRandom } from "../support/packet-builder.ts";
-import { runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { type RunningProbe, runProbe, runTool, startProbe, waitFor, waitForLine } from "../support/probe-binary.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "stages-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -214,17 +214,13 @@ describe("--only-direction on a PCAP-over-IP output", () => {
       : i % 3 === 1 ? frame("ethernet", ipPacket({ src: "10.0.0.5", dst: `192.0.2.${i + 1}`, l4: { kind: "udp", sport: 1000 + i, dport: 53 } }))
       : frame("ethernet", ipPacket({ src: "198.51.100.1", dst: "198.51.100.2", l4: { kind: "udp", sport: 1, dport: 2 } })));
     const source = await pcapStreamServer(pcapFile(1, frames));
-    const probe = spawnProbe([
+    const probe = startProbe([
       "pcap-over-ip", "--from", `tcp://127.0.0.1:${source.port}`, "--listen", "127.0.0.1:0",
       "--direction-in", "dst net 10.0.0.0/8", "--direction-out", "src net 10.0.0.0/8", "--only-direction", "in",
     ]);
-    let stderr = "";
-    const reading = (async () => {
-      for await (const chunk of probe.stderr as unknown as AsyncIterable<Uint8Array>) stderr += Buffer.from(chunk).toString();
-    })();
     try {
-      await waitFor(() => /read it with: tshark -i TCP@127\.0\.0\.1:(\d+)/.test(stderr) && source.connections > 0, 10_000, "probe serving");
-      const port = Number(/TCP@127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+      await waitFor(() => /read it with: tshark -i TCP@127\.0\.0\.1:(\d+)/.test(probe.log()) && source.connections > 0, 10_000, "probe serving");
+      const port = Number(/TCP@127\.0\.0\.1:(\d+)/.exec(probe.log())![1]);
       const consumer = await connectStreamClient(port);
       await waitFor(() => consumer.reader.pcapHeader !== undefined, 5_000, "the consumer's pcap header");
       source.sendRecords();
@@ -234,12 +230,12 @@ describe("--only-direction on a PCAP-over-IP output", () => {
       expect(destinations).toEqual(Array(10).fill("10.0.0.5"));
       consumer.close();
     } finally {
-      probe.kill("SIGTERM");
-      await probe.exited;
-      await reading;
+      probe.proc.kill("SIGTERM");
+      await probe.proc.exited;
+      await probe.drained;
       source.stop();
     }
-    expect(stderr).toContain("direction: 30 packets, 10 in, 10 out, 10 untagged");
+    expect(probe.log()).toContain("direction: 30 packets, 10 in, 10 out, 10 untagged");
   }, 30_000);
 });
 
@@ -254,39 +250,31 @@ describe("--only-direction on the RPCAP daemon", () => {
   test("probe rpcapd --direction-in/out --only-direction in: a client capturing lo through it gets inbound packets only", async () => {
     const sink = await Bun.udpSocket({ hostname: "127.0.0.1" });
     const peer = await Bun.udpSocket({ hostname: "127.0.0.1" });
-    const daemon = spawnProbe([
+    const daemon = startProbe([
       "rpcapd", "-n", "-b", "127.0.0.1", "-p", "0",
       "--direction-in", `udp dst port ${sink.port}`, "--direction-out", `udp src port ${sink.port}`, "--only-direction", "in",
     ]);
-    let daemonLog = "";
-    const reading = (async () => {
-      for await (const chunk of daemon.stderr as unknown as AsyncIterable<Uint8Array>) daemonLog += Buffer.from(chunk).toString();
-    })();
     const out = join(dir, "rpcap-in.pcap");
-    let client: ReturnType<typeof spawnProbe> | undefined;
+    let client: RunningProbe | undefined;
     try {
-      await waitFor(() => /rpcapd listening on 127\.0\.0\.1:(\d+)/.test(daemonLog), 10_000, "rpcapd listening");
-      const port = Number(/rpcapd listening on 127\.0\.0\.1:(\d+)/.exec(daemonLog)![1]);
-      client = spawnProbe(["capture", "-i", `rpcap://127.0.0.1:${port}/lo`, "-c", "10", "-w", out, `udp port ${sink.port}`]);
-      let clientLog = "";
-      void (async () => {
-        for await (const chunk of client!.stderr as unknown as AsyncIterable<Uint8Array>) clientLog += Buffer.from(chunk).toString();
-      })();
-      await waitFor(() => clientLog.includes("listening on"), 10_000, "the RPCAP client capturing");
+      const listening = await waitForLine(daemon, /rpcapd listening on 127\.0\.0\.1:(\d+)/, 10_000, "rpcapd listening");
+      const port = Number(listening![1]);
+      client = startProbe(["capture", "-i", `rpcap://127.0.0.1:${port}/lo`, "-c", "10", "-w", out, `udp port ${sink.port}`]);
+      await waitForLine(client, "listening on", 10_000, "the RPCAP client capturing");
       await Bun.sleep(300); // the daemon's capture open
       // Bounded: 10 rounds of one inbound (to the sink's port) and one outbound (from it) datagram.
-      for (let i = 0; i < 10 && client.exitCode === null; i++) {
+      for (let i = 0; i < 10 && client.proc.exitCode === null; i++) {
         peer.send(new Uint8Array([i]), sink.port, "127.0.0.1");
         sink.send(new Uint8Array([100 + i]), peer.port, "127.0.0.1");
         await Bun.sleep(30);
       }
-      await Promise.race([client.exited, Bun.sleep(5_000)]);
-      expect(client.exitCode).toBe(0);
+      await Promise.race([client.proc.exited, Bun.sleep(5_000)]);
+      expect(client.proc.exitCode).toBe(0);
     } finally {
-      client?.kill("SIGTERM");
-      daemon.kill("SIGTERM");
-      await daemon.exited;
-      await reading;
+      client?.proc.kill("SIGTERM");
+      daemon.proc.kill("SIGTERM");
+      await daemon.proc.exited;
+      await daemon.drained;
       sink.close();
       peer.close();
     }
@@ -298,26 +286,22 @@ describe("--only-direction on the RPCAP daemon", () => {
 describe("forward -> collect with stages on both ends and rotating files", () => {
   test("forward --anonymize-key-file, collect --checksums check -w 'c-%N.pcap' --rotate-packets 100: traceanon's addresses, 4 files", async () => {
     const files = mkdtempSync(join(dir, "collect-"));
-    const collector = spawnProbe(["collect", "--udpstr-listen", "127.0.0.1:0", "--report-seconds", "0", "--checksums", "check", "-w", join(files, "c-%N.pcap"), "--rotate-packets", "100"]);
-    let log = "";
-    const reading = (async () => {
-      for await (const chunk of collector.stderr as unknown as AsyncIterable<Uint8Array>) log += Buffer.from(chunk).toString();
-    })();
+    const collector = startProbe(["collect", "--udpstr-listen", "127.0.0.1:0", "--report-seconds", "0", "--checksums", "check", "-w", join(files, "c-%N.pcap"), "--rotate-packets", "100"]);
     try {
-      await waitFor(() => /receiving udpstr on 127\.0\.0\.1:(\d+)/.test(log), 10_000, "collector start");
-      const port = /receiving udpstr on 127\.0\.0\.1:(\d+)/.exec(log)![1]!;
+      const receiving = await waitForLine(collector, /receiving udpstr on 127\.0\.0\.1:(\d+)/, 10_000, "collector start");
+      const port = receiving![1]!;
       const sent = await runProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-r", mixedInput, "--anonymize-key-file", keyFile]);
       expect(sent.exitCode).toBe(0);
       // The third file closes at the 301st packet; the fourth at the stop.
-      await waitFor(() => log.includes("c-0002.pcap"), 10_000, "the third file closed");
+      await waitForLine(collector, "c-0002.pcap", 10_000, "the third file closed");
       await Bun.sleep(500);
     } finally {
-      collector.kill("SIGINT");
-      await collector.exited;
-      await reading;
+      collector.proc.kill("SIGINT");
+      await collector.proc.exited;
+      await collector.drained;
     }
-    expect(collector.exitCode).toBe(0);
-    expect(log).toContain("checksums check: 400 packets, 0 with a bad checksum");
+    expect(collector.proc.exitCode).toBe(0);
+    expect(collector.log()).toContain("checksums check: 400 packets, 0 with a bad checksum");
     const names = ["c-0000.pcap", "c-0001.pcap", "c-0002.pcap", "c-0003.pcap"];
     // The rotating output's manifest (.probe-files-HASH) sits beside the capture files.
     expect(readdirSync(files).filter((name) => !isManifestName(name)).sort()).toEqual(names);

@@ -10,7 +10,7 @@ import { RpcapClient, RpcapTlsError } from "../../src/protocols/rpcap/index.ts";
 import { PcapOverIpServer } from "../../src/outputs/pcap-over-ip/index.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
 import { makeTestCertificates, REFUSAL_PATTERN, type ServerCertKind, type TestCertificates } from "../support/tls-certs.ts";
-import { collect, pcapStream, startStreamServer, taggedRecords, until, within, ETHERNET } from "./remote-source-helpers.ts";
+import { collect, pcapStream, startStreamServer, taggedRecords, until, within, ETHERNET } from "../support/remote-source-helpers.ts";
 import { runProbe } from "../support/probe-binary.ts";
 import { startTestDaemon } from "../support/rpcapd-harness.ts";
 import { RpcapCaptureSource } from "../../src/capture/remote/rpcap-source.ts";

@@ -10,9 +10,10 @@ import { PacketBatchBuilder } from "../../src/packet/packet-batch.ts";
 import { CaptureFileWriter } from "../../src/outputs/capture-file/capture-file-writer.ts";
 import { readCaptureFile } from "../../src/protocols/pcap/index.ts";
 import { forEachRecord } from "../../src/packet/packet-batch.ts";
-import { probeCommand, runProbe, runTool, spawnProbe, waitFor } from "../support/probe-binary.ts";
+import { probeCommand, runProbe, runTool, startProbe, startProbeUntil, waitFor, waitForLine } from "../support/probe-binary.ts";
 import { openLoopbackFlow } from "../support/loopback-traffic.ts";
 import { parsePrometheusText, type ParsedSample } from "../support/prometheus-parser.ts";
+import { freeTcpPort } from "../support/free-port.ts";
 
 let dir: string;
 beforeAll(() => (dir = mkdtempSync(join(tmpdir(), "probe-udpstr-"))));
@@ -38,14 +39,10 @@ async function records(path: string): Promise<{ len: number; ts: string; data: s
   return out;
 }
 
+/** probe collect (run under `prefix`, e.g. ip netns exec) once it logs "receiving udpstr on HOST:PORT"; `port` is that port. */
 async function startCollector(args: string[], prefix: string[] = []) {
-  const proc = Bun.spawn([...prefix, ...probeCommand(), "collect", "--report-seconds", "0", ...args], { stdout: "ignore", stderr: "pipe", env: process.env });
-  let log = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  await waitFor(() => log.includes("receiving udpstr"), 10_000, "collector start");
-  return { proc, log: () => log };
+  const collector = await startProbeUntil(["collect", "--report-seconds", "0", ...args], /receiving udpstr on [^\s]+:(\d+)/, { prefix });
+  return { ...collector, port: Number(collector.match[1]) };
 }
 
 describe("forward -> collect", () => {
@@ -57,8 +54,8 @@ describe("forward -> collect", () => {
     const input = join(dir, "in.pcap");
     const output = join(dir, "out.pcap");
     await writeFrames(input, sizes);
-    const port = 45000 + Math.floor(Math.random() * 5000);
-    const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${port}`, "-w", output]);
+    const collector = await startCollector(["--udpstr-listen", "127.0.0.1:0", "-w", output]);
+    const port = collector.port;
     // As fast as the socket takes it: one batch, so datagrams are packed full.
     const sent = await runProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-r", input]);
     expect(sent.exitCode).toBe(0);
@@ -100,26 +97,22 @@ describe("forward to a port where nothing listens", () => {
 describe("forward -i lo to a collector on loopback", () => {
   test("its own datagrams are left out of the capture (no packet forwarded again)", async () => {
     const output = join(dir, "own-traffic.pcap");
-    const port = 45000 + Math.floor(Math.random() * 5000);
-    const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${port}`, "-w", output]);
+    const collector = await startCollector(["--udpstr-listen", "127.0.0.1:0", "-w", output]);
+    const port = collector.port;
     const flow = await openLoopbackFlow();
-    const forward = spawnProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-i", "lo"]);
-    let log = "";
-    (async () => {
-      for await (const chunk of forward.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-    })();
+    const forward = startProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-i", "lo"]);
     try {
-      await waitFor(() => log.includes("forwarding as udpstr"), 10_000, "forward start");
+      await waitForLine(forward, "forwarding as udpstr", 10_000, "forward start");
       for (let round = 0; round < 20; round++) await flow.send([64], { gapMs: 50 });
     } finally {
-      forward.kill("SIGINT");
-      await forward.exited;
+      forward.proc.kill("SIGINT");
+      await forward.proc.exited;
       flow.close();
       await Bun.sleep(300);
       collector.proc.kill("SIGINT");
       await collector.proc.exited;
     }
-    expect(log).toContain(`leaving own traffic out of the capture: not (udp and dst host 127.0.0.1 and dst port ${port})`);
+    expect(forward.log()).toContain(`leaving own traffic out of the capture: not (udp and dst host 127.0.0.1 and dst port ${port})`);
     const toFlow = await runTool(["tshark", "-r", output, "-Y", `udp.dstport == ${flow.port}`, "-T", "fields", "-e", "frame.number"]);
     expect(toFlow.trim().split("\n").length).toBe(20);
     const toCollector = await runTool(["tshark", "-r", output, "-Y", `udp.dstport == ${port}`, "-T", "fields", "-e", "frame.number"]);
@@ -132,9 +125,9 @@ describe("collect --serve-pcap-over-ip", () => {
     const sizes = Array.from({ length: 50 }, (_, i) => 42 + i * 20);
     const input = join(dir, "serve-in.pcap");
     await writeFrames(input, sizes);
-    const udpPort = 45000 + Math.floor(Math.random() * 5000);
-    const servePort = udpPort + 1;
-    const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${udpPort}`, "--serve-pcap-over-ip", `127.0.0.1:${servePort}`]);
+    const servePort = freeTcpPort();
+    const collector = await startCollector(["--udpstr-listen", "127.0.0.1:0", "--serve-pcap-over-ip", `127.0.0.1:${servePort}`]);
+    const udpPort = collector.port;
     const { connectStreamClient } = await import("../support/pcap-stream-client.ts");
     const reader = await connectStreamClient(servePort);
     await waitFor(() => reader.bytesReceived >= 24, 5000, "pcap header");
@@ -271,8 +264,8 @@ describe("forged and random datagrams from other senders beside a real forward s
     const input = join(dir, `${name}-in.pcap`);
     const output = join(dir, `${name}-out.pcap`);
     await writeFrames(input, sizes);
-    const port = 45000 + Math.floor(Math.random() * 5000);
-    const collector = await startCollector(["--udpstr-listen", `127.0.0.1:${port}`, "-w", output, ...collectorArgs]);
+    const collector = await startCollector(["--udpstr-listen", "127.0.0.1:0", "-w", output, ...collectorArgs]);
+    const port = collector.port;
     // --realtime: the 2,000 packets go out over ~2 s, while the attack runs.
     const forward = runProbe(["forward", "--udpstr", `127.0.0.1:${port}`, "-r", input, "--realtime"]);
     const sent = await attack(port);

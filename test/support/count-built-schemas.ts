@@ -1,4 +1,4 @@
-// Run as its own process by test/unit/lazy-schemas.test.ts: how many zod schema objects exist
+// Run as its own process by test/integration/lazy-schemas.test.ts: how many zod schema objects exist
 // after importing src/pipeline/spec.ts, after validating a capture spec (one interface input,
 // one file output) and after validating a spec that holds every kind. Prints them as JSON.
 //

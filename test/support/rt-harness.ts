@@ -2,42 +2,19 @@
 // read classic pcap files record by record, and traffic whose payload carries its number.
 import { readFileSync } from "node:fs";
 import type { Subprocess } from "bun";
-import { spawnProbe, waitFor } from "./probe-binary.ts";
-
-export interface RunningProbe {
-  proc: Subprocess;
-  log(): string;
-}
-
-/** Spawns probe with stderr collected. */
-export function startProbe(args: string[], env?: Record<string, string>): RunningProbe {
-  const proc = spawnProbe(args, { stdout: "ignore", ...(env ? { env } : {}) });
-  let log = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += decoder.decode(chunk);
-  })();
-  return { proc, log: () => log };
-}
+import { collectStderr, startProbeUntil, waitForLine, type RunningProbe } from "./probe-binary.ts";
 
 /** `probe rt ...` listening on an ephemeral port; resolves with the port. */
 export async function startRtServer(args: string[]): Promise<RunningProbe & { port: number }> {
-  const probe = startProbe(["rt", "--listen", "127.0.0.1:0", ...args]);
-  await waitFor(() => /rt: serving .* on 127\.0\.0\.1:\d+/.test(probe.log()) || probe.proc.exitCode !== null, 15_000, "probe rt to listen");
-  const match = /rt: serving .* on 127\.0\.0\.1:(\d+)/.exec(probe.log());
-  if (!match) throw new Error(`probe rt did not start: ${probe.log()}`);
-  return { ...probe, port: Number(match[1]) };
+  const probe = await startProbeUntil(["rt", "--listen", "127.0.0.1:0", ...args], /rt: serving .* on 127\.0\.0\.1:(\d+)/, { timeoutMs: 15_000 });
+  return { ...probe, port: Number(probe.match[1]) };
 }
 
 /** tcpdump -U -w FILE on lo as the reference capture; resolves once it listens. */
 export async function startTcpdump(path: string, filter: string): Promise<Subprocess> {
-  const proc = Bun.spawn(["tcpdump", "-i", "lo", "-U", "-w", path, filter], { stdout: "ignore", stderr: "pipe" });
-  let text = "";
-  void (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) text += new TextDecoder().decode(chunk);
-  })();
-  await waitFor(() => text.includes("listening on"), 10_000, "tcpdump to listen");
-  return proc;
+  const tcpdump = collectStderr(Bun.spawn(["tcpdump", "-i", "lo", "-U", "-w", path, filter], { stdout: "ignore", stderr: "pipe" }));
+  if (!(await waitForLine(tcpdump, "listening on", 10_000, "tcpdump to listen"))) throw new Error(`tcpdump exited: ${tcpdump.log()}`);
+  return tcpdump.proc;
 }
 
 export interface PcapRecord {

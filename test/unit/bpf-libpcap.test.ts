@@ -13,7 +13,7 @@ import {
   type BpfInstruction,
 } from "../../src/packet/bpf/index.ts";
 import { ProtocolError } from "../../src/packet/protocol-error.ts";
-import { prng } from "./bpf-helpers.ts";
+import { prng } from "../support/bpf-helpers.ts";
 
 const judge = dlopen(process.env.PROBE_LIBPCAP || "libpcap.so.0.8", {
   bpf_validate: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },

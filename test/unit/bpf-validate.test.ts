@@ -13,7 +13,7 @@ import {
   type BpfProgram,
 } from "../../src/packet/bpf/index.ts";
 import { ProtocolError } from "../../src/packet/protocol-error.ts";
-import { prng } from "./bpf-helpers.ts";
+import { prng } from "../support/bpf-helpers.ts";
 
 const I = (code: number, k = 0, jt = 0, jf = 0): BpfInstruction => ({ code, jt, jf, k });
 const RET0 = I(Op.RET_K, 0);

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { COMPILE_ERROR, FAILURE_KIND, HOOK_DISABLE_AFTER_CONSECUTIVE_FAILURES, HookCompileError, HookRunner, PACKET_OUTCOME } from "../../src/hooks/index.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
 import { MEMORY_CHECK_EVERY_BATCHES } from "../../src/hooks/sandbox.ts";
-import { batchOf, ipv4Frame, records } from "./hooks-helpers.ts";
+import { batchOf, ipv4Frame, records } from "../support/hooks-helpers.ts";
 
 const runners: HookRunner[] = [];
 afterAll(() => runners.forEach((r) => r.dispose()));

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { FAILURE_KIND, HookRunner } from "../../src/hooks/index.ts";
 import { decodeDriverResult, RESULT_ENTRY } from "../../src/hooks/vm-driver.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
-import { batchOf, ipv4Frame } from "./hooks-helpers.ts";
+import { batchOf, ipv4Frame } from "../support/hooks-helpers.ts";
 
 const runners: HookRunner[] = [];
 afterAll(() => runners.forEach((r) => r.dispose()));

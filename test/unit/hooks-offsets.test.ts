@@ -3,7 +3,7 @@
 // judged against an independent implementation and RFC 1071's worked example.
 import { describe, expect, test } from "bun:test";
 import { CHECKSUM_OUTCOME, decodeOffsets, fixChecksums, internetChecksum, LINKTYPE } from "../../src/hooks/index.ts";
-import { concat, ipv4Frame, ipv6Frame, referenceChecksums } from "./hooks-helpers.ts";
+import { concat, ipv4Frame, ipv6Frame, referenceChecksums } from "../support/hooks-helpers.ts";
 
 const udp4 = ipv4Frame({ protocol: "udp", srcPort: 5353, dstPort: 53, payload: Uint8Array.from([1, 2, 3, 4]) });
 const tcp4 = ipv4Frame({ protocol: "tcp", srcPort: 40000, dstPort: 443, payload: Uint8Array.from([9, 9]) });

@@ -8,7 +8,7 @@ import { HOOK_TAG_NAMES_COUNTED, HookRunner } from "../../src/hooks/index.ts";
 import { tagText } from "../../src/hooks/hook-text.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
 import { formatHookCounters } from "../../src/pipeline/stages/hooks.ts";
-import { batchOf, ipv4Frame } from "./hooks-helpers.ts";
+import { batchOf, ipv4Frame } from "../support/hooks-helpers.ts";
 
 const runners: HookRunner[] = [];
 afterAll(() => runners.forEach((r) => r.dispose()));

@@ -12,6 +12,7 @@ import {
   existsSync,
   linkSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
@@ -37,7 +38,7 @@ let logger: ReturnType<typeof memoryLogger>;
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), "owned-files-"));
   dir = join(root, "out");
-  Bun.spawnSync(["mkdir", dir]);
+  mkdirSync(dir);
   logger = memoryLogger();
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));

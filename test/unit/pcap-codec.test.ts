@@ -13,7 +13,7 @@ import {
   pcapRecordsFromBatch,
   type PcapGlobalHeader,
 } from "../../src/protocols/pcap/index.ts";
-import { hex, makeBatch, toHex, flatten } from "../fixtures/pcap/helpers.ts";
+import { hex, makeBatch, toHex, flatten } from "../support/pcap-codec-helpers.ts";
 
 const headerRows: { name: string; bytes: string; header: PcapGlobalHeader }[] = [
   {

@@ -28,7 +28,7 @@ import {
   readWithSplits,
   toHex,
   type FlatRecord,
-} from "../fixtures/pcap/helpers.ts";
+} from "../support/pcap-codec-helpers.ts";
 
 const RECORDS = [
   { tsSec: 1_700_000_000, tsFrac: 1, data: hex("000102030405060708090a0b0c0d") },

@@ -21,7 +21,7 @@ import {
   pcapngBlockTypeName,
   type PcapngPacket,
 } from "../../src/protocols/pcap/index.ts";
-import { concat, hex, makeBatch, toHex } from "../fixtures/pcap/helpers.ts";
+import { concat, hex, makeBatch, toHex } from "../support/pcap-codec-helpers.ts";
 
 const SHB_PROBE_LE = `0a0d0d0a 2c000000 4d3c2b1a 0100 0000 ffffffff ffffffff
   0400 0500 70726f62 65000000  0000 0000  2c000000`;

@@ -48,7 +48,7 @@ import {
   RpcapMessageType as T,
   type WireInterface,
 } from "../../src/protocols/rpcap/index.ts";
-import { batchOf, bytes, expectProtocolError, hex, onlyProtocolErrors, seededBytes } from "./rpcap-helpers.ts";
+import { batchOf, bytes, expectProtocolError, hex, onlyProtocolErrors, seededBytes } from "../support/rpcap-helpers.ts";
 
 const hostLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const zeros = (n: number) => "00".repeat(n);

@@ -15,7 +15,7 @@ import {
   RpcapMessageType as T,
   type RpcapMessage,
 } from "../../src/protocols/rpcap/index.ts";
-import { batchOf, bytes, expectProtocolError, hex, onlyProtocolErrors, seededBytes } from "./rpcap-helpers.ts";
+import { batchOf, bytes, expectProtocolError, hex, onlyProtocolErrors, seededBytes } from "../support/rpcap-helpers.ts";
 
 const summary = (ms: RpcapMessage[]) => ms.map((m) => [m.header.ver, m.header.type, m.header.value, m.header.plen, hex(m.payload)]);
 

@@ -42,7 +42,7 @@ import {
   type RpcapMessage,
 } from "../../src/protocols/rpcap/index.ts";
 import { loadVectorStreams, tcpStreamByPorts, vectorsDir, type VectorTcpStream } from "../support/vector-streams.ts";
-import { hex } from "./rpcap-helpers.ts";
+import { hex } from "../support/rpcap-helpers.ts";
 
 interface ManifestMessage {
   frame: number;

@@ -3,7 +3,7 @@
 // the lost datagrams could hold, are resynchronisations counted apart, never losses.
 import { describe, expect, test } from "bun:test";
 import { UDPSTR_MAX_SEQNO_GAP_DATAGRAMS, UdpstrReassembler } from "../../src/protocols/udpstr/index.ts";
-import { LINKTYPE_ETHERNET, cutStream, streamOf, withHeader } from "./udpstr-helpers.ts";
+import { LINKTYPE_ETHERNET, cutStream, streamOf, withHeader } from "../support/udpstr-helpers.ts";
 
 /** `count` records of 100 bytes, npkt from `firstNpkt`, two records per datagram. */
 function datagramsOf(count: number, npktOf: (i: number) => number): Uint8Array[] {

@@ -13,7 +13,7 @@ import {
   seqnoOf,
   syntheticPackets,
   type SyntheticPacket,
-} from "./udpstr-helpers.ts";
+} from "../support/udpstr-helpers.ts";
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 

@@ -20,7 +20,7 @@ import {
   syntheticPackets,
   withHeader,
   type SyntheticPacket,
-} from "./udpstr-helpers.ts";
+} from "../support/udpstr-helpers.ts";
 
 interface OutRecord {
   npkt: number;

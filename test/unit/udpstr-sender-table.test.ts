@@ -12,7 +12,7 @@ import {
   type UdpstrSender,
 } from "../../src/protocols/udpstr/index.ts";
 import { addressAllowed, parseCidr } from "../../src/net/addresses.ts";
-import { LINKTYPE_ETHERNET, batchOf, seededRandom, syntheticPackets } from "./udpstr-helpers.ts";
+import { LINKTYPE_ETHERNET, batchOf, seededRandom, syntheticPackets } from "../support/udpstr-helpers.ts";
 
 /** `count` synthetic packets of mixed sizes packed at a 300-byte MTU (records straddle datagrams). */
 function streamDatagrams(count: number, firstSeq: number): { datagrams: Uint8Array[]; data: string[] } {

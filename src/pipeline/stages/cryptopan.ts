@@ -10,7 +10,7 @@
 //
 // Two addresses sharing a k-bit prefix produce the same blocks for i <= k, so the results share
 // exactly k bits (bit k differs because a's bit k differs and flip_k is the same).
-// IPv4 matches the reference code's sample vectors (test/unit/stages-cryptopan.test.ts) and
+// IPv4 matches the reference code's sample vectors (test/integration/stages-cryptopan.test.ts) and
 // Debian's traceanon; IPv6 uses all 128 bits the same way, as Yawning Angel's Go cryptopan does
 // (implementations differ for IPv6: docs/stages.md).
 //

@@ -4,7 +4,7 @@ import { describe, expect, test, afterAll } from "bun:test";
 import { join } from "node:path";
 import { HookChain, HookRunner } from "../../src/hooks/index.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
-import { batchOf, EXAMPLES, ipv4Frame, ipv6Frame, readPcap, records, referenceChecksums, tsharkFields, VECTORS, writePcap } from "./hooks-helpers.ts";
+import { batchOf, EXAMPLES, ipv4Frame, ipv6Frame, readPcap, records, referenceChecksums, tsharkFields, VECTORS, writePcap } from "../support/hooks-helpers.ts";
 
 const runners: HookRunner[] = [];
 afterAll(() => runners.forEach((r) => r.dispose()));

@@ -27,7 +27,7 @@ import {
   within,
   type CollectedRecord,
   type TestStreamServer,
-} from "./remote-source-helpers.ts";
+} from "../support/remote-source-helpers.ts";
 
 const VECTOR = join(vectorsDir, "rpcap-passive-tcp.pcap");
 let dir: string;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll } from "bun:test";
 import { CaptureFileEncoder } from "../../src/protocols/pcap/index.ts";
 import type { PacketBatch } from "../../src/packet/packet-batch.ts";
-import { makeBatch } from "../fixtures/pcap/helpers.ts";
+import { makeBatch } from "../support/pcap-codec-helpers.ts";
 
 const interfaces = [
   { linktype: 1, snaplen: 65535, name: "eth0", description: "uplink" },

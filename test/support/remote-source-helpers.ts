@@ -6,7 +6,8 @@ import type { Subprocess } from "bun";
 import type { CaptureEndReason, CaptureHandlers } from "../../src/capture/capture-source.ts";
 import { forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/packet/packet-batch.ts";
 import { encodePcapGlobalHeader, encodePcapRecordHeader } from "../../src/protocols/pcap/index.ts";
-import { VECTORS_DIR } from "../support/fixtures.ts";
+import { VECTORS_DIR } from "./fixtures.ts";
+import { freeTcpPort } from "./free-port.ts";
 
 export const vectorsDir = `${VECTORS_DIR}/`;
 export const ETHERNET = 1;
@@ -181,17 +182,10 @@ export function startStreamServer(
 }
 
 /** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-export function unusedPort(): number {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = listener.port;
-  listener.stop(true);
-  return port;
-}
-
 /** socat serving `path` once, as `socat -u FILE:path TCP-LISTEN:port` (or OPENSSL-LISTEN with `tlsCertAndKey`). */
 export async function socatServeFile(path: string, tlsCertAndKey?: string): Promise<{ port: number; proc: Subprocess }> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = unusedPort();
+    const port = freeTcpPort();
     const listen = tlsCertAndKey
       ? `OPENSSL-LISTEN:${port},reuseaddr,bind=127.0.0.1,cert=${tlsCertAndKey},verify=0`
       : `TCP-LISTEN:${port},reuseaddr,bind=127.0.0.1`;

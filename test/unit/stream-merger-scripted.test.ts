@@ -1,5 +1,5 @@
 // MergedSource with scripted in-memory sources: start failures, link type refusal, endings,
-// per-source back-pressure, consumer failure, stop. (Real sockets: test/integration/stream-merger.test.ts.)
+// per-source back-pressure, consumer failure, stop. (Real sockets: test/integration/stream-merger-streams.test.ts.)
 import { describe, expect, test } from "bun:test";
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../../src/capture/capture-source.ts";
 import { PacketBatchBuilder, forEachRecord, type PacketBatch, type TimestampPrecision } from "../../src/packet/packet-batch.ts";

@@ -3,7 +3,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { VECTORS_DIR } from "../support/fixtures.ts";
+import { VECTORS_DIR } from "./fixtures.ts";
 
 export { VECTORS_DIR };
 

@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { HOOK_CHUNK_MAX_BYTES, HOOK_LOG_LINES_PER_SECOND, HookRunner, installHookReload, PACKET_OUTCOME, runHookDryRun, type ReloadResult } from "../../src/hooks/index.ts";
 import { memoryLogger } from "../../src/logging/index.ts";
-import { batchOf, EXAMPLES, ipv4Frame, pcapImage, readPcap, records, tempPath, tsharkFields, VECTORS } from "./hooks-helpers.ts";
+import { batchOf, EXAMPLES, ipv4Frame, pcapImage, readPcap, records, tempPath, tsharkFields, VECTORS } from "../support/hooks-helpers.ts";
 
 const runners: HookRunner[] = [];
 afterAll(() => runners.forEach((r) => r.dispose()));

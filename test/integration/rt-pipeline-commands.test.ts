@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { repoRoot, runProbe, runTool, waitFor } from "../support/probe-binary.ts";
-import { numberedPayload, numbersIn, readPcap, sendNumbered, startProbe, startTcpdump, udpSink } from "../support/rt-harness.ts";
+import { repoRoot, runProbe, runTool, startProbe, waitFor } from "../support/probe-binary.ts";
+import { numberedPayload, numbersIn, readPcap, sendNumbered, startTcpdump, udpSink } from "../support/rt-harness.ts";
 
 let dir: string;
 const procs: Subprocess[] = [];

@@ -25,7 +25,7 @@ import {
   tcpdumpKeptSeconds,
   tempDir,
   type PcapRecord,
-} from "./bpf-helpers.ts";
+} from "../support/bpf-helpers.ts";
 
 const LINKTYPE_ETHERNET = 1;
 const SNAPLEN = 262144;

@@ -20,7 +20,7 @@ import {
 } from "../../src/packet/bpf/index.ts";
 import { ByteWriter } from "../../src/packet/byte-writer.ts";
 import { ProtocolError } from "../../src/packet/protocol-error.ts";
-import { VECTORS_DIR, prng, readPcap, run } from "./bpf-helpers.ts";
+import { VECTORS_DIR, prng, readPcap, run } from "../support/bpf-helpers.ts";
 
 const hex = (text: string) => Uint8Array.from(text.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
 

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PacketBatchBuilder, type PacketBatch } from "../../src/packet/packet-batch.ts";
-import { VECTORS_DIR } from "../support/fixtures.ts";
+import { VECTORS_DIR } from "./fixtures.ts";
 
 export const VECTORS = VECTORS_DIR;
 export const EXAMPLES = join(import.meta.dir, "../../examples/hooks");
