@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VECTORS_DIR } from "./fixtures.ts";
+import { seededRandom } from "./seeded-random.ts";
 
 export { VECTORS_DIR };
 
@@ -99,17 +100,8 @@ export function tcpdumpKeptSeconds(file: string, expression: string): number[] {
   return parsePcap(run(["tcpdump", "-r", file, "-w", "-", expression])).records.map((r) => r.tsSec);
 }
 
-/** Deterministic PRNG (mulberry32) so random tests are reproducible from their seed. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The tests' one seeded generator (seeded-random.ts), by this file's old name. */
+export const prng = seededRandom;
 
 // ---- synthetic frames ------------------------------------------------------------------------
 

@@ -6,17 +6,7 @@ import { PacketBatchBuilder, type PacketBatch, type TimestampPrecision } from ".
 
 export const LINKTYPE_ETHERNET = 1;
 
-/** mulberry32: small, seeded, good enough to pick sizes. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from "./seeded-random.ts";
 
 /** A synthetic packet: payload byte k is (seq + k) & 0xff, like the shared vectors. */
 export interface SyntheticPacket {
