@@ -360,7 +360,10 @@ export class LiveCaptureSource implements CaptureSource {
   ): InProcessRing {
     let running = true;
     let final: KernelStats | undefined;
-    const reader = new MainThreadRingReader(ring, message.flushIntervalMs, message.flushIntervalMs, {
+    // The timer is what empties the ring here, so it keeps the default pace whatever the flush
+    // interval: a 500 ms tick (a file-only pipeline's interval) let a 2 MiB ring overflow at
+    // high rates. Batches still wait up to the flush interval.
+    const reader = new MainThreadRingReader(ring, Math.min(message.flushIntervalMs, DEFAULT_FLUSH_INTERVAL_MS), message.flushIntervalMs, {
       onBatch,
       onFailure: (error) => {
         running = false;
