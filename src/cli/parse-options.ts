@@ -7,11 +7,34 @@ import { UsageError } from "./usage-error.ts";
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 export function parseCommandLine<T extends Options>(command: string, argv: string[], options: T) {
+  let parsed;
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true, tokens: true });
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true, tokens: true });
   } catch (error) {
     const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, "");
     throw new UsageError(`${command}: ${message}`);
+  }
+  refuseRepeatedValues(command, options, parsed.tokens);
+  return parsed;
+}
+
+/**
+ * A value option that is not repeatable, given twice, is refused: parseArgs keeps the last one
+ * silently, so `probe summary -f udp -f tcp` summarised tcp alone and said nothing. (Repeatable
+ * options say `multiple: true`; a repeated switch such as -v is a count, and stays allowed.)
+ */
+function refuseRepeatedValues(command: string, options: Options, tokens: readonly { kind: string; name?: string; rawName?: string }[]): void {
+  const seen = new Map<string, string>();
+  for (const token of tokens) {
+    if (token.kind !== "option" || token.name === undefined) continue;
+    const option = options[token.name];
+    if (!option || option.type !== "string" || option.multiple) continue;
+    const earlier = seen.get(token.name);
+    if (earlier !== undefined) {
+      const again = token.rawName ?? `--${token.name}`;
+      throw new UsageError(`${command}: ${earlier === again ? `${earlier} given twice` : `${earlier} and ${again} both given`}; give it once`);
+    }
+    seen.set(token.name, token.rawName ?? `--${token.name}`);
   }
 }
 
