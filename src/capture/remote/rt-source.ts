@@ -16,7 +16,7 @@
 // (counted) and acknowledged again. A changed stream id means the sender's spool was recreated:
 // sequence numbers start over and nothing is a duplicate. With `statePath` the (stream id, last
 // sequence) pair survives our own restart (rt://HOST:PORT?state=FILE).
-import { closeSync, constants, existsSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { backoffDelayMs, REMOTE_SOURCE_BACKOFF } from "../../net/reconnect-backoff.ts";
 import type { BpfInstruction } from "../../packet/bpf/index.ts";
@@ -48,6 +48,7 @@ import {
 import type { CaptureHandlers, CaptureInfo, CaptureSource, CaptureStats } from "../capture-source.ts";
 import { createBatchFilter, type BatchFilter } from "../packet-filter.ts";
 import { RemoteSourceError } from "./remote-source-error.ts";
+import { createExclusive } from "../../sys/exclusive-file.ts";
 
 /** Longest wait from dialling to HELLO: a server sends it on accept; covers a slow path. */
 export const RT_HELLO_TIMEOUT_MS = 10_000;
@@ -431,17 +432,8 @@ function readState(path: string): ResumeState {
  */
 function writeState(path: string, state: ResumeState): void {
   const temp = `${path}.tmp`;
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  let fd: number;
-  try {
-    fd = openSync(temp, flags, 0o600);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    const stats = lstatSync(temp);
-    if (!stats.isFile() || stats.nlink > 1) throw new RemoteSourceError("consumer-failed", `rt state file: ${temp} exists and is not a file probe wrote; left alone`);
-    unlinkSync(temp);
-    fd = openSync(temp, flags, 0o600);
-  }
+  const { fd, refused } = createExclusive(temp, 0o600, (stats) => stats.isFile() && stats.nlink <= 1);
+  if (refused) throw new RemoteSourceError("consumer-failed", `rt state file: ${temp} exists and is not a file probe wrote; left alone`);
   try {
     writeFileSync(fd, JSON.stringify({ streamId: Buffer.from(state.streamId!).toString("hex"), lastSequence: state.lastSequence }));
   } finally {

@@ -34,6 +34,7 @@ import type { Logger } from "../../logging/index.ts";
 import { peerText } from "../../logging/index.ts";
 import { identityMismatch, identityOf, isPlainName, lstatQuiet, type FileIdentity } from "./file-identity.ts";
 import { PART_SUFFIX } from "./part-file.ts";
+import { createExclusive } from "../../sys/exclusive-file.ts";
 
 /** Names of manifests start so; tests and directory listings leave them out by it. */
 export const MANIFEST_PREFIX = ".probe-files-";
@@ -439,14 +440,5 @@ function readAll(fd: number, size: number): string {
  * rewrite skipped.
  */
 function openTemp(path: string): number | undefined {
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  try {
-    return openSync(path, flags, 0o644);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-  }
-  const stat = lstatQuiet(path);
-  if (!stat || !stat.isFile() || stat.nlink !== 1n || Number(stat.uid) !== euid()) return undefined;
-  unlinkSync(path);
-  return openSync(path, flags, 0o644);
+  return createExclusive(path, 0o644, (stat) => stat.isFile() && stat.nlink === 1 && stat.uid === euid()).fd;
 }

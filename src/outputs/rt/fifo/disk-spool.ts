@@ -64,6 +64,7 @@ import type { Logger } from "../../../logging/index.ts";
 import { BATCH_RECORD_HEADER_BYTES, MAXIMUM_SNAPLEN, type PacketBatch } from "../../../packet/packet-batch.ts";
 import { ProbeError } from "../../../packet/probe-error.ts";
 import type { AppendResult, FifoChunk, FifoCounters, PacketFifo, SpoolFullPolicy } from "./packet-fifo.ts";
+import { createExclusive } from "../../../sys/exclusive-file.ts";
 
 export const SPOOL_RECORD_HEADER_BYTES = 24;
 const SPOOL_RECORD_MAGIC = 0x52545352;
@@ -675,17 +676,10 @@ export class DiskSpool implements PacketFifo {
     const dir = this.options.directory;
     const temp = join(dir, CURSOR_TEMP_FILE);
     const text = JSON.stringify({ version: 1, streamId: Buffer.from(this.streamId).toString("hex"), ackedThrough: this.ackedThrough, nextSequence: this.nextSequence });
-    let fd: number;
-    try {
-      fd = openSync(temp, CREATE_FLAGS, 0o600);
-    } catch (error) {
-      if (errorCode(error) !== "EEXIST") throw error;
-      const stats = lstatSync(temp);
-      if (!stats.isFile() || stats.nlink > 1) {
-        throw new SpoolError("spool-not-regular", `--spool ${dir}: ${CURSOR_TEMP_FILE} is ${kindOf(stats)}, not a file probe wrote; left alone, and the cursor is not written until it is moved away`);
-      }
-      unlinkSync(temp); // a stale temp file from a crash between create and rename
-      fd = openSync(temp, CREATE_FLAGS, 0o600);
+    // A regular cursor.tmp is a stale one from a crash between create and rename.
+    const { fd, refused } = createExclusive(temp, 0o600, (stats) => stats.isFile() && stats.nlink <= 1);
+    if (refused) {
+      throw new SpoolError("spool-not-regular", `--spool ${dir}: ${CURSOR_TEMP_FILE} is ${kindOf(refused)}, not a file probe wrote; left alone, and the cursor is not written until it is moved away`);
     }
     try {
       const bytes = Buffer.from(text);
