@@ -21,6 +21,13 @@ async function packetsIn(file: string): Promise<number> {
   return Number(out.trim().split("\n").at(-1)!.split("\t")[1]);
 }
 
+/** `probe capture -i lo -w OUT` of the flow's packets, returned once it listens. */
+async function captureToFile(out: string, port: number, env: Record<string, string> = {}) {
+  const capture = spawnProbeLoggingToFile(["capture", "-i", "lo", "-w", out, `udp dst port ${port}`], `${out}.stderr`, { env });
+  await waitFor(() => capture.stderr().includes("listening on lo") || capture.proc.exitCode !== null, 10_000, "the capture to open");
+  return capture;
+}
+
 describe("live capture to a file under stalls", () => {
   const READERS: { name: string; env: Record<string, string> }[] = [
     { name: "capture thread", env: {} },
@@ -30,8 +37,7 @@ describe("live capture to a file under stalls", () => {
     const flow = await openLoopbackFlow();
     try {
       const out = join(dir, `stop-${reader.env.PROBE_RING_WALKER ?? "native"}.pcap`);
-      const { proc, stderr } = spawnProbeLoggingToFile(["capture", "-i", "lo", "-w", out, `udp dst port ${flow.port}`], `${out}.stderr`, { env: reader.env });
-      await waitFor(() => stderr().includes("listening on lo") || proc.exitCode !== null, 10_000, "the capture to open");
+      const { proc, stderr } = await captureToFile(out, flow.port, reader.env);
       await flow.send(Array(40).fill(100));
       await Bun.sleep(20);
       proc.kill("SIGTERM");
@@ -49,10 +55,7 @@ describe("live capture to a file under stalls", () => {
     const flow = await openLoopbackFlow();
     try {
       const out = join(dir, "main-thread.pcap");
-      const { proc, stderr } = spawnProbeLoggingToFile(["capture", "-i", "lo", "-w", out, `udp dst port ${flow.port}`], `${out}.stderr`, {
-        env: { PROBE_CAPTURE_THREAD: "main" },
-      });
-      await waitFor(() => stderr().includes("listening on lo") || proc.exitCode !== null, 10_000, "the capture to open");
+      const { proc, stderr } = await captureToFile(out, flow.port, { PROBE_CAPTURE_THREAD: "main" });
       const SENT = 20_000;
       await flow.send(Array(SENT).fill(64));
       await waitFor(async () => (await packetsIn(out).catch(() => 0)) >= SENT, 20_000, "every packet in the file");
@@ -69,8 +72,7 @@ describe("live capture to a file under stalls", () => {
     const flow = await openLoopbackFlow();
     try {
       const out = join(dir, "sigstop.pcap");
-      const { proc, stderr } = spawnProbeLoggingToFile(["capture", "-i", "lo", "-w", out, `udp dst port ${flow.port}`], join(dir, "sigstop.stderr"));
-      await waitFor(() => stderr().includes("listening on lo") || proc.exitCode !== null, 10_000, "the capture to open");
+      const { proc, stderr } = await captureToFile(out, flow.port);
       const SENT = 1200;
       const sending = flow.send(Array(SENT).fill(200), { gapMs: 2 });
       for (let stop = 0; stop < 3; stop++) {

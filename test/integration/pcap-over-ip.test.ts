@@ -54,8 +54,7 @@ describe("PCAP-over-IP server", () => {
       stderr: "pipe",
     });
     // tshark starts slowly: send once it has connected (a fixed sleep was too short when loaded).
-    const deadline = Date.now() + 30_000;
-    while (!/consumer \S+ connected/.test(log()) && tshark.exitCode === null && Date.now() < deadline) await Bun.sleep(50);
+    await waitFor(() => /consumer \S+ connected/.test(log()) || tshark.exitCode !== null, 30_000, "tshark to connect");
     const sizes = Array.from({ length: 20 }, (_, i) => 5 + i * 70);
     await flow.send(sizes, { gapMs: 5 });
     const timer = setTimeout(() => tshark.kill(), 20_000);
