@@ -8,7 +8,10 @@
 import { ptr } from "bun:ffi";
 import { createBlockWalker } from "../../src/capture/linux-ring/block-walker.ts";
 import { loadRingNatives, type RingNativesOrigin } from "../../src/capture/linux-ring/ring-natives.ts";
-import { RING_BLOCK_BYTES } from "../../src/capture/linux-ring/ring-socket.ts";
+import { ringBlockBytes } from "../../src/capture/linux-ring/ring-socket.ts";
+
+/** The block size a default-snaplen capture on lo gets (snaplen 262144, MTU 65536). */
+const RING_BLOCK_BYTES = ringBlockBytes(262144, 65536);
 import { BatchBuilder } from "../../src/capture/batch-builder.ts";
 import { patternFrame, writeRingBlock } from "../../test/support/tpacket-block.ts";
 

@@ -2,7 +2,7 @@
 // a stream someone watches (PCAP-over-IP, RPCAP, RT, udpstr, hooks' side effects) gets them
 // within the default 10 ms; a pipeline that only writes files trades that latency for a ring
 // that outlasts a stalled process, as tcpdump -w does.
-import { BUFFERED_FLUSH_INTERVAL_MS } from "../capture/index.ts";
+import { BUFFERED_FLUSH_INTERVAL_MS } from "../capture/live-capture-source.ts";
 import type { PipelineSpec } from "./spec.ts";
 
 /** True when every output of the pipeline is a file (single or rotating): nobody reads it live. */

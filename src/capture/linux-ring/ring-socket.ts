@@ -85,8 +85,6 @@ const MAXIMUM_OFFLOADED_FRAME_BYTES = 65_535;
 const LINK_HEADER_SLACK_BYTES = 64;
 /** tpacket3_hdr, sockaddr_ll and alignment in front of each frame, rounded up. */
 const TPACKET_HEADER_SLACK_BYTES = 256;
-/** The block size the ring walk benchmark uses: what a default-snaplen capture gets. */
-export const RING_BLOCK_BYTES = 128 * 1024;
 /**
  * Ring size when the caller gives none (-B): libpcap's default, 2 MiB. The ring engine took
  * 4 MiB while its reader was a JavaScript Worker that a garbage collection could pause for tens
