@@ -62,7 +62,9 @@ export const INPUT_OPTIONS_HELP = `  -i, --interface NAME    capture on NAME (se
                           2 MiB); a plain number, no suffix
   -p, --no-promiscuous    do not put the interface into promiscuous mode
   -Q, --direction DIR     in, out or inout (default)
-      --immediate         libpcap immediate mode (lowest latency, smaller bursts)
+      --immediate         libpcap immediate mode (lowest latency, smaller bursts);
+                          without it a capture that only writes files hands packets
+                          over within 0.5 s (as tcpdump -w), a stream within 10 ms
       --capture-engine E  who reads -i INTERFACE: ring (default: Linux's packet ring
                           read directly, least CPU) or libpcap; ring falls back to
                           libpcap for 'any', non-Ethernet links and --immediate
